@@ -1,0 +1,732 @@
+//! Configuration: figment builds the raw structs (TOML file, then `SLAPROBE_`
+//! environment with `__` for nesting); a second stage checks across fields and
+//! builds the typed config the probes and scheduler use.
+//!
+//! Errors always name the file, the key and what is wrong; `main` turns them
+//! into exit status 2.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use slaprobe_wire::{CheckKind, CheckSpec};
+use url::Url;
+
+/// Default probe interval when a check sets none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default probe timeout when a check sets none (capped at the interval).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on the response body an HTTP probe reads.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Default number of redirects an HTTP probe follows.
+pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+/// Default spool bound.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A configuration problem: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The config file (or `-` when there is none).
+    pub file: PathBuf,
+    /// Dotted key, e.g. `checks[acme-www].url`; empty for the whole file.
+    pub key: String,
+    /// Where the bad value came from when not the file, e.g. `env SLAPROBE_AGENT__ID`.
+    pub origin: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { file: file.to_path_buf(), key: key.into(), origin: None, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error in {}", self.file.display())?;
+        if !self.key.is_empty() {
+            write!(f, ": key `{}`", self.key)?;
+        }
+        if let Some(origin) = &self.origin {
+            write!(f, " (from {origin})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads `path` (TOML, must exist) overlaid with `SLAPROBE_*` environment
+/// variables into `T`. Variables in `ignore_env` (lowercase, prefix stripped)
+/// are not treated as config keys.
+pub fn load_layers<T: DeserializeOwned>(path: &Path, ignore_env: &[&str]) -> Result<T, ConfigError> {
+    let mut ignored: Vec<&str> = vec!["log", "log_format"];
+    ignored.extend_from_slice(ignore_env);
+    let figment = Figment::new()
+        .merge(Toml::file_exact(path))
+        .merge(Env::prefixed("SLAPROBE_").split("__").ignore(&ignored));
+    figment.extract::<T>().map_err(|err| {
+        // Extraction stops at the first problem; report it precisely.
+        let e = err.into_iter().next().expect("a figment error holds at least one error");
+        let key = e.path.join(".");
+        let origin = e.metadata.as_ref().and_then(|md| {
+            if md.source.as_ref().and_then(|s| s.file_path()).is_some() {
+                None
+            } else if md.name.contains("nvironment") {
+                Some(format!("env SLAPROBE_{}", e.path.join("__").to_uppercase()))
+            } else {
+                Some(md.name.to_string())
+            }
+        });
+        let message = e.kind.to_string().trim().replace('\n', " ");
+        ConfigError { file: path.to_path_buf(), key, origin, message }
+    })
+}
+
+/// A secret read from the config (agent token). Never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[agent]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentSection {
+    pub id: Option<String>,
+    pub location: Option<String>,
+    pub collector: Option<String>,
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    pub spool_dir: Option<PathBuf>,
+    /// Most probes in flight at once (default 256).
+    pub concurrency: Option<usize>,
+    /// Ship a batch when this many results wait (default 500).
+    pub batch_max: Option<usize>,
+    /// Ship at least this often when results wait (default "1s").
+    pub batch_interval: Option<String>,
+    /// How often to pull checks from the collector (default "60s").
+    pub checks_refresh: Option<String>,
+    /// Extra root to trust for an https collector.
+    pub ca_file: Option<PathBuf>,
+    /// Self-metrics listener, e.g. "127.0.0.1:9465" (optional).
+    pub metrics_listen: Option<String>,
+    /// Spool bound in bytes (default 512 MiB).
+    pub spool_max_bytes: Option<u64>,
+    /// How often the spool is fsynced (default "1s"; "0s" = every append).
+    pub spool_fsync: Option<String>,
+}
+
+/// An agent config file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentFile {
+    #[serde(default)]
+    pub agent: RawAgentSection,
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+}
+
+/// The validated `[agent]` section.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub id: String,
+    pub location: String,
+    pub collector: Option<Url>,
+    pub token: Option<Secret>,
+    pub spool_dir: Option<PathBuf>,
+    pub concurrency: usize,
+    pub batch_max: usize,
+    pub batch_interval: Duration,
+    pub checks_refresh: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub spool_max_bytes: u64,
+    pub spool_fsync: Duration,
+}
+
+/// A validated agent config: settings plus local checks.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub file: PathBuf,
+    pub agent: AgentSettings,
+    pub checks: Vec<Check>,
+}
+
+impl AgentConfig {
+    /// Loads and validates an agent config file (plus environment).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawAgentFile = load_layers(path, &[])?;
+        Self::from_raw(raw, path)
+    }
+
+    pub fn from_raw(raw: RawAgentFile, file: &Path) -> Result<Self, ConfigError> {
+        let base = base_dir(file);
+        let agent = AgentSettings::from_raw(raw.agent, file, &base)?;
+        let checks = validate_checks(&raw.checks, file, &base)?;
+        Ok(Self { file: file.to_path_buf(), agent, checks })
+    }
+
+    /// Problems that only matter for `run` (probing once needs none of these).
+    pub fn require_for_run(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError::new(&self.file, key, msg));
+        if self.agent.collector.is_none() {
+            return err("agent.collector", "missing: `run` streams results to a collector, e.g. \"http://127.0.0.1:9464\"");
+        }
+        if self.agent.token.is_none() {
+            return err("agent.token", "missing: set `token` or `token_file` (the collector knows its SHA-256)");
+        }
+        if self.agent.spool_dir.is_none() {
+            return err("agent.spool_dir", "missing: `run` keeps its sequence number and unacked results there");
+        }
+        Ok(())
+    }
+}
+
+fn base_dir(file: &Path) -> PathBuf {
+    file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Parses a humantime duration ("30s", "5m"), naming the key on error.
+pub fn parse_duration(file: &Path, key: &str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        ConfigError::new(file, key, format!("invalid duration {value:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""))
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+}
+
+impl AgentSettings {
+    fn from_raw(raw: RawAgentSection, file: &Path, base: &Path) -> Result<Self, ConfigError> {
+        let err = |key: &str, msg: String| ConfigError::new(file, key, msg);
+        let id = raw.id.ok_or_else(|| err("agent.id", "missing: every agent needs a unique id, e.g. \"ams-1\"".into()))?;
+        if !valid_name(&id) {
+            return Err(err("agent.id", format!("{id:?} is not a valid id (letters, digits, - _ . : / only)")));
+        }
+        let location = raw
+            .location
+            .ok_or_else(|| err("agent.location", "missing: the vantage point this agent probes from, e.g. \"ams\"".into()))?;
+        if !valid_name(&location) {
+            return Err(err("agent.location", format!("{location:?} is not a valid location (letters, digits, - _ . : / only)")));
+        }
+        let collector = match raw.collector {
+            None => None,
+            Some(s) => {
+                let url = Url::parse(&s).map_err(|e| err("agent.collector", format!("invalid URL {s:?}: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(err("agent.collector", format!("{s:?} must be an http:// or https:// URL with a host")));
+                }
+                Some(url)
+            }
+        };
+        let token = match (raw.token, raw.token_file) {
+            (Some(_), Some(_)) => return Err(err("agent.token_file", "set either `token` or `token_file`, not both".into())),
+            (Some(t), None) => Some(t),
+            (None, Some(p)) => {
+                let p = base.join(p);
+                let s = std::fs::read_to_string(&p)
+                    .map_err(|e| err("agent.token_file", format!("cannot read {}: {e}", p.display())))?;
+                Some(Secret::new(s.trim()))
+            }
+            (None, None) => None,
+        };
+        if let Some(t) = &token
+            && t.expose().is_empty()
+        {
+            return Err(err("agent.token", "empty token".into()));
+        }
+        let concurrency = raw.concurrency.unwrap_or(256);
+        if concurrency == 0 {
+            return Err(err("agent.concurrency", "must be at least 1".into()));
+        }
+        let batch_max = raw.batch_max.unwrap_or(500);
+        if !(1..=10_000).contains(&batch_max) {
+            return Err(err("agent.batch_max", format!("{batch_max} is out of range 1..=10000")));
+        }
+        let dur = |key: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+            v.map_or(Ok(default), |s| parse_duration(file, key, &s))
+        };
+        let batch_interval = dur("agent.batch_interval", raw.batch_interval, Duration::from_secs(1))?;
+        if batch_interval.is_zero() {
+            return Err(err("agent.batch_interval", "must be more than 0s".into()));
+        }
+        let checks_refresh = dur("agent.checks_refresh", raw.checks_refresh, Duration::from_secs(60))?;
+        if checks_refresh < Duration::from_secs(1) {
+            return Err(err("agent.checks_refresh", "must be at least 1s".into()));
+        }
+        let spool_fsync = dur("agent.spool_fsync", raw.spool_fsync, Duration::from_secs(1))?;
+        let metrics_listen = match raw.metrics_listen {
+            None => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
+                err("agent.metrics_listen", format!("{s:?} is not an ip:port address ({e})"))
+            })?),
+        };
+        let spool_max_bytes = raw.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if spool_max_bytes < 1024 * 1024 {
+            return Err(err("agent.spool_max_bytes", "must be at least 1 MiB (1048576)".into()));
+        }
+        Ok(Self {
+            id,
+            location,
+            collector,
+            token,
+            spool_dir: raw.spool_dir.map(|p| base.join(p)),
+            concurrency,
+            batch_max,
+            batch_interval,
+            checks_refresh,
+            ca_file: raw.ca_file.map(|p| base.join(p)),
+            metrics_listen,
+            spool_max_bytes,
+            spool_fsync,
+        })
+    }
+}
+
+/// A validated check, ready to probe.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    pub interval: Duration,
+    /// Bounds the whole probe, every phase included.
+    pub timeout: Duration,
+    /// What is probed, for humans and the `_info` metric.
+    pub target: String,
+    /// Collector side: the locations that run it (None = all).
+    pub locations: Option<Vec<String>>,
+    pub probe: ProbeSpec,
+    /// The spec it was built from (what the collector hands to agents).
+    pub spec: CheckSpec,
+}
+
+/// What to probe, by kind.
+#[derive(Debug, Clone)]
+pub enum ProbeSpec {
+    Http(HttpSpec),
+    Dns(DnsSpec),
+    Tls(TlsSpec),
+    Page(HttpSpec),
+}
+
+/// An HTTP (or page document) request.
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub url: Url,
+    /// None: any 2xx/3xx after redirects.
+    pub expect_status: Option<Vec<u16>>,
+    pub body_contains: Option<String>,
+    pub max_redirects: u32,
+    pub max_body_bytes: u64,
+    pub net: NetOptions,
+}
+
+/// How to reach a host: address overrides, family, trust.
+#[derive(Debug, Clone, Default)]
+pub struct NetOptions {
+    /// Like curl --resolve: host name → address, skipping DNS.
+    pub resolve: BTreeMap<String, IpAddr>,
+    pub ip_version: Option<IpVersion>,
+    /// Extra trusted roots (from `ca_file` / `ca_pem`), on top of the system roots.
+    pub extra_roots: Arc<Vec<CertificateDer<'static>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum IpVersion {
+    V4,
+    V6,
+}
+
+/// A DNS query sent to each nameserver.
+#[derive(Debug, Clone)]
+pub struct DnsSpec {
+    pub query: String,
+    pub record_type: RecordType,
+    /// Empty: the system resolver's nameservers (from /etc/resolv.conf).
+    pub nameservers: Vec<SocketAddr>,
+    /// When set, the exact answer set each nameserver must return.
+    pub expect_answers: Option<BTreeSet<String>>,
+}
+
+/// Record types a DNS check may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum RecordType {
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Txt,
+    Ns,
+    Soa,
+    Caa,
+}
+
+impl RecordType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "A" => Self::A,
+            "AAAA" => Self::Aaaa,
+            "CNAME" => Self::Cname,
+            "MX" => Self::Mx,
+            "TXT" => Self::Txt,
+            "NS" => Self::Ns,
+            "SOA" => Self::Soa,
+            "CAA" => Self::Caa,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+            Self::Mx => "MX",
+            Self::Txt => "TXT",
+            Self::Ns => "NS",
+            Self::Soa => "SOA",
+            Self::Caa => "CAA",
+        }
+    }
+}
+
+/// A TLS handshake with a host.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    pub host: String,
+    pub port: u16,
+    /// Certificates expiring within this many days are flagged, not failed.
+    pub warn_days: f64,
+    pub net: NetOptions,
+}
+
+/// Validates a list of checks: each on its own, then names unique.
+pub fn validate_checks(specs: &[CheckSpec], file: &Path, base: &Path) -> Result<Vec<Check>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let check = Check::from_spec(spec, i, file, base)?;
+        if !seen.insert(check.name.clone()) {
+            return Err(ConfigError::new(file, format!("checks[{}].name", check.name), "duplicate check name; names must be unique"));
+        }
+        out.push(check);
+    }
+    Ok(out)
+}
+
+impl Check {
+    /// Validates one `[[checks]]` entry (index `i` in its file, for messages).
+    /// Relative `ca_file` paths are taken from `base`.
+    pub fn from_spec(spec: &CheckSpec, i: usize, file: &Path, base: &Path) -> Result<Check, ConfigError> {
+        let label = if spec.name.is_empty() { format!("checks[{i}]") } else { format!("checks[{}]", spec.name) };
+        let key = |k: &str| format!("{label}.{k}");
+        let err = |k: &str, msg: String| ConfigError::new(file, key(k), msg);
+        if !valid_name(&spec.name) {
+            return Err(err("name", format!("{:?} is not a valid check name (1-128 of letters, digits, - _ . : /)", spec.name)));
+        }
+        let interval = match &spec.interval {
+            Some(s) => parse_duration(file, &key("interval"), s)?,
+            None => DEFAULT_INTERVAL,
+        };
+        if interval < Duration::from_secs(1) {
+            return Err(err("interval", "must be at least 1s".into()));
+        }
+        let timeout = match &spec.timeout {
+            Some(s) => {
+                let t = parse_duration(file, &key("timeout"), s)?;
+                if t.is_zero() {
+                    return Err(err("timeout", "must be more than 0s".into()));
+                }
+                if t > interval {
+                    return Err(err("timeout", format!("{s} is longer than the interval ({}); probes would overlap", humantime::format_duration(interval))));
+                }
+                t
+            }
+            None => DEFAULT_TIMEOUT.min(interval),
+        };
+
+        // Fields that do not apply to the kind are mistakes worth reporting.
+        let applies: &[(&str, bool)] = &[
+            ("url", spec.url.is_some()),
+            ("expect_status", spec.expect_status.is_some()),
+            ("body_contains", spec.body_contains.is_some()),
+            ("max_redirects", spec.max_redirects.is_some()),
+            ("max_body_bytes", spec.max_body_bytes.is_some()),
+            ("ip_version", spec.ip_version.is_some()),
+            ("ca_file", spec.ca_file.is_some()),
+            ("ca_pem", spec.ca_pem.is_some()),
+            ("resolve", spec.resolve.is_some()),
+            ("query", spec.query.is_some()),
+            ("record_type", spec.record_type.is_some()),
+            ("nameservers", spec.nameservers.is_some()),
+            ("expect_answers", spec.expect_answers.is_some()),
+            ("host", spec.host.is_some()),
+            ("port", spec.port.is_some()),
+            ("warn_days", spec.warn_days.is_some()),
+        ];
+        let allowed: &[&str] = match spec.kind {
+            CheckKind::Http => &["url", "expect_status", "body_contains", "max_redirects", "max_body_bytes", "ip_version", "ca_file", "ca_pem", "resolve"],
+            CheckKind::Page => &["url", "expect_status", "max_redirects", "max_body_bytes", "ip_version", "ca_file", "ca_pem", "resolve", "body_contains"],
+            CheckKind::Dns => &["query", "record_type", "nameservers", "expect_answers"],
+            CheckKind::Tls => &["host", "port", "warn_days", "ip_version", "ca_file", "ca_pem", "resolve"],
+        };
+        for (name, set) in applies {
+            if *set && !allowed.contains(name) {
+                return Err(err(name, format!("does not apply to a {} check", spec.kind)));
+            }
+        }
+
+        let net = || -> Result<NetOptions, ConfigError> {
+            let mut resolve = BTreeMap::new();
+            for (host, addr) in spec.resolve.iter().flatten() {
+                let ip = addr.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().map_err(|_| {
+                    err("resolve", format!("{host:?} = {addr:?}: not an IP address"))
+                })?;
+                resolve.insert(host.to_ascii_lowercase(), ip);
+            }
+            let ip_version = match spec.ip_version {
+                None => None,
+                Some(4) => Some(IpVersion::V4),
+                Some(6) => Some(IpVersion::V6),
+                Some(v) => return Err(err("ip_version", format!("{v} is neither 4 nor 6"))),
+            };
+            let mut roots = Vec::new();
+            if let Some(path) = &spec.ca_file {
+                let path = base.join(path);
+                let pem = std::fs::read(&path).map_err(|e| err("ca_file", format!("cannot read {}: {e}", path.display())))?;
+                roots.extend(parse_pem_certs(&pem).map_err(|m| err("ca_file", format!("{}: {m}", path.display())))?);
+            }
+            if let Some(pem) = &spec.ca_pem {
+                roots.extend(parse_pem_certs(pem.as_bytes()).map_err(|m| err("ca_pem", m))?);
+            }
+            Ok(NetOptions { resolve, ip_version, extra_roots: Arc::new(roots) })
+        };
+
+        let http = || -> Result<HttpSpec, ConfigError> {
+            let raw = spec.url.as_deref().ok_or_else(|| err("url", format!("missing: a {} check needs a URL", spec.kind)))?;
+            let url = Url::parse(raw).map_err(|e| err("url", format!("invalid URL {raw:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(err("url", format!("{raw:?}: only http:// and https:// are supported")));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(err("url", format!("{raw:?} has no host")));
+            }
+            if let Some(codes) = &spec.expect_status {
+                if codes.is_empty() {
+                    return Err(err("expect_status", "empty list; omit it to accept any 2xx/3xx".into()));
+                }
+                if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                    return Err(err("expect_status", format!("{bad} is not an HTTP status code (100-599)")));
+                }
+            }
+            if spec.body_contains.as_deref() == Some("") {
+                return Err(err("body_contains", "empty string; omit it to skip the content check".into()));
+            }
+            let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+            if max_body_bytes == 0 {
+                return Err(err("max_body_bytes", "must be at least 1".into()));
+            }
+            Ok(HttpSpec {
+                url,
+                expect_status: spec.expect_status.clone(),
+                body_contains: spec.body_contains.clone(),
+                max_redirects: spec.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+                max_body_bytes,
+                net: net()?,
+            })
+        };
+
+        let (probe, target) = match spec.kind {
+            CheckKind::Http => {
+                let h = http()?;
+                let t = h.url.to_string();
+                (ProbeSpec::Http(h), t)
+            }
+            CheckKind::Page => {
+                let h = http()?;
+                let t = h.url.to_string();
+                (ProbeSpec::Page(h), t)
+            }
+            CheckKind::Dns => {
+                let query = spec.query.clone().ok_or_else(|| err("query", "missing: the name to look up".into()))?;
+                if query.is_empty() || query.len() > 253 {
+                    return Err(err("query", format!("{query:?} is not a valid domain name")));
+                }
+                let rt = spec.record_type.as_deref().unwrap_or("A");
+                let record_type = RecordType::parse(rt)
+                    .ok_or_else(|| err("record_type", format!("{rt:?} is not one of A AAAA CNAME MX TXT NS SOA CAA")))?;
+                let mut nameservers = Vec::new();
+                for ns in spec.nameservers.iter().flatten() {
+                    nameservers.push(parse_nameserver(ns).ok_or_else(|| {
+                        err("nameservers", format!("{ns:?} is not ip or ip:port (e.g. \"192.0.2.53\", \"127.0.0.1:5353\", \"[::1]:53\")"))
+                    })?);
+                }
+                let expect_answers = spec.expect_answers.as_ref().map(|v| v.iter().map(|a| normalize_answer(a)).collect());
+                let target = format!("{query} {}", record_type.as_str());
+                (ProbeSpec::Dns(DnsSpec { query, record_type, nameservers, expect_answers }), target)
+            }
+            CheckKind::Tls => {
+                let host = spec.host.clone().ok_or_else(|| err("host", "missing: the host whose certificate to check".into()))?;
+                if host.is_empty() {
+                    return Err(err("host", "empty host".into()));
+                }
+                let port = spec.port.unwrap_or(443);
+                if port == 0 {
+                    return Err(err("port", "0 is not a port".into()));
+                }
+                let warn_days = spec.warn_days.unwrap_or(14.0);
+                if !warn_days.is_finite() || warn_days < 0.0 {
+                    return Err(err("warn_days", format!("{warn_days} must be a number of days >= 0")));
+                }
+                let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+                (ProbeSpec::Tls(TlsSpec { host, port, warn_days, net: net()? }), target)
+            }
+        };
+
+        if let Some(locs) = &spec.locations {
+            if locs.is_empty() {
+                return Err(err("locations", "empty list; omit it to run the check everywhere".into()));
+            }
+            if let Some(bad) = locs.iter().find(|l| !valid_name(l)) {
+                return Err(err("locations", format!("{bad:?} is not a valid location")));
+            }
+        }
+
+        Ok(Check {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            interval,
+            timeout,
+            target,
+            locations: spec.locations.clone(),
+            probe,
+            spec: spec.clone(),
+        })
+    }
+}
+
+/// Parses "ip", "ip:port" or "[v6]:port" (port 53 by default).
+pub fn parse_nameserver(s: &str) -> Option<SocketAddr> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(sa);
+    }
+    let ip = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+    Some(SocketAddr::new(ip, 53))
+}
+
+/// Canonical text of a DNS answer for set comparison: trailing dots dropped,
+/// names lowercased, so `expect_answers` and what the probe reports agree.
+pub fn normalize_answer(a: &str) -> String {
+    let a = a.trim();
+    let a = a.strip_suffix('.').unwrap_or(a);
+    a.to_string()
+}
+
+/// Parses every certificate in a PEM bundle.
+pub fn parse_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate bundle ({e})"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: CheckKind) -> CheckSpec {
+        CheckSpec { name: "c".into(), kind, ..Default::default() }
+    }
+
+    fn check(s: &CheckSpec) -> Result<Check, ConfigError> {
+        Check::from_spec(s, 0, Path::new("a.toml"), Path::new("."))
+    }
+
+    #[test]
+    fn http_defaults() {
+        let mut s = spec(CheckKind::Http);
+        s.url = Some("https://www.acme.example/".into());
+        let c = check(&s).unwrap();
+        assert_eq!(c.interval, DEFAULT_INTERVAL);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        let ProbeSpec::Http(h) = c.probe else { panic!() };
+        assert_eq!(h.max_redirects, 10);
+        assert!(h.expect_status.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut s = spec(CheckKind::Http);
+        let e = check(&s).unwrap_err();
+        assert_eq!(e.key, "checks[c].url");
+        s.url = Some("ftp://x/".into());
+        assert!(check(&s).unwrap_err().message.contains("only http"));
+        s.url = Some("http://x/".into());
+        s.query = Some("x".into());
+        let e = check(&s).unwrap_err();
+        assert_eq!(e.key, "checks[c].query");
+        s.query = None;
+        s.timeout = Some("2m".into());
+        assert!(check(&s).unwrap_err().message.contains("longer than the interval"));
+        s.timeout = Some("soon".into());
+        assert_eq!(check(&s).unwrap_err().key, "checks[c].timeout");
+    }
+
+    #[test]
+    fn timeout_default_capped_by_interval() {
+        let mut s = spec(CheckKind::Tls);
+        s.host = Some("h".into());
+        s.interval = Some("5s".into());
+        assert_eq!(check(&s).unwrap().timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn dns_nameservers_and_types() {
+        let mut s = spec(CheckKind::Dns);
+        s.query = Some("www.acme.example".into());
+        s.nameservers = Some(vec!["127.0.0.1:5353".into(), "192.0.2.1".into(), "[::1]:53".into()]);
+        s.record_type = Some("mx".into());
+        let c = check(&s).unwrap();
+        let ProbeSpec::Dns(d) = c.probe else { panic!() };
+        assert_eq!(d.record_type, RecordType::Mx);
+        assert_eq!(d.nameservers[1].port(), 53);
+        s.record_type = Some("PTR".into());
+        assert_eq!(check(&s).unwrap_err().key, "checks[c].record_type");
+    }
+
+    #[test]
+    fn secret_is_not_printed() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

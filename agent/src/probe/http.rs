@@ -1,0 +1,5 @@
+//! http probe (in progress)
+
+pub async fn probe(_p: &super::Prober, _spec: &crate::config::HttpSpec, _deadline: tokio::time::Instant) -> super::Outcome {
+    super::Outcome::failed(slaprobe_wire::FailureClass::Protocol, "http probe not built yet")
+}

@@ -1,0 +1,1 @@
+//! net probe (in progress)

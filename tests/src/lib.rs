@@ -1,0 +1,13 @@
+//! Test fixtures shared by the agent's, the collector's and the end-to-end
+//! tests: certificates made at test time, in-process HTTP/HTTPS and DNS
+//! servers (well-behaved and hostile), and helpers for real processes.
+//!
+//! # Layout
+//! - [`certs`]: a test CA and leaf certificates (valid, expired, wrong host, self-signed).
+//! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
+//! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
+#![forbid(unsafe_code)]
+
+pub mod certs;
+pub mod dns_server;
+pub mod http_server;

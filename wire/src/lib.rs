@@ -1,0 +1,447 @@
+//! The types agents and the collector exchange: probe results, batches, acks
+//! and the check definitions the collector hands out.
+//!
+//! # Layout
+//! - [`ProbeResult`] and its per-kind sections ([`HttpDetail`], [`TlsDetail`],
+//!   [`DnsDetail`], [`PageDetail`]): one probe's outcome, DESIGN.md §4.
+//! - [`FailureClass`]: the stable, snake_case vocabulary of what went wrong.
+//! - [`Batch`] / [`Ack`]: the body of `POST /api/v1/results` and its answer, §5.
+//! - [`CheckSpec`]: one `[[checks]]` entry exactly as written in a config file
+//!   (raw strings; the agent validates it), also served by `GET /api/v1/checks`.
+//!
+//! This crate holds data only (serde); behaviour lives in the agent and collector.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use jiff::Timestamp;
+
+/// What kind of probe produced a result (and what a check asks for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    #[default]
+    Http,
+    Dns,
+    Tls,
+    Page,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 4] = [Self::Http, Self::Dns, Self::Tls, Self::Page];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Page => "page",
+        }
+    }
+}
+
+impl fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a probe failed. The names are stable: dashboards, alerts and reports
+/// key on them. New classes may be added, so the enum is non-exhaustive and a
+/// class this build does not know deserializes as [`FailureClass::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureClass {
+    DnsError,
+    DnsRcode,
+    DnsAnswerMismatch,
+    ConnectRefused,
+    ConnectTimeout,
+    TlsHandshake,
+    TlsCertExpired,
+    TlsCertUntrusted,
+    TlsHostnameMismatch,
+    HttpStatus,
+    ContentMismatch,
+    TooManyRedirects,
+    Timeout,
+    PageResourceFailed,
+    Protocol,
+    /// A class from a newer agent that this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl FailureClass {
+    pub const ALL: [FailureClass; 15] = [
+        Self::DnsError,
+        Self::DnsRcode,
+        Self::DnsAnswerMismatch,
+        Self::ConnectRefused,
+        Self::ConnectTimeout,
+        Self::TlsHandshake,
+        Self::TlsCertExpired,
+        Self::TlsCertUntrusted,
+        Self::TlsHostnameMismatch,
+        Self::HttpStatus,
+        Self::ContentMismatch,
+        Self::TooManyRedirects,
+        Self::Timeout,
+        Self::PageResourceFailed,
+        Self::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DnsError => "dns_error",
+            Self::DnsRcode => "dns_rcode",
+            Self::DnsAnswerMismatch => "dns_answer_mismatch",
+            Self::ConnectRefused => "connect_refused",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::TlsHandshake => "tls_handshake",
+            Self::TlsCertExpired => "tls_cert_expired",
+            Self::TlsCertUntrusted => "tls_cert_untrusted",
+            Self::TlsHostnameMismatch => "tls_hostname_mismatch",
+            Self::HttpStatus => "http_status",
+            Self::ContentMismatch => "content_mismatch",
+            Self::TooManyRedirects => "too_many_redirects",
+            Self::Timeout => "timeout",
+            Self::PageResourceFailed => "page_resource_failed",
+            Self::Protocol => "protocol",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong: a stable class plus a human message (never used as a label).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        Self { class, message: message.into() }
+    }
+}
+
+/// One probe's outcome (DESIGN.md §4). Only the section of the probe's kind is
+/// present (an https probe also carries `tls`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// The agent's own sequence number: 1 for its first result ever, +1 each.
+    pub seq: u64,
+    pub agent: String,
+    pub location: String,
+    pub check: String,
+    pub kind: CheckKind,
+    /// What was probed (URL, host:port or query), for humans and `_info` metrics.
+    pub target: String,
+    pub started_at: Timestamp,
+    pub duration_seconds: f64,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageDetail>,
+}
+
+impl ProbeResult {
+    /// The failure class, if the probe failed.
+    pub fn class(&self) -> Option<FailureClass> {
+        self.failure.as_ref().map(|f| f.class)
+    }
+}
+
+/// HTTP exchange details. Phases describe the final request (after redirects);
+/// `duration_seconds` of the result covers every hop.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub redirects: u32,
+    #[serde(default)]
+    pub body_bytes: u64,
+    /// The body was longer than the read cap; only the first bytes were read.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub body_truncated: bool,
+    /// The URL that answered last (differs from the target after redirects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
+    /// The address connected to, as `ip:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_addr: Option<String>,
+    #[serde(default)]
+    pub phases: Phases,
+}
+
+/// Seconds spent in each phase; a phase not reached is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<f64>,
+    /// Time to first byte after the request was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<f64>,
+}
+
+impl Phases {
+    /// A phase by its DESIGN.md name (`resolve`, `connect`, `tls`, `processing`, `transfer`).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "resolve" => self.resolve,
+            "connect" => self.connect,
+            "tls" => self.tls,
+            "processing" => self.processing,
+            "transfer" => self.transfer,
+            _ => None,
+        }
+    }
+
+    pub const NAMES: [&'static str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
+}
+
+/// The certificate and session a TLS handshake presented.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    /// Leaf certificate expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Timestamp>,
+    /// Earliest expiry of any certificate in the presented chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_not_after: Option<Timestamp>,
+    /// Days until the earliest expiry in the chain (negative once expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sans: Vec<String>,
+    #[serde(default)]
+    pub chain_valid: bool,
+    #[serde(default)]
+    pub hostname_valid: bool,
+    /// Number of certificates the server presented.
+    #[serde(default)]
+    pub chain_length: u32,
+    /// `days_left` is below the check's `warn_days` (a warning, not a failure).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub expiring_soon: bool,
+}
+
+/// DNS answers. With several nameservers the top-level fields describe the
+/// first failing one (else the first) and `servers` lists each.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsDetail {
+    pub nameserver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    #[serde(default)]
+    pub answers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<DnsServerDetail>,
+}
+
+/// One nameserver's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsServerDetail {
+    pub nameserver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    #[serde(default)]
+    pub answers: Vec<String>,
+    #[serde(default)]
+    pub latency_seconds: f64,
+    /// `udp`, or `tcp` after a truncated UDP answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    #[serde(default)]
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// A page load: the document plus the resources it references.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageDetail {
+    pub document_bytes: u64,
+    /// Document plus every resource received.
+    pub total_bytes: u64,
+    /// Resources referenced and requested (the document not counted).
+    pub resources: u32,
+    pub failed_resources: u32,
+    /// Time from the start until the document and every resource had arrived.
+    pub load_seconds: f64,
+    /// The first few failed resources, for the report's "sample error".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<ResourceFailure>,
+}
+
+/// One resource of a page that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceFailure {
+    pub url: String,
+    pub message: String,
+}
+
+/// Body of `POST /api/v1/results`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub agent: String,
+    pub results: Vec<ProbeResult>,
+}
+
+/// Answer to a batch: every seq of this agent up to `acked` is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub acked: u64,
+}
+
+/// Answer of `GET /api/v1/checks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssignedChecks {
+    pub checks: Vec<CheckSpec>,
+}
+
+/// One `[[checks]]` entry as written in a config file (DESIGN.md §3). Values
+/// are kept raw (durations as humantime strings); the agent's config module
+/// validates them across fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub name: String,
+    pub kind: CheckKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Collector only: which locations run it (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locations: Option<Vec<String>>,
+
+    // http, page
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<Vec<u16>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redirects: Option<u32>,
+    /// Body read cap in bytes (default 10 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// Restrict to one address family: 4 or 6 (default: whichever resolves first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_version: Option<u8>,
+
+    // http, tls, page
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// PEM of an extra trusted root, inline. The collector fills it from
+    /// `ca_file` when handing a check to agents, which may not have the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<BTreeMap<String, String>>,
+
+    // dns
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nameservers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_answers: Option<Vec<String>>,
+
+    // tls
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_days: Option<f64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_class_names_round_trip() {
+        for class in FailureClass::ALL {
+            let json = serde_json::to_string(&class).unwrap();
+            assert_eq!(json, format!("\"{}\"", class.as_str()));
+            let back: FailureClass = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, class);
+        }
+        let unknown: FailureClass = serde_json::from_str("\"quantum_flux\"").unwrap();
+        assert_eq!(unknown, FailureClass::Other);
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let json = r#"{"seq": 17, "agent": "ams-1", "location": "ams", "check": "acme-www", "kind": "http",
+ "target": "https://www.acme.example/", "started_at": "2026-11-22T15:00:00.123Z",
+ "duration_seconds": 0.183, "success": false,
+ "failure": {"class": "tls_cert_expired", "message": "certificate expired 2026-11-20T00:00:00Z"},
+ "http":  {"status": 200, "version": "HTTP/1.1", "redirects": 0, "body_bytes": 27019,
+           "phases": {"resolve": 0.001, "connect": 0.002, "tls": 0.011, "processing": 0.090, "transfer": 0.004}},
+ "tls":   {"version": "TLSv1.3", "cipher": "x", "not_after": "2027-01-01T00:00:00Z", "days_left": 61.2,
+           "issuer": "x", "subject": "x", "sans": ["x"], "chain_valid": true, "hostname_valid": true},
+ "dns":   {"nameserver": "127.0.0.1:5353", "rcode": "NOERROR", "answers": ["192.0.2.10"]},
+ "page":  {"document_bytes": 27019, "total_bytes": 412000, "resources": 23,
+           "failed_resources": 0, "load_seconds": 0.84}}"#;
+        let r: ProbeResult = serde_json::from_str(json).unwrap();
+        assert_eq!(r.seq, 17);
+        assert_eq!(r.class(), Some(FailureClass::TlsCertExpired));
+        assert_eq!(r.http.as_ref().unwrap().phases.get("processing"), Some(0.090));
+        assert_eq!(r.started_at.to_string(), "2026-11-22T15:00:00.123Z");
+        let again: ProbeResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(again, r);
+    }
+
+    #[test]
+    fn check_spec_rejects_unknown_keys() {
+        let err = serde_json::from_str::<CheckSpec>(r#"{"name":"a","kind":"http","bogus":1}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}
