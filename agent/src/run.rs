@@ -1,0 +1,284 @@
+//! `slaprobe-agent run`: scheduler → spool → shipper, plus the check
+//! assignments pulled from the collector.
+//!
+//! Shutdown order (SIGTERM/SIGINT): the scheduler stops firing and lets the
+//! probes in flight finish; the writer spools their results and fsyncs; the
+//! shipper makes a last bounded attempt to deliver; whatever is left stays in
+//! the spool for the next start.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use slaprobe_wire::{AssignedChecks, CheckSpec};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::{AgentConfig, Check, Secret, parse_pem_certs};
+use crate::probe::Prober;
+use crate::schedule::{self, Identity, ScheduleStats};
+use crate::ship::{self, ShipConfig, ShipStats};
+use crate::spool::{Spool, SpoolOptions};
+
+/// File in the spool dir caching the collector's last check assignment, so
+/// that an agent restarted during a collector outage keeps probing.
+const ASSIGNED_CACHE: &str = "assigned-checks.json";
+
+/// Everything `run` shares with its tasks and self-metrics.
+#[derive(Debug, Default)]
+pub struct AgentStats {
+    pub schedule: Arc<ScheduleStats>,
+    pub ship: Arc<ShipStats>,
+}
+
+/// Runs the agent until `shutdown` is cancelled.
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_stats(config, shutdown, Arc::new(AgentStats::default())).await
+}
+
+/// [`run`], exposing its counters (for tests and the embedded agent).
+pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, stats: Arc<AgentStats>) -> anyhow::Result<()> {
+    config.require_for_run()?;
+    crate::app::install_crypto_provider();
+    let a = &config.agent;
+    let spool_dir = a.spool_dir.clone().context("agent.spool_dir is required")?;
+    std::fs::create_dir_all(&spool_dir).with_context(|| format!("cannot create spool dir {}", spool_dir.display()))?;
+    let spool = Spool::open(
+        &spool_dir,
+        SpoolOptions { max_bytes: a.spool_max_bytes, fsync_every: a.spool_fsync, segment_bytes: 8 * 1024 * 1024 },
+    )
+    .with_context(|| format!("cannot open spool in {}", spool_dir.display()))?;
+    tracing::info!(
+        agent = %a.id, location = %a.location,
+        last_seq = spool.last_seq(), unacked = spool.unacked(),
+        "agent starting"
+    );
+    let spool = Arc::new(Mutex::new(spool));
+
+    let collector = a.collector.clone().context("agent.collector is required")?;
+    let token = a.token.clone().context("agent.token is required")?;
+    let client = http_client(a.ca_file.as_deref())?;
+    let checks_url = api_url(&collector, "api/v1/checks")?;
+    let results_url = api_url(&collector, "api/v1/results")?;
+
+    let local = config.checks.clone();
+    let cached = load_cached_assignment(&spool_dir);
+    let initial = merge_checks(&local, &cached, &config.file);
+    let (checks_tx, checks_rx) = watch::channel(Arc::new(initial));
+
+    let (results_tx, results_rx) = mpsc::channel(16_384);
+    let ready = Arc::new(Notify::new());
+    let writer_done = CancellationToken::new();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let client = client.clone();
+        let token = token.clone();
+        let shutdown = shutdown.clone();
+        let spool_dir = spool_dir.clone();
+        let file = config.file.clone();
+        let refresh = a.checks_refresh;
+        tasks.spawn(async move {
+            pull_checks(client, checks_url, token, local, checks_tx, spool_dir, file, refresh, shutdown).await;
+        });
+    }
+    {
+        let identity = Identity { agent: a.id.clone(), location: a.location.clone() };
+        let shutdown = shutdown.clone();
+        let stats = stats.clone();
+        let concurrency = a.concurrency;
+        tasks.spawn(async move {
+            schedule::run(checks_rx, Prober::new(), identity, concurrency, results_tx, stats.schedule.clone(), shutdown).await;
+        });
+    }
+    {
+        let spool = spool.clone();
+        let ready = ready.clone();
+        let stats = stats.ship.clone();
+        let batch_max = a.batch_max;
+        let fsync = a.spool_fsync;
+        let writer_done = writer_done.clone();
+        tasks.spawn(async move {
+            ship::write_results(results_rx, spool, batch_max, ready, stats, fsync).await;
+            writer_done.cancel();
+        });
+    }
+    {
+        let cfg = ShipConfig {
+            results_url,
+            token,
+            agent: a.id.clone(),
+            batch_max: a.batch_max,
+            batch_interval: a.batch_interval,
+            client,
+        };
+        let spool = spool.clone();
+        let shutdown = shutdown.clone();
+        let ship_stats = stats.ship.clone();
+        tasks.spawn(async move {
+            ship::ship(cfg, spool, ready, ship_stats, shutdown, writer_done, Duration::from_secs(5)).await;
+        });
+    }
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res {
+            tracing::error!("agent task failed: {e}");
+        }
+    }
+    let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
+    s.sync().context("final spool fsync")?;
+    tracing::info!(last_seq = s.last_seq(), unacked = s.unacked(), "agent stopped");
+    Ok(())
+}
+
+/// `collector` joined with an API path, keeping any path prefix.
+pub fn api_url(collector: &Url, path: &str) -> anyhow::Result<Url> {
+    let mut base = collector.clone();
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    base.join(path).with_context(|| format!("cannot build {path} URL from {collector}"))
+}
+
+/// The HTTP client for the collector: rustls with ring, system roots plus
+/// `[agent] ca_file`, bounded timeouts.
+pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    if let Ok(pem) = std::fs::read(&system)
+        && let Ok(certs) = parse_pem_certs(&pem)
+    {
+        roots.add_parsable_certificates(certs);
+    }
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("agent.ca_file: cannot read {}", path.display()))?;
+        let certs = parse_pem_certs(&pem).map_err(|m| anyhow::anyhow!("agent.ca_file {}: {m}", path.display()))?;
+        for c in certs {
+            roots.add(c).with_context(|| format!("agent.ca_file {}: unusable certificate", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("slaprobe-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// Local checks plus assigned ones; a local check wins a name clash.
+fn merge_checks(local: &[Check], assigned: &[CheckSpec], file: &Path) -> Vec<Check> {
+    let mut out: Vec<Check> = local.to_vec();
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    for (i, spec) in assigned.iter().enumerate() {
+        if out.iter().any(|c| c.name == spec.name) {
+            tracing::warn!(check = %spec.name, "collector assigns a check with the name of a local one; the local one runs");
+            continue;
+        }
+        let mut spec = spec.clone();
+        if spec.ca_pem.is_some() {
+            // The collector inlined its CA; its path means nothing here.
+            spec.ca_file = None;
+        }
+        // Which locations run it is the collector's business.
+        spec.locations = None;
+        match Check::from_spec(&spec, i, Path::new("<collector assignment>"), &base) {
+            Ok(c) => out.push(c),
+            Err(e) => tracing::error!("skipping assigned check: {e}"),
+        }
+    }
+    out
+}
+
+fn load_cached_assignment(dir: &Path) -> Vec<CheckSpec> {
+    let path = dir.join(ASSIGNED_CACHE);
+    match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<AssignedChecks>(&bytes) {
+            Ok(a) => {
+                tracing::info!(checks = a.checks.len(), "using the cached check assignment until the collector answers");
+                a.checks
+            }
+            Err(e) => {
+                tracing::warn!("ignoring unreadable {}: {e}", path.display());
+                Vec::new()
+            }
+        },
+        Err(_) => Vec::new(),
+    }
+}
+
+fn store_cached_assignment(dir: &Path, assigned: &AssignedChecks) {
+    let path = dir.join(ASSIGNED_CACHE);
+    let tmp = dir.join(format!("{ASSIGNED_CACHE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        std::fs::write(&tmp, serde_json::to_vec(assigned).unwrap_or_default())?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!("cannot cache the check assignment in {}: {e}", path.display());
+    }
+}
+
+/// Pulls the assignment every `refresh` (sooner while it keeps failing at
+/// first) and publishes local + assigned checks when they change.
+#[allow(clippy::too_many_arguments)]
+async fn pull_checks(
+    client: reqwest::Client,
+    url: Url,
+    token: Secret,
+    local: Vec<Check>,
+    tx: watch::Sender<Arc<Vec<Check>>>,
+    spool_dir: PathBuf,
+    file: PathBuf,
+    refresh: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last: Option<Vec<CheckSpec>> = None;
+    let mut backoff = ship::Backoff::new();
+    loop {
+        let wait = match fetch_assignment(&client, &url, &token).await {
+            Ok(assigned) => {
+                backoff.reset();
+                if last.as_ref() != Some(&assigned.checks) {
+                    tracing::info!(checks = assigned.checks.len(), "check assignment received");
+                    store_cached_assignment(&spool_dir, &assigned);
+                    let merged = merge_checks(&local, &assigned.checks, &file);
+                    let _ = tx.send(Arc::new(merged));
+                    last = Some(assigned.checks);
+                }
+                refresh
+            }
+            Err(e) => {
+                tracing::warn!("cannot fetch checks from the collector: {e:#}");
+                backoff.next().min(refresh)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn fetch_assignment(client: &reqwest::Client, url: &Url, token: &Secret) -> anyhow::Result<AssignedChecks> {
+    let resp = client.get(url.clone()).bearer_auth(token.expose()).send().await.context("request failed")?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+        anyhow::bail!("collector answered {status}: {text}");
+    }
+    resp.json::<AssignedChecks>().await.context("invalid check assignment")
+}
