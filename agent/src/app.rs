@@ -89,7 +89,7 @@ pub fn describe_checks(checks: &[Check]) -> String {
             out,
             "  {:<24} {:<5} every {:<6} timeout {:<6} {}{}",
             c.name,
-            c.kind,
+            c.kind.as_str(),
             humantime::format_duration(c.interval).to_string(),
             humantime::format_duration(c.timeout).to_string(),
             c.target,
