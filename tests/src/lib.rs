@@ -6,8 +6,10 @@
 //! - [`certs`]: a test CA and leaf certificates (valid, expired, wrong host, self-signed).
 //! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
+//! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
 #![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod dns_server;
 pub mod http_server;
+pub mod procs;
