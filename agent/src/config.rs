@@ -641,12 +641,12 @@ pub fn parse_nameserver(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, 53))
 }
 
-/// Canonical text of a DNS answer for set comparison: trailing dots dropped,
-/// names lowercased, so `expect_answers` and what the probe reports agree.
+/// An `expect_answers` entry as kept in the typed config: trimmed only. The
+/// form depends on the record type (a trailing dot is part of a TXT string but
+/// not of a name), so the DNS probe canonicalises both sides with
+/// [`crate::probe::dns::canonical_answer`] when it compares.
 pub fn normalize_answer(a: &str) -> String {
-    let a = a.trim();
-    let a = a.strip_suffix('.').unwrap_or(a);
-    a.to_string()
+    a.trim().to_string()
 }
 
 /// Parses every certificate in a PEM bundle.
