@@ -1,1 +1,273 @@
-//! (in progress)
+//! Certificates made at test time with rcgen (ring): a test CA, an
+//! intermediate, and leaves that are valid, expired, not yet valid, for the
+//! wrong host, self-signed or about to expire; plus PEM writers for `ca_file`
+//! and rustls server configs for the test servers.
+//!
+//! Validity dates are whole seconds (X.509 has no fractions), and every
+//! leaf records the facts a probe should report (`not_after`, subject,
+//! issuer, SANs), so tests compare against what the certificate really is.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+
+/// The names every "good" test leaf is valid for.
+pub const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Now, truncated to whole seconds as a certificate stores it.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 is a valid nanosecond")
+}
+
+fn dn(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+/// A certificate authority that signs test leaves (a root, or an
+/// intermediate under another `TestCa`).
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    /// This CA's certificate.
+    pub cert: CertificateDer<'static>,
+    /// This CA's certificate in PEM, for `ca_pem` / `ca_file`.
+    pub pem: String,
+    /// Its subject as probes print it, e.g. "CN=slaprobe Test CA".
+    pub subject: String,
+    /// Certificates between this CA and the root, nearest first (empty for a root).
+    pub chain_above: Vec<CertificateDer<'static>>,
+    /// Expiry of each certificate in `chain_above` (unix seconds), same order.
+    chain_not_after: Vec<i64>,
+    /// Expiry of this CA's certificate (unix seconds).
+    pub not_after: i64,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+/// How to make a leaf.
+#[derive(Debug, Clone)]
+pub struct LeafSpec {
+    /// DNS names and IP literals for the SAN extension.
+    pub names: Vec<String>,
+    /// Common name of the subject.
+    pub common_name: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl LeafSpec {
+    /// Valid from a day ago for 90 days, for `names` (CN = the first name).
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
+        let names: Vec<String> = names.iter().map(|s| s.as_ref().to_string()).collect();
+        let n = now();
+        LeafSpec {
+            common_name: names.first().cloned().unwrap_or_else(|| "test leaf".into()),
+            names,
+            not_before: n - time::Duration::days(1),
+            not_after: n + time::Duration::days(90),
+        }
+    }
+
+    /// Valid from now - `before` to now + `after`.
+    pub fn valid_for(mut self, before: time::Duration, after: time::Duration) -> Self {
+        let n = now();
+        self.not_before = n - before;
+        self.not_after = n + after;
+        self
+    }
+}
+
+/// A server certificate with its key and the chain to send.
+#[derive(Debug, Clone)]
+pub struct ServerCert {
+    /// Leaf first, then intermediates (never the root), as a server sends it.
+    pub chain: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
+    /// "CN=…" of the leaf.
+    pub subject: String,
+    /// "CN=…" of whoever signed the leaf.
+    pub issuer: String,
+    /// SANs as probes report them (names and IPs as text).
+    pub sans: Vec<String>,
+    /// Leaf validity (unix seconds).
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Earliest expiry across `chain` (unix seconds).
+    pub earliest_not_after: i64,
+    /// The leaf in PEM (trusting it directly is one way to test `ca_file`).
+    pub leaf_pem: String,
+}
+
+impl TestCa {
+    /// A new root CA valid from a day ago for ten years.
+    pub fn new(common_name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("generate CA key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.not_before = now() - time::Duration::days(1);
+        params.not_after = now() + time::Duration::days(3650);
+        let not_after = params.not_after.unix_timestamp();
+        let cert = params.self_signed(&key).expect("self-sign CA");
+        TestCa {
+            cert: cert.der().clone(),
+            pem: cert.pem(),
+            subject: format!("CN={common_name}"),
+            issuer: Issuer::new(params, key),
+            chain_above: Vec::new(),
+            chain_not_after: Vec::new(),
+            not_after,
+        }
+    }
+
+    /// An intermediate CA signed by this one, expiring after `days`.
+    pub fn intermediate(&self, common_name: &str, days: i64) -> TestCa {
+        let key = KeyPair::generate().expect("generate intermediate key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now() - time::Duration::days(1);
+        params.not_after = now() + time::Duration::days(days);
+        let not_after = params.not_after.unix_timestamp();
+        let cert = params.signed_by(&key, &self.issuer).expect("sign intermediate");
+        let mut chain_above = vec![cert.der().clone()];
+        chain_above.extend(self.chain_above.iter().cloned());
+        let mut chain_not_after = vec![not_after];
+        chain_not_after.extend(self.chain_not_after.iter().copied());
+        TestCa {
+            cert: cert.der().clone(),
+            pem: cert.pem(),
+            subject: format!("CN={common_name}"),
+            issuer: Issuer::new(params, key),
+            chain_above,
+            chain_not_after,
+            not_after,
+        }
+    }
+
+    /// A leaf signed by this CA.
+    pub fn leaf(&self, spec: &LeafSpec) -> ServerCert {
+        let key = KeyPair::generate().expect("generate leaf key");
+        let mut params = CertificateParams::new(spec.names.clone()).expect("valid SANs");
+        params.distinguished_name = dn(&spec.common_name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = spec.not_before;
+        params.not_after = spec.not_after;
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        let mut chain = vec![cert.der().clone()];
+        chain.extend(self.chain_above.iter().cloned());
+        let not_after = spec.not_after.unix_timestamp();
+        let earliest_not_after = self.chain_not_after.iter().copied().fold(not_after, i64::min);
+        ServerCert {
+            chain,
+            key_der: key.serialize_der(),
+            subject: format!("CN={}", spec.common_name),
+            issuer: self.subject.clone(),
+            sans: spec.names.clone(),
+            not_before: spec.not_before.unix_timestamp(),
+            not_after,
+            earliest_not_after,
+            leaf_pem: cert.pem(),
+        }
+    }
+
+    /// A leaf for localhost, 127.0.0.1 and ::1, valid for 90 days.
+    pub fn localhost(&self) -> ServerCert {
+        self.leaf(&LeafSpec::new(&LOCAL_NAMES))
+    }
+
+    /// A localhost leaf that expired `days_ago` days ago (issued 30 days before).
+    pub fn expired(&self, days_ago: i64) -> ServerCert {
+        let spec = LeafSpec::new(&LOCAL_NAMES)
+            .valid_for(time::Duration::days(days_ago + 30), -time::Duration::days(days_ago));
+        self.leaf(&spec)
+    }
+
+    /// A localhost leaf that becomes valid in `days` days.
+    pub fn not_yet_valid(&self, days: i64) -> ServerCert {
+        let spec = LeafSpec::new(&LOCAL_NAMES).valid_for(-time::Duration::days(days), time::Duration::days(days + 90));
+        self.leaf(&spec)
+    }
+
+    /// A localhost leaf expiring in `days` days.
+    pub fn expiring_in(&self, days: i64) -> ServerCert {
+        let spec = LeafSpec::new(&LOCAL_NAMES).valid_for(time::Duration::days(30), time::Duration::days(days));
+        self.leaf(&spec)
+    }
+
+    /// A valid leaf for other names only (not localhost or its addresses).
+    pub fn wrong_host(&self) -> ServerCert {
+        self.leaf(&LeafSpec::new(&["www.elsewhere.example", "elsewhere.example"]))
+    }
+
+    /// Writes this CA's PEM to `dir/name` and returns the path (for `ca_file`).
+    pub fn write_pem(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, &self.pem).expect("write CA PEM");
+        path
+    }
+}
+
+/// A self-signed localhost leaf (no CA anyone trusts).
+pub fn self_signed() -> ServerCert {
+    let key = KeyPair::generate().expect("generate key");
+    let spec = LeafSpec::new(&LOCAL_NAMES);
+    let mut params = CertificateParams::new(spec.names.clone()).expect("valid SANs");
+    params.distinguished_name = dn(&spec.common_name);
+    params.not_before = spec.not_before;
+    params.not_after = spec.not_after;
+    let cert = params.self_signed(&key).expect("self-sign");
+    ServerCert {
+        chain: vec![cert.der().clone()],
+        key_der: key.serialize_der(),
+        subject: format!("CN={}", spec.common_name),
+        issuer: format!("CN={}", spec.common_name),
+        sans: spec.names.clone(),
+        not_before: spec.not_before.unix_timestamp(),
+        not_after: spec.not_after.unix_timestamp(),
+        earliest_not_after: spec.not_after.unix_timestamp(),
+        leaf_pem: cert.pem(),
+    }
+}
+
+impl ServerCert {
+    /// The private key, for rustls.
+    pub fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
+    }
+
+    /// A rustls server config presenting this chain (TLS 1.2 and 1.3,
+    /// ALPN http/1.1, ring provider passed explicitly).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server_config_versions(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like [`ServerCert::server_config`], limited to `versions`.
+    pub fn server_config_versions(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key())
+            .expect("certificate and key match");
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
+    }
+}

@@ -1,15 +1,470 @@
-//! tls probe (in progress)
+//! TLS for the probes: the trust store shared by the process, a handshake
+//! that records the presented chain, and the `tls` probe kind (resolve +
+//! connect + handshake).
+//!
+//! Verification runs in "report-only" mode: the verifier records what
+//! webpki says about the chain but lets the handshake finish, so a result
+//! carries version, cipher and the certificate's dates even when it is
+//! expired or untrusted (the reviewer wants to see the expired date). The
+//! verdict is then applied after the handshake: a probe never sends a
+//! request over a connection whose certificate failed.
 
-/// Trust material shared by every TLS-using probe.
-#[derive(Debug, Default)]
-pub struct TlsShared {}
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-impl TlsShared {
-    pub fn new() -> Self {
-        Self {}
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use slaprobe_wire::{Failure, FailureClass, Timestamp, TlsDetail};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+
+use super::{Outcome, Prober, net};
+use crate::config::TlsSpec;
+
+/// Days before expiry that http and page probes flag as `expiring_soon`
+/// (tls checks have their own `warn_days`).
+pub const DEFAULT_WARN_DAYS: f64 = 14.0;
+
+/// Where the system trust store is looked for when `SSL_CERT_FILE` is unset.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Trust material shared by every TLS-using probe, built once per process.
+#[derive(Debug)]
+pub struct TlsShared {
+    /// Always ring, passed explicitly: both ring and aws-lc-rs are compiled
+    /// in, so rustls cannot pick a process default (NOTES-APIS §2).
+    provider: Arc<CryptoProvider>,
+    /// The system roots; checks with a `ca_file` get a copy plus their roots.
+    roots: Arc<RootCertStore>,
+    /// Verifier over the system roots alone, reused by checks without extra roots.
+    system_verifier: Arc<WebPkiServerVerifier>,
+    /// Where the roots came from, for logs.
+    roots_source: String,
+}
+
+impl Default for TlsShared {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-pub async fn probe(_p: &super::Prober, _spec: &crate::config::TlsSpec, _deadline: tokio::time::Instant) -> super::Outcome {
-    super::Outcome::failed(slaprobe_wire::FailureClass::Protocol, "tls probe not built yet")
+impl TlsShared {
+    /// Loads the system roots: `SSL_CERT_FILE` if set, else the Debian/Alpine
+    /// bundle if present, else the compiled-in Mozilla roots (webpki-roots).
+    pub fn new() -> Self {
+        let mut candidates = Vec::new();
+        if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
+            candidates.push(std::path::PathBuf::from(p));
+        }
+        candidates.push(SYSTEM_BUNDLE.into());
+        for path in candidates {
+            let Ok(pem) = std::fs::read(&path) else {
+                continue;
+            };
+            let mut store = RootCertStore::empty();
+            let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
+            let (added, _ignored) = store.add_parsable_certificates(certs);
+            if added > 0
+                && let Ok(shared) = Self::from_roots(store, format!("{} ({added} roots)", path.display()))
+            {
+                return shared;
+            }
+            tracing::warn!(path = %path.display(), "no usable root certificate in bundle; trying the next source");
+        }
+        let store = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let n = store.len();
+        Self::from_roots(store, format!("webpki-roots ({n} roots)")).expect("the compiled-in webpki-roots hold anchors")
+    }
+
+    /// Uses exactly `roots` as the system trust store (tests, special
+    /// setups). Fails when `roots` holds no usable anchor.
+    pub fn from_roots(roots: RootCertStore, source: impl Into<String>) -> Result<Self, rustls::client::VerifierBuilderError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = Arc::new(roots);
+        let system_verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
+        Ok(Self { provider, roots, system_verifier, roots_source: source.into() })
+    }
+
+    /// Where the system roots came from and how many there are.
+    pub fn roots_source(&self) -> &str {
+        &self.roots_source
+    }
+
+    /// A fresh client config for one connection: resumption disabled (a
+    /// resumed session presents no certificate), ALPN http/1.1 only, and a
+    /// verifier that records the chain into the returned slot.
+    pub fn client_config(&self, extra_roots: &[CertificateDer<'static>]) -> Result<(Arc<ClientConfig>, Arc<Mutex<Captured>>), Failure> {
+        let inner = if extra_roots.is_empty() {
+            self.system_verifier.clone()
+        } else {
+            let mut roots = (*self.roots).clone();
+            roots.add_parsable_certificates(extra_roots.iter().cloned());
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}")))?
+        };
+        let captured = Arc::new(Mutex::new(Captured::default()));
+        let verifier = Arc::new(RecordingVerifier { inner, captured: captured.clone() });
+        let mut cfg = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        cfg.resumption = rustls::client::Resumption::disabled();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok((Arc::new(cfg), captured))
+    }
+}
+
+/// What the verifier saw during one handshake.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// Leaf first, then the intermediates as presented.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// webpki's verdict (one error only: expired > untrusted > name).
+    pub verify_error: Option<rustls::Error>,
+}
+
+/// Wraps webpki: records the chain and its verdict, then lets the handshake
+/// go on (signatures are still checked) so the details can be reported.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    captured: Arc<Mutex<Captured>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let res = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let mut c = self.captured.lock().unwrap_or_else(|e| e.into_inner());
+        c.chain = std::iter::once(end_entity).chain(intermediates).map(|d| d.clone().into_owned()).collect();
+        c.verify_error = res.err();
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A verified TLS session, ready for HTTP.
+#[derive(Debug)]
+pub struct Session {
+    pub stream: TlsStream<TcpStream>,
+    pub detail: TlsDetail,
+    /// Handshake time (the `tls` phase).
+    pub elapsed: Duration,
+}
+
+/// A handshake that failed or presented a certificate that failed.
+#[derive(Debug)]
+pub struct HandshakeFailed {
+    pub failure: Failure,
+    /// Filled whenever the server presented a certificate.
+    pub detail: Option<TlsDetail>,
+    pub elapsed: Duration,
+}
+
+/// Runs a TLS handshake on `tcp` for `host` (a DNS name or an IP literal,
+/// brackets allowed) and verifies the certificate against the system roots
+/// plus `extra_roots`. Running out of time is `timeout`: the connection is up
+/// and the server is not answering, as with a request that hangs.
+pub async fn handshake(
+    shared: &TlsShared,
+    tcp: TcpStream,
+    host: &str,
+    extra_roots: &[CertificateDer<'static>],
+    warn_days: f64,
+    deadline: Instant,
+) -> Result<Session, HandshakeFailed> {
+    let t0 = Instant::now();
+    let fail = |failure: Failure, detail: Option<TlsDetail>| HandshakeFailed { failure, detail, elapsed: t0.elapsed() };
+    let host = net::bare_host(host);
+    let server_name = match ServerName::try_from(host.to_string()) {
+        Ok(n) => n,
+        Err(e) => return Err(fail(Failure::new(FailureClass::TlsHandshake, format!("{host:?} is not a valid TLS server name: {e}")), None)),
+    };
+    let (cfg, captured) = shared.client_config(extra_roots).map_err(|f| fail(f, None))?;
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let res = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp)).await;
+    let elapsed = t0.elapsed();
+    let (chain, verify_error) = {
+        let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::take(&mut c.chain), c.verify_error.take())
+    };
+    let now = Timestamp::now();
+    let mut detail = (!chain.is_empty()).then(|| describe_chain(&chain, &server_name, verify_error.as_ref(), warn_days, now));
+
+    let stream = match res {
+        Err(_) => {
+            let f = Failure::new(
+                FailureClass::Timeout,
+                format!("TLS handshake with {host} did not finish within the timeout ({:.3}s)", elapsed.as_secs_f64()),
+            );
+            return Err(HandshakeFailed { failure: f, detail, elapsed });
+        }
+        Ok(Err(e)) => {
+            // A certificate verdict explains the failure better than what followed it.
+            let failure = match &verify_error {
+                Some(ve) => cert_failure(ve, detail.as_ref(), host),
+                None => handshake_failure(&e, host),
+            };
+            return Err(HandshakeFailed { failure, detail, elapsed });
+        }
+        Ok(Ok(s)) => s,
+    };
+    let (_, conn) = stream.get_ref();
+    let d = detail.get_or_insert_with(TlsDetail::default);
+    d.version = conn.protocol_version().map(version_name);
+    d.cipher = conn.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).map(cipher_name);
+    if let Some(ve) = &verify_error {
+        let failure = cert_failure(ve, detail.as_ref(), host);
+        return Err(HandshakeFailed { failure, detail, elapsed });
+    }
+    Ok(Session { stream, detail: detail.unwrap_or_default(), elapsed })
+}
+
+/// "TLSv1_3" (rustls) → "TLSv1.3" (what openssl and humans write).
+fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        other => other.as_str().map(|s| s.replace('_', ".")).unwrap_or_else(|| format!("{other:?}")),
+    }
+}
+
+/// rustls names TLS 1.3 suites "TLS13_…"; the IANA name is "TLS_…".
+fn cipher_name(s: &str) -> String {
+    match s.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => s.to_string(),
+    }
+}
+
+/// The class of a certificate verdict (NOTES-APIS §2).
+pub fn classify_cert_error(err: &rustls::Error) -> FailureClass {
+    match err {
+        rustls::Error::InvalidCertificate(ce) => match ce {
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => FailureClass::TlsCertExpired,
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                FailureClass::TlsHostnameMismatch
+            }
+            // Unknown issuer (incl. self-signed), bad signature, wrong purpose,
+            // bad encoding, revoked...: the chain cannot be trusted.
+            _ => FailureClass::TlsCertUntrusted,
+        },
+        _ => FailureClass::TlsHandshake,
+    }
+}
+
+fn cert_failure(err: &rustls::Error, detail: Option<&TlsDetail>, host: &str) -> Failure {
+    let class = classify_cert_error(err);
+    let fmt_ts = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
+    let message = match (class, err) {
+        (FailureClass::TlsCertExpired, rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext { not_before, .. })) => {
+            format!("certificate not valid before {}", fmt_ts(unix_to_ts(not_before.as_secs())))
+        }
+        (FailureClass::TlsCertExpired, rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { not_after, .. })) => {
+            format!("certificate expired {}", fmt_ts(unix_to_ts(not_after.as_secs())))
+        }
+        (FailureClass::TlsHostnameMismatch, _) => {
+            let sans = detail.map(|d| d.sans.join(", ")).unwrap_or_default();
+            format!("certificate is not valid for {host} (names: {sans})")
+        }
+        (FailureClass::TlsCertUntrusted, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            let issuer = detail.and_then(|d| d.issuer.clone()).unwrap_or_else(|| "?".into());
+            format!("certificate not trusted: unknown issuer {issuer}")
+        }
+        _ => format!("certificate rejected: {err}"),
+    };
+    Failure::new(class, message)
+}
+
+/// Classifies a failed handshake with no certificate verdict: alerts,
+/// version or cipher mismatch, a peer that closes or speaks something else.
+fn handshake_failure(e: &std::io::Error, host: &str) -> Failure {
+    if let Some(re) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        let class = classify_cert_error(re);
+        return Failure::new(class, format!("TLS handshake with {host} failed: {re}"));
+    }
+    let what = match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "server closed the connection".to_string(),
+        _ => e.to_string(),
+    };
+    Failure::new(FailureClass::TlsHandshake, format!("TLS handshake with {host} failed: {what}"))
+}
+
+fn unix_to_ts(secs: u64) -> Option<Timestamp> {
+    Timestamp::from_second(i64::try_from(secs).ok()?).ok()
+}
+
+/// Everything a reviewer wants from the presented chain, computed by us as
+/// well as by webpki, because webpki reports only its first objection.
+fn describe_chain(
+    chain: &[CertificateDer<'static>],
+    server_name: &ServerName<'_>,
+    verify_error: Option<&rustls::Error>,
+    warn_days: f64,
+    now: Timestamp,
+) -> TlsDetail {
+    let mut d = TlsDetail { chain_length: u32::try_from(chain.len()).unwrap_or(u32::MAX), ..Default::default() };
+    let mut earliest: Option<Timestamp> = None;
+    for (i, der) in chain.iter().enumerate() {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+            continue;
+        };
+        let not_after = Timestamp::from_second(cert.validity().not_after.timestamp()).ok();
+        if let Some(na) = not_after {
+            earliest = Some(earliest.map_or(na, |e| e.min(na)));
+        }
+        if i == 0 {
+            d.not_after = not_after;
+            d.subject = Some(cert.subject().to_string());
+            d.issuer = Some(cert.issuer().to_string());
+            if let Ok(Some(san)) = cert.subject_alternative_name() {
+                for gn in &san.value.general_names {
+                    match gn {
+                        x509_parser::extensions::GeneralName::DNSName(n) => d.sans.push(n.to_string()),
+                        x509_parser::extensions::GeneralName::IPAddress(b) => {
+                            if let Some(ip) = ip_from_bytes(b) {
+                                d.sans.push(ip.to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    d.earliest_not_after = earliest;
+    if let Some(e) = earliest {
+        let secs = e.as_second() - now.as_second();
+        let nanos = i64::from(e.subsec_nanosecond()) - i64::from(now.subsec_nanosecond());
+        let days = (secs as f64 + nanos as f64 / 1e9) / 86_400.0;
+        d.days_left = Some(days);
+        d.expiring_soon = days < warn_days;
+    }
+    let name_error = matches!(
+        verify_error,
+        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }))
+    );
+    // webpki checks the name only once the chain verifies.
+    d.chain_valid = verify_error.is_none() || name_error;
+    d.hostname_valid = match verify_error {
+        None => true,
+        Some(_) if name_error => false,
+        Some(_) => name_matches(&d.sans, server_name),
+    };
+    d
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
+/// RFC 6125 matching on SANs (no CN fallback, like webpki): exact names
+/// case-insensitively, `*.` wildcards for exactly one leftmost label, IPs
+/// by value.
+fn name_matches(sans: &[String], server_name: &ServerName<'_>) -> bool {
+    match server_name {
+        ServerName::IpAddress(ip) => {
+            let ip = std::net::IpAddr::from(*ip);
+            sans.iter().any(|s| s.parse::<std::net::IpAddr>().is_ok_and(|s| s == ip))
+        }
+        ServerName::DnsName(name) => {
+            let host = name.as_ref().trim_end_matches('.').to_ascii_lowercase();
+            sans.iter().any(|san| {
+                let san = san.trim_end_matches('.').to_ascii_lowercase();
+                match san.strip_prefix("*.") {
+                    Some(suffix) => host
+                        .split_once('.')
+                        .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+                    None => san == host,
+                }
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The `tls` probe: resolve, connect, handshake, report the certificate.
+pub async fn probe(p: &Prober, spec: &TlsSpec, deadline: Instant) -> Outcome {
+    let (_, connected) = match net::open(&spec.host, spec.port, &spec.net, deadline).await {
+        Ok(ok) => ok,
+        Err((_, failure)) => return Outcome { failure: Some(failure), ..Default::default() },
+    };
+    match handshake(p.tls(), connected.stream, &spec.host, &spec.net.extra_roots, spec.warn_days, deadline).await {
+        Ok(session) => Outcome { tls: Some(session.detail), ..Default::default() },
+        Err(h) => Outcome { failure: Some(h.failure), tls: h.detail, ..Default::default() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        let sans = vec!["*.acme.example".to_string(), "acme.example".to_string(), "127.0.0.1".to_string()];
+        let dns = |s: &str| ServerName::try_from(s.to_string()).unwrap();
+        assert!(name_matches(&sans, &dns("www.acme.example")));
+        assert!(name_matches(&sans, &dns("ACME.example")));
+        assert!(!name_matches(&sans, &dns("a.b.acme.example")));
+        assert!(!name_matches(&sans, &dns("other.example")));
+        assert!(name_matches(&sans, &dns("127.0.0.1")));
+        assert!(!name_matches(&sans, &dns("::1")));
+    }
+
+    #[test]
+    fn names_read_like_openssl() {
+        assert_eq!(version_name(rustls::ProtocolVersion::TLSv1_3), "TLSv1.3");
+        assert_eq!(cipher_name("TLS13_AES_256_GCM_SHA384"), "TLS_AES_256_GCM_SHA384");
+        assert_eq!(cipher_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"), "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+    }
+
+    #[test]
+    fn shared_roots_load() {
+        let s = TlsShared::new();
+        assert!(s.roots.len() > 0, "{}", s.roots_source());
+        let (cfg, _) = s.client_config(&[]).unwrap();
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
 }
