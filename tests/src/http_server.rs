@@ -359,6 +359,11 @@ async fn read_head<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Optio
             buf.drain(..end + 4);
             return Some(head);
         }
+        // Not a request line (e.g. a TLS ClientHello on the plain port):
+        // answer 400 at once, as real servers do, instead of waiting.
+        if buf.first().is_some_and(|b| !b.is_ascii_uppercase()) {
+            return Some(Vec::new());
+        }
         if buf.len() > MAX_HEAD {
             return None;
         }

@@ -352,7 +352,7 @@ pub async fn fetch(p: &Prober, spec: &HttpSpec, keep_body: bool, deadline: Insta
                     return out;
                 }
             };
-            // The redirect's own body is not read: the next hop is a new connection.
+            // Body figures describe the final response, like the phases.
             out.http.body_bytes = 0;
             out.http.body_truncated = false;
             out.http.redirects += 1;
