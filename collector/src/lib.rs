@@ -2,7 +2,24 @@
 //! metrics and monthly reports.
 //!
 //! # Layout
+//! - [`config`]: the collector config file (figment, then a typed, cross-checked config).
+//! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
+//! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
+//! - [`ingest`]: `POST /api/v1/results`: limits, decompression, validation, ack after commit.
+//! - [`api`]: `/api/v1/checks`, `/api/v1/agents`, `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
+//! - [`server`]: shared state, router, start-up and graceful shutdown; [`run`].
 //! - [`sla`]: contracts and the SLA maths (pure functions).
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ingest;
+pub mod metrics;
+pub mod server;
 pub mod sla;
+pub mod store;
+
+pub use config::CollectorConfig;
+pub use server::{Server, ServerOptions, SlaHook, run};

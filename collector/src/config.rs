@@ -1,0 +1,416 @@
+//! Collector configuration: figment builds the raw file (TOML plus
+//! `SLAPROBE_` environment, unknown keys rejected), then [`CollectorConfig::from_raw`]
+//! checks across sections and builds the typed config (DESIGN.md §3).
+//!
+//! Errors are [`ConfigError`]s that name the file, the key and what is wrong;
+//! `main` prints them and exits 2.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use slaprobe_agent::config::{Check, load_layers, parse_duration, validate_checks};
+use slaprobe_wire::CheckSpec;
+
+pub use slaprobe_agent::config::ConfigError;
+
+use crate::sla::RawContract;
+
+/// Where the collector listens when `[collector] listen` is not set.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// Oldest result accepted when `[collector] max_result_age` is not set.
+pub const DEFAULT_MAX_RESULT_AGE: Duration = Duration::from_secs(45 * 24 * 3600);
+/// Id of the embedded agent when `[embedded_agent] id` is not set.
+pub const DEFAULT_EMBEDDED_ID: &str = "embedded";
+/// Location of the embedded agent when `[embedded_agent] location` is not set.
+pub const DEFAULT_EMBEDDED_LOCATION: &str = "local";
+
+/// `[collector]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollectorSection {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_result_age: Option<String>,
+    /// Shared PostgreSQL store (DESIGN.md §9). Accepted so the key is known;
+    /// this build only implements SQLite and says so when it is set.
+    pub database_url: Option<String>,
+}
+
+/// One `[[agents]]` entry as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentEntry {
+    pub id: String,
+    pub location: String,
+    /// Hex SHA-256 of the agent's bearer token (never the token itself).
+    pub token_sha256: String,
+}
+
+/// `[embedded_agent]` as written: its presence turns the embedded agent on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbeddedAgent {
+    pub id: Option<String>,
+    pub location: Option<String>,
+}
+
+/// A collector config file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollectorFile {
+    #[serde(default)]
+    pub collector: RawCollectorSection,
+    #[serde(default)]
+    pub agents: Vec<RawAgentEntry>,
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    #[serde(default)]
+    pub contracts: Vec<RawContract>,
+    #[serde(default)]
+    pub embedded_agent: Option<RawEmbeddedAgent>,
+}
+
+/// The validated `[collector]` section.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    pub listen: SocketAddr,
+    /// Directory of the SQLite store (relative paths are taken from the config file's directory).
+    pub data_dir: PathBuf,
+    /// Results that started longer ago than this are refused.
+    pub max_result_age: Duration,
+}
+
+/// An agent allowed to talk to the collector.
+#[derive(Debug, Clone)]
+pub struct AgentEntry {
+    pub id: String,
+    pub location: String,
+    /// SHA-256 of its bearer token.
+    pub token_sha256: [u8; 32],
+}
+
+/// The agent the collector runs in its own process (the quickstart).
+#[derive(Debug, Clone)]
+pub struct EmbeddedAgent {
+    pub id: String,
+    pub location: String,
+}
+
+/// A check as the collector holds it: the validated check plus the spec it
+/// hands to agents (with `ca_file` already read into `ca_pem`).
+#[derive(Debug, Clone)]
+pub struct CollectorCheck {
+    pub check: Check,
+    /// What `GET /api/v1/checks` serves for this check.
+    pub served: CheckSpec,
+}
+
+impl CollectorCheck {
+    /// Whether an agent at `location` runs this check.
+    pub fn runs_at(&self, location: &str) -> bool {
+        self.check.locations.as_ref().is_none_or(|locs| locs.iter().any(|l| l == location))
+    }
+}
+
+/// A validated collector config.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// The file it was loaded from (for messages and relative paths).
+    pub file: PathBuf,
+    pub collector: CollectorSettings,
+    pub agents: Vec<AgentEntry>,
+    pub checks: Vec<CollectorCheck>,
+    /// Contracts as written. The SLA engine validates them
+    /// (`sla::contract::validate_contracts`) against [`CollectorConfig::check_intervals`].
+    pub contracts: Vec<RawContract>,
+    pub embedded_agent: Option<EmbeddedAgent>,
+}
+
+impl CollectorConfig {
+    /// Loads and validates a collector config file (plus `SLAPROBE_*` environment).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawCollectorFile = load_layers(path, &[])?;
+        Self::from_raw(raw, path)
+    }
+
+    /// Second stage: checks every section and across sections.
+    pub fn from_raw(raw: RawCollectorFile, file: &Path) -> Result<Self, ConfigError> {
+        let base = base_dir(file);
+        let err = |key: &str, msg: String| ConfigError::new(file, key, msg);
+
+        let c = raw.collector;
+        if let Some(url) = &c.database_url {
+            // Never echo the URL: it may hold a password.
+            let _ = url;
+            return Err(err(
+                "collector.database_url",
+                "the shared PostgreSQL store is not implemented in this build; remove the key to use the embedded SQLite store in data_dir".into(),
+            ));
+        }
+        let listen_raw = c.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_raw
+            .parse::<SocketAddr>()
+            .map_err(|e| err("collector.listen", format!("{listen_raw:?} is not an ip:port address ({e}), e.g. \"127.0.0.1:9464\"")))?;
+        let data_dir = base.join(c.data_dir.unwrap_or_else(|| PathBuf::from("data")));
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(err("collector.data_dir", format!("{} exists and is not a directory", data_dir.display())));
+        }
+        let max_result_age = match c.max_result_age {
+            Some(s) => parse_duration(file, "collector.max_result_age", &s)?,
+            None => DEFAULT_MAX_RESULT_AGE,
+        };
+        if max_result_age < Duration::from_secs(60) {
+            return Err(err("collector.max_result_age", "must be at least 1m (results in flight would be refused)".into()));
+        }
+        let collector = CollectorSettings { listen, data_dir, max_result_age };
+
+        let mut agents = Vec::with_capacity(raw.agents.len());
+        let mut ids = HashSet::new();
+        let mut hashes = HashSet::new();
+        for (i, a) in raw.agents.into_iter().enumerate() {
+            let label = if valid_name(&a.id) { format!("agents[{}]", a.id) } else { format!("agents[{i}]") };
+            if !valid_name(&a.id) {
+                return Err(err(&format!("{label}.id"), format!("{:?} is not a valid id (1-128 of letters, digits, - _ . : /)", a.id)));
+            }
+            if !ids.insert(a.id.clone()) {
+                return Err(err(&format!("{label}.id"), "duplicate agent id; ids must be unique".into()));
+            }
+            if !valid_name(&a.location) {
+                return Err(err(
+                    &format!("{label}.location"),
+                    format!("{:?} is not a valid location (1-128 of letters, digits, - _ . : /)", a.location),
+                ));
+            }
+            let token_sha256 = parse_sha256(&a.token_sha256).ok_or_else(|| {
+                err(
+                    &format!("{label}.token_sha256"),
+                    "must be 64 hex characters, the SHA-256 of the token (e.g. `printf %s \"$TOKEN\" | sha256sum`)".into(),
+                )
+            })?;
+            if !hashes.insert(token_sha256) {
+                return Err(err(&format!("{label}.token_sha256"), "the same token as another agent; every agent needs its own".into()));
+            }
+            agents.push(AgentEntry { id: a.id, location: a.location, token_sha256 });
+        }
+
+        let embedded_agent = match raw.embedded_agent {
+            None => None,
+            Some(e) => {
+                let id = e.id.unwrap_or_else(|| DEFAULT_EMBEDDED_ID.to_string());
+                let location = e.location.unwrap_or_else(|| DEFAULT_EMBEDDED_LOCATION.to_string());
+                if !valid_name(&id) {
+                    return Err(err("embedded_agent.id", format!("{id:?} is not a valid id")));
+                }
+                if ids.contains(&id) {
+                    return Err(err("embedded_agent.id", format!("{id:?} is also an [[agents]] id; pick another")));
+                }
+                if !valid_name(&location) {
+                    return Err(err("embedded_agent.location", format!("{location:?} is not a valid location")));
+                }
+                Some(EmbeddedAgent { id, location })
+            }
+        };
+
+        let validated = validate_checks(&raw.checks, file, &base)?;
+        let known_locations: BTreeSet<&str> =
+            agents.iter().map(|a| a.location.as_str()).chain(embedded_agent.iter().map(|e| e.location.as_str())).collect();
+        let mut checks = Vec::with_capacity(validated.len());
+        for check in validated {
+            if let Some(locs) = &check.locations
+                && let Some(bad) = locs.iter().find(|l| !known_locations.contains(l.as_str()))
+            {
+                let known: Vec<&str> = known_locations.iter().copied().collect();
+                return Err(err(
+                    &format!("checks[{}].locations", check.name),
+                    format!("no agent is at location {bad:?} (known: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                ));
+            }
+            let served = served_spec(&check, file, &base)?;
+            checks.push(CollectorCheck { check, served });
+        }
+
+        let mut contract_names = HashSet::new();
+        for (i, c) in raw.contracts.iter().enumerate() {
+            if !contract_names.insert(c.name.as_str()) {
+                return Err(err(&format!("contracts[{i}].name"), format!("duplicate contract name {:?}", c.name)));
+            }
+        }
+
+        Ok(Self { file: file.to_path_buf(), collector, agents, checks, contracts: raw.contracts, embedded_agent })
+    }
+
+    /// Each check's interval by name: what contract validation needs
+    /// (a contract's slot must be at least every covered check's interval).
+    pub fn check_intervals(&self) -> HashMap<String, Duration> {
+        self.checks.iter().map(|c| (c.check.name.clone(), c.check.interval)).collect()
+    }
+
+    /// A check by name.
+    pub fn check(&self, name: &str) -> Option<&CollectorCheck> {
+        self.checks.iter().find(|c| c.check.name == name)
+    }
+
+    /// The human summary `check-config` prints.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let c = &self.collector;
+        let _ = writeln!(s, "config OK: {}", self.file.display());
+        let _ = writeln!(
+            s,
+            "collector: listen {}, data_dir {}, max_result_age {}",
+            c.listen,
+            c.data_dir.display(),
+            format_duration(c.max_result_age)
+        );
+        let _ = writeln!(s, "agents ({}):", self.agents.len());
+        for a in &self.agents {
+            let _ = writeln!(s, "  {}  location {}", a.id, a.location);
+        }
+        match &self.embedded_agent {
+            Some(e) => {
+                let _ = writeln!(s, "embedded agent: id {}, location {}", e.id, e.location);
+            }
+            None => {
+                let _ = writeln!(s, "embedded agent: off");
+            }
+        }
+        let _ = writeln!(s, "checks ({}):", self.checks.len());
+        for cc in &self.checks {
+            let ch = &cc.check;
+            let locs = ch.locations.as_ref().map_or_else(|| "all".to_string(), |l| l.join(", "));
+            let _ = writeln!(
+                s,
+                "  {}  {}  every {}  {}  locations: {}",
+                ch.name,
+                ch.kind,
+                format_duration(ch.interval),
+                ch.target,
+                locs
+            );
+        }
+        let _ = writeln!(s, "contracts ({}):", self.contracts.len());
+        for k in &self.contracts {
+            let _ = writeln!(
+                s,
+                "  {}  vendor {}  checks: {}",
+                k.name,
+                k.vendor.as_deref().unwrap_or("-"),
+                k.checks.join(", ")
+            );
+        }
+        s
+    }
+}
+
+/// The spec handed to agents: `ca_file` replaced by its PEM (agents do not
+/// have the collector's files), everything else as written.
+fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, ConfigError> {
+    let mut spec = check.spec.clone();
+    if let Some(ca_file) = spec.ca_file.take() {
+        let path = base.join(&ca_file);
+        let pem = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(file, format!("checks[{}].ca_file", check.name), format!("cannot read {}: {e}", path.display()))
+        })?;
+        spec.ca_pem = Some(match spec.ca_pem.take() {
+            Some(inline) => format!("{}\n{}", inline.trim_end(), pem),
+            None => pem,
+        });
+    }
+    Ok(spec)
+}
+
+/// A duration as a person writes it in the config: whole days as "45d"
+/// (humantime would say "1month 14days 13h 26m 24s"), else humantime.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs > 0 && secs.is_multiple_of(86_400) && d.subsec_nanos() == 0 {
+        format!("{}d", secs / 86_400)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
+fn parse_sha256(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+fn base_dir(file: &Path) -> PathBuf {
+    file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Same rule as the agent's ids, locations and check names.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn parse(toml: &str) -> Result<CollectorConfig, ConfigError> {
+        let dir = std::env::temp_dir();
+        let raw: RawCollectorFile = figment::Figment::new()
+            .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::new(Path::new("t.toml"), e.path.join("."), e.kind.to_string()))?;
+        CollectorConfig::from_raw(raw, &dir.join("t.toml"))
+    }
+
+    #[test]
+    fn defaults_and_embedded() {
+        let c = parse("[embedded_agent]\n").unwrap();
+        assert_eq!(c.collector.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.collector.max_result_age, DEFAULT_MAX_RESULT_AGE);
+        let e = c.embedded_agent.unwrap();
+        assert_eq!((e.id.as_str(), e.location.as_str()), ("embedded", "local"));
+    }
+
+    #[test]
+    fn agents_validated() {
+        let dup = format!(
+            "[[agents]]\nid=\"a\"\nlocation=\"x\"\ntoken_sha256=\"{HASH}\"\n[[agents]]\nid=\"a\"\nlocation=\"y\"\ntoken_sha256=\"{}\"\n",
+            HASH.replace('9', "8")
+        );
+        assert_eq!(parse(&dup).unwrap_err().key, "agents[a].id");
+        let short = "[[agents]]\nid=\"a\"\nlocation=\"x\"\ntoken_sha256=\"abc\"\n";
+        assert_eq!(parse(short).unwrap_err().key, "agents[a].token_sha256");
+        let same = format!(
+            "[[agents]]\nid=\"a\"\nlocation=\"x\"\ntoken_sha256=\"{HASH}\"\n[[agents]]\nid=\"b\"\nlocation=\"y\"\ntoken_sha256=\"{HASH}\"\n"
+        );
+        assert!(parse(&same).unwrap_err().message.contains("same token"));
+    }
+
+    #[test]
+    fn database_url_is_refused_clearly() {
+        let e = parse("[collector]\ndatabase_url = \"postgres://u:secret@db/x\"\n").unwrap_err();
+        assert_eq!(e.key, "collector.database_url");
+        assert!(!e.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn check_locations_must_exist() {
+        let t = format!(
+            "[[agents]]\nid=\"a\"\nlocation=\"ams\"\ntoken_sha256=\"{HASH}\"\n[[checks]]\nname=\"w\"\nkind=\"http\"\nurl=\"http://x/\"\nlocations=[\"nyc\"]\n"
+        );
+        let e = parse(&t).unwrap_err();
+        assert_eq!(e.key, "checks[w].locations");
+        assert!(e.message.contains("nyc"), "{e}");
+        let ok = parse(&t.replace("\"nyc\"", "\"ams\"")).unwrap();
+        assert!(ok.checks[0].runs_at("ams"));
+        assert!(!ok.checks[0].runs_at("nyc"));
+    }
+}

@@ -1,0 +1,365 @@
+//! Prometheus metrics of probes and the fleet (DESIGN.md §8, probe and fleet
+//! sections), served on `/metrics`.
+//!
+//! One custom [`Collector`] builds every family at scrape time from a state
+//! map that ingest updates (latest result per check and location, counts per
+//! agent). Not `*Vec`: prometheus 0.14 hashes label values without a
+//! separator (`["ab","c"]` and `["a","bc"]` collide), and a map we own drops
+//! a series simply by not holding it.
+//!
+//! Counters survive restarts: [`Metrics::seed_from_store`] reloads probe
+//! counts and per-agent totals that the store keeps. Only
+//! `slaprobe_ingest_rejected_total` restarts at 0 (a counter reset, which
+//! Prometheus handles).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, Registry, TextEncoder};
+use slaprobe_wire::{Phases, ProbeResult};
+
+use crate::config::CollectorConfig;
+use crate::store::{AgentRow, ProbeCount, StoredResult};
+
+/// Why ingest refused a request: the values of `slaprobe_ingest_rejected_total{reason}`.
+pub const REJECT_REASONS: [&str; 10] = [
+    "unauthorized",
+    "forbidden",
+    "too_large",
+    "unsupported_encoding",
+    "malformed",
+    "invalid",
+    "unknown_check",
+    "too_old",
+    "in_future",
+    "unavailable",
+];
+
+/// The latest result of one check from one location, reduced to what is exported.
+#[derive(Debug, Clone, Default)]
+struct ProbeState {
+    started_at_ms: i64,
+    seq: u64,
+    success: bool,
+    duration: f64,
+    phases: [Option<f64>; 5],
+    http_status: Option<u16>,
+    cert_expiry: Option<f64>,
+    page: Option<(u64, u32, f64)>,
+}
+
+impl ProbeState {
+    fn from_result(r: &ProbeResult) -> Self {
+        let phases = r.http.as_ref().map_or([None; 5], |h| Phases::NAMES.map(|p| h.phases.get(p)));
+        let cert_expiry = r
+            .tls
+            .as_ref()
+            .and_then(|t| t.earliest_not_after.or(t.not_after))
+            .map(|ts| ts.as_millisecond() as f64 / 1000.0);
+        Self {
+            started_at_ms: r.started_at.as_millisecond(),
+            seq: r.seq,
+            success: r.success,
+            duration: r.duration_seconds,
+            phases,
+            http_status: r.http.as_ref().and_then(|h| h.status),
+            cert_expiry,
+            page: r.page.as_ref().map(|p| (p.total_bytes, p.resources, p.load_seconds)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProbeCounts {
+    total: u64,
+    failures: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AgentState {
+    location: String,
+    last_seen: Option<f64>,
+    results: u64,
+    duplicates: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Keyed by (check, location).
+    probes: HashMap<(String, String), ProbeState>,
+    counts: HashMap<(String, String), ProbeCounts>,
+    /// (check, kind, target) of every configured check.
+    checks: Vec<(String, String, String)>,
+    agents: BTreeMap<String, AgentState>,
+    rejected: BTreeMap<&'static str, u64>,
+}
+
+/// The collector's metrics: state plus the registry `/metrics` renders.
+#[derive(Clone)]
+pub struct Metrics {
+    state: Arc<RwLock<State>>,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Metrics for `config`: check info and configured agents exist from the start.
+    pub fn new(config: &CollectorConfig, extra_agents: &[(String, String)]) -> Result<Self, prometheus::Error> {
+        let mut st = State::default();
+        for c in &config.checks {
+            st.checks.push((c.check.name.clone(), c.check.kind.to_string(), c.check.target.clone()));
+        }
+        let configured = config.agents.iter().map(|a| (a.id.clone(), a.location.clone())).chain(extra_agents.iter().cloned());
+        for (id, location) in configured {
+            st.agents.insert(id, AgentState { location, ..Default::default() });
+        }
+        for r in REJECT_REASONS {
+            st.rejected.insert(r, 0);
+        }
+        let state = Arc::new(RwLock::new(st));
+        let registry = Registry::new();
+        registry.register(Box::new(SlaprobeCollector::new(state.clone())?))?;
+        Ok(Self { state, registry })
+    }
+
+    /// The registry `/metrics` renders; other parts (SLA) register their collectors here.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves plain numbers behind: keep serving.
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Newly stored results: the latest per (check, location) replaces an
+    /// older one (replays of old results never move a gauge back), counts grow.
+    pub fn observe<'a>(&self, results: impl IntoIterator<Item = &'a ProbeResult>) {
+        let mut st = self.write();
+        for r in results {
+            let key = (r.check.clone(), r.location.clone());
+            let counts = st.counts.entry(key.clone()).or_default();
+            counts.total += 1;
+            if let Some(class) = r.class() {
+                *counts.failures.entry(class.as_str().to_string()).or_default() += 1;
+            }
+            let new = ProbeState::from_result(r);
+            match st.probes.get_mut(&key) {
+                Some(cur) if (cur.started_at_ms, cur.seq) >= (new.started_at_ms, new.seq) => {}
+                Some(cur) => *cur = new,
+                None => {
+                    st.probes.insert(key, new);
+                }
+            }
+        }
+    }
+
+    /// A batch from `agent` was committed: `stored` new results, `duplicates` seen again.
+    pub fn ingested(&self, agent: &str, location: &str, stored: u64, duplicates: u64, now_s: f64) {
+        let mut st = self.write();
+        let a = st.agents.entry(agent.to_string()).or_default();
+        a.location = location.to_string();
+        a.results += stored;
+        a.duplicates += duplicates;
+        a.last_seen = Some(a.last_seen.map_or(now_s, |t| t.max(now_s)));
+    }
+
+    /// An authenticated agent talked to the collector (e.g. fetched its checks).
+    pub fn agent_seen(&self, agent: &str, location: &str, now_s: f64) {
+        let mut st = self.write();
+        let a = st.agents.entry(agent.to_string()).or_default();
+        a.location = location.to_string();
+        a.last_seen = Some(a.last_seen.map_or(now_s, |t| t.max(now_s)));
+    }
+
+    /// When an agent was last seen (seconds since the epoch), as far as this process knows.
+    pub fn last_seen(&self, agent: &str) -> Option<f64> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).agents.get(agent).and_then(|a| a.last_seen)
+    }
+
+    /// A request was refused; `reason` is one of [`REJECT_REASONS`].
+    pub fn rejected(&self, reason: &'static str) {
+        *self.write().rejected.entry(reason).or_default() += 1;
+    }
+
+    /// Restores state after a restart from what the store keeps. Only checks
+    /// still in the config come back.
+    pub fn seed_from_store(&self, latest: &[StoredResult], counts: &[ProbeCount], agents: &[AgentRow]) {
+        let mut st = self.write();
+        let known: std::collections::HashSet<&str> = st.checks.iter().map(|(c, _, _)| c.as_str()).collect();
+        let mut probes = HashMap::new();
+        for row in latest.iter().filter(|r| known.contains(r.check.as_str())) {
+            match serde_json::from_str::<ProbeResult>(&row.raw) {
+                Ok(r) => {
+                    probes.insert((row.check.clone(), row.location.clone()), ProbeState::from_result(&r));
+                }
+                Err(e) => tracing::warn!(check = row.check, error = %e, "stored latest result does not parse; skipped"),
+            }
+        }
+        let mut pc: HashMap<(String, String), ProbeCounts> = HashMap::new();
+        for c in counts.iter().filter(|c| known.contains(c.check.as_str())) {
+            let e = pc.entry((c.check.clone(), c.location.clone())).or_default();
+            e.total += c.count;
+            if let Some(class) = &c.class {
+                *e.failures.entry(class.clone()).or_default() += c.count;
+            }
+        }
+        st.probes = probes;
+        st.counts = pc;
+        for a in agents {
+            let e = st.agents.entry(a.id.clone()).or_default();
+            if e.location.is_empty() {
+                e.location = a.location.clone();
+            }
+            e.results = a.results;
+            e.duplicates = a.duplicates;
+            e.last_seen = Some(a.last_seen_ms as f64 / 1000.0);
+        }
+    }
+
+    /// The Prometheus text exposition of every registered collector.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// Name, help, type and labels of every family this collector exports.
+const FAMILIES: &[(&str, &str, MetricType, &[&str])] = &[
+    ("slaprobe_probe_success", "1 if the latest probe of the check from the location succeeded, else 0.", MetricType::GAUGE, &["check", "location"]),
+    ("slaprobe_probe_duration_seconds", "Duration of the latest probe (phase total) and of each HTTP phase it reached.", MetricType::GAUGE, &["check", "location", "phase"]),
+    ("slaprobe_probes_total", "Probe results stored, per check and location.", MetricType::COUNTER, &["check", "location"]),
+    ("slaprobe_probe_failures_total", "Failed probe results stored, by failure class.", MetricType::COUNTER, &["check", "location", "class"]),
+    ("slaprobe_http_status_code", "HTTP status of the latest probe's final response.", MetricType::GAUGE, &["check", "location"]),
+    ("slaprobe_tls_cert_expiry_timestamp_seconds", "Earliest expiry in the certificate chain the latest probe saw (Unix seconds).", MetricType::GAUGE, &["check", "location"]),
+    ("slaprobe_page_bytes", "Bytes of the document and every resource in the latest page load.", MetricType::GAUGE, &["check", "location"]),
+    ("slaprobe_page_resources", "Resources the latest page load requested (the document not counted).", MetricType::GAUGE, &["check", "location"]),
+    ("slaprobe_page_load_seconds", "Time until the document and every resource had arrived in the latest page load.", MetricType::GAUGE, &["check", "location"]),
+    ("slaprobe_check_info", "Configured checks; the value is always 1.", MetricType::GAUGE, &["check", "kind", "target"]),
+    ("slaprobe_agent_last_seen_timestamp_seconds", "When the agent last talked to the collector (Unix seconds).", MetricType::GAUGE, &["agent", "location"]),
+    ("slaprobe_ingest_results_total", "Results stored from the agent (each seq once).", MetricType::COUNTER, &["agent"]),
+    ("slaprobe_ingest_duplicates_total", "Results received again after they were already stored.", MetricType::COUNTER, &["agent"]),
+    ("slaprobe_ingest_rejected_total", "Ingest requests refused, by reason.", MetricType::COUNTER, &["reason"]),
+    ("slaprobe_build_info", "Build of this collector; the value is always 1.", MetricType::GAUGE, &["version"]),
+];
+
+struct SlaprobeCollector {
+    state: Arc<RwLock<State>>,
+    descs: Vec<Desc>,
+}
+
+impl SlaprobeCollector {
+    fn new(state: Arc<RwLock<State>>) -> Result<Self, prometheus::Error> {
+        let descs = FAMILIES
+            .iter()
+            .map(|(name, help, _, labels)| {
+                Desc::new(name.to_string(), help.to_string(), labels.iter().map(|l| l.to_string()).collect(), HashMap::new())
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { state, descs })
+    }
+}
+
+fn lp(name: &str, value: &str) -> LabelPair {
+    let mut l = LabelPair::default();
+    l.set_name(name.to_string());
+    l.set_value(value.to_string());
+    l
+}
+
+fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(v);
+    let mut m = Metric::from_label(labels);
+    m.set_gauge(g);
+    m
+}
+
+fn counter(labels: Vec<LabelPair>, v: f64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(v);
+    let mut m = Metric::from_label(labels);
+    m.set_counter(c);
+    m
+}
+
+impl Collector for SlaprobeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let mut fams: Vec<Vec<Metric>> = FAMILIES.iter().map(|_| Vec::new()).collect();
+        let cl = |c: &str, l: &str| vec![lp("check", c), lp("location", l)];
+        for ((c, l), p) in &st.probes {
+            fams[0].push(gauge(cl(c, l), if p.success { 1.0 } else { 0.0 }));
+            let mut with_phase = |phase: &str, v: f64| {
+                let mut labels = cl(c, l);
+                labels.push(lp("phase", phase));
+                fams[1].push(gauge(labels, v));
+            };
+            with_phase("total", p.duration);
+            for (name, v) in Phases::NAMES.iter().zip(p.phases) {
+                if let Some(v) = v {
+                    with_phase(name, v);
+                }
+            }
+            if let Some(s) = p.http_status {
+                fams[4].push(gauge(cl(c, l), f64::from(s)));
+            }
+            if let Some(t) = p.cert_expiry {
+                fams[5].push(gauge(cl(c, l), t));
+            }
+            if let Some((bytes, resources, load)) = p.page {
+                fams[6].push(gauge(cl(c, l), bytes as f64));
+                fams[7].push(gauge(cl(c, l), f64::from(resources)));
+                fams[8].push(gauge(cl(c, l), load));
+            }
+        }
+        for ((c, l), n) in &st.counts {
+            fams[2].push(counter(cl(c, l), n.total as f64));
+            for (class, k) in &n.failures {
+                let mut labels = cl(c, l);
+                labels.push(lp("class", class));
+                fams[3].push(counter(labels, *k as f64));
+            }
+        }
+        for (c, kind, target) in &st.checks {
+            fams[9].push(gauge(vec![lp("check", c), lp("kind", kind), lp("target", target)], 1.0));
+        }
+        for (id, a) in &st.agents {
+            if let Some(t) = a.last_seen {
+                fams[10].push(gauge(vec![lp("agent", id), lp("location", &a.location)], t));
+            }
+            fams[11].push(counter(vec![lp("agent", id)], a.results as f64));
+            fams[12].push(counter(vec![lp("agent", id)], a.duplicates as f64));
+        }
+        for (reason, n) in &st.rejected {
+            fams[13].push(counter(vec![lp("reason", reason)], *n as f64));
+        }
+        fams[14].push(gauge(vec![lp("version", env!("CARGO_PKG_VERSION"))], 1.0));
+
+        FAMILIES
+            .iter()
+            .zip(fams)
+            .filter(|(_, metrics)| !metrics.is_empty())
+            .map(|((name, help, kind, _), metrics)| {
+                let mut mf = MetricFamily::default();
+                mf.set_name(name.to_string());
+                mf.set_help(help.to_string());
+                mf.set_field_type(*kind);
+                mf.set_metric(metrics);
+                mf
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,323 @@
+//! The collector process: shared state, the axum router, start-up (bind,
+//! open the store, rebuild metrics), graceful shutdown.
+//!
+//! The listener is bound before the store opens so `/healthz` answers at
+//! once; `/readyz` and the API answer 503 until the store is open and migrated.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::{get, post};
+use slaprobe_agent::config::{AgentConfig, ConfigError, RawAgentFile, RawAgentSection, Secret};
+use slaprobe_wire::ProbeResult;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, token_sha256};
+use crate::config::CollectorConfig;
+use crate::ingest::IngestLimits;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::{api, ingest};
+
+/// How long in-flight requests may take to finish after shutdown is asked.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What the SLA engine plugs into the running collector. Wiring comes after
+/// issue 3: the engine implements this and is passed in [`ServerOptions::sla`].
+pub trait SlaHook: Send + Sync + 'static {
+    /// Called after each committed batch with the results stored now (no
+    /// duplicates), in batch order.
+    fn on_results(&self, results: &[ProbeResult]) {
+        let _ = results;
+    }
+
+    /// Extra routes merged into the server (`/api/v1/contracts`,
+    /// `/api/v1/reports/...`). The router carries its own state.
+    fn routes(&self) -> Router {
+        Router::new()
+    }
+
+    /// A Prometheus collector for the SLA families, registered with the others.
+    fn collector(&self) -> Option<Box<dyn prometheus::core::Collector>> {
+        None
+    }
+}
+
+/// Knobs for [`Server::bind_with`]; the defaults are what `run` uses.
+#[derive(Clone, Default)]
+pub struct ServerOptions {
+    pub limits: IngestLimits,
+    pub sla: Option<Arc<dyn SlaHook>>,
+}
+
+/// State every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    config: Arc<CollectorConfig>,
+    auth: Auth,
+    metrics: Metrics,
+    /// Set once the store is open and migrated (what `/readyz` reports).
+    store: OnceLock<Store>,
+    limits: IngestLimits,
+    sla: Option<Arc<dyn SlaHook>>,
+}
+
+impl AppState {
+    pub fn config(&self) -> &Arc<CollectorConfig> {
+        &self.inner.config
+    }
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    /// The store, once open.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.store.get()
+    }
+    pub fn limits(&self) -> IngestLimits {
+        self.inner.limits
+    }
+    pub fn sla(&self) -> Option<&Arc<dyn SlaHook>> {
+        self.inner.sla.as_ref()
+    }
+}
+
+/// The router of every endpoint (DESIGN.md §5, §7).
+pub fn router(state: AppState) -> Router {
+    let extra = state.sla().map(|s| s.routes()).unwrap_or_default();
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/v1/results", post(ingest::post_results))
+        .route("/api/v1/checks", get(api::checks))
+        .route("/api/v1/agents", get(api::agents))
+        .with_state(state)
+        .merge(extra)
+}
+
+/// A bound, not yet serving, collector.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    /// The embedded agent's config (with its per-process token), if enabled.
+    embedded: Option<AgentConfig>,
+}
+
+impl Server {
+    /// Binds `[collector] listen` with default options.
+    pub async fn bind(config: CollectorConfig) -> anyhow::Result<Server> {
+        Self::bind_with(config, ServerOptions::default()).await
+    }
+
+    /// Binds the listener and builds the state; the store opens in [`Server::serve`].
+    pub async fn bind_with(config: CollectorConfig, options: ServerOptions) -> anyhow::Result<Server> {
+        let listen = config.collector.listen;
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr()?;
+
+        // The embedded agent talks to us over HTTP like any agent, with a
+        // token made for this process only.
+        let (embedded, extra) = match &config.embedded_agent {
+            None => (None, None),
+            Some(e) => {
+                let token = random_token();
+                let agent = embedded_agent_config(&config, local, &token).context("building the embedded agent's config")?;
+                (Some(agent), Some((e.id.clone(), e.location.clone(), token_sha256(&token))))
+            }
+        };
+        let auth = Auth::new(&config, extra.clone());
+        let extra_agents: Vec<(String, String)> = extra.iter().map(|(id, loc, _)| (id.clone(), loc.clone())).collect();
+        let metrics = Metrics::new(&config, &extra_agents).context("building metrics")?;
+        if let Some(c) = options.sla.as_ref().and_then(|s| s.collector()) {
+            metrics.registry().register(c).context("registering the SLA metrics")?;
+        }
+        let state = AppState {
+            inner: Arc::new(AppInner {
+                config: Arc::new(config),
+                auth,
+                metrics,
+                store: OnceLock::new(),
+                limits: options.limits,
+                sla: options.sla,
+            }),
+        };
+        Ok(Server { listener, state, embedded })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config().collector.listen)
+    }
+
+    /// The shared state (tests and later wiring).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The embedded agent's config, when `[embedded_agent]` is set.
+    pub fn embedded_agent(&self) -> Option<&AgentConfig> {
+        self.embedded.as_ref()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests
+    /// (bounded by a deadline) and closes the store.
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Server { listener, state, embedded } = self;
+        let local = listener.local_addr()?;
+        // Cancelled by the caller, or by us when the store cannot open.
+        let stop = shutdown.child_token();
+        let app = router(state.clone());
+        let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let mut server = std::pin::pin!(server.into_future());
+        tracing::info!(listen = %local, "collector listening");
+
+        let open = open_store(&state);
+        let opened = tokio::select! {
+            r = open => r,
+            r = &mut server => {
+                // Shut down before the store was open.
+                return r.context("serving HTTP");
+            }
+        };
+        if let Err(e) = opened {
+            stop.cancel();
+            let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut server).await;
+            return Err(e);
+        }
+        tracing::info!(data_dir = %state.config().collector.data_dir.display(), "store open; ready");
+
+        if let Some(agent) = embedded {
+            start_embedded_agent(agent, stop.clone());
+        }
+
+        let result = tokio::select! {
+            r = &mut server => r.context("serving HTTP"),
+            _ = async { stop.cancelled().await; tokio::time::sleep(DRAIN_DEADLINE).await } => {
+                tracing::warn!(deadline = ?DRAIN_DEADLINE, "requests still running at the drain deadline; closing anyway");
+                Ok(())
+            }
+        };
+        if let Some(store) = state.store() {
+            store.close().await;
+        }
+        tracing::info!("collector stopped");
+        result
+    }
+}
+
+async fn open_store(state: &AppState) -> anyhow::Result<()> {
+    let dir = state.config().collector.data_dir.clone();
+    let store = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || Store::open(&dir)
+    })
+    .await
+    .context("opening the store")?
+    .with_context(|| format!("opening the store in {}", dir.display()))?;
+    let (latest, counts, agents) = store
+        .read(|r| Ok((r.latest()?, r.probe_counts()?, r.agents()?)))
+        .await
+        .context("reading the store to rebuild metrics")?;
+    state.metrics().seed_from_store(&latest, &counts, &agents);
+    let _ = state.inner.store.set(store);
+    Ok(())
+}
+
+/// Hook for the embedded agent. The agent's runtime
+/// (`slaprobe_agent::run(config, shutdown)`) is wired here once it exists;
+/// until then the config is built and validated, and this says so.
+fn start_embedded_agent(agent: AgentConfig, shutdown: CancellationToken) {
+    let _ = shutdown;
+    tracing::warn!(
+        id = agent.agent.id,
+        location = agent.agent.location,
+        "[embedded_agent] is configured but this build does not start it yet"
+    );
+}
+
+/// The embedded agent's config: it reaches this collector on `local` with
+/// `token`, keeps its spool under `data_dir/embedded-agent`, and pulls its
+/// checks (those for its location) like any agent.
+pub fn embedded_agent_config(config: &CollectorConfig, local: SocketAddr, token: &str) -> Result<AgentConfig, ConfigError> {
+    let Some(e) = &config.embedded_agent else {
+        return Err(ConfigError::new(&config.file, "embedded_agent", "not configured"));
+    };
+    // A wildcard listen address is not a destination: talk over loopback.
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let raw = RawAgentFile {
+        agent: RawAgentSection {
+            id: Some(e.id.clone()),
+            location: Some(e.location.clone()),
+            collector: Some(format!("http://{}", SocketAddr::new(ip, local.port()))),
+            token: Some(Secret::new(token)),
+            spool_dir: Some(config.collector.data_dir.join("embedded-agent")),
+            ..Default::default()
+        },
+        checks: Vec::new(),
+    };
+    AgentConfig::from_raw(raw, &config.file)
+}
+
+/// 32 random bytes, hex: the embedded agent's token for this process.
+fn random_token() -> String {
+    let mut buf = [0u8; 32];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    if from_os.is_err() {
+        // No /dev/urandom (not Linux): RandomState is seeded from the OS.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in buf.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+    hex::encode(buf)
+}
+
+/// Loads the config and serves until `shutdown` is cancelled.
+pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Server::bind(config).await?.serve(shutdown).await
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the collector");
+                    let _ = tokio::signal::ctrl_c().await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        token.cancel();
+    });
+}

@@ -1,0 +1,558 @@
+//! The embedded SQLite store: `slaprobe.db` in `data_dir`, WAL journal,
+//! versioned migrations, one transaction per batch.
+//!
+//! SQLite calls block, so one dedicated writer thread owns the write
+//! connection and takes batches from a bounded queue (a full queue is
+//! [`StoreError::Overloaded`], which ingest turns into 503 + Retry-After).
+//! Reads run on `spawn_blocking` with connections of their own, which WAL
+//! lets proceed while the writer commits.
+//!
+//! Durability: `synchronous = FULL`. In WAL mode `NORMAL` syncs only at
+//! checkpoints, so a commit acknowledged to an agent could vanish on power
+//! loss; the agent would already have dropped it from its spool. `FULL` syncs
+//! the WAL at every commit, which is what "acked means durable" needs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AgentRow, BatchOutcome, NewResult, ProbeCount, StoreError, StoredResult};
+
+/// File name of the database inside `data_dir`.
+pub const DB_FILE: &str = "slaprobe.db";
+
+/// Batches that may wait for the writer before ingest answers 503.
+const WRITE_QUEUE: usize = 64;
+
+/// How long a connection waits on a lock held by another (e.g. a checkpoint).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema migrations, applied in order; the index + 1 is the version. Never
+/// edit one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: results kept whole, and the bookkeeping maintained with them.
+    r#"
+    CREATE TABLE results (
+        id          INTEGER PRIMARY KEY,
+        agent       TEXT    NOT NULL,
+        seq         INTEGER NOT NULL,
+        check_name  TEXT    NOT NULL,
+        location    TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        started_at  INTEGER NOT NULL,           -- ms since the Unix epoch
+        success     INTEGER NOT NULL,
+        class       TEXT,                       -- failure class, NULL on success
+        received_at INTEGER NOT NULL,           -- ms since the Unix epoch
+        raw         BLOB    NOT NULL,           -- the JSON exactly as sent
+        UNIQUE (agent, seq)
+    );
+    CREATE INDEX results_check_started ON results (check_name, started_at);
+
+    CREATE TABLE agents (
+        agent      TEXT PRIMARY KEY,
+        location   TEXT    NOT NULL,
+        max_seq    INTEGER NOT NULL,
+        results    INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL             -- ms since the Unix epoch
+    );
+
+    -- The newest result per (check, location): rebuilds the probe metrics at start.
+    CREATE TABLE latest (
+        check_name TEXT    NOT NULL,
+        location   TEXT    NOT NULL,
+        agent      TEXT    NOT NULL,
+        seq        INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        raw        BLOB    NOT NULL,
+        PRIMARY KEY (check_name, location)
+    );
+
+    -- Results per (check, location, class); class '' counts successes.
+    -- Keeps slaprobe_probes_total and _failures_total monotonic across restarts.
+    CREATE TABLE probe_counts (
+        check_name TEXT    NOT NULL,
+        location   TEXT    NOT NULL,
+        class      TEXT    NOT NULL,
+        count      INTEGER NOT NULL,
+        PRIMARY KEY (check_name, location, class)
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+enum WriteJob {
+    Insert {
+        agent: String,
+        location: String,
+        received_ms: i64,
+        rows: Vec<NewResult>,
+        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
+    },
+    Close(oneshot::Sender<()>),
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    writer: mpsc::Sender<WriteJob>,
+    /// Idle read connections, reused so each read does not reopen the file.
+    readers: Mutex<Vec<Reader>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`, runs the
+    /// migrations and starts the writer thread. Blocking: call it from
+    /// `spawn_blocking` inside a runtime.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // journal_mode answers with a row, so it cannot go through pragma_update.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "SQLite refused WAL mode; readers will block the writer");
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.set_prepared_statement_cache_capacity(32);
+        migrate(&mut conn, &path)?;
+
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("slaprobe-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store { inner: Arc::new(Inner { dir: data_dir.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }) })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Stores one agent's batch in one transaction and updates the agent's
+    /// row, the latest results and the counts with it. Returns once committed
+    /// (durable). Rows whose (agent, seq) is already stored are duplicates.
+    pub async fn insert_batch(
+        &self,
+        agent: &str,
+        location: &str,
+        received_ms: i64,
+        rows: Vec<NewResult>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let job = WriteJob::Insert { agent: agent.to_string(), location: location.to_string(), received_ms, rows, reply };
+        self.inner.writer.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` with a read connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let reader = match pooled {
+                Some(r) => r,
+                None => Reader::open(&inner.dir)?,
+            };
+            let out = f(&reader);
+            let mut pool = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < 8 {
+                pool.push(reader);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Finishes the queued batches, checkpoints the WAL and stops the writer.
+    /// Batches sent afterwards fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriteJob::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
+    while let Some(job) = rx.blocking_recv() {
+        match job {
+            WriteJob::Insert { agent, location, received_ms, rows, reply } => {
+                let result = insert_batch(&mut conn, &agent, &location, received_ms, &rows);
+                if let Err(e) = &result {
+                    tracing::error!(agent, error = %e, "storing a batch failed");
+                }
+                let _ = reply.send(result);
+            }
+            WriteJob::Close(reply) => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint at close failed");
+                }
+                rx.close();
+                // Refuse whatever was queued behind the close.
+                while let Ok(job) = rx.try_recv() {
+                    if let WriteJob::Insert { reply, .. } = job {
+                        let _ = reply.send(Err(StoreError::Closed));
+                    }
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn insert_batch(
+    conn: &mut Connection,
+    agent: &str,
+    location: &str,
+    received_ms: i64,
+    rows: &[NewResult],
+) -> Result<BatchOutcome, StoreError> {
+    let tx = conn.transaction()?;
+    let mut inserted = Vec::with_capacity(rows.len());
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (agent, seq) DO NOTHING",
+        )?;
+        for r in rows {
+            let n = ins.execute(params![
+                agent,
+                to_i64(r.seq),
+                r.check,
+                r.location,
+                r.kind.as_str(),
+                r.started_at_ms,
+                r.success,
+                r.class.map(|c| c.as_str()),
+                received_ms,
+                r.raw,
+            ])?;
+            inserted.push(n == 1);
+        }
+    }
+
+    // Aggregate the batch first: one upsert per key instead of per row.
+    let mut counts: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    let mut latest: HashMap<(&str, &str), &NewResult> = HashMap::new();
+    let mut stored = 0u64;
+    let mut max_seq = 0u64;
+    for (r, &new) in rows.iter().zip(&inserted) {
+        max_seq = max_seq.max(r.seq);
+        if !new {
+            continue;
+        }
+        stored += 1;
+        let class = r.class.map_or("", |c| c.as_str());
+        *counts.entry((&r.check, &r.location, class)).or_default() += 1;
+        let slot = latest.entry((&r.check, &r.location)).or_insert(r);
+        if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
+            *slot = r;
+        }
+    }
+    let duplicates = rows.len() as u64 - stored;
+    {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO probe_counts (check_name, location, class, count) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (check_name, location, class) DO UPDATE SET count = count + excluded.count",
+        )?;
+        for ((check, loc, class), n) in &counts {
+            up.execute(params![check, loc, class, n])?;
+        }
+        let mut up = tx.prepare_cached(
+            "INSERT INTO latest (check_name, location, agent, seq, started_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (check_name, location) DO UPDATE
+               SET agent = excluded.agent, seq = excluded.seq, started_at = excluded.started_at, raw = excluded.raw
+               WHERE excluded.started_at > latest.started_at
+                  OR (excluded.started_at = latest.started_at AND excluded.seq > latest.seq)",
+        )?;
+        for ((check, loc), r) in &latest {
+            up.execute(params![check, loc, agent, to_i64(r.seq), r.started_at_ms, r.raw])?;
+        }
+        let mut up = tx.prepare_cached(
+            "INSERT INTO agents (agent, location, max_seq, results, duplicates, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (agent) DO UPDATE SET
+               location = excluded.location,
+               max_seq = max(max_seq, excluded.max_seq),
+               results = results + excluded.results,
+               duplicates = duplicates + excluded.duplicates,
+               last_seen = max(last_seen, excluded.last_seen)",
+        )?;
+        up.execute(params![agent, location, to_i64(max_seq), to_i64(stored), to_i64(duplicates), received_ms])?;
+    }
+    tx.commit()?;
+    Ok(BatchOutcome { inserted, stored, duplicates })
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    // IMMEDIATE: two processes opening a new store at once must not both migrate.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found: current, known: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+        tracing::info!(version, path = %path.display(), "store schema migrated");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A read connection. Also usable on its own, without a running collector
+/// (offline reports): [`Reader::open`].
+pub struct Reader {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+fn u64_col(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Reader {
+    /// Opens the existing store in `data_dir` for reading. Fails when there is
+    /// none or its schema is newer than this build.
+    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        // Read-write open (without CREATE) so WAL's shared-memory file can be made;
+        // `query_only` then forbids writes on this connection.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", true)?;
+        let version: Option<i64> = conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .optional()
+            .map_err(|_| StoreError::Missing(path.clone()))?
+            .flatten();
+        match version {
+            None => return Err(StoreError::Missing(path)),
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema { path, found: v, known: SCHEMA_VERSION });
+            }
+            Some(_) => {}
+        }
+        Ok(Reader { conn })
+    }
+
+    /// Every agent the store has seen.
+    pub fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT agent, location, max_seq, results, duplicates, last_seen FROM agents ORDER BY agent")?;
+        let rows = st.query_map([], |r| {
+            Ok(AgentRow {
+                id: r.get(0)?,
+                location: r.get(1)?,
+                max_seq: u64_col(r.get(2)?),
+                results: u64_col(r.get(3)?),
+                duplicates: u64_col(r.get(4)?),
+                last_seen_ms: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest result per (check, location), raw JSON.
+    pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw
+             FROM latest l LEFT JOIN results r ON r.agent = l.agent AND r.seq = l.seq
+             ORDER BY l.check_name, l.location",
+        )?;
+        let rows = st.query_map([], row_to_result)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Result counts per (check, location, class).
+    pub fn probe_counts(&self) -> Result<Vec<ProbeCount>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT check_name, location, class, count FROM probe_counts ORDER BY check_name, location, class",
+        )?;
+        let rows = st.query_map([], |r| {
+            let class: String = r.get(2)?;
+            Ok(ProbeCount {
+                check: r.get(0)?,
+                location: r.get(1)?,
+                class: if class.is_empty() { None } else { Some(class) },
+                count: u64_col(r.get(3)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Calls `f` for every result of `checks` started in `[from_ms, to_ms)`,
+    /// in (agent, seq) order — the canonical order evidence digests use.
+    /// Streams, so a month of results need not fit in memory.
+    pub fn for_each_result<F>(&self, checks: &[String], from_ms: i64, to_ms: i64, mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let placeholders = vec!["?"; checks.len()].join(", ");
+        let sql = format!(
+            "SELECT agent, seq, check_name, location, started_at, success, class, raw FROM results
+             WHERE check_name IN ({placeholders}) AND started_at >= ? AND started_at < ?
+             ORDER BY agent, seq"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let mut values: Vec<rusqlite::types::Value> =
+            checks.iter().map(|c| rusqlite::types::Value::Text(c.clone())).collect();
+        values.push(rusqlite::types::Value::Integer(from_ms));
+        values.push(rusqlite::types::Value::Integer(to_ms));
+        let mut rows = st.query(rusqlite::params_from_iter(values))?;
+        while let Some(row) = rows.next()? {
+            f(row_to_result(row)?);
+        }
+        Ok(())
+    }
+
+    /// [`Reader::for_each_result`] collected into a `Vec`.
+    pub fn results_between(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_result(checks, from_ms, to_ms, |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// How many results are stored in all.
+    pub fn count_results(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row("SELECT count(*) FROM results", [], |r| r.get(0))?;
+        Ok(u64_col(n))
+    }
+}
+
+fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
+    let raw: Vec<u8> = r.get(7)?;
+    Ok(StoredResult {
+        agent: r.get(0)?,
+        seq: u64_col(r.get(1)?),
+        check: r.get(2)?,
+        location: r.get(3)?,
+        started_at_ms: r.get(4)?,
+        success: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+        class: r.get(6)?,
+        // Stored from a &str, so valid UTF-8; lossy only guards a hand-edited file.
+        raw: String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slaprobe_wire::{CheckKind, FailureClass};
+
+    fn row(seq: u64, check: &str, started_at_ms: i64, class: Option<FailureClass>) -> NewResult {
+        NewResult {
+            seq,
+            check: check.into(),
+            location: "ams".into(),
+            kind: CheckKind::Http,
+            started_at_ms,
+            success: class.is_none(),
+            class,
+            raw: format!("{{\"seq\":{seq}}}").into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_duplicates_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tokio::task::spawn_blocking({
+            let p = dir.path().to_path_buf();
+            move || Store::open(&p)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let out = store
+            .insert_batch("a1", "ams", 1000, vec![row(1, "w", 10, None), row(2, "w", 20, Some(FailureClass::Timeout)), row(4, "x", 5, None)])
+            .await
+            .unwrap();
+        assert_eq!(out, BatchOutcome { inserted: vec![true, true, true], stored: 3, duplicates: 0 });
+        let out = store.insert_batch("a1", "ams", 2000, vec![row(2, "w", 20, None), row(2, "w", 20, None)]).await.unwrap();
+        assert_eq!((out.stored, out.duplicates), (0, 2));
+
+        let agents = store.read(|r| r.agents()).await.unwrap();
+        assert_eq!(agents.len(), 1);
+        assert_eq!((agents[0].max_seq, agents[0].results, agents[0].duplicates, agents[0].missing()), (4, 3, 2, 1));
+        assert_eq!(agents[0].last_seen_ms, 2000);
+
+        let latest = store.read(|r| r.latest()).await.unwrap();
+        assert_eq!(latest.len(), 2);
+        assert_eq!((latest[0].check.as_str(), latest[0].seq, latest[0].class.as_deref()), ("w", 2, Some("timeout")));
+
+        let counts = store.read(|r| r.probe_counts()).await.unwrap();
+        assert_eq!(counts.len(), 3);
+
+        let rs = store.read(|r| r.results_between(&["w".to_string()], 0, 15)).await.unwrap();
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].raw, "{\"seq\":1}");
+        store.close().await;
+        assert!(matches!(store.insert_batch("a1", "ams", 1, vec![]).await, Err(StoreError::Closed)));
+
+        // Reopen: migrations are idempotent, data kept.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.read(|r| r.count_results()).await.unwrap(), 3);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute("INSERT INTO schema_version (version) VALUES (99)", []).unwrap();
+        drop(c);
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::NewerSchema { found: 99, .. })));
+        assert!(matches!(Reader::open(dir.path()), Err(StoreError::NewerSchema { .. })));
+    }
+}
