@@ -12,6 +12,7 @@ pub mod app;
 pub mod config;
 pub mod probe;
 pub mod schedule;
+pub mod spool;
 
 pub use app::{describe, init_logging, probe_once, shutdown_on_signals};
 

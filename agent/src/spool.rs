@@ -1,0 +1,618 @@
+//! The agent's disk spool: every result is appended here before it is shipped,
+//! replayed in seq order after an outage or a restart, and trimmed once the
+//! collector has acked it. The spool also assigns each result its `seq`.
+//!
+//! # On disk (`spool_dir`)
+//! - `seg-<first seq, 20 digits>.log`: segments, appended to in seq order and
+//!   rolled at `segment_bytes`. Each record is
+//!   `len: u32 LE | crc32: u32 LE | seq: u64 LE | payload (len bytes)`, the CRC
+//!   covering `len`, `seq` and the payload; the payload is the JSON of one
+//!   `ProbeResult` whose `seq` is already set. Seqs within a segment are
+//!   consecutive (a jump starts a new segment).
+//! - `state`: `{"acked": N, "last_seq": M}`, replaced atomically (write,
+//!   fsync, rename, fsync dir) on every ack. It keeps the seq going after every
+//!   segment was trimmed, and replay starting after the acked mark.
+//!
+//! # Guarantees
+//! - `seq`: 1 for the first result ever, then +1, across restarts. On open,
+//!   the next seq follows the highest of the last good record, the persisted
+//!   `last_seq` and the acked mark.
+//! - Durability: appends are fsynced every `fsync_every` (zero: each append),
+//!   on [`Spool::sync`], on rolling a segment, and **before [`Spool::read_from`]
+//!   hands out a record not yet fsynced**: a result that left the agent is
+//!   always on disk, so a power loss can never make the spool reuse the seq of
+//!   a result the collector already holds.
+//! - A torn or corrupt record (power loss mid-write, flipped bits) is found on
+//!   open: logged with `tracing::warn!`, the segment truncated to the last good
+//!   record before it; the records before it replay. (Without sync markers the
+//!   records after a corrupt one in the same segment cannot be trusted.)
+//! - Bounded: when an append would take the spool over `max_bytes`, the oldest
+//!   segments are deleted, their unacked results counted in
+//!   [`Spool::dropped_total`] and logged; an append never fails or waits
+//!   because the spool is full. (A single record larger than `max_bytes` is
+//!   still written.)
+//! - Memory: a few words per segment, never the records; [`Spool::read_from`]
+//!   keeps a cursor so that a shipper reading forward (from its acked mark) does
+//!   not rescan segments.
+//!
+//! One process per directory: nothing stops two agents sharing a `spool_dir`
+//! from corrupting it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use slaprobe_wire::ProbeResult;
+
+/// Bytes before a record's payload: len (4), crc (4), seq (8).
+const HEADER: u64 = 16;
+/// A longer length field can only be corruption (results are a few KiB).
+const MAX_RECORD: u32 = 64 * 1024 * 1024;
+const STATE: &str = "state";
+const STATE_TMP: &str = "state.tmp";
+
+/// How the spool bounds and syncs itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolOptions {
+    /// Upper bound of the segments' total size; the oldest go first.
+    pub max_bytes: u64,
+    /// Longest time an append may wait for its fsync (zero: fsync each append).
+    pub fsync_every: Duration,
+    /// Size at which the current segment is closed and a new one started.
+    pub segment_bytes: u64,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        Self { max_bytes: 512 * 1024 * 1024, fsync_every: Duration::from_secs(1), segment_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+/// What can go wrong with the spool itself (disk errors, not a full spool).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpoolError {
+    /// A file operation failed.
+    #[error("spool: cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A result could not be encoded as JSON.
+    #[error("spool: cannot encode result: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
+    move |source| SpoolError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// One segment file, known by its bounds only (records stay on disk).
+#[derive(Debug, Clone)]
+struct Segment {
+    path: PathBuf,
+    /// Seq of its first record (also in the file name).
+    first: u64,
+    /// Records it holds; their seqs are `first .. first + count`.
+    count: u64,
+    /// File size.
+    bytes: u64,
+}
+
+impl Segment {
+    /// Seq of its last record (`first - 1` when empty).
+    fn last(&self) -> u64 {
+        self.first + self.count - 1
+    }
+}
+
+/// Where the previous `read_from` stopped, so the next one reading on from
+/// there need not scan for its start.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// The last seq handed out.
+    after: u64,
+    /// The segment (by first seq) and byte offset of the record after it.
+    segment: u64,
+    offset: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    acked: u64,
+    last_seq: u64,
+}
+
+/// The spool of one agent. Synchronous (std::fs) and cheap per call; share it
+/// behind a mutex.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    opts: SpoolOptions,
+    /// Every segment on disk, by first seq.
+    segments: BTreeMap<u64, Segment>,
+    /// The segment being appended to (the last one), once opened for writing.
+    active: Option<File>,
+    last_seq: u64,
+    acked: u64,
+    /// Every seq up to here is fsynced.
+    synced: u64,
+    /// Bytes written since the last fsync of the active segment.
+    dirty: bool,
+    /// A segment was created since the directory was last fsynced.
+    dir_dirty: bool,
+    last_sync: Instant,
+    bytes: u64,
+    dropped: u64,
+    cursor: Option<Cursor>,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, checking every record: a torn
+    /// or corrupt tail is logged and cut off, the rest replays.
+    pub fn open(dir: &Path, opts: SpoolOptions) -> Result<Spool, SpoolError> {
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        let state = read_state(dir);
+        let _ = fs::remove_file(dir.join(STATE_TMP));
+
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let entry = entry.map_err(io_err("list", dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(first) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".log")).and_then(|s| s.parse::<u64>().ok()) {
+                names.push((first, entry.path()));
+            }
+        }
+        names.sort();
+
+        let mut segments = BTreeMap::new();
+        let mut prev_last = 0u64;
+        for (named_first, path) in names {
+            let Some(seg) = recover_segment(&path, named_first)? else {
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                continue;
+            };
+            if seg.first <= prev_last {
+                // Overlaps the segment before it: cannot be ours in order.
+                // Kept aside for a human rather than deleted.
+                let aside = path.with_extension("corrupt");
+                tracing::warn!(path = %path.display(), "spool segment overlaps the previous one (seq {} <= {prev_last}); moved aside", seg.first);
+                fs::rename(&path, &aside).map_err(io_err("rename", &path))?;
+                continue;
+            }
+            prev_last = seg.last();
+            segments.insert(seg.first, seg);
+        }
+
+        let max_on_disk = segments.values().next_back().map_or(0, Segment::last);
+        let acked = state.acked;
+        let last_seq = max_on_disk.max(state.last_seq).max(acked);
+        let bytes = segments.values().map(|s| s.bytes).sum();
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            opts,
+            segments,
+            active: None,
+            last_seq,
+            acked,
+            synced: last_seq,
+            dirty: false,
+            dir_dirty: false,
+            last_sync: Instant::now(),
+            bytes,
+            dropped: 0,
+            cursor: None,
+        };
+        // Segments wholly acked (a delete that failed or was lost in a crash).
+        spool.trim()?;
+        Ok(spool)
+    }
+
+    /// Appends `result`, setting its `seq` (and returning it). Makes room by
+    /// dropping the oldest segments when the spool is full; fails only on a
+    /// disk error, in which case nothing was added.
+    pub fn append(&mut self, result: &mut ProbeResult) -> Result<u64, SpoolError> {
+        let seq = self.last_seq + 1;
+        result.seq = seq;
+        let payload = serde_json::to_vec(result)?;
+        let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_RECORD);
+        let Some(len) = len else {
+            return Err(SpoolError::Io {
+                op: "append a record this large to",
+                path: self.dir.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, format!("{} bytes", payload.len())),
+            });
+        };
+        let mut rec = Vec::with_capacity(HEADER as usize + payload.len());
+        rec.extend_from_slice(&len.to_le_bytes());
+        rec.extend_from_slice(&crc(len, seq, &payload).to_le_bytes());
+        rec.extend_from_slice(&seq.to_le_bytes());
+        rec.extend_from_slice(&payload);
+        let need = rec.len() as u64;
+
+        self.prepare_active(seq, need)?;
+        self.make_room(seq, need)?;
+        let (Some(seg), Some(file)) = (self.segments.values_mut().next_back(), self.active.as_mut()) else {
+            return unreachable_active(&self.dir);
+        };
+        if let Err(e) = file.write_all(&rec) {
+            // Cut a partial record off so later appends stay readable.
+            let _ = file.set_len(seg.bytes);
+            return Err(io_err("append to", &seg.path)(e));
+        }
+        seg.count += 1;
+        seg.bytes += need;
+        self.bytes += need;
+        self.last_seq = seq;
+        self.dirty = true;
+        if self.opts.fsync_every.is_zero() || self.last_sync.elapsed() >= self.opts.fsync_every {
+            self.sync()?;
+        }
+        Ok(seq)
+    }
+
+    /// Up to `max` unacked records after `after_seq`, in seq order, as the raw
+    /// JSON of each result. Whatever it returns is fsynced first.
+    pub fn read_from(&mut self, after_seq: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
+        let after = after_seq.max(self.acked);
+        let mut out = Vec::new();
+        if max == 0 || after >= self.last_seq {
+            return Ok(out);
+        }
+        // Where to start: the cursor if it is exactly there, else the first
+        // segment holding a seq after `after`, scanned for it.
+        let start = match self.cursor {
+            Some(c) if c.after == after && self.segments.contains_key(&c.segment) => Some((c.segment, c.offset, after)),
+            _ => None,
+        };
+        let mut next = match start {
+            Some(s) => s,
+            None => match self.segments.values().find(|s| s.count > 0 && s.last() > after) {
+                Some(s) => (s.first, 0, after),
+                None => return Ok(out),
+            },
+        };
+
+        let mut cursor = None;
+        'segments: loop {
+            let (first, mut offset, skip_upto) = next;
+            let Some(seg) = self.segments.get(&first) else { break };
+            let path = seg.path.clone();
+            let seg_bytes = seg.bytes;
+            let file = File::open(&path).map_err(io_err("open", &path))?;
+            let mut r = BufReader::with_capacity(64 * 1024, file);
+            r.seek(SeekFrom::Start(offset)).map_err(io_err("seek in", &path))?;
+            while offset + HEADER <= seg_bytes {
+                let mut h = [0u8; HEADER as usize];
+                r.read_exact(&mut h).map_err(io_err("read", &path))?;
+                let (len, sum, seq) = parse_header(&h);
+                if seq <= skip_upto {
+                    r.seek_relative(i64::from(len)).map_err(io_err("seek in", &path))?;
+                    offset += HEADER + u64::from(len);
+                    continue;
+                }
+                let mut payload = vec![0u8; len as usize];
+                r.read_exact(&mut payload).map_err(io_err("read", &path))?;
+                if crc(len, seq, &payload) != sum {
+                    // Checked on open, so the disk changed under us: skip the
+                    // rest of this segment rather than hand out garbage.
+                    tracing::warn!(path = %path.display(), offset, seq, "spool record fails its checksum; skipping the rest of the segment");
+                    break;
+                }
+                offset += HEADER + u64::from(len);
+                out.push((seq, payload));
+                cursor = Some(Cursor { after: seq, segment: first, offset });
+                if out.len() >= max {
+                    break 'segments;
+                }
+            }
+            match self.segments.range(first + 1..).next() {
+                Some((&f, _)) => next = (f, 0, after),
+                None => break,
+            }
+        }
+        if cursor.is_some() {
+            self.cursor = cursor;
+        }
+        if out.last().is_some_and(|(seq, _)| *seq > self.synced) {
+            self.sync()?;
+        }
+        Ok(out)
+    }
+
+    /// Records that the collector holds every seq up to `upto`: deletes the
+    /// segments wholly at or below it and persists the mark.
+    pub fn ack(&mut self, upto: u64) -> Result<(), SpoolError> {
+        let upto = upto.min(self.last_seq);
+        if upto <= self.acked {
+            return Ok(());
+        }
+        self.acked = upto;
+        self.trim()?;
+        self.write_state()
+    }
+
+    /// Everything up to this seq is held by the collector.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// The last seq assigned (0 before the first result ever).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Results on disk not yet acked.
+    pub fn unacked(&self) -> u64 {
+        self.segments.values().filter(|s| s.count > 0).map(|s| s.last().saturating_sub(self.acked.max(s.first - 1))).sum()
+    }
+
+    /// Size of the segments on disk.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Unacked results deleted to stay under `max_bytes`, since open.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Fsyncs what was appended (and a new segment's directory entry).
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if self.dirty {
+            if let Some(f) = &self.active {
+                f.sync_data().map_err(io_err("fsync", &self.dir))?;
+            }
+            self.dirty = false;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.synced = self.last_seq;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Makes sure an open, fitting segment takes the record for `seq`:
+    /// rolls when the current one is full or `seq` does not follow it.
+    fn prepare_active(&mut self, seq: u64, need: u64) -> Result<(), SpoolError> {
+        let fits = match self.segments.values().next_back() {
+            Some(s) => s.last() + 1 == seq && (s.count == 0 || s.bytes + need <= self.opts.segment_bytes),
+            None => false,
+        };
+        if !fits {
+            return self.roll(seq);
+        }
+        if self.active.is_none() {
+            // The last segment found on open, reused for appending.
+            let Some(seg) = self.segments.values().next_back() else { return unreachable_active(&self.dir) };
+            let file = OpenOptions::new().append(true).open(&seg.path).map_err(io_err("open", &seg.path))?;
+            self.active = Some(file);
+        }
+        Ok(())
+    }
+
+    /// Closes the current segment (fsynced) and starts `seg-<seq>.log`.
+    fn roll(&mut self, seq: u64) -> Result<(), SpoolError> {
+        if self.dirty {
+            self.sync()?;
+        }
+        self.active = None;
+        // An empty last segment (every record acked, or just created) is replaced.
+        let empty_last = self.segments.values().next_back().filter(|s| s.count == 0).map(|s| (s.first, s.path.clone()));
+        if let Some((first, path)) = empty_last {
+            self.remove_segment(first, &path);
+        }
+        let path = self.dir.join(format!("seg-{seq:020}.log"));
+        // Append mode: after a failed write is cut off (`set_len`), the next
+        // write still lands at the end, not after a hole.
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err("create", &path))?;
+        file.set_len(0).map_err(io_err("truncate", &path))?;
+        self.segments.insert(seq, Segment { path, first: seq, count: 0, bytes: 0 });
+        self.active = Some(file);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Drops the oldest segments until `need` more bytes fit under `max_bytes`.
+    fn make_room(&mut self, seq: u64, need: u64) -> Result<(), SpoolError> {
+        let mut dropped = 0u64;
+        let mut range: Option<(u64, u64)> = None;
+        while self.bytes + need > self.opts.max_bytes {
+            let Some((&first, seg)) = self.segments.iter().next() else { break };
+            if self.segments.len() == 1 {
+                if seg.count == 0 {
+                    break; // only the empty active segment is left
+                }
+                // The active segment is the oldest: start a new one so it can go.
+                self.roll(seq)?;
+                continue;
+            }
+            let unacked = if seg.count == 0 { 0 } else { seg.last().saturating_sub(self.acked.max(first - 1)) };
+            if unacked > 0 {
+                let lo = self.acked.max(first - 1) + 1;
+                range = Some((range.map_or(lo, |r| r.0), seg.last()));
+            }
+            dropped += unacked;
+            let path = seg.path.clone();
+            self.remove_segment(first, &path);
+        }
+        if dropped > 0 {
+            self.dropped += dropped;
+            let (lo, hi) = range.unwrap_or_default();
+            tracing::warn!(
+                dropped,
+                dropped_total = self.dropped,
+                max_bytes = self.opts.max_bytes,
+                "spool full: dropped the oldest unacked results, seq {lo}..={hi}; they are lost"
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the segments wholly acked (an empty last one stays, reused).
+    fn trim(&mut self) -> Result<(), SpoolError> {
+        let done: Vec<(u64, PathBuf)> =
+            self.segments.values().filter(|s| s.count > 0 && s.last() <= self.acked).map(|s| (s.first, s.path.clone())).collect();
+        for (first, path) in done {
+            let is_last = self.segments.keys().next_back() == Some(&first);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &path)(e)),
+            }
+            if is_last {
+                self.active = None;
+                self.dirty = false;
+            }
+            self.forget_segment(first);
+        }
+        Ok(())
+    }
+
+    /// Deletes a segment file, never failing (the spool must not block on it).
+    fn remove_segment(&mut self, first: u64, path: &Path) {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), "cannot delete spool segment: {e}");
+            }
+            _ => {}
+        }
+        if self.segments.keys().next_back() == Some(&first) {
+            self.active = None;
+            self.dirty = false;
+        }
+        self.forget_segment(first);
+    }
+
+    fn forget_segment(&mut self, first: u64) {
+        if let Some(seg) = self.segments.remove(&first) {
+            self.bytes -= seg.bytes;
+        }
+        if self.cursor.is_some_and(|c| c.segment == first) {
+            self.cursor = None;
+        }
+    }
+
+    /// Replaces `state` atomically: write, fsync, rename, fsync the directory.
+    fn write_state(&mut self) -> Result<(), SpoolError> {
+        let tmp = self.dir.join(STATE_TMP);
+        let path = self.dir.join(STATE);
+        let body = serde_json::to_vec(&State { acked: self.acked, last_seq: self.last_seq })?;
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&body).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        Ok(())
+    }
+}
+
+/// The persisted marks; missing or unreadable means none (replay everything
+/// on disk: the collector stores a seq only once).
+fn read_state(dir: &Path) -> State {
+    let path = dir.join(STATE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), "spool state unreadable ({e}); replaying every record on disk");
+            State::default()
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot read spool state ({e}); replaying every record on disk");
+            State::default()
+        }
+    }
+}
+
+/// Checks every record of a segment and cuts off a bad tail. `None`: no good
+/// record at all.
+fn recover_segment(path: &Path, named_first: u64) -> Result<Option<Segment>, SpoolError> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err("open", path))?;
+    let size = file.metadata().map_err(io_err("stat", path))?.len();
+    let mut r = BufReader::with_capacity(256 * 1024, &file);
+    let mut offset = 0u64;
+    let mut first = None;
+    let mut count = 0u64;
+    let mut payload = Vec::new();
+    let problem = loop {
+        if offset == size {
+            break None;
+        }
+        if offset + HEADER > size {
+            break Some("partial record header");
+        }
+        let mut h = [0u8; HEADER as usize];
+        r.read_exact(&mut h).map_err(io_err("read", path))?;
+        let (len, sum, seq) = parse_header(&h);
+        if len > MAX_RECORD || offset + HEADER + u64::from(len) > size {
+            break Some("partial record (length beyond the end of the file)");
+        }
+        payload.resize(len as usize, 0);
+        r.read_exact(&mut payload).map_err(io_err("read", path))?;
+        if crc(len, seq, &payload) != sum {
+            break Some("checksum mismatch");
+        }
+        let expected = first.map_or(seq, |f: u64| f + count);
+        if seq != expected || seq == 0 {
+            break Some("seq out of order");
+        }
+        first.get_or_insert(seq);
+        count += 1;
+        offset += HEADER + u64::from(len);
+    };
+    drop(r);
+    if let Some(why) = problem {
+        tracing::warn!(
+            path = %path.display(),
+            offset,
+            cut_bytes = size - offset,
+            good_records = count,
+            "spool segment has a torn or corrupt record ({why}); truncating to the last good record"
+        );
+        file.set_len(offset).map_err(io_err("truncate", path))?;
+        file.sync_all().map_err(io_err("fsync", path))?;
+    }
+    let Some(first) = first else { return Ok(None) };
+    if first != named_first {
+        tracing::warn!(path = %path.display(), first, "spool segment name does not match its first record");
+    }
+    Ok(Some(Segment { path: path.to_path_buf(), first, count, bytes: offset }))
+}
+
+fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u64) {
+    let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let seq = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+    (word(0), word(4), seq)
+}
+
+fn crc(len: u32, seq: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len.to_le_bytes());
+    h.update(&seq.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync", dir))
+}
+
+/// `prepare_active` always leaves an open last segment; reaching this is a bug,
+/// reported as an error rather than a panic.
+fn unreachable_active<T>(dir: &Path) -> Result<T, SpoolError> {
+    Err(SpoolError::Io {
+        op: "find the active segment in",
+        path: dir.to_path_buf(),
+        source: io::Error::other("no active segment after prepare (bug)"),
+    })
+}
