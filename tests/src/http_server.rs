@@ -296,7 +296,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
         let client_closes = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let route = routes.get(&req.target);
         stats.requests.lock().unwrap_or_else(|e| e.into_inner()).push(req);
-        tokio::time::sleep(route.delay).await;
+        pause(route.delay).await;
         match route.action {
             Action::Respond { status, headers, body } => {
                 let mut head = format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n", reason(status), body.len());
@@ -310,7 +310,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
                 if io.write_all(head.as_bytes()).await.is_err() || io.flush().await.is_err() {
                     return;
                 }
-                tokio::time::sleep(route.body_delay).await;
+                pause(route.body_delay).await;
                 if io.write_all(&body).await.is_err() || io.flush().await.is_err() || client_closes {
                     let _ = io.shutdown().await;
                     return;
@@ -348,6 +348,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
                 return;
             }
         }
+    }
+}
+
+/// Sleeps, unless `d` is zero (a zero sleep still waits for the next timer tick, ~1 ms).
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
 }
 

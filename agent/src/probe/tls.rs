@@ -463,7 +463,7 @@ mod tests {
     #[test]
     fn shared_roots_load() {
         let s = TlsShared::new();
-        assert!(s.roots.len() > 0, "{}", s.roots_source());
+        assert!(!s.roots.is_empty(), "{}", s.roots_source());
         let (cfg, _) = s.client_config(&[]).unwrap();
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
