@@ -1,0 +1,349 @@
+//! The evaluation state of one contract-month, fed one observation at a
+//! time: per slot and (check, location) the deciding result, per slot the
+//! check and contract states, and the latency samples. The engine keeps
+//! these live; [`MonthEvaluator`] / [`evaluate_month`] build one offline, so
+//! both give the same figures by construction.
+//!
+//! # The deciding result of a slot (§6.1)
+//!
+//! A location's state for a check in a slot is its result *started* last in
+//! that slot. Two results with the same `started_at` (to the nanosecond) are
+//! ordered by: FAIL beats PASS (a failure seen at the same instant is not
+//! hidden), then the higher failure-class code (the order of
+//! `FailureClass::ALL`, unknown classes last), then the greater message
+//! (byte order). The outcome therefore does not depend on the order results
+//! arrive in. Each result must be observed once (the store drops duplicates
+//! by (agent, seq) before the engine sees them): a replayed duplicate would
+//! not change a slot but would add its latency sample twice.
+//!
+//! A deciding result is packed in one `u64`: nanoseconds since the slot
+//! start (bits 8..), a presence bit, a FAIL bit and the class code, so that
+//! "later wins, then the tiebreak" is a plain integer comparison.
+
+use std::collections::HashMap;
+
+use super::contract::{Contract, Phase};
+use super::month::{Month, MonthFrame};
+use super::observation::{Observation, class_code};
+use super::report::{MonthReport, build_report};
+use super::rules::{SlotState, check_state, contract_state};
+use super::samples::SampleIndex;
+
+const PRESENT: u64 = 0x80;
+const FAIL: u64 = 0x40;
+const CLASS_MASK: u64 = 0x3f;
+
+/// Interned location names (ids are dense `u16`; order of first sight).
+#[derive(Debug, Default)]
+pub(crate) struct Locations {
+    names: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+impl Locations {
+    /// The id of `name`, interning it; `None` past 65,535 distinct names.
+    pub(crate) fn id(&mut self, name: &str) -> Option<u16> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        let id = u16::try_from(self.names.len()).ok()?;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// Counts and seconds of each slot state over a range of slots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub up: u32,
+    pub down: u32,
+    pub maintenance: u32,
+    pub nodata: u32,
+    pub up_seconds: u64,
+    pub down_seconds: u64,
+    pub maintenance_seconds: u64,
+    pub nodata_seconds: u64,
+    /// Maximal runs of DOWN slots.
+    pub incidents: u32,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, state: SlotState, seconds: u64) {
+        match state {
+            SlotState::Up => {
+                self.up += 1;
+                self.up_seconds += seconds;
+            }
+            SlotState::Down => {
+                self.down += 1;
+                self.down_seconds += seconds;
+            }
+            SlotState::Maintenance => {
+                self.maintenance += 1;
+                self.maintenance_seconds += seconds;
+            }
+            SlotState::NoData => {
+                self.nodata += 1;
+                self.nodata_seconds += seconds;
+            }
+        }
+    }
+}
+
+/// The evaluation state of one contract-month.
+#[derive(Debug)]
+pub(crate) struct MonthState {
+    pub(crate) frame: MonthFrame,
+    quorum: u32,
+    n_checks: usize,
+    /// `[check][location id]` → per slot the packed deciding result (0 = none).
+    /// Grown on demand, so a month in progress holds only its past slots.
+    cells: Vec<Vec<Vec<u64>>>,
+    /// Messages of FAIL deciding results, by [`cell_key`].
+    messages: HashMap<u64, Box<str>>,
+    /// `[check]` → per slot the check's [`SlotState`] code.
+    check_states: Vec<Vec<u8>>,
+    /// Per slot the contract's [`SlotState`] code (MAINTENANCE preset).
+    verdict: Vec<u8>,
+    /// Phase of each latency objective (contract order).
+    latency_phases: Vec<Phase>,
+    /// Per latency objective, the successful results' values outside maintenance.
+    pub(crate) samples: Vec<SampleIndex>,
+    /// Engine bookkeeping: slots already added to the counters.
+    pub(crate) settled: u32,
+    /// Engine bookkeeping: the last settled slot was DOWN (for counting incidents).
+    pub(crate) last_settled_down: bool,
+}
+
+fn cell_key(check: usize, loc: u16, slot: u32) -> u64 {
+    ((check as u64) << 48) | (u64::from(loc) << 32) | u64::from(slot)
+}
+
+/// Grows `v` to `len` elements, doubling capacity but never beyond `max`.
+fn ensure_len<T: Clone + Default>(v: &mut Vec<T>, len: usize, max: usize) {
+    if v.len() >= len {
+        return;
+    }
+    if v.capacity() < len {
+        let want = (v.capacity() * 2).clamp(len, max.max(len));
+        v.reserve_exact(want - v.len());
+    }
+    v.resize(len, T::default());
+}
+
+impl MonthState {
+    pub(crate) fn new(contract: &Contract, month: Month) -> MonthState {
+        let frame = MonthFrame::new(contract, month);
+        let n = frame.n_slots();
+        let verdict = (0..n)
+            .map(|i| if frame.is_maintenance(i) { SlotState::Maintenance.code() } else { SlotState::NoData.code() })
+            .collect();
+        let latency_phases: Vec<Phase> = contract.latency_objectives().map(|(p, _, _)| p).collect();
+        MonthState {
+            frame,
+            quorum: contract.quorum,
+            n_checks: contract.checks.len(),
+            cells: vec![Vec::new(); contract.checks.len()],
+            messages: HashMap::new(),
+            check_states: vec![Vec::new(); contract.checks.len()],
+            verdict,
+            samples: latency_phases.iter().map(|_| SampleIndex::default()).collect(),
+            latency_phases,
+            settled: 0,
+            last_settled_down: false,
+        }
+    }
+
+    /// Applies one observation of covered check `check` (index in the
+    /// contract) from location `loc`. Returns whether it lies in this month.
+    pub(crate) fn observe(&mut self, check: usize, loc: u16, obs: &Observation<'_>) -> bool {
+        let Some((slot, offset)) = self.frame.slot_of(obs.started_at) else {
+            return false;
+        };
+        if check >= self.n_checks {
+            return false;
+        }
+        let s = slot as usize;
+        let n = self.frame.n_slots() as usize;
+
+        if obs.success && !self.frame.is_maintenance(slot) {
+            for (k, phase) in self.latency_phases.iter().enumerate() {
+                if let Some(v) = obs.phase(*phase) {
+                    self.samples[k].insert(v, slot);
+                }
+            }
+        }
+
+        let fail = !obs.success;
+        let packed = (offset << 8) | PRESENT | if fail { FAIL | u64::from(class_code(obs.class)) } else { 0 };
+        let cols = &mut self.cells[check];
+        ensure_len(cols, loc as usize + 1, usize::from(u16::MAX) + 1);
+        let col = &mut cols[loc as usize];
+        ensure_len(col, s + 1, n);
+        let old = col[s];
+        let key = cell_key(check, loc, slot);
+        let new_msg = obs.message.unwrap_or("");
+        let replace = packed > old || (packed == old && fail && new_msg > self.messages.get(&key).map_or("", |m| &**m));
+        if !replace {
+            return true;
+        }
+        col[s] = packed;
+        if fail && !new_msg.is_empty() {
+            self.messages.insert(key, new_msg.into());
+        } else if old & FAIL != 0 {
+            self.messages.remove(&key);
+        }
+        if (old & (PRESENT | FAIL)) != (packed & (PRESENT | FAIL)) {
+            self.recompute(check, slot);
+        }
+        true
+    }
+
+    /// Re-derives check `check`'s state in `slot` and, if it changed, the contract's.
+    fn recompute(&mut self, check: usize, slot: u32) {
+        let s = slot as usize;
+        let (mut pass, mut fail) = (0u32, 0u32);
+        for col in &self.cells[check] {
+            match col.get(s) {
+                Some(&c) if c & FAIL != 0 => fail += 1,
+                Some(&c) if c & PRESENT != 0 => pass += 1,
+                _ => {}
+            }
+        }
+        let state = check_state(pass, fail, self.quorum).code();
+        let n = self.frame.n_slots() as usize;
+        let cs = &mut self.check_states[check];
+        ensure_len(cs, s + 1, n);
+        if cs[s] == state {
+            return;
+        }
+        cs[s] = state;
+        if self.frame.is_maintenance(slot) {
+            return;
+        }
+        let v = contract_state((0..self.n_checks).map(|c| self.check_state_at(c, slot)), false);
+        self.verdict[s] = v.code();
+    }
+
+    /// The contract's state in `slot`.
+    pub(crate) fn verdict(&self, slot: u32) -> SlotState {
+        SlotState::from_code(self.verdict.get(slot as usize).copied().unwrap_or(0))
+    }
+
+    /// Check `check`'s state in `slot` (regardless of maintenance).
+    pub(crate) fn check_state_at(&self, check: usize, slot: u32) -> SlotState {
+        SlotState::from_code(self.check_states[check].get(slot as usize).copied().unwrap_or(0))
+    }
+
+    /// The deciding result of (check, location, slot): `None` without data,
+    /// else `Some((failed, class code))`.
+    pub(crate) fn cell(&self, check: usize, loc: u16, slot: u32) -> Option<(bool, u8)> {
+        let c = *self.cells[check].get(loc as usize)?.get(slot as usize)?;
+        (c & PRESENT != 0).then_some((c & FAIL != 0, (c & CLASS_MASK) as u8))
+    }
+
+    /// The message of a FAIL deciding result.
+    pub(crate) fn message(&self, check: usize, loc: u16, slot: u32) -> Option<&str> {
+        self.messages.get(&cell_key(check, loc, slot)).map(|m| &**m)
+    }
+
+    /// Location ids with at least one deciding result in slots `< below`.
+    pub(crate) fn locations_with_data(&self, below: u32) -> Vec<u16> {
+        let mut out: Vec<u16> = Vec::new();
+        for cols in &self.cells {
+            for (loc, col) in cols.iter().enumerate() {
+                let end = col.len().min(below as usize);
+                if !out.contains(&(loc as u16)) && col[..end].iter().any(|&c| c != 0) {
+                    out.push(loc as u16);
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of covered checks.
+    pub(crate) fn n_checks(&self) -> usize {
+        self.n_checks
+    }
+
+    /// Tally of slots `[0, counted)`.
+    pub(crate) fn tally(&self, counted: u32) -> Tally {
+        let counted = counted.min(self.frame.n_slots());
+        let mut t = Tally::default();
+        if counted == 0 {
+            return t;
+        }
+        let nominal = self.frame.slot_seconds(0);
+        let last = self.frame.n_slots() - 1;
+        let mut prev_down = false;
+        for (i, &code) in self.verdict[..counted as usize].iter().enumerate() {
+            let state = SlotState::from_code(code);
+            let secs = if i as u32 == last { self.frame.slot_seconds(last) } else { nominal };
+            t.add(state, secs);
+            let down = state == SlotState::Down;
+            if down && !prev_down {
+                t.incidents += 1;
+            }
+            prev_down = down;
+        }
+        t
+    }
+}
+
+/// Offline evaluation of one contract-month: feed every stored result of the
+/// month (any order), then ask for the report. Gives exactly the engine's figures.
+#[derive(Debug)]
+pub struct MonthEvaluator<'c> {
+    contract: &'c Contract,
+    state: MonthState,
+    locations: Locations,
+}
+
+impl<'c> MonthEvaluator<'c> {
+    /// An empty evaluation of `month` (in the contract's zone).
+    pub fn new(contract: &'c Contract, month: Month) -> MonthEvaluator<'c> {
+        MonthEvaluator { contract, state: MonthState::new(contract, month), locations: Locations::default() }
+    }
+
+    /// Applies one result; `false` when it is not about this contract-month
+    /// (another check, or started outside the period).
+    pub fn observe(&mut self, obs: &Observation<'_>) -> bool {
+        let Some(check) = self.contract.checks.iter().position(|c| c == obs.check) else {
+            return false;
+        };
+        if !self.state.frame.contains(obs.started_at) {
+            return false;
+        }
+        let Some(loc) = self.locations.id(obs.location) else {
+            return false;
+        };
+        self.state.observe(check, loc, obs)
+    }
+
+    /// The report as of `now` (slots starting after `now` are not counted;
+    /// for a past month every slot counts). `evidence` is left for the caller.
+    pub fn report(&mut self, now: jiff::Timestamp) -> MonthReport {
+        build_report(self.contract, &mut self.state, self.locations.names(), now)
+    }
+}
+
+/// One-shot offline evaluation (the CLI reads the store with the collector
+/// stopped): the month's report from its observations, as of `now`.
+/// Identical to [`crate::sla::engine::SlaEngine::report`] on the same results.
+pub fn evaluate_month<'a>(
+    contract: &Contract,
+    month: Month,
+    observations: impl IntoIterator<Item = Observation<'a>>,
+    now: jiff::Timestamp,
+) -> MonthReport {
+    let mut ev = MonthEvaluator::new(contract, month);
+    for obs in observations {
+        ev.observe(&obs);
+    }
+    ev.report(now)
+}
