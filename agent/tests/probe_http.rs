@@ -220,6 +220,24 @@ async fn garbage_and_early_close_are_protocol_errors() {
 }
 
 #[tokio::test]
+async fn endless_headers_hit_the_head_size_limit() {
+    let srv = TestServer::http(Routes::new().route("/", Route::endless_headers())).await;
+    let t0 = Instant::now();
+    let r = run(&http(&srv.url("/"), "5s", |_| {})).await;
+    assert_class(&r, FailureClass::Protocol);
+    assert!(r.failure.as_ref().unwrap().message.contains("too large"), "{:?}", r.failure);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn redirect_to_another_scheme_is_a_protocol_error() {
+    let srv = TestServer::http(Routes::new().route("/", Route::redirect(302, "ftp://files.example/x"))).await;
+    let r = run(&http(&srv.url("/"), "5s", |_| {})).await;
+    assert_class(&r, FailureClass::Protocol);
+    assert_eq!(r.http.as_ref().unwrap().status, Some(302));
+}
+
+#[tokio::test]
 async fn unresolvable_name_is_dns_error() {
     let r = run(&http("http://no-such-host.invalid/", "5s", |_| {})).await;
     assert_class(&r, FailureClass::DnsError);

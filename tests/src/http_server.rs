@@ -37,6 +37,8 @@ enum Action {
     TrickleHeaders,
     /// 200 with a chunked body that never ends.
     EndlessBody,
+    /// A status line, then header lines as fast as the client reads, forever.
+    EndlessHeaders,
     /// Close the connection without a byte.
     Close,
     /// Answer with something that is not HTTP, then close.
@@ -86,6 +88,11 @@ impl Route {
     /// 200 with a body that never ends.
     pub fn endless_body() -> Route {
         Route::new(Action::EndlessBody)
+    }
+
+    /// Sends header lines without end (the client's head-size limit must stop it).
+    pub fn endless_headers() -> Route {
+        Route::new(Action::EndlessHeaders)
     }
 
     /// Closes the connection without answering.
@@ -340,6 +347,14 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
                         return;
                     }
                 }
+            }
+            Action::EndlessHeaders => {
+                if io.write_all(b"HTTP/1.1 200 OK\r\n").await.is_err() {
+                    return;
+                }
+                let line = format!("X-Filler: {}\r\n", "f".repeat(1000));
+                while io.write_all(line.as_bytes()).await.is_ok() {}
+                return;
             }
             Action::Close => return,
             Action::Garbage => {

@@ -397,6 +397,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// The `http` probe.
 pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
+    let deadline = net::probe_deadline(deadline);
     let f = fetch(p, spec, false, deadline).await;
     Outcome { failure: f.failure, http: Some(f.http), tls: f.tls, ..Default::default() }
 }

@@ -36,6 +36,18 @@ pub struct Connected {
     pub elapsed: Duration,
 }
 
+/// How long before the check's deadline a probe stops on its own. The
+/// scheduler's outer guard fires at the deadline itself and knows only
+/// "timeout"; stopping a little earlier lets the probe name the phase that
+/// ran out of time (`connect_timeout`, ...) and keep the details it has.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+
+/// The deadline a probe works to: [`DEADLINE_MARGIN`] before the guard's.
+pub fn probe_deadline(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    deadline.checked_sub(DEADLINE_MARGIN).map_or(now, |d| d.max(now.min(deadline)))
+}
+
 /// Strips the brackets of an IPv6 literal as written in URLs ("[::1]").
 pub fn bare_host(host: &str) -> &str {
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::http::{self, Conn};
-use super::{Outcome, Prober};
+use super::{Outcome, Prober, net};
 use crate::config::{HttpSpec, NetOptions};
 
 /// Most resources fetched for one page; the rest are ignored.
@@ -35,6 +35,7 @@ const SCANNER_MEMORY: usize = 8 * 1024 * 1024;
 
 /// The `page` probe.
 pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
+    let deadline = net::probe_deadline(deadline);
     let t0 = Instant::now();
     let doc = http::fetch(p, spec, true, deadline).await;
     let document_bytes = doc.http.body_bytes;
@@ -68,7 +69,12 @@ pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
             continue;
         };
         page.total_bytes += res.bytes;
-        last_arrival = last_arrival.max(Some(res.done_at));
+        if res.timed_out {
+            // Ran into the page's deadline: still loading, not broken.
+            unfinished += 1;
+        } else {
+            last_arrival = last_arrival.max(Some(res.done_at));
+        }
         if let Some(msg) = &res.error {
             page.failed_resources += 1;
             if page.failures.len() < MAX_LISTED_FAILURES {
@@ -106,6 +112,8 @@ struct Loaded {
     bytes: u64,
     /// Why it counts as failed (status or network), if it does.
     error: Option<String>,
+    /// It failed because the probe's deadline came.
+    timed_out: bool,
     done_at: Instant,
 }
 
@@ -189,7 +197,7 @@ async fn load(p: &Prober, net: &NetOptions, conn: &mut Option<Conn>, url: &Url, 
             None => {
                 let status = ex.status.unwrap_or(0);
                 let error = (!(200..400).contains(&status)).then(|| format!("HTTP status {status}"));
-                return Loaded { bytes, error, done_at: Instant::now() };
+                return Loaded { bytes, error, timed_out: false, done_at: Instant::now() };
             }
             Some(f) => {
                 *conn = None;
@@ -200,11 +208,14 @@ async fn load(p: &Prober, net: &NetOptions, conn: &mut Option<Conn>, url: &Url, 
             }
         }
     }
-    Loaded { bytes, error: Some("connection closed twice before a response".into()), done_at: Instant::now() }
+    Loaded { bytes, error: Some("connection closed twice before a response".into()), timed_out: false, done_at: Instant::now() }
 }
 
 fn failed(bytes: u64, f: &Failure) -> Loaded {
-    Loaded { bytes, error: Some(format!("{}: {}", f.class, f.message)), done_at: Instant::now() }
+    // Deadline-bound classes: connect_timeout is the page's deadline too, as
+    // each fetch gets all the time left.
+    let timed_out = matches!(f.class, FailureClass::Timeout | FailureClass::ConnectTimeout);
+    Loaded { bytes, error: Some(format!("{}: {}", f.class, f.message)), timed_out, done_at: Instant::now() }
 }
 
 /// The resources a browser would fetch for `html`, resolved against the
