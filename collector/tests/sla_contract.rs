@@ -86,6 +86,15 @@ fn zones_resolve() {
 }
 
 #[test]
+fn the_bundled_tzdb_is_a_fallback() {
+    // Enabled with jiff's `tzdb-bundle-always`: zones resolve even on a host without /usr/share/zoneinfo.
+    let db = jiff::tz::TimeZoneDatabase::bundled();
+    for tz in ["Europe/Amsterdam", "America/New_York"] {
+        assert!(db.get(tz).is_ok(), "{tz} missing from the bundled tzdb");
+    }
+}
+
+#[test]
 fn weekly_and_one_off_forms() {
     let ok = [
         r#"{ weekly = "Sun 03:00", duration = "1h" }"#,
