@@ -6,19 +6,21 @@
 //! - [`probe`]: the four probes (`http`, `dns`, `tls`, `page`) and what they share.
 //! - [`app`]: logging, signals, `check-config` and one-shot `probe`.
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
+//! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.
+//! - [`ship`]: spool writer and shipper (batches, acks, backoff).
+//! - [`run`]: `run` wiring scheduler → spool → shipper, plus check assignments.
+//! - [`selfmetrics`]: the agent's own `/metrics` (optional).
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod config;
 pub mod probe;
+pub mod run;
 pub mod schedule;
+pub mod selfmetrics;
+pub mod ship;
 pub mod spool;
 
 pub use app::{describe, init_logging, probe_once, shutdown_on_signals};
 
-/// Streams results to the collector until `shutdown` (placeholder until the scheduler lands).
-pub async fn run(config: config::AgentConfig, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
-    let _ = config;
-    shutdown.cancelled().await;
-    Ok(())
-}
+pub use run::run;

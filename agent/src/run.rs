@@ -73,6 +73,18 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
     let writer_done = CancellationToken::new();
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = a.metrics_listen {
+        let listener = crate::selfmetrics::bind(addr).await?;
+        tracing::info!(%addr, "agent self-metrics at /metrics");
+        let metrics = crate::selfmetrics::SelfMetrics {
+            stats: stats.clone(),
+            spool: spool.clone(),
+            agent: a.id.clone(),
+            location: a.location.clone(),
+        };
+        let shutdown = shutdown.clone();
+        tasks.spawn(crate::selfmetrics::serve(listener, metrics, shutdown));
+    }
     {
         let client = client.clone();
         let token = token.clone();

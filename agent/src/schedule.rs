@@ -36,6 +36,8 @@ pub struct ScheduleStats {
     pub skipped: AtomicU64,
     /// Probes running or waiting for a concurrency permit now.
     pub in_flight: AtomicU64,
+    /// Checks currently scheduled.
+    pub checks: AtomicU64,
 }
 
 /// Who the results are from (stamped on each one).
@@ -88,6 +90,7 @@ pub async fn run(
     let mut heap: BinaryHeap<Reverse<(Instant, u64, String)>> = BinaryHeap::new();
     let mut generation = 0u64;
     let mut rebuild = true;
+    let mut sender_gone = false;
     let mut tasks = tokio::task::JoinSet::new();
 
     loop {
@@ -108,18 +111,19 @@ pub async fn run(
                 next_entries.insert(check.name.clone(), Entry { check: Arc::new(check.clone()), busy });
             }
             entries = next_entries;
+            stats.checks.store(entries.len() as u64, Ordering::Relaxed);
             tracing::info!(checks = entries.len(), "schedule updated");
         }
 
         let next_due = heap.peek().map(|Reverse((due, _, _))| *due);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = checks.changed() => {
-                if changed.is_err() {
+            changed = checks.changed(), if !sender_gone => {
+                match changed {
+                    Ok(()) => rebuild = true,
                     // The sender is gone: keep the checks we have.
-                    std::future::pending::<()>().await;
+                    Err(_) => sender_gone = true,
                 }
-                rebuild = true;
                 continue;
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
