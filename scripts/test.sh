@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests need: command -> package.
 declare -A need=(
   [promtool]=prometheus
+  [amtool]=prometheus-alertmanager
 )
 missing=()
 for cmd in "${!need[@]}"; do
