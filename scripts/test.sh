@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 declare -A need=(
   [promtool]=prometheus
   [amtool]=prometheus-alertmanager
+  [chromium]=chromium
+  [pdftotext]=poppler-utils
 )
 missing=()
 for cmd in "${!need[@]}"; do
