@@ -112,6 +112,9 @@ fn engine_equals_evaluate_month_on_random_data() {
                 assert_same_status(&st, &offline);
             }
         }
+        // A report as of an earlier instant than already asked for (the sample index scans).
+        let early = ts("2026-10-05T08:00:00Z");
+        assert_eq!(engine.report("k", oct, early).unwrap(), evaluate_month(&c, oct, obs.iter().copied(), early));
         let full = evaluate_month(&c, oct, obs.iter().copied(), ts("2026-11-01T12:00:00Z"));
         // The random data must actually exercise the rules.
         assert!(

@@ -7,7 +7,7 @@
 //! zone) and the previous one until [`KEEP_AFTER_END`] after its end, each a
 //! month state (per slot and (check, location) the deciding result, per slot
 //! the check and contract states, the latency samples). Memory is about
-//! 8 bytes per (slot, check, location) with data plus 16 bytes per latency
+//! 8 bytes per (slot, check, location) with data plus 12 bytes per latency
 //! sample per latency objective.
 //!
 //! # Time
