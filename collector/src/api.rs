@@ -19,12 +19,13 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 200 once the store is open and migrated, else 503.
+/// `GET /readyz`: 200 once the store is open and migrated (and while its
+/// writer runs), else 503.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    if app.store().is_some() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting: store not open yet\n").into_response()
+    match app.store() {
+        Some(s) if s.is_writable() => (StatusCode::OK, "ready\n").into_response(),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "store writer stopped\n").into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "starting: store not open yet\n").into_response(),
     }
 }
 

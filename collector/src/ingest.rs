@@ -103,10 +103,13 @@ pub async fn post_results(State(app): State<AppState>, headers: HeaderMap, body:
         Ok(ack) => Json(ack).into_response(),
         Err(r) => {
             app.metrics().rejected(r.reason);
-            if r.status.is_server_error() {
-                tracing::warn!(status = r.status.as_u16(), reason = r.reason, message = %r.message, "ingest refused");
-            } else {
-                tracing::info!(status = r.status.as_u16(), reason = r.reason, message = %r.message, "ingest refused");
+            if app.should_log(r.reason) {
+                let status = r.status.as_u16();
+                if r.status.is_server_error() {
+                    tracing::warn!(status, reason = r.reason, message = %r.message, "ingest refused (logged once a minute per reason)");
+                } else {
+                    tracing::info!(status, reason = r.reason, message = %r.message, "ingest refused (logged once a minute per reason)");
+                }
             }
             r.into_response()
         }

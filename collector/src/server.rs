@@ -5,8 +5,9 @@
 //! once; `/readyz` and the API answer 503 until the store is open and migrated.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -25,6 +26,9 @@ use crate::{api, ingest};
 
 /// How long in-flight requests may take to finish after shutdown is asked.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often each kind of ingest refusal is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What the SLA engine plugs into the running collector. Wiring comes after
 /// issue 3: the engine implements this and is passed in [`ServerOptions::sla`].
@@ -68,6 +72,9 @@ struct AppInner {
     store: OnceLock<Store>,
     limits: IngestLimits,
     sla: Option<Arc<dyn SlaHook>>,
+    /// When each kind of refusal was last logged: a misconfigured agent
+    /// retrying must not flood the log (the metric counts every one).
+    log_gate: Mutex<HashMap<&'static str, Instant>>,
 }
 
 impl AppState {
@@ -89,6 +96,18 @@ impl AppState {
     }
     pub fn sla(&self) -> Option<&Arc<dyn SlaHook>> {
         self.inner.sla.as_ref()
+    }
+    /// Whether a refusal for `reason` should be logged now (at most once a minute each).
+    pub(crate) fn should_log(&self, reason: &'static str) -> bool {
+        let mut gate = self.inner.log_gate.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match gate.get(reason) {
+            Some(t) if now.duration_since(*t) < LOG_EVERY => false,
+            _ => {
+                gate.insert(reason, now);
+                true
+            }
+        }
     }
 }
 
@@ -150,6 +169,7 @@ impl Server {
                 store: OnceLock::new(),
                 limits: options.limits,
                 sla: options.sla,
+                log_gate: Mutex::new(HashMap::new()),
             }),
         };
         Ok(Server { listener, state, embedded })

@@ -389,6 +389,11 @@ async fn size_limits_answer_413() {
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
     let (status, _) = h.post(Some(AMS_TOKEN), vec![b' '; 17 << 20], None).await;
     assert_eq!(status, 413);
+    // ...and takes a batch of several MiB (over axum's 2 MiB default for extractors).
+    let big: Vec<Value> = (1..=8000).map(|s| result("ams-1", "ams", s, "acme-www", "http", 5, true)).collect();
+    let body = json!({"agent": "ams-1", "results": big}).to_string();
+    assert!(body.len() > 3 << 20, "{}", body.len());
+    assert_eq!(h.post(Some(AMS_TOKEN), body, None).await, (200, json!({"acked": 8000})));
     h.stop().await;
 }
 
@@ -551,13 +556,13 @@ async fn metrics_pass_promtool() {
 }
 
 /// Not a benchmark harness: a figure worth printing. Batches of 1,000
-/// (SLAPROBE_BENCH_BATCHES of them, default 3) over real HTTP, fsync per commit.
+/// (COLLECTOR_BENCH_BATCHES of them, default 3) over real HTTP, fsync per commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_throughput() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    let batches: u64 = std::env::var("SLAPROBE_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let batches: u64 = std::env::var("COLLECTOR_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let template = result("ams-1", "ams", 0, "acme-www", "http", 5, true);
     let bodies: Vec<String> = (0..batches)
         .map(|b| {

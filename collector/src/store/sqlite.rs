@@ -143,6 +143,11 @@ impl Store {
         Ok(Store { inner: Arc::new(Inner { dir: data_dir.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }) })
     }
 
+    /// False once the writer has stopped (closed, or died): nothing more can be stored.
+    pub fn is_writable(&self) -> bool {
+        !self.inner.writer.is_closed()
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
