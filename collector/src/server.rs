@@ -195,8 +195,26 @@ impl Server {
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Server { listener, state, embedded } = self;
         let local = listener.local_addr()?;
-        // Cancelled by the caller, or by us when the store cannot open.
-        let stop = shutdown.child_token();
+        // Cancelled once the caller's shutdown has stopped the embedded agent
+        // (so its last results still reach us), or by us when the store
+        // cannot open.
+        let stop = CancellationToken::new();
+        let agent_stop = CancellationToken::new();
+        let agent_done = CancellationToken::new();
+        {
+            let (stop, agent_stop, agent_done) = (stop.clone(), agent_stop.clone(), agent_done.clone());
+            let has_agent = embedded.is_some();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                if has_agent {
+                    agent_stop.cancel();
+                    if tokio::time::timeout(Duration::from_secs(25), agent_done.cancelled()).await.is_err() {
+                        tracing::warn!("embedded agent did not stop in 25 s");
+                    }
+                }
+                stop.cancel();
+            });
+        }
         let app = router(state.clone());
         let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
         let mut server = std::pin::pin!(server.into_future());
@@ -217,8 +235,9 @@ impl Server {
         }
         tracing::info!(data_dir = %state.config().collector.data_dir.display(), "store open; ready");
 
-        if let Some(agent) = embedded {
-            start_embedded_agent(agent, stop.clone());
+        match embedded {
+            Some(agent) => start_embedded_agent(agent, agent_stop, agent_done),
+            None => agent_done.cancel(),
         }
 
         let result = tokio::select! {
@@ -254,16 +273,16 @@ async fn open_store(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hook for the embedded agent. The agent's runtime
-/// (`slaprobe_agent::run(config, shutdown)`) is wired here once it exists;
-/// until then the config is built and validated, and this says so.
-fn start_embedded_agent(agent: AgentConfig, shutdown: CancellationToken) {
-    let _ = shutdown;
-    tracing::warn!(
-        id = agent.agent.id,
-        location = agent.agent.location,
-        "[embedded_agent] is configured but this build does not start it yet"
-    );
+/// Runs the embedded agent in this process until `shutdown`, then marks
+/// `done`. It talks to this collector over HTTP like any agent.
+fn start_embedded_agent(agent: AgentConfig, shutdown: CancellationToken, done: CancellationToken) {
+    tracing::info!(id = agent.agent.id, location = agent.agent.location, "starting the embedded agent");
+    tokio::spawn(async move {
+        if let Err(e) = slaprobe_agent::run(agent, shutdown).await {
+            tracing::error!("embedded agent stopped: {e:#}");
+        }
+        done.cancel();
+    });
 }
 
 /// The embedded agent's config: it reaches this collector on `local` with
