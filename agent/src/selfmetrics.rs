@@ -67,6 +67,12 @@ impl SelfMetrics {
         metric("slaprobe_agent_acked_seq", "gauge", "Highest seq the collector has acked.", acked as f64);
         metric("slaprobe_agent_batches_acked_total", "counter", "Batches the collector acked.", ship.batches_sent.load(Ordering::Relaxed) as f64);
         metric("slaprobe_agent_results_acked_total", "counter", "Results the collector acked.", ship.results_acked.load(Ordering::Relaxed) as f64);
+        metric(
+            "slaprobe_agent_results_rejected_total",
+            "counter",
+            "Results the collector refused with 400 on their own, dropped from the spool.",
+            ship.results_rejected.load(Ordering::Relaxed) as f64,
+        );
         metric("slaprobe_agent_ship_errors_total", "counter", "Failed attempts to ship a batch.", ship.errors.load(Ordering::Relaxed) as f64);
         out
     }

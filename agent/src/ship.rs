@@ -10,13 +10,22 @@
 //!
 //! Failures back off exponentially with full jitter (0.5 s doubling to 30 s);
 //! a `Retry-After` from a 429/503 is honoured; a 413 halves the batch size.
-//! Nothing is dropped here: unacked results stay in the spool, across
-//! restarts, until the collector has them (or the spool's size bound drops the
-//! oldest, which it counts).
+//! 401/403 (a configuration problem) keep retrying with backoff.
+//!
+//! A 400 means the collector will never take that batch as it is. So that one
+//! bad result neither wedges the stream nor costs its good neighbours, the
+//! batch is bisected (halves sent, first half first, since acks are a seq
+//! prefix) until the offending result goes alone; a single result refused
+//! with 400 is the only thing ever dropped here: acked locally, counted
+//! ([`ShipStats::results_rejected`]) and logged with the collector's message
+//! (once a minute per distinct message). Everything else stays in the spool,
+//! across restarts, until the collector has it (or the spool's size bound
+//! drops the oldest, which it counts).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use slaprobe_wire::{Ack, ProbeResult};
@@ -38,6 +47,8 @@ pub struct ShipStats {
     pub errors: AtomicU64,
     pub last_ack_seq: AtomicU64,
     pub spool_append_errors: AtomicU64,
+    /// Single results the collector refused with 400, dropped from the spool.
+    pub results_rejected: AtomicU64,
 }
 
 /// Where and how to ship.
@@ -107,6 +118,59 @@ enum Sent {
     RetryAfter(Option<Duration>),
     /// The body was too large: send fewer results.
     TooLarge,
+    /// 400: the collector will never take this batch as it is. `count` results
+    /// from `first_seq` were in it; `message` is the collector's reason.
+    Rejected { first_seq: u64, count: usize, message: String },
+}
+
+/// What the shipper does after a 400: bisect, or drop the lone bad result.
+struct Rejects {
+    /// When each distinct collector message was last logged.
+    logged: HashMap<String, Instant>,
+}
+
+impl Rejects {
+    const LOG_EVERY: Duration = Duration::from_secs(60);
+
+    fn new() -> Self {
+        Self { logged: HashMap::new() }
+    }
+
+    /// Handles a 400 for `count` results from `first_seq` (the oldest unacked
+    /// ones): returns the batch size to try next, having dropped the result
+    /// if it went alone.
+    fn on_rejected(&mut self, spool: &SharedSpool, stats: &ShipStats, first_seq: u64, count: usize, message: &str) -> usize {
+        if count > 1 {
+            // Bisect: the first half goes next; once it is acked the shipper
+            // goes on from there (the size grows back as batches get acked).
+            let half = count / 2;
+            tracing::debug!(first_seq, count, half, "collector refused a batch with 400; bisecting");
+            return half;
+        }
+        let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the oldest unacked result can be dropped: acks are a prefix.
+        if s.acked() + 1 == first_seq {
+            if let Err(e) = s.ack(first_seq) {
+                tracing::error!("cannot record the drop of seq {first_seq} in the spool: {e}");
+                return 1;
+            }
+            drop(s);
+            stats.results_rejected.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            if self.logged.len() > 1000 {
+                self.logged.retain(|_, at| now.duration_since(*at) < Self::LOG_EVERY);
+            }
+            let due = self.logged.get(message).is_none_or(|at| now.duration_since(*at) >= Self::LOG_EVERY);
+            if due {
+                self.logged.insert(message.to_string(), now);
+                tracing::error!(
+                    seq = first_seq,
+                    "collector refused a result with 400; it is dropped (logged once a minute per message): {message}"
+                );
+            }
+        }
+        1
+    }
 }
 
 /// Ships spooled results until `shutdown`, then makes a last attempt (bounded
@@ -121,6 +185,7 @@ pub async fn ship(
     final_flush: Duration,
 ) {
     let mut backoff = Backoff::new();
+    let mut rejects = Rejects::new();
     let mut batch_max = cfg.batch_max;
     let mut tick = tokio::time::interval(cfg.batch_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,6 +201,10 @@ pub async fn ship(
                 Ok(Some(Sent::TooLarge)) => {
                     batch_max = (batch_max / 2).max(1);
                     tracing::warn!(batch_max, "collector said 413; sending smaller batches");
+                }
+                Ok(Some(Sent::Rejected { first_seq, count, message })) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    batch_max = rejects.on_rejected(&spool, &stats, first_seq, count, &message);
                 }
                 Ok(Some(Sent::RetryAfter(after))) | Err(after) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +238,9 @@ pub async fn ship(
                 Ok(None) => break,
                 Ok(Some(Sent::Acked(_))) => {}
                 Ok(Some(Sent::TooLarge)) => batch_max = (batch_max / 2).max(1),
+                Ok(Some(Sent::Rejected { first_seq, count, message })) => {
+                    batch_max = rejects.on_rejected(&spool, &stats, first_seq, count, &message);
+                }
                 Ok(Some(Sent::RetryAfter(_))) | Err(_) => break,
             }
         }
@@ -210,6 +282,7 @@ async fn send_next(
     };
     let sent = post(cfg, compressed).await;
     match sent {
+        Ok(Sent::Rejected { message, .. }) => Ok(Some(Sent::Rejected { first_seq, count: records.len(), message })),
         Ok(Sent::Acked(n)) => {
             let n = n.min(last_seq);
             if n > acked_before {
@@ -282,6 +355,16 @@ async fn post(cfg: &ShipConfig, body: Vec<u8>) -> Result<Sent, Option<Duration>>
             }
         },
         StatusCode::PAYLOAD_TOO_LARGE => Ok(Sent::TooLarge),
+        StatusCode::BAD_REQUEST => {
+            let text = resp.text().await.unwrap_or_default();
+            // The collector answers {"error": "…"}; keep the message only.
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or(text);
+            let message: String = message.chars().take(500).collect();
+            Ok(Sent::Rejected { first_seq: 0, count: 0, message })
+        }
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
             tracing::info!(%status, ?retry_after, "collector asks to slow down");
             Ok(Sent::RetryAfter(retry_after))
