@@ -35,6 +35,14 @@ pub struct RawCollectorSection {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub max_result_age: Option<String>,
+    /// Results a second each agent may send (token bucket, burst 10×); 0: no limit.
+    pub max_results_per_second_per_agent: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mTLS.
+    pub tls_client_ca_file: Option<PathBuf>,
     /// Shared PostgreSQL store (DESIGN.md §9). Accepted so the key is known;
     /// this build only implements SQLite and says so when it is set.
     pub database_url: Option<String>,
@@ -82,6 +90,23 @@ pub struct CollectorSettings {
     pub data_dir: PathBuf,
     /// Results that started longer ago than this are refused.
     pub max_result_age: Duration,
+    /// Results a second each agent may send (burst 10×); 0: no limit.
+    pub max_results_per_second_per_agent: u64,
+    /// HTTPS on the listener, when configured.
+    pub tls: Option<TlsSettings>,
+}
+
+/// Default of `[collector] max_results_per_second_per_agent`: generous (an
+/// agent replaying a long outage sends fast), there to stop a runaway one.
+pub const DEFAULT_MAX_RESULTS_PER_SECOND_PER_AGENT: u64 = 5000;
+
+/// `[collector] tls_*`: certificate files, resolved against the config's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// An agent allowed to talk to the collector.
@@ -166,7 +191,20 @@ impl CollectorConfig {
         if max_result_age < Duration::from_secs(60) {
             return Err(err("collector.max_result_age", "must be at least 1m (results in flight would be refused)".into()));
         }
-        let collector = CollectorSettings { listen, data_dir, max_result_age };
+        let max_results_per_second_per_agent =
+            c.max_results_per_second_per_agent.unwrap_or(DEFAULT_MAX_RESULTS_PER_SECOND_PER_AGENT);
+        let tls = match (c.tls_cert_file, c.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                Some(TlsSettings { cert_file: base.join(cert), key_file: base.join(key), client_ca_file: c.tls_client_ca_file.map(|p| base.join(p)) })
+            }
+            (None, None) if c.tls_client_ca_file.is_some() => {
+                return Err(err("collector.tls_client_ca_file", "needs tls_cert_file and tls_key_file (client certificates are a TLS feature)".into()));
+            }
+            (None, None) => None,
+            (Some(_), None) => return Err(err("collector.tls_key_file", "is required with tls_cert_file".into())),
+            (None, Some(_)) => return Err(err("collector.tls_cert_file", "is required with tls_key_file".into())),
+        };
+        let collector = CollectorSettings { listen, data_dir, max_result_age, max_results_per_second_per_agent, tls };
 
         let mut agents = Vec::with_capacity(raw.agents.len());
         let mut ids = HashSet::new();

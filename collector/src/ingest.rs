@@ -13,9 +13,20 @@
 //!   is only for validation, metrics and the SLA engine.
 //! - A result's `location` must be its agent's configured location: quorum
 //!   counts locations, so an agent must not speak for another place.
+//! - Everything about the request itself (token, size, encoding, JSON,
+//!   validation) is answered before the store is needed, so hostile input gets
+//!   its 4xx even while the store is still opening; only a valid batch can get
+//!   503. Decoding is [`decode_batch`], a pure function (fuzzed in tests).
+//! - Each agent has a token bucket of results ([`RateLimiter`], `[collector]
+//!   max_results_per_second_per_agent`, burst 10×): over it, 429 with
+//!   Retry-After, checked before the body is read.
+//! - Messages echo at most [`MAX_MESSAGE`] characters: a hostile 8 MB check
+//!   name must not come back in the answer or the log.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -66,9 +77,17 @@ pub struct Rejection {
     pub message: String,
 }
 
+/// Longest message a rejection carries (characters).
+pub const MAX_MESSAGE: usize = 1000;
+
 impl Rejection {
     fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { status, reason, message: message.into() }
+        let mut message: String = message.into();
+        if message.len() > MAX_MESSAGE {
+            let cut: String = message.chars().take(MAX_MESSAGE).collect();
+            message = format!("{cut}… (message cut at {MAX_MESSAGE} characters)");
+        }
+        Self { status, reason, message }
     }
     fn bad(reason: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason, message)
@@ -88,12 +107,107 @@ impl IntoResponse for Rejection {
             StatusCode::UNAUTHORIZED => {
                 resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            StatusCode::SERVICE_UNAVAILABLE => {
                 resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let secs = self.retry_after_secs().unwrap_or(1);
+                resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
             }
             _ => {}
         }
         resp
+    }
+}
+
+impl Rejection {
+    fn rate_limited(agent: &str, wait: Duration, rate: u64) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("agent {} is over collector.max_results_per_second_per_agent ({rate}/s); retry after {secs} s", clip(agent)),
+        )
+    }
+
+    /// The Retry-After of a 429, parsed back from its message.
+    fn retry_after_secs(&self) -> Option<u64> {
+        let tail = self.message.rsplit_once("retry after ")?.1;
+        tail.split_whitespace().next()?.parse().ok()
+    }
+}
+
+/// Per-agent token buckets counting results: `rate` a second, up to 10×
+/// `rate` at once. A request is admitted while the bucket is not in debt and
+/// then charged its result count, so one batch larger than the burst still
+/// goes through (the agent then waits it off) and nothing is ever refused for
+/// being large alone. Keys are authenticated agent ids only, so the map is
+/// bounded by the config.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: u64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimiter {
+    /// Burst as a multiple of the rate.
+    pub const BURST_FACTOR: u64 = 10;
+
+    /// `rate` results a second per agent; 0 disables the limit.
+    pub fn new(rate: u64) -> Self {
+        Self { rate, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// The configured rate (0: unlimited).
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    fn refill(&self, agent: &str, now: Instant) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
+        let burst = (self.rate.saturating_mul(Self::BURST_FACTOR)) as f64;
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = map.entry(agent.to_string()).or_insert(Bucket { tokens: burst, at: now });
+        let dt = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + dt * self.rate as f64).min(burst);
+        b.at = now;
+        map
+    }
+
+    /// `Err(wait)` while `agent`'s bucket is in debt: how long until it is not.
+    pub fn admit(&self, agent: &str) -> Result<(), Duration> {
+        self.admit_at(agent, Instant::now())
+    }
+
+    /// [`RateLimiter::admit`] at a given instant (tests).
+    pub fn admit_at(&self, agent: &str, now: Instant) -> Result<(), Duration> {
+        if self.rate == 0 {
+            return Ok(());
+        }
+        let map = self.refill(agent, now);
+        let tokens = map.get(agent).map_or(0.0, |b| b.tokens);
+        if tokens >= 0.0 { Ok(()) } else { Err(Duration::from_secs_f64(-tokens / self.rate as f64)) }
+    }
+
+    /// Takes `n` results from `agent`'s bucket (it may go into debt).
+    pub fn charge(&self, agent: &str, n: u64) {
+        self.charge_at(agent, n, Instant::now());
+    }
+
+    /// [`RateLimiter::charge`] at a given instant (tests).
+    pub fn charge_at(&self, agent: &str, n: u64, now: Instant) {
+        if self.rate == 0 {
+            return;
+        }
+        let mut map = self.refill(agent, now);
+        if let Some(b) = map.get_mut(agent) {
+            b.tokens -= n as f64;
+        }
     }
 }
 
@@ -117,13 +231,16 @@ pub async fn post_results(State(app): State<AppState>, headers: HeaderMap, body:
 }
 
 async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, Rejection> {
-    let store = app.store().ok_or_else(|| Rejection::unavailable("the collector is starting (store not open yet)"))?.clone();
     let who = app
         .auth()
         .authenticate(headers)
         .map_err(|e| Rejection::new(StatusCode::UNAUTHORIZED, "unauthorized", e.message()))?
         .clone();
     let limits = app.limits();
+    let rate = app.rate_limiter();
+    if let Err(wait) = rate.admit(&who.id) {
+        return Err(Rejection::rate_limited(&who.id, wait, rate.rate()));
+    }
 
     // Refuse a declared oversize body before reading a byte of it.
     if let Some(len) = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
@@ -131,16 +248,7 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
     {
         return Err(Rejection::too_large(format!("body of {len} bytes is over the limit of {} bytes", limits.max_body_bytes)));
     }
-    let encoding = match headers.get(CONTENT_ENCODING) {
-        None => Encoding::Identity,
-        Some(v) => Encoding::parse(v.to_str().unwrap_or("")).ok_or_else(|| {
-            Rejection::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!("Content-Encoding {v:?} is not supported (use gzip, zstd or none)"),
-            )
-        })?,
-    };
+    let encoding = Encoding::from_header(headers.get(CONTENT_ENCODING))?;
     let bytes = match Limited::new(body, limits.max_body_bytes).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -153,12 +261,16 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
     let config = app.config().clone();
     let who2 = who.clone();
     let now = Timestamp::now();
-    let (parsed, rows) = tokio::task::spawn_blocking(move || {
-        let decoded = decode(encoding, &bytes, limits.max_decoded_bytes)?;
-        parse_batch(&decoded, &who2, &config, now, limits)
-    })
-    .await
-    .map_err(|e| Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", format!("ingest task failed: {e}")))??;
+    let decoded = tokio::task::spawn_blocking(move || decode_body(encoding, &bytes, &who2, &config, now, limits))
+        .await
+        .map_err(|e| Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", format!("ingest task failed: {e}")));
+    // Refused requests cost a token too, so a flood of garbage is limited
+    // like a flood of results.
+    let charge = decoded.as_ref().ok().and_then(|d| d.as_ref().ok()).map_or(1, |d| d.results.len().max(1) as u64);
+    rate.charge(&who.id, charge);
+    let DecodedBatch { results: parsed, rows } = decoded??;
+
+    let store = app.store().ok_or_else(|| Rejection::unavailable("the collector is starting (store not open yet)"))?.clone();
 
     let acked = parsed.iter().map(|r| r.seq).max().unwrap_or(0);
     let received_ms = Timestamp::now().as_millisecond();
@@ -191,6 +303,20 @@ enum Encoding {
 }
 
 impl Encoding {
+    /// The encoding a `Content-Encoding` header names (415 for others).
+    fn from_header(v: Option<&HeaderValue>) -> Result<Self, Rejection> {
+        match v {
+            None => Ok(Self::Identity),
+            Some(v) => Self::parse(v.to_str().unwrap_or("?")).ok_or_else(|| {
+                Rejection::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    format!("Content-Encoding {:?} is not supported (use gzip, zstd or none)", clip(v.to_str().unwrap_or("(not text)"))),
+                )
+            }),
+        }
+    }
+
     fn parse(v: &str) -> Option<Self> {
         match v.trim().to_ascii_lowercase().as_str() {
             "" | "identity" => Some(Self::Identity),
@@ -232,17 +358,68 @@ struct RawBatch<'a> {
     results: Vec<&'a RawValue>,
 }
 
-type Parsed = (Vec<ProbeResult>, Vec<NewResult>);
+/// A decoded, validated batch: each result parsed and as a store row.
+#[derive(Debug)]
+pub struct DecodedBatch {
+    pub results: Vec<ProbeResult>,
+    pub rows: Vec<NewResult>,
+}
+
+/// Decodes one request body as ingest does, without HTTP or the store:
+/// `content_encoding` as in the header (415 for unknown ones), decompression
+/// capped at `limits.max_decoded_bytes` (413), JSON and every result checked
+/// against `who` and `config` at `now` (400/403/413 naming the place).
+/// Never panics and allocates at most about the capped decoded size plus the
+/// parsed results, whatever the bytes.
+pub fn decode_batch(
+    content_encoding: Option<&str>,
+    body: &[u8],
+    who: &Principal,
+    config: &CollectorConfig,
+    now: Timestamp,
+    limits: IngestLimits,
+) -> Result<DecodedBatch, Rejection> {
+    if body.len() > limits.max_body_bytes {
+        return Err(Rejection::too_large(format!("body of {} bytes is over the limit of {} bytes", body.len(), limits.max_body_bytes)));
+    }
+    let header = content_encoding.map(HeaderValue::from_str).transpose().map_err(|_| {
+        Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding", "Content-Encoding is not a valid header value")
+    })?;
+    let encoding = Encoding::from_header(header.as_ref())?;
+    decode_body(encoding, body, who, config, now, limits)
+}
+
+fn decode_body(
+    encoding: Encoding,
+    body: &[u8],
+    who: &Principal,
+    config: &CollectorConfig,
+    now: Timestamp,
+    limits: IngestLimits,
+) -> Result<DecodedBatch, Rejection> {
+    let decoded = decode(encoding, body, limits.max_decoded_bytes)?;
+    parse_batch(&decoded, who, config, now, limits)
+}
+
+/// A user-supplied string for a message: quoted, at most 64 characters.
+fn clip(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(64).collect();
+        format!("{head:?}… ({} bytes)", s.len())
+    }
+}
 
 /// Parses and validates a decoded body; every error names the place.
-fn parse_batch(body: &[u8], who: &Principal, config: &CollectorConfig, now: Timestamp, limits: IngestLimits) -> Result<Parsed, Rejection> {
+fn parse_batch(body: &[u8], who: &Principal, config: &CollectorConfig, now: Timestamp, limits: IngestLimits) -> Result<DecodedBatch, Rejection> {
     let text = std::str::from_utf8(body).map_err(|e| Rejection::bad("malformed", format!("body is not UTF-8: {e}")))?;
     let batch: RawBatch<'_> = serde_json::from_str(text).map_err(|e| Rejection::bad("malformed", format!("body is not a batch ({{\"agent\": …, \"results\": […]}}): {e}")))?;
     if batch.agent != who.id {
         return Err(Rejection::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("agent: the batch is for {:?} but the token is agent {:?}'s", batch.agent, who.id),
+            format!("agent: the batch is for {} but the token is agent {:?}'s", clip(&batch.agent), who.id),
         ));
     }
     if batch.results.len() > limits.max_results {
@@ -274,7 +451,7 @@ fn parse_batch(body: &[u8], who: &Principal, config: &CollectorConfig, now: Time
         });
         parsed.push(r);
     }
-    Ok((parsed, rows))
+    Ok(DecodedBatch { results: parsed, rows })
 }
 
 /// Checks one parsed result against the agent and the config.
@@ -291,7 +468,7 @@ pub(crate) fn check_result(
         return Err(Rejection::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("{}: {:?} is not the authenticated agent {:?}", at("agent"), r.agent, who.id),
+            format!("{}: {} is not the authenticated agent {:?}", at("agent"), clip(&r.agent), who.id),
         ));
     }
     if r.seq == 0 || r.seq > i64::MAX as u64 {
@@ -300,16 +477,16 @@ pub(crate) fn check_result(
     if r.location != who.location {
         return Err(Rejection::bad(
             "invalid",
-            format!("{}: {:?} but agent {:?} is at {:?} in the collector config", at("location"), r.location, who.id, who.location),
+            format!("{}: {} but agent {:?} is at {:?} in the collector config", at("location"), clip(&r.location), who.id, who.location),
         ));
     }
     let Some(check) = config.check(&r.check) else {
-        return Err(Rejection::bad("unknown_check", format!("{}: {:?} is not a check in the collector config", at("check"), r.check)));
+        return Err(Rejection::bad("unknown_check", format!("{}: {} is not a check in the collector config", at("check"), clip(&r.check))));
     };
     if check.check.kind != r.kind {
         return Err(Rejection::bad(
             "invalid",
-            format!("{}: {} but check {:?} is a {} check", at("kind"), r.kind, r.check, check.check.kind),
+            format!("{}: {} but check {} is a {} check", at("kind"), r.kind, clip(&r.check), check.check.kind),
         ));
     }
     let started = r.started_at.as_millisecond();

@@ -75,6 +75,8 @@ struct AppInner {
     /// When each kind of refusal was last logged: a misconfigured agent
     /// retrying must not flood the log (the metric counts every one).
     log_gate: Mutex<HashMap<&'static str, Instant>>,
+    /// Per-agent results rate (`[collector] max_results_per_second_per_agent`).
+    rate: ingest::RateLimiter,
 }
 
 impl AppState {
@@ -93,6 +95,10 @@ impl AppState {
     }
     pub fn limits(&self) -> IngestLimits {
         self.inner.limits
+    }
+    /// The per-agent rate limit of ingest.
+    pub fn rate_limiter(&self) -> &ingest::RateLimiter {
+        &self.inner.rate
     }
     pub fn sla(&self) -> Option<&Arc<dyn SlaHook>> {
         self.inner.sla.as_ref()
@@ -161,6 +167,7 @@ impl Server {
         if let Some(c) = options.sla.as_ref().and_then(|s| s.collector()) {
             metrics.registry().register(c).context("registering the SLA metrics")?;
         }
+        let rate = ingest::RateLimiter::new(config.collector.max_results_per_second_per_agent);
         let state = AppState {
             inner: Arc::new(AppInner {
                 config: Arc::new(config),
@@ -170,6 +177,7 @@ impl Server {
                 limits: options.limits,
                 sla: options.sla,
                 log_gate: Mutex::new(HashMap::new()),
+                rate,
             }),
         };
         Ok(Server { listener, state, embedded })
