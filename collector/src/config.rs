@@ -17,7 +17,7 @@ use slaprobe_wire::CheckSpec;
 
 pub use slaprobe_agent::config::ConfigError;
 
-use crate::sla::RawContract;
+use crate::sla::{Contract, Objective, RawContract, validate_contracts};
 
 /// Where the collector listens when `[collector] listen` is not set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -149,9 +149,8 @@ pub struct CollectorConfig {
     pub collector: CollectorSettings,
     pub agents: Vec<AgentEntry>,
     pub checks: Vec<CollectorCheck>,
-    /// Contracts as written. The SLA engine validates them
-    /// (`sla::contract::validate_contracts`) against [`CollectorConfig::check_intervals`].
-    pub contracts: Vec<RawContract>,
+    /// Validated contracts (`sla::validate_contracts` against the checks' intervals).
+    pub contracts: Vec<Contract>,
     pub embedded_agent: Option<EmbeddedAgent>,
 }
 
@@ -277,8 +276,13 @@ impl CollectorConfig {
                 return Err(err(&format!("contracts[{i}].name"), format!("duplicate contract name {:?}", c.name)));
             }
         }
+        // Unknown checks, slots shorter than an interval, bad zones, tiers:
+        // errors name `contracts[NAME].key`.
+        let intervals: HashMap<String, Duration> =
+            checks.iter().map(|c| (c.check.name.clone(), c.check.interval)).collect();
+        let contracts = validate_contracts(&raw.contracts, &intervals, file)?;
 
-        Ok(Self { file: file.to_path_buf(), collector, agents, checks, contracts: raw.contracts, embedded_agent })
+        Ok(Self { file: file.to_path_buf(), collector, agents, checks, contracts, embedded_agent })
     }
 
     /// Each check's interval by name: what contract validation needs
@@ -332,15 +336,36 @@ impl CollectorConfig {
         }
         let _ = writeln!(s, "contracts ({}):", self.contracts.len());
         for k in &self.contracts {
+            let objectives: Vec<String> = k.objectives.iter().map(describe_objective).collect();
             let _ = writeln!(
                 s,
-                "  {}  vendor {}  checks: {}",
+                "  {}  vendor {}  checks: {}  zone {}  slot {}  quorum {}  objectives: {}",
                 k.name,
-                k.vendor.as_deref().unwrap_or("-"),
-                k.checks.join(", ")
+                k.vendor,
+                k.checks.join(", "),
+                k.timezone,
+                format_duration(k.slot),
+                k.quorum,
+                if objectives.is_empty() { "none".to_string() } else { objectives.join(", ") }
             );
+            for m in &k.maintenance {
+                let _ = writeln!(s, "    maintenance {} for {}", m.describe(), format_duration(m.duration()));
+            }
+            if !k.credits.is_empty() {
+                let tiers: Vec<String> = k.credits.iter().map(|t| format!("below {}% -> {}%", t.below, t.percent)).collect();
+                let _ = writeln!(s, "    credits: {}", tiers.join(", "));
+            }
         }
         s
+    }
+}
+
+/// An objective as `check-config` prints it: `availability >= 99.9%`,
+/// `processing p95 <= 800ms`.
+fn describe_objective(o: &Objective) -> String {
+    match o {
+        Objective::Availability { target } => format!("availability >= {target}%"),
+        Objective::Latency { phase, percentile, max } => format!("{phase} p{percentile} <= {}", format_duration(*max)),
     }
 }
 
@@ -437,6 +462,28 @@ mod tests {
         let e = parse("[collector]\ndatabase_url = \"postgres://u:secret@db/x\"\n").unwrap_err();
         assert_eq!(e.key, "collector.database_url");
         assert!(!e.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn contracts_validated_and_summarised() {
+        let base = format!(
+            "[[agents]]\nid=\"a\"\nlocation=\"ams\"\ntoken_sha256=\"{HASH}\"\n[[checks]]\nname=\"w\"\nkind=\"http\"\nurl=\"http://x/\"\ninterval=\"5m\"\n"
+        );
+        let contract = "[[contracts]]\nname=\"c\"\nvendor=\"V\"\nchecks=[\"w\"]\ntimezone=\"Europe/Amsterdam\"\nslot=\"5m\"\nquorum=1\nobjectives=[{kind=\"availability\",target=99.9},{kind=\"latency\",phase=\"processing\",percentile=95,max=\"800ms\"}]\n";
+        let ok = parse(&format!("{base}{contract}")).unwrap();
+        assert_eq!(ok.contracts[0].name, "c");
+        assert_eq!(ok.contracts[0].slot, Duration::from_secs(300));
+        let s = ok.summary();
+        assert!(
+            s.contains("c  vendor V  checks: w  zone Europe/Amsterdam  slot 5m  quorum 1  objectives: availability >= 99.9%, processing p95 <= 800ms"),
+            "{s}"
+        );
+        let unknown = parse(&format!("{base}{}", contract.replace("[\"w\"]", "[\"nope\"]"))).unwrap_err();
+        assert!(unknown.key.starts_with("contracts[c]"), "{unknown}");
+        let short = parse(&format!("{base}{}", contract.replace("slot=\"5m\"", "slot=\"1m\""))).unwrap_err();
+        assert_eq!(short.key, "contracts[c].slot", "{short}");
+        let zone = parse(&format!("{base}{}", contract.replace("Europe/Amsterdam", "Mars/Olympus"))).unwrap_err();
+        assert_eq!(zone.key, "contracts[c].timezone", "{zone}");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
 //! - [`server`]: shared state, router, start-up and graceful shutdown; [`run`].
 //! - [`sla`]: contracts and the SLA maths (pure functions).
+//! - [`sla_service`]: the SLA engine in the running collector: replay, `/api/v1/contracts`,
+//!   `/api/v1/reports/...`, the `slaprobe_sla_*` metrics; the offline report function.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod render;
 pub mod server;
 pub mod sla;
+pub mod sla_service;
 pub mod store;
 
 pub use config::CollectorConfig;

@@ -1,11 +1,14 @@
 //! `slaprobe-collector`: parse the command line, set up logging, load the
 //! config, hand over to the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use slaprobe_collector::CollectorConfig;
+use slaprobe_collector::render::{self, Format};
+use slaprobe_collector::sla_service::{ReportRequestError, report_from_store, resolve_request};
+use slaprobe_collector::store::Reader;
 use tokio_util::sync::CancellationToken;
 
 /// Receives probe results from agents, stores them, evaluates vendor SLAs and
@@ -29,13 +32,30 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Write a contract's monthly report from the store (works with the collector stopped).
+    Report {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The contract's name.
+        #[arg(long, value_name = "NAME")]
+        contract: String,
+        /// The calendar month in the contract's zone, YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// json, csv or html.
+        #[arg(long, value_name = "FORMAT", default_value = "json")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let path = match &cli.command {
-        Command::Run { config } | Command::CheckConfig { config } => config.clone(),
+        Command::Run { config } | Command::CheckConfig { config } | Command::Report { config, .. } => config.clone(),
     };
     let config = match CollectorConfig::load(&path) {
         Ok(c) => c,
@@ -48,6 +68,15 @@ fn main() -> ExitCode {
         Command::CheckConfig { .. } => {
             print!("{}", config.summary());
             ExitCode::SUCCESS
+        }
+        Command::Report { contract, month, format, output, .. } => {
+            match report(&config, &contract, &month, &format, output.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("slaprobe-collector: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Run { .. } => {
             // The embedded agent's HTTP client (reqwest without a built-in
@@ -73,6 +102,28 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `report`: the same figures and digest as `/api/v1/reports/...`
+/// (`sla_service::report_from_store`), read straight from the store.
+fn report(config: &CollectorConfig, contract: &str, month: &str, format: &str, output: Option<&Path>) -> Result<(), String> {
+    let format: Format = format.parse().map_err(|e| format!("--format: {e}"))?;
+    let now = jiff::Timestamp::now();
+    let (contract, month) = resolve_request(&config.contracts, contract, month, now).map_err(|e| match e {
+        ReportRequestError::BadMonth(m) => format!("--month: {m}"),
+        other => other.to_string(),
+    })?;
+    let reader = Reader::open(&config.collector.data_dir).map_err(|e| format!("{e} (collector.data_dir in {})", config.file.display()))?;
+    let report = report_from_store(&reader, contract, month, now).map_err(|e| format!("reading the store failed: {e}"))?;
+    let body = render::render(&report, format);
+    match output {
+        Some(path) => std::fs::write(path, body).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(body.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("cannot write the report: {e}"))
         }
     }
 }

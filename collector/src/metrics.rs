@@ -83,6 +83,8 @@ struct AgentState {
     last_seen: Option<f64>,
     results: u64,
     duplicates: u64,
+    /// Highest seq stored: `slaprobe_agent_missing_results` = max_seq − results.
+    max_seq: u64,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +146,12 @@ impl Metrics {
     pub fn observe<'a>(&self, results: impl IntoIterator<Item = &'a ProbeResult>) {
         let mut st = self.write();
         for r in results {
+            match st.agents.get_mut(&r.agent) {
+                Some(a) => a.max_seq = a.max_seq.max(r.seq),
+                None => {
+                    st.agents.insert(r.agent.clone(), AgentState { location: r.location.clone(), max_seq: r.seq, ..Default::default() });
+                }
+            }
             let key = (r.check.clone(), r.location.clone());
             let counts = st.counts.entry(key.clone()).or_default();
             counts.total += 1;
@@ -220,6 +228,7 @@ impl Metrics {
             }
             e.results = a.results;
             e.duplicates = a.duplicates;
+            e.max_seq = a.max_seq;
             e.last_seen = Some(a.last_seen_ms as f64 / 1000.0);
         }
     }
@@ -249,6 +258,7 @@ const FAMILIES: &[(&str, &str, MetricType, &[&str])] = &[
     ("slaprobe_ingest_duplicates_total", "Results received again after they were already stored.", MetricType::COUNTER, &["agent"]),
     ("slaprobe_ingest_rejected_total", "Ingest requests refused, by reason.", MetricType::COUNTER, &["reason"]),
     ("slaprobe_build_info", "Build of this collector; the value is always 1.", MetricType::GAUGE, &["version"]),
+    ("slaprobe_agent_missing_results", "Seqs up to the agent's highest stored one that were never received (lost results).", MetricType::GAUGE, &["agent"]),
 ];
 
 struct SlaprobeCollector {
@@ -347,6 +357,9 @@ impl Collector for SlaprobeCollector {
             fams[13].push(counter(vec![lp("reason", reason)], *n as f64));
         }
         fams[14].push(gauge(vec![lp("version", env!("CARGO_PKG_VERSION"))], 1.0));
+        for (id, a) in &st.agents {
+            fams[15].push(gauge(vec![lp("agent", id)], a.max_seq.saturating_sub(a.results) as f64));
+        }
 
         FAMILIES
             .iter()

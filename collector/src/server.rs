@@ -21,6 +21,7 @@ use crate::auth::{Auth, token_sha256};
 use crate::config::CollectorConfig;
 use crate::ingest::IngestLimits;
 use crate::metrics::Metrics;
+use crate::sla_service::SlaService;
 use crate::store::Store;
 use crate::{api, ingest};
 
@@ -37,6 +38,15 @@ pub trait SlaHook: Send + Sync + 'static {
     /// duplicates), in batch order.
     fn on_results(&self, results: &[ProbeResult]) {
         let _ = results;
+    }
+
+    /// Called once on the blocking pool when the store is open, **before**
+    /// ingest accepts results: the engine replays what it needs from the
+    /// store here, so every stored result reaches it exactly once (replay,
+    /// then [`SlaHook::on_results`]). An error stops the start-up.
+    fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
+        let _ = store;
+        Ok(())
     }
 
     /// Extra routes merged into the server (`/api/v1/contracts`,
@@ -277,6 +287,13 @@ async fn open_store(state: &AppState) -> anyhow::Result<()> {
         .await
         .context("reading the store to rebuild metrics")?;
     state.metrics().seed_from_store(&latest, &counts, &agents);
+    if let Some(sla) = state.sla().cloned() {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || sla.on_store_open(&s))
+            .await
+            .context("SLA start-up task")?
+            .context("replaying stored results into the SLA engine")?;
+    }
     let _ = state.inner.store.set(store);
     Ok(())
 }
@@ -336,9 +353,11 @@ fn random_token() -> String {
     hex::encode(buf)
 }
 
-/// Loads the config and serves until `shutdown` is cancelled.
+/// Serves `config` (with the SLA engine over its contracts) until `shutdown` is cancelled.
 pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    Server::bind(config).await?.serve(shutdown).await
+    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(config.contracts.clone()));
+    let options = ServerOptions { sla: Some(sla), ..ServerOptions::default() };
+    Server::bind_with(config, options).await?.serve(shutdown).await
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
