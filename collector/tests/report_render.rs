@@ -124,18 +124,38 @@ fn html_is_self_contained_balanced_and_complete() {
 
     // Print rules.
     let css = facts.styles.concat();
-    for rule in ["@page { size: A4", "break-inside: avoid", "thead { display: table-header-group; }", "table-layout: fixed"] {
+    for rule in
+        ["@page { size: A4", "break-inside: avoid", "thead { display: table-header-group; }", "table-layout: fixed"]
+    {
         assert!(css.contains(rule), "CSS lacks {rule:?}");
     }
 
     // Sections in order.
-    let order = ["id=\"verdict\"", "id=\"figures\"", "id=\"daily\"", "id=\"incidents\"", "id=\"latency\"", "id=\"maintenance\"", "id=\"method\"", "id=\"evidence\""];
+    let order = [
+        "id=\"verdict\"",
+        "id=\"figures\"",
+        "id=\"daily\"",
+        "id=\"incidents\"",
+        "id=\"latency\"",
+        "id=\"maintenance\"",
+        "id=\"method\"",
+        "id=\"evidence\"",
+    ];
     let pos: Vec<usize> = order.iter().map(|s| html.find(s).unwrap_or_else(|| panic!("no {s}"))).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "sections out of order: {pos:?}");
     assert!(html.find("<h1>").unwrap() < pos[0], "header first");
 
     // Header.
-    for s in ["hostco-acme", "HostCo &quot;Premium&quot; &lt;Hosting&gt; &amp; Co", "October 2026", "Europe/Amsterdam", "2026-10-01 00:00 +02:00", "2026-11-01 00:00 +01:00", "(745 h)", "Complete month"] {
+    for s in [
+        "hostco-acme",
+        "HostCo &quot;Premium&quot; &lt;Hosting&gt; &amp; Co",
+        "October 2026",
+        "Europe/Amsterdam",
+        "2026-10-01 00:00 +02:00",
+        "2026-11-01 00:00 +01:00",
+        "(745 h)",
+        "Complete month",
+    ] {
         assert!(html.contains(s), "header lacks {s:?}");
     }
     // Verdict: words, not colour alone.
@@ -158,7 +178,9 @@ fn html_is_self_contained_balanced_and_complete() {
     // The long message is escaped and cut to 300 characters.
     let msg = long_message();
     let cut: String = msg.chars().take(300).collect();
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    };
     assert!(html.contains(&format!("{}<span class=\"muted\">…</span>", esc(&cut))), "cut message");
     assert!(!html.contains(&esc(msg)), "full message present");
     assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
@@ -174,7 +196,11 @@ fn html_is_self_contained_balanced_and_complete() {
     assert!(html.contains("weekly Sun 03:00:00") && html.contains("2026-10-14T22:00:00"));
     assert!(html.contains("2026-10-14 22:00 +02:00"));
     assert!(html.contains("Recomputing the evidence digest"));
-    assert!(html.contains("<span class=\"mono\">ams</span>, <span class=\"mono\">fra</span>, <span class=\"mono\">nyc</span>"));
+    assert!(
+        html.contains(
+            "<span class=\"mono\">ams</span>, <span class=\"mono\">fra</span>, <span class=\"mono\">nyc</span>"
+        )
+    );
     assert!(html.contains(&format!("<code class=\"digest\">{}</code>", r.evidence.sha256)));
     assert!(html.contains(&format!("{} stored probe results", grouped(r.evidence.results, "\u{202F}"))));
     // Deterministic.
@@ -270,11 +296,14 @@ fn same(field: &str, v: &Value, what: &str) {
 }
 
 /// The CSV's records grouped by kind, each row as column → field (via the kind's header).
-fn csv_tables(text: &str) -> (Vec<String>, HashMap<String, Vec<HashMap<String, String>>>) {
+/// A kind's rows, each as column name → field.
+type Rows = Vec<HashMap<String, String>>;
+
+fn csv_tables(text: &str) -> (Vec<String>, HashMap<String, Rows>) {
     let rows = parse_csv(text).unwrap_or_else(|e| panic!("CSV does not parse: {e}"));
     let mut kinds: Vec<String> = Vec::new();
     let mut headers: HashMap<String, Vec<String>> = HashMap::new();
-    let mut tables: HashMap<String, Vec<HashMap<String, String>>> = HashMap::new();
+    let mut tables: HashMap<String, Rows> = HashMap::new();
     for row in rows {
         let kind = row[0].clone();
         match headers.get(&kind) {
@@ -387,7 +416,8 @@ fn check_csv_against_json(r: &MonthReport) {
         for col in ["start", "end", "rule"] {
             same(&row[col], &m[col], col);
         }
-        let (s, e): (Timestamp, Timestamp) = (m["start"].as_str().unwrap().parse().unwrap(), m["end"].as_str().unwrap().parse().unwrap());
+        let (s, e): (Timestamp, Timestamp) =
+            (m["start"].as_str().unwrap().parse().unwrap(), m["end"].as_str().unwrap().parse().unwrap());
         assert_eq!(row["duration_seconds"], e.duration_since(s).as_secs().to_string());
         assert_eq!(row["start_local"].parse::<Timestamp>().unwrap(), s);
     }
@@ -453,7 +483,8 @@ fn chromium_draws_the_page_and_prints_a4() {
     let dark = img.rgb.iter().filter(|p| p.iter().map(|&c| u32::from(c)).sum::<u32>() < 3 * 100).count();
     let white = img.rgb.iter().filter(|p| p.iter().all(|&c| c >= 250)).count();
     let reddish = img.rgb.iter().filter(|p| p[0] > 120 && p[1] < 60 && p[2] < 60).count();
-    let colours: std::collections::HashSet<[u8; 3]> = img.rgb.iter().map(|p| [p[0] & 0xf0, p[1] & 0xf0, p[2] & 0xf0]).collect();
+    let colours: std::collections::HashSet<[u8; 3]> =
+        img.rgb.iter().map(|p| [p[0] & 0xf0, p[1] & 0xf0, p[2] & 0xf0]).collect();
     assert!(dark > 20_000, "only {dark} dark pixels: no text drawn?");
     assert!(white > img.rgb.len() / 4, "only {white} white pixels: no page?");
     assert!(reddish > 300, "only {reddish} red pixels: no BREACHED badge / bars?");

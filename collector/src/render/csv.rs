@@ -87,10 +87,7 @@ pub fn csv(r: &MonthReport) -> String {
     kv("evidence_results", int(r.evidence.results));
     kv("evidence_sha256", Cell::Text(&r.evidence.sha256));
 
-    w.header(
-        "objective",
-        &["name", "kind", "target", "attained", "met", "phase", "percentile", "max", "samples"],
-    );
+    w.header("objective", &["name", "kind", "target", "attained", "met", "phase", "percentile", "max", "samples"]);
     for o in &r.objectives {
         w.record(&[
             Cell::Raw("objective"),
@@ -102,18 +99,14 @@ pub fn csv(r: &MonthReport) -> String {
             o.phase.as_deref().map_or(Cell::Raw(""), Cell::Text),
             opt_num(o.percentile),
             opt_num(o.max),
-            o.samples.map_or(Cell::Raw(""), |n| int(n)),
+            o.samples.map_or(Cell::Raw(""), int),
         ]);
     }
 
     // Latency columns are named after the objectives (from the contract, so
     // the same every day); a report without days still gets them.
-    let latency_names: Vec<String> = r
-        .objectives
-        .iter()
-        .filter(|o| o.kind == "latency")
-        .map(|o| o.objective.clone())
-        .collect();
+    let latency_names: Vec<String> =
+        r.objectives.iter().filter(|o| o.kind == "latency").map(|o| o.objective.clone()).collect();
     let latency_names = if latency_names.is_empty() {
         r.days.first().map(|d| d.latency.iter().map(|l| l.objective.clone()).collect()).unwrap_or_default()
     } else {

@@ -61,7 +61,8 @@ impl<'a> Ctx<'a> {
         let (tz, tz_known) = zone(&r.timezone);
         let target = r.objectives.iter().find(|o| o.kind == "availability").map(|o| o.target);
         let first = r.month.first_day();
-        let month_days = (1..=first.days_in_month()).filter_map(|d| Date::new(first.year(), first.month(), d).ok()).collect();
+        let month_days =
+            (1..=first.days_in_month()).filter_map(|d| Date::new(first.year(), first.month(), d).ok()).collect();
         let days = r.days.iter().map(|d| (d.date, d)).collect();
         Ctx { r, tz, tz_known, target, month_days, days }
     }
@@ -169,7 +170,7 @@ fn int(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202F}');
         }
         out.push(ch);
@@ -188,13 +189,13 @@ fn badge(out: &mut String, met: bool) -> fmt::Result {
 
 fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    write!(
+    writeln!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"color-scheme\" content=\"light\">\n\
          <meta name=\"generator\" content=\"slaprobe-collector {}\">\n\
-         <title>SLA evidence report: {} ({}), {}</title>\n<style>\n",
+         <title>SLA evidence report: {} ({}), {}</title>\n<style>",
         env!("CARGO_PKG_VERSION"),
         Esc(&r.contract),
         Esc(&r.vendor),
@@ -202,10 +203,10 @@ fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     )?;
     out.push_str(CSS);
     // The running footer of printed pages names the document (CSS-escaped: user input).
-    write!(
+    writeln!(
         out,
         "@page {{ @bottom-left {{ content: \"{} \\00b7  {}\"; font: 7.5pt sans-serif; color: #555; }} \
-         @bottom-right {{ content: \"Page \" counter(page) \" of \" counter(pages); font: 7.5pt sans-serif; color: #555; }} }}\n",
+         @bottom-right {{ content: \"Page \" counter(page) \" of \" counter(pages); font: 7.5pt sans-serif; color: #555; }} }}",
         css_string(&r.contract),
         r.month
     )?;
@@ -222,10 +223,10 @@ fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     evidence(out, c)?;
     appendix(out, c)?;
     out.push_str("</main>\n");
-    write!(
+    writeln!(
         out,
         "<footer><p>Rendered by slaprobe-collector {} from the report of contract <b>{}</b> for {}. \
-         The CSV and JSON exports of the same report carry every figure at full precision.</p></footer>\n",
+         The CSV and JSON exports of the same report carry every figure at full precision.</p></footer>",
         env!("CARGO_PKG_VERSION"),
         Esc(&r.contract),
         r.month
@@ -237,40 +238,42 @@ fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 fn header(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     let hours = r.period_end.duration_since(r.period_start).as_secs().max(0) / 3600;
-    write!(
+    writeln!(
         out,
-        "<header class=\"top\">\n<p class=\"kicker\">SLA evidence report · {}</p>\n<h1>{}</h1>\n<dl class=\"meta\">\n",
+        "<header class=\"top\">\n<p class=\"kicker\">SLA evidence report · {}</p>\n<h1>{}</h1>\n<dl class=\"meta\">",
         Esc(&c.month_title()),
         Esc(&r.contract)
     )?;
-    write!(out, "<div><dt>Contract</dt><dd>{}</dd></div>\n", Esc(&r.contract))?;
-    write!(out, "<div><dt>Vendor</dt><dd>{}</dd></div>\n", Esc(&r.vendor))?;
-    write!(out, "<div><dt>Month</dt><dd>{} ({})</dd></div>\n", Esc(&c.month_title()), r.month)?;
+    writeln!(out, "<div><dt>Contract</dt><dd>{}</dd></div>", Esc(&r.contract))?;
+    writeln!(out, "<div><dt>Vendor</dt><dd>{}</dd></div>", Esc(&r.vendor))?;
+    writeln!(out, "<div><dt>Month</dt><dd>{} ({})</dd></div>", Esc(&c.month_title()), r.month)?;
     write!(out, "<div><dt>Time zone</dt><dd>{}", Esc(&r.timezone))?;
     if !c.tz_known {
         out.push_str(" <em>(unknown here: times are shown in UTC)</em>");
     }
     out.push_str("</dd></div>\n");
-    write!(
+    writeln!(
         out,
-        "<div class=\"wide\"><dt>Period</dt><dd><span class=\"nw\">{}</span> to <span class=\"nw\">{}</span> ({hours} h)</dd></div>\n",
+        "<div class=\"wide\"><dt>Period</dt><dd><span class=\"nw\">{}</span> to <span class=\"nw\">{}</span> ({hours} h)</dd></div>",
         Esc(&c.when(r.period_start)),
         Esc(&c.when(r.period_end))
     )?;
     match r.as_of {
-        None => out.push_str("<div class=\"full\"><dt>Status</dt><dd>Complete month: every slot is counted</dd></div>\n"),
-        Some(t) => write!(
+        None => {
+            out.push_str("<div class=\"full\"><dt>Status</dt><dd>Complete month: every slot is counted</dd></div>\n")
+        }
+        Some(t) => writeln!(
             out,
-            "<div class=\"full\"><dt>Status</dt><dd><b>Month to date</b>, as of <span class=\"nw\">{}</span></dd></div>\n",
+            "<div class=\"full\"><dt>Status</dt><dd><b>Month to date</b>, as of <span class=\"nw\">{}</span></dd></div>",
             Esc(&c.when(t))
         )?,
     }
     out.push_str("</dl>\n");
     if let Some(t) = r.as_of {
-        write!(
+        writeln!(
             out,
             "<p class=\"notice\"><b>Provisional: month to date.</b> Figures count the slots that started by {} \
-             ({} UTC). Later slots are not counted; the month's verdict and credit may still change.</p>\n",
+             ({} UTC). Later slots are not counted; the month's verdict and credit may still change.</p>",
             Esc(&c.when(t)),
             Esc(&t.to_string())
         )?;
@@ -300,16 +303,16 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let n = r.objectives.len();
     if breached == 0 && unmeasured > 0 {
         // "Met" without data only means no breach was seen: say so up front.
-        write!(
+        writeln!(
             out,
-            "<p class=\"overall\">No objective was breached{}, but {} of {n} could not be measured: no data.</p>\n",
+            "<p class=\"overall\">No objective was breached{}, but {} of {n} could not be measured: no data.</p>",
             if r.as_of.is_some() { " so far" } else { "" },
             unmeasured
         )?;
     } else if breached == 0 {
-        write!(
+        writeln!(
             out,
-            "<p class=\"overall\">{} met{}.</p>\n",
+            "<p class=\"overall\">{} met{}.</p>",
             match n {
                 1 => "The objective was".to_string(),
                 2 => "Both objectives were".to_string(),
@@ -318,9 +321,9 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             if r.as_of.is_some() { " so far" } else { "" }
         )?;
     } else {
-        write!(
+        writeln!(
             out,
-            "<p class=\"overall breached\">{breached} of {n} objective{} <b>breached</b>{}.</p>\n",
+            "<p class=\"overall breached\">{breached} of {n} objective{} <b>breached</b>{}.</p>",
             if n == 1 { "" } else { "s" },
             if r.as_of.is_some() { " so far" } else { "" }
         )?;
@@ -338,11 +341,7 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             (Some(v), true) => latency(v),
             (Some(v), false) => format!("{} %", pct(v)),
         };
-        write!(
-            out,
-            "<tr><td>{}",
-            Esc(&objective_name(o)),
-        )?;
+        write!(out, "<tr><td>{}", Esc(&objective_name(o)),)?;
         if is_latency {
             // The machine label, as in the CSV, JSON and metrics.
             write!(out, "<div class=\"sub mono\">{}</div>", Esc(&o.objective))?;
@@ -408,10 +407,10 @@ fn figures(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
     // Coverage.
     let eligible = counted.saturating_sub(r.maintenance_seconds + r.nodata_seconds);
-    write!(
+    writeln!(
         out,
         "<div class=\"card\"><h3>Coverage</h3><p class=\"value\">{}</p><p>of the {} time measured (UP or DOWN).</p>\
-         <p>Maintenance: {} ({}).<br>No data: {} ({}).</p></div>\n",
+         <p>Maintenance: {} ({}).<br>No data: {} ({}).</p></div>",
         share(eligible),
         if r.as_of.is_some() { "counted" } else { "month's" },
         Esc(&human_duration(r.maintenance_seconds)),
@@ -465,7 +464,11 @@ fn day_columns(out: &mut String, c: &Ctx<'_>, top: f64, bottom: f64) -> fmt::Res
         let x = PLOT_L + bw * i as f64;
         let counted = c.days.contains_key(d);
         if is_weekend(*d) {
-            write!(out, "<rect class=\"wkend\" x=\"{x:.1}\" y=\"{top:.1}\" width=\"{bw:.1}\" height=\"{:.1}\"/>", bottom - top)?;
+            write!(
+                out,
+                "<rect class=\"wkend\" x=\"{x:.1}\" y=\"{top:.1}\" width=\"{bw:.1}\" height=\"{:.1}\"/>",
+                bottom - top
+            )?;
         }
         let cls = if counted { "dl" } else { "dl future" };
         write!(
@@ -526,9 +529,9 @@ fn day_chart(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let bw = (W - PLOT_L - PLOT_R) / n;
 
     out.push_str("<section id=\"daily\">\n<h2>Availability by day</h2>\n<figure>\n");
-    write!(
+    writeln!(
         out,
-        "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"Availability per day of {}\">\n",
+        "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"Availability per day of {}\">",
         Esc(&c.month_title())
     )?;
     out.push_str(
@@ -588,6 +591,14 @@ fn day_chart(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             }
         }
     }
+    if !c.days.values().any(|d| d.availability_percent.is_some()) {
+        write!(
+            out,
+            "<text class=\"empty\" x=\"{:.1}\" y=\"{:.1}\">No day could be measured</text>",
+            PLOT_L + (W - PLOT_L - PLOT_R) / 2.0,
+            (top + bottom) / 2.0
+        )?;
+    }
     // Axis line and the target on top of the bars.
     write!(out, "<line class=\"axis\" x1=\"{PLOT_L}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\"/>", W - PLOT_R)?;
     if let Some(t) = c.target {
@@ -617,7 +628,9 @@ fn day_chart(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         Esc(&c.r.timezone),
         axis_label(lo)
     )?;
+    let measured = c.days.values().any(|d| d.availability_percent.is_some());
     match (c.target, below.is_empty()) {
+        _ if !measured => out.push_str("No day could be measured."),
         (None, _) => {}
         (Some(_), true) => out.push_str("No day was below the target."),
         (Some(_), false) => write!(out, "Days below the target: {}.", below.join(", "))?,
@@ -644,7 +657,11 @@ fn timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let (inc_y, maint_y, row_h, axis_y) = (24.0, 56.0, 24.0, 86.0);
 
     out.push_str("<figure class=\"timeline\">\n");
-    write!(out, "<svg viewBox=\"0 0 {W} 112\" role=\"img\" aria-label=\"Incidents and maintenance over {}\">\n", Esc(&c.month_title()))?;
+    writeln!(
+        out,
+        "<svg viewBox=\"0 0 {W} 112\" role=\"img\" aria-label=\"Incidents and maintenance over {}\">",
+        Esc(&c.month_title())
+    )?;
     out.push_str(
         "<defs><pattern id=\"hatch-maint\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(-45)\">\
          <rect width=\"5\" height=\"5\" fill=\"#e6e6e6\"/><rect width=\"1.6\" height=\"5\" fill=\"#555\"/></pattern>\
@@ -686,12 +703,24 @@ fn timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             axis_y + 2.0
         )?;
         if let Some((px, pd)) = prev {
-            write!(out, "<text class=\"dl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>", (px + tx) / 2.0, axis_y + 12.0, pd.day())?;
+            write!(
+                out,
+                "<text class=\"dl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                (px + tx) / 2.0,
+                axis_y + 12.0,
+                pd.day()
+            )?;
         }
         prev = Some((tx, d));
     }
     if let Some((px, pd)) = prev {
-        write!(out, "<text class=\"dl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>", (px + right) / 2.0, axis_y + 12.0, pd.day())?;
+        write!(
+            out,
+            "<text class=\"dl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            (px + right) / 2.0,
+            axis_y + 12.0,
+            pd.day()
+        )?;
     }
     write!(
         out,
@@ -742,10 +771,10 @@ fn timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         )?;
     }
     out.push_str("\n</svg>\n");
-    write!(
+    writeln!(
         out,
         "<figcaption>The month from local midnight of day 1 to local midnight of the next month ({}); \
-         ticks at local midnights, longer ticks on Mondays. Short incidents are drawn at a minimum width.</figcaption>\n</figure>\n",
+         ticks at local midnights, longer ticks on Mondays. Short incidents are drawn at a minimum width.</figcaption>\n</figure>",
         Esc(&c.r.timezone)
     )?;
     Ok(())
@@ -753,7 +782,7 @@ fn timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
 fn incidents(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    write!(out, "<section id=\"incidents\">\n<h2>Incidents ({})</h2>\n", r.incidents.len())?;
+    writeln!(out, "<section id=\"incidents\">\n<h2>Incidents ({})</h2>", r.incidents.len())?;
     timeline(out, c)?;
     if r.incidents.is_empty() {
         out.push_str("<p class=\"none\">No incident: no slot was confirmed DOWN");
@@ -761,10 +790,10 @@ fn incidents(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         out.push_str("</section>\n");
         return Ok(());
     }
-    write!(
+    writeln!(
         out,
         "<p class=\"lead\">An incident is a run of consecutive DOWN slots. Times are local ({}) with their UTC offset; \
-         the end is exclusive. Messages longer than {MESSAGE_MAX_CHARS} characters are cut (…): the CSV export has them in full.</p>\n",
+         the end is exclusive. Messages longer than {MESSAGE_MAX_CHARS} characters are cut (…): the CSV export has them in full.</p>",
         Esc(&r.timezone)
     )?;
     out.push_str(
@@ -855,8 +884,8 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         let n = c.month_days.len().max(1) as f64;
         let bw = (W - PLOT_L - PLOT_R) / n;
 
-        write!(out, "<figure>\n<h3>{}</h3>\n", Esc(&objective_name(o)))?;
-        write!(out, "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{} per day\">\n", Esc(&objective_name(o)))?;
+        writeln!(out, "<figure>\n<h3>{}</h3>", Esc(&objective_name(o)))?;
+        writeln!(out, "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{} per day\">", Esc(&objective_name(o)))?;
         out.push_str(
             "<g class=\"legend\"><circle class=\"pt ok\" cx=\"58\" cy=\"11\" r=\"3.2\"/><text x=\"66\" y=\"15\">within max</text>\
              <rect class=\"pt bad\" x=\"150\" y=\"7\" width=\"8\" height=\"8\"/><text x=\"162\" y=\"15\">over max</text>\
@@ -913,7 +942,11 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             let Some(v) = val else { continue };
             let py = y(v);
             if v <= max {
-                write!(out, "<circle class=\"pt ok\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3.2\"><title>{d}: {}</title></circle>", Esc(&latency(v)))?;
+                write!(
+                    out,
+                    "<circle class=\"pt ok\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3.2\"><title>{d}: {}</title></circle>",
+                    Esc(&latency(v))
+                )?;
             } else {
                 // The value written upwards above the mark, or downwards below it near the top.
                 let (ty, anchor) = if py - top > 48.0 { (py - 7.0, "start") } else { (py + 7.0, "end") };
@@ -930,10 +963,10 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             }
         }
         out.push_str("\n</svg>\n");
-        write!(
+        writeln!(
             out,
             "<figcaption>The {}th percentile (nearest rank) of the <b>{}</b> phase over each day's successful results \
-             outside maintenance; the month's value is {} over {} samples (max {}).</figcaption>\n</figure>\n",
+             outside maintenance; the month's value is {} over {} samples (max {}).</figcaption>\n</figure>",
             o.percentile.map(dec).unwrap_or_default(),
             Esc(o.phase.as_deref().unwrap_or("")),
             Esc(&o.attained.map(latency).unwrap_or_else(|| "not measured".into())),
@@ -952,9 +985,9 @@ fn maintenance(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         out.push_str("<p class=\"none\">No maintenance window overlaps this month.</p>\n</section>\n");
         return Ok(());
     }
-    write!(
+    writeln!(
         out,
-        "<p class=\"lead\">Slots that start inside a window count as maintenance whatever the probes saw: {} in total this month{}.</p>\n",
+        "<p class=\"lead\">Slots that start inside a window count as maintenance whatever the probes saw: {} in total this month{}.</p>",
         Esc(&human_duration(r.maintenance_seconds)),
         if r.as_of.is_some() { " so far" } else { "" }
     )?;
@@ -971,9 +1004,9 @@ fn maintenance(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         if m.end > r.period_end {
             note.push_str(" (ends in the next month)");
         }
-        write!(
+        writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"mono\">{}</span>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"mono\">{}</span>{}</td></tr>",
             Esc(&c.when(m.start)),
             Esc(&c.when(m.end)),
             Esc(&human_duration(secs)),
@@ -989,31 +1022,35 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     let q = r.quorum;
     out.push_str("<section id=\"method\">\n<h2>Method</h2>\n<dl class=\"facts\">\n");
-    write!(
+    writeln!(
         out,
-        "<div><dt>Slot length</dt><dd>{} ({} s), from {}</dd></div>\n",
+        "<div><dt>Slot length</dt><dd>{} ({} s), from {}</dd></div>",
         Esc(&human_duration(r.slot_seconds)),
         r.slot_seconds,
         Esc(&c.when(r.period_start))
     )?;
-    write!(out, "<div><dt>Quorum</dt><dd>{q} failing location{} confirm DOWN</dd></div>\n", if q == 1 { "" } else { "s" })?;
-    write!(out, "<div><dt>Locations</dt><dd>{}</dd></div>\n", inline_list(&r.locations, "none had results"))?;
-    write!(out, "<div><dt>Checks</dt><dd>{}</dd></div>\n", inline_list(&r.checks, "none"))?;
+    writeln!(
+        out,
+        "<div><dt>Quorum</dt><dd>{q} failing location{} confirm DOWN</dd></div>",
+        if q == 1 { "" } else { "s" }
+    )?;
+    writeln!(out, "<div><dt>Locations</dt><dd>{}</dd></div>", inline_list(&r.locations, "none had results"))?;
+    writeln!(out, "<div><dt>Checks</dt><dd>{}</dd></div>", inline_list(&r.checks, "none"))?;
     out.push_str("</dl>\n<ol class=\"rules\">\n");
-    write!(
+    writeln!(
         out,
         "<li><b>Slots.</b> The month, in the contract's time zone, is cut into slots of {} starting at local midnight of day 1. \
-         When the month is not a whole number of slots, the last slot is shorter and counts with its real length.</li>\n",
+         When the month is not a whole number of slots, the last slot is shorter and counts with its real length.</li>",
         Esc(&human_duration(r.slot_seconds))
     )?;
     out.push_str(
         "<li><b>Each location.</b> A location's state for a check in a slot is the outcome of its <em>last</em> result \
          started in that slot: pass or fail. No result in the slot means no data from that location.</li>\n",
     );
-    write!(
+    writeln!(
         out,
         "<li><b>Each check.</b> A check is DOWN in a slot when at least {q} location{} fail (or, when fewer than {q} \
-         locations have data, all of them fail), UP when it has data and is not DOWN, and without data otherwise.</li>\n",
+         locations have data, all of them fail), UP when it has data and is not DOWN, and without data otherwise.</li>",
         if q == 1 { "" } else { "s" }
     )?;
     out.push_str(
@@ -1032,7 +1069,7 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
          <li><b>Rounding.</b> This document never shows a figure better than measured: percentages are truncated to three \
          decimals, latencies rounded up to 0.1 ms. The CSV and JSON exports carry full precision.</li>\n</ol>\n",
     );
-    write!(
+    writeln!(
         out,
         "<h3>Recomputing the evidence digest</h3>\n<p>The digest in the next section is SHA-256 over the stored results the \
          figures were computed from: every result of the checks above whose <code>started_at</code> lies in the period \
@@ -1040,7 +1077,7 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
          followed by one newline. Export them one per line in that order to <code>results.jsonl</code> and run \
          <code>sha256sum results.jsonl</code>: it prints this digest, and <code>wc -l</code> gives the result count. \
          The slaprobe README, section <q>Recomputing the evidence digest</q>, gives the commands step by step. \
-         Anyone holding the same results gets the same figures: the rules above are the whole computation.</p>\n</section>\n",
+         Anyone holding the same results gets the same figures: the rules above are the whole computation.</p>\n</section>",
         Esc(&r.period_start.to_string()),
         Esc(&r.period_end.to_string())
     )?;
@@ -1060,9 +1097,9 @@ fn evidence(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     if e.sha256.is_empty() {
         out.push_str("<div><dt>SHA-256</dt><dd><em>not computed</em> (the report was rendered without its stored results)</dd></div>\n");
     } else {
-        write!(out, "<div><dt>SHA-256</dt><dd><code class=\"digest\">{}</code></dd></div>\n", Esc(&e.sha256))?;
+        writeln!(out, "<div><dt>SHA-256</dt><dd><code class=\"digest\">{}</code></dd></div>", Esc(&e.sha256))?;
     }
-    write!(out, "<div><dt>Results</dt><dd>{} stored probe results</dd></div>\n</dl>\n</section>\n", int(e.results))?;
+    writeln!(out, "<div><dt>Results</dt><dd>{} stored probe results</dd></div>\n</dl>\n</section>", int(e.results))?;
     Ok(())
 }
 
@@ -1077,7 +1114,11 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     out.push_str("<table class=\"days\">\n<thead><tr><th>Date</th><th class=\"num\">Availability</th><th class=\"num\">Downtime</th>\
                   <th class=\"num\">Maintenance</th><th class=\"num\">No data</th>");
     for o in &lat {
-        write!(out, "<th class=\"num\">{}</th>", Esc(&format!("{} p{}", o.phase.as_deref().unwrap_or(""), o.percentile.map(dec).unwrap_or_default())))?;
+        write!(
+            out,
+            "<th class=\"num\">{}</th>",
+            Esc(&format!("{} p{}", o.phase.as_deref().unwrap_or(""), o.percentile.map(dec).unwrap_or_default()))
+        )?;
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     for d in &r.days {
@@ -1092,9 +1133,9 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
                 Some(a) => format!("{} %{}", pct(a), if below { " ▼" } else { "" }),
                 None => "n/a".into(),
             },
-            Esc(&human_duration(d.downtime_seconds)),
-            Esc(&human_duration(d.maintenance_seconds)),
-            Esc(&human_duration(d.nodata_seconds)),
+            day_duration(d.downtime_seconds),
+            day_duration(d.maintenance_seconds),
+            day_duration(d.nodata_seconds),
         )?;
         for (k, o) in lat.iter().enumerate() {
             let l = d.latency.iter().find(|l| l.objective == o.objective).or_else(|| d.latency.get(k));
@@ -1110,6 +1151,11 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     }
     out.push_str("</tbody>\n</table>\n<p class=\"sub\">▼ below the availability target; ▲ over the latency maximum.</p>\n</section>\n");
     Ok(())
+}
+
+/// A daily duration; zero as a muted dash so the days with something stand out.
+fn day_duration(secs: u64) -> String {
+    if secs == 0 { "<span class=\"muted\">–</span>".to_string() } else { Esc(&human_duration(secs)).to_string() }
 }
 
 /// The style sheet: system fonts only, A4 print rules, greyscale-safe marks.
@@ -1169,6 +1215,7 @@ svg .yl { text-anchor: end; font-size: 8.5px; }
 svg .tl { text-anchor: end; font-size: 9px; font-weight: 700; paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 svg .val { font-size: 8px; font-weight: 700; fill: #5f0d0d; paint-order: stroke; stroke: #fff; stroke-width: 2.5px; }
 svg .na { text-anchor: middle; font-size: 7px; fill: #666; }
+svg .empty { text-anchor: middle; font-size: 13px; fill: #555; paint-order: stroke; stroke: #fff; stroke-width: 4px; }
 svg .wkend { fill: #f2f2f2; }
 svg .grid { stroke: #d4d4d4; stroke-width: .6; }
 svg .axis { stroke: #141414; stroke-width: 1; }
@@ -1233,8 +1280,14 @@ mod tests {
         assert_eq!(availability_ticks(95.0), [95.0, 96.0, 97.0, 98.0, 99.0, 100.0]);
         assert_eq!(availability_ticks(50.0), [50.0, 60.0, 70.0, 80.0, 90.0, 100.0]);
         assert_eq!(availability_ticks(0.0), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-        assert_eq!(availability_ticks(99.5).iter().map(|v| axis_label(*v)).collect::<Vec<_>>(), ["99.5", "99.6", "99.7", "99.8", "99.9", "100"]);
-        assert_eq!(availability_ticks(99.9).iter().map(|v| axis_label(*v)).collect::<Vec<_>>(), ["99.9", "99.92", "99.94", "99.96", "99.98", "100"]);
+        assert_eq!(
+            availability_ticks(99.5).iter().map(|v| axis_label(*v)).collect::<Vec<_>>(),
+            ["99.5", "99.6", "99.7", "99.8", "99.9", "100"]
+        );
+        assert_eq!(
+            availability_ticks(99.9).iter().map(|v| axis_label(*v)).collect::<Vec<_>>(),
+            ["99.9", "99.92", "99.94", "99.96", "99.98", "100"]
+        );
         assert_eq!(nice_axis(1.0), (1.0, 0.25));
         assert_eq!(nice_axis(0.9), (1.0, 0.25));
         assert_eq!(nice_axis(3.7), (4.0, 1.0));

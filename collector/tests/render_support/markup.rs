@@ -71,7 +71,8 @@ pub fn check_html(doc: &str) -> Result<HtmlFacts, String> {
             }
             b'&' => {
                 let rest = &doc[i + 1..];
-                let semi = rest.find(';').filter(|&k| k <= 10).ok_or_else(|| format!("bare '&' at line {}", line_of(i)))?;
+                let semi =
+                    rest.find(';').filter(|&k| k <= 10).ok_or_else(|| format!("bare '&' at line {}", line_of(i)))?;
                 let ent = &rest[..semi];
                 let ok = (ent.starts_with('#') && ent[1..].chars().all(|c| c.is_ascii_digit()) && ent.len() > 1)
                     || (!ent.is_empty() && ent.chars().all(|c| c.is_ascii_alphanumeric()));

@@ -206,7 +206,12 @@ pub fn report_of(contract: &Contract, obs: &[Observation<'_>], now: Timestamp) -
     let mut report = evaluate_month(contract, october(), obs.iter().copied(), now);
     let lines: Vec<String> = obs
         .iter()
-        .map(|o| format!("{{\"check\":\"{}\",\"location\":\"{}\",\"started_at\":\"{}\",\"success\":{}}}", o.check, o.location, o.started_at, o.success))
+        .map(|o| {
+            format!(
+                "{{\"check\":\"{}\",\"location\":\"{}\",\"started_at\":\"{}\",\"success\":{}}}",
+                o.check, o.location, o.started_at, o.success
+            )
+        })
         .collect();
     let (results, sha256) = evidence_digest(lines.iter().map(|l| l.as_bytes()));
     report.evidence.results = results;

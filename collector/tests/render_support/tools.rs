@@ -54,7 +54,8 @@ pub fn chromium(html_file: &Path, output: Output<'_>, work: &Path) {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(stderr);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e} (apt-get install chromium)", chromium_bin()));
+    let mut child =
+        cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e} (apt-get install chromium)", chromium_bin()));
     let started = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait chromium") {
