@@ -135,15 +135,15 @@ impl Scenario {
 /// continuing each agent's seq.
 fn generate(sc: &Scenario, from_i: i64, to_i: i64, until: Timestamp, seqs: &mut [u64; 3], out: &mut Vec<Gen>) {
     for i in from_i..to_i {
-        for agent in 0..3 {
+        for (agent, seq_of) in seqs.iter_mut().enumerate() {
             for check in 0..2 {
                 for (off, fail) in sc.results(i, agent, check) {
                     let started = sc.base + SignedDuration::from_secs(i * SLOT + off) + SignedDuration::from_millis(123);
                     if started >= until {
                         continue;
                     }
-                    seqs[agent] += 1;
-                    let seq = seqs[agent];
+                    *seq_of += 1;
+                    let seq = *seq_of;
                     let p = Scenario::processing(i, agent, check);
                     out.push(Gen {
                         agent,
@@ -161,16 +161,16 @@ fn generate(sc: &Scenario, from_i: i64, to_i: i64, until: Timestamp, seqs: &mut 
 }
 
 fn post_all(port: u16, results: &[Gen]) {
-    for agent in 0..3 {
+    for (agent, (id, _, token)) in AGENTS.iter().enumerate() {
         let mine: Vec<&Gen> = results.iter().filter(|g| g.agent == agent).collect();
         for chunk in mine.chunks(2500) {
             let body = format!(
                 r#"{{"agent":"{}","results":[{}]}}"#,
-                AGENTS[agent].0,
+                id,
                 chunk.iter().map(|g| g.raw.as_str()).collect::<Vec<_>>().join(",")
             );
             let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-                let r = http_request(port, "POST", "/api/v1/results", Some(AGENTS[agent].2), &[("Content-Type", "application/json")], body.as_bytes())?;
+                let r = http_request(port, "POST", "/api/v1/results", Some(token), &[("Content-Type", "application/json")], body.as_bytes())?;
                 // Overload answers (429/503) are retried like an agent would.
                 (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
                     std::thread::sleep(Duration::from_millis(200));
@@ -587,7 +587,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert!(downtime <= c2["downtime_seconds"].as_f64().unwrap());
     let (_, _, body3) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
     assert_eq!(body3, body2, "the previous month after restart");
-    if let Some(line) = collector.log_text().lines().filter(|l| l.contains("replayed")).last() {
+    if let Some(line) = collector.log_text().lines().rfind(|l| l.contains("replayed")) {
         eprintln!("{line}");
     }
     collector.stop(Duration::from_secs(15));
