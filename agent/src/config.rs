@@ -73,7 +73,11 @@ pub fn load_layers<T: DeserializeOwned>(path: &Path, ignore_env: &[&str]) -> Res
     ignored.extend_from_slice(ignore_env);
     let figment = Figment::new()
         .merge(Toml::file_exact(path))
-        .merge(Env::prefixed("SLAPROBE_").split("__").ignore(&ignored));
+        // Every config key lives in a section (`agent.id`, `collector.listen`),
+        // so only variables with a `__` are config: SLAPROBE_LOG and other
+        // non-config variables never make a config invalid, while a typo in
+        // a nested key (SLAPROBE_AGENT__IDD) is still an unknown-key error.
+        .merge(Env::prefixed("SLAPROBE_").filter(|k| k.as_str().contains("__")).split("__").ignore(&ignored));
     figment.extract::<T>().map_err(|err| {
         // Extraction stops at the first problem; report it precisely.
         let e = err.into_iter().next().expect("a figment error holds at least one error");
@@ -132,6 +136,10 @@ pub struct RawAgentSection {
     pub checks_refresh: Option<String>,
     /// Extra root to trust for an https collector.
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for a collector that requires mTLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
     /// Self-metrics listener, e.g. "127.0.0.1:9465" (optional).
     pub metrics_listen: Option<String>,
     /// Spool bound in bytes (default 512 MiB).
@@ -163,6 +171,8 @@ pub struct AgentSettings {
     pub batch_interval: Duration,
     pub checks_refresh: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Client certificate and key for mTLS to the collector (both or neither).
+    pub tls_client: Option<(PathBuf, PathBuf)>,
     pub metrics_listen: Option<SocketAddr>,
     pub spool_max_bytes: u64,
     pub spool_fsync: Duration,
@@ -288,6 +298,12 @@ impl AgentSettings {
                 err("agent.metrics_listen", format!("{s:?} is not an ip:port address ({e})"))
             })?),
         };
+        let tls_client = match (raw.tls_cert_file, raw.tls_key_file) {
+            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+            (None, None) => None,
+            (Some(_), None) => return Err(err("agent.tls_key_file", "is required with tls_cert_file".into())),
+            (None, Some(_)) => return Err(err("agent.tls_cert_file", "is required with tls_key_file".into())),
+        };
         let spool_max_bytes = raw.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
         if spool_max_bytes < 1024 * 1024 {
             return Err(err("agent.spool_max_bytes", "must be at least 1 MiB (1048576)".into()));
@@ -303,6 +319,7 @@ impl AgentSettings {
             batch_interval,
             checks_refresh,
             ca_file: raw.ca_file.map(|p| base.join(p)),
+            tls_client,
             metrics_listen,
             spool_max_bytes,
             spool_fsync,

@@ -185,3 +185,15 @@ fn probe_prints_json_lines_and_exit_status_says_whether_all_succeeded() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nope"));
 }
+
+#[test]
+fn variables_that_are_not_config_keys_do_not_break_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "a.toml", "[agent]\nid = \"a\"\nlocation = \"b\"\n");
+    let p = path.to_str().unwrap();
+    let out = agent(&["check-config", "--config", p], &[("SLAPROBE_LOG", "debug"), ("SLAPROBE_SOMETHING_ELSE", "1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = agent(&["check-config", "--config", p], &[("SLAPROBE_AGENT__IDD", "\"x\"")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("idd"), "{}", stderr(&out));
+}
