@@ -10,6 +10,9 @@ declare -A need=(
   [amtool]=prometheus-alertmanager
   [chromium]=chromium
   [pdftotext]=poppler-utils
+  [sqlite3]=sqlite3
+  [prometheus]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
 )
 missing=()
 for cmd in "${!need[@]}"; do
