@@ -59,7 +59,8 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
 
     let collector = a.collector.clone().context("agent.collector is required")?;
     let token = a.token.clone().context("agent.token is required")?;
-    let client = http_client(a.ca_file.as_deref())?;
+    let identity = a.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let client = http_client_with_identity(a.ca_file.as_deref(), identity)?;
     let checks_url = api_url(&collector, "api/v1/checks")?;
     let results_url = api_url(&collector, "api/v1/results")?;
 
@@ -157,6 +158,12 @@ pub fn api_url(collector: &Url, path: &str) -> anyhow::Result<Url> {
 /// The HTTP client for the collector: rustls with ring, system roots plus
 /// `[agent] ca_file`, bounded timeouts.
 pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    http_client_with_identity(ca_file, None)
+}
+
+/// [`http_client`] presenting a client certificate, `(cert_file, key_file)`
+/// in PEM (`[agent] tls_cert_file`, `tls_key_file`), for a collector in mTLS mode.
+pub fn http_client_with_identity(ca_file: Option<&Path>, identity: Option<(&Path, &Path)>) -> anyhow::Result<reqwest::Client> {
     let mut roots = rustls::RootCertStore::empty();
     let system = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
@@ -177,11 +184,25 @@ pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            use rustls::pki_types::PrivateKeyDer;
+            use rustls::pki_types::pem::PemObject;
+            let pem = std::fs::read(cert_file).with_context(|| format!("agent.tls_cert_file: cannot read {}", cert_file.display()))?;
+            let chain = parse_pem_certs(&pem).map_err(|m| anyhow::anyhow!("agent.tls_cert_file {}: {m}", cert_file.display()))?;
+            let key_pem = std::fs::read(key_file).with_context(|| format!("agent.tls_key_file: cannot read {}", key_file.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| anyhow::anyhow!("agent.tls_key_file {}: no usable PEM private key ({e})", key_file.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .with_context(|| format!("agent.tls_cert_file {} and tls_key_file do not make a usable pair", cert_file.display()))?
+        }
+    };
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(Duration::from_secs(5))

@@ -24,6 +24,7 @@ pub mod server;
 pub mod sla;
 pub mod sla_service;
 pub mod store;
+pub mod tls;
 
 pub use config::CollectorConfig;
 pub use server::{Server, ServerOptions, SlaHook, run};

@@ -147,6 +147,8 @@ pub struct Server {
     state: AppState,
     /// The embedded agent's config (with its per-process token), if enabled.
     embedded: Option<AgentConfig>,
+    /// HTTPS (`[collector] tls_*`), built at bind so bad files fail start-up.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -158,6 +160,12 @@ impl Server {
     /// Binds the listener and builds the state; the store opens in [`Server::serve`].
     pub async fn bind_with(config: CollectorConfig, options: ServerOptions) -> anyhow::Result<Server> {
         let listen = config.collector.listen;
+        let tls = config.collector.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        if tls.is_some() && config.embedded_agent.is_some() {
+            // It would need a certificate valid for loopback (and a client
+            // certificate in mTLS mode); refuse rather than fail at run time.
+            anyhow::bail!("[embedded_agent] cannot be used with collector.tls_cert_file yet: run a separate agent with agent.ca_file");
+        }
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
 
@@ -190,7 +198,7 @@ impl Server {
                 rate,
             }),
         };
-        Ok(Server { listener, state, embedded })
+        Ok(Server { listener, state, embedded, tls })
     }
 
     /// The address actually bound (useful with port 0).
@@ -211,7 +219,7 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains in-flight requests
     /// (bounded by a deadline) and closes the store.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Server { listener, state, embedded } = self;
+        let Server { listener, state, embedded, tls } = self;
         let local = listener.local_addr()?;
         // Cancelled once the caller's shutdown has stopped the embedded agent
         // (so its last results still reach us), or by us when the store
@@ -234,8 +242,15 @@ impl Server {
             });
         }
         let app = router(state.clone());
-        let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
-        let mut server = std::pin::pin!(server.into_future());
+        let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match tls {
+            Some(tls) => Box::pin(
+                axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .into_future(),
+            ),
+            None => Box::pin(axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future()),
+        };
+        let mut server = server;
         tracing::info!(listen = %local, "collector listening");
 
         let open = open_store(&state);

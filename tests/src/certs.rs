@@ -107,6 +107,8 @@ pub struct ServerCert {
     pub earliest_not_after: i64,
     /// The leaf in PEM (trusting it directly is one way to test `ca_file`).
     pub leaf_pem: String,
+    /// The private key in PEM (PKCS#8), for `tls_key_file`.
+    pub key_pem: String,
 }
 
 impl TestCa {
@@ -184,6 +186,33 @@ impl TestCa {
             not_after,
             earliest_not_after,
             leaf_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// A client certificate (EKU clientAuth) for mTLS, CN `name`.
+    pub fn client(&self, name: &str) -> ServerCert {
+        let key = KeyPair::generate().expect("generate client key");
+        let spec = LeafSpec::new(&[name]);
+        let mut params = CertificateParams::new(spec.names.clone()).expect("valid SANs");
+        params.distinguished_name = dn(name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = spec.not_before;
+        params.not_after = spec.not_after;
+        let cert = params.signed_by(&key, &self.issuer).expect("sign client cert");
+        ServerCert {
+            chain: vec![cert.der().clone()],
+            key_der: key.serialize_der(),
+            subject: format!("CN={name}"),
+            issuer: self.subject.clone(),
+            sans: spec.names.clone(),
+            not_before: spec.not_before.unix_timestamp(),
+            not_after: spec.not_after.unix_timestamp(),
+            earliest_not_after: spec.not_after.unix_timestamp(),
+            leaf_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 
@@ -243,10 +272,22 @@ pub fn self_signed() -> ServerCert {
         not_after: spec.not_after.unix_timestamp(),
         earliest_not_after: spec.not_after.unix_timestamp(),
         leaf_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     }
 }
 
 impl ServerCert {
+    /// Writes the leaf and its key as `dir/<name>.pem` and `dir/<name>.key`
+    /// (for `tls_cert_file` / `tls_key_file`; a leaf signed by a root needs
+    /// no intermediates). Returns both paths.
+    pub fn write_pem_files(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, &self.leaf_pem).expect("write cert PEM");
+        std::fs::write(&key, &self.key_pem).expect("write key PEM");
+        (cert, key)
+    }
+
     /// The private key, for rustls.
     pub fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))

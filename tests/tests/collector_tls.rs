@@ -1,0 +1,193 @@
+//! HTTPS on the collector (`[collector] tls_cert_file`, `tls_key_file`) with
+//! a test CA the agent trusts through `[agent] ca_file`, and mTLS
+//! (`tls_client_ca_file`): an agent with a client certificate signed by that
+//! CA streams its results; clients without one, or with one from another CA,
+//! do not get in; plain HTTP on the TLS port gets nothing.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use slaprobe_agent::config::{AgentConfig, RawAgentFile, RawAgentSection, Secret};
+use slaprobe_agent::run::{http_client, http_client_with_identity};
+use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
+use slaprobe_tests::certs::TestCa;
+use slaprobe_tests::http_server::{Route, Routes, TestServer};
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "tls-agent-token-0123456789";
+
+struct Collector {
+    port: u16,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts an in-process collector with TLS (and mTLS when `client_ca` is set).
+async fn start_collector(dir: &Path, cert: &Path, key: &Path, client_ca: Option<&Path>, target: &str) -> Collector {
+    let mut toml = format!(
+        "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    if let Some(ca) = client_ca {
+        toml.push_str(&format!("tls_client_ca_file = \"{}\"\n", ca.display()));
+    }
+    toml.push_str(&format!(
+        "\n[[agents]]\nid = \"ams-1\"\nlocation = \"ams\"\ntoken_sha256 = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"1s\"\nurl = \"{target}\"\n",
+        hex::encode(Sha256::digest(TOKEN.as_bytes()))
+    ));
+    std::fs::write(dir.join("collector.toml"), toml).unwrap();
+    let config = CollectorConfig::load(&dir.join("collector.toml")).expect("config loads");
+    assert!(config.collector.tls.is_some());
+    let server = Server::bind_with(config, ServerOptions::default()).await.expect("binds with TLS");
+    let port = server.local_addr().port();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(server.serve(shutdown.clone()));
+    Collector { port, shutdown, handle }
+}
+
+fn agent_config(port: u16, spool: &Path, ca: &Path, identity: Option<(&Path, &Path)>) -> AgentConfig {
+    let raw = RawAgentFile {
+        agent: RawAgentSection {
+            id: Some("ams-1".into()),
+            location: Some("ams".into()),
+            collector: Some(format!("https://127.0.0.1:{port}")),
+            token: Some(Secret::new(TOKEN)),
+            spool_dir: Some(spool.to_path_buf()),
+            batch_interval: Some("200ms".into()),
+            checks_refresh: Some("1s".into()),
+            ca_file: Some(ca.to_path_buf()),
+            tls_cert_file: identity.map(|(c, _)| c.to_path_buf()),
+            tls_key_file: identity.map(|(_, k)| k.to_path_buf()),
+            ..Default::default()
+        },
+        checks: vec![],
+    };
+    AgentConfig::from_raw(raw, Path::new("tls-agent.toml")).expect("agent config")
+}
+
+/// `(results, missing)` of ams-1 over HTTPS with `client`.
+async fn agent_row(client: &reqwest::Client, port: u16) -> Option<(u64, u64)> {
+    let r = client.get(format!("https://127.0.0.1:{port}/api/v1/agents")).send().await.ok()?;
+    let v: serde_json::Value = r.json().await.ok()?;
+    let a = v["agents"].as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
+    Some((a["results"].as_u64()?, a["missing"].as_u64()?))
+}
+
+/// Runs an agent until the collector holds at least `n` of its results, then stops it.
+async fn agent_delivers(config: AgentConfig, client: &reqwest::Client, port: u16, n: u64) {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(slaprobe_agent::run(config, shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some((results, missing)) = agent_row(client, port).await
+            && results >= n
+        {
+            assert_eq!(missing, 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent results did not arrive over TLS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task).await.expect("agent stops").unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = TestServer::http(Routes::new().route("/", Route::ok("fine"))).await;
+    let ca = TestCa::new("slaprobe collector CA");
+    let ca_file = ca.write_pem(dir, "ca.pem");
+    let (cert, key) = ca.localhost().write_pem_files(dir, "collector");
+    let c = start_collector(dir, &cert, &key, None, &target.url("/")).await;
+
+    // Trusted by ca_file: ready over HTTPS.
+    let client = http_client(Some(&ca_file)).unwrap();
+    let r = client.get(format!("https://127.0.0.1:{}/readyz", c.port)).send().await.expect("https works");
+    assert!(r.status().is_success() || r.status() == 503);
+    // Without the CA the collector is not trusted.
+    let untrusting = http_client(None).unwrap();
+    let e = untrusting.get(format!("https://127.0.0.1:{}/healthz", c.port)).send().await.unwrap_err();
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = reqwest::Client::builder().use_preconfigured_tls(tls_client_config()).build().unwrap();
+    assert!(plain.get(format!("http://127.0.0.1:{}/healthz", c.port)).timeout(Duration::from_secs(12)).send().await.is_err());
+
+    agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, None), &client, c.port, 3).await;
+    c.shutdown.cancel();
+    c.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_accepts_a_good_client_certificate_and_refuses_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = TestServer::http(Routes::new().route("/", Route::ok("fine"))).await;
+    let server_ca = TestCa::new("slaprobe collector CA");
+    let ca_file = server_ca.write_pem(dir, "ca.pem");
+    let (cert, key) = server_ca.localhost().write_pem_files(dir, "collector");
+    let client_ca = TestCa::new("slaprobe agents CA");
+    let client_ca_file = client_ca.write_pem(dir, "agents-ca.pem");
+    let (good_cert, good_key) = client_ca.client("ams-1").write_pem_files(dir, "ams-1");
+    let rogue_ca = TestCa::new("someone else's CA");
+    let (rogue_cert, rogue_key) = rogue_ca.client("ams-1").write_pem_files(dir, "rogue");
+    let c = start_collector(dir, &cert, &key, Some(&client_ca_file), &target.url("/")).await;
+    let url = format!("https://127.0.0.1:{}/api/v1/checks", c.port);
+
+    // A good client certificate: in.
+    let good = http_client_with_identity(Some(&ca_file), Some((&good_cert, &good_key))).unwrap();
+    let r = good.get(&url).bearer_auth(TOKEN).send().await.expect("mTLS with a good certificate");
+    assert_eq!(r.status(), 200);
+    // No client certificate, or one from another CA: the handshake fails.
+    let none = http_client(Some(&ca_file)).unwrap();
+    let e = none.get(&url).bearer_auth(TOKEN).send().await.expect_err("no client certificate is refused");
+    println!("without a client certificate: {e:?}");
+    let rogue = http_client_with_identity(Some(&ca_file), Some((&rogue_cert, &rogue_key))).unwrap();
+    let e = rogue.get(&url).bearer_auth(TOKEN).send().await.expect_err("a certificate from another CA is refused");
+    println!("with another CA's certificate: {e:?}");
+
+    // The agent with its certificate streams results.
+    agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, Some((&good_cert, &good_key))), &good, c.port, 3).await;
+
+    // A half-configured agent identity is a config error naming the key.
+    let raw = RawAgentFile {
+        agent: RawAgentSection { id: Some("x".into()), location: Some("l".into()), tls_cert_file: Some(good_cert.clone()), ..Default::default() },
+        checks: vec![],
+    };
+    let e = AgentConfig::from_raw(raw, Path::new("a.toml")).unwrap_err();
+    assert!(e.to_string().contains("agent.tls_key_file"), "{e}");
+    c.shutdown.cancel();
+    c.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tls_files_fail_at_start_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("junk.pem"), "not a certificate").unwrap();
+    let ca = TestCa::new("ca");
+    let (cert, _) = ca.localhost().write_pem_files(dir, "collector");
+    let toml = format!(
+        "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"junk.pem\"\n",
+        cert.display()
+    );
+    std::fs::write(dir.join("collector.toml"), toml).unwrap();
+    let config = CollectorConfig::load(&dir.join("collector.toml")).unwrap();
+    let e = Server::bind_with(config, ServerOptions::default()).await.err().expect("a junk key fails start-up");
+    assert!(format!("{e:#}").contains("collector.tls_key_file"), "{e:#}");
+
+    std::fs::write(dir.join("collector.toml"), "[collector]\ndata_dir = \"data\"\ntls_key_file = \"junk.pem\"\n").unwrap();
+    let e = CollectorConfig::load(&dir.join("collector.toml")).unwrap_err();
+    assert!(e.to_string().contains("collector.tls_cert_file"), "{e}");
+}
+
+fn tls_client_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
