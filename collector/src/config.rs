@@ -18,6 +18,7 @@ use slaprobe_wire::CheckSpec;
 pub use slaprobe_agent::config::ConfigError;
 
 use crate::sla::{Contract, Objective, RawContract, validate_contracts};
+use crate::store::Location;
 
 /// Where the collector listens when `[collector] listen` is not set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -43,8 +44,8 @@ pub struct RawCollectorSection {
     pub tls_key_file: Option<PathBuf>,
     /// Require client certificates signed by this CA (PEM): mTLS.
     pub tls_client_ca_file: Option<PathBuf>,
-    /// Shared PostgreSQL store (DESIGN.md §9). Accepted so the key is known;
-    /// this build only implements SQLite and says so when it is set.
+    /// Shared PostgreSQL store (DESIGN.md §9) instead of SQLite in `data_dir`:
+    /// `postgres://user[:password]@host[:port]/database`.
     pub database_url: Option<String>,
 }
 
@@ -94,6 +95,16 @@ pub struct CollectorSettings {
     pub max_results_per_second_per_agent: u64,
     /// HTTPS on the listener, when configured.
     pub tls: Option<TlsSettings>,
+    /// Where results are stored: SQLite in `data_dir` (default) or the
+    /// shared PostgreSQL of `database_url` (its `Debug` hides the password).
+    pub store: Location,
+}
+
+impl CollectorSettings {
+    /// Where the store is ([`CollectorSettings::store`]).
+    pub fn store_location(&self) -> &Location {
+        &self.store
+    }
 }
 
 /// Default of `[collector] max_results_per_second_per_agent`: generous (an
@@ -169,11 +180,7 @@ impl CollectorConfig {
         let c = raw.collector;
         if let Some(url) = &c.database_url {
             // Never echo the URL: it may hold a password.
-            let _ = url;
-            return Err(err(
-                "collector.database_url",
-                "the shared PostgreSQL store is not implemented in this build; remove the key to use the embedded SQLite store in data_dir".into(),
-            ));
+            crate::store::postgres::validate_url(url).map_err(|m| err("collector.database_url", m))?;
         }
         let listen_raw = c.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = listen_raw
@@ -203,7 +210,11 @@ impl CollectorConfig {
             (Some(_), None) => return Err(err("collector.tls_key_file", "is required with tls_cert_file".into())),
             (None, Some(_)) => return Err(err("collector.tls_cert_file", "is required with tls_key_file".into())),
         };
-        let collector = CollectorSettings { listen, data_dir, max_result_age, max_results_per_second_per_agent, tls };
+        let store = match c.database_url {
+            Some(url) => Location::Postgres(url.trim().to_string()),
+            None => Location::Sqlite(data_dir.clone()),
+        };
+        let collector = CollectorSettings { listen, data_dir, max_result_age, max_results_per_second_per_agent, tls, store };
 
         let mut agents = Vec::with_capacity(raw.agents.len());
         let mut ids = HashSet::new();
@@ -303,9 +314,12 @@ impl CollectorConfig {
         let _ = writeln!(s, "config OK: {}", self.file.display());
         let _ = writeln!(
             s,
-            "collector: listen {}, data_dir {}, max_result_age {}",
+            "collector: listen {}, {}, max_result_age {}",
             c.listen,
-            c.data_dir.display(),
+            match &c.store {
+                Location::Sqlite(dir) => format!("data_dir {}", dir.display()),
+                pg @ Location::Postgres(_) => format!("database_url {}", pg.describe()),
+            },
             format_duration(c.max_result_age)
         );
         let _ = writeln!(s, "agents ({}):", self.agents.len());
@@ -458,10 +472,17 @@ mod tests {
     }
 
     #[test]
-    fn database_url_is_refused_clearly() {
-        let e = parse("[collector]\ndatabase_url = \"postgres://u:secret@db/x\"\n").unwrap_err();
-        assert_eq!(e.key, "collector.database_url");
-        assert!(!e.to_string().contains("secret"));
+    fn database_url_selects_postgres_and_is_never_echoed() {
+        let c = parse("[collector]\ndatabase_url = \"postgres://u:secret@db:5433/x\"\n").unwrap();
+        assert_eq!(c.collector.store, Location::Postgres("postgres://u:secret@db:5433/x".into()));
+        assert!(!format!("{:?}", c.collector).contains("secret"));
+        assert!(c.summary().contains("database_url postgres://u@db:5433/x"), "{}", c.summary());
+        assert!(matches!(parse("").unwrap().collector.store, Location::Sqlite(_)));
+        for bad in ["mysql://u:secret@db/x", "postgres://u:secret@db/x?sslmode=require"] {
+            let e = parse(&format!("[collector]\ndatabase_url = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(e.key, "collector.database_url");
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render::{self, Format};
 use slaprobe_collector::sla_service::{ReportRequestError, report_from_store, resolve_request};
-use slaprobe_collector::store::Reader;
+use slaprobe_collector::store::{Location, Reader};
 use tokio_util::sync::CancellationToken;
 
 /// Receives probe results from agents, stores them, evaluates vendor SLAs and
@@ -115,7 +115,9 @@ fn report(config: &CollectorConfig, contract: &str, month: &str, format: &str, o
         ReportRequestError::BadMonth(m) => format!("--month: {m}"),
         other => other.to_string(),
     })?;
-    let reader = Reader::open(&config.collector.data_dir).map_err(|e| format!("{e} (collector.data_dir in {})", config.file.display()))?;
+    let location = config.collector.store_location();
+    let key = if matches!(location, Location::Postgres(_)) { "collector.database_url" } else { "collector.data_dir" };
+    let reader = Reader::open_at(location).map_err(|e| format!("{e} ({key} in {})", config.file.display()))?;
     let report = report_from_store(&reader, contract, month, now).map_err(|e| format!("reading the store failed: {e}"))?;
     let body = render::render(&report, format);
     match output {

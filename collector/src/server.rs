@@ -266,7 +266,7 @@ impl Server {
             let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut server).await;
             return Err(e);
         }
-        tracing::info!(data_dir = %state.config().collector.data_dir.display(), "store open; ready");
+        tracing::info!(store = %state.config().collector.store_location().describe(), "store open; ready");
 
         match embedded {
             Some(agent) => start_embedded_agent(agent, agent_stop, agent_done),
@@ -289,14 +289,14 @@ impl Server {
 }
 
 async fn open_store(state: &AppState) -> anyhow::Result<()> {
-    let dir = state.config().collector.data_dir.clone();
+    let location = state.config().collector.store_location().clone();
     let store = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || Store::open(&dir)
+        let location = location.clone();
+        move || Store::open_at(&location)
     })
     .await
     .context("opening the store")?
-    .with_context(|| format!("opening the store in {}", dir.display()))?;
+    .with_context(|| format!("opening the store in {}", location.describe()))?;
     let (latest, counts, agents) = store
         .read(|r| Ok((r.latest()?, r.probe_counts()?, r.agents()?)))
         .await

@@ -18,6 +18,8 @@
 //!
 //! A month the engine still holds comes from the engine; an older one is
 //! evaluated from the store with [`evaluate_month`] on the blocking pool.
+//! With a shared store (PostgreSQL, several collectors) every report is
+//! evaluated from the store, so all collectors answer the same.
 //! Both fill `evidence` from the store with [`evidence_from_store`]. The
 //! offline CLI (`slaprobe-collector report`) uses [`report_from_store`], the
 //! same function the HTTP path uses for months no longer in memory.
@@ -138,8 +140,8 @@ impl SlaHook for SlaService {
 
     fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        let reader = Reader::open(store.dir())?;
-        let n = self.replay(&reader)?;
+        let svc = SlaService { inner: self.inner.clone() };
+        let n = store.read_blocking(move |reader| svc.replay(reader))?;
         tracing::info!(results = n, took_ms = started.elapsed().as_millis() as u64, "SLA engine replayed the stored results");
         let _ = self.inner.store.set(store.clone());
         // Settle slots even when nothing arrives and nobody scrapes. The task
@@ -402,7 +404,10 @@ async fn report_handler(
     let Some(store) = inner.store.get().cloned() else {
         return not_ready();
     };
-    let held = inner.lock_engine().report(&contract.name, month, now);
+    // A shared store (PostgreSQL) takes results from other collectors that
+    // this engine never saw: evaluate from the store so every collector
+    // gives the same report.
+    let held = if store.is_shared() { None } else { inner.lock_engine().report(&contract.name, month, now) };
     let contract = contract.clone();
     let result = match held {
         Some(mut report) => store

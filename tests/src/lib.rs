@@ -7,9 +7,11 @@
 //! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
 //! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
+//! - [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a loopback port).
 #![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod dns_server;
 pub mod http_server;
+pub mod postgres;
 pub mod procs;

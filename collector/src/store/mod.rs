@@ -4,19 +4,232 @@
 //! location, probe counts) so that a restart rebuilds its state cheaply.
 //!
 //! # Layout
-//! - [`sqlite`]: the embedded SQLite implementation (the only one so far). One
-//!   writer thread owns the write connection; reads use their own connections.
+//! - [`sqlite`]: the embedded SQLite store (default). One writer thread owns
+//!   the write connection; reads use their own connections.
+//! - [`postgres`]: the shared PostgreSQL store (`[collector] database_url`,
+//!   DESIGN.md §9): several collectors on one database. Same schema
+//!   (translated), same migrations numbering, same semantics; ingest is
+//!   idempotent on (agent, seq) in the database itself.
 //!
-//! The types here are what callers see; a future PostgreSQL store
-//! (DESIGN.md §9) would produce the same ones.
+//! [`Store`] and [`Reader`] are enums dispatching to one or the other, so
+//! callers do not care which backend they talk to. The row types here are
+//! what both produce, byte for byte (the raw JSON is never normalised).
 
+pub mod postgres;
 pub mod sqlite;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use slaprobe_wire::{CheckKind, FailureClass};
 
-pub use sqlite::{Reader, Store};
+/// Where the store lives (from `[collector] data_dir` / `database_url`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded SQLite store in this data directory.
+    Sqlite(PathBuf),
+    /// A shared PostgreSQL database (`postgres://user@host:port/db`).
+    Postgres(String),
+}
+
+impl Location {
+    /// A printable form: the directory, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(dir) => dir.display().to_string(),
+            Location::Postgres(url) => postgres::describe_url(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a database password.
+        write!(f, "Location({})", self.describe())
+    }
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(sqlite::Store),
+    Postgres(postgres::Store),
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store in `data_dir`. Blocking:
+    /// call it from `spawn_blocking` inside a runtime.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        sqlite::Store::open(data_dir).map(Store::Sqlite)
+    }
+
+    /// Opens the store at `location` (creating its schema if needed, running
+    /// the migrations). Blocking: call it from `spawn_blocking` (never from
+    /// an async task: the PostgreSQL client runs its own runtime).
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::Sqlite(dir) => Store::open(dir),
+            Location::Postgres(url) => postgres::Store::open(url).map(Store::Postgres),
+        }
+    }
+
+    /// True when other collectors may write to the same store (PostgreSQL):
+    /// this process then does not see every result as it is stored, so
+    /// figures that must agree across collectors are read from the store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Where the store is, printable (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(s) => s.dir().display().to_string(),
+            Store::Postgres(s) => s.describe(),
+        }
+    }
+
+    /// The SQLite data directory (`None` for PostgreSQL).
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Store::Sqlite(s) => Some(s.dir()),
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// False once the writer has stopped (closed, or died): nothing more can be stored.
+    pub fn is_writable(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.is_writable(),
+            Store::Postgres(s) => s.is_writable(),
+        }
+    }
+
+    /// Stores one agent's batch in one transaction and updates the agent's
+    /// row, the latest results and the counts with it. Returns once committed
+    /// (durable). Rows whose (agent, seq) is already stored are duplicates.
+    pub async fn insert_batch(
+        &self,
+        agent: &str,
+        location: &str,
+        received_ms: i64,
+        rows: Vec<NewResult>,
+    ) -> Result<BatchOutcome, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.insert_batch(agent, location, received_ms, rows).await,
+            Store::Postgres(s) => s.insert_batch(agent, location, received_ms, rows).await,
+        }
+    }
+
+    /// Runs `f` with a read connection off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(s) => s.read(f).await,
+            Store::Postgres(s) => s.read(f).await,
+        }
+    }
+
+    /// [`Store::read`] for a caller already on a blocking thread
+    /// (`spawn_blocking`, a plain thread). Never call it from an async task.
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(s) => s.read_blocking(f),
+            Store::Postgres(s) => s.read_blocking(f),
+        }
+    }
+
+    /// Finishes the queued batches and stops the writer(s). Batches sent
+    /// afterwards fail with [`StoreError::Closed`]; reads keep working.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// A read connection. Also usable on its own, without a running collector
+/// (offline reports): [`Reader::open`], [`Reader::open_at`].
+#[derive(Debug)]
+pub enum Reader {
+    Sqlite(sqlite::Reader),
+    Postgres(postgres::Reader),
+}
+
+impl Reader {
+    /// Opens the existing SQLite store in `data_dir` for reading. Fails when
+    /// there is none or its schema is newer than this build.
+    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+        sqlite::Reader::open(data_dir).map(Reader::Sqlite)
+    }
+
+    /// Opens the existing store at `location` for reading (blocking; not
+    /// from an async task).
+    pub fn open_at(location: &Location) -> Result<Reader, StoreError> {
+        match location {
+            Location::Sqlite(dir) => Reader::open(dir),
+            Location::Postgres(url) => postgres::Reader::open(url).map(Reader::Postgres),
+        }
+    }
+
+    /// Every agent the store has seen, by id.
+    pub fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.agents(),
+            Reader::Postgres(r) => r.agents(),
+        }
+    }
+
+    /// The newest result per (check, location), raw JSON, by (check, location).
+    pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.latest(),
+            Reader::Postgres(r) => r.latest(),
+        }
+    }
+
+    /// Result counts per (check, location, class), in that order.
+    pub fn probe_counts(&self) -> Result<Vec<ProbeCount>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.probe_counts(),
+            Reader::Postgres(r) => r.probe_counts(),
+        }
+    }
+
+    /// Calls `f` for every result of `checks` started in `[from_ms, to_ms)`,
+    /// in (agent, seq) order (bytewise on `agent`) — the canonical order
+    /// evidence digests use. Streams, so a month of results need not fit in memory.
+    pub fn for_each_result<F>(&self, checks: &[String], from_ms: i64, to_ms: i64, f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        match self {
+            Reader::Sqlite(r) => r.for_each_result(checks, from_ms, to_ms, f),
+            Reader::Postgres(r) => r.for_each_result(checks, from_ms, to_ms, f),
+        }
+    }
+
+    /// [`Reader::for_each_result`] collected into a `Vec`.
+    pub fn results_between(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_result(checks, from_ms, to_ms, |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// How many results are stored in all.
+    pub fn count_results(&self) -> Result<u64, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.count_results(),
+            Reader::Postgres(r) => r.count_results(),
+        }
+    }
+}
 
 /// A store problem. Bad input never gets here: ingest validates first.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +237,11 @@ pub use sqlite::{Reader, Store};
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("cannot use data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    /// No store there yet; for PostgreSQL the "path" is the URL without its password.
     #[error("no store at {0} (run the collector once to create it)")]
     Missing(PathBuf),
     #[error("the store at {path} has schema version {found}, newer than this build knows ({known}); upgrade slaprobe")]

@@ -1,5 +1,6 @@
-//! The embedded SQLite store: `slaprobe.db` in `data_dir`, WAL journal,
-//! versioned migrations, one transaction per batch.
+//! The embedded SQLite store (the default): `slaprobe.db` in `data_dir`, WAL
+//! journal, versioned migrations, one transaction per batch. Callers use it
+//! through [`super::Store`] and [`super::Reader`].
 //!
 //! SQLite calls block, so one dedicated writer thread owns the write
 //! connection and takes batches from a bounded queue (a full queue is
@@ -108,7 +109,7 @@ struct Inner {
     dir: PathBuf,
     writer: mpsc::Sender<WriteJob>,
     /// Idle read connections, reused so each read does not reopen the file.
-    readers: Mutex<Vec<Reader>>,
+    readers: Mutex<Vec<super::Reader>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -176,24 +177,29 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let reader = match pooled {
-                Some(r) => r,
-                None => Reader::open(&inner.dir)?,
-            };
-            let out = f(&reader);
-            let mut pool = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < 8 {
-                pool.push(reader);
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f)).await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with a read connection on this (blocking) thread.
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&super::Reader) -> Result<T, StoreError>,
+    {
+        let inner = &self.inner;
+        let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reader = match pooled {
+            Some(r) => r,
+            None => super::Reader::Sqlite(Reader::open(&inner.dir)?),
+        };
+        let out = f(&reader);
+        let mut pool = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(reader);
+        }
+        out
     }
 
     /// Finishes the queued batches, checkpoints the WAL and stops the writer.
@@ -460,13 +466,6 @@ impl Reader {
             f(row_to_result(row)?);
         }
         Ok(())
-    }
-
-    /// [`Reader::for_each_result`] collected into a `Vec`.
-    pub fn results_between(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
-        let mut out = Vec::new();
-        self.for_each_result(checks, from_ms, to_ms, |r| out.push(r))?;
-        Ok(out)
     }
 
     /// How many results are stored in all.

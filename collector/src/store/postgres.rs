@@ -1,0 +1,734 @@
+//! The shared PostgreSQL store (`[collector] database_url`, DESIGN.md §9):
+//! several collectors behind a load balancer write to and read from one
+//! database, so any collector can take any batch and every one answers the
+//! same.
+//!
+//! Same schema as [`super::sqlite`], translated: integers are `BIGINT`, the
+//! raw JSON is `BYTEA` (never `jsonb`, which reorders keys and would change
+//! the evidence digest), and every text column that is sorted on is
+//! `COLLATE "C"`, so `ORDER BY agent, seq` is bytewise exactly like SQLite's
+//! default collation whatever the database's locale.
+//!
+//! # Concurrency
+//! Ingest is idempotent in the database itself: `UNIQUE (agent, seq)` and
+//! `INSERT ... ON CONFLICT DO NOTHING RETURNING seq` tell which rows this
+//! transaction stored. A batch sent to two collectors at once is stored once:
+//! the second insert waits on the first one's uncommitted key, then skips it.
+//! The per-agent row and the per-(check, location) tables are upserts that
+//! read the row's latest committed version (`count = count + n`,
+//! `GREATEST(..)`, a `WHERE` on `latest`), so concurrent batches for the same
+//! agent never lose an update. Keys are written in sorted order (seqs, then
+//! count keys, then latest keys, then the agent), so two transactions lock in
+//! the same order and cannot deadlock each other; a deadlock or
+//! serialization failure raised anyway is retried.
+//!
+//! # Threads
+//! The `postgres` client is synchronous and owns a small tokio runtime, which
+//! must never be entered or dropped from an async task. So every connection
+//! lives on a dedicated thread: a pool of writer threads takes batches from
+//! one bounded queue (full: [`StoreError::Overloaded`], as with SQLite) and a
+//! pool of reader threads runs read closures. A broken connection is
+//! re-opened before the next job.
+//!
+//! # TLS
+//! Connections use `NoTls`: run the database on a trusted network, or reach
+//! it through a local TLS proxy (e.g. stunnel, pgbouncer). TLS to PostgreSQL
+//! is future work; `sslmode=require` is refused at config load.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ::postgres::error::SqlState;
+use ::postgres::{Client, Config, NoTls};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AgentRow, BatchOutcome, NewResult, ProbeCount, StoreError, StoredResult};
+
+/// Threads (and connections) that store batches.
+const WRITERS: usize = 4;
+
+/// Threads (and connections) that serve reads (reports, `/api/v1/agents`).
+const READERS: usize = 4;
+
+/// Batches that may wait for a writer before ingest answers 503.
+const WRITE_QUEUE: usize = 64;
+
+/// Reads that may wait for a reader thread (callers then wait, not fail).
+const READ_QUEUE: usize = 256;
+
+/// Rows fetched per round trip when streaming results.
+const FETCH_ROWS: i32 = 2000;
+
+/// How often a batch is retried after a deadlock or serialization failure.
+const TX_RETRIES: usize = 5;
+
+/// Key of the advisory lock that serialises migrations across collectors
+/// starting at once ("slaprobe" in ASCII).
+const MIGRATION_LOCK: i64 = 0x736c_6170_726f_6265;
+
+/// Schema migrations, applied in order; the index + 1 is the version (the
+/// same numbering as SQLite's). Never edit one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: results kept whole, and the bookkeeping maintained with them.
+    r#"
+    CREATE TABLE results (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        agent       TEXT COLLATE "C" NOT NULL,
+        seq         BIGINT  NOT NULL,
+        check_name  TEXT COLLATE "C" NOT NULL,
+        location    TEXT COLLATE "C" NOT NULL,
+        kind        TEXT    NOT NULL,
+        started_at  BIGINT  NOT NULL,           -- ms since the Unix epoch
+        success     BOOLEAN NOT NULL,
+        class       TEXT COLLATE "C",           -- failure class, NULL on success
+        received_at BIGINT  NOT NULL,           -- ms since the Unix epoch
+        raw         BYTEA   NOT NULL,           -- the JSON exactly as sent
+        UNIQUE (agent, seq)
+    );
+    CREATE INDEX results_check_started ON results (check_name, started_at);
+
+    CREATE TABLE agents (
+        agent      TEXT COLLATE "C" PRIMARY KEY,
+        location   TEXT COLLATE "C" NOT NULL,
+        max_seq    BIGINT NOT NULL,
+        results    BIGINT NOT NULL,
+        duplicates BIGINT NOT NULL,
+        last_seen  BIGINT NOT NULL              -- ms since the Unix epoch
+    );
+
+    -- The newest result per (check, location): rebuilds the probe metrics at start.
+    CREATE TABLE latest (
+        check_name TEXT COLLATE "C" NOT NULL,
+        location   TEXT COLLATE "C" NOT NULL,
+        agent      TEXT COLLATE "C" NOT NULL,
+        seq        BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        raw        BYTEA  NOT NULL,
+        PRIMARY KEY (check_name, location)
+    );
+
+    -- Results per (check, location, class); class '' counts successes.
+    CREATE TABLE probe_counts (
+        check_name TEXT COLLATE "C" NOT NULL,
+        location   TEXT COLLATE "C" NOT NULL,
+        class      TEXT COLLATE "C" NOT NULL,
+        count      BIGINT NOT NULL,
+        PRIMARY KEY (check_name, location, class)
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// `url` without its password: `postgres://user@host:port/db`.
+pub fn describe_url(url: &str) -> String {
+    let Ok(cfg) = url.parse::<Config>() else {
+        return "postgres://(unparsable URL)".to_string();
+    };
+    let user = cfg.get_user().unwrap_or("");
+    let host = match cfg.get_hosts().first() {
+        Some(::postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(::postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let db = cfg.get_dbname().unwrap_or(user);
+    let at = if user.is_empty() { String::new() } else { format!("{user}@") };
+    format!("postgres://{at}{host}:{port}/{db}")
+}
+
+/// Checks `url` without connecting: parses, and refuses what this build
+/// cannot do. The message never contains the URL (it may hold a password).
+pub fn validate_url(url: &str) -> Result<(), String> {
+    let trimmed = url.trim();
+    if !(trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://")) {
+        return Err("must be a PostgreSQL URL: postgres://user[:password]@host[:port]/database".into());
+    }
+    let cfg = trimmed
+        .parse::<Config>()
+        .map_err(|_| "is not a valid PostgreSQL URL (postgres://user[:password]@host[:port]/database)".to_string())?;
+    if cfg.get_ssl_mode() == ::postgres::config::SslMode::Require {
+        return Err(
+            "sslmode=require: this build connects without TLS; reach the database over a trusted network or a local TLS proxy, and drop sslmode=require"
+                .into(),
+        );
+    }
+    if cfg.get_hosts().is_empty() {
+        return Err("names no host (postgres://user@host:port/database)".into());
+    }
+    Ok(())
+}
+
+fn connect(url: &str) -> Result<Client, StoreError> {
+    let mut cfg = url.trim().parse::<Config>()?;
+    cfg.application_name("slaprobe-collector");
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(Duration::from_secs(10));
+    }
+    // `prefer` (the default) falls back to plain with NoTls.
+    Ok(cfg.connect(NoTls)?)
+}
+
+enum WriteJob {
+    Insert {
+        agent: String,
+        location: String,
+        received_ms: i64,
+        rows: Vec<NewResult>,
+        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
+    },
+    Close(oneshot::Sender<()>),
+}
+
+/// A read closure, handed the thread's reader (or why there is none).
+type ReadJob = Box<dyn FnOnce(Result<&super::Reader, StoreError>) + Send>;
+
+/// Handle to the PostgreSQL store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The URL without its password (for logs and errors).
+    describe: String,
+    writer: mpsc::Sender<WriteJob>,
+    reader: mpsc::Sender<ReadJob>,
+    /// Writer threads, joined by [`Store::close`].
+    writers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("db", &self.inner.describe).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects, runs the migrations (serialised across collectors by an
+    /// advisory lock) and starts the writer and reader threads. Blocking:
+    /// call it from `spawn_blocking` or a plain thread.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let describe = describe_url(url);
+        let mut client = connect(url)?;
+        migrate(&mut client, &describe)?;
+
+        let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+        let wrx = Arc::new(Mutex::new(wrx));
+        let mut writers = Vec::with_capacity(WRITERS);
+        let mut first = Some(client);
+        for i in 0..WRITERS {
+            // Open every connection now: a bad URL or a full server fails start-up, not the first batch.
+            let client = match first.take() {
+                Some(c) => c,
+                None => connect(url)?,
+            };
+            let (rx, url) = (wrx.clone(), url.to_string());
+            let h = std::thread::Builder::new()
+                .name(format!("slaprobe-pg-writer-{i}"))
+                .spawn(move || writer_loop(url, client, rx))
+                .map_err(|e| StoreError::Task(format!("cannot start a writer thread: {e}")))?;
+            writers.push(h);
+        }
+
+        let (rtx, rrx) = mpsc::channel::<ReadJob>(READ_QUEUE);
+        let rrx = Arc::new(Mutex::new(rrx));
+        for i in 0..READERS {
+            let reader = Reader::open(url)?;
+            let (rx, url) = (rrx.clone(), url.to_string());
+            std::thread::Builder::new()
+                .name(format!("slaprobe-pg-reader-{i}"))
+                .spawn(move || reader_loop(url, reader, rx))
+                .map_err(|e| StoreError::Task(format!("cannot start a reader thread: {e}")))?;
+        }
+        Ok(Store { inner: Arc::new(Inner { describe, writer: wtx, reader: rtx, writers: Mutex::new(writers) }) })
+    }
+
+    /// The database URL without its password.
+    pub fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    /// False once the writers have stopped: nothing more can be stored.
+    pub fn is_writable(&self) -> bool {
+        !self.inner.writer.is_closed()
+    }
+
+    /// See [`super::Store::insert_batch`].
+    pub async fn insert_batch(
+        &self,
+        agent: &str,
+        location: &str,
+        received_ms: i64,
+        rows: Vec<NewResult>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let job = WriteJob::Insert { agent: agent.to_string(), location: location.to_string(), received_ms, rows, reply };
+        self.inner.writer.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn read_job<T, F>(f: F) -> (ReadJob, oneshot::Receiver<Result<T, StoreError>>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |reader| {
+            let _ = tx.send(reader.and_then(f));
+        });
+        (job, rx)
+    }
+
+    /// Runs `f` on a reader thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = Self::read_job(f);
+        self.inner.reader.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Task("a reader thread stopped".into()))?
+    }
+
+    /// Runs `f` on a reader thread, blocking this (non-async) thread until done.
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = Self::read_job(f);
+        self.inner.reader.blocking_send(job).map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Task("a reader thread stopped".into()))?
+    }
+
+    /// Finishes the batches already taken, refuses the queued ones, stops
+    /// and joins the writer threads. Reads keep working.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriteJob::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handles = std::mem::take(&mut *self.inner.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || {
+            for h in handles {
+                let _ = h.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Takes the next job; `None` when the store is closing or gone. The lock
+/// makes the threads take turns at the shared queue.
+fn next_job<J>(rx: &Mutex<mpsc::Receiver<J>>) -> Option<J> {
+    rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv()
+}
+
+fn writer_loop(url: String, client: Client, rx: Arc<Mutex<mpsc::Receiver<WriteJob>>>) {
+    let mut client = Some(client);
+    loop {
+        let job = {
+            let mut guard = rx.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.blocking_recv() {
+                None => return,
+                Some(WriteJob::Close(reply)) => {
+                    // No new batches; refuse the queued ones. The other writers
+                    // finish what they hold, then find the queue closed.
+                    guard.close();
+                    while let Ok(job) = guard.try_recv() {
+                        match job {
+                            WriteJob::Insert { reply, .. } => {
+                                let _ = reply.send(Err(StoreError::Closed));
+                            }
+                            WriteJob::Close(r) => {
+                                let _ = r.send(());
+                            }
+                        }
+                    }
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(job) => job,
+            }
+        };
+        let WriteJob::Insert { agent, location, received_ms, rows, reply } = job else { continue };
+        let result = usable(&mut client, &url).and_then(|c| insert_batch(c, &agent, &location, received_ms, &rows));
+        if let Err(e) = &result {
+            tracing::error!(agent, error = %e, "storing a batch failed");
+        }
+        let _ = reply.send(result);
+    }
+}
+
+/// The thread's connection, re-opened if it broke (database restart, network).
+fn usable<'c>(client: &'c mut Option<Client>, url: &str) -> Result<&'c mut Client, StoreError> {
+    if client.as_ref().is_none_or(Client::is_closed) {
+        *client = None;
+        *client = Some(connect(url)?);
+    }
+    client.as_mut().ok_or(StoreError::Closed)
+}
+
+fn reader_loop(url: String, reader: Reader, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+    let mut reader = Some(super::Reader::Postgres(reader));
+    while let Some(job) = next_job(&rx) {
+        let broken = matches!(&reader, Some(super::Reader::Postgres(r)) if r.is_closed()) || reader.is_none();
+        if broken {
+            reader = None;
+            match Reader::open(&url) {
+                Ok(r) => reader = Some(super::Reader::Postgres(r)),
+                Err(e) => {
+                    job(Err(e));
+                    continue;
+                }
+            }
+        }
+        match &reader {
+            Some(r) => job(Ok(r)),
+            None => job(Err(StoreError::Closed)),
+        }
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_col(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn retryable(e: &::postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+fn insert_batch(
+    client: &mut Client,
+    agent: &str,
+    location: &str,
+    received_ms: i64,
+    rows: &[NewResult],
+) -> Result<BatchOutcome, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match try_insert_batch(client, agent, location, received_ms, rows) {
+            Err(e) if attempt < TX_RETRIES && retryable(&e) => {
+                attempt += 1;
+                tracing::debug!(agent, attempt, error = %e, "retrying a batch after a transaction conflict");
+            }
+            Err(e) => return Err(e.into()),
+            Ok(out) => return Ok(out),
+        }
+    }
+}
+
+fn try_insert_batch(
+    client: &mut Client,
+    agent: &str,
+    location: &str,
+    received_ms: i64,
+    rows: &[NewResult],
+) -> Result<BatchOutcome, ::postgres::Error> {
+    // Each seq once (the first occurrence stands for the batch), in seq
+    // order: the unique-key locks are then taken in the same order by every
+    // transaction, which rules out deadlocks between overlapping batches.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].seq); // stable: first occurrence first
+    order.dedup_by_key(|i| rows[*i].seq);
+    let mut first = vec![false; rows.len()];
+    for &i in &order {
+        first[i] = true;
+    }
+    let seqs: Vec<i64> = order.iter().map(|&i| to_i64(rows[i].seq)).collect();
+    let checks: Vec<&str> = order.iter().map(|&i| rows[i].check.as_str()).collect();
+    let locations: Vec<&str> = order.iter().map(|&i| rows[i].location.as_str()).collect();
+    let kinds: Vec<&str> = order.iter().map(|&i| rows[i].kind.as_str()).collect();
+    let started: Vec<i64> = order.iter().map(|&i| rows[i].started_at_ms).collect();
+    let success: Vec<bool> = order.iter().map(|&i| rows[i].success).collect();
+    let classes: Vec<Option<&str>> = order.iter().map(|&i| rows[i].class.map(|c| c.as_str())).collect();
+    let raws: Vec<&[u8]> = order.iter().map(|&i| rows[i].raw.as_slice()).collect();
+
+    let mut tx = client.transaction()?;
+    let returned = tx.query(
+        "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw)
+         SELECT $1, u.seq, u.check_name, u.location, u.kind, u.started_at, u.success, u.class, $2, u.raw
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::boolean[], $9::text[], $10::bytea[])
+           AS u(seq, check_name, location, kind, started_at, success, class, raw)
+         ON CONFLICT (agent, seq) DO NOTHING
+         RETURNING seq",
+        &[&agent, &received_ms, &seqs, &checks, &locations, &kinds, &started, &success, &classes, &raws],
+    )?;
+    let mut new_seqs: HashSet<i64> = HashSet::with_capacity(returned.len());
+    for r in &returned {
+        new_seqs.insert(r.try_get(0)?);
+    }
+    let inserted: Vec<bool> =
+        rows.iter().zip(&first).map(|(r, &first)| first && new_seqs.contains(&to_i64(r.seq))).collect();
+
+    // Aggregate the batch: one upsert per key, keys sorted (lock order).
+    let mut counts: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+    let mut latest: BTreeMap<(&str, &str), &NewResult> = BTreeMap::new();
+    let mut stored = 0u64;
+    let mut max_seq = 0u64;
+    for (r, &new) in rows.iter().zip(&inserted) {
+        max_seq = max_seq.max(r.seq);
+        if !new {
+            continue;
+        }
+        stored += 1;
+        let class = r.class.map_or("", |c| c.as_str());
+        *counts.entry((&r.check, &r.location, class)).or_default() += 1;
+        let slot = latest.entry((&r.check, &r.location)).or_insert(r);
+        if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
+            *slot = r;
+        }
+    }
+    let duplicates = rows.len() as u64 - stored;
+    if !counts.is_empty() {
+        let (c, l, k, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = counts.iter().fold(
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |(mut c, mut l, mut k, mut n), ((check, loc, class), v)| {
+                c.push(*check);
+                l.push(*loc);
+                k.push(*class);
+                n.push(*v);
+                (c, l, k, n)
+            },
+        );
+        tx.execute(
+            "INSERT INTO probe_counts (check_name, location, class, count)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+             ON CONFLICT (check_name, location, class) DO UPDATE SET count = probe_counts.count + excluded.count",
+            &[&c, &l, &k, &n],
+        )?;
+    }
+    if !latest.is_empty() {
+        let checks: Vec<&str> = latest.keys().map(|k| k.0).collect();
+        let locs: Vec<&str> = latest.keys().map(|k| k.1).collect();
+        let seqs: Vec<i64> = latest.values().map(|r| to_i64(r.seq)).collect();
+        let started: Vec<i64> = latest.values().map(|r| r.started_at_ms).collect();
+        let raws: Vec<&[u8]> = latest.values().map(|r| r.raw.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO latest (check_name, location, agent, seq, started_at, raw)
+             SELECT u.check_name, u.location, $1, u.seq, u.started_at, u.raw
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[])
+               AS u(check_name, location, seq, started_at, raw)
+             ON CONFLICT (check_name, location) DO UPDATE
+               SET agent = excluded.agent, seq = excluded.seq, started_at = excluded.started_at, raw = excluded.raw
+               WHERE excluded.started_at > latest.started_at
+                  OR (excluded.started_at = latest.started_at AND excluded.seq > latest.seq)",
+            &[&agent, &checks, &locs, &seqs, &started, &raws],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO agents (agent, location, max_seq, results, duplicates, last_seen) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (agent) DO UPDATE SET
+           location = excluded.location,
+           max_seq = GREATEST(agents.max_seq, excluded.max_seq),
+           results = agents.results + excluded.results,
+           duplicates = agents.duplicates + excluded.duplicates,
+           last_seen = GREATEST(agents.last_seen, excluded.last_seen)",
+        &[&agent, &location, &to_i64(max_seq), &to_i64(stored), &to_i64(duplicates), &received_ms],
+    )?;
+    tx.commit()?;
+    Ok(BatchOutcome { inserted, stored, duplicates })
+}
+
+fn migrate(client: &mut Client, describe: &str) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    // Two collectors starting on a new database must not both migrate; the
+    // lock is released with the transaction.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?.try_get(0)?;
+    let current = i64::from(current);
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema { path: describe.into(), found: current, known: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        tx.batch_execute(sql)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(version as i32)])?;
+        tracing::info!(version, db = describe, "store schema migrated");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A read connection to the PostgreSQL store.
+pub struct Reader {
+    /// `RefCell`: the client needs `&mut` for every query, readers are `&`.
+    client: RefCell<Client>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresReader").finish_non_exhaustive()
+    }
+}
+
+const RESULT_COLUMNS: &str = "agent, seq, check_name, location, started_at, success, class, raw";
+
+impl Reader {
+    /// Connects and checks the schema: fails when the database has no
+    /// slaprobe store or a newer one. Blocking (not from an async task).
+    pub fn open(url: &str) -> Result<Reader, StoreError> {
+        let mut client = connect(url)?;
+        let describe = describe_url(url);
+        let exists: bool = client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?.try_get(0)?;
+        if !exists {
+            return Err(StoreError::Missing(describe.into()));
+        }
+        let version: Option<i32> = client.query_one("SELECT max(version) FROM schema_version", &[])?.try_get(0)?;
+        match version.map(i64::from) {
+            None => return Err(StoreError::Missing(describe.into())),
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema { path: describe.into(), found: v, known: SCHEMA_VERSION });
+            }
+            Some(_) => {}
+        }
+        Ok(Reader { client: RefCell::new(client) })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.try_borrow().map(|c| c.is_closed()).unwrap_or(false)
+    }
+
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>, StoreError> {
+        self.client.try_borrow_mut().map_err(|_| StoreError::Task("the reader is already in use (nested read)".into()))
+    }
+
+    /// See [`super::Reader::agents`].
+    pub fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT agent, location, max_seq, results, duplicates, last_seen FROM agents ORDER BY agent", &[])?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgentRow {
+                    id: r.try_get(0)?,
+                    location: r.try_get(1)?,
+                    max_seq: u64_col(r.try_get(2)?),
+                    results: u64_col(r.try_get(3)?),
+                    duplicates: u64_col(r.try_get(4)?),
+                    last_seen_ms: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Reader::latest`].
+    pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw
+             FROM latest l LEFT JOIN results r ON r.agent = l.agent AND r.seq = l.seq
+             ORDER BY l.check_name, l.location",
+            &[],
+        )?;
+        rows.iter().map(row_to_result).collect()
+    }
+
+    /// See [`super::Reader::probe_counts`].
+    pub fn probe_counts(&self) -> Result<Vec<ProbeCount>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT check_name, location, class, count FROM probe_counts ORDER BY check_name, location, class", &[])?;
+        rows.iter()
+            .map(|r| {
+                let class: String = r.try_get(2)?;
+                Ok(ProbeCount {
+                    check: r.try_get(0)?,
+                    location: r.try_get(1)?,
+                    class: if class.is_empty() { None } else { Some(class) },
+                    count: u64_col(r.try_get(3)?),
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Reader::for_each_result`]. Streams through a portal
+    /// ([`FETCH_ROWS`] rows a round trip) inside one read-only transaction,
+    /// so the pass sees one snapshot.
+    pub fn for_each_result<F>(&self, checks: &[String], from_ms: i64, to_ms: i64, mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client()?;
+        let mut tx = client.build_transaction().read_only(true).isolation_level(::postgres::IsolationLevel::RepeatableRead).start()?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM results
+             WHERE check_name = ANY($1) AND started_at >= $2 AND started_at < $3
+             ORDER BY agent, seq"
+        );
+        let portal = tx.bind(sql.as_str(), &[&checks, &from_ms, &to_ms])?;
+        loop {
+            let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+            for row in &rows {
+                f(row_to_result(row)?);
+            }
+            if rows.len() < FETCH_ROWS as usize {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// See [`super::Reader::count_results`].
+    pub fn count_results(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.client()?.query_one("SELECT count(*) FROM results", &[])?.try_get(0)?;
+        Ok(u64_col(n))
+    }
+}
+
+fn row_to_result(r: &::postgres::Row) -> Result<StoredResult, StoreError> {
+    let raw: Vec<u8> = r.try_get(7)?;
+    Ok(StoredResult {
+        agent: r.try_get(0)?,
+        seq: u64_col(r.try_get(1)?),
+        check: r.try_get(2)?,
+        location: r.try_get(3)?,
+        started_at_ms: r.try_get(4)?,
+        success: r.try_get::<_, Option<bool>>(5)?.unwrap_or(false),
+        class: r.try_get(6)?,
+        // Stored from a &str, so valid UTF-8; lossy only guards a hand-edited row.
+        raw: String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_described_without_password() {
+        let d = describe_url("postgres://slaprobe:s3cret@db.internal:5433/probes");
+        assert_eq!(d, "postgres://slaprobe@db.internal:5433/probes");
+        assert!(!describe_url("postgres://u:s3cret@[bad").contains("s3cret"));
+    }
+
+    #[test]
+    fn urls_are_validated_without_echo() {
+        assert!(validate_url("postgres://u:p@127.0.0.1:5432/db").is_ok());
+        assert!(validate_url("postgresql://u@h/db").is_ok());
+        for bad in ["mysql://u:s3cret@h/db", "postgres://u:s3cret@h/db?sslmode=require", "postgres://u:s3cret@h/db?bogus=1"] {
+            let e = validate_url(bad).unwrap_err();
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+}
