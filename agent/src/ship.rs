@@ -138,21 +138,22 @@ impl Rejects {
 
     /// Handles a 400 for `count` results from `first_seq` (the oldest unacked
     /// ones): returns the batch size to try next, having dropped the result
-    /// if it went alone.
-    fn on_rejected(&mut self, spool: &SharedSpool, stats: &ShipStats, first_seq: u64, count: usize, message: &str) -> usize {
+    /// if it went alone; `None` when the drop could not be recorded (a disk
+    /// error: the caller backs off rather than spin).
+    fn on_rejected(&mut self, spool: &SharedSpool, stats: &ShipStats, first_seq: u64, count: usize, message: &str) -> Option<usize> {
         if count > 1 {
             // Bisect: the first half goes next; once it is acked the shipper
             // goes on from there (the size grows back as batches get acked).
             let half = count / 2;
             tracing::debug!(first_seq, count, half, "collector refused a batch with 400; bisecting");
-            return half;
+            return Some(half);
         }
         let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
         // Only the oldest unacked result can be dropped: acks are a prefix.
         if s.acked() + 1 == first_seq {
             if let Err(e) = s.ack(first_seq) {
                 tracing::error!("cannot record the drop of seq {first_seq} in the spool: {e}");
-                return 1;
+                return None;
             }
             drop(s);
             stats.results_rejected.fetch_add(1, Ordering::Relaxed);
@@ -169,7 +170,7 @@ impl Rejects {
                 );
             }
         }
-        1
+        Some(1)
     }
 }
 
@@ -204,7 +205,15 @@ pub async fn ship(
                 }
                 Ok(Some(Sent::Rejected { first_seq, count, message })) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
-                    batch_max = rejects.on_rejected(&spool, &stats, first_seq, count, &message);
+                    match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
+                        Some(next) => batch_max = next,
+                        None => {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(backoff.next()) => {}
+                            }
+                        }
+                    }
                 }
                 Ok(Some(Sent::RetryAfter(after))) | Err(after) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -239,7 +248,10 @@ pub async fn ship(
                 Ok(Some(Sent::Acked(_))) => {}
                 Ok(Some(Sent::TooLarge)) => batch_max = (batch_max / 2).max(1),
                 Ok(Some(Sent::Rejected { first_seq, count, message })) => {
-                    batch_max = rejects.on_rejected(&spool, &stats, first_seq, count, &message);
+                    match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
+                        Some(next) => batch_max = next,
+                        None => break,
+                    }
                 }
                 Ok(Some(Sent::RetryAfter(_))) | Err(_) => break,
             }
