@@ -140,7 +140,14 @@ impl Rejects {
     /// ones): returns the batch size to try next, having dropped the result
     /// if it went alone; `None` when the drop could not be recorded (a disk
     /// error: the caller backs off rather than spin).
-    fn on_rejected(&mut self, spool: &SharedSpool, stats: &ShipStats, first_seq: u64, count: usize, message: &str) -> Option<usize> {
+    fn on_rejected(
+        &mut self,
+        spool: &SharedSpool,
+        stats: &ShipStats,
+        first_seq: u64,
+        count: usize,
+        message: &str,
+    ) -> Option<usize> {
         if count > 1 {
             // Bisect: the first half goes next; once it is acked the shipper
             // goes on from there (the size grows back as batches get acked).

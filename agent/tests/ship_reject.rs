@@ -123,7 +123,12 @@ fn fill_spool(dir: &std::path::Path, n: u64, bad: &[u64]) -> Arc<Mutex<Spool>> {
 }
 
 /// Runs the shipper until the spool is fully acked (or `limit` passes).
-async fn ship_until_drained(url: url::Url, spool: Arc<Mutex<Spool>>, batch_max: usize, limit: Duration) -> Arc<ShipStats> {
+async fn ship_until_drained(
+    url: url::Url,
+    spool: Arc<Mutex<Spool>>,
+    batch_max: usize,
+    limit: Duration,
+) -> Arc<ShipStats> {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("slaprobe_agent=debug").try_init();
     let cfg = ShipConfig {
         results_url: url,
@@ -182,7 +187,11 @@ async fn bad_results_are_isolated_and_dropped_good_ones_delivered() {
     assert_eq!(stats.results_rejected.load(Ordering::SeqCst), bad.len() as u64, "exactly the bad ones dropped");
     assert_eq!(stats.results_acked.load(Ordering::SeqCst), expected.len() as u64);
     let posts = fake.posts.load(Ordering::SeqCst);
-    println!("{posts} posts ({} refused) for {n} results with {} bad", fake.rejected_posts.load(Ordering::SeqCst), bad.len());
+    println!(
+        "{posts} posts ({} refused) for {n} results with {} bad",
+        fake.rejected_posts.load(Ordering::SeqCst),
+        bad.len()
+    );
     // Bisection costs about log2(batch) posts per bad result, not one per result.
     assert!(posts < 150, "{posts} posts");
     assert_eq!(spool.lock().unwrap().unacked(), 0);

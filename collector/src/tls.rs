@@ -33,8 +33,9 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<rustls::Serve
     let chain = read_certs(&settings.cert_file, "collector.tls_cert_file")?;
     let key_pem = std::fs::read(&settings.key_file)
         .with_context(|| format!("collector.tls_key_file: cannot read {}", settings.key_file.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| anyhow::anyhow!("collector.tls_key_file {}: no usable PEM private key ({e})", settings.key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        anyhow::anyhow!("collector.tls_key_file {}: no usable PEM private key ({e})", settings.key_file.display())
+    })?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
@@ -43,7 +44,9 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<rustls::Serve
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in read_certs(ca, "collector.tls_client_ca_file")? {
-                roots.add(c).with_context(|| format!("collector.tls_client_ca_file {}: unusable certificate", ca.display()))?;
+                roots
+                    .add(c)
+                    .with_context(|| format!("collector.tls_client_ca_file {}: unusable certificate", ca.display()))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -51,9 +54,9 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<rustls::Serve
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .with_context(|| format!("collector.tls_cert_file {} and tls_key_file do not make a usable pair", settings.cert_file.display()))?;
+    let mut config = builder.with_single_cert(chain, key).with_context(|| {
+        format!("collector.tls_cert_file {} and tls_key_file do not make a usable pair", settings.cert_file.display())
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -67,8 +67,13 @@ fn check_verdict(r: &Result<slaprobe_collector::ingest::DecodedBatch, Rejection>
         Ok(_) => None,
         Err(e) => {
             assert!(
-                [StatusCode::BAD_REQUEST, StatusCode::FORBIDDEN, StatusCode::PAYLOAD_TOO_LARGE, StatusCode::UNSUPPORTED_MEDIA_TYPE]
-                    .contains(&e.status),
+                [
+                    StatusCode::BAD_REQUEST,
+                    StatusCode::FORBIDDEN,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                ]
+                .contains(&e.status),
                 "unexpected status {}: {}",
                 e.status,
                 e.message
@@ -127,8 +132,15 @@ fn named_hostile_bodies_get_clear_4xx() {
     let e = decode_batch(None, batch(&[huge]).as_bytes(), &who, &config, Timestamp::now(), limits()).unwrap_err();
     assert_eq!(e.status, StatusCode::BAD_REQUEST);
     assert!(e.message.len() < 400, "{}", e.message);
-    let e = decode_batch(None, format!(r#"{{"agent":"{}","results":[]}}"#, "y".repeat(900_000)).as_bytes(), &who, &config, Timestamp::now(), limits())
-        .unwrap_err();
+    let e = decode_batch(
+        None,
+        format!(r#"{{"agent":"{}","results":[]}}"#, "y".repeat(900_000)).as_bytes(),
+        &who,
+        &config,
+        Timestamp::now(),
+        limits(),
+    )
+    .unwrap_err();
     assert_eq!(e.status, StatusCode::FORBIDDEN);
     assert!(e.message.len() < 400, "{}", e.message);
     let wrong_type = result("1", "").replace(r#""target":"x""#, &format!(r#""target":{}"#, "7".repeat(900_000)));
@@ -154,7 +166,15 @@ fn named_hostile_bodies_get_clear_4xx() {
     let many: Vec<String> = (1..=101).map(|s| result(&s.to_string(), "")).collect();
     assert_eq!(decode(None, batch(&many).as_bytes()), too_large);
     // Empty and odd envelopes.
-    for body in ["", "null", "[]", "{}", r#"{"agent":"ams-1"}"#, r#"{"agent":"ams-1","results":{}}"#, r#"{"agent":1,"results":[]}"#] {
+    for body in [
+        "",
+        "null",
+        "[]",
+        "{}",
+        r#"{"agent":"ams-1"}"#,
+        r#"{"agent":"ams-1","results":{}}"#,
+        r#"{"agent":1,"results":[]}"#,
+    ] {
         assert_eq!(decode(None, body.as_bytes()), bad, "{body:?}");
     }
 }
@@ -234,8 +254,10 @@ fn toml_value() -> impl Strategy<Value = String> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
-            proptest::collection::vec(("[a-z_]{1,8}", inner), 0..3)
-                .prop_map(|v| format!("{{ {} }}", v.into_iter().map(|(k, x)| format!("{k} = {x}")).collect::<Vec<_>>().join(", "))),
+            proptest::collection::vec(("[a-z_]{1,8}", inner), 0..3).prop_map(|v| format!(
+                "{{ {} }}",
+                v.into_iter().map(|(k, x)| format!("{k} = {x}")).collect::<Vec<_>>().join(", ")
+            )),
         ]
     })
 }
@@ -250,25 +272,75 @@ fn the_base_configs_are_valid() {
     let kv = |b: &[(&str, &str)]| b.iter().map(|(k, v)| format!("{k} = {v}\n")).collect::<String>();
     let p = write_config(dir.path(), &format!("[agent]\n{}\n[[checks]]\n{}", kv(AGENT_BASE), kv(CHECK_BASE)));
     AgentConfig::load(&p).unwrap();
-    let p = write_config(dir.path(), &format!("[collector]\n{}\n[[agents]]\n{}\n[[checks]]\n{}", kv(COLLECTOR_BASE), kv(AGENT_ENTRY_BASE), kv(CHECK_BASE)));
+    let p = write_config(
+        dir.path(),
+        &format!(
+            "[collector]\n{}\n[[agents]]\n{}\n[[checks]]\n{}",
+            kv(COLLECTOR_BASE),
+            kv(AGENT_ENTRY_BASE),
+            kv(CHECK_BASE)
+        ),
+    );
     CollectorConfig::load(&p).unwrap();
 }
 
 const AGENT_KEYS: &[&str] = &[
-    "id", "location", "collector", "token", "token_file", "spool_dir", "concurrency", "batch_max", "batch_interval", "checks_refresh",
-    "ca_file", "tls_cert_file", "tls_key_file", "metrics_listen", "spool_max_bytes", "spool_fsync",
+    "id",
+    "location",
+    "collector",
+    "token",
+    "token_file",
+    "spool_dir",
+    "concurrency",
+    "batch_max",
+    "batch_interval",
+    "checks_refresh",
+    "ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "metrics_listen",
+    "spool_max_bytes",
+    "spool_fsync",
 ];
 const COLLECTOR_KEYS: &[&str] = &[
-    "listen", "data_dir", "max_result_age", "max_results_per_second_per_agent", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
+    "listen",
+    "data_dir",
+    "max_result_age",
+    "max_results_per_second_per_agent",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
     "database_url",
 ];
 const CHECK_KEYS: &[&str] = &[
-    "name", "kind", "interval", "timeout", "url", "expect_status", "body_contains", "max_redirects", "max_body_bytes", "ip_version",
-    "ca_file", "ca_pem", "resolve", "host", "port", "warn_days", "query", "record_type", "nameservers", "expect_answers", "locations",
+    "name",
+    "kind",
+    "interval",
+    "timeout",
+    "url",
+    "expect_status",
+    "body_contains",
+    "max_redirects",
+    "max_body_bytes",
+    "ip_version",
+    "ca_file",
+    "ca_pem",
+    "resolve",
+    "host",
+    "port",
+    "warn_days",
+    "query",
+    "record_type",
+    "nameservers",
+    "expect_answers",
+    "locations",
 ];
 
 /// A section: valid `base` keys, 0–3 of them (or of `keys`) given random values.
-fn section(keys: &'static [&'static str], base: &'static [(&'static str, &'static str)]) -> impl Strategy<Value = String> {
+fn section(
+    keys: &'static [&'static str],
+    base: &'static [(&'static str, &'static str)],
+) -> impl Strategy<Value = String> {
     proptest::collection::vec((proptest::sample::select(keys), toml_value()), 0..4).prop_map(move |kv| {
         let mut map: std::collections::BTreeMap<&str, String> = base.iter().map(|(k, v)| (*k, v.to_string())).collect();
         for (k, v) in kv {
@@ -278,10 +350,14 @@ fn section(keys: &'static [&'static str], base: &'static [(&'static str, &'stati
     })
 }
 
-const AGENT_BASE: &[(&str, &str)] = &[("id", "\"a\""), ("location", "\"l\""), ("collector", "\"http://127.0.0.1:1\""), ("token", "\"t\"")];
+const AGENT_BASE: &[(&str, &str)] =
+    &[("id", "\"a\""), ("location", "\"l\""), ("collector", "\"http://127.0.0.1:1\""), ("token", "\"t\"")];
 const COLLECTOR_BASE: &[(&str, &str)] = &[("data_dir", "\"data\"")];
-const AGENT_ENTRY_BASE: &[(&str, &str)] =
-    &[("id", "\"a\""), ("location", "\"l\""), ("token_sha256", "\"0000000000000000000000000000000000000000000000000000000000000000\"")];
+const AGENT_ENTRY_BASE: &[(&str, &str)] = &[
+    ("id", "\"a\""),
+    ("location", "\"l\""),
+    ("token_sha256", "\"0000000000000000000000000000000000000000000000000000000000000000\""),
+];
 const CHECK_BASE: &[(&str, &str)] = &[("name", "\"c\""), ("kind", "\"http\""), ("url", "\"http://127.0.0.1:9/\"")];
 
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
@@ -345,15 +421,35 @@ fn random_env_values_give_config_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("agent.toml"), "[agent]\nid = \"a\"\nlocation = \"l\"\n").unwrap();
     std::fs::write(dir.path().join("collector.toml"), "[collector]\ndata_dir = \"data\"\n").unwrap();
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
     let strategy = (
         proptest::sample::select(vec![
-            "SLAPROBE_AGENT__ID", "SLAPROBE_AGENT__CONCURRENCY", "SLAPROBE_AGENT__BATCH_INTERVAL", "SLAPROBE_AGENT__SPOOL_MAX_BYTES",
-            "SLAPROBE_AGENT__COLLECTOR", "SLAPROBE_AGENT__METRICS_LISTEN", "SLAPROBE_AGENT__NOPE", "SLAPROBE_COLLECTOR__LISTEN",
-            "SLAPROBE_COLLECTOR__MAX_RESULT_AGE", "SLAPROBE_COLLECTOR__MAX_RESULTS_PER_SECOND_PER_AGENT", "SLAPROBE_COLLECTOR__TLS_CERT_FILE",
-            "SLAPROBE_CHECKS__0__NAME", "SLAPROBE_AGENT__", "SLAPROBE___",
+            "SLAPROBE_AGENT__ID",
+            "SLAPROBE_AGENT__CONCURRENCY",
+            "SLAPROBE_AGENT__BATCH_INTERVAL",
+            "SLAPROBE_AGENT__SPOOL_MAX_BYTES",
+            "SLAPROBE_AGENT__COLLECTOR",
+            "SLAPROBE_AGENT__METRICS_LISTEN",
+            "SLAPROBE_AGENT__NOPE",
+            "SLAPROBE_COLLECTOR__LISTEN",
+            "SLAPROBE_COLLECTOR__MAX_RESULT_AGE",
+            "SLAPROBE_COLLECTOR__MAX_RESULTS_PER_SECOND_PER_AGENT",
+            "SLAPROBE_COLLECTOR__TLS_CERT_FILE",
+            "SLAPROBE_CHECKS__0__NAME",
+            "SLAPROBE_AGENT__",
+            "SLAPROBE___",
         ]),
-        prop_oneof!["\\PC{0,40}", Just("[1, {a = 2}]".to_string()), Just("-1".to_string()), Just("1e400".to_string()), Just("99999999999999999999999".to_string())],
+        prop_oneof![
+            "\\PC{0,40}",
+            Just("[1, {a = 2}]".to_string()),
+            Just("-1".to_string()),
+            Just("1e400".to_string()),
+            Just("99999999999999999999999".to_string())
+        ],
     );
     runner
         .run(&strategy, |(key, value)| {

@@ -75,7 +75,8 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
         let req = client.post(&url).bearer_auth(token).header("content-type", "application/json").body(body);
         async move {
             let r = req.send().await.unwrap();
-            let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            let retry =
+                r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
             (r.status().as_u16(), retry, r.text().await.unwrap())
         }
     };

@@ -114,7 +114,14 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
     assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = reqwest::Client::builder().use_preconfigured_tls(tls_client_config()).build().unwrap();
-    assert!(plain.get(format!("http://127.0.0.1:{}/healthz", c.port)).timeout(Duration::from_secs(12)).send().await.is_err());
+    assert!(
+        plain
+            .get(format!("http://127.0.0.1:{}/healthz", c.port))
+            .timeout(Duration::from_secs(12))
+            .send()
+            .await
+            .is_err()
+    );
 
     agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, None), &client, c.port, 3).await;
     c.shutdown.cancel();
@@ -150,11 +157,17 @@ async fn mtls_accepts_a_good_client_certificate_and_refuses_others() {
     println!("with another CA's certificate: {e:?}");
 
     // The agent with its certificate streams results.
-    agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, Some((&good_cert, &good_key))), &good, c.port, 3).await;
+    agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, Some((&good_cert, &good_key))), &good, c.port, 3)
+        .await;
 
     // A half-configured agent identity is a config error naming the key.
     let raw = RawAgentFile {
-        agent: RawAgentSection { id: Some("x".into()), location: Some("l".into()), tls_cert_file: Some(good_cert.clone()), ..Default::default() },
+        agent: RawAgentSection {
+            id: Some("x".into()),
+            location: Some("l".into()),
+            tls_cert_file: Some(good_cert.clone()),
+            ..Default::default()
+        },
         checks: vec![],
     };
     let e = AgentConfig::from_raw(raw, Path::new("a.toml")).unwrap_err();
@@ -179,7 +192,8 @@ async fn bad_tls_files_fail_at_start_naming_the_key() {
     let e = Server::bind_with(config, ServerOptions::default()).await.err().expect("a junk key fails start-up");
     assert!(format!("{e:#}").contains("collector.tls_key_file"), "{e:#}");
 
-    std::fs::write(dir.join("collector.toml"), "[collector]\ndata_dir = \"data\"\ntls_key_file = \"junk.pem\"\n").unwrap();
+    std::fs::write(dir.join("collector.toml"), "[collector]\ndata_dir = \"data\"\ntls_key_file = \"junk.pem\"\n")
+        .unwrap();
     let e = CollectorConfig::load(&dir.join("collector.toml")).unwrap_err();
     assert!(e.to_string().contains("collector.tls_cert_file"), "{e}");
 }

@@ -53,7 +53,14 @@ fn client_loop(i: usize, port: u16, c: Arc<Client>, stop: Arc<AtomicBool>) {
                 return;
             }
             c.posts.fetch_add(1, Ordering::Relaxed);
-            match http_request(port, "POST", "/api/v1/results", Some(&tok), &[("Content-Type", "application/json")], body.as_bytes()) {
+            match http_request(
+                port,
+                "POST",
+                "/api/v1/results",
+                Some(&tok),
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            ) {
                 Some((200, text)) => {
                     let v: serde_json::Value = serde_json::from_str(&text).expect("ack is JSON");
                     let acked = v["acked"].as_u64().expect("acked");
@@ -104,8 +111,16 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let start_collector = || {
-        let p = Proc::start("collector", &bin_path("slaprobe-collector"), &["run", "--config", cfg_path.to_str().unwrap()], &[], &logs);
-        wait_for("collector /readyz", Duration::from_secs(30), || http_get(port, "/readyz", None).filter(|(s, _)| *s == 200));
+        let p = Proc::start(
+            "collector",
+            &bin_path("slaprobe-collector"),
+            &["run", "--config", cfg_path.to_str().unwrap()],
+            &[],
+            &logs,
+        );
+        wait_for("collector /readyz", Duration::from_secs(30), || {
+            http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
+        });
         p
     };
 
@@ -136,7 +151,13 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
         let stored = stored(&data);
         for i in 0..AGENTS {
             let missing: Vec<u64> = (1..=acked[i]).filter(|s| !stored[i].contains(s)).collect();
-            assert!(missing.is_empty(), "round {round}: a{i} acked up to {} but {} of them are not stored: {:?}…", acked[i], missing.len(), &missing[..missing.len().min(10)]);
+            assert!(
+                missing.is_empty(),
+                "round {round}: a{i} acked up to {} but {} of them are not stored: {:?}…",
+                acked[i],
+                missing.len(),
+                &missing[..missing.len().min(10)]
+            );
         }
         let progress: u64 = acked.iter().zip(&before).map(|(a, b)| a - b).sum();
         kills_at.lock().unwrap().push((acked.iter().sum::<u64>(), progress));
@@ -168,11 +189,15 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
         started.elapsed().as_secs_f64(),
         rounds.iter().map(|r| r.1).collect::<Vec<_>>()
     );
-    assert!(rounds.iter().filter(|r| r.1 > 0).count() >= KILLS / 2, "the clients made progress in most rounds: {rounds:?}");
+    assert!(
+        rounds.iter().filter(|r| r.1 > 0).count() >= KILLS / 2,
+        "the clients made progress in most rounds: {rounds:?}"
+    );
 }
 
 /// A varying delay (0–500 ms) so kills land at different points of ingest.
 fn fastrand_ms(round: usize) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     (u64::from(nanos) ^ (round as u64).wrapping_mul(0x9e37_79b9)) % 500
 }

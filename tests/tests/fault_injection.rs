@@ -132,25 +132,45 @@ fn garbage_list() -> Vec<Garbage> {
         Garbage { name: "random zstd", send: post(Some(TOKEN), vec![("Content-Encoding", "zstd")], random(4096)) },
         Garbage { name: "truncated zstd", send: post(Some(TOKEN), vec![("Content-Encoding", "zstd")], zstd_truncated) },
         Garbage { name: "unknown encoding", send: post(Some(TOKEN), vec![("Content-Encoding", "br")], b"{}".to_vec()) },
-        Garbage { name: "bad JSON", send: post(Some(TOKEN), vec![], br#"{"agent":"ams-1","results":[{"seq":"#.to_vec()) },
-        Garbage { name: "invalid UTF-8", send: post(Some(TOKEN), vec![], b"{\"agent\":\"ams-\xff\xfe\",\"results\":[]}".to_vec()) },
-        Garbage { name: "nesting bomb", send: post(Some(TOKEN), vec![], ["[".repeat(200_000), "]".repeat(200_000)].concat().into_bytes()) },
+        Garbage {
+            name: "bad JSON",
+            send: post(Some(TOKEN), vec![], br#"{"agent":"ams-1","results":[{"seq":"#.to_vec()),
+        },
+        Garbage {
+            name: "invalid UTF-8",
+            send: post(Some(TOKEN), vec![], b"{\"agent\":\"ams-\xff\xfe\",\"results\":[]}".to_vec()),
+        },
+        Garbage {
+            name: "nesting bomb",
+            send: post(Some(TOKEN), vec![], ["[".repeat(200_000), "]".repeat(200_000)].concat().into_bytes()),
+        },
         Garbage {
             name: "8 MB check name",
-            send: post(Some(TOKEN), vec![], String::from_utf8(result("1", "")).unwrap().replace("\"c0\"", &format!("\"{}\"", "x".repeat(8 << 20))).into_bytes()),
+            send: post(
+                Some(TOKEN),
+                vec![],
+                String::from_utf8(result("1", ""))
+                    .unwrap()
+                    .replace("\"c0\"", &format!("\"{}\"", "x".repeat(8 << 20)))
+                    .into_bytes(),
+            ),
         },
         Garbage { name: "seq 1e400", send: post(Some(TOKEN), vec![], result("1e400", "")) },
         Garbage { name: "negative seq", send: post(Some(TOKEN), vec![], result("-5", "")) },
-        Garbage { name: "unknown check", send: post(Some(TOKEN), vec![], String::from_utf8(result("1", "")).unwrap().replace("\"c0\"", "\"nope\"").into_bytes()) },
+        Garbage {
+            name: "unknown check",
+            send: post(
+                Some(TOKEN),
+                vec![],
+                String::from_utf8(result("1", "")).unwrap().replace("\"c0\"", "\"nope\"").into_bytes(),
+            ),
+        },
         Garbage { name: "wrong token", send: post(Some("not-a-token"), vec![], result("1", "")) },
         Garbage { name: "no token", send: post(None, vec![], result("1", "")) },
         Garbage { name: "another agent's token", send: post(Some(OTHER_TOKEN), vec![], result("1", "")) },
         Garbage { name: "10001 results", send: post(Some(TOKEN), vec![], many) },
         Garbage { name: "gzip bomb (65 MiB)", send: post(Some(TOKEN), vec![("Content-Encoding", "gzip")], bomb) },
-        Garbage {
-            name: "40 MB body",
-            send: Box::new(|port| post_expecting(port, TOKEN, &vec![b'['; 40_000_000])),
-        },
+        Garbage { name: "40 MB body", send: Box::new(|port| post_expecting(port, TOKEN, &vec![b'['; 40_000_000])) },
     ]
 }
 
@@ -220,12 +240,16 @@ token_sha256 = "{h2}"
     std::fs::create_dir_all(&logs).unwrap();
     let up = Arc::new(AtomicBool::new(false));
     let start_collector = |up: &AtomicBool| {
-        let p = Proc::start("collector", &bin_path("slaprobe-collector"), &["run", "--config", &collector_cfg], &[], &logs);
-        wait_for("collector /readyz", Duration::from_secs(30), || http_get(port, "/readyz", None).filter(|(s, _)| *s == 200));
+        let p =
+            Proc::start("collector", &bin_path("slaprobe-collector"), &["run", "--config", &collector_cfg], &[], &logs);
+        wait_for("collector /readyz", Duration::from_secs(30), || {
+            http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
+        });
         up.store(true, Ordering::SeqCst);
         p
     };
-    let start_agent = || Proc::start("agent", &bin_path("slaprobe-agent"), &["run", "--config", &agent_cfg], &[], &logs);
+    let start_agent =
+        || Proc::start("agent", &bin_path("slaprobe-agent"), &["run", "--config", &agent_cfg], &[], &logs);
 
     let mut collector = start_collector(&up);
     let mut agent = start_agent();
@@ -284,12 +308,14 @@ token_sha256 = "{h2}"
     // Catching up: the spool replays; new results keep coming.
     let after_restart = jiff::Timestamp::now();
     let (missing, results, max_seq) = wait_for("the agent's backlog stored", Duration::from_secs(30), || {
-        agent_row(port).filter(|&(m, r, max)| m == 0 && r == max && {
-            // Results probed after the restart are in too.
-            Reader::open(&data)
-                .ok()
-                .and_then(|rd| rd.results_between(&checks, after_restart.as_millisecond(), i64::MAX).ok())
-                .is_some_and(|v| v.len() >= CHECKS)
+        agent_row(port).filter(|&(m, r, max)| {
+            m == 0 && r == max && {
+                // Results probed after the restart are in too.
+                Reader::open(&data)
+                    .ok()
+                    .and_then(|rd| rd.results_between(&checks, after_restart.as_millisecond(), i64::MAX).ok())
+                    .is_some_and(|v| v.len() >= CHECKS)
+            }
         })
     });
     stop.store(true, Ordering::SeqCst);
@@ -312,7 +338,8 @@ token_sha256 = "{h2}"
     assert_eq!(all.len() as u64, results_end);
     let mut started: Vec<i64> = all.iter().map(|r| r.started_at_ms).collect();
     started.sort_unstable();
-    let during: usize = started.iter().filter(|&&t| t >= down_at.as_millisecond() && t < up_at.as_millisecond()).count();
+    let during: usize =
+        started.iter().filter(|&&t| t >= down_at.as_millisecond() && t < up_at.as_millisecond()).count();
     let outage_s = (up_at.as_millisecond() - down_at.as_millisecond()) as f64 / 1000.0;
     // The longest time any one check went unprobed.
     let mut max_gap_ms = 0;
@@ -329,20 +356,36 @@ token_sha256 = "{h2}"
     println!("  collector outage          {outage_s:.1} s (agent SIGKILLed and restarted at {agent_killed_at})");
     println!("  results probed in outage  {during} (≈ {:.1}/s; {CHECKS} checks at 1 s)", during as f64 / outage_s);
     println!("  max gap in started_at     {max_gap:.2} s (per check, interval 1 s, across the agent's crash)");
-    println!("  garbage requests answered {} (all 4xx: {})", g.answered.load(Ordering::Relaxed), g.violations.lock().unwrap().is_empty());
+    println!(
+        "  garbage requests answered {} (all 4xx: {})",
+        g.answered.load(Ordering::Relaxed),
+        g.violations.lock().unwrap().is_empty()
+    );
     for (name, statuses) in g.statuses.lock().unwrap().iter() {
         println!("    {name:<24} {statuses:?}");
     }
     println!("  collector peak RSS        {:.1} MB (VmHWM after replay and garbage)", rss_kib as f64 / 1024.0);
-    println!("  wall time                 {:.1} s (outage {:.1} s)", wall.elapsed().as_secs_f64(), outage.as_secs_f64());
+    println!(
+        "  wall time                 {:.1} s (outage {:.1} s)",
+        wall.elapsed().as_secs_f64(),
+        outage.as_secs_f64()
+    );
 
     assert!(
         during as f64 >= CHECKS as f64 * outage_s * 0.5,
         "probing went on through the outage: {during} results in {outage_s:.1} s"
     );
     assert!(max_gap < 5.0, "no hole in the evidence longer than the agent's restart: {max_gap} s");
-    assert!(g.violations.lock().unwrap().is_empty(), "garbage answered other than 4xx: {:?}", g.violations.lock().unwrap());
-    assert_eq!(g.unanswered_while_up.load(Ordering::Relaxed), 0, "every garbage request is answered while the collector is up");
+    assert!(
+        g.violations.lock().unwrap().is_empty(),
+        "garbage answered other than 4xx: {:?}",
+        g.violations.lock().unwrap()
+    );
+    assert_eq!(
+        g.unanswered_while_up.load(Ordering::Relaxed),
+        0,
+        "every garbage request is answered while the collector is up"
+    );
     assert!(g.answered.load(Ordering::Relaxed) >= 18, "the whole garbage list was sent at least once");
     assert!(rss_kib < 200 * 1024, "collector peak RSS {rss_kib} KiB over 200 MB");
     assert!(collector.running(), "the collector is alive");
