@@ -296,7 +296,7 @@ async fn pull_checks(
             }
             Err(e) => {
                 tracing::warn!("cannot fetch checks from the collector: {e:#}");
-                backoff.next().min(refresh)
+                backoff.next_delay().min(refresh)
             }
         };
         tokio::select! {

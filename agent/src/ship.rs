@@ -217,14 +217,14 @@ pub async fn ship(
                         None => {
                             tokio::select! {
                                 _ = shutdown.cancelled() => break,
-                                _ = tokio::time::sleep(backoff.next()) => {}
+                                _ = tokio::time::sleep(backoff.next_delay()) => {}
                             }
                         }
                     }
                 }
                 Ok(Some(Sent::RetryAfter(after))) | Err(after) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
-                    let wait = after.unwrap_or_else(|| backoff.next());
+                    let wait = after.unwrap_or_else(|| backoff.next_delay());
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(wait) => {}
@@ -431,7 +431,7 @@ impl Backoff {
     }
 
     /// A random wait in [base/2, current], then doubles `current`.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let hi = self.current.as_millis() as u64;
         let lo = Self::BASE.as_millis() as u64 / 2;
         let wait = Duration::from_millis(fastrand::u64(lo..=hi.max(lo)));
@@ -455,13 +455,13 @@ mod tests {
         let mut b = Backoff::new();
         let mut max_seen = Duration::ZERO;
         for _ in 0..20 {
-            let w = b.next();
+            let w = b.next_delay();
             assert!(w >= Duration::from_millis(250) && w <= Duration::from_secs(30), "{w:?}");
             max_seen = max_seen.max(w);
         }
         assert!(max_seen > Duration::from_secs(2));
         b.reset();
-        assert!(b.next() <= Duration::from_millis(500));
+        assert!(b.next_delay() <= Duration::from_millis(500));
     }
 
     #[test]

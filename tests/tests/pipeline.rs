@@ -32,10 +32,10 @@ fn parse_metrics(text: &str) -> HashMap<String, f64> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        if let Some((series, value)) = line.rsplit_once(' ') {
-            if let Ok(v) = value.parse::<f64>() {
-                out.insert(series.to_string(), v);
-            }
+        if let Some((series, value)) = line.rsplit_once(' ')
+            && let Ok(v) = value.parse::<f64>()
+        {
+            out.insert(series.to_string(), v);
         }
     }
     out
