@@ -20,6 +20,14 @@
 //! evaluated from the store with [`evaluate_month`] on the blocking pool.
 //! With a shared store (PostgreSQL, several collectors) every report is
 //! evaluated from the store, so all collectors answer the same.
+//!
+//! # Shared store: the engine
+//! Each collector's engine is fed the results *it* stores; others' arrive
+//! only through the store. So with a shared store the engine is rebuilt from
+//! the store every [`REBUILD_EVERY`] (longer when a rebuild is slow): the SLA
+//! gauges and `/api/v1/contracts` lag other collectors' results by up to one
+//! rebuild, and a `_total` counter may step back at a rebuild when other
+//! collectors' results change settled slots (Prometheus sees a reset).
 //! Both fill `evidence` from the store with [`evidence_from_store`]. The
 //! offline CLI (`slaprobe-collector report`) uses [`report_from_store`], the
 //! same function the HTTP path uses for months no longer in memory.
@@ -55,6 +63,9 @@ use crate::sla::{evaluate_month, evidence_digest};
 /// slots settle into the counters and finished months leave memory.
 const ADVANCE_EVERY: Duration = Duration::from_secs(30);
 
+/// Shortest pause between two rebuilds of the engine from a shared store.
+const REBUILD_EVERY: Duration = Duration::from_secs(60);
+
 /// The SLA engine in the collector. Cheap to share (`Arc`).
 pub struct SlaService {
     inner: Arc<Inner>,
@@ -86,28 +97,65 @@ impl SlaService {
     /// Call once, before any `observe` or `status`.
     pub fn replay(&self, reader: &Reader) -> Result<u64, StoreError> {
         let mut engine = self.inner.lock_engine();
-        let checks = covered_checks(&self.inner.contracts);
-        let from_ms = engine.replay_from().as_millisecond();
-        let mut n = 0u64;
-        let mut bad = 0u64;
-        reader.for_each_result(&checks, from_ms, i64::MAX, |row| {
-            n += 1;
-            match serde_json::from_str::<ProbeResult>(&row.raw) {
-                Ok(r) => {
-                    engine.observe(&Observation::from_result(&r));
-                }
-                Err(_) => bad += 1,
-            }
-        })?;
-        if bad > 0 {
-            tracing::warn!(bad, "stored results that no longer parse were left out of the SLA replay");
-        }
-        Ok(n)
+        replay_into(&mut engine, &self.inner.contracts, reader)
     }
 
     /// The status of every contract as of `now` (`None` before the replay).
     pub fn status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
         self.inner.status(now)
+    }
+}
+
+/// Feeds `engine` every stored result of `contracts`' checks started at or
+/// after its `replay_from()`, streamed; returns how many it read.
+fn replay_into(engine: &mut SlaEngine, contracts: &[Contract], reader: &Reader) -> Result<u64, StoreError> {
+    let checks = covered_checks(contracts);
+    let from_ms = engine.replay_from().as_millisecond();
+    let mut n = 0u64;
+    let mut bad = 0u64;
+    reader.for_each_result(&checks, from_ms, i64::MAX, |row| {
+        n += 1;
+        match serde_json::from_str::<ProbeResult>(&row.raw) {
+            Ok(r) => {
+                engine.observe(&Observation::from_result(&r));
+            }
+            Err(_) => bad += 1,
+        }
+    })?;
+    if bad > 0 {
+        tracing::warn!(bad, "stored results that no longer parse were left out of the SLA replay");
+    }
+    Ok(n)
+}
+
+/// With a shared store, rebuilds the engine from the store now and then so
+/// the SLA gauges and `/api/v1/contracts` include what other collectors
+/// stored. The pause is at least [`REBUILD_EVERY`] and ten times the last
+/// rebuild's duration, so a large store costs at most ~10% of a core.
+async fn rebuild_loop(weak: Weak<Inner>, store: Store) {
+    let mut pause = REBUILD_EVERY;
+    loop {
+        tokio::time::sleep(pause).await;
+        let Some(inner) = weak.upgrade() else { break };
+        let contracts = inner.contracts.clone();
+        drop(inner);
+        let started = std::time::Instant::now();
+        let fresh = store
+            .read(move |r| {
+                let mut engine = SlaEngine::new(contracts.clone(), Timestamp::now());
+                replay_into(&mut engine, &contracts, r)?;
+                Ok(engine)
+            })
+            .await;
+        let Some(inner) = weak.upgrade() else { break };
+        match fresh {
+            Ok(mut engine) => {
+                engine.advance(Timestamp::now());
+                *inner.lock_engine() = engine;
+            }
+            Err(e) => tracing::warn!(error = %e, "rebuilding the SLA engine from the shared store failed; keeping the current one"),
+        }
+        pause = REBUILD_EVERY.max(started.elapsed() * 10);
     }
 }
 
@@ -147,6 +195,9 @@ impl SlaHook for SlaService {
         // Settle slots even when nothing arrives and nobody scrapes. The task
         // ends with the service (it holds only a weak reference).
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            if store.is_shared() {
+                handle.spawn(rebuild_loop(Arc::downgrade(&self.inner), store.clone()));
+            }
             let weak: Weak<Inner> = Arc::downgrade(&self.inner);
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(ADVANCE_EVERY);

@@ -118,7 +118,10 @@ fn all_checks() -> Vec<String> {
     ["web", "api", "caf\u{e9}", "nope"].iter().map(|s| s.to_string()).collect()
 }
 
-fn read_all(r: &Reader) -> Result<(Vec<AgentRow>, Vec<StoredResult>, Vec<ProbeCount>, Vec<StoredResult>, Vec<(String, u64)>, u64), StoreError> {
+/// agents, latest, probe counts, every result, the web window, the total.
+type Everything = (Vec<AgentRow>, Vec<StoredResult>, Vec<ProbeCount>, Vec<StoredResult>, Vec<(String, u64)>, u64);
+
+fn read_all(r: &Reader) -> Result<Everything, StoreError> {
     let web: Vec<(String, u64)> = r.results_between(&["web".to_string()], 0, 300)?.into_iter().map(|s| (s.agent, s.seq)).collect();
     Ok((r.agents()?, r.latest()?, r.probe_counts()?, r.results_between(&all_checks(), i64::MIN, i64::MAX)?, web, r.count_results()?))
 }
@@ -281,8 +284,8 @@ async fn both_backends_conform() {
 
 /// A fixed web/ams result for `agent` at `seq`: the same bytes whichever collector gets it.
 fn load_row(agent: &str, seq: u64) -> NewResult {
-    let class = (seq % 7 == 0).then_some(FailureClass::Timeout);
-    let mut r = row(agent, seq, if seq % 2 == 0 { "web" } else { "api" }, "ams", seq as i64 * 1000, class);
+    let class = matches!(seq % 7, 0).then_some(FailureClass::Timeout);
+    let mut r = row(agent, seq, if matches!(seq % 2, 0) { "web" } else { "api" }, "ams", seq as i64 * 1000, class);
     r.raw = raw(agent, seq, &r.check, ",\"pad\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"");
     r
 }
