@@ -86,6 +86,9 @@ pub enum SpoolError {
     /// A result could not be encoded as JSON.
     #[error("spool: cannot encode result: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Another process (an agent with the same `spool_dir`) holds the spool.
+    #[error("spool: {} is in use by another process (two agents must not share a spool_dir)", path.display())]
+    Locked { path: PathBuf },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
@@ -132,6 +135,9 @@ struct State {
 /// behind a mutex.
 #[derive(Debug)]
 pub struct Spool {
+    /// Held (advisory lock) while the spool is open: two agents writing one
+    /// spool would interleave seqs and corrupt it.
+    _lock: File,
     dir: PathBuf,
     opts: SpoolOptions,
     /// Every segment on disk, by first seq.
@@ -157,6 +163,18 @@ impl Spool {
     /// or corrupt tail is logged and cut off, the rest replays.
     pub fn open(dir: &Path, opts: SpoolOptions) -> Result<Spool, SpoolError> {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        let lock_path = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked { path: dir.to_path_buf() }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
         let state = read_state(dir);
         let _ = fs::remove_file(dir.join(STATE_TMP));
 
@@ -195,6 +213,7 @@ impl Spool {
         let last_seq = max_on_disk.max(state.last_seq).max(acked);
         let bytes = segments.values().map(|s| s.bytes).sum();
         let mut spool = Spool {
+            _lock: lock,
             dir: dir.to_path_buf(),
             opts,
             segments,

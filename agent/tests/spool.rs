@@ -466,3 +466,13 @@ fn throughput() {
     );
     assert!(n as f64 / secs > 1000.0, "fewer than 1000 appends/s");
 }
+
+#[test]
+fn a_second_open_of_the_same_spool_is_refused_while_the_first_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+    let err = Spool::open(dir.path(), SpoolOptions::default()).err().expect("second open must fail");
+    assert!(err.to_string().contains("in use by another process"), "{err}");
+    drop(first);
+    Spool::open(dir.path(), SpoolOptions::default()).expect("free again once the first is closed");
+}
