@@ -72,7 +72,7 @@ fn bad_configs_exit_2_naming_the_key() {
         (example.replace("b862f6f6690accc4", "zz"), "agents[nyc-1].token_sha256"),
         (example.replace("locations = [\"ams\"]", "locations = [\"sfo\"]"), "checks[acme-page].locations"),
         (example.replace("kind = \"tls\"", "kind = \"tls\"\nurl = \"https://x/\""), "checks[acme-tls].url"),
-        (example.replace("# database_url", "database_url"), "collector.database_url"),
+        (example.replace("# database_url = \"postgres://", "database_url = \"mysql://"), "collector.database_url"),
         (example.replace("[collector]", "[collector]\nlisten_on = 1"), "collector.listen_on"),
         (example.replace("name = \"dnsco-acme\"", "name = \"hostco-acme\""), "contracts[1].name"),
         ("[collector\n".to_string(), ""),
