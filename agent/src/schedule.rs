@@ -68,11 +68,6 @@ pub fn next_on_grid(now: Duration, phase: Duration, interval: Duration) -> Durat
     Duration::from_millis((k * interval_ms + phase_ms) as u64)
 }
 
-struct Entry {
-    check: Arc<Check>,
-    busy: Arc<AtomicBool>,
-}
-
 /// Runs until `shutdown`: fires the current checks (from `checks`, which may
 /// change at any time) and sends each result to `out`.
 pub async fn run(
@@ -85,9 +80,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut entries: HashMap<String, Entry> = HashMap::new();
-    // (due, generation, name): entries of an older generation are stale.
-    let mut heap: BinaryHeap<Reverse<(Instant, u64, String)>> = BinaryHeap::new();
+    // The checks as the watch channel holds them, shared with the probe tasks
+    // (no copy per check: at 10,000 checks a copy costs megabytes), and one
+    // busy flag per check, parallel to it.
+    let mut current: Arc<Vec<Check>> = Arc::new(Vec::new());
+    let mut busy: Vec<Arc<AtomicBool>> = Vec::new();
+    // (due, generation, index into `current`): entries of an older generation are stale.
+    let mut heap: BinaryHeap<Reverse<(Instant, u64, usize)>> = BinaryHeap::new();
     let mut generation = 0u64;
     let mut rebuild = true;
     let mut sender_gone = false;
@@ -97,22 +96,27 @@ pub async fn run(
         if rebuild {
             rebuild = false;
             generation += 1;
-            let current = checks.borrow_and_update().clone();
+            let next = checks.borrow_and_update().clone();
+            // A check still running keeps its busy flag across the update.
+            let mut old: HashMap<&str, Arc<AtomicBool>> =
+                current.iter().map(|c| c.name.as_str()).zip(busy.drain(..)).collect();
+            let next_busy: Vec<Arc<AtomicBool>> =
+                next.iter().map(|c| old.remove(c.name.as_str()).unwrap_or_default()).collect();
+            drop(old);
             let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
             let mono = Instant::now();
-            let mut next_entries = HashMap::with_capacity(current.len());
             heap.clear();
-            for check in current.iter() {
-                let busy = entries.remove(&check.name).map(|e| e.busy).unwrap_or_default();
+            heap.reserve(next.len());
+            for (i, check) in next.iter().enumerate() {
                 let ph = phase(&identity.agent, &check.name, check.interval);
                 let due_wall = next_on_grid(wall, ph, check.interval);
                 let due = mono + due_wall.saturating_sub(wall);
-                heap.push(Reverse((due, generation, check.name.clone())));
-                next_entries.insert(check.name.clone(), Entry { check: Arc::new(check.clone()), busy });
+                heap.push(Reverse((due, generation, i)));
             }
-            entries = next_entries;
-            stats.checks.store(entries.len() as u64, Ordering::Relaxed);
-            tracing::info!(checks = entries.len(), "schedule updated");
+            current = next;
+            busy = next_busy;
+            stats.checks.store(current.len() as u64, Ordering::Relaxed);
+            tracing::info!(checks = current.len(), "schedule updated");
         }
 
         let next_due = heap.peek().map(|Reverse((due, _, _))| *due);
@@ -132,12 +136,12 @@ pub async fn run(
 
         let now = Instant::now();
         while heap.peek().is_some_and(|Reverse((due, _, _))| *due <= now) {
-            let Some(Reverse((due, generation_of_popped, name))) = heap.pop() else { break };
+            let Some(Reverse((due, generation_of_popped, idx))) = heap.pop() else { break };
             if generation_of_popped != generation {
                 continue;
             }
-            let Some(entry) = entries.get(&name) else { continue };
-            let interval = entry.check.interval;
+            let (Some(check), Some(flag)) = (current.get(idx), busy.get(idx)) else { continue };
+            let interval = check.interval;
             // Next run from this due time, not from now: no drift. After a
             // stall longer than an interval, missed runs are skipped.
             let mut next = due + interval;
@@ -145,15 +149,15 @@ pub async fn run(
                 next += interval;
                 stats.skipped.fetch_add(1, Ordering::Relaxed);
             }
-            heap.push(Reverse((next, generation, name.clone())));
+            heap.push(Reverse((next, generation, idx)));
 
-            if entry.busy.swap(true, Ordering::AcqRel) {
+            if flag.swap(true, Ordering::AcqRel) {
                 stats.skipped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(check = %name, "previous run still going; skipped");
+                tracing::debug!(check = %check.name, "previous run still going; skipped");
                 continue;
             }
-            let check = entry.check.clone();
-            let busy = entry.busy.clone();
+            let checks = current.clone();
+            let busy = flag.clone();
             let prober = prober.clone();
             let permits = permits.clone();
             let out = out.clone();
@@ -164,7 +168,7 @@ pub async fn run(
                 let result = match permits.acquire_owned().await {
                     Ok(_permit) => {
                         stats.started.fetch_add(1, Ordering::Relaxed);
-                        let mut r = prober.probe(&check).await;
+                        let mut r = prober.probe(&checks[idx]).await;
                         r.agent = identity.agent;
                         r.location = identity.location;
                         Some(r)
