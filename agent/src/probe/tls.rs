@@ -9,6 +9,7 @@
 //! verdict is then applied after the handshake: a probe never sends a
 //! request over a connection whose certificate failed.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,10 +42,24 @@ pub struct TlsShared {
     provider: Arc<CryptoProvider>,
     /// The system roots; checks with a `ca_file` get a copy plus their roots.
     roots: Arc<RootCertStore>,
-    /// Verifier over the system roots alone, reused by checks without extra roots.
-    system_verifier: Arc<WebPkiServerVerifier>,
     /// Where the roots came from, for logs.
     roots_source: String,
+    /// The client config for checks without extra roots, shared by every probe.
+    system_config: Arc<ClientConfig>,
+    /// One client config per distinct set of extra roots (`ca_file`/`ca_pem`),
+    /// so a probe neither clones the root store nor rebuilds a verifier.
+    extra_configs: Mutex<HashMap<Vec<CertificateDer<'static>>, Arc<ClientConfig>>>,
+}
+
+/// Distinct extra-root sets kept in [`TlsShared`]; past this the cache starts
+/// over (only checks replaced again and again could get there).
+const MAX_EXTRA_CONFIGS: usize = 256;
+
+tokio::task_local! {
+    /// Where the [`RecordingVerifier`] of a shared config records the chain:
+    /// set by [`handshake`] around the handshake it runs, so concurrent
+    /// probes sharing one config each see their own chain.
+    static CAPTURE: Arc<Mutex<Captured>>;
 }
 
 impl Default for TlsShared {
@@ -87,7 +102,15 @@ impl TlsShared {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = Arc::new(roots);
         let system_verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
-        Ok(Self { provider, roots, system_verifier, roots_source: source.into() })
+        // Only an inconsistent provider fails here, and ring's default is not one.
+        let system_config = build_config(&provider, system_verifier).expect("ring supports the default TLS versions");
+        Ok(Self {
+            provider,
+            roots,
+            roots_source: source.into(),
+            system_config,
+            extra_configs: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Where the system roots came from and how many there are.
@@ -95,31 +118,45 @@ impl TlsShared {
         &self.roots_source
     }
 
-    /// A fresh client config for one connection: resumption disabled (a
-    /// resumed session presents no certificate), ALPN http/1.1 only, and a
-    /// verifier that records the chain into the returned slot.
-    pub fn client_config(&self, extra_roots: &[CertificateDer<'static>]) -> Result<(Arc<ClientConfig>, Arc<Mutex<Captured>>), Failure> {
-        let inner = if extra_roots.is_empty() {
-            self.system_verifier.clone()
-        } else {
-            let mut roots = (*self.roots).clone();
-            roots.add_parsable_certificates(extra_roots.iter().cloned());
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}")))?
-        };
-        let captured = Arc::new(Mutex::new(Captured::default()));
-        let verifier = Arc::new(RecordingVerifier { inner, captured: captured.clone() });
-        let mut cfg = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-        cfg.resumption = rustls::client::Resumption::disabled();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok((Arc::new(cfg), captured))
+    /// The client config for a connection trusting the system roots plus
+    /// `extra_roots`: resumption disabled (a resumed session presents no
+    /// certificate), ALPN http/1.1 only, and a verifier that records the chain
+    /// into the slot [`handshake`] sets for the running task. Built once per
+    /// distinct trust set and shared.
+    pub fn client_config(&self, extra_roots: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, Failure> {
+        if extra_roots.is_empty() {
+            return Ok(self.system_config.clone());
+        }
+        let mut cache = self.extra_configs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cfg) = cache.get(extra_roots) {
+            return Ok(cfg.clone());
+        }
+        let setup = |e: &dyn std::fmt::Display| Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}"));
+        let mut roots = (*self.roots).clone();
+        roots.add_parsable_certificates(extra_roots.iter().cloned());
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| setup(&e))?;
+        let cfg = build_config(&self.provider, inner).map_err(|e| setup(&e))?;
+        if cache.len() >= MAX_EXTRA_CONFIGS {
+            cache.clear();
+        }
+        cache.insert(extra_roots.to_vec(), cfg.clone());
+        Ok(cfg)
     }
+}
+
+/// A client config whose verifier wraps `inner` and records into [`CAPTURE`].
+fn build_config(provider: &Arc<CryptoProvider>, inner: Arc<WebPkiServerVerifier>) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let verifier = Arc::new(RecordingVerifier { inner });
+    let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// What the verifier saw during one handshake.
@@ -131,12 +168,13 @@ pub struct Captured {
     pub verify_error: Option<rustls::Error>,
 }
 
-/// Wraps webpki: records the chain and its verdict, then lets the handshake
-/// go on (signatures are still checked) so the details can be reported.
+/// Wraps webpki: records the chain and its verdict into the running task's
+/// [`CAPTURE`] slot, then lets the handshake go on (signatures are still
+/// checked) so the details can be reported. Outside a slot (never in the
+/// probes) the verdict is enforced as is.
 #[derive(Debug)]
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
-    captured: Arc<Mutex<Captured>>,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -148,11 +186,13 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let res = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
-        let mut c = self.captured.lock().unwrap_or_else(|e| e.into_inner());
-        c.chain = std::iter::once(end_entity).chain(intermediates).map(|d| d.clone().into_owned()).collect();
-        c.verify_error = res.err();
-        Ok(ServerCertVerified::assertion())
+        let mut verdict = Some(self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now));
+        let _ = CAPTURE.try_with(|captured| {
+            let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
+            c.chain = std::iter::once(end_entity).chain(intermediates).map(|d| d.clone().into_owned()).collect();
+            c.verify_error = verdict.take().and_then(Result::err);
+        });
+        verdict.unwrap_or(Ok(ServerCertVerified::assertion()))
     }
 
     fn verify_tls12_signature(
@@ -215,9 +255,11 @@ pub async fn handshake(
         Ok(n) => n,
         Err(e) => return Err(fail(Failure::new(FailureClass::TlsHandshake, format!("{host:?} is not a valid TLS server name: {e}")), None)),
     };
-    let (cfg, captured) = shared.client_config(extra_roots).map_err(|f| fail(f, None))?;
+    let cfg = shared.client_config(extra_roots).map_err(|f| fail(f, None))?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
-    let res = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp)).await;
+    let captured = Arc::new(Mutex::new(Captured::default()));
+    let connect = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp));
+    let res = CAPTURE.scope(captured.clone(), connect).await;
     let elapsed = t0.elapsed();
     let (chain, verify_error) = {
         let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
@@ -465,7 +507,8 @@ mod tests {
     fn shared_roots_load() {
         let s = TlsShared::new();
         assert!(!s.roots.is_empty(), "{}", s.roots_source());
-        let (cfg, _) = s.client_config(&[]).unwrap();
+        let cfg = s.client_config(&[]).unwrap();
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(Arc::ptr_eq(&cfg, &s.client_config(&[]).unwrap()), "one config for the system roots");
     }
 }
