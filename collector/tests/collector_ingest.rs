@@ -12,14 +12,10 @@ use slaprobe_collector::ingest::IngestLimits;
 use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
 use slaprobe_wire::Timestamp;
 use tokio_util::sync::CancellationToken;
+use slaprobe_tests::prom::sha256_hex;
 
 const AMS_TOKEN: &str = "token-of-ams-1";
 const NYC_TOKEN: &str = "token-of-nyc-1";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 /// Writes a collector config (and a CA file) into `dir`.
 fn write_config(dir: &Path) -> std::path::PathBuf {

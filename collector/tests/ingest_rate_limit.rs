@@ -9,14 +9,10 @@ use std::time::{Duration, Instant};
 use slaprobe_collector::ingest::RateLimiter;
 use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
 use tokio_util::sync::CancellationToken;
+use slaprobe_tests::prom::sha256_hex;
 
 const AMS: &str = "rate-token-ams";
 const NYC: &str = "rate-token-nyc";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 fn write_config(dir: &Path, rate: u64) {
     let toml = format!(

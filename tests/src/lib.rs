@@ -6,6 +6,7 @@
 //! - [`certs`]: a test CA and leaf certificates (valid, expired, wrong host, self-signed).
 //! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
+//! - [`prom`]: Prometheus text-format helpers, `promtool check metrics`, token hashes.
 //! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
 //! - [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a loopback port).
 #![forbid(unsafe_code)]
@@ -15,3 +16,4 @@ pub mod dns_server;
 pub mod http_server;
 pub mod postgres;
 pub mod procs;
+pub mod prom;

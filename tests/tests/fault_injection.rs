@@ -18,19 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use slaprobe_collector::store::Reader;
 use slaprobe_tests::http_server::{Route, Routes, TestServer};
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::prom::sha256_hex;
 
 const TOKEN: &str = "fault-agent-token-0123456789";
 const OTHER_TOKEN: &str = "fault-other-token-9876543210";
 const OUTAGE: Duration = Duration::from_secs(12);
 const CHECKS: usize = 5;
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
 
 /// `(missing, results, max_seq)` of agent `ams-1` from `/api/v1/agents`.
 fn agent_row(port: u16) -> Option<(u64, u64, u64)> {

@@ -6,74 +6,17 @@
 //! bad tokens, cross-agent posts, malformed JSON and duplicate seqs get the
 //! answers of DESIGN.md §5; SIGTERM stops the agent with nothing missing.
 
-use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use slaprobe_tests::certs::TestCa;
 use slaprobe_tests::dns_server::DnsServer;
 use slaprobe_tests::http_server::{Route, Routes, TestServer, refused_addr};
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value};
 
 const AMS_TOKEN: &str = "ams-token-0123456789";
 const NYC_TOKEN: &str = "nyc-token-9876543210";
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-/// Parses the Prometheus text format into `name{labels}` → value.
-fn parse_metrics(text: &str) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        if let Some((series, value)) = line.rsplit_once(' ')
-            && let Ok(v) = value.parse::<f64>()
-        {
-            out.insert(series.to_string(), v);
-        }
-    }
-    out
-}
-
-/// The value of the one series of `name` whose labels include all of `labels`.
-fn metric(m: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for (series, v) in m {
-        let (n, rest) = series.split_once('{').unwrap_or((series.as_str(), ""));
-        if n != name {
-            continue;
-        }
-        if labels.iter().all(|(k, val)| rest.contains(&format!("{k}=\"{val}\""))) {
-            assert!(found.is_none(), "more than one series of {name} matches {labels:?}");
-            found = Some(*v);
-        }
-    }
-    found
-}
-
-fn promtool_check_metrics(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is needed (Debian package prometheus; scripts/test.sh installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -211,29 +154,28 @@ checks_refresh = "2s"
     // Metrics: each named metric with the right labels and values.
     let (status, text) = http_get(port, "/metrics", None).unwrap();
     assert_eq!(status, 200);
-    let m = parse_metrics(&text);
-    let ams = |check: &'static str| vec![("check", check), ("location", "ams")];
-    assert_eq!(metric(&m, "slaprobe_probe_success", &ams("acme-https")), Some(1.0), "{text}");
-    assert_eq!(metric(&m, "slaprobe_probe_success", &ams("acme-dns")), Some(1.0));
-    assert_eq!(metric(&m, "slaprobe_probe_success", &ams("acme-down")), Some(0.0));
-    assert_eq!(metric(&m, "slaprobe_http_status_code", &ams("acme-https")), Some(200.0));
-    assert!(metric(&m, "slaprobe_probes_total", &ams("acme-https")).unwrap() >= 2.0);
+        let ams = |check: &'static str| vec![("check", check), ("location", "ams")];
+    assert_eq!(value(&text, "slaprobe_probe_success", &ams("acme-https")), Some(1.0), "{text}");
+    assert_eq!(value(&text, "slaprobe_probe_success", &ams("acme-dns")), Some(1.0));
+    assert_eq!(value(&text, "slaprobe_probe_success", &ams("acme-down")), Some(0.0));
+    assert_eq!(value(&text, "slaprobe_http_status_code", &ams("acme-https")), Some(200.0));
+    assert!(value(&text, "slaprobe_probes_total", &ams("acme-https")).unwrap() >= 2.0);
     assert!(
-        metric(&m, "slaprobe_probe_failures_total", &[("check", "acme-down"), ("location", "ams"), ("class", "connect_refused")]).unwrap()
+        value(&text, "slaprobe_probe_failures_total", &[("check", "acme-down"), ("location", "ams"), ("class", "connect_refused")]).unwrap()
             >= 2.0
     );
-    let expiry = metric(&m, "slaprobe_tls_cert_expiry_timestamp_seconds", &ams("acme-https")).unwrap();
+    let expiry = value(&text, "slaprobe_tls_cert_expiry_timestamp_seconds", &ams("acme-https")).unwrap();
     assert!((expiry - cert.not_after as f64).abs() < 2.0, "expiry {expiry} vs cert {}", cert.not_after);
     for phase in ["total", "resolve", "connect", "tls", "processing", "transfer"] {
-        let v = metric(&m, "slaprobe_probe_duration_seconds", &[("check", "acme-https"), ("location", "ams"), ("phase", phase)]);
+        let v = value(&text, "slaprobe_probe_duration_seconds", &[("check", "acme-https"), ("location", "ams"), ("phase", phase)]);
         assert!(v.is_some_and(|v| (0.0..1.0).contains(&v)), "phase {phase}: {v:?}");
     }
     assert_eq!(
-        metric(&m, "slaprobe_check_info", &[("check", "acme-https"), ("kind", "http"), ("target", https.url("/").as_str())]),
+        value(&text, "slaprobe_check_info", &[("check", "acme-https"), ("kind", "http"), ("target", https.url("/").as_str())]),
         Some(1.0)
     );
-    assert!(metric(&m, "slaprobe_ingest_results_total", &[("agent", "ams-1")]).unwrap() >= 6.0);
-    let last_seen = metric(&m, "slaprobe_agent_last_seen_timestamp_seconds", &[("agent", "ams-1"), ("location", "ams")]).unwrap();
+    assert!(value(&text, "slaprobe_ingest_results_total", &[("agent", "ams-1")]).unwrap() >= 6.0);
+    let last_seen = value(&text, "slaprobe_agent_last_seen_timestamp_seconds", &[("agent", "ams-1"), ("location", "ams")]).unwrap();
     assert!((last_seen - jiff::Timestamp::now().as_second() as f64).abs() < 30.0);
     assert!(text.contains("slaprobe_build_info{"));
     promtool_check_metrics(&text);
@@ -266,8 +208,7 @@ checks_refresh = "2s"
     let nyc = v["agents"].as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap();
     assert_eq!(nyc["results"], 1);
     let (_, text) = http_get(port, "/metrics", None).unwrap();
-    let m = parse_metrics(&text);
-    assert_eq!(metric(&m, "slaprobe_ingest_duplicates_total", &[("agent", "nyc-1")]), Some(1.0));
+        assert_eq!(value(&text, "slaprobe_ingest_duplicates_total", &[("agent", "nyc-1")]), Some(1.0));
 
     // SIGTERM: the agent flushes and exits 0; every seq it made is stored.
     assert_eq!(agent.stop(Duration::from_secs(20)), Some(0), "agent exits 0 on SIGTERM");

@@ -19,10 +19,10 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use slaprobe_collector::sla::Month;
 use slaprobe_tests::postgres::PgServer;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::prom::sha256_hex;
 
 const AGENTS: [(&str, &str, &str); 3] =
     [("a-ams", "ams", "tok-ams-0123456789"), ("a-nyc", "nyc", "tok-nyc-0123456789"), ("a-sgp", "sgp", "tok-sgp-0123456789")];
@@ -77,10 +77,6 @@ fn generate(start: Timestamp, steps: i64, until: Timestamp, seqs: &mut [u64; 3],
             }
         }
     }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 fn config(port: u16, store: &str) -> String {

@@ -17,9 +17,8 @@
 //! - a restart rebuilds the same month-to-date status.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use jiff::civil::Weekday;
@@ -31,6 +30,7 @@ use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render;
 use slaprobe_collector::sla::{Month, MonthReport, Observation, evaluate_month};
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value_exact};
 use slaprobe_wire::ProbeResult;
 
 const AGENTS: [(&str, &str, &str); 3] =
@@ -39,9 +39,6 @@ const CHECKS: [&str; 2] = ["web", "api"];
 const SLOT: i64 = 600;
 const ZONE: &str = "Europe/Amsterdam";
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
 
 /// One generated result: what the naive evaluator reads, and the exact JSON posted.
 #[derive(Clone)]
@@ -297,40 +294,6 @@ fn windows(tz: &TimeZone, month: Month, once: (Timestamp, Timestamp)) -> Vec<(Ti
     out
 }
 
-fn promtool_check_metrics(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is needed (Debian package prometheus; scripts/test.sh installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool check metrics failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-}
-
-/// The value of the one series `name{labels…}` (labels matched exactly, in any order).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
-        if n != name {
-            continue;
-        }
-        let mut have: Vec<String> = rest.trim_end_matches('}').split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        have.sort();
-        want.sort();
-        if have == want {
-            assert!(found.is_none(), "{name}{labels:?} twice");
-            found = Some(value.parse::<f64>().unwrap());
-        }
-    }
-    found
-}
-
 /// The README's recipe, run as written: `sqlite3 … | sha256sum`.
 fn recipe_digest(db: &Path, checks: &[&str], from_ms: i64, to_ms: i64) -> (u64, String) {
     let list = checks.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(",");
@@ -525,24 +488,24 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     promtool_check_metrics(&text);
     let cv = [("contract", "hostco-web"), ("vendor", "HostCo")];
     let cvo = |o: &'static str| [("contract", "hostco-web"), ("vendor", "HostCo"), ("objective", o)];
-    assert_eq!(metric(&text, "slaprobe_sla_target_ratio", &cvo("availability")), Some(0.995));
-    assert!(metric(&text, "slaprobe_sla_met", &cvo("availability")).is_some());
-    assert!(metric(&text, "slaprobe_sla_met", &cvo("latency_processing_p95")).is_some());
-    assert_eq!(metric(&text, "slaprobe_sla_latency_max_seconds", &cvo("latency_processing_p95")), Some(0.3));
-    assert!(metric(&text, "slaprobe_sla_target_ratio", &cvo("latency_processing_p95")).is_none());
+    assert_eq!(value_exact(&text, "slaprobe_sla_target_ratio", &cvo("availability")), Some(0.995));
+    assert!(value_exact(&text, "slaprobe_sla_met", &cvo("availability")).is_some());
+    assert!(value_exact(&text, "slaprobe_sla_met", &cvo("latency_processing_p95")).is_some());
+    assert_eq!(value_exact(&text, "slaprobe_sla_latency_max_seconds", &cvo("latency_processing_p95")), Some(0.3));
+    assert!(value_exact(&text, "slaprobe_sla_target_ratio", &cvo("latency_processing_p95")).is_none());
     for name in ["slaprobe_sla_down", "slaprobe_sla_credit_ratio", "slaprobe_sla_error_budget_remaining_ratio", "slaprobe_sla_downtime_seconds_total", "slaprobe_sla_eligible_seconds_total", "slaprobe_sla_incidents_total"] {
-        assert!(metric(&text, name, &cv).is_some(), "{name} missing:\n{text}");
+        assert!(value_exact(&text, name, &cv).is_some(), "{name} missing:\n{text}");
     }
     for reason in ["maintenance", "nodata"] {
-        assert!(metric(&text, "slaprobe_sla_excluded_seconds_total", &[cv[0], cv[1], ("reason", reason)]).is_some());
+        assert!(value_exact(&text, "slaprobe_sla_excluded_seconds_total", &[cv[0], cv[1], ("reason", reason)]).is_some());
     }
     // The counters count a slot when it settles (one slot after its end):
     // this process settled the month's past slots at start-up, before the
     // results arrived, so they count as NODATA here (except at most the last
     // two slots, which may settle during the test); a restart replays first.
-    assert!(metric(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap() <= 1200.0);
+    assert!(value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap() <= 1200.0);
     for (id, _, _) in AGENTS {
-        assert_eq!(metric(&text, "slaprobe_agent_missing_results", &[("agent", id)]), Some(0.0));
+        assert_eq!(value_exact(&text, "slaprobe_agent_missing_results", &[("agent", id)]), Some(0.0));
     }
 
     // The CLI with the collector stopped: byte for byte the HTTP report.
@@ -578,8 +541,8 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     }
     let (_, text) = http_get(port, "/metrics", None).unwrap();
     promtool_check_metrics(&text);
-    let eligible = metric(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
-    let downtime = metric(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
+    let eligible = value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
+    let downtime = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
     assert!(eligible > 0.0, "after the replay the settled slots with data count");
     // A slot may settle between the two requests.
     let settled = c2["counters"]["eligible_seconds"].as_f64().unwrap();
