@@ -18,6 +18,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use slaprobe_wire::{CheckKind, FailureClass};
@@ -325,4 +326,43 @@ pub struct ProbeCount {
     /// `None` counts successes.
     pub class: Option<String>,
     pub count: u64,
+}
+
+/// What one batch changes besides the result rows, computed the same way for
+/// every backend from the rows and which of them were newly inserted: one
+/// upsert per key instead of one per row. Keys are sorted (a BTreeMap), which
+/// PostgreSQL needs as a lock order.
+pub(crate) struct BatchAggregate<'a> {
+    /// (check, location, class or "") → newly stored results.
+    pub counts: BTreeMap<(&'a str, &'a str, &'a str), i64>,
+    /// (check, location) → the newest newly stored result (by started_at, then seq).
+    pub latest: BTreeMap<(&'a str, &'a str), &'a NewResult>,
+    /// Newly stored results.
+    pub stored: u64,
+    /// Highest seq in the batch (duplicates included).
+    pub max_seq: u64,
+    /// Results of the batch that were already stored.
+    pub duplicates: u64,
+}
+
+impl<'a> BatchAggregate<'a> {
+    /// `inserted[i]` says whether `rows[i]` was newly stored.
+    pub(crate) fn new(rows: &'a [NewResult], inserted: &[bool]) -> Self {
+        let mut agg = BatchAggregate { counts: BTreeMap::new(), latest: BTreeMap::new(), stored: 0, max_seq: 0, duplicates: 0 };
+        for (r, &new) in rows.iter().zip(inserted) {
+            agg.max_seq = agg.max_seq.max(r.seq);
+            if !new {
+                continue;
+            }
+            agg.stored += 1;
+            let class = r.class.map_or("", |c| c.as_str());
+            *agg.counts.entry((&r.check, &r.location, class)).or_default() += 1;
+            let slot = agg.latest.entry((&r.check, &r.location)).or_insert(r);
+            if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
+                *slot = r;
+            }
+        }
+        agg.duplicates = rows.len() as u64 - agg.stored;
+        agg
+    }
 }

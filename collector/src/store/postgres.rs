@@ -36,7 +36,7 @@
 //! is future work; `sslmode=require` is refused at config load.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -475,24 +475,7 @@ fn try_insert_batch(
         rows.iter().zip(&first).map(|(r, &first)| first && new_seqs.contains(&to_i64(r.seq))).collect();
 
     // Aggregate the batch: one upsert per key, keys sorted (lock order).
-    let mut counts: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
-    let mut latest: BTreeMap<(&str, &str), &NewResult> = BTreeMap::new();
-    let mut stored = 0u64;
-    let mut max_seq = 0u64;
-    for (r, &new) in rows.iter().zip(&inserted) {
-        max_seq = max_seq.max(r.seq);
-        if !new {
-            continue;
-        }
-        stored += 1;
-        let class = r.class.map_or("", |c| c.as_str());
-        *counts.entry((&r.check, &r.location, class)).or_default() += 1;
-        let slot = latest.entry((&r.check, &r.location)).or_insert(r);
-        if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
-            *slot = r;
-        }
-    }
-    let duplicates = rows.len() as u64 - stored;
+    let super::BatchAggregate { counts, latest, stored, max_seq, duplicates } = super::BatchAggregate::new(rows, &inserted);
     if !counts.is_empty() {
         let (c, l, k, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = counts.iter().fold(
             (Vec::new(), Vec::new(), Vec::new(), Vec::new()),

@@ -13,7 +13,6 @@
 //! loss; the agent would already have dropped it from its spool. `FULL` syncs
 //! the WAL at every commit, which is what "acked means durable" needs.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -277,24 +276,7 @@ fn insert_batch(
     }
 
     // Aggregate the batch first: one upsert per key instead of per row.
-    let mut counts: HashMap<(&str, &str, &str), i64> = HashMap::new();
-    let mut latest: HashMap<(&str, &str), &NewResult> = HashMap::new();
-    let mut stored = 0u64;
-    let mut max_seq = 0u64;
-    for (r, &new) in rows.iter().zip(&inserted) {
-        max_seq = max_seq.max(r.seq);
-        if !new {
-            continue;
-        }
-        stored += 1;
-        let class = r.class.map_or("", |c| c.as_str());
-        *counts.entry((&r.check, &r.location, class)).or_default() += 1;
-        let slot = latest.entry((&r.check, &r.location)).or_insert(r);
-        if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
-            *slot = r;
-        }
-    }
-    let duplicates = rows.len() as u64 - stored;
+    let super::BatchAggregate { counts, latest, stored, max_seq, duplicates } = super::BatchAggregate::new(rows, &inserted);
     {
         let mut up = tx.prepare_cached(
             "INSERT INTO probe_counts (check_name, location, class, count) VALUES (?1, ?2, ?3, ?4)
