@@ -377,7 +377,7 @@ fn escape_help(h: &str) -> String {
 }
 
 /// Name, help, type and labels of every family this collector exports.
-const FAMILIES: &[(&str, &str, MetricType, &[&str])] = &[
+const FAMILIES: &[crate::metrics::FamilySpec] = &[
     ("slaprobe_probe_success", "1 if the latest probe of the check from the location succeeded, else 0.", MetricType::GAUGE, &["check", "location"]),
     ("slaprobe_probe_duration_seconds", "Duration of the latest probe (phase total) and of each HTTP phase it reached.", MetricType::GAUGE, &["check", "location", "phase"]),
     ("slaprobe_probes_total", "Probe results stored, per check and location.", MetricType::COUNTER, &["check", "location"]),
@@ -403,24 +403,33 @@ struct SlaprobeCollector {
 
 impl SlaprobeCollector {
     fn new(state: Arc<RwLock<State>>) -> Result<Self, prometheus::Error> {
-        let descs = FAMILIES
-            .iter()
-            .map(|(name, help, _, labels)| {
-                Desc::new(name.to_string(), help.to_string(), labels.iter().map(|l| l.to_string()).collect(), HashMap::new())
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { state, descs })
+        Ok(Self { state, descs: descs(FAMILIES)? })
     }
 }
 
-fn lp(name: &str, value: &str) -> LabelPair {
+/// A family as declared: name, help, type, label names.
+pub(crate) type FamilySpec = (&'static str, &'static str, MetricType, &'static [&'static str]);
+
+/// The `Desc` of every declared family (what a custom collector's `desc()` returns).
+pub(crate) fn descs(families: &[FamilySpec]) -> Result<Vec<Desc>, prometheus::Error> {
+    families
+        .iter()
+        .map(|(name, help, _, labels)| {
+            Desc::new(name.to_string(), help.to_string(), labels.iter().map(|l| l.to_string()).collect(), HashMap::new())
+        })
+        .collect()
+}
+
+/// One label pair (shared with the SLA collector).
+pub(crate) fn lp(name: &str, value: &str) -> LabelPair {
     let mut l = LabelPair::default();
     l.set_name(name.to_string());
     l.set_value(value.to_string());
     l
 }
 
-fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
+/// A gauge sample.
+pub(crate) fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
     let mut g = Gauge::default();
     g.set_value(v);
     let mut m = Metric::from_label(labels);
@@ -428,7 +437,8 @@ fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
     m
 }
 
-fn counter(labels: Vec<LabelPair>, v: f64) -> Metric {
+/// A counter sample.
+pub(crate) fn counter(labels: Vec<LabelPair>, v: f64) -> Metric {
     let mut c = Counter::default();
     c.set_value(v);
     let mut m = Metric::from_label(labels);

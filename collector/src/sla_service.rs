@@ -45,11 +45,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{Metric, MetricFamily, MetricType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use slaprobe_wire::ProbeResult;
 
+use crate::metrics::{counter, gauge, lp};
 use crate::render::{self, Format};
 use crate::server::SlaHook;
 use crate::sla::report::{Evidence, ObjectiveResult, SlotCounts};
@@ -487,7 +488,7 @@ async fn report_handler(
 }
 
 /// The `slaprobe_sla_*` families: name, help, type, labels.
-const FAMILIES: &[(&str, &str, MetricType, &[&str])] = &[
+const FAMILIES: &[crate::metrics::FamilySpec] = &[
     ("slaprobe_sla_target_ratio", "Availability target of the contract (ratio 0-1).", MetricType::GAUGE, &["contract", "vendor", "objective"]),
     ("slaprobe_sla_attained_ratio", "Availability attained this month to date (ratio 0-1).", MetricType::GAUGE, &["contract", "vendor", "objective"]),
     ("slaprobe_sla_met", "1 if the objective is met this month to date, else 0.", MetricType::GAUGE, &["contract", "vendor", "objective"]),
@@ -510,37 +511,8 @@ struct SlaCollector {
 
 impl SlaCollector {
     fn new(inner: Arc<Inner>) -> Result<SlaCollector, prometheus::Error> {
-        let descs = FAMILIES
-            .iter()
-            .map(|(name, help, _, labels)| {
-                Desc::new(name.to_string(), help.to_string(), labels.iter().map(|l| l.to_string()).collect(), HashMap::new())
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(SlaCollector { inner, descs })
+        Ok(SlaCollector { inner, descs: crate::metrics::descs(FAMILIES)? })
     }
-}
-
-fn lp(name: &str, value: &str) -> LabelPair {
-    let mut l = LabelPair::default();
-    l.set_name(name.to_string());
-    l.set_value(value.to_string());
-    l
-}
-
-fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
-    let mut g = Gauge::default();
-    g.set_value(v);
-    let mut m = Metric::from_label(labels);
-    m.set_gauge(g);
-    m
-}
-
-fn counter(labels: Vec<LabelPair>, v: f64) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(v);
-    let mut m = Metric::from_label(labels);
-    m.set_counter(c);
-    m
 }
 
 /// The SLA families for `status` (pure, for tests).
