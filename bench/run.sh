@@ -114,7 +114,7 @@ floor_https=$("$BIN/slaprobe-bench" floor https 127.0.0.1:18443 localhost ca.pem
 floor_http=$("$BIN/slaprobe-bench" floor http 127.0.0.1:18080 localhost ca.pem "$FLOOR_SECS")
 echo "$floor_https"; echo "$floor_http"
 fi
-floor_us() { sed -n 's/.*cpu_us_per_exchange=\([0-9.]*\).*/\1/p' <<<"$1"; }
+floor_us() { local v; v=$(sed -n 's/.*cpu_us_per_exchange=\([0-9.]*\).*/\1/p' <<<"$1"); echo "${v:-0}"; }
 
 # ------------------------------------------------------------------ items 1, 2: agent
 collector_conf() { # dir, checks, url, agents...
@@ -122,7 +122,8 @@ collector_conf() { # dir, checks, url, agents...
     shift 3
     mkdir -p "$dir/data"
     {
-        printf '[collector]\nlisten = "127.0.0.1:19464"\ndata_dir = "%s/data"\n\n' "$dir"
+        # The per-agent rate guard (default 5,000/s) would throttle the load generator.
+        printf '[collector]\nlisten = "127.0.0.1:19464"\ndata_dir = "%s/data"\nmax_results_per_second_per_agent = 100000000\n\n' "$dir"
         for a in "$@"; do
             IFS=: read -r id loc tok <<<"$a"
             printf '[[agents]]\nid = "%s"\nlocation = "%s"\ntoken_sha256 = "%s"\n\n' "$id" "$loc" "$(sha "$tok")"

@@ -291,7 +291,16 @@ fn ingest(addr: &str, secs: f64, rate: f64, agents: &[Agent], nchecks: usize) ->
                         }
                         None => Instant::now(),
                     };
-                    let (status, resp) = client.request("POST", "/api/v1/results", Some(&agent.token), &body)?;
+                    let (status, resp) = match client.request("POST", "/api/v1/results", Some(&agent.token), &body) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            // The collector may close after refusing a batch: reconnect and go on.
+                            errors += 1;
+                            eprintln!("ingest: {e}; reconnecting");
+                            client = Client::connect(&addr)?;
+                            continue;
+                        }
+                    };
                     if status != 200 {
                         errors += 1;
                         if errors < 3 {
