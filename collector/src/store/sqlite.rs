@@ -132,6 +132,12 @@ impl Store {
             tracing::warn!(%mode, "SQLite refused WAL mode; readers will block the writer");
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // A batch of 1,000 results writes ~250 pages, so the default (1,000
+        // pages) checkpointed every ~4 commits inside the commit, copying the
+        // same hot index and aggregate pages again each time (22% of the
+        // writer's CPU under load). Checkpointing every ~40 MB of WAL copies
+        // them once per many batches.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         conn.set_prepared_statement_cache_capacity(32);
         migrate(&mut conn, &path)?;
 
@@ -238,6 +244,9 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
         }
     }
 }
+
+/// WAL pages between automatic checkpoints (~40 MB at 4 KiB pages).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
