@@ -66,7 +66,7 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
 
     let local = config.checks.clone();
     let cached = load_cached_assignment(&spool_dir);
-    let initial = merge_checks(&local, &cached, &config.file);
+    let initial = merge_checks(&local, cached, &config.file);
     let (checks_tx, checks_rx) = watch::channel(Arc::new(initial));
 
     let (results_tx, results_rx) = mpsc::channel(16_384);
@@ -213,15 +213,16 @@ pub fn http_client_with_identity(ca_file: Option<&Path>, identity: Option<(&Path
 }
 
 /// Local checks plus assigned ones; a local check wins a name clash.
-fn merge_checks(local: &[Check], assigned: &[CheckSpec], file: &Path) -> Vec<Check> {
-    let mut out: Vec<Check> = local.to_vec();
+fn merge_checks(local: &[Check], assigned: Vec<CheckSpec>, file: &Path) -> Vec<Check> {
+    let mut out: Vec<Check> = Vec::with_capacity(local.len() + assigned.len());
+    out.extend_from_slice(local);
+    let local_names: std::collections::HashSet<&str> = local.iter().map(|c| c.name.as_str()).collect();
     let base = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    for (i, spec) in assigned.iter().enumerate() {
-        if out.iter().any(|c| c.name == spec.name) {
+    for (i, mut spec) in assigned.into_iter().enumerate() {
+        if local_names.contains(spec.name.as_str()) {
             tracing::warn!(check = %spec.name, "collector assigns a check with the name of a local one; the local one runs");
             continue;
         }
-        let mut spec = spec.clone();
         if spec.ca_pem.is_some() {
             // The collector inlined its CA; its path means nothing here.
             spec.ca_file = None;
@@ -253,11 +254,11 @@ fn load_cached_assignment(dir: &Path) -> Vec<CheckSpec> {
     }
 }
 
-fn store_cached_assignment(dir: &Path, assigned: &AssignedChecks) {
+fn store_cached_assignment(dir: &Path, body: &[u8]) {
     let path = dir.join(ASSIGNED_CACHE);
     let tmp = dir.join(format!("{ASSIGNED_CACHE}.tmp"));
     let write = || -> std::io::Result<()> {
-        std::fs::write(&tmp, serde_json::to_vec(assigned).unwrap_or_default())?;
+        std::fs::write(&tmp, body)?;
         std::fs::rename(&tmp, &path)
     };
     if let Err(e) = write() {
@@ -279,18 +280,32 @@ async fn pull_checks(
     refresh: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut last: Option<Vec<CheckSpec>> = None;
+    // The assignment is compared by a hash of its body: with 10,000 checks,
+    // parsing and comparing it every refresh cost several MB of transient
+    // memory for nothing when it has not changed (the usual case).
+    let mut last: Option<u64> = None;
     let mut backoff = ship::Backoff::new();
     loop {
         let wait = match fetch_assignment(&client, &url, &token).await {
-            Ok(assigned) => {
+            Ok(body) => {
                 backoff.reset();
-                if last.as_ref() != Some(&assigned.checks) {
-                    tracing::info!(checks = assigned.checks.len(), "check assignment received");
-                    store_cached_assignment(&spool_dir, &assigned);
-                    let merged = merge_checks(&local, &assigned.checks, &file);
-                    let _ = tx.send(Arc::new(merged));
-                    last = Some(assigned.checks);
+                let hash = {
+                    use std::hash::{Hash as _, Hasher as _};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    body.hash(&mut h);
+                    h.finish()
+                };
+                if last != Some(hash) {
+                    match serde_json::from_slice::<AssignedChecks>(&body) {
+                        Ok(assigned) => {
+                            tracing::info!(checks = assigned.checks.len(), "check assignment received");
+                            store_cached_assignment(&spool_dir, &body);
+                            let merged = merge_checks(&local, assigned.checks, &file);
+                            let _ = tx.send(Arc::new(merged));
+                            last = Some(hash);
+                        }
+                        Err(e) => tracing::warn!("ignoring an invalid check assignment from the collector: {e}"),
+                    }
                 }
                 refresh
             }
@@ -306,12 +321,13 @@ async fn pull_checks(
     }
 }
 
-async fn fetch_assignment(client: &reqwest::Client, url: &Url, token: &Secret) -> anyhow::Result<AssignedChecks> {
+/// The raw body of `GET /api/v1/checks` (parsed only when it changed).
+async fn fetch_assignment(client: &reqwest::Client, url: &Url, token: &Secret) -> anyhow::Result<Vec<u8>> {
     let resp = client.get(url.clone()).bearer_auth(token.expose()).send().await.context("request failed")?;
     let status = resp.status();
     if !status.is_success() {
         let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
         anyhow::bail!("collector answered {status}: {text}");
     }
-    resp.json::<AssignedChecks>().await.context("invalid check assignment")
+    Ok(resp.bytes().await.context("reading the check assignment")?.to_vec())
 }
