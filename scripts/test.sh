@@ -11,7 +11,6 @@ declare -A need=(
   [chromium]=chromium
   [pdftotext]=poppler-utils
   [sqlite3]=sqlite3
-  [psql]=postgresql
   [prometheus]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
 )
@@ -19,13 +18,16 @@ missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# The PostgreSQL tests start their own server: they need the server
+# binaries (initdb, pg_ctl), not just the psql client some images ship.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
 # The e2e tests run the real binaries; build them first.
