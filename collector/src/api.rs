@@ -78,12 +78,6 @@ pub struct AgentStatus {
     pub configured: bool,
 }
 
-/// Body of `GET /api/v1/agents`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentsResponse {
-    pub agents: Vec<AgentStatus>,
-}
-
 /// `GET /api/v1/agents`: every configured agent and every agent the store has seen.
 pub async fn agents(State(app): State<AppState>) -> Response {
     let Some(store) = app.store().cloned() else {
@@ -139,5 +133,5 @@ pub async fn agents(State(app): State<AppState>) -> Response {
             e.last_seen = Some(ts);
         }
     }
-    Json(AgentsResponse { agents: out.into_values().collect() }).into_response()
+    Json(out.into_values().collect::<Vec<AgentStatus>>()).into_response()
 }

@@ -210,11 +210,11 @@ async fn results_flow_are_stored_whole_and_exported() {
     // Agents: 1, 2, 4 received → 1 missing.
     let (status, agents) = h.get_json("/api/v1/agents", None).await;
     assert_eq!(status, 200);
-    let ams = agents["agents"].as_array().unwrap().iter().find(|a| a["id"] == "ams-1").unwrap().clone();
+    let ams = agents.as_array().unwrap().iter().find(|a| a["id"] == "ams-1").unwrap().clone();
     assert_eq!((ams["results"].as_u64(), ams["max_seq"].as_u64(), ams["missing"].as_u64()), (Some(3), Some(4), Some(1)));
     assert_eq!(ams["location"], "ams");
     assert!(ams["last_seen"].is_string());
-    let nyc = agents["agents"].as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap().clone();
+    let nyc = agents.as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap().clone();
     assert_eq!((nyc["results"].as_u64(), nyc["last_seen"].clone()), (Some(0), Value::Null));
 
     // Metrics reflect the latest result per (check, location) and the counts.
@@ -252,7 +252,7 @@ async fn results_flow_are_stored_whole_and_exported() {
     assert_eq!(metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")), Some(0.0));
     assert_eq!(metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")), Some(3.0));
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert_eq!(agents["agents"][0]["missing"], 0);
+    assert_eq!(agents[0]["missing"], 0);
     h.stop().await;
 }
 
@@ -288,7 +288,7 @@ async fn auth_and_agent_identity() {
 
     // Nothing was stored by any of the above.
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert!(agents["agents"].as_array().unwrap().iter().all(|a| a["results"] == 0), "{agents}");
+    assert!(agents.as_array().unwrap().iter().all(|a| a["results"] == 0), "{agents}");
     let m = h.metrics().await;
     assert_eq!(metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="unauthorized"}"#), Some(2.0));
     assert_eq!(metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="forbidden"}"#), Some(2.0));
@@ -332,7 +332,7 @@ async fn bad_requests_name_the_place() {
 
     // The whole batch was refused each time: only seq 9 is stored.
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert_eq!(agents["agents"][0]["results"], 1, "{agents}");
+    assert_eq!(agents[0]["results"], 1, "{agents}");
     let m = h.metrics().await;
     for reason in ["malformed", "unknown_check", "too_old", "in_future", "invalid"] {
         let want = 1 + cases.iter().filter(|c| c.2 == reason).count() as u64 - u64::from(reason != "malformed");
@@ -427,7 +427,7 @@ async fn duplicates_are_stored_once_and_counted() {
     // The same seq twice in one batch.
     assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(4), r(4)]).await, (200, json!({"acked": 4})));
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    let a = &agents["agents"][0];
+    let a = &agents[0];
     assert_eq!((a["results"].as_u64(), a["max_seq"].as_u64(), a["missing"].as_u64(), a["duplicates"].as_u64()), (Some(4), Some(4), Some(0), Some(3)));
     let m = h.metrics().await;
     assert_eq!(metric_value(&m, r#"slaprobe_ingest_duplicates_total{agent="ams-1"}"#), Some(3.0));
@@ -450,7 +450,7 @@ async fn gzip_and_zstd_bodies() {
     let (status, body) = h.post(Some(NYC_TOKEN), b"\x1f\x8b garbage".to_vec(), Some("gzip")).await;
     assert_eq!(status, 400, "{body}");
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    let nyc = agents["agents"].as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap().clone();
+    let nyc = agents.as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap().clone();
     assert_eq!(nyc["results"], 2);
     h.stop().await;
 }
@@ -491,7 +491,7 @@ async fn restart_keeps_data_and_counters() {
 
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    let a = &agents["agents"][0];
+    let a = &agents[0];
     assert_eq!((a["results"].as_u64(), a["max_seq"].as_u64(), a["missing"].as_u64()), (Some(3), Some(4), Some(1)));
     let m = h.metrics().await;
     let www = r#"check="acme-www",location="ams""#;
@@ -502,7 +502,7 @@ async fn restart_keeps_data_and_counters() {
     // Still idempotent across the restart.
     assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(2, false), r(3, true)]).await, (200, json!({"acked": 3})));
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert_eq!((agents["agents"][0]["results"].as_u64(), agents["agents"][0]["missing"].as_u64()), (Some(4), Some(0)));
+    assert_eq!((agents[0]["results"].as_u64(), agents[0]["missing"].as_u64()), (Some(4), Some(0)));
     assert_eq!(metric_value(&h.metrics().await, r#"slaprobe_ingest_duplicates_total{agent="ams-1"}"#), Some(1.0));
     h.stop().await;
 }
@@ -581,6 +581,6 @@ async fn ingest_throughput() {
     let n = batches * 1000;
     println!("ingest throughput: {n} results in {secs:.2}s = {:.0} results/s (batches of 1000)", n as f64 / secs);
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert_eq!(agents["agents"][0]["results"], n);
+    assert_eq!(agents[0]["results"], n);
     h.stop().await;
 }

@@ -71,7 +71,7 @@ fn agent_config(port: u16, spool: &Path, ca: &Path, identity: Option<(&Path, &Pa
 async fn agent_row(client: &reqwest::Client, port: u16) -> Option<(u64, u64)> {
     let r = client.get(format!("https://127.0.0.1:{port}/api/v1/agents")).send().await.ok()?;
     let v: serde_json::Value = r.json().await.ok()?;
-    let a = v["agents"].as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
+    let a = v.as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
     Some((a["results"].as_u64()?, a["missing"].as_u64()?))
 }
 

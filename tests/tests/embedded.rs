@@ -43,7 +43,7 @@ body_contains = "hello"
     let agent = wait_for("3 results from the embedded agent", Duration::from_secs(30), || {
         let (_, body) = http_get(port, "/api/v1/agents", None)?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let a = v["agents"].as_array()?.iter().find(|a| a["id"] == "embedded")?.clone();
+        let a = v.as_array()?.iter().find(|a| a["id"] == "embedded")?.clone();
         (a["results"].as_u64()? >= 3).then_some(a)
     });
     assert_eq!(agent["location"], "local");

@@ -35,7 +35,7 @@ fn agent_row(port: u16) -> Option<(u64, u64, u64)> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let a = v["agents"].as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
+    let a = v.as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
     Some((a["missing"].as_u64()?, a["results"].as_u64()?, a["max_seq"].as_u64()?))
 }
 

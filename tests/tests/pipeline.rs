@@ -145,7 +145,7 @@ checks_refresh = "2s"
     let agents = wait_for("6 results stored", Duration::from_secs(30), || {
         let (s, body) = http_get(port, "/api/v1/agents", None)?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let ams = v["agents"].as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
+        let ams = v.as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
         (s == 200 && ams["results"].as_u64()? >= 6).then_some(ams)
     });
     assert_eq!(agents["location"], "ams");
@@ -205,7 +205,7 @@ checks_refresh = "2s"
     assert_eq!(s, 200, "{body}");
     let (_, body) = http_get(port, "/api/v1/agents", None).unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let nyc = v["agents"].as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap();
+    let nyc = v.as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap();
     assert_eq!(nyc["results"], 1);
     let (_, text) = http_get(port, "/metrics", None).unwrap();
         assert_eq!(value(&text, "slaprobe_ingest_duplicates_total", &[("agent", "nyc-1")]), Some(1.0));
@@ -214,7 +214,7 @@ checks_refresh = "2s"
     assert_eq!(agent.stop(Duration::from_secs(20)), Some(0), "agent exits 0 on SIGTERM");
     let (_, body) = http_get(port, "/api/v1/agents", None).unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ams = v["agents"].as_array().unwrap().iter().find(|a| a["id"] == "ams-1").unwrap();
+    let ams = v.as_array().unwrap().iter().find(|a| a["id"] == "ams-1").unwrap();
     assert_eq!(ams["missing"], 0, "{ams}");
     assert_eq!(ams["results"], ams["max_seq"], "{ams}");
     let spool = slaprobe_agent::spool::Spool::open(&dir.join("spool"), Default::default()).unwrap();
