@@ -17,8 +17,12 @@ pub fn init_logging() {
     let filter = std::env::var("SLAPROBE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     install_crypto_provider();
 }
 
@@ -36,15 +40,16 @@ pub fn shutdown_on_signals() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("cannot listen for SIGTERM: {e}");
-                    let _ = ctrl_c.await;
-                    t.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("cannot listen for SIGTERM: {e}");
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
                 _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
@@ -67,16 +72,34 @@ pub fn describe(config: &AgentConfig) -> String {
     let _ = writeln!(out, "agent {} at location {}", a.id, a.location);
     match &a.collector {
         Some(c) => {
-            let _ = writeln!(out, "collector {c} (token {})", if a.token.is_some() { "set" } else { "MISSING" });
+            let _ = writeln!(
+                out,
+                "collector {c} (token {})",
+                if a.token.is_some() { "set" } else { "MISSING" }
+            );
         }
         None => {
             let _ = writeln!(out, "collector: none (only `probe` can run)");
         }
     }
     if let Some(dir) = &a.spool_dir {
-        let _ = writeln!(out, "spool {} (max {} bytes)", dir.display(), a.spool_max_bytes);
+        let _ = writeln!(
+            out,
+            "spool {} (max {} bytes)",
+            dir.display(),
+            a.spool_max_bytes
+        );
     }
-    let _ = writeln!(out, "{} local check(s){}", config.checks.len(), if a.collector.is_some() { ", plus those the collector assigns" } else { "" });
+    let _ = writeln!(
+        out,
+        "{} local check(s){}",
+        config.checks.len(),
+        if a.collector.is_some() {
+            ", plus those the collector assigns"
+        } else {
+            ""
+        }
+    );
     out.push_str(&describe_checks(&config.checks));
     out
 }
@@ -93,7 +116,10 @@ pub fn describe_checks(checks: &[Check]) -> String {
             humantime::format_duration(c.interval).to_string(),
             humantime::format_duration(c.timeout).to_string(),
             c.target,
-            c.locations.as_ref().map(|l| format!("  (locations: {})", l.join(", "))).unwrap_or_default()
+            c.locations
+                .as_ref()
+                .map(|l| format!("  (locations: {})", l.join(", ")))
+                .unwrap_or_default()
         );
     }
     out
@@ -106,12 +132,20 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
     for name in only {
         if !config.checks.iter().any(|c| &c.name == name) {
             let known: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
-            eprintln!("no check named {name:?} in {}; known: {}", config.file.display(), known.join(", "));
+            eprintln!(
+                "no check named {name:?} in {}; known: {}",
+                config.file.display(),
+                known.join(", ")
+            );
             return ExitCode::from(2);
         }
     }
-    let selected: Vec<Check> =
-        config.checks.iter().filter(|c| only.is_empty() || only.contains(&c.name)).cloned().collect();
+    let selected: Vec<Check> = config
+        .checks
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.name))
+        .cloned()
+        .collect();
     let prober = Prober::new();
     let permits = Arc::new(Semaphore::new(config.agent.concurrency));
     let tasks: Vec<_> = selected
@@ -148,5 +182,9 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         }
     }
     let _ = stdout.flush();
-    if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -46,7 +46,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { file: file.to_path_buf(), key: key.into(), origin: None, message: message.into() }
+        Self {
+            file: file.to_path_buf(),
+            key: key.into(),
+            origin: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -68,7 +73,10 @@ impl std::error::Error for ConfigError {}
 /// Reads `path` (TOML, must exist) overlaid with `SLAPROBE_*` environment
 /// variables into `T`. Variables in `ignore_env` (lowercase, prefix stripped)
 /// are not treated as config keys.
-pub fn load_layers<T: DeserializeOwned>(path: &Path, ignore_env: &[&str]) -> Result<T, ConfigError> {
+pub fn load_layers<T: DeserializeOwned>(
+    path: &Path,
+    ignore_env: &[&str],
+) -> Result<T, ConfigError> {
     let mut ignored: Vec<&str> = vec!["log", "log_format"];
     ignored.extend_from_slice(ignore_env);
     let figment = Figment::new()
@@ -77,10 +85,18 @@ pub fn load_layers<T: DeserializeOwned>(path: &Path, ignore_env: &[&str]) -> Res
         // so only variables with a `__` are config: SLAPROBE_LOG and other
         // non-config variables never make a config invalid, while a typo in
         // a nested key (SLAPROBE_AGENT__IDD) is still an unknown-key error.
-        .merge(Env::prefixed("SLAPROBE_").filter(|k| k.as_str().contains("__")).split("__").ignore(&ignored));
+        .merge(
+            Env::prefixed("SLAPROBE_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__")
+                .ignore(&ignored),
+        );
     figment.extract::<T>().map_err(|err| {
         // Extraction stops at the first problem; report it precisely.
-        let e = err.into_iter().next().expect("a figment error holds at least one error");
+        let e = err
+            .into_iter()
+            .next()
+            .expect("a figment error holds at least one error");
         let key = e.path.join(".");
         let origin = e.metadata.as_ref().and_then(|md| {
             if md.source.as_ref().and_then(|s| s.file_path()).is_some() {
@@ -92,7 +108,12 @@ pub fn load_layers<T: DeserializeOwned>(path: &Path, ignore_env: &[&str]) -> Res
             }
         });
         let message = e.kind.to_string().trim().replace('\n', " ");
-        ConfigError { file: path.to_path_buf(), key, origin, message }
+        ConfigError {
+            file: path.to_path_buf(),
+            key,
+            origin,
+            message,
+        }
     })
 }
 
@@ -197,72 +218,120 @@ impl AgentConfig {
         let base = base_dir(file);
         let agent = AgentSettings::from_raw(raw.agent, file, &base)?;
         let checks = validate_checks(&raw.checks, file, &base)?;
-        Ok(Self { file: file.to_path_buf(), agent, checks })
+        Ok(Self {
+            file: file.to_path_buf(),
+            agent,
+            checks,
+        })
     }
 
     /// Problems that only matter for `run` (probing once needs none of these).
     pub fn require_for_run(&self) -> Result<(), ConfigError> {
         let err = |key: &str, msg: &str| Err(ConfigError::new(&self.file, key, msg));
         if self.agent.collector.is_none() {
-            return err("agent.collector", "missing: `run` streams results to a collector, e.g. \"http://127.0.0.1:9464\"");
+            return err(
+                "agent.collector",
+                "missing: `run` streams results to a collector, e.g. \"http://127.0.0.1:9464\"",
+            );
         }
         if self.agent.token.is_none() {
-            return err("agent.token", "missing: set `token` or `token_file` (the collector knows its SHA-256)");
+            return err(
+                "agent.token",
+                "missing: set `token` or `token_file` (the collector knows its SHA-256)",
+            );
         }
         if self.agent.spool_dir.is_none() {
-            return err("agent.spool_dir", "missing: `run` keeps its sequence number and unacked results there");
+            return err(
+                "agent.spool_dir",
+                "missing: `run` keeps its sequence number and unacked results there",
+            );
         }
         Ok(())
     }
 }
 
 fn base_dir(file: &Path) -> PathBuf {
-    file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Parses a humantime duration ("30s", "5m"), naming the key on error.
 pub fn parse_duration(file: &Path, key: &str, value: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(value.trim()).map_err(|e| {
-        ConfigError::new(file, key, format!("invalid duration {value:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""))
+        ConfigError::new(
+            file,
+            key,
+            format!("invalid duration {value:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
+        )
     })
 }
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
 impl AgentSettings {
     fn from_raw(raw: RawAgentSection, file: &Path, base: &Path) -> Result<Self, ConfigError> {
         let err = |key: &str, msg: String| ConfigError::new(file, key, msg);
-        let id = raw.id.ok_or_else(|| err("agent.id", "missing: every agent needs a unique id, e.g. \"ams-1\"".into()))?;
+        let id = raw.id.ok_or_else(|| {
+            err(
+                "agent.id",
+                "missing: every agent needs a unique id, e.g. \"ams-1\"".into(),
+            )
+        })?;
         if !valid_name(&id) {
-            return Err(err("agent.id", format!("{id:?} is not a valid id (letters, digits, - _ . : / only)")));
+            return Err(err(
+                "agent.id",
+                format!("{id:?} is not a valid id (letters, digits, - _ . : / only)"),
+            ));
         }
-        let location = raw
-            .location
-            .ok_or_else(|| err("agent.location", "missing: the vantage point this agent probes from, e.g. \"ams\"".into()))?;
+        let location = raw.location.ok_or_else(|| {
+            err(
+                "agent.location",
+                "missing: the vantage point this agent probes from, e.g. \"ams\"".into(),
+            )
+        })?;
         if !valid_name(&location) {
-            return Err(err("agent.location", format!("{location:?} is not a valid location (letters, digits, - _ . : / only)")));
+            return Err(err(
+                "agent.location",
+                format!("{location:?} is not a valid location (letters, digits, - _ . : / only)"),
+            ));
         }
         let collector = match raw.collector {
             None => None,
             Some(s) => {
-                let url = Url::parse(&s).map_err(|e| err("agent.collector", format!("invalid URL {s:?}: {e}")))?;
+                let url = Url::parse(&s)
+                    .map_err(|e| err("agent.collector", format!("invalid URL {s:?}: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                    return Err(err("agent.collector", format!("{s:?} must be an http:// or https:// URL with a host")));
+                    return Err(err(
+                        "agent.collector",
+                        format!("{s:?} must be an http:// or https:// URL with a host"),
+                    ));
                 }
                 Some(url)
             }
         };
         let token = match (raw.token, raw.token_file) {
-            (Some(_), Some(_)) => return Err(err("agent.token_file", "set either `token` or `token_file`, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "agent.token_file",
+                    "set either `token` or `token_file`, not both".into(),
+                ));
+            }
             (Some(t), None) => Some(t),
             (None, Some(p)) => {
                 let p = base.join(p);
-                let s = std::fs::read_to_string(&p)
-                    .map_err(|e| err("agent.token_file", format!("cannot read {}: {e}", p.display())))?;
+                let s = std::fs::read_to_string(&p).map_err(|e| {
+                    err(
+                        "agent.token_file",
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })?;
                 Some(Secret::new(s.trim()))
             }
             (None, None) => None,
@@ -278,16 +347,28 @@ impl AgentSettings {
         }
         let batch_max = raw.batch_max.unwrap_or(500);
         if !(1..=10_000).contains(&batch_max) {
-            return Err(err("agent.batch_max", format!("{batch_max} is out of range 1..=10000")));
+            return Err(err(
+                "agent.batch_max",
+                format!("{batch_max} is out of range 1..=10000"),
+            ));
         }
-        let dur = |key: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
-            v.map_or(Ok(default), |s| parse_duration(file, key, &s))
-        };
-        let batch_interval = dur("agent.batch_interval", raw.batch_interval, Duration::from_secs(1))?;
+        let dur =
+            |key: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+                v.map_or(Ok(default), |s| parse_duration(file, key, &s))
+            };
+        let batch_interval = dur(
+            "agent.batch_interval",
+            raw.batch_interval,
+            Duration::from_secs(1),
+        )?;
         if batch_interval.is_zero() {
             return Err(err("agent.batch_interval", "must be more than 0s".into()));
         }
-        let checks_refresh = dur("agent.checks_refresh", raw.checks_refresh, Duration::from_secs(60))?;
+        let checks_refresh = dur(
+            "agent.checks_refresh",
+            raw.checks_refresh,
+            Duration::from_secs(60),
+        )?;
         if checks_refresh < Duration::from_secs(1) {
             return Err(err("agent.checks_refresh", "must be at least 1s".into()));
         }
@@ -295,18 +376,34 @@ impl AgentSettings {
         let metrics_listen = match raw.metrics_listen {
             None => None,
             Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
-                err("agent.metrics_listen", format!("{s:?} is not an ip:port address ({e})"))
+                err(
+                    "agent.metrics_listen",
+                    format!("{s:?} is not an ip:port address ({e})"),
+                )
             })?),
         };
         let tls_client = match (raw.tls_cert_file, raw.tls_key_file) {
             (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
             (None, None) => None,
-            (Some(_), None) => return Err(err("agent.tls_key_file", "is required with tls_cert_file".into())),
-            (None, Some(_)) => return Err(err("agent.tls_cert_file", "is required with tls_key_file".into())),
+            (Some(_), None) => {
+                return Err(err(
+                    "agent.tls_key_file",
+                    "is required with tls_cert_file".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "agent.tls_cert_file",
+                    "is required with tls_key_file".into(),
+                ));
+            }
         };
         let spool_max_bytes = raw.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
         if spool_max_bytes < 1024 * 1024 {
-            return Err(err("agent.spool_max_bytes", "must be at least 1 MiB (1048576)".into()));
+            return Err(err(
+                "agent.spool_max_bytes",
+                "must be at least 1 MiB (1048576)".into(),
+            ));
         }
         Ok(Self {
             id,
@@ -445,13 +542,21 @@ pub struct TlsSpec {
 }
 
 /// Validates a list of checks: each on its own, then names unique.
-pub fn validate_checks(specs: &[CheckSpec], file: &Path, base: &Path) -> Result<Vec<Check>, ConfigError> {
+pub fn validate_checks(
+    specs: &[CheckSpec],
+    file: &Path,
+    base: &Path,
+) -> Result<Vec<Check>, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let check = Check::from_spec(spec, i, file, base)?;
         if !seen.insert(check.name.clone()) {
-            return Err(ConfigError::new(file, format!("checks[{}].name", check.name), "duplicate check name; names must be unique"));
+            return Err(ConfigError::new(
+                file,
+                format!("checks[{}].name", check.name),
+                "duplicate check name; names must be unique",
+            ));
         }
         out.push(check);
     }
@@ -461,12 +566,27 @@ pub fn validate_checks(specs: &[CheckSpec], file: &Path, base: &Path) -> Result<
 impl Check {
     /// Validates one `[[checks]]` entry (index `i` in its file, for messages).
     /// Relative `ca_file` paths are taken from `base`.
-    pub fn from_spec(spec: &CheckSpec, i: usize, file: &Path, base: &Path) -> Result<Check, ConfigError> {
-        let label = if spec.name.is_empty() { format!("checks[{i}]") } else { format!("checks[{}]", spec.name) };
+    pub fn from_spec(
+        spec: &CheckSpec,
+        i: usize,
+        file: &Path,
+        base: &Path,
+    ) -> Result<Check, ConfigError> {
+        let label = if spec.name.is_empty() {
+            format!("checks[{i}]")
+        } else {
+            format!("checks[{}]", spec.name)
+        };
         let key = |k: &str| format!("{label}.{k}");
         let err = |k: &str, msg: String| ConfigError::new(file, key(k), msg);
         if !valid_name(&spec.name) {
-            return Err(err("name", format!("{:?} is not a valid check name (1-128 of letters, digits, - _ . : /)", spec.name)));
+            return Err(err(
+                "name",
+                format!(
+                    "{:?} is not a valid check name (1-128 of letters, digits, - _ . : /)",
+                    spec.name
+                ),
+            ));
         }
         let interval = match &spec.interval {
             Some(s) => parse_duration(file, &key("interval"), s)?,
@@ -482,7 +602,13 @@ impl Check {
                     return Err(err("timeout", "must be more than 0s".into()));
                 }
                 if t > interval {
-                    return Err(err("timeout", format!("{s} is longer than the interval ({}); probes would overlap", humantime::format_duration(interval))));
+                    return Err(err(
+                        "timeout",
+                        format!(
+                            "{s} is longer than the interval ({}); probes would overlap",
+                            humantime::format_duration(interval)
+                        ),
+                    ));
                 }
                 t
             }
@@ -509,23 +635,58 @@ impl Check {
             ("warn_days", spec.warn_days.is_some()),
         ];
         let allowed: &[&str] = match spec.kind {
-            CheckKind::Http => &["url", "expect_status", "body_contains", "max_redirects", "max_body_bytes", "ip_version", "ca_file", "ca_pem", "resolve"],
-            CheckKind::Page => &["url", "expect_status", "max_redirects", "max_body_bytes", "ip_version", "ca_file", "ca_pem", "resolve", "body_contains"],
+            CheckKind::Http => &[
+                "url",
+                "expect_status",
+                "body_contains",
+                "max_redirects",
+                "max_body_bytes",
+                "ip_version",
+                "ca_file",
+                "ca_pem",
+                "resolve",
+            ],
+            CheckKind::Page => &[
+                "url",
+                "expect_status",
+                "max_redirects",
+                "max_body_bytes",
+                "ip_version",
+                "ca_file",
+                "ca_pem",
+                "resolve",
+                "body_contains",
+            ],
             CheckKind::Dns => &["query", "record_type", "nameservers", "expect_answers"],
-            CheckKind::Tls => &["host", "port", "warn_days", "ip_version", "ca_file", "ca_pem", "resolve"],
+            CheckKind::Tls => &[
+                "host",
+                "port",
+                "warn_days",
+                "ip_version",
+                "ca_file",
+                "ca_pem",
+                "resolve",
+            ],
         };
         for (name, set) in applies {
             if *set && !allowed.contains(name) {
-                return Err(err(name, format!("does not apply to a {} check", spec.kind)));
+                return Err(err(
+                    name,
+                    format!("does not apply to a {} check", spec.kind),
+                ));
             }
         }
 
         let net = || -> Result<NetOptions, ConfigError> {
             let mut resolve = BTreeMap::new();
             for (host, addr) in spec.resolve.iter().flatten() {
-                let ip = addr.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().map_err(|_| {
-                    err("resolve", format!("{host:?} = {addr:?}: not an IP address"))
-                })?;
+                let ip = addr
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .map_err(|_| {
+                        err("resolve", format!("{host:?} = {addr:?}: not an IP address"))
+                    })?;
                 resolve.insert(host.to_ascii_lowercase(), ip);
             }
             let ip_version = match spec.ip_version {
@@ -537,34 +698,58 @@ impl Check {
             let mut roots = Vec::new();
             if let Some(path) = &spec.ca_file {
                 let path = base.join(path);
-                let pem = std::fs::read(&path).map_err(|e| err("ca_file", format!("cannot read {}: {e}", path.display())))?;
-                roots.extend(parse_pem_certs(&pem).map_err(|m| err("ca_file", format!("{}: {m}", path.display())))?);
+                let pem = std::fs::read(&path)
+                    .map_err(|e| err("ca_file", format!("cannot read {}: {e}", path.display())))?;
+                roots.extend(
+                    parse_pem_certs(&pem)
+                        .map_err(|m| err("ca_file", format!("{}: {m}", path.display())))?,
+                );
             }
             if let Some(pem) = &spec.ca_pem {
                 roots.extend(parse_pem_certs(pem.as_bytes()).map_err(|m| err("ca_pem", m))?);
             }
-            Ok(NetOptions { resolve, ip_version, extra_roots: Arc::new(roots) })
+            Ok(NetOptions {
+                resolve,
+                ip_version,
+                extra_roots: Arc::new(roots),
+            })
         };
 
         let http = || -> Result<HttpSpec, ConfigError> {
-            let raw = spec.url.as_deref().ok_or_else(|| err("url", format!("missing: a {} check needs a URL", spec.kind)))?;
-            let url = Url::parse(raw).map_err(|e| err("url", format!("invalid URL {raw:?}: {e}")))?;
+            let raw = spec
+                .url
+                .as_deref()
+                .ok_or_else(|| err("url", format!("missing: a {} check needs a URL", spec.kind)))?;
+            let url =
+                Url::parse(raw).map_err(|e| err("url", format!("invalid URL {raw:?}: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(err("url", format!("{raw:?}: only http:// and https:// are supported")));
+                return Err(err(
+                    "url",
+                    format!("{raw:?}: only http:// and https:// are supported"),
+                ));
             }
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(err("url", format!("{raw:?} has no host")));
             }
             if let Some(codes) = &spec.expect_status {
                 if codes.is_empty() {
-                    return Err(err("expect_status", "empty list; omit it to accept any 2xx/3xx".into()));
+                    return Err(err(
+                        "expect_status",
+                        "empty list; omit it to accept any 2xx/3xx".into(),
+                    ));
                 }
                 if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
-                    return Err(err("expect_status", format!("{bad} is not an HTTP status code (100-599)")));
+                    return Err(err(
+                        "expect_status",
+                        format!("{bad} is not an HTTP status code (100-599)"),
+                    ));
                 }
             }
             if spec.body_contains.as_deref() == Some("") {
-                return Err(err("body_contains", "empty string; omit it to skip the content check".into()));
+                return Err(err(
+                    "body_contains",
+                    "empty string; omit it to skip the content check".into(),
+                ));
             }
             let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
             if max_body_bytes == 0 {
@@ -592,25 +777,51 @@ impl Check {
                 (ProbeSpec::Page(h), t)
             }
             CheckKind::Dns => {
-                let query = spec.query.clone().ok_or_else(|| err("query", "missing: the name to look up".into()))?;
+                let query = spec
+                    .query
+                    .clone()
+                    .ok_or_else(|| err("query", "missing: the name to look up".into()))?;
                 if query.is_empty() || query.len() > 253 {
-                    return Err(err("query", format!("{query:?} is not a valid domain name")));
+                    return Err(err(
+                        "query",
+                        format!("{query:?} is not a valid domain name"),
+                    ));
                 }
                 let rt = spec.record_type.as_deref().unwrap_or("A");
-                let record_type = RecordType::parse(rt)
-                    .ok_or_else(|| err("record_type", format!("{rt:?} is not one of A AAAA CNAME MX TXT NS SOA CAA")))?;
+                let record_type = RecordType::parse(rt).ok_or_else(|| {
+                    err(
+                        "record_type",
+                        format!("{rt:?} is not one of A AAAA CNAME MX TXT NS SOA CAA"),
+                    )
+                })?;
                 let mut nameservers = Vec::new();
                 for ns in spec.nameservers.iter().flatten() {
                     nameservers.push(parse_nameserver(ns).ok_or_else(|| {
                         err("nameservers", format!("{ns:?} is not ip or ip:port (e.g. \"192.0.2.53\", \"127.0.0.1:5353\", \"[::1]:53\")"))
                     })?);
                 }
-                let expect_answers = spec.expect_answers.as_ref().map(|v| v.iter().map(|a| normalize_answer(a)).collect());
+                let expect_answers = spec
+                    .expect_answers
+                    .as_ref()
+                    .map(|v| v.iter().map(|a| normalize_answer(a)).collect());
                 let target = format!("{query} {}", record_type.as_str());
-                (ProbeSpec::Dns(DnsSpec { query, record_type, nameservers, expect_answers }), target)
+                (
+                    ProbeSpec::Dns(DnsSpec {
+                        query,
+                        record_type,
+                        nameservers,
+                        expect_answers,
+                    }),
+                    target,
+                )
             }
             CheckKind::Tls => {
-                let host = spec.host.clone().ok_or_else(|| err("host", "missing: the host whose certificate to check".into()))?;
+                let host = spec.host.clone().ok_or_else(|| {
+                    err(
+                        "host",
+                        "missing: the host whose certificate to check".into(),
+                    )
+                })?;
                 if host.is_empty() {
                     return Err(err("host", "empty host".into()));
                 }
@@ -620,16 +831,34 @@ impl Check {
                 }
                 let warn_days = spec.warn_days.unwrap_or(14.0);
                 if !warn_days.is_finite() || warn_days < 0.0 {
-                    return Err(err("warn_days", format!("{warn_days} must be a number of days >= 0")));
+                    return Err(err(
+                        "warn_days",
+                        format!("{warn_days} must be a number of days >= 0"),
+                    ));
                 }
-                let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-                (ProbeSpec::Tls(TlsSpec { host, port, warn_days, net: net()? }), target)
+                let target = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                (
+                    ProbeSpec::Tls(TlsSpec {
+                        host,
+                        port,
+                        warn_days,
+                        net: net()?,
+                    }),
+                    target,
+                )
             }
         };
 
         if let Some(locs) = &spec.locations {
             if locs.is_empty() {
-                return Err(err("locations", "empty list; omit it to run the check everywhere".into()));
+                return Err(err(
+                    "locations",
+                    "empty list; omit it to run the check everywhere".into(),
+                ));
             }
             if let Some(bad) = locs.iter().find(|l| !valid_name(l)) {
                 return Err(err("locations", format!("{bad:?} is not a valid location")));
@@ -654,7 +883,11 @@ pub fn parse_nameserver(s: &str) -> Option<SocketAddr> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Some(sa);
     }
-    let ip = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+    let ip = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()?;
     Some(SocketAddr::new(ip, 53))
 }
 
@@ -682,7 +915,11 @@ mod tests {
     use super::*;
 
     fn spec(kind: CheckKind) -> CheckSpec {
-        CheckSpec { name: "c".into(), kind, ..Default::default() }
+        CheckSpec {
+            name: "c".into(),
+            kind,
+            ..Default::default()
+        }
     }
 
     fn check(s: &CheckSpec) -> Result<Check, ConfigError> {
@@ -696,7 +933,9 @@ mod tests {
         let c = check(&s).unwrap();
         assert_eq!(c.interval, DEFAULT_INTERVAL);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
-        let ProbeSpec::Http(h) = c.probe else { panic!() };
+        let ProbeSpec::Http(h) = c.probe else {
+            panic!()
+        };
         assert_eq!(h.max_redirects, 10);
         assert!(h.expect_status.is_none());
     }
@@ -714,7 +953,12 @@ mod tests {
         assert_eq!(e.key, "checks[c].query");
         s.query = None;
         s.timeout = Some("2m".into());
-        assert!(check(&s).unwrap_err().message.contains("longer than the interval"));
+        assert!(
+            check(&s)
+                .unwrap_err()
+                .message
+                .contains("longer than the interval")
+        );
         s.timeout = Some("soon".into());
         assert_eq!(check(&s).unwrap_err().key, "checks[c].timeout");
     }
@@ -731,7 +975,11 @@ mod tests {
     fn dns_nameservers_and_types() {
         let mut s = spec(CheckKind::Dns);
         s.query = Some("www.acme.example".into());
-        s.nameservers = Some(vec!["127.0.0.1:5353".into(), "192.0.2.1".into(), "[::1]:53".into()]);
+        s.nameservers = Some(vec![
+            "127.0.0.1:5353".into(),
+            "192.0.2.1".into(),
+            "[::1]:53".into(),
+        ]);
         s.record_type = Some("mx".into());
         let c = check(&s).unwrap();
         let ProbeSpec::Dns(d) = c.probe else { panic!() };

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use slaprobe_agent::config::AgentConfig;
 
 #[derive(Parser)]
-#[command(name = "slaprobe-agent", version, about = "Probe sites' hosting, DNS, TLS and page performance; stream results to a slaprobe collector")]
+#[command(
+    name = "slaprobe-agent",
+    version,
+    about = "Probe sites' hosting, DNS, TLS and page performance; stream results to a slaprobe collector"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     slaprobe_agent::init_logging();
     let path = match &cli.command {
-        Command::Probe { config, .. } | Command::Run { config } | Command::CheckConfig { config } => config.clone(),
+        Command::Probe { config, .. }
+        | Command::Run { config }
+        | Command::CheckConfig { config } => config.clone(),
     };
     let config = match AgentConfig::load(&path) {
         Ok(c) => c,
@@ -49,7 +55,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -61,7 +70,9 @@ fn main() -> ExitCode {
             print!("{}", slaprobe_agent::describe(&config));
             ExitCode::SUCCESS
         }
-        Command::Probe { checks, .. } => runtime.block_on(slaprobe_agent::probe_once(&config, &checks)),
+        Command::Probe { checks, .. } => {
+            runtime.block_on(slaprobe_agent::probe_once(&config, &checks))
+        }
         Command::Run { .. } => {
             if let Err(e) = config.require_for_run() {
                 eprintln!("{e}");

@@ -39,15 +39,24 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
 }
 
 /// [`run`], exposing its counters (for tests and the embedded agent).
-pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, stats: Arc<AgentStats>) -> anyhow::Result<()> {
+pub async fn run_with_stats(
+    config: AgentConfig,
+    shutdown: CancellationToken,
+    stats: Arc<AgentStats>,
+) -> anyhow::Result<()> {
     config.require_for_run()?;
     crate::app::install_crypto_provider();
     let a = &config.agent;
     let spool_dir = a.spool_dir.clone().context("agent.spool_dir is required")?;
-    std::fs::create_dir_all(&spool_dir).with_context(|| format!("cannot create spool dir {}", spool_dir.display()))?;
+    std::fs::create_dir_all(&spool_dir)
+        .with_context(|| format!("cannot create spool dir {}", spool_dir.display()))?;
     let spool = Spool::open(
         &spool_dir,
-        SpoolOptions { max_bytes: a.spool_max_bytes, fsync_every: a.spool_fsync, segment_bytes: 8 * 1024 * 1024 },
+        SpoolOptions {
+            max_bytes: a.spool_max_bytes,
+            fsync_every: a.spool_fsync,
+            segment_bytes: 8 * 1024 * 1024,
+        },
     )
     .with_context(|| format!("cannot open spool in {}", spool_dir.display()))?;
     tracing::info!(
@@ -59,7 +68,10 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
 
     let collector = a.collector.clone().context("agent.collector is required")?;
     let token = a.token.clone().context("agent.token is required")?;
-    let identity = a.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let identity = a
+        .tls_client
+        .as_ref()
+        .map(|(c, k)| (c.as_path(), k.as_path()));
     let client = http_client_with_identity(a.ca_file.as_deref(), identity)?;
     let checks_url = api_url(&collector, "api/v1/checks")?;
     let results_url = api_url(&collector, "api/v1/results")?;
@@ -94,16 +106,31 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
         let file = config.file.clone();
         let refresh = a.checks_refresh;
         tasks.spawn(async move {
-            pull_checks(client, checks_url, token, local, checks_tx, spool_dir, file, refresh, shutdown).await;
+            pull_checks(
+                client, checks_url, token, local, checks_tx, spool_dir, file, refresh, shutdown,
+            )
+            .await;
         });
     }
     {
-        let identity = Identity { agent: a.id.clone(), location: a.location.clone() };
+        let identity = Identity {
+            agent: a.id.clone(),
+            location: a.location.clone(),
+        };
         let shutdown = shutdown.clone();
         let stats = stats.clone();
         let concurrency = a.concurrency;
         tasks.spawn(async move {
-            schedule::run(checks_rx, Prober::new(), identity, concurrency, results_tx, stats.schedule.clone(), shutdown).await;
+            schedule::run(
+                checks_rx,
+                Prober::new(),
+                identity,
+                concurrency,
+                results_tx,
+                stats.schedule.clone(),
+                shutdown,
+            )
+            .await;
         });
     }
     {
@@ -131,7 +158,16 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
         let shutdown = shutdown.clone();
         let ship_stats = stats.ship.clone();
         tasks.spawn(async move {
-            ship::ship(cfg, spool, ready, ship_stats, shutdown, writer_done, Duration::from_secs(5)).await;
+            ship::ship(
+                cfg,
+                spool,
+                ready,
+                ship_stats,
+                shutdown,
+                writer_done,
+                Duration::from_secs(5),
+            )
+            .await;
         });
     }
     while let Some(res) = tasks.join_next().await {
@@ -141,7 +177,11 @@ pub async fn run_with_stats(config: AgentConfig, shutdown: CancellationToken, st
     }
     let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
     s.sync().context("final spool fsync")?;
-    tracing::info!(last_seq = s.last_seq(), unacked = s.unacked(), "agent stopped");
+    tracing::info!(
+        last_seq = s.last_seq(),
+        unacked = s.unacked(),
+        "agent stopped"
+    );
     Ok(())
 }
 
@@ -152,7 +192,8 @@ pub fn api_url(collector: &Url, path: &str) -> anyhow::Result<Url> {
         let p = format!("{}/", base.path());
         base.set_path(&p);
     }
-    base.join(path).with_context(|| format!("cannot build {path} URL from {collector}"))
+    base.join(path)
+        .with_context(|| format!("cannot build {path} URL from {collector}"))
 }
 
 /// The HTTP client for the collector: rustls with ring, system roots plus
@@ -163,7 +204,10 @@ pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
 
 /// [`http_client`] presenting a client certificate, `(cert_file, key_file)`
 /// in PEM (`[agent] tls_cert_file`, `tls_key_file`), for a collector in mTLS mode.
-pub fn http_client_with_identity(ca_file: Option<&Path>, identity: Option<(&Path, &Path)>) -> anyhow::Result<reqwest::Client> {
+pub fn http_client_with_identity(
+    ca_file: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> anyhow::Result<reqwest::Client> {
     let mut roots = rustls::RootCertStore::empty();
     let system = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
@@ -177,10 +221,14 @@ pub fn http_client_with_identity(ca_file: Option<&Path>, identity: Option<(&Path
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).with_context(|| format!("agent.ca_file: cannot read {}", path.display()))?;
-        let certs = parse_pem_certs(&pem).map_err(|m| anyhow::anyhow!("agent.ca_file {}: {m}", path.display()))?;
+        let pem = std::fs::read(path)
+            .with_context(|| format!("agent.ca_file: cannot read {}", path.display()))?;
+        let certs = parse_pem_certs(&pem)
+            .map_err(|m| anyhow::anyhow!("agent.ca_file {}: {m}", path.display()))?;
         for c in certs {
-            roots.add(c).with_context(|| format!("agent.ca_file {}: unusable certificate", path.display()))?;
+            roots.add(c).with_context(|| {
+                format!("agent.ca_file {}: unusable certificate", path.display())
+            })?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -193,14 +241,26 @@ pub fn http_client_with_identity(ca_file: Option<&Path>, identity: Option<(&Path
         Some((cert_file, key_file)) => {
             use rustls::pki_types::PrivateKeyDer;
             use rustls::pki_types::pem::PemObject;
-            let pem = std::fs::read(cert_file).with_context(|| format!("agent.tls_cert_file: cannot read {}", cert_file.display()))?;
-            let chain = parse_pem_certs(&pem).map_err(|m| anyhow::anyhow!("agent.tls_cert_file {}: {m}", cert_file.display()))?;
-            let key_pem = std::fs::read(key_file).with_context(|| format!("agent.tls_key_file: cannot read {}", key_file.display()))?;
-            let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|e| anyhow::anyhow!("agent.tls_key_file {}: no usable PEM private key ({e})", key_file.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .with_context(|| format!("agent.tls_cert_file {} and tls_key_file do not make a usable pair", cert_file.display()))?
+            let pem = std::fs::read(cert_file).with_context(|| {
+                format!("agent.tls_cert_file: cannot read {}", cert_file.display())
+            })?;
+            let chain = parse_pem_certs(&pem)
+                .map_err(|m| anyhow::anyhow!("agent.tls_cert_file {}: {m}", cert_file.display()))?;
+            let key_pem = std::fs::read(key_file).with_context(|| {
+                format!("agent.tls_key_file: cannot read {}", key_file.display())
+            })?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                anyhow::anyhow!(
+                    "agent.tls_key_file {}: no usable PEM private key ({e})",
+                    key_file.display()
+                )
+            })?;
+            builder.with_client_auth_cert(chain, key).with_context(|| {
+                format!(
+                    "agent.tls_cert_file {} and tls_key_file do not make a usable pair",
+                    cert_file.display()
+                )
+            })?
         }
     };
     reqwest::Client::builder()
@@ -216,8 +276,12 @@ pub fn http_client_with_identity(ca_file: Option<&Path>, identity: Option<(&Path
 fn merge_checks(local: &[Check], assigned: Vec<CheckSpec>, file: &Path) -> Vec<Check> {
     let mut out: Vec<Check> = Vec::with_capacity(local.len() + assigned.len());
     out.extend_from_slice(local);
-    let local_names: std::collections::HashSet<&str> = local.iter().map(|c| c.name.as_str()).collect();
-    let base = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let local_names: std::collections::HashSet<&str> =
+        local.iter().map(|c| c.name.as_str()).collect();
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     for (i, mut spec) in assigned.into_iter().enumerate() {
         if local_names.contains(spec.name.as_str()) {
             tracing::warn!(check = %spec.name, "collector assigns a check with the name of a local one; the local one runs");
@@ -242,7 +306,10 @@ fn load_cached_assignment(dir: &Path) -> Vec<CheckSpec> {
     match std::fs::read(&path) {
         Ok(bytes) => match serde_json::from_slice::<AssignedChecks>(&bytes) {
             Ok(a) => {
-                tracing::info!(checks = a.checks.len(), "using the cached check assignment until the collector answers");
+                tracing::info!(
+                    checks = a.checks.len(),
+                    "using the cached check assignment until the collector answers"
+                );
                 a.checks
             }
             Err(e) => {
@@ -262,7 +329,10 @@ fn store_cached_assignment(dir: &Path, body: &[u8]) {
         std::fs::rename(&tmp, &path)
     };
     if let Err(e) = write() {
-        tracing::warn!("cannot cache the check assignment in {}: {e}", path.display());
+        tracing::warn!(
+            "cannot cache the check assignment in {}: {e}",
+            path.display()
+        );
     }
 }
 
@@ -298,13 +368,18 @@ async fn pull_checks(
                 if last != Some(hash) {
                     match serde_json::from_slice::<AssignedChecks>(&body) {
                         Ok(assigned) => {
-                            tracing::info!(checks = assigned.checks.len(), "check assignment received");
+                            tracing::info!(
+                                checks = assigned.checks.len(),
+                                "check assignment received"
+                            );
                             store_cached_assignment(&spool_dir, &body);
                             let merged = merge_checks(&local, assigned.checks, &file);
                             let _ = tx.send(Arc::new(merged));
                             last = Some(hash);
                         }
-                        Err(e) => tracing::warn!("ignoring an invalid check assignment from the collector: {e}"),
+                        Err(e) => tracing::warn!(
+                            "ignoring an invalid check assignment from the collector: {e}"
+                        ),
                     }
                 }
                 refresh
@@ -322,12 +397,31 @@ async fn pull_checks(
 }
 
 /// The raw body of `GET /api/v1/checks` (parsed only when it changed).
-async fn fetch_assignment(client: &reqwest::Client, url: &Url, token: &Secret) -> anyhow::Result<Vec<u8>> {
-    let resp = client.get(url.clone()).bearer_auth(token.expose()).send().await.context("request failed")?;
+async fn fetch_assignment(
+    client: &reqwest::Client,
+    url: &Url,
+    token: &Secret,
+) -> anyhow::Result<Vec<u8>> {
+    let resp = client
+        .get(url.clone())
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .context("request failed")?;
     let status = resp.status();
     if !status.is_success() {
-        let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+        let text: String = resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
         anyhow::bail!("collector answered {status}: {text}");
     }
-    Ok(resp.bytes().await.context("reading the check assignment")?.to_vec())
+    Ok(resp
+        .bytes()
+        .await
+        .context("reading the check assignment")?
+        .to_vec())
 }

@@ -64,7 +64,11 @@ pub fn next_on_grid(now: Duration, phase: Duration, interval: Duration) -> Durat
     let interval_ms = interval.as_millis().max(1);
     let now_ms = now.as_millis();
     let phase_ms = phase.as_millis();
-    let k = if now_ms <= phase_ms { 0 } else { (now_ms - phase_ms).div_ceil(interval_ms) };
+    let k = if now_ms <= phase_ms {
+        0
+    } else {
+        (now_ms - phase_ms).div_ceil(interval_ms)
+    };
     Duration::from_millis((k * interval_ms + phase_ms) as u64)
 }
 
@@ -98,12 +102,19 @@ pub async fn run(
             generation += 1;
             let next = checks.borrow_and_update().clone();
             // A check still running keeps its busy flag across the update.
-            let mut old: HashMap<&str, Arc<AtomicBool>> =
-                current.iter().map(|c| c.name.as_str()).zip(busy.drain(..)).collect();
-            let next_busy: Vec<Arc<AtomicBool>> =
-                next.iter().map(|c| old.remove(c.name.as_str()).unwrap_or_default()).collect();
+            let mut old: HashMap<&str, Arc<AtomicBool>> = current
+                .iter()
+                .map(|c| c.name.as_str())
+                .zip(busy.drain(..))
+                .collect();
+            let next_busy: Vec<Arc<AtomicBool>> = next
+                .iter()
+                .map(|c| old.remove(c.name.as_str()).unwrap_or_default())
+                .collect();
             drop(old);
-            let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             let mono = Instant::now();
             heap.clear();
             heap.reserve(next.len());
@@ -136,11 +147,15 @@ pub async fn run(
 
         let now = Instant::now();
         while heap.peek().is_some_and(|Reverse((due, _, _))| *due <= now) {
-            let Some(Reverse((due, generation_of_popped, idx))) = heap.pop() else { break };
+            let Some(Reverse((due, generation_of_popped, idx))) = heap.pop() else {
+                break;
+            };
             if generation_of_popped != generation {
                 continue;
             }
-            let (Some(check), Some(flag)) = (current.get(idx), busy.get(idx)) else { continue };
+            let (Some(check), Some(flag)) = (current.get(idx), busy.get(idx)) else {
+                continue;
+            };
             let interval = check.interval;
             // Next run from this due time, not from now: no drift. After a
             // stall longer than an interval, missed runs are skipped.
@@ -190,7 +205,10 @@ pub async fn run(
     // Let probes in flight finish (each is bounded by its timeout) so their
     // results are spooled, but not forever.
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(15), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(15), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("probes still running at shutdown were abandoned");
     }
 }
@@ -210,10 +228,22 @@ mod tests {
     fn grid_points() {
         let i = Duration::from_secs(60);
         let p = Duration::from_secs(7);
-        assert_eq!(next_on_grid(Duration::from_secs(0), p, i), Duration::from_secs(7));
-        assert_eq!(next_on_grid(Duration::from_secs(7), p, i), Duration::from_secs(7));
-        assert_eq!(next_on_grid(Duration::from_secs(8), p, i), Duration::from_secs(67));
-        assert_eq!(next_on_grid(Duration::from_millis(67_001), p, i), Duration::from_secs(127));
+        assert_eq!(
+            next_on_grid(Duration::from_secs(0), p, i),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            next_on_grid(Duration::from_secs(7), p, i),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            next_on_grid(Duration::from_secs(8), p, i),
+            Duration::from_secs(67)
+        );
+        assert_eq!(
+            next_on_grid(Duration::from_millis(67_001), p, i),
+            Duration::from_secs(127)
+        );
     }
 
     #[test]

@@ -31,26 +31,64 @@ impl SelfMetrics {
         let s = &self.stats;
         let (unacked, bytes, dropped, last_seq, acked) = {
             let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
-            (spool.unacked(), spool.bytes(), spool.dropped_total(), spool.last_seq(), spool.acked())
+            (
+                spool.unacked(),
+                spool.bytes(),
+                spool.dropped_total(),
+                spool.last_seq(),
+                spool.acked(),
+            )
         };
-        let labels = format!("agent=\"{}\",location=\"{}\"", escape(&self.agent), escape(&self.location));
+        let labels = format!(
+            "agent=\"{}\",location=\"{}\"",
+            escape(&self.agent),
+            escape(&self.location)
+        );
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {value}"
+            );
         };
         let sch = &s.schedule;
         let ship = &s.ship;
-        metric("slaprobe_agent_probes_total", "counter", "Probes finished by this agent.", sch.finished.load(Ordering::Relaxed) as f64);
+        metric(
+            "slaprobe_agent_probes_total",
+            "counter",
+            "Probes finished by this agent.",
+            sch.finished.load(Ordering::Relaxed) as f64,
+        );
         metric(
             "slaprobe_agent_probes_skipped_total",
             "counter",
             "Scheduled runs skipped because the check's previous run was still going.",
             sch.skipped.load(Ordering::Relaxed) as f64,
         );
-        metric("slaprobe_agent_probes_in_flight", "gauge", "Probes running or waiting for a concurrency slot.", sch.in_flight.load(Ordering::Relaxed) as f64);
-        metric("slaprobe_agent_checks", "gauge", "Checks currently scheduled (local plus assigned).", sch.checks.load(Ordering::Relaxed) as f64);
-        metric("slaprobe_agent_queue_depth", "gauge", "Results spooled and not yet acked by the collector.", unacked as f64);
-        metric("slaprobe_agent_spool_bytes", "gauge", "Bytes the spool occupies on disk.", bytes as f64);
+        metric(
+            "slaprobe_agent_probes_in_flight",
+            "gauge",
+            "Probes running or waiting for a concurrency slot.",
+            sch.in_flight.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "slaprobe_agent_checks",
+            "gauge",
+            "Checks currently scheduled (local plus assigned).",
+            sch.checks.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "slaprobe_agent_queue_depth",
+            "gauge",
+            "Results spooled and not yet acked by the collector.",
+            unacked as f64,
+        );
+        metric(
+            "slaprobe_agent_spool_bytes",
+            "gauge",
+            "Bytes the spool occupies on disk.",
+            bytes as f64,
+        );
         metric(
             "slaprobe_agent_spool_dropped_total",
             "counter",
@@ -63,27 +101,58 @@ impl SelfMetrics {
             "Results that could not be written to the spool (disk errors).",
             ship.spool_append_errors.load(Ordering::Relaxed) as f64,
         );
-        metric("slaprobe_agent_last_seq", "gauge", "Highest seq assigned.", last_seq as f64);
-        metric("slaprobe_agent_acked_seq", "gauge", "Highest seq the collector has acked.", acked as f64);
-        metric("slaprobe_agent_batches_acked_total", "counter", "Batches the collector acked.", ship.batches_sent.load(Ordering::Relaxed) as f64);
-        metric("slaprobe_agent_results_acked_total", "counter", "Results the collector acked.", ship.results_acked.load(Ordering::Relaxed) as f64);
+        metric(
+            "slaprobe_agent_last_seq",
+            "gauge",
+            "Highest seq assigned.",
+            last_seq as f64,
+        );
+        metric(
+            "slaprobe_agent_acked_seq",
+            "gauge",
+            "Highest seq the collector has acked.",
+            acked as f64,
+        );
+        metric(
+            "slaprobe_agent_batches_acked_total",
+            "counter",
+            "Batches the collector acked.",
+            ship.batches_sent.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "slaprobe_agent_results_acked_total",
+            "counter",
+            "Results the collector acked.",
+            ship.results_acked.load(Ordering::Relaxed) as f64,
+        );
         metric(
             "slaprobe_agent_results_rejected_total",
             "counter",
             "Results the collector refused with 400 on their own, dropped from the spool.",
             ship.results_rejected.load(Ordering::Relaxed) as f64,
         );
-        metric("slaprobe_agent_ship_errors_total", "counter", "Failed attempts to ship a batch.", ship.errors.load(Ordering::Relaxed) as f64);
+        metric(
+            "slaprobe_agent_ship_errors_total",
+            "counter",
+            "Failed attempts to ship a batch.",
+            ship.errors.load(Ordering::Relaxed) as f64,
+        );
         out
     }
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serves `/metrics` on `listener` until `shutdown`.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: SelfMetrics, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: SelfMetrics,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, _peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -106,7 +175,9 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: SelfMetrics, shut
                             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                             .body(Full::new(Bytes::from(metrics.render())))
                     } else {
-                        Response::builder().status(404).body(Full::new(Bytes::from_static(b"try /metrics\n")))
+                        Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::from_static(b"try /metrics\n")))
                     };
                     Ok::<_, hyper::http::Error>(resp.unwrap_or_default())
                 }

@@ -120,7 +120,11 @@ enum Sent {
     TooLarge,
     /// 400: the collector will never take this batch as it is. `count` results
     /// from `first_seq` were in it; `message` is the collector's reason.
-    Rejected { first_seq: u64, count: usize, message: String },
+    Rejected {
+        first_seq: u64,
+        count: usize,
+        message: String,
+    },
 }
 
 /// What the shipper does after a 400: bisect, or drop the lone bad result.
@@ -133,7 +137,9 @@ impl Rejects {
     const LOG_EVERY: Duration = Duration::from_secs(60);
 
     fn new() -> Self {
-        Self { logged: HashMap::new() }
+        Self {
+            logged: HashMap::new(),
+        }
     }
 
     /// Handles a 400 for `count` results from `first_seq` (the oldest unacked
@@ -152,7 +158,12 @@ impl Rejects {
             // Bisect: the first half goes next; once it is acked the shipper
             // goes on from there (the size grows back as batches get acked).
             let half = count / 2;
-            tracing::debug!(first_seq, count, half, "collector refused a batch with 400; bisecting");
+            tracing::debug!(
+                first_seq,
+                count,
+                half,
+                "collector refused a batch with 400; bisecting"
+            );
             return Some(half);
         }
         let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,9 +177,13 @@ impl Rejects {
             stats.results_rejected.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             if self.logged.len() > 1000 {
-                self.logged.retain(|_, at| now.duration_since(*at) < Self::LOG_EVERY);
+                self.logged
+                    .retain(|_, at| now.duration_since(*at) < Self::LOG_EVERY);
             }
-            let due = self.logged.get(message).is_none_or(|at| now.duration_since(*at) >= Self::LOG_EVERY);
+            let due = self
+                .logged
+                .get(message)
+                .is_none_or(|at| now.duration_since(*at) >= Self::LOG_EVERY);
             if due {
                 self.logged.insert(message.to_string(), now);
                 tracing::error!(
@@ -210,7 +225,11 @@ pub async fn ship(
                     batch_max = (batch_max / 2).max(1);
                     tracing::warn!(batch_max, "collector said 413; sending smaller batches");
                 }
-                Ok(Some(Sent::Rejected { first_seq, count, message })) => {
+                Ok(Some(Sent::Rejected {
+                    first_seq,
+                    count,
+                    message,
+                })) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
                         Some(next) => batch_max = next,
@@ -254,12 +273,14 @@ pub async fn ship(
                 Ok(None) => break,
                 Ok(Some(Sent::Acked(_))) => {}
                 Ok(Some(Sent::TooLarge)) => batch_max = (batch_max / 2).max(1),
-                Ok(Some(Sent::Rejected { first_seq, count, message })) => {
-                    match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
-                        Some(next) => batch_max = next,
-                        None => break,
-                    }
-                }
+                Ok(Some(Sent::Rejected {
+                    first_seq,
+                    count,
+                    message,
+                })) => match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
+                    Some(next) => batch_max = next,
+                    None => break,
+                },
                 Ok(Some(Sent::RetryAfter(_))) | Err(_) => break,
             }
         }
@@ -289,7 +310,9 @@ async fn send_next(
             }
         }
     };
-    let Some(&(last_seq, _)) = records.last() else { return Ok(None) };
+    let Some(&(last_seq, _)) = records.last() else {
+        return Ok(None);
+    };
     let first_seq = records[0].0;
     let body = encode_batch(&cfg.agent, records.iter().map(|(_, raw)| raw.as_slice()));
     let compressed = match zstd::bulk::compress(&body, 3) {
@@ -301,7 +324,11 @@ async fn send_next(
     };
     let sent = post(cfg, compressed).await;
     match sent {
-        Ok(Sent::Rejected { message, .. }) => Ok(Some(Sent::Rejected { first_seq, count: records.len(), message })),
+        Ok(Sent::Rejected { message, .. }) => Ok(Some(Sent::Rejected {
+            first_seq,
+            count: records.len(),
+            message,
+        })),
         Ok(Sent::Acked(n)) => {
             let n = n.min(last_seq);
             if n > acked_before {
@@ -309,7 +336,9 @@ async fn send_next(
                 if let Err(e) = s.ack(n) {
                     tracing::error!("cannot record ack {n} in the spool: {e}");
                 }
-                stats.results_acked.fetch_add(n - acked_before, Ordering::Relaxed);
+                stats
+                    .results_acked
+                    .fetch_add(n - acked_before, Ordering::Relaxed);
             }
             stats.last_ack_seq.store(n, Ordering::Relaxed);
             stats.batches_sent.fetch_add(1, Ordering::Relaxed);
@@ -382,7 +411,11 @@ async fn post(cfg: &ShipConfig, body: Vec<u8>) -> Result<Sent, Option<Duration>>
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
                 .unwrap_or(text);
             let message: String = message.chars().take(500).collect();
-            Ok(Sent::Rejected { first_seq: 0, count: 0, message })
+            Ok(Sent::Rejected {
+                first_seq: 0,
+                count: 0,
+                message,
+            })
         }
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
             tracing::info!(%status, ?retry_after, "collector asks to slow down");
@@ -423,7 +456,9 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(30);
 
     pub fn new() -> Self {
-        Self { current: Self::BASE }
+        Self {
+            current: Self::BASE,
+        }
     }
 
     pub fn reset(&mut self) {
@@ -456,7 +491,10 @@ mod tests {
         let mut max_seen = Duration::ZERO;
         for _ in 0..20 {
             let w = b.next_delay();
-            assert!(w >= Duration::from_millis(250) && w <= Duration::from_secs(30), "{w:?}");
+            assert!(
+                w >= Duration::from_millis(250) && w <= Duration::from_secs(30),
+                "{w:?}"
+            );
             max_seen = max_seen.max(w);
         }
         assert!(max_seen > Duration::from_secs(2));

@@ -67,7 +67,11 @@ pub struct SpoolOptions {
 
 impl Default for SpoolOptions {
     fn default() -> Self {
-        Self { max_bytes: 512 * 1024 * 1024, fsync_every: Duration::from_secs(1), segment_bytes: 8 * 1024 * 1024 }
+        Self {
+            max_bytes: 512 * 1024 * 1024,
+            fsync_every: Duration::from_secs(1),
+            segment_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -92,7 +96,11 @@ pub enum SpoolError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
-    move |source| SpoolError::Io { op, path: path.to_path_buf(), source }
+    move |source| SpoolError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One segment file, known by its bounds only (records stay on disk).
@@ -172,7 +180,11 @@ impl Spool {
             .map_err(io_err("open", &lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked { path: dir.to_path_buf() }),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
             Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
         }
         let state = read_state(dir);
@@ -183,7 +195,11 @@ impl Spool {
             let entry = entry.map_err(io_err("list", dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(first) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".log")).and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(first) = name
+                .strip_prefix("seg-")
+                .and_then(|s| s.strip_suffix(".log"))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 names.push((first, entry.path()));
             }
         }
@@ -240,12 +256,17 @@ impl Spool {
         let seq = self.last_seq + 1;
         result.seq = seq;
         let payload = serde_json::to_vec(result)?;
-        let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_RECORD);
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l <= MAX_RECORD);
         let Some(len) = len else {
             return Err(SpoolError::Io {
                 op: "append a record this large to",
                 path: self.dir.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, format!("{} bytes", payload.len())),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} bytes", payload.len()),
+                ),
             });
         };
         let mut rec = Vec::with_capacity(HEADER as usize + payload.len());
@@ -257,7 +278,9 @@ impl Spool {
 
         self.prepare_active(seq, need)?;
         self.make_room(seq, need)?;
-        let (Some(seg), Some(file)) = (self.segments.values_mut().next_back(), self.active.as_mut()) else {
+        let (Some(seg), Some(file)) =
+            (self.segments.values_mut().next_back(), self.active.as_mut())
+        else {
             return unreachable_active(&self.dir);
         };
         if let Err(e) = file.write_all(&rec) {
@@ -278,7 +301,11 @@ impl Spool {
 
     /// Up to `max` unacked records after `after_seq`, in seq order, as the raw
     /// JSON of each result. Whatever it returns is fsynced first.
-    pub fn read_from(&mut self, after_seq: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
+    pub fn read_from(
+        &mut self,
+        after_seq: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
         let after = after_seq.max(self.acked);
         let mut out = Vec::new();
         if max == 0 || after >= self.last_seq {
@@ -287,12 +314,18 @@ impl Spool {
         // Where to start: the cursor if it is exactly there, else the first
         // segment holding a seq after `after`, scanned for it.
         let start = match self.cursor {
-            Some(c) if c.after == after && self.segments.contains_key(&c.segment) => Some((c.segment, c.offset, after)),
+            Some(c) if c.after == after && self.segments.contains_key(&c.segment) => {
+                Some((c.segment, c.offset, after))
+            }
             _ => None,
         };
         let mut next = match start {
             Some(s) => s,
-            None => match self.segments.values().find(|s| s.count > 0 && s.last() > after) {
+            None => match self
+                .segments
+                .values()
+                .find(|s| s.count > 0 && s.last() > after)
+            {
                 Some(s) => (s.first, 0, after),
                 None => return Ok(out),
             },
@@ -301,18 +334,22 @@ impl Spool {
         let mut cursor = None;
         'segments: loop {
             let (first, mut offset, skip_upto) = next;
-            let Some(seg) = self.segments.get(&first) else { break };
+            let Some(seg) = self.segments.get(&first) else {
+                break;
+            };
             let path = seg.path.clone();
             let seg_bytes = seg.bytes;
             let file = File::open(&path).map_err(io_err("open", &path))?;
             let mut r = BufReader::with_capacity(64 * 1024, file);
-            r.seek(SeekFrom::Start(offset)).map_err(io_err("seek in", &path))?;
+            r.seek(SeekFrom::Start(offset))
+                .map_err(io_err("seek in", &path))?;
             while offset + HEADER <= seg_bytes {
                 let mut h = [0u8; HEADER as usize];
                 r.read_exact(&mut h).map_err(io_err("read", &path))?;
                 let (len, sum, seq) = parse_header(&h);
                 if seq <= skip_upto {
-                    r.seek_relative(i64::from(len)).map_err(io_err("seek in", &path))?;
+                    r.seek_relative(i64::from(len))
+                        .map_err(io_err("seek in", &path))?;
                     offset += HEADER + u64::from(len);
                     continue;
                 }
@@ -326,7 +363,11 @@ impl Spool {
                 }
                 offset += HEADER + u64::from(len);
                 out.push((seq, payload));
-                cursor = Some(Cursor { after: seq, segment: first, offset });
+                cursor = Some(Cursor {
+                    after: seq,
+                    segment: first,
+                    offset,
+                });
                 if out.len() >= max {
                     break 'segments;
                 }
@@ -369,7 +410,11 @@ impl Spool {
 
     /// Results on disk not yet acked.
     pub fn unacked(&self) -> u64 {
-        self.segments.values().filter(|s| s.count > 0).map(|s| s.last().saturating_sub(self.acked.max(s.first - 1))).sum()
+        self.segments
+            .values()
+            .filter(|s| s.count > 0)
+            .map(|s| s.last().saturating_sub(self.acked.max(s.first - 1)))
+            .sum()
     }
 
     /// Size of the segments on disk.
@@ -403,7 +448,9 @@ impl Spool {
     /// rolls when the current one is full or `seq` does not follow it.
     fn prepare_active(&mut self, seq: u64, need: u64) -> Result<(), SpoolError> {
         let fits = match self.segments.values().next_back() {
-            Some(s) => s.last() + 1 == seq && (s.count == 0 || s.bytes + need <= self.opts.segment_bytes),
+            Some(s) => {
+                s.last() + 1 == seq && (s.count == 0 || s.bytes + need <= self.opts.segment_bytes)
+            }
             None => false,
         };
         if !fits {
@@ -411,8 +458,13 @@ impl Spool {
         }
         if self.active.is_none() {
             // The last segment found on open, reused for appending.
-            let Some(seg) = self.segments.values().next_back() else { return unreachable_active(&self.dir) };
-            let file = OpenOptions::new().append(true).open(&seg.path).map_err(io_err("open", &seg.path))?;
+            let Some(seg) = self.segments.values().next_back() else {
+                return unreachable_active(&self.dir);
+            };
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&seg.path)
+                .map_err(io_err("open", &seg.path))?;
             self.active = Some(file);
         }
         Ok(())
@@ -425,16 +477,33 @@ impl Spool {
         }
         self.active = None;
         // An empty last segment (every record acked, or just created) is replaced.
-        let empty_last = self.segments.values().next_back().filter(|s| s.count == 0).map(|s| (s.first, s.path.clone()));
+        let empty_last = self
+            .segments
+            .values()
+            .next_back()
+            .filter(|s| s.count == 0)
+            .map(|s| (s.first, s.path.clone()));
         if let Some((first, path)) = empty_last {
             self.remove_segment(first, &path);
         }
         let path = self.dir.join(format!("seg-{seq:020}.log"));
         // Append mode: after a failed write is cut off (`set_len`), the next
         // write still lands at the end, not after a hole.
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err("create", &path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
         file.set_len(0).map_err(io_err("truncate", &path))?;
-        self.segments.insert(seq, Segment { path, first: seq, count: 0, bytes: 0 });
+        self.segments.insert(
+            seq,
+            Segment {
+                path,
+                first: seq,
+                count: 0,
+                bytes: 0,
+            },
+        );
         self.active = Some(file);
         self.dir_dirty = true;
         Ok(())
@@ -445,7 +514,9 @@ impl Spool {
         let mut dropped = 0u64;
         let mut range: Option<(u64, u64)> = None;
         while self.bytes + need > self.opts.max_bytes {
-            let Some((&first, seg)) = self.segments.iter().next() else { break };
+            let Some((&first, seg)) = self.segments.iter().next() else {
+                break;
+            };
             if self.segments.len() == 1 {
                 if seg.count == 0 {
                     break; // only the empty active segment is left
@@ -454,7 +525,11 @@ impl Spool {
                 self.roll(seq)?;
                 continue;
             }
-            let unacked = if seg.count == 0 { 0 } else { seg.last().saturating_sub(self.acked.max(first - 1)) };
+            let unacked = if seg.count == 0 {
+                0
+            } else {
+                seg.last().saturating_sub(self.acked.max(first - 1))
+            };
             if unacked > 0 {
                 let lo = self.acked.max(first - 1) + 1;
                 range = Some((range.map_or(lo, |r| r.0), seg.last()));
@@ -478,8 +553,12 @@ impl Spool {
 
     /// Deletes the segments wholly acked (an empty last one stays, reused).
     fn trim(&mut self) -> Result<(), SpoolError> {
-        let done: Vec<(u64, PathBuf)> =
-            self.segments.values().filter(|s| s.count > 0 && s.last() <= self.acked).map(|s| (s.first, s.path.clone())).collect();
+        let done: Vec<(u64, PathBuf)> = self
+            .segments
+            .values()
+            .filter(|s| s.count > 0 && s.last() <= self.acked)
+            .map(|s| (s.first, s.path.clone()))
+            .collect();
         for (first, path) in done {
             let is_last = self.segments.keys().next_back() == Some(&first);
             match fs::remove_file(&path) {
@@ -524,7 +603,10 @@ impl Spool {
     fn write_state(&mut self) -> Result<(), SpoolError> {
         let tmp = self.dir.join(STATE_TMP);
         let path = self.dir.join(STATE);
-        let body = serde_json::to_vec(&State { acked: self.acked, last_seq: self.last_seq })?;
+        let body = serde_json::to_vec(&State {
+            acked: self.acked,
+            last_seq: self.last_seq,
+        })?;
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(&body).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("fsync", &tmp))?;
@@ -556,7 +638,11 @@ fn read_state(dir: &Path) -> State {
 /// Checks every record of a segment and cuts off a bad tail. `None`: no good
 /// record at all.
 fn recover_segment(path: &Path, named_first: u64) -> Result<Option<Segment>, SpoolError> {
-    let file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err("open", path))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err("open", path))?;
     let size = file.metadata().map_err(io_err("stat", path))?.len();
     let mut r = BufReader::with_capacity(256 * 1024, &file);
     let mut offset = 0u64;
@@ -605,7 +691,12 @@ fn recover_segment(path: &Path, named_first: u64) -> Result<Option<Segment>, Spo
     if first != named_first {
         tracing::warn!(path = %path.display(), first, "spool segment name does not match its first record");
     }
-    Ok(Some(Segment { path: path.to_path_buf(), first, count, bytes: offset }))
+    Ok(Some(Segment {
+        path: path.to_path_buf(),
+        first,
+        count,
+        bytes: offset,
+    }))
 }
 
 fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u64) {
@@ -623,7 +714,9 @@ fn crc(len: u32, seq: u64, payload: &[u8]) -> u32 {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", dir))
 }
 
 /// `prepare_active` always leaves an open last segment; reaching this is a bug,

@@ -49,14 +49,20 @@ fn tiny_http_server() -> u16 {
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            );
         }
     });
     port
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -66,9 +72,16 @@ fn every_agent_example_in_config_is_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if path.extension().is_some_and(|e| e == "toml") && text.lines().any(|l| l.trim() == "[agent]") {
+        if path.extension().is_some_and(|e| e == "toml")
+            && text.lines().any(|l| l.trim() == "[agent]")
+        {
             let out = agent(&["check-config", "--config", path.to_str().unwrap()], &[]);
-            assert_eq!(out.status.code(), Some(0), "{} must be valid", path.display());
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{} must be valid",
+                path.display()
+            );
             assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
             checked += 1;
         }
@@ -80,8 +93,16 @@ fn every_agent_example_in_config_is_valid() {
 fn config_errors_name_file_key_and_problem_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str, &[&str])] = &[
-        ("[agent]\nid = \"a\"\nlocation = \"b\"\nbogus = 1\n", "unknown key", &["agent.bogus", "unknown field"]),
-        ("[agent]\nid = \"a\"\n", "missing location", &["agent.location", "missing"]),
+        (
+            "[agent]\nid = \"a\"\nlocation = \"b\"\nbogus = 1\n",
+            "unknown key",
+            &["agent.bogus", "unknown field"],
+        ),
+        (
+            "[agent]\nid = \"a\"\n",
+            "missing location",
+            &["agent.location", "missing"],
+        ),
         (
             "[agent]\nid = \"a\"\nlocation = \"b\"\n[[checks]]\nname = \"w\"\nkind = \"http\"\nurl = \"https://x/\"\ntimeout = \"forever\"\n",
             "bad duration",
@@ -104,13 +125,23 @@ fn config_errors_name_file_key_and_problem_and_exit_2() {
         let out = agent(&["check-config", "--config", path.to_str().unwrap()], &[]);
         assert_eq!(out.status.code(), Some(2), "{what}");
         let err = stderr(&out);
-        assert!(err.contains(path.to_str().unwrap()), "{what}: file not named: {err}");
+        assert!(
+            err.contains(path.to_str().unwrap()),
+            "{what}: file not named: {err}"
+        );
         for n in *needles {
             assert!(err.contains(n), "{what}: expected {n:?} in {err}");
         }
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
-    let out = agent(&["check-config", "--config", tmp.path().join("missing.toml").to_str().unwrap()], &[]);
+    let out = agent(
+        &[
+            "check-config",
+            "--config",
+            tmp.path().join("missing.toml").to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing.toml"));
 }
@@ -118,13 +149,27 @@ fn config_errors_name_file_key_and_problem_and_exit_2() {
 #[test]
 fn environment_overrides_and_names_the_variable() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = write(tmp.path(), "a.toml", "[agent]\nid = \"a\"\nlocation = \"b\"\n");
-    let out = agent(&["check-config", "--config", path.to_str().unwrap()], &[("SLAPROBE_AGENT__LOCATION", "\"nyc\"")]);
+    let path = write(
+        tmp.path(),
+        "a.toml",
+        "[agent]\nid = \"a\"\nlocation = \"b\"\n",
+    );
+    let out = agent(
+        &["check-config", "--config", path.to_str().unwrap()],
+        &[("SLAPROBE_AGENT__LOCATION", "\"nyc\"")],
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("location nyc"));
-    let out = agent(&["check-config", "--config", path.to_str().unwrap()], &[("SLAPROBE_AGENT__CONCURRENCY", "lots")]);
+    let out = agent(
+        &["check-config", "--config", path.to_str().unwrap()],
+        &[("SLAPROBE_AGENT__CONCURRENCY", "lots")],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("SLAPROBE_AGENT__CONCURRENCY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SLAPROBE_AGENT__CONCURRENCY"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -174,7 +219,10 @@ fn probe_prints_json_lines_and_exit_status_says_whether_all_succeeded() {
     let out = agent(&["probe", "--config", p], &[]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let results: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["check"], "up");
     assert_eq!(results[1]["check"], "down");
@@ -189,11 +237,21 @@ fn probe_prints_json_lines_and_exit_status_says_whether_all_succeeded() {
 #[test]
 fn variables_that_are_not_config_keys_do_not_break_the_config() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = write(tmp.path(), "a.toml", "[agent]\nid = \"a\"\nlocation = \"b\"\n");
+    let path = write(
+        tmp.path(),
+        "a.toml",
+        "[agent]\nid = \"a\"\nlocation = \"b\"\n",
+    );
     let p = path.to_str().unwrap();
-    let out = agent(&["check-config", "--config", p], &[("SLAPROBE_LOG", "debug"), ("SLAPROBE_SOMETHING_ELSE", "1")]);
+    let out = agent(
+        &["check-config", "--config", p],
+        &[("SLAPROBE_LOG", "debug"), ("SLAPROBE_SOMETHING_ELSE", "1")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = agent(&["check-config", "--config", p], &[("SLAPROBE_AGENT__IDD", "\"x\"")]);
+    let out = agent(
+        &["check-config", "--config", p],
+        &[("SLAPROBE_AGENT__IDD", "\"x\"")],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("idd"), "{}", stderr(&out));
 }

@@ -7,15 +7,27 @@ use std::time::{Duration, Instant};
 
 use slaprobe_agent::config::{Check, DnsSpec, RecordType};
 use slaprobe_agent::probe::{Outcome, Prober, dns};
-use slaprobe_tests::dns_server::{BIG_TXT_COUNT, DnsServer, RcodeServer, SERIAL, SilentUdp, big_txt};
+use slaprobe_tests::dns_server::{
+    BIG_TXT_COUNT, DnsServer, RcodeServer, SERIAL, SilentUdp, big_txt,
+};
 use slaprobe_wire::{CheckKind, CheckSpec, DnsDetail, FailureClass};
 
 fn spec(query: &str, rtype: RecordType, nameservers: &[SocketAddr]) -> DnsSpec {
-    DnsSpec { query: query.into(), record_type: rtype, nameservers: nameservers.to_vec(), expect_answers: None }
+    DnsSpec {
+        query: query.into(),
+        record_type: rtype,
+        nameservers: nameservers.to_vec(),
+        expect_answers: None,
+    }
 }
 
 fn expecting(mut s: DnsSpec, answers: &[&str]) -> DnsSpec {
-    s.expect_answers = Some(answers.iter().map(|a| slaprobe_agent::config::normalize_answer(a)).collect());
+    s.expect_answers = Some(
+        answers
+            .iter()
+            .map(|a| slaprobe_agent::config::normalize_answer(a))
+            .collect(),
+    );
     s
 }
 
@@ -48,16 +60,40 @@ async fn every_record_type() {
     let srv = DnsServer::start().await.unwrap();
     let ns = [srv.addr()];
     let cases: &[(&str, RecordType, &[&str])] = &[
-        ("www.acme.test", RecordType::A, &["192.0.2.10", "192.0.2.11"]),
+        (
+            "www.acme.test",
+            RecordType::A,
+            &["192.0.2.10", "192.0.2.11"],
+        ),
         ("www.acme.test", RecordType::Aaaa, &["2001:db8::10"]),
         ("alias.acme.test", RecordType::Cname, &["www.acme.test"]),
-        ("acme.test", RecordType::Mx, &["10 mail.acme.test", "20 mail2.acme.test"]),
+        (
+            "acme.test",
+            RecordType::Mx,
+            &["10 mail.acme.test", "20 mail2.acme.test"],
+        ),
         // Two records; the second has two character-strings, concatenated.
-        ("acme.test", RecordType::Txt, &["hello world", "v=spf1 -all"]),
-        ("acme.test", RecordType::Ns, &["ns1.acme.test", "ns2.acme.test"]),
-        ("acme.test", RecordType::Caa, &["0 issue \"letsencrypt.org\""]),
+        (
+            "acme.test",
+            RecordType::Txt,
+            &["hello world", "v=spf1 -all"],
+        ),
+        (
+            "acme.test",
+            RecordType::Ns,
+            &["ns1.acme.test", "ns2.acme.test"],
+        ),
+        (
+            "acme.test",
+            RecordType::Caa,
+            &["0 issue \"letsencrypt.org\""],
+        ),
         // Absolute names are accepted as written.
-        ("www.acme.test.", RecordType::A, &["192.0.2.10", "192.0.2.11"]),
+        (
+            "www.acme.test.",
+            RecordType::A,
+            &["192.0.2.10", "192.0.2.11"],
+        ),
     ];
     for (query, rtype, want) in cases {
         let o = run(&spec(query, *rtype, &ns)).await;
@@ -67,12 +103,22 @@ async fn every_record_type() {
         assert_eq!(detail(&o).nameserver, srv.addr().to_string());
     }
     let o = run(&spec("acme.test", RecordType::Soa, &ns)).await;
-    assert_eq!(ok_answers(&o), [format!("ns1.acme.test hostmaster.acme.test {SERIAL} 3600 600 86400 60")]);
+    assert_eq!(
+        ok_answers(&o),
+        [format!(
+            "ns1.acme.test hostmaster.acme.test {SERIAL} 3600 600 86400 60"
+        )]
+    );
 
     // An A query for an alias reports addresses only, never the CNAME.
     let o = run(&spec("alias.acme.test", RecordType::A, &ns)).await;
     let d = detail(&o);
-    assert!(d.answers.iter().all(|a| a.parse::<std::net::IpAddr>().is_ok()), "{d:?}");
+    assert!(
+        d.answers
+            .iter()
+            .all(|a| a.parse::<std::net::IpAddr>().is_ok()),
+        "{d:?}"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +126,15 @@ async fn no_records_of_the_type_is_a_mismatch() {
     let srv = DnsServer::start().await.unwrap();
     let o = run(&spec("www.acme.test", RecordType::Mx, &[srv.addr()])).await;
     assert_eq!(class(&o), Some(FailureClass::DnsAnswerMismatch));
-    assert!(o.failure.as_ref().unwrap().message.contains("no MX records for www.acme.test"), "{:?}", o.failure);
+    assert!(
+        o.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("no MX records for www.acme.test"),
+        "{:?}",
+        o.failure
+    );
     assert_eq!(detail(&o).rcode.as_deref(), Some("NOERROR"));
     assert!(detail(&o).answers.is_empty());
 }
@@ -96,13 +150,21 @@ async fn rcodes() {
     ];
     for (query, ns, rcode) in cases {
         let o = run(&spec(query, RecordType::A, &[ns])).await;
-        assert_eq!(class(&o), Some(FailureClass::DnsRcode), "{query}: {:?}", o.failure);
+        assert_eq!(
+            class(&o),
+            Some(FailureClass::DnsRcode),
+            "{query}: {:?}",
+            o.failure
+        );
         assert!(o.failure.as_ref().unwrap().message.contains(rcode));
         let d = detail(&o);
         assert_eq!(d.rcode.as_deref(), Some(rcode));
         assert_eq!(d.servers[0].rcode.as_deref(), Some(rcode));
         assert!(!d.servers[0].success);
-        assert_eq!(d.servers[0].failure.as_ref().map(|f| f.class), Some(FailureClass::DnsRcode));
+        assert_eq!(
+            d.servers[0].failure.as_ref().map(|f| f.class),
+            Some(FailureClass::DnsRcode)
+        );
     }
 }
 
@@ -124,15 +186,25 @@ async fn silent_server_is_dns_error_within_the_timeout() {
     let r = Prober::new().probe(&check).await;
     let took = t0.elapsed();
     assert!(took < Duration::from_millis(2500), "took {took:?}");
-    assert!(took >= Duration::from_millis(1500), "gave up early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "gave up early: {took:?}"
+    );
     assert!(!r.success);
     assert_eq!(r.class(), Some(FailureClass::DnsError), "{:?}", r.failure);
-    assert!(r.failure.as_ref().unwrap().message.contains("no answer"), "{:?}", r.failure);
+    assert!(
+        r.failure.as_ref().unwrap().message.contains("no answer"),
+        "{:?}",
+        r.failure
+    );
     let d = r.dns.unwrap();
     assert_eq!(d.nameserver, silent.addr().to_string());
     assert_eq!(d.rcode, None);
     assert_eq!(d.servers.len(), 1);
-    assert_eq!(d.servers[0].failure.as_ref().map(|f| f.class), Some(FailureClass::DnsError));
+    assert_eq!(
+        d.servers[0].failure.as_ref().map(|f| f.class),
+        Some(FailureClass::DnsError)
+    );
 }
 
 #[tokio::test]
@@ -151,7 +223,11 @@ async fn truncated_answer_falls_back_to_tcp() {
 
     // The same answers are what expect_answers compares against.
     let all: Vec<&str> = want.iter().map(String::as_str).collect();
-    let o = run(&expecting(spec("big.acme.test", RecordType::Txt, &[srv.addr()]), &all)).await;
+    let o = run(&expecting(
+        spec("big.acme.test", RecordType::Txt, &[srv.addr()]),
+        &all,
+    ))
+    .await;
     assert!(o.failure.is_none(), "{:?}", o.failure);
 }
 
@@ -162,21 +238,45 @@ async fn expect_answers() {
     let www = || spec("www.acme.test", RecordType::A, &ns);
 
     // Exact set, in another order, with a duplicate: passes.
-    let o = run(&expecting(www(), &["192.0.2.11", "192.0.2.10", "192.0.2.11"])).await;
+    let o = run(&expecting(
+        www(),
+        &["192.0.2.11", "192.0.2.10", "192.0.2.11"],
+    ))
+    .await;
     assert!(o.failure.is_none(), "{:?}", o.failure);
 
     // Written differently but meaning the same records: passes.
-    let o = run(&expecting(spec("acme.test", RecordType::Mx, &ns), &["20 MAIL2.acme.test.", " 10  mail.acme.test "])).await;
+    let o = run(&expecting(
+        spec("acme.test", RecordType::Mx, &ns),
+        &["20 MAIL2.acme.test.", " 10  mail.acme.test "],
+    ))
+    .await;
     assert!(o.failure.is_none(), "{:?}", o.failure);
-    let o = run(&expecting(spec("www.acme.test", RecordType::Aaaa, &ns), &["2001:DB8:0:0::10"])).await;
+    let o = run(&expecting(
+        spec("www.acme.test", RecordType::Aaaa, &ns),
+        &["2001:DB8:0:0::10"],
+    ))
+    .await;
     assert!(o.failure.is_none(), "{:?}", o.failure);
-    let o = run(&expecting(spec("acme.test", RecordType::Caa, &ns), &["0 issue letsencrypt.org"])).await;
+    let o = run(&expecting(
+        spec("acme.test", RecordType::Caa, &ns),
+        &["0 issue letsencrypt.org"],
+    ))
+    .await;
     assert!(o.failure.is_none(), "{:?}", o.failure);
 
     // A subset, a superset or a different set: mismatch, named in the message.
-    for answers in [&["192.0.2.10"][..], &["192.0.2.10", "192.0.2.11", "192.0.2.12"], &["198.51.100.1"]] {
+    for answers in [
+        &["192.0.2.10"][..],
+        &["192.0.2.10", "192.0.2.11", "192.0.2.12"],
+        &["198.51.100.1"],
+    ] {
         let o = run(&expecting(www(), answers)).await;
-        assert_eq!(class(&o), Some(FailureClass::DnsAnswerMismatch), "{answers:?}");
+        assert_eq!(
+            class(&o),
+            Some(FailureClass::DnsAnswerMismatch),
+            "{answers:?}"
+        );
         let d = detail(&o);
         assert_eq!(d.rcode.as_deref(), Some("NOERROR"));
         assert_eq!(d.answers, ["192.0.2.10", "192.0.2.11"]);
@@ -184,7 +284,11 @@ async fn expect_answers() {
     }
 
     // TXT is compared exactly (case matters there).
-    let o = run(&expecting(spec("acme.test", RecordType::Txt, &ns), &["V=SPF1 -ALL", "hello world"])).await;
+    let o = run(&expecting(
+        spec("acme.test", RecordType::Txt, &ns),
+        &["V=SPF1 -ALL", "hello world"],
+    ))
+    .await;
     assert_eq!(class(&o), Some(FailureClass::DnsAnswerMismatch));
 }
 
@@ -192,9 +296,21 @@ async fn expect_answers() {
 async fn one_failing_nameserver_fails_the_check() {
     let good = DnsServer::start().await.unwrap();
     let bad = RcodeServer::servfail().await.unwrap();
-    let o = run(&expecting(spec("www.acme.test", RecordType::A, &[good.addr(), bad.addr()]), &["192.0.2.10", "192.0.2.11"])).await;
+    let o = run(&expecting(
+        spec("www.acme.test", RecordType::A, &[good.addr(), bad.addr()]),
+        &["192.0.2.10", "192.0.2.11"],
+    ))
+    .await;
     assert_eq!(class(&o), Some(FailureClass::DnsRcode));
-    assert!(o.failure.as_ref().unwrap().message.contains("1 of 2 nameservers failed"), "{:?}", o.failure);
+    assert!(
+        o.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("1 of 2 nameservers failed"),
+        "{:?}",
+        o.failure
+    );
     let d = detail(&o);
     // Top level: the failing one, although it is listed second.
     assert_eq!(d.nameserver, bad.addr().to_string());
@@ -210,7 +326,12 @@ async fn one_failing_nameserver_fails_the_check() {
 
     // Both good (two servers for one zone): success, top level is the first.
     let twin = DnsServer::start().await.unwrap();
-    let o = run(&spec("www.acme.test", RecordType::A, &[twin.addr(), good.addr()])).await;
+    let o = run(&spec(
+        "www.acme.test",
+        RecordType::A,
+        &[twin.addr(), good.addr()],
+    ))
+    .await;
     assert!(o.failure.is_none(), "{:?}", o.failure);
     assert_eq!(detail(&o).nameserver, twin.addr().to_string());
     assert_eq!(detail(&o).servers.len(), 2);
@@ -222,8 +343,16 @@ async fn nameservers_are_queried_concurrently() {
     let silent: Vec<SilentUdp> = (0..4).map(|_| SilentUdp::bind().unwrap()).collect();
     let addrs: Vec<SocketAddr> = silent.iter().map(SilentUdp::addr).collect();
     let t0 = Instant::now();
-    let o = dns::probe(&spec("www.acme.test", RecordType::A, &addrs), tokio::time::Instant::now() + Duration::from_millis(500)).await;
-    assert!(t0.elapsed() < Duration::from_millis(1000), "took {:?}", t0.elapsed());
+    let o = dns::probe(
+        &spec("www.acme.test", RecordType::A, &addrs),
+        tokio::time::Instant::now() + Duration::from_millis(500),
+    )
+    .await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(1000),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(class(&o), Some(FailureClass::DnsError));
     assert_eq!(detail(&o).servers.len(), 4);
     assert!(detail(&o).servers.iter().all(|s| !s.success));

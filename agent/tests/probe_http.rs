@@ -7,14 +7,21 @@ mod support;
 use std::time::{Duration, Instant};
 
 use slaprobe_tests::certs::{self, TestCa};
-use slaprobe_tests::http_server::{BacklogFull, BannerServer, Route, Routes, SilentServer, TestServer, refused_addr};
+use slaprobe_tests::http_server::{
+    BacklogFull, BannerServer, Route, Routes, SilentServer, TestServer, refused_addr,
+};
 use slaprobe_wire::FailureClass;
 use support::{assert_class, assert_ok, http, phase_sum, resolve, run};
 
 #[tokio::test]
 async fn plain_http_success_reports_phases_and_sends_host() {
     let srv = TestServer::http(
-        Routes::new().route("/hello", Route::ok("hello Acme").delay(Duration::from_millis(200)).body_delay(Duration::from_millis(100))),
+        Routes::new().route(
+            "/hello",
+            Route::ok("hello Acme")
+                .delay(Duration::from_millis(200))
+                .body_delay(Duration::from_millis(100)),
+        ),
     )
     .await;
     let url = srv.url("/hello?x=1");
@@ -34,16 +41,37 @@ async fn plain_http_success_reports_phases_and_sends_host() {
         assert!(p.get(name).is_some(), "phase {name} missing: {p:?}");
     }
     assert!(p.tls.is_none());
-    assert!(p.processing.unwrap() >= 0.2, "processing {:?} < server delay", p.processing);
-    assert!(p.transfer.unwrap() >= 0.1, "transfer {:?} < body delay", p.transfer);
-    assert!(phase_sum(&r) <= r.duration_seconds, "phases {} > duration {}", phase_sum(&r), r.duration_seconds);
+    assert!(
+        p.processing.unwrap() >= 0.2,
+        "processing {:?} < server delay",
+        p.processing
+    );
+    assert!(
+        p.transfer.unwrap() >= 0.1,
+        "transfer {:?} < body delay",
+        p.transfer
+    );
+    assert!(
+        phase_sum(&r) <= r.duration_seconds,
+        "phases {} > duration {}",
+        phase_sum(&r),
+        r.duration_seconds
+    );
 
     let reqs = srv.stats().requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].method, "GET");
     assert_eq!(reqs[0].target, "/hello?x=1", "origin-form request target");
-    assert_eq!(reqs[0].header("host"), Some(format!("127.0.0.1:{}", srv.addr().port()).as_str()));
-    assert!(reqs[0].header("user-agent").unwrap().starts_with("slaprobe/"));
+    assert_eq!(
+        reqs[0].header("host"),
+        Some(format!("127.0.0.1:{}", srv.addr().port()).as_str())
+    );
+    assert!(
+        reqs[0]
+            .header("user-agent")
+            .unwrap()
+            .starts_with("slaprobe/")
+    );
 }
 
 #[tokio::test]
@@ -66,7 +94,11 @@ async fn https_with_ca_file_and_resolve_override() {
     assert!(phase_sum(&r) <= r.duration_seconds);
     let t = r.tls.as_ref().expect("https carries tls");
     assert_eq!(t.version.as_deref(), Some("TLSv1.3"));
-    assert!(t.cipher.as_deref().is_some_and(|c| c.starts_with("TLS_")), "{:?}", t.cipher);
+    assert!(
+        t.cipher.as_deref().is_some_and(|c| c.starts_with("TLS_")),
+        "{:?}",
+        t.cipher
+    );
     assert_eq!(t.subject.as_deref(), Some("CN=www.acme.test"));
     assert_eq!(t.issuer.as_deref(), Some("CN=slaprobe Test CA"));
     assert_eq!(t.sans, vec!["www.acme.test".to_string()]);
@@ -79,13 +111,18 @@ async fn https_with_ca_file_and_resolve_override() {
     assert!(!t.expiring_soon);
     // The SNI/Host name is the URL's host, not the overriding address.
     let reqs = srv.stats().requests();
-    assert_eq!(reqs[0].header("host"), Some(format!("www.acme.test:{}", srv.addr().port()).as_str()));
+    assert_eq!(
+        reqs[0].header("host"),
+        Some(format!("www.acme.test:{}", srv.addr().port()).as_str())
+    );
 }
 
 #[tokio::test]
 async fn status_checks() {
     let srv = TestServer::http(
-        Routes::new().route("/boom", Route::status(500, "oops")).route("/gone", Route::status(404, "nope")),
+        Routes::new()
+            .route("/boom", Route::status(500, "oops"))
+            .route("/gone", Route::status(404, "nope")),
     )
     .await;
     let r = run(&http(&srv.url("/boom"), "5s", |_| {})).await;
@@ -93,20 +130,33 @@ async fn status_checks() {
     assert_eq!(r.http.as_ref().unwrap().status, Some(500));
     assert_eq!(r.http.as_ref().unwrap().body_bytes, 4);
 
-    let r = run(&http(&srv.url("/gone"), "5s", |s| s.expect_status = Some(vec![404, 410]))).await;
+    let r = run(&http(&srv.url("/gone"), "5s", |s| {
+        s.expect_status = Some(vec![404, 410])
+    }))
+    .await;
     assert_ok(&r);
-    let r = run(&http(&srv.url("/gone"), "5s", |s| s.expect_status = Some(vec![200]))).await;
+    let r = run(&http(&srv.url("/gone"), "5s", |s| {
+        s.expect_status = Some(vec![200])
+    }))
+    .await;
     assert_class(&r, FailureClass::HttpStatus);
     assert!(r.failure.as_ref().unwrap().message.contains("404"));
 }
 
 #[tokio::test]
 async fn content_mismatch() {
-    let srv = TestServer::http(Routes::new().route("/", Route::ok("<h1>Welcome to Globex</h1>"))).await;
-    let r = run(&http(&srv.url("/"), "5s", |s| s.body_contains = Some("Acme".into()))).await;
+    let srv =
+        TestServer::http(Routes::new().route("/", Route::ok("<h1>Welcome to Globex</h1>"))).await;
+    let r = run(&http(&srv.url("/"), "5s", |s| {
+        s.body_contains = Some("Acme".into())
+    }))
+    .await;
     assert_class(&r, FailureClass::ContentMismatch);
     assert_eq!(r.http.as_ref().unwrap().status, Some(200));
-    let r = run(&http(&srv.url("/"), "5s", |s| s.body_contains = Some("Globex".into()))).await;
+    let r = run(&http(&srv.url("/"), "5s", |s| {
+        s.body_contains = Some("Globex".into())
+    }))
+    .await;
     assert_ok(&r);
 }
 
@@ -140,10 +190,15 @@ async fn redirects_are_followed_on_new_connections() {
 #[tokio::test]
 async fn redirect_loop_is_too_many_redirects() {
     let srv = TestServer::http(
-        Routes::new().route("/loop", Route::redirect(307, "/loop2")).route("/loop2", Route::redirect(308, "/loop")),
+        Routes::new()
+            .route("/loop", Route::redirect(307, "/loop2"))
+            .route("/loop2", Route::redirect(308, "/loop")),
     )
     .await;
-    let r = run(&http(&srv.url("/loop"), "5s", |s| s.max_redirects = Some(3))).await;
+    let r = run(&http(&srv.url("/loop"), "5s", |s| {
+        s.max_redirects = Some(3)
+    }))
+    .await;
     assert_class(&r, FailureClass::TooManyRedirects);
     let h = r.http.as_ref().unwrap();
     assert_eq!(h.redirects, 3);
@@ -152,15 +207,26 @@ async fn redirect_loop_is_too_many_redirects() {
 
 #[tokio::test]
 async fn body_is_capped_not_failed() {
-    let srv = TestServer::http(Routes::new().route("/big", Route::ok(vec![b'a'; 300_000])).route("/endless", Route::endless_body())).await;
-    let r = run(&http(&srv.url("/big"), "5s", |s| s.max_body_bytes = Some(100_000))).await;
+    let srv = TestServer::http(
+        Routes::new()
+            .route("/big", Route::ok(vec![b'a'; 300_000]))
+            .route("/endless", Route::endless_body()),
+    )
+    .await;
+    let r = run(&http(&srv.url("/big"), "5s", |s| {
+        s.max_body_bytes = Some(100_000)
+    }))
+    .await;
     assert_ok(&r);
     let h = r.http.as_ref().unwrap();
     assert_eq!(h.body_bytes, 100_000);
     assert!(h.body_truncated);
 
     let t0 = Instant::now();
-    let r = run(&http(&srv.url("/endless"), "5s", |s| s.max_body_bytes = Some(1_000_000))).await;
+    let r = run(&http(&srv.url("/endless"), "5s", |s| {
+        s.max_body_bytes = Some(1_000_000)
+    }))
+    .await;
     assert_ok(&r);
     let h = r.http.as_ref().unwrap();
     assert_eq!(h.body_bytes, 1_000_000);
@@ -168,7 +234,10 @@ async fn body_is_capped_not_failed() {
     assert!(t0.elapsed() < Duration::from_secs(3));
 
     // Exactly at the cap is not truncated.
-    let r = run(&http(&srv.url("/big"), "5s", |s| s.max_body_bytes = Some(300_000))).await;
+    let r = run(&http(&srv.url("/big"), "5s", |s| {
+        s.max_body_bytes = Some(300_000)
+    }))
+    .await;
     assert_ok(&r);
     assert!(!r.http.as_ref().unwrap().body_truncated);
 }
@@ -182,7 +251,10 @@ async fn hanging_server_is_a_timeout_within_the_deadline() {
     assert_class(&r, FailureClass::Timeout);
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert!(took >= Duration::from_millis(1900), "took {took:?}");
-    let h = r.http.as_ref().expect("http section with the phases reached");
+    let h = r
+        .http
+        .as_ref()
+        .expect("http section with the phases reached");
     assert!(h.phases.connect.is_some() && h.phases.processing.is_none());
 }
 
@@ -199,17 +271,29 @@ async fn trickled_headers_are_a_timeout_within_the_deadline() {
 #[tokio::test]
 async fn slow_endless_body_is_a_timeout() {
     // A body that arrives too slowly to reach the cap before the deadline.
-    let srv = TestServer::http(Routes::new().route("/", Route::ok("x").body_delay(Duration::from_secs(30)))).await;
+    let srv = TestServer::http(
+        Routes::new().route("/", Route::ok("x").body_delay(Duration::from_secs(30))),
+    )
+    .await;
     let t0 = Instant::now();
     let r = run(&http(&srv.url("/"), "1s", |_| {})).await;
     assert_class(&r, FailureClass::Timeout);
     assert!(t0.elapsed() < Duration::from_millis(1500));
-    assert_eq!(r.http.as_ref().unwrap().status, Some(200), "headers had arrived");
+    assert_eq!(
+        r.http.as_ref().unwrap().status,
+        Some(200),
+        "headers had arrived"
+    );
 }
 
 #[tokio::test]
 async fn garbage_and_early_close_are_protocol_errors() {
-    let srv = TestServer::http(Routes::new().route("/garbage", Route::garbage()).route("/close", Route::close())).await;
+    let srv = TestServer::http(
+        Routes::new()
+            .route("/garbage", Route::garbage())
+            .route("/close", Route::close()),
+    )
+    .await;
     let r = run(&http(&srv.url("/garbage"), "5s", |_| {})).await;
     assert_class(&r, FailureClass::Protocol);
     let r = run(&http(&srv.url("/close"), "5s", |_| {})).await;
@@ -225,13 +309,19 @@ async fn endless_headers_hit_the_head_size_limit() {
     let t0 = Instant::now();
     let r = run(&http(&srv.url("/"), "5s", |_| {})).await;
     assert_class(&r, FailureClass::Protocol);
-    assert!(r.failure.as_ref().unwrap().message.contains("too large"), "{:?}", r.failure);
+    assert!(
+        r.failure.as_ref().unwrap().message.contains("too large"),
+        "{:?}",
+        r.failure
+    );
     assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
 async fn redirect_to_another_scheme_is_a_protocol_error() {
-    let srv = TestServer::http(Routes::new().route("/", Route::redirect(302, "ftp://files.example/x"))).await;
+    let srv =
+        TestServer::http(Routes::new().route("/", Route::redirect(302, "ftp://files.example/x")))
+            .await;
     let r = run(&http(&srv.url("/"), "5s", |_| {})).await;
     assert_class(&r, FailureClass::Protocol);
     assert_eq!(r.http.as_ref().unwrap().status, Some(302));
@@ -272,12 +362,20 @@ async fn https_hanging_in_handshake_is_a_timeout() {
 
 #[tokio::test]
 async fn ipv6_loopback() {
-    let srv = TestServer::start("[::1]:0".parse().unwrap(), Routes::new().route("/", Route::ok("six")), None).await;
+    let srv = TestServer::start(
+        "[::1]:0".parse().unwrap(),
+        Routes::new().route("/", Route::ok("six")),
+        None,
+    )
+    .await;
     let r = run(&http(&srv.url("/"), "5s", |_| {})).await;
     assert_ok(&r);
     let h = r.http.as_ref().unwrap();
     assert_eq!(h.remote_addr, Some(format!("[::1]:{}", srv.addr().port())));
-    assert_eq!(srv.stats().requests()[0].header("host"), Some(format!("[::1]:{}", srv.addr().port()).as_str()));
+    assert_eq!(
+        srv.stats().requests()[0].header("host"),
+        Some(format!("[::1]:{}", srv.addr().port()).as_str())
+    );
 
     // A name pinned to ::1, restricted to IPv6.
     let url = srv.url_for_host("six.test", "/");

@@ -41,7 +41,12 @@ async fn counts_resources_and_bytes() {
     assert_eq!(h.status, Some(200));
     assert_eq!(h.body_bytes, html.len() as u64);
     // Every resource was requested once, by path, relative ones resolved.
-    let mut targets: Vec<String> = srv.stats().requests().iter().map(|q| q.target.clone()).collect();
+    let mut targets: Vec<String> = srv
+        .stats()
+        .requests()
+        .iter()
+        .map(|q| q.target.clone())
+        .collect();
     targets.sort();
     assert_eq!(targets.len(), 10);
     assert!(targets.contains(&"/r/1.css".to_string()), "{targets:?}");
@@ -68,7 +73,11 @@ async fn missing_resource_fails_the_page() {
     assert!(p.failures[0].message.contains("404"), "{:?}", p.failures);
     // Bytes received count, the 404's "not found" included.
     assert_eq!(p.total_bytes, html.len() as u64 + 500 + 700 + 9);
-    assert_eq!(r.http.as_ref().unwrap().status, Some(200), "the document itself was fine");
+    assert_eq!(
+        r.http.as_ref().unwrap().status,
+        Some(200),
+        "the document itself was fine"
+    );
 }
 
 #[tokio::test]
@@ -83,12 +92,25 @@ async fn resources_load_concurrently_six_per_origin_with_reuse() {
     assert_eq!(p.resources, 12);
     // Serially this would take 12 × 300 ms; six connections make two rounds.
     assert!(p.load_seconds >= 0.6, "load {}", p.load_seconds);
-    assert!(p.load_seconds < 1.8, "load {} not concurrent", p.load_seconds);
+    assert!(
+        p.load_seconds < 1.8,
+        "load {} not concurrent",
+        p.load_seconds
+    );
     assert!(took < Duration::from_millis(1800), "took {took:?}");
     // One connection for the document, then six reused for twelve resources.
     assert_eq!(srv.stats().connections(), 7);
-    assert!(srv.stats().max_open() <= 7, "max open {}", srv.stats().max_open());
-    let per_conn = srv.stats().requests().iter().filter(|q| q.connection != 0).count();
+    assert!(
+        srv.stats().max_open() <= 7,
+        "max open {}",
+        srv.stats().max_open()
+    );
+    let per_conn = srv
+        .stats()
+        .requests()
+        .iter()
+        .filter(|q| q.connection != 0)
+        .count();
     assert_eq!(per_conn, 12);
 }
 
@@ -97,7 +119,9 @@ async fn resources_on_other_origins_over_https() {
     let ca = TestCa::new("slaprobe Test CA");
     let leaf = ca.localhost();
     let cdn = TestServer::https(
-        Routes::new().route("/lib.js", Route::status(200, vec![b'l'; 4000])).route("/img.png", Route::status(200, vec![b'i'; 3000])),
+        Routes::new()
+            .route("/lib.js", Route::status(200, vec![b'l'; 4000]))
+            .route("/img.png", Route::status(200, vec![b'i'; 3000])),
         &leaf,
     )
     .await;
@@ -107,12 +131,23 @@ async fn resources_on_other_origins_over_https() {
         <body><img srcset="img.png 1x, img@2x.png 2x"><img src="/img.png"></body></html>"#
     );
     let origin = TestServer::https(Routes::new().route("/", Route::ok(html.clone())), &leaf).await;
-    let r = run(&page(&format!("https://localhost:{}/", origin.addr().port()), "5s", |s| s.ca_pem = Some(ca.pem.clone()))).await;
+    let r = run(&page(
+        &format!("https://localhost:{}/", origin.addr().port()),
+        "5s",
+        |s| s.ca_pem = Some(ca.pem.clone()),
+    ))
+    .await;
     assert_ok(&r);
     let p = detail(&r);
-    assert_eq!(p.resources, 2, "srcset's first candidate and src name the same image");
+    assert_eq!(
+        p.resources, 2,
+        "srcset's first candidate and src name the same image"
+    );
     assert_eq!(p.total_bytes, html.len() as u64 + 7000);
-    assert!(r.tls.as_ref().is_some_and(|t| t.chain_valid), "document's TLS details");
+    assert!(
+        r.tls.as_ref().is_some_and(|t| t.chain_valid),
+        "document's TLS details"
+    );
     assert_eq!(cdn.stats().requests().len(), 2);
 }
 
@@ -120,7 +155,10 @@ async fn resources_on_other_origins_over_https() {
 async fn hanging_resource_is_a_timeout_within_the_deadline() {
     let html = r#"<script src="/ok.js"></script><script src="/hang.js"></script>"#;
     let srv = TestServer::http(
-        Routes::new().route("/", Route::ok(html)).route("/ok.js", Route::status(200, "ok")).route("/hang.js", Route::hang()),
+        Routes::new()
+            .route("/", Route::ok(html))
+            .route("/ok.js", Route::status(200, "ok"))
+            .route("/hang.js", Route::hang()),
     )
     .await;
     let t0 = Instant::now();
@@ -137,7 +175,9 @@ async fn hanging_resource_is_a_timeout_within_the_deadline() {
 
 #[tokio::test]
 async fn document_failure_is_reported_as_for_http() {
-    let srv = TestServer::http(Routes::new().route("/", Route::status(503, "down for maintenance"))).await;
+    let srv =
+        TestServer::http(Routes::new().route("/", Route::status(503, "down for maintenance")))
+            .await;
     let r = run(&page(&srv.url("/"), "5s", |_| {})).await;
     assert_class(&r, FailureClass::HttpStatus);
     assert_eq!(r.http.as_ref().unwrap().status, Some(503));
@@ -146,12 +186,23 @@ async fn document_failure_is_reported_as_for_http() {
 
     // Redirects and content checks apply to the document.
     let (html, routes) = page_with_resources(2, 10, Duration::ZERO);
-    let srv = TestServer::http(routes.route("/start", Route::redirect(302, "/")).route("/", Route::ok(html))).await;
-    let r = run(&page(&srv.url("/start"), "5s", |s| s.body_contains = Some("hello".into()))).await;
+    let srv = TestServer::http(
+        routes
+            .route("/start", Route::redirect(302, "/"))
+            .route("/", Route::ok(html)),
+    )
+    .await;
+    let r = run(&page(&srv.url("/start"), "5s", |s| {
+        s.body_contains = Some("hello".into())
+    }))
+    .await;
     assert_ok(&r);
     assert_eq!(r.http.as_ref().unwrap().redirects, 1);
     assert_eq!(detail(&r).resources, 2);
-    let r = run(&page(&srv.url("/start"), "5s", |s| s.body_contains = Some("goodbye".into()))).await;
+    let r = run(&page(&srv.url("/start"), "5s", |s| {
+        s.body_contains = Some("goodbye".into())
+    }))
+    .await;
     assert_class(&r, FailureClass::ContentMismatch);
 }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use slaprobe_agent::config::Check;
 use slaprobe_tests::certs::{self, LeafSpec, ServerCert, TestCa};
-use slaprobe_tests::http_server::{BannerServer, Route, Routes, SilentServer, TestServer, refused_addr};
+use slaprobe_tests::http_server::{
+    BannerServer, Route, Routes, SilentServer, TestServer, refused_addr,
+};
 use slaprobe_wire::{CheckKind, FailureClass, TlsDetail};
 use support::{assert_class, assert_ok, check, http, run};
 
@@ -23,7 +25,11 @@ fn fixture() -> Fixture {
     let ca = TestCa::new("slaprobe Test CA");
     let dir = tempfile::tempdir().unwrap();
     let ca_file = ca.write_pem(dir.path(), "ca.pem");
-    Fixture { ca, ca_file, _dir: dir }
+    Fixture {
+        ca,
+        ca_file,
+        _dir: dir,
+    }
 }
 
 async fn serve(cert: &ServerCert) -> TestServer {
@@ -45,7 +51,10 @@ fn days_until(unix: i64) -> f64 {
 
 fn assert_days(t: &TlsDetail, expected: f64) {
     let d = t.days_left.expect("days_left");
-    assert!((d - expected).abs() < 0.001, "days_left {d}, expected {expected}");
+    assert!(
+        (d - expected).abs() < 0.001,
+        "days_left {d}, expected {expected}"
+    );
 }
 
 fn assert_describes(t: &TlsDetail, cert: &ServerCert) {
@@ -53,7 +62,10 @@ fn assert_describes(t: &TlsDetail, cert: &ServerCert) {
     assert_eq!(t.issuer.as_deref(), Some(cert.issuer.as_str()));
     assert_eq!(t.sans, cert.sans);
     assert_eq!(t.not_after.map(|ts| ts.as_second()), Some(cert.not_after));
-    assert_eq!(t.earliest_not_after.map(|ts| ts.as_second()), Some(cert.earliest_not_after));
+    assert_eq!(
+        t.earliest_not_after.map(|ts| ts.as_second()),
+        Some(cert.earliest_not_after)
+    );
     assert_eq!(t.chain_length as usize, cert.chain.len());
     assert_days(t, days_until(cert.earliest_not_after));
 }
@@ -63,7 +75,13 @@ async fn valid_certificate_details() {
     let fx = fixture();
     let leaf = fx.ca.localhost();
     let srv = serve(&leaf).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_ok(&r);
     assert!(r.http.is_none());
     let t = r.tls.as_ref().unwrap();
@@ -74,7 +92,13 @@ async fn valid_certificate_details() {
     assert!(t.chain_valid && t.hostname_valid && !t.expiring_soon);
     assert!((89.99..90.0).contains(&t.days_left.unwrap()));
     // An IP literal is checked against the IP SANs.
-    let r = run(&tls_check("127.0.0.1", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "127.0.0.1",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_ok(&r);
 }
 
@@ -83,13 +107,25 @@ async fn expiring_soon_is_a_warning_not_a_failure() {
     let fx = fixture();
     let leaf = fx.ca.expiring_in(5);
     let srv = serve(&leaf).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_ok(&r);
     let t = r.tls.as_ref().unwrap();
     assert!(t.expiring_soon);
     assert_describes(t, &leaf);
     assert!((4.99..5.0).contains(&t.days_left.unwrap()));
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 3.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        3.0,
+    ))
+    .await;
     assert!(!r.tls.as_ref().unwrap().expiring_soon);
 }
 
@@ -99,12 +135,21 @@ async fn intermediate_expiring_first_sets_days_left() {
     let inter = fx.ca.intermediate("slaprobe Test Intermediate", 20);
     let leaf = inter.localhost();
     let srv = serve(&leaf).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 30.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        30.0,
+    ))
+    .await;
     assert_ok(&r);
     let t = r.tls.as_ref().unwrap();
     assert_eq!(t.chain_length, 2);
     assert_eq!(t.issuer.as_deref(), Some("CN=slaprobe Test Intermediate"));
-    assert_eq!(t.earliest_not_after.map(|ts| ts.as_second()), Some(inter.not_after));
+    assert_eq!(
+        t.earliest_not_after.map(|ts| ts.as_second()),
+        Some(inter.not_after)
+    );
     assert_describes(t, &leaf);
     assert!((19.99..20.0).contains(&t.days_left.unwrap()));
     assert!(t.expiring_soon, "the intermediate expires within warn_days");
@@ -115,26 +160,63 @@ async fn expired_certificate_reports_its_date() {
     let fx = fixture();
     let leaf = fx.ca.expired(3);
     let srv = serve(&leaf).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_class(&r, FailureClass::TlsCertExpired);
-    let t = r.tls.as_ref().expect("details even when verification fails");
+    let t = r
+        .tls
+        .as_ref()
+        .expect("details even when verification fails");
     assert_describes(t, &leaf);
-    assert!((-3.001..-2.99).contains(&t.days_left.unwrap()), "{:?}", t.days_left);
+    assert!(
+        (-3.001..-2.99).contains(&t.days_left.unwrap()),
+        "{:?}",
+        t.days_left
+    );
     assert!(!t.chain_valid);
-    assert!(t.hostname_valid, "the name is right, only the date is wrong");
+    assert!(
+        t.hostname_valid,
+        "the name is right, only the date is wrong"
+    );
     assert!(t.expiring_soon);
-    assert!(t.version.is_some(), "handshake completed in report-only mode");
-    let expected = jiff::Timestamp::from_second(leaf.not_after).unwrap().to_string();
-    assert!(r.failure.as_ref().unwrap().message.contains(&expected), "{:?} lacks {expected}", r.failure);
+    assert!(
+        t.version.is_some(),
+        "handshake completed in report-only mode"
+    );
+    let expected = jiff::Timestamp::from_second(leaf.not_after)
+        .unwrap()
+        .to_string();
+    assert!(
+        r.failure.as_ref().unwrap().message.contains(&expected),
+        "{:?} lacks {expected}",
+        r.failure
+    );
 }
 
 #[tokio::test]
 async fn not_yet_valid_counts_as_expired() {
     let fx = fixture();
     let srv = serve(&fx.ca.not_yet_valid(2)).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_class(&r, FailureClass::TlsCertExpired);
-    assert!(r.failure.as_ref().unwrap().message.contains("not valid before"));
+    assert!(
+        r.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("not valid before")
+    );
 }
 
 #[tokio::test]
@@ -143,19 +225,43 @@ async fn unknown_issuer_and_self_signed_are_untrusted() {
     let other = TestCa::new("Someone Else CA");
     let leaf = other.localhost();
     let srv = serve(&leaf).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_class(&r, FailureClass::TlsCertUntrusted);
     let t = r.tls.as_ref().unwrap();
     assert_describes(t, &leaf);
     assert!(!t.chain_valid);
-    assert!(t.hostname_valid, "computed from the SANs although the chain failed");
-    assert!(r.failure.as_ref().unwrap().message.contains("CN=Someone Else CA"));
+    assert!(
+        t.hostname_valid,
+        "computed from the SANs although the chain failed"
+    );
+    assert!(
+        r.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("CN=Someone Else CA")
+    );
 
     let ss = certs::self_signed();
     let srv = serve(&ss).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_class(&r, FailureClass::TlsCertUntrusted);
-    assert_eq!(r.tls.as_ref().unwrap().issuer, r.tls.as_ref().unwrap().subject);
+    assert_eq!(
+        r.tls.as_ref().unwrap().issuer,
+        r.tls.as_ref().unwrap().subject
+    );
     // Without any ca_file, the test CA is untrusted too (system roots only).
     let srv = serve(&fx.ca.localhost()).await;
     let r = run(&tls_check("localhost", srv.addr().port(), None, 14.0)).await;
@@ -167,13 +273,25 @@ async fn wrong_host_is_a_hostname_mismatch() {
     let fx = fixture();
     let leaf = fx.ca.wrong_host();
     let srv = serve(&leaf).await;
-    let r = run(&tls_check("localhost", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_class(&r, FailureClass::TlsHostnameMismatch);
     let t = r.tls.as_ref().unwrap();
     assert_describes(t, &leaf);
     assert!(t.chain_valid);
     assert!(!t.hostname_valid);
-    assert!(r.failure.as_ref().unwrap().message.contains("www.elsewhere.example"));
+    assert!(
+        r.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("www.elsewhere.example")
+    );
 }
 
 #[tokio::test]
@@ -215,8 +333,19 @@ async fn connect_and_dns_failures() {
 async fn ipv6_and_tls12() {
     let fx = fixture();
     let leaf = fx.ca.localhost();
-    let srv = TestServer::start("[::1]:0".parse().unwrap(), Routes::new(), Some(leaf.server_config())).await;
-    let r = run(&tls_check("::1", srv.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let srv = TestServer::start(
+        "[::1]:0".parse().unwrap(),
+        Routes::new(),
+        Some(leaf.server_config()),
+    )
+    .await;
+    let r = run(&tls_check(
+        "::1",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_ok(&r);
     assert!(r.tls.as_ref().unwrap().hostname_valid);
 
@@ -226,11 +355,23 @@ async fn ipv6_and_tls12() {
         Some(leaf.server_config_versions(&[&rustls::version::TLS12])),
     )
     .await;
-    let r = run(&tls_check("localhost", srv12.addr().port(), Some(&fx.ca_file), 14.0)).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv12.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
     assert_ok(&r);
     let t = r.tls.as_ref().unwrap();
     assert_eq!(t.version.as_deref(), Some("TLSv1.2"));
-    assert!(t.cipher.as_deref().is_some_and(|c| c.starts_with("TLS_ECDHE_ECDSA_")), "{:?}", t.cipher);
+    assert!(
+        t.cipher
+            .as_deref()
+            .is_some_and(|c| c.starts_with("TLS_ECDHE_ECDSA_")),
+        "{:?}",
+        t.cipher
+    );
 }
 
 #[tokio::test]
@@ -239,22 +380,38 @@ async fn http_probe_stops_before_the_request_on_a_bad_certificate() {
     let ca_file = fx.ca_file.to_string_lossy().into_owned();
     let cases = [
         (fx.ca.expired(1), FailureClass::TlsCertExpired),
-        (TestCa::new("Rogue CA").localhost(), FailureClass::TlsCertUntrusted),
+        (
+            TestCa::new("Rogue CA").localhost(),
+            FailureClass::TlsCertUntrusted,
+        ),
         (fx.ca.wrong_host(), FailureClass::TlsHostnameMismatch),
     ];
     for (cert, class) in cases {
         let srv = serve(&cert).await;
-        let r = run(&http(&format!("https://localhost:{}/", srv.addr().port()), "3s", |s| s.ca_file = Some(ca_file.clone()))).await;
+        let r = run(&http(
+            &format!("https://localhost:{}/", srv.addr().port()),
+            "3s",
+            |s| s.ca_file = Some(ca_file.clone()),
+        ))
+        .await;
         assert_class(&r, class);
         let t = r.tls.as_ref().expect("tls section on an https failure");
         assert_eq!(t.not_after.map(|ts| ts.as_second()), Some(cert.not_after));
         let h = r.http.as_ref().unwrap();
         assert!(h.phases.tls.is_some() && h.status.is_none());
-        assert!(srv.stats().requests().is_empty(), "no request over a rejected connection");
+        assert!(
+            srv.stats().requests().is_empty(),
+            "no request over a rejected connection"
+        );
     }
     // And a good one with a leaf trusted directly through ca_pem.
     let leaf = fx.ca.leaf(&LeafSpec::new(&["localhost"]));
     let srv = serve(&leaf).await;
-    let r = run(&http(&format!("https://localhost:{}/", srv.addr().port()), "3s", |s| s.ca_pem = Some(fx.ca.pem.clone()))).await;
+    let r = run(&http(
+        &format!("https://localhost:{}/", srv.addr().port()),
+        "3s",
+        |s| s.ca_pem = Some(fx.ca.pem.clone()),
+    ))
+    .await;
     assert_ok(&r);
 }

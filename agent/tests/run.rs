@@ -38,7 +38,11 @@ struct Fake {
 }
 
 async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let auth_ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
+    let auth_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"));
     if !req.uri().path().starts_with("/api/") {
         return resp(StatusCode::NOT_FOUND, "no".into());
     }
@@ -52,7 +56,10 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
     match (req.method().as_str(), req.uri().path()) {
         ("GET", "/api/v1/checks") => {
             let checks = fake.checks.lock().unwrap().clone();
-            resp(StatusCode::OK, serde_json::to_string(&AssignedChecks { checks }).unwrap())
+            resp(
+                StatusCode::OK,
+                serde_json::to_string(&AssignedChecks { checks }).unwrap(),
+            )
         }
         ("POST", "/api/v1/results") => {
             if fake.refuse_first.load(Ordering::SeqCst) > 0 {
@@ -61,11 +68,17 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
                 r.headers_mut().insert("retry-after", "1".parse().unwrap());
                 return r;
             }
-            let zstd = req.headers().get("content-encoding").is_some_and(|v| v == "zstd");
+            let zstd = req
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v == "zstd");
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let json = if zstd {
                 let mut out = Vec::new();
-                zstd::stream::read::Decoder::new(&body[..]).unwrap().read_to_end(&mut out).unwrap();
+                zstd::stream::read::Decoder::new(&body[..])
+                    .unwrap()
+                    .read_to_end(&mut out)
+                    .unwrap();
                 out
             } else {
                 body.to_vec()
@@ -85,7 +98,10 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
                 }
                 max = max.max(r.seq);
             }
-            resp(StatusCode::OK, serde_json::to_string(&Ack { acked: max }).unwrap())
+            resp(
+                StatusCode::OK,
+                serde_json::to_string(&Ack { acked: max }).unwrap(),
+            )
         }
         _ => resp(StatusCode::NOT_FOUND, "no".into()),
     }
@@ -110,7 +126,9 @@ async fn serve(listener: tokio::net::TcpListener, fake: Arc<Fake>, stop: Cancell
                 let fake = fake.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(fake, req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
@@ -157,7 +175,10 @@ async fn fake_collector() -> Setup {
     // Two assigned checks: one against a refused port (fails fast), one
     // against the fake collector itself (answers 404: fails too, but
     // exercises a real exchange).
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     *fake.checks.lock().unwrap() = vec![
         http_check("refused", format!("http://{dead}/")),
         http_check("self", format!("http://{addr}/nothing")),
@@ -168,7 +189,10 @@ async fn fake_collector() -> Setup {
 }
 
 async fn run_agent_for(config: AgentConfig, d: Duration) {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("slaprobe_agent=debug").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("slaprobe_agent=debug")
+        .try_init();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(slaprobe_agent::run(config, shutdown.clone()));
     tokio::time::sleep(d).await;
@@ -192,11 +216,22 @@ async fn pulls_checks_streams_results_and_continues_seq_across_restarts() {
     let s = fake_collector().await;
     let spool = tempfile::tempdir().unwrap();
 
-    run_agent_for(agent_config(s.addr, spool.path()), Duration::from_millis(3500)).await;
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(3500),
+    )
+    .await;
     let n1 = assert_contiguous(&s.fake.seqs.lock().unwrap());
-    assert!(n1 >= 4, "two 1 s checks over 3.5 s give at least 4 results, got {n1}");
-    let names: std::collections::BTreeSet<String> = s.fake.seqs.lock().unwrap().values().cloned().collect();
-    assert_eq!(names.into_iter().collect::<Vec<_>>(), vec!["refused".to_string(), "self".to_string()]);
+    assert!(
+        n1 >= 4,
+        "two 1 s checks over 3.5 s give at least 4 results, got {n1}"
+    );
+    let names: std::collections::BTreeSet<String> =
+        s.fake.seqs.lock().unwrap().values().cloned().collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec!["refused".to_string(), "self".to_string()]
+    );
     assert_eq!(s.fake.duplicates.load(Ordering::SeqCst), 0);
     assert_eq!(s.fake.bad_auth.load(Ordering::SeqCst), 0);
     // Everything acked: nothing left in the spool.
@@ -206,9 +241,16 @@ async fn pulls_checks_streams_results_and_continues_seq_across_restarts() {
         assert_eq!(sp.last_seq(), n1);
     }
 
-    run_agent_for(agent_config(s.addr, spool.path()), Duration::from_millis(2500)).await;
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(2500),
+    )
+    .await;
     let n2 = assert_contiguous(&s.fake.seqs.lock().unwrap());
-    assert!(n2 > n1 + 2, "the restarted agent went on from seq {n1} (now {n2})");
+    assert!(
+        n2 > n1 + 2,
+        "the restarted agent went on from seq {n1} (now {n2})"
+    );
     s.stop.cancel();
 }
 
@@ -218,13 +260,21 @@ async fn an_outage_loses_nothing_and_retry_after_is_honoured() {
     let spool = tempfile::tempdir().unwrap();
     // The first 3 posts get 503 + Retry-After: 1.
     s.fake.refuse_first.store(3, Ordering::SeqCst);
-    run_agent_for(agent_config(s.addr, spool.path()), Duration::from_millis(5500)).await;
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(5500),
+    )
+    .await;
     let n = assert_contiguous(&s.fake.seqs.lock().unwrap());
     assert!(n >= 6, "got {n}");
     assert_eq!(s.fake.refuse_first.load(Ordering::SeqCst), 0);
     assert_eq!(s.fake.duplicates.load(Ordering::SeqCst), 0);
     let sp = Spool::open(spool.path(), SpoolOptions::default()).unwrap();
-    assert_eq!(sp.unacked(), 0, "everything probed was delivered in the end");
+    assert_eq!(
+        sp.unacked(),
+        0,
+        "everything probed was delivered in the end"
+    );
     s.stop.cancel();
 }
 
@@ -233,24 +283,47 @@ async fn probing_goes_on_while_the_collector_is_down_and_results_arrive_later() 
     let s = fake_collector().await;
     let spool = tempfile::tempdir().unwrap();
     // First run: learn the assignment (cached in the spool dir).
-    run_agent_for(agent_config(s.addr, spool.path()), Duration::from_millis(1500)).await;
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(1500),
+    )
+    .await;
     let before = assert_contiguous(&s.fake.seqs.lock().unwrap());
 
     // Collector answers 500 to everything; the agent restarts meanwhile.
     s.fake.up.store(false, Ordering::SeqCst);
-    run_agent_for(agent_config(s.addr, spool.path()), Duration::from_millis(3000)).await;
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(3000),
+    )
+    .await;
     let spooled = {
         let sp = Spool::open(spool.path(), SpoolOptions::default()).unwrap();
-        assert!(sp.unacked() >= 4, "probing went on from the cached assignment: {} unacked", sp.unacked());
+        assert!(
+            sp.unacked() >= 4,
+            "probing went on from the cached assignment: {} unacked",
+            sp.unacked()
+        );
         sp.last_seq()
     };
-    assert_eq!(assert_contiguous(&s.fake.seqs.lock().unwrap()), before, "nothing arrived during the outage");
+    assert_eq!(
+        assert_contiguous(&s.fake.seqs.lock().unwrap()),
+        before,
+        "nothing arrived during the outage"
+    );
 
     // Back up: the backlog is replayed in order, with the new results.
     s.fake.up.store(true, Ordering::SeqCst);
-    run_agent_for(agent_config(s.addr, spool.path()), Duration::from_millis(2500)).await;
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(2500),
+    )
+    .await;
     let after = assert_contiguous(&s.fake.seqs.lock().unwrap());
-    assert!(after > spooled, "backlog ({spooled}) and new results delivered: {after}");
+    assert!(
+        after > spooled,
+        "backlog ({spooled}) and new results delivered: {after}"
+    );
     assert_eq!(s.fake.duplicates.load(Ordering::SeqCst), 0);
     s.stop.cancel();
 }

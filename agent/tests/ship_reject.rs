@@ -36,11 +36,18 @@ struct Fake {
 
 async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     fake.posts.fetch_add(1, Ordering::SeqCst);
-    let auth_ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
+    let auth_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"));
     assert!(auth_ok);
     if fake.unauthorized_first.load(Ordering::SeqCst) > 0 {
         fake.unauthorized_first.fetch_sub(1, Ordering::SeqCst);
-        return resp(StatusCode::UNAUTHORIZED, r#"{"error":"unknown token"}"#.into());
+        return resp(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"unknown token"}"#.into(),
+        );
     }
     if fake.forbid_first.load(Ordering::SeqCst) > 0 {
         fake.forbid_first.fetch_sub(1, Ordering::SeqCst);
@@ -48,13 +55,27 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
     }
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let mut json = Vec::new();
-    zstd::stream::read::Decoder::new(&body[..]).unwrap().read_to_end(&mut json).unwrap();
+    zstd::stream::read::Decoder::new(&body[..])
+        .unwrap()
+        .read_to_end(&mut json)
+        .unwrap();
     let batch: Batch = serde_json::from_slice(&json).unwrap();
     // All or nothing, naming the first bad result, like the real collector.
-    if let Some((i, r)) = batch.results.iter().enumerate().find(|(_, r)| r.check.starts_with("bad")) {
+    if let Some((i, r)) = batch
+        .results
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.check.starts_with("bad"))
+    {
         fake.rejected_posts.fetch_add(1, Ordering::SeqCst);
-        let msg = format!("results[{i}].check: {:?} is not a check in the collector config", r.check);
-        return resp(StatusCode::BAD_REQUEST, serde_json::json!({ "error": msg }).to_string());
+        let msg = format!(
+            "results[{i}].check: {:?} is not a check in the collector config",
+            r.check
+        );
+        return resp(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({ "error": msg }).to_string(),
+        );
     }
     let mut stored = fake.stored.lock().unwrap();
     let mut max = 0;
@@ -64,7 +85,10 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
         }
         max = max.max(r.seq);
     }
-    resp(StatusCode::OK, serde_json::to_string(&Ack { acked: max }).unwrap())
+    resp(
+        StatusCode::OK,
+        serde_json::to_string(&Ack { acked: max }).unwrap(),
+    )
 }
 
 fn resp(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -78,14 +102,18 @@ async fn fake_collector(fake: Arc<Fake>) -> url::Url {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let fake = fake.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let fake = fake.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(fake, req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -115,7 +143,11 @@ fn result(check: &str) -> ProbeResult {
 fn fill_spool(dir: &std::path::Path, n: u64, bad: &[u64]) -> Arc<Mutex<Spool>> {
     let mut spool = Spool::open(dir, SpoolOptions::default()).unwrap();
     for seq in 1..=n {
-        let name = if bad.contains(&seq) { format!("bad-{seq}") } else { "good".to_string() };
+        let name = if bad.contains(&seq) {
+            format!("bad-{seq}")
+        } else {
+            "good".to_string()
+        };
         assert_eq!(spool.append(&mut result(&name)).unwrap(), seq);
     }
     spool.sync().unwrap();
@@ -129,7 +161,10 @@ async fn ship_until_drained(
     batch_max: usize,
     limit: Duration,
 ) -> Arc<ShipStats> {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("slaprobe_agent=debug").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("slaprobe_agent=debug")
+        .try_init();
     let cfg = ShipConfig {
         results_url: url,
         token: Secret::new(TOKEN),
@@ -159,11 +194,18 @@ async fn ship_until_drained(
                 break;
             }
         }
-        assert!(start.elapsed() < limit, "spool not drained within {limit:?}: acked {}", spool.lock().unwrap().acked());
+        assert!(
+            start.elapsed() < limit,
+            "spool not drained within {limit:?}: acked {}",
+            spool.lock().unwrap().acked()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task).await.expect("shipper stops").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("shipper stops")
+        .unwrap();
     stats
 }
 
@@ -181,11 +223,26 @@ async fn bad_results_are_isolated_and_dropped_good_ones_delivered() {
 
     let stored = fake.stored.lock().unwrap().clone();
     let expected: Vec<u64> = (1..=n).filter(|s| !bad.contains(s)).collect();
-    assert_eq!(stored.keys().copied().collect::<Vec<_>>(), expected, "every good result delivered, no bad one");
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "every good result delivered, no bad one"
+    );
     assert!(stored.values().all(|c| c == "good"));
-    assert_eq!(fake.duplicates.load(Ordering::SeqCst), 0, "no good result sent twice");
-    assert_eq!(stats.results_rejected.load(Ordering::SeqCst), bad.len() as u64, "exactly the bad ones dropped");
-    assert_eq!(stats.results_acked.load(Ordering::SeqCst), expected.len() as u64);
+    assert_eq!(
+        fake.duplicates.load(Ordering::SeqCst),
+        0,
+        "no good result sent twice"
+    );
+    assert_eq!(
+        stats.results_rejected.load(Ordering::SeqCst),
+        bad.len() as u64,
+        "exactly the bad ones dropped"
+    );
+    assert_eq!(
+        stats.results_acked.load(Ordering::SeqCst),
+        expected.len() as u64
+    );
     let posts = fake.posts.load(Ordering::SeqCst);
     println!(
         "{posts} posts ({} refused) for {n} results with {} bad",
@@ -207,8 +264,18 @@ async fn unauthorized_and_forbidden_keep_retrying_and_drop_nothing() {
     let spool = fill_spool(dir.path(), 20, &[]);
     let stats = ship_until_drained(url, spool, 64, Duration::from_secs(15)).await;
     let stored = fake.stored.lock().unwrap().clone();
-    assert_eq!(stored.keys().copied().collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
     assert_eq!(stats.results_rejected.load(Ordering::SeqCst), 0);
-    assert!(stats.errors.load(Ordering::SeqCst) >= 3, "the refusals count as ship errors");
-    assert_eq!(fake.posts.load(Ordering::SeqCst), 4, "three refusals, then one batch");
+    assert!(
+        stats.errors.load(Ordering::SeqCst) >= 3,
+        "the refusals count as ship errors"
+    );
+    assert_eq!(
+        fake.posts.load(Ordering::SeqCst),
+        4,
+        "three refusals, then one batch"
+    );
 }

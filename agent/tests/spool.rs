@@ -12,7 +12,11 @@ use slaprobe_agent::spool::{Spool, SpoolOptions};
 use slaprobe_wire::{CheckKind, ProbeResult, Timestamp};
 
 fn opts() -> SpoolOptions {
-    SpoolOptions { max_bytes: 64 * 1024 * 1024, fsync_every: Duration::from_secs(1), segment_bytes: 8 * 1024 * 1024 }
+    SpoolOptions {
+        max_bytes: 64 * 1024 * 1024,
+        fsync_every: Duration::from_secs(1),
+        segment_bytes: 8 * 1024 * 1024,
+    }
 }
 
 /// A result whose JSON is a little over `pad` bytes.
@@ -44,8 +48,11 @@ fn seqs(records: &[(u64, Vec<u8>)]) -> Vec<u64> {
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     v.sort();
     v
 }
@@ -54,7 +61,10 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 /// len u32 LE, crc u32 LE, seq u64 LE, payload).
 fn record_offsets(path: &Path) -> Vec<u64> {
     let mut bytes = Vec::new();
-    fs::File::open(path).unwrap().read_to_end(&mut bytes).unwrap();
+    fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     let mut offsets = Vec::new();
     let mut off = 0usize;
     while off + 16 <= bytes.len() {
@@ -80,7 +90,10 @@ fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
     }
     let buf = Buf(Arc::new(Mutex::new(Vec::new())));
     let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
     let out = tracing::subscriber::with_default(subscriber, f);
     let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
     (out, text)
@@ -90,7 +103,10 @@ fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
 fn append_read_ack_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path(), opts()).unwrap();
-    assert_eq!((spool.last_seq(), spool.acked(), spool.unacked()), (0, 0, 0));
+    assert_eq!(
+        (spool.last_seq(), spool.acked(), spool.unacked()),
+        (0, 0, 0)
+    );
     for i in 1..=10 {
         let mut r = result(i, 100);
         assert_eq!(spool.append(&mut r).unwrap(), i as u64);
@@ -106,7 +122,10 @@ fn append_read_ack_in_order() {
         assert_eq!(r.seq, *seq);
         assert!(r.check.starts_with(&format!("check-{seq}-")));
     }
-    assert_eq!(seqs(&spool.read_from(4, 100).unwrap()), (5..=10).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&spool.read_from(4, 100).unwrap()),
+        (5..=10).collect::<Vec<_>>()
+    );
     assert!(spool.read_from(10, 100).unwrap().is_empty());
     assert!(spool.read_from(3, 0).unwrap().is_empty());
 
@@ -139,7 +158,10 @@ fn reopen_continues_seq_and_replays_unacked() {
     drop(spool);
 
     let mut spool = Spool::open(dir.path(), opts()).unwrap();
-    assert_eq!((spool.acked(), spool.last_seq(), spool.unacked()), (3, 5, 2));
+    assert_eq!(
+        (spool.acked(), spool.last_seq(), spool.unacked()),
+        (3, 5, 2)
+    );
     assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), [4, 5]);
     assert_eq!(append(&mut spool, 6), 6);
 }
@@ -147,7 +169,10 @@ fn reopen_continues_seq_and_replays_unacked() {
 #[test]
 fn seq_survives_full_trim_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let small = SpoolOptions { segment_bytes: 1024, ..opts() };
+    let small = SpoolOptions {
+        segment_bytes: 1024,
+        ..opts()
+    };
     {
         let mut spool = Spool::open(dir.path(), small).unwrap();
         for i in 1..=20 {
@@ -158,13 +183,24 @@ fn seq_survives_full_trim_and_reopen() {
         let kept = fs::read(&segs[0]).unwrap();
         spool.ack(20).unwrap();
         assert_eq!((spool.unacked(), spool.bytes()), (0, 0));
-        assert!(segment_files(dir.path()).is_empty(), "every acked segment is deleted");
+        assert!(
+            segment_files(dir.path()).is_empty(),
+            "every acked segment is deleted"
+        );
         // As if one delete had been lost in a crash: open trims it again.
         fs::write(&segs[0], kept).unwrap();
     }
     let mut spool = Spool::open(dir.path(), small).unwrap();
     assert!(segment_files(dir.path()).is_empty());
-    assert_eq!((spool.last_seq(), spool.acked(), spool.unacked(), spool.bytes()), (20, 20, 0, 0));
+    assert_eq!(
+        (
+            spool.last_seq(),
+            spool.acked(),
+            spool.unacked(),
+            spool.bytes()
+        ),
+        (20, 20, 0, 0)
+    );
     assert!(spool.read_from(0, 10).unwrap().is_empty());
     assert_eq!(append(&mut spool, 21), 21);
     drop(spool);
@@ -188,25 +224,48 @@ fn torn_tail_is_cut_and_the_rest_replays() {
     let seg = segment_files(dir.path()).pop().unwrap();
     let offsets = record_offsets(&seg);
     let len = fs::metadata(&seg).unwrap().len();
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(offsets[9] + 20).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(offsets[9] + 20)
+        .unwrap();
     assert!(offsets[9] + 20 < len);
 
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     let mut spool = spool.unwrap();
-    assert!(logs.contains("WARN") && logs.contains("torn or corrupt"), "{logs}");
-    assert_eq!(fs::metadata(&seg).unwrap().len(), offsets[9], "truncated to the last good record");
+    assert!(
+        logs.contains("WARN") && logs.contains("torn or corrupt"),
+        "{logs}"
+    );
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        offsets[9],
+        "truncated to the last good record"
+    );
     assert_eq!(spool.last_seq(), 9);
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), (1..=9).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        (1..=9).collect::<Vec<_>>()
+    );
     assert_eq!(append(&mut spool, 10), 10);
     assert_eq!(append(&mut spool, 11), 11);
     drop(spool);
     let mut spool = Spool::open(dir.path(), opts()).unwrap();
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), (1..=11).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        (1..=11).collect::<Vec<_>>()
+    );
 
     // Only a partial header left.
     let offsets = record_offsets(&seg);
     drop(spool);
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(offsets[10] + 5).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(offsets[10] + 5)
+        .unwrap();
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     assert!(logs.contains("partial record header"), "{logs}");
     assert_eq!(spool.unwrap().last_seq(), 10);
@@ -224,7 +283,11 @@ fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
     }
     let seg = segment_files(dir.path()).pop().unwrap();
     let flip = |at: u64| {
-        let mut f = OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&seg)
+            .unwrap();
         let mut b = [0u8; 1];
         f.seek(SeekFrom::Start(at)).unwrap();
         f.read_exact(&mut b).unwrap();
@@ -236,8 +299,15 @@ fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     let mut spool = spool.unwrap();
     assert!(logs.contains("checksum mismatch"), "{logs}");
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), (1..=7).collect::<Vec<_>>());
-    assert_eq!(append(&mut spool, 8), 8, "seq continues after the highest good record");
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        (1..=7).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        append(&mut spool, 8),
+        8,
+        "seq continues after the highest good record"
+    );
 
     // With an ack persisted (state says last_seq 8), a corrupt tail below
     // that mark does not bring seqs back.
@@ -256,7 +326,11 @@ fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
 #[test]
 fn size_bound_drops_the_oldest_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
-    let bounded = SpoolOptions { max_bytes: 64 * 1024, segment_bytes: 8 * 1024, ..opts() };
+    let bounded = SpoolOptions {
+        max_bytes: 64 * 1024,
+        segment_bytes: 8 * 1024,
+        ..opts()
+    };
     let mut spool = Spool::open(dir.path(), bounded).unwrap();
     for i in 1..=50 {
         append(&mut spool, i);
@@ -265,7 +339,11 @@ fn size_bound_drops_the_oldest_and_counts_them() {
     let (_, logs) = logs_of(|| {
         for i in 51..=1000 {
             append(&mut spool, i);
-            assert!(spool.bytes() <= bounded.max_bytes, "over the bound: {}", spool.bytes());
+            assert!(
+                spool.bytes() <= bounded.max_bytes,
+                "over the bound: {}",
+                spool.bytes()
+            );
         }
     });
     assert!(logs.contains("spool full"), "{logs}");
@@ -291,7 +369,11 @@ fn size_bound_drops_the_oldest_and_counts_them() {
 #[test]
 fn a_bound_smaller_than_a_segment_still_works() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = SpoolOptions { max_bytes: 2000, segment_bytes: 1024 * 1024, ..opts() };
+    let tiny = SpoolOptions {
+        max_bytes: 2000,
+        segment_bytes: 1024 * 1024,
+        ..opts()
+    };
     let mut spool = Spool::open(dir.path(), tiny).unwrap();
     for i in 1..=100 {
         append(&mut spool, i);
@@ -317,8 +399,11 @@ struct Model {
 /// Returns (results dropped, reopens) so callers can check both happened.
 fn model_run(seed: u64, ops: usize, bounded: bool) -> (u64, u32) {
     let dir = tempfile::tempdir().unwrap();
-    let o =
-        SpoolOptions { max_bytes: if bounded { 8 * 1024 } else { 1 << 30 }, fsync_every: Duration::from_millis(50), segment_bytes: 3000 };
+    let o = SpoolOptions {
+        max_bytes: if bounded { 8 * 1024 } else { 1 << 30 },
+        fsync_every: Duration::from_millis(50),
+        segment_bytes: 3000,
+    };
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut spool = Spool::open(dir.path(), o).unwrap();
     let mut m = Model::default();
@@ -360,7 +445,12 @@ fn model_run(seed: u64, ops: usize, bounded: bool) -> (u64, u32) {
                 let after = rng.u64(0..=m.last + 1);
                 let max = rng.usize(1..40);
                 let got = spool.read_from(after, max).unwrap();
-                let want: Vec<(u64, Vec<u8>)> = m.records.range(after.max(m.acked) + 1..).take(max).map(|(s, r)| (*s, r.clone())).collect();
+                let want: Vec<(u64, Vec<u8>)> = m
+                    .records
+                    .range(after.max(m.acked) + 1..)
+                    .take(max)
+                    .map(|(s, r)| (*s, r.clone()))
+                    .collect();
                 assert_eq!(seqs(&got), seqs(&want), "{ctx}: read_from({after}, {max})");
                 assert!(got == want, "{ctx}: payloads differ");
             }
@@ -369,7 +459,12 @@ fn model_run(seed: u64, ops: usize, bounded: bool) -> (u64, u32) {
                 let max = rng.usize(1..30);
                 let after = shipper_after.max(m.acked);
                 let got = spool.read_from(after, max).unwrap();
-                let want: Vec<u64> = m.records.range(after + 1..).take(max).map(|(s, _)| *s).collect();
+                let want: Vec<u64> = m
+                    .records
+                    .range(after + 1..)
+                    .take(max)
+                    .map(|(s, _)| *s)
+                    .collect();
                 assert_eq!(seqs(&got), want, "{ctx}: shipper read");
                 if let Some((last, _)) = got.last() {
                     shipper_after = *last;
@@ -397,7 +492,11 @@ fn model_run(seed: u64, ops: usize, bounded: bool) -> (u64, u32) {
     drop(spool);
     let mut spool = Spool::open(dir.path(), o).unwrap();
     let all = spool.read_from(0, usize::MAX).unwrap();
-    assert_eq!(seqs(&all), m.records.keys().copied().collect::<Vec<_>>(), "seed {seed}: final replay");
+    assert_eq!(
+        seqs(&all),
+        m.records.keys().copied().collect::<Vec<_>>(),
+        "seed {seed}: final replay"
+    );
     (dropped_all, reopens)
 }
 
@@ -449,7 +548,14 @@ fn throughput() {
     let read_secs = t1.elapsed().as_secs_f64();
 
     let dir0 = tempfile::tempdir().unwrap();
-    let mut each = Spool::open(dir0.path(), SpoolOptions { fsync_every: Duration::ZERO, ..opts() }).unwrap();
+    let mut each = Spool::open(
+        dir0.path(),
+        SpoolOptions {
+            fsync_every: Duration::ZERO,
+            ..opts()
+        },
+    )
+    .unwrap();
     let m = 200;
     let t2 = Instant::now();
     for _ in 0..m {
@@ -471,8 +577,13 @@ fn throughput() {
 fn a_second_open_of_the_same_spool_is_refused_while_the_first_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let first = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
-    let err = Spool::open(dir.path(), SpoolOptions::default()).err().expect("second open must fail");
-    assert!(err.to_string().contains("in use by another process"), "{err}");
+    let err = Spool::open(dir.path(), SpoolOptions::default())
+        .err()
+        .expect("second open must fail");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
     drop(first);
     Spool::open(dir.path(), SpoolOptions::default()).expect("free again once the first is closed");
 }

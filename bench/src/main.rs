@@ -24,11 +24,21 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let res = match a.as_slice() {
-        ["floor", scheme, addr, host, ca, secs] => floor(scheme, addr, host, ca, secs.parse().unwrap_or(5.0)),
-        ["ingest", addr, secs, rate, agents, checks] => {
-            ingest(addr, secs.parse().unwrap_or(10.0), rate.parse().unwrap_or(0.0), &parse_agents(agents), checks.parse().unwrap_or(100))
+        ["floor", scheme, addr, host, ca, secs] => {
+            floor(scheme, addr, host, ca, secs.parse().unwrap_or(5.0))
         }
-        ["seed", addr, agents, checks] => seed(addr, &parse_agents(agents), checks.parse().unwrap_or(10_000)),
+        ["ingest", addr, secs, rate, agents, checks] => ingest(
+            addr,
+            secs.parse().unwrap_or(10.0),
+            rate.parse().unwrap_or(0.0),
+            &parse_agents(agents),
+            checks.parse().unwrap_or(100),
+        ),
+        ["seed", addr, agents, checks] => seed(
+            addr,
+            &parse_agents(agents),
+            checks.parse().unwrap_or(10_000),
+        ),
         ["scrape", addr, times] => scrape(addr, times.parse().unwrap_or(5)),
         _ => Err(USAGE.to_string()),
     };
@@ -50,7 +60,11 @@ fn parse_agents(s: &str) -> Vec<Agent> {
     s.split(',')
         .filter_map(|a| {
             let mut it = a.splitn(3, ':');
-            Some(Agent { id: it.next()?.into(), location: it.next()?.into(), token: it.next()?.into() })
+            Some(Agent {
+                id: it.next()?.into(),
+                location: it.next()?.into(),
+                token: it.next()?.into(),
+            })
         })
         .collect()
 }
@@ -75,13 +89,17 @@ fn floor(scheme: &str, addr: &str, host: &str, ca: &str, secs: f64) -> Result<()
     let config = if tls {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
-            roots.add(c.map_err(|e| format!("{ca}: {e}"))?).map_err(|e| format!("{ca}: {e}"))?;
+            roots
+                .add(c.map_err(|e| format!("{ca}: {e}"))?)
+                .map_err(|e| format!("{ca}: {e}"))?;
         }
-        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         // A fresh full handshake each time, as the probes do.
         cfg.resumption = rustls::client::Resumption::disabled();
         Some(Arc::new(cfg))
@@ -89,7 +107,9 @@ fn floor(scheme: &str, addr: &str, host: &str, ca: &str, secs: f64) -> Result<()
         None
     };
     let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: slaprobe-bench\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: slaprobe-bench\r\nConnection: close\r\n\r\n"
+    );
     let mut buf = Vec::with_capacity(4096);
     let c0 = self_cpu();
     let t0 = Instant::now();
@@ -100,9 +120,11 @@ fn floor(scheme: &str, addr: &str, host: &str, ca: &str, secs: f64) -> Result<()
         buf.clear();
         match &config {
             Some(cfg) => {
-                let conn = rustls::ClientConnection::new(cfg.clone(), name.clone()).map_err(|e| e.to_string())?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name.clone())
+                    .map_err(|e| e.to_string())?;
                 let mut s = rustls::StreamOwned::new(conn, tcp);
-                s.write_all(req.as_bytes()).map_err(|e| format!("TLS write: {e}"))?;
+                s.write_all(req.as_bytes())
+                    .map_err(|e| format!("TLS write: {e}"))?;
                 match s.read_to_end(&mut buf) {
                     Ok(_) => {}
                     // nginx may close without close_notify after `Connection: close`.
@@ -117,7 +139,10 @@ fn floor(scheme: &str, addr: &str, host: &str, ca: &str, secs: f64) -> Result<()
             }
         }
         if !buf.starts_with(b"HTTP/1.1 200") {
-            return Err(format!("unexpected response: {:?}", String::from_utf8_lossy(&buf[..buf.len().min(80)])));
+            return Err(format!(
+                "unexpected response: {:?}",
+                String::from_utf8_lossy(&buf[..buf.len().min(80)])
+            ));
         }
         n += 1;
     }
@@ -144,7 +169,12 @@ fn template(agent: &Agent, check: &str, fail: bool) -> String {
         started_at: Timestamp::now() - Duration::from_secs(1),
         duration_seconds: 0.0123,
         success: !fail,
-        failure: fail.then(|| Failure::new(FailureClass::Timeout, "no response headers within the timeout (waited 10.000s)")),
+        failure: fail.then(|| {
+            Failure::new(
+                FailureClass::Timeout,
+                "no response headers within the timeout (waited 10.000s)",
+            )
+        }),
         http: Some(HttpDetail {
             status: (!fail).then_some(200),
             version: Some("HTTP/1.1".into()),
@@ -162,13 +192,21 @@ fn template(agent: &Agent, check: &str, fail: bool) -> String {
         page: None,
     };
     let s = serde_json::to_string(&r).unwrap_or_default();
-    s.strip_prefix("{\"seq\":0").map(str::to_string).unwrap_or(s)
+    s.strip_prefix("{\"seq\":0")
+        .map(str::to_string)
+        .unwrap_or(s)
 }
 
 /// A batch body of `templates` results starting at `seq`.
 fn batch_body(agent: &Agent, templates: &[String], seq: u64) -> Vec<u8> {
     let mut b = Vec::with_capacity(templates.iter().map(|t| t.len() + 16).sum::<usize>() + 64);
-    b.extend_from_slice(format!("{{\"agent\":{},\"results\":[", serde_json::Value::from(agent.id.as_str())).as_bytes());
+    b.extend_from_slice(
+        format!(
+            "{{\"agent\":{},\"results\":[",
+            serde_json::Value::from(agent.id.as_str())
+        )
+        .as_bytes(),
+    );
     for (i, t) in templates.iter().enumerate() {
         if i > 0 {
             b.push(b',');
@@ -190,14 +228,29 @@ impl Client {
     fn connect(addr: &str) -> Result<Self, String> {
         let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
-        Ok(Self { addr: addr.to_string(), r: BufReader::new(s) })
+        Ok(Self {
+            addr: addr.to_string(),
+            r: BufReader::new(s),
+        })
     }
 
     /// Sends a request and returns (status, body).
-    fn request(&mut self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, body.len());
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
         if let Some(t) = token {
-            head.push_str(&format!("Authorization: Bearer {t}\r\nContent-Type: application/json\r\n"));
+            head.push_str(&format!(
+                "Authorization: Bearer {t}\r\nContent-Type: application/json\r\n"
+            ));
         }
         head.push_str("\r\n");
         let s = self.r.get_mut();
@@ -205,7 +258,11 @@ impl Client {
         s.write_all(body).map_err(|e| e.to_string())?;
         let mut line = String::new();
         self.r.read_line(&mut line).map_err(|e| e.to_string())?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(format!("bad status line {line:?}"))?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or(format!("bad status line {line:?}"))?;
         let mut len: Option<usize> = None;
         let mut chunked = false;
         loop {
@@ -227,10 +284,13 @@ impl Client {
             loop {
                 line.clear();
                 self.r.read_line(&mut line).map_err(|e| e.to_string())?;
-                let n = usize::from_str_radix(line.trim(), 16).map_err(|e| format!("chunk size {line:?}: {e}"))?;
+                let n = usize::from_str_radix(line.trim(), 16)
+                    .map_err(|e| format!("chunk size {line:?}: {e}"))?;
                 let start = out.len();
                 out.resize(start + n + 2, 0);
-                self.r.read_exact(&mut out[start..]).map_err(|e| e.to_string())?;
+                self.r
+                    .read_exact(&mut out[start..])
+                    .map_err(|e| e.to_string())?;
                 out.truncate(start + n);
                 if n == 0 {
                     break;
@@ -255,9 +315,16 @@ const BATCH: usize = 1000;
 /// Each agent posts batches of 1,000 from its own thread and connection,
 /// back to back (RATE 0) or on a fixed schedule. Latency is measured from
 /// the scheduled send time, so a stalled collector cannot hide its backlog.
-fn ingest(addr: &str, secs: f64, rate: f64, agents: &[Agent], nchecks: usize) -> Result<(), String> {
+fn ingest(
+    addr: &str,
+    secs: f64,
+    rate: f64,
+    agents: &[Agent],
+    nchecks: usize,
+) -> Result<(), String> {
     let names = check_names(nchecks);
-    let per_agent_interval = (rate > 0.0).then(|| Duration::from_secs_f64(BATCH as f64 * agents.len() as f64 / rate));
+    let per_agent_interval =
+        (rate > 0.0).then(|| Duration::from_secs_f64(BATCH as f64 * agents.len() as f64 / rate));
     let n_agents = u32::try_from(agents.len()).unwrap_or(1).max(1);
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs);
@@ -269,14 +336,16 @@ fn ingest(addr: &str, secs: f64, rate: f64, agents: &[Agent], nchecks: usize) ->
             let addr = addr.to_string();
             let names = names.clone();
             std::thread::spawn(move || -> Result<(Vec<f64>, u64), String> {
-                let templates: Vec<String> =
-                    (0..BATCH).map(|i| template(&agent, &names[(i + ai * 7) % names.len()], i % 50 == 0)).collect();
+                let templates: Vec<String> = (0..BATCH)
+                    .map(|i| template(&agent, &names[(i + ai * 7) % names.len()], i % 50 == 0))
+                    .collect();
                 let mut client = Client::connect(&addr)?;
                 let mut lat = Vec::new();
                 let mut seq = 1u64;
                 let mut errors = 0u64;
                 // Stagger the agents over one interval.
-                let mut due = t0 + per_agent_interval.map_or(Duration::ZERO, |i| i * ai as u32 / n_agents);
+                let mut due =
+                    t0 + per_agent_interval.map_or(Duration::ZERO, |i| i * ai as u32 / n_agents);
                 while Instant::now() < end {
                     let body = batch_body(&agent, &templates, seq);
                     let start = match per_agent_interval {
@@ -291,7 +360,12 @@ fn ingest(addr: &str, secs: f64, rate: f64, agents: &[Agent], nchecks: usize) ->
                         }
                         None => Instant::now(),
                     };
-                    let (status, resp) = match client.request("POST", "/api/v1/results", Some(&agent.token), &body) {
+                    let (status, resp) = match client.request(
+                        "POST",
+                        "/api/v1/results",
+                        Some(&agent.token),
+                        &body,
+                    ) {
                         Ok(r) => r,
                         Err(e) => {
                             // The collector may close after refusing a batch: reconnect and go on.
@@ -319,18 +393,29 @@ fn ingest(addr: &str, secs: f64, rate: f64, agents: &[Agent], nchecks: usize) ->
     let mut lat = Vec::new();
     let mut errors = 0;
     for h in handles {
-        let (l, e) = h.join().map_err(|_| "ingest thread panicked".to_string())??;
+        let (l, e) = h
+            .join()
+            .map_err(|_| "ingest thread panicked".to_string())??;
         lat.extend(l);
         errors += e;
     }
     let wall = t0.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN) * 1000.0;
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+            * 1000.0
+    };
     let stored = lat.len() * BATCH;
     println!(
         "ingest agents={} target_rate={} batches={} results={stored} wall_s={wall:.1} results_per_s={:.0} ack_p50_ms={:.1} ack_p99_ms={:.1} ack_max_ms={:.1} errors={errors}",
         agents.len(),
-        if rate > 0.0 { format!("{rate:.0}") } else { "max".into() },
+        if rate > 0.0 {
+            format!("{rate:.0}")
+        } else {
+            "max".into()
+        },
         lat.len(),
         stored as f64 / wall,
         pct(0.50),
@@ -352,16 +437,31 @@ fn seed(addr: &str, agents: &[Agent], nchecks: usize) -> Result<(), String> {
         let mut client = Client::connect(addr)?;
         let mut seq = 1u64;
         for chunk in names.chunks(BATCH) {
-            let templates: Vec<String> = chunk.iter().enumerate().map(|(i, n)| template(agent, n, i % 50 == 0)).collect();
-            let (status, resp) = client.request("POST", "/api/v1/results", Some(&agent.token), &batch_body(agent, &templates, seq))?;
+            let templates: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, n)| template(agent, n, i % 50 == 0))
+                .collect();
+            let (status, resp) = client.request(
+                "POST",
+                "/api/v1/results",
+                Some(&agent.token),
+                &batch_body(agent, &templates, seq),
+            )?;
             if status != 200 {
-                return Err(format!("seeding: {status} {}", String::from_utf8_lossy(&resp)));
+                return Err(format!(
+                    "seeding: {status} {}",
+                    String::from_utf8_lossy(&resp)
+                ));
             }
             seq += chunk.len() as u64;
             total += chunk.len();
         }
     }
-    println!("seed results={total} secs={:.1}", t0.elapsed().as_secs_f64());
+    println!(
+        "seed results={total} secs={:.1}",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -386,7 +486,9 @@ fn scrape(addr: &str, times: usize) -> Result<(), String> {
         "scrape times={lines} bytes={bytes} median_ms={:.1} max_ms={:.1} all_ms={:?}",
         sorted[lines / 2],
         sorted[lines - 1],
-        ms.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>()
+        ms.iter()
+            .map(|m| (m * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
     );
     Ok(())
 }

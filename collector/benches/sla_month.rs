@@ -34,10 +34,13 @@ maintenance = [{{ weekly = "Sun 03:00", duration = "1h" }}]
 credits = [{{ below = 99.9, percent = 10 }}, {{ below = 99.0, percent = 25 }}]
 "#
     );
-    let raw: RawContract =
-        figment::Figment::from(figment::providers::Toml::string(&toml)).extract().expect("bench TOML");
-    let intervals: HashMap<String, Duration> =
-        CHECKS.iter().map(|c| (c.to_string(), Duration::from_secs(60))).collect();
+    let raw: RawContract = figment::Figment::from(figment::providers::Toml::string(&toml))
+        .extract()
+        .expect("bench TOML");
+    let intervals: HashMap<String, Duration> = CHECKS
+        .iter()
+        .map(|c| (c.to_string(), Duration::from_secs(60)))
+        .collect();
     Contract::from_raw(&raw, &intervals, Path::new("bench.toml")).expect("bench contract")
 }
 
@@ -45,13 +48,19 @@ credits = [{{ below = 99.9, percent = 10 }}, {{ below = 99.0, percent = 25 }}]
 /// slot; an outage of an hour on day 10 and scattered single failures.
 fn month_results(start: Timestamp, slots: u32) -> impl Iterator<Item = Observation<'static>> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..slots).flat_map(move |s| (0..CHECKS.len()).flat_map(move |c| (0..LOCS.len()).map(move |l| (s, c, l)))).map(
-        move |(s, c, l)| {
+    (0..slots)
+        .flat_map(move |s| {
+            (0..CHECKS.len()).flat_map(move |c| (0..LOCS.len()).map(move |l| (s, c, l)))
+        })
+        .map(move |(s, c, l)| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             let at = start
-                .checked_add(SignedDuration::new(i64::from(s) * 60 + (c * 3 + l) as i64, (x % 1_000_000_000) as i32))
+                .checked_add(SignedDuration::new(
+                    i64::from(s) * 60 + (c * 3 + l) as i64,
+                    (x % 1_000_000_000) as i32,
+                ))
                 .expect("in range");
             let outage = (13_000..13_060).contains(&s) && c == 0;
             let ok = !outage && x % 500 != 7;
@@ -67,8 +76,7 @@ fn month_results(start: Timestamp, slots: u32) -> impl Iterator<Item = Observati
                 message: (!ok).then_some("connect timed out after 10s"),
                 phases,
             }
-        },
-    )
+        })
 }
 
 fn peak_rss_mb() -> f64 {
@@ -92,7 +100,11 @@ fn main() {
     let slots = 745 * 60;
     let n = slots as usize * CHECKS.len() * LOCS.len();
     let after = "2026-11-01T12:00:00Z".parse::<Timestamp>().expect("ts");
-    println!("results: {n} ({slots} slots x {} checks x {} locations)", CHECKS.len(), LOCS.len());
+    println!(
+        "results: {n} ({slots} slots x {} checks x {} locations)",
+        CHECKS.len(),
+        LOCS.len()
+    );
     println!("baseline peak RSS: {:.1} MB", peak_rss_mb());
 
     reset_peak();
@@ -152,7 +164,10 @@ fn main() {
             engine.observe(o);
         }
         let t = Instant::now();
-        let st = engine.status(now.checked_add(SignedDuration::from_secs(k * 15)).expect("ts"));
+        let st = engine.status(
+            now.checked_add(SignedDuration::from_secs(k * 15))
+                .expect("ts"),
+        );
         times.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(st.len(), 10);
     }

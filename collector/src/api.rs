@@ -25,7 +25,11 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     match app.store() {
         Some(s) if s.is_writable() => (StatusCode::OK, "ready\n").into_response(),
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "store writer stopped\n").into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "starting: store not open yet\n").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: store not open yet\n",
+        )
+            .into_response(),
     }
 }
 
@@ -36,14 +40,25 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     match tokio::task::spawn_blocking(move || m.render()).await {
         Ok(Ok(body)) => {
             let mut resp = body.into_response();
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
             resp
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "encoding metrics failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}\n")).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding metrics failed: {e}\n"),
+            )
+                .into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("metrics task failed: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics task failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -52,10 +67,27 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 pub async fn checks(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let who = match app.auth().authenticate(&headers) {
         Ok(p) => p,
-        Err(e) => return Rejection { status: StatusCode::UNAUTHORIZED, reason: "unauthorized", message: e.message().into() }.into_response(),
+        Err(e) => {
+            return Rejection {
+                status: StatusCode::UNAUTHORIZED,
+                reason: "unauthorized",
+                message: e.message().into(),
+            }
+            .into_response();
+        }
     };
-    app.metrics().agent_seen(&who.id, &who.location, Timestamp::now().as_millisecond() as f64 / 1000.0);
-    let checks = app.config().checks.iter().filter(|c| c.runs_at(&who.location)).map(|c| c.served.clone()).collect();
+    app.metrics().agent_seen(
+        &who.id,
+        &who.location,
+        Timestamp::now().as_millisecond() as f64 / 1000.0,
+    );
+    let checks = app
+        .config()
+        .checks
+        .iter()
+        .filter(|c| c.runs_at(&who.location))
+        .map(|c| c.served.clone())
+        .collect();
     Json(AssignedChecks { checks }).into_response()
 }
 
@@ -81,13 +113,18 @@ pub struct AgentStatus {
 /// `GET /api/v1/agents`: every configured agent and every agent the store has seen.
 pub async fn agents(State(app): State<AppState>) -> Response {
     let Some(store) = app.store().cloned() else {
-        return Rejection::unavailable("the collector is starting (store not open yet)").into_response();
+        return Rejection::unavailable("the collector is starting (store not open yet)")
+            .into_response();
     };
     let rows = match store.read(|r| r.agents()).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "reading agents failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))).into_response();
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "error": e.to_string() })),
+            )
+                .into_response();
         }
     };
     let mut out: BTreeMap<String, AgentStatus> = BTreeMap::new();

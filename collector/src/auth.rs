@@ -56,17 +56,28 @@ impl Auth {
         let mut agents: Vec<Principal> = config
             .agents
             .iter()
-            .map(|a| Principal { id: a.id.clone(), location: a.location.clone(), token_sha256: a.token_sha256 })
+            .map(|a| Principal {
+                id: a.id.clone(),
+                location: a.location.clone(),
+                token_sha256: a.token_sha256,
+            })
             .collect();
         if let Some((id, location, token_sha256)) = extra {
-            agents.push(Principal { id, location, token_sha256 });
+            agents.push(Principal {
+                id,
+                location,
+                token_sha256,
+            });
         }
         Self { agents }
     }
 
     /// The agent whose token the request carries.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Principal, AuthError> {
-        let value = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AuthError::Missing)?;
+        let value = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AuthError::Missing)?;
         let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Missing)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Missing);

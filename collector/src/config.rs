@@ -148,7 +148,10 @@ pub struct CollectorCheck {
 impl CollectorCheck {
     /// Whether an agent at `location` runs this check.
     pub fn runs_at(&self, location: &str) -> bool {
-        self.check.locations.as_ref().is_none_or(|locs| locs.iter().any(|l| l == location))
+        self.check
+            .locations
+            .as_ref()
+            .is_none_or(|locs| locs.iter().any(|l| l == location))
     }
 }
 
@@ -180,57 +183,107 @@ impl CollectorConfig {
         let c = raw.collector;
         if let Some(url) = &c.database_url {
             // Never echo the URL: it may hold a password.
-            crate::store::postgres::validate_url(url).map_err(|m| err("collector.database_url", m))?;
+            crate::store::postgres::validate_url(url)
+                .map_err(|m| err("collector.database_url", m))?;
         }
         let listen_raw = c.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_raw
-            .parse::<SocketAddr>()
-            .map_err(|e| err("collector.listen", format!("{listen_raw:?} is not an ip:port address ({e}), e.g. \"127.0.0.1:9464\"")))?;
+        let listen = listen_raw.parse::<SocketAddr>().map_err(|e| {
+            err(
+                "collector.listen",
+                format!("{listen_raw:?} is not an ip:port address ({e}), e.g. \"127.0.0.1:9464\""),
+            )
+        })?;
         let data_dir = base.join(c.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         if data_dir.exists() && !data_dir.is_dir() {
-            return Err(err("collector.data_dir", format!("{} exists and is not a directory", data_dir.display())));
+            return Err(err(
+                "collector.data_dir",
+                format!("{} exists and is not a directory", data_dir.display()),
+            ));
         }
         let max_result_age = match c.max_result_age {
             Some(s) => parse_duration(file, "collector.max_result_age", &s)?,
             None => DEFAULT_MAX_RESULT_AGE,
         };
         if max_result_age < Duration::from_secs(60) {
-            return Err(err("collector.max_result_age", "must be at least 1m (results in flight would be refused)".into()));
+            return Err(err(
+                "collector.max_result_age",
+                "must be at least 1m (results in flight would be refused)".into(),
+            ));
         }
-        let max_results_per_second_per_agent =
-            c.max_results_per_second_per_agent.unwrap_or(DEFAULT_MAX_RESULTS_PER_SECOND_PER_AGENT);
+        let max_results_per_second_per_agent = c
+            .max_results_per_second_per_agent
+            .unwrap_or(DEFAULT_MAX_RESULTS_PER_SECOND_PER_AGENT);
         let tls = match (c.tls_cert_file, c.tls_key_file) {
-            (Some(cert), Some(key)) => {
-                Some(TlsSettings { cert_file: base.join(cert), key_file: base.join(key), client_ca_file: c.tls_client_ca_file.map(|p| base.join(p)) })
-            }
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert_file: base.join(cert),
+                key_file: base.join(key),
+                client_ca_file: c.tls_client_ca_file.map(|p| base.join(p)),
+            }),
             (None, None) if c.tls_client_ca_file.is_some() => {
-                return Err(err("collector.tls_client_ca_file", "needs tls_cert_file and tls_key_file (client certificates are a TLS feature)".into()));
+                return Err(err(
+                    "collector.tls_client_ca_file",
+                    "needs tls_cert_file and tls_key_file (client certificates are a TLS feature)"
+                        .into(),
+                ));
             }
             (None, None) => None,
-            (Some(_), None) => return Err(err("collector.tls_key_file", "is required with tls_cert_file".into())),
-            (None, Some(_)) => return Err(err("collector.tls_cert_file", "is required with tls_key_file".into())),
+            (Some(_), None) => {
+                return Err(err(
+                    "collector.tls_key_file",
+                    "is required with tls_cert_file".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "collector.tls_cert_file",
+                    "is required with tls_key_file".into(),
+                ));
+            }
         };
         let store = match c.database_url {
             Some(url) => Location::Postgres(url.trim().to_string()),
             None => Location::Sqlite(data_dir.clone()),
         };
-        let collector = CollectorSettings { listen, data_dir, max_result_age, max_results_per_second_per_agent, tls, store };
+        let collector = CollectorSettings {
+            listen,
+            data_dir,
+            max_result_age,
+            max_results_per_second_per_agent,
+            tls,
+            store,
+        };
 
         let mut agents = Vec::with_capacity(raw.agents.len());
         let mut ids = HashSet::new();
         let mut hashes = HashSet::new();
         for (i, a) in raw.agents.into_iter().enumerate() {
-            let label = if valid_name(&a.id) { format!("agents[{}]", a.id) } else { format!("agents[{i}]") };
+            let label = if valid_name(&a.id) {
+                format!("agents[{}]", a.id)
+            } else {
+                format!("agents[{i}]")
+            };
             if !valid_name(&a.id) {
-                return Err(err(&format!("{label}.id"), format!("{:?} is not a valid id (1-128 of letters, digits, - _ . : /)", a.id)));
+                return Err(err(
+                    &format!("{label}.id"),
+                    format!(
+                        "{:?} is not a valid id (1-128 of letters, digits, - _ . : /)",
+                        a.id
+                    ),
+                ));
             }
             if !ids.insert(a.id.clone()) {
-                return Err(err(&format!("{label}.id"), "duplicate agent id; ids must be unique".into()));
+                return Err(err(
+                    &format!("{label}.id"),
+                    "duplicate agent id; ids must be unique".into(),
+                ));
             }
             if !valid_name(&a.location) {
                 return Err(err(
                     &format!("{label}.location"),
-                    format!("{:?} is not a valid location (1-128 of letters, digits, - _ . : /)", a.location),
+                    format!(
+                        "{:?} is not a valid location (1-128 of letters, digits, - _ . : /)",
+                        a.location
+                    ),
                 ));
             }
             let token_sha256 = parse_sha256(&a.token_sha256).ok_or_else(|| {
@@ -240,32 +293,53 @@ impl CollectorConfig {
                 )
             })?;
             if !hashes.insert(token_sha256) {
-                return Err(err(&format!("{label}.token_sha256"), "the same token as another agent; every agent needs its own".into()));
+                return Err(err(
+                    &format!("{label}.token_sha256"),
+                    "the same token as another agent; every agent needs its own".into(),
+                ));
             }
-            agents.push(AgentEntry { id: a.id, location: a.location, token_sha256 });
+            agents.push(AgentEntry {
+                id: a.id,
+                location: a.location,
+                token_sha256,
+            });
         }
 
         let embedded_agent = match raw.embedded_agent {
             None => None,
             Some(e) => {
                 let id = e.id.unwrap_or_else(|| DEFAULT_EMBEDDED_ID.to_string());
-                let location = e.location.unwrap_or_else(|| DEFAULT_EMBEDDED_LOCATION.to_string());
+                let location = e
+                    .location
+                    .unwrap_or_else(|| DEFAULT_EMBEDDED_LOCATION.to_string());
                 if !valid_name(&id) {
-                    return Err(err("embedded_agent.id", format!("{id:?} is not a valid id")));
+                    return Err(err(
+                        "embedded_agent.id",
+                        format!("{id:?} is not a valid id"),
+                    ));
                 }
                 if ids.contains(&id) {
-                    return Err(err("embedded_agent.id", format!("{id:?} is also an [[agents]] id; pick another")));
+                    return Err(err(
+                        "embedded_agent.id",
+                        format!("{id:?} is also an [[agents]] id; pick another"),
+                    ));
                 }
                 if !valid_name(&location) {
-                    return Err(err("embedded_agent.location", format!("{location:?} is not a valid location")));
+                    return Err(err(
+                        "embedded_agent.location",
+                        format!("{location:?} is not a valid location"),
+                    ));
                 }
                 Some(EmbeddedAgent { id, location })
             }
         };
 
         let validated = validate_checks(&raw.checks, file, &base)?;
-        let known_locations: BTreeSet<&str> =
-            agents.iter().map(|a| a.location.as_str()).chain(embedded_agent.iter().map(|e| e.location.as_str())).collect();
+        let known_locations: BTreeSet<&str> = agents
+            .iter()
+            .map(|a| a.location.as_str())
+            .chain(embedded_agent.iter().map(|e| e.location.as_str()))
+            .collect();
         let mut checks = Vec::with_capacity(validated.len());
         for check in validated {
             if let Some(locs) = &check.locations
@@ -274,7 +348,14 @@ impl CollectorConfig {
                 let known: Vec<&str> = known_locations.iter().copied().collect();
                 return Err(err(
                     &format!("checks[{}].locations", check.name),
-                    format!("no agent is at location {bad:?} (known: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                    format!(
+                        "no agent is at location {bad:?} (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
                 ));
             }
             let served = served_spec(&check, file, &base)?;
@@ -284,22 +365,37 @@ impl CollectorConfig {
         let mut contract_names = HashSet::new();
         for (i, c) in raw.contracts.iter().enumerate() {
             if !contract_names.insert(c.name.as_str()) {
-                return Err(err(&format!("contracts[{i}].name"), format!("duplicate contract name {:?}", c.name)));
+                return Err(err(
+                    &format!("contracts[{i}].name"),
+                    format!("duplicate contract name {:?}", c.name),
+                ));
             }
         }
         // Unknown checks, slots shorter than an interval, bad zones, tiers:
         // errors name `contracts[NAME].key`.
-        let intervals: HashMap<String, Duration> =
-            checks.iter().map(|c| (c.check.name.clone(), c.check.interval)).collect();
+        let intervals: HashMap<String, Duration> = checks
+            .iter()
+            .map(|c| (c.check.name.clone(), c.check.interval))
+            .collect();
         let contracts = validate_contracts(&raw.contracts, &intervals, file)?;
 
-        Ok(Self { file: file.to_path_buf(), collector, agents, checks, contracts, embedded_agent })
+        Ok(Self {
+            file: file.to_path_buf(),
+            collector,
+            agents,
+            checks,
+            contracts,
+            embedded_agent,
+        })
     }
 
     /// Each check's interval by name: what contract validation needs
     /// (a contract's slot must be at least every covered check's interval).
     pub fn check_intervals(&self) -> HashMap<String, Duration> {
-        self.checks.iter().map(|c| (c.check.name.clone(), c.check.interval)).collect()
+        self.checks
+            .iter()
+            .map(|c| (c.check.name.clone(), c.check.interval))
+            .collect()
     }
 
     /// A check by name.
@@ -337,7 +433,10 @@ impl CollectorConfig {
         let _ = writeln!(s, "checks ({}):", self.checks.len());
         for cc in &self.checks {
             let ch = &cc.check;
-            let locs = ch.locations.as_ref().map_or_else(|| "all".to_string(), |l| l.join(", "));
+            let locs = ch
+                .locations
+                .as_ref()
+                .map_or_else(|| "all".to_string(), |l| l.join(", "));
             let _ = writeln!(
                 s,
                 "  {}  {}  every {}  {}  locations: {}",
@@ -360,13 +459,26 @@ impl CollectorConfig {
                 k.timezone,
                 format_duration(k.slot),
                 k.quorum,
-                if objectives.is_empty() { "none".to_string() } else { objectives.join(", ") }
+                if objectives.is_empty() {
+                    "none".to_string()
+                } else {
+                    objectives.join(", ")
+                }
             );
             for m in &k.maintenance {
-                let _ = writeln!(s, "    maintenance {} for {}", m.describe(), format_duration(m.duration()));
+                let _ = writeln!(
+                    s,
+                    "    maintenance {} for {}",
+                    m.describe(),
+                    format_duration(m.duration())
+                );
             }
             if !k.credits.is_empty() {
-                let tiers: Vec<String> = k.credits.iter().map(|t| format!("below {}% -> {}%", t.below, t.percent)).collect();
+                let tiers: Vec<String> = k
+                    .credits
+                    .iter()
+                    .map(|t| format!("below {}% -> {}%", t.below, t.percent))
+                    .collect();
                 let _ = writeln!(s, "    credits: {}", tiers.join(", "));
             }
         }
@@ -379,7 +491,11 @@ impl CollectorConfig {
 fn describe_objective(o: &Objective) -> String {
     match o {
         Objective::Availability { target } => format!("availability >= {target}%"),
-        Objective::Latency { phase, percentile, max } => format!("{phase} p{percentile} <= {}", format_duration(*max)),
+        Objective::Latency {
+            phase,
+            percentile,
+            max,
+        } => format!("{phase} p{percentile} <= {}", format_duration(*max)),
     }
 }
 
@@ -390,7 +506,11 @@ fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, Con
     if let Some(ca_file) = spec.ca_file.take() {
         let path = base.join(&ca_file);
         let pem = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::new(file, format!("checks[{}].ca_file", check.name), format!("cannot read {}: {e}", path.display()))
+            ConfigError::new(
+                file,
+                format!("checks[{}].ca_file", check.name),
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
         spec.ca_pem = Some(match spec.ca_pem.take() {
             Some(inline) => format!("{}\n{}", inline.trim_end(), pem),
@@ -422,14 +542,18 @@ fn parse_sha256(s: &str) -> Option<[u8; 32]> {
 }
 
 fn base_dir(file: &Path) -> PathBuf {
-    file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Same rule as the agent's ids, locations and check names.
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
 #[cfg(test)]
@@ -443,7 +567,9 @@ mod tests {
         let raw: RawCollectorFile = figment::Figment::new()
             .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
             .extract()
-            .map_err(|e| ConfigError::new(Path::new("t.toml"), e.path.join("."), e.kind.to_string()))?;
+            .map_err(|e| {
+                ConfigError::new(Path::new("t.toml"), e.path.join("."), e.kind.to_string())
+            })?;
         CollectorConfig::from_raw(raw, &dir.join("t.toml"))
     }
 
@@ -474,11 +600,24 @@ mod tests {
     #[test]
     fn database_url_selects_postgres_and_is_never_echoed() {
         let c = parse("[collector]\ndatabase_url = \"postgres://u:secret@db:5433/x\"\n").unwrap();
-        assert_eq!(c.collector.store, Location::Postgres("postgres://u:secret@db:5433/x".into()));
+        assert_eq!(
+            c.collector.store,
+            Location::Postgres("postgres://u:secret@db:5433/x".into())
+        );
         assert!(!format!("{:?}", c.collector).contains("secret"));
-        assert!(c.summary().contains("database_url postgres://u@db:5433/x"), "{}", c.summary());
-        assert!(matches!(parse("").unwrap().collector.store, Location::Sqlite(_)));
-        for bad in ["mysql://u:secret@db/x", "postgres://u:secret@db/x?sslmode=require"] {
+        assert!(
+            c.summary().contains("database_url postgres://u@db:5433/x"),
+            "{}",
+            c.summary()
+        );
+        assert!(matches!(
+            parse("").unwrap().collector.store,
+            Location::Sqlite(_)
+        ));
+        for bad in [
+            "mysql://u:secret@db/x",
+            "postgres://u:secret@db/x?sslmode=require",
+        ] {
             let e = parse(&format!("[collector]\ndatabase_url = \"{bad}\"\n")).unwrap_err();
             assert_eq!(e.key, "collector.database_url");
             assert!(!e.to_string().contains("secret"), "{e}");
@@ -499,11 +638,23 @@ mod tests {
             s.contains("c  vendor V  checks: w  zone Europe/Amsterdam  slot 5m  quorum 1  objectives: availability >= 99.9%, processing p95 <= 800ms"),
             "{s}"
         );
-        let unknown = parse(&format!("{base}{}", contract.replace("[\"w\"]", "[\"nope\"]"))).unwrap_err();
+        let unknown = parse(&format!(
+            "{base}{}",
+            contract.replace("[\"w\"]", "[\"nope\"]")
+        ))
+        .unwrap_err();
         assert!(unknown.key.starts_with("contracts[c]"), "{unknown}");
-        let short = parse(&format!("{base}{}", contract.replace("slot=\"5m\"", "slot=\"1m\""))).unwrap_err();
+        let short = parse(&format!(
+            "{base}{}",
+            contract.replace("slot=\"5m\"", "slot=\"1m\"")
+        ))
+        .unwrap_err();
         assert_eq!(short.key, "contracts[c].slot", "{short}");
-        let zone = parse(&format!("{base}{}", contract.replace("Europe/Amsterdam", "Mars/Olympus"))).unwrap_err();
+        let zone = parse(&format!(
+            "{base}{}",
+            contract.replace("Europe/Amsterdam", "Mars/Olympus")
+        ))
+        .unwrap_err();
         assert_eq!(zone.key, "contracts[c].timezone", "{zone}");
     }
 

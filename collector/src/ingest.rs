@@ -87,7 +87,11 @@ impl Rejection {
             let cut: String = message.chars().take(MAX_MESSAGE).collect();
             message = format!("{cut}… (message cut at {MAX_MESSAGE} characters)");
         }
-        Self { status, reason, message }
+        Self {
+            status,
+            reason,
+            message,
+        }
     }
     fn bad(reason: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason, message)
@@ -102,17 +106,24 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        let mut resp = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
         match self.status {
             StatusCode::UNAUTHORIZED => {
-                resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             StatusCode::TOO_MANY_REQUESTS => {
                 let secs = self.retry_after_secs().unwrap_or(1);
-                resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
             }
             _ => {}
         }
@@ -126,7 +137,10 @@ impl Rejection {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("agent {} is over collector.max_results_per_second_per_agent ({rate}/s); retry after {secs} s", clip(agent)),
+            format!(
+                "agent {} is over collector.max_results_per_second_per_agent ({rate}/s); retry after {secs} s",
+                clip(agent)
+            ),
         )
     }
 
@@ -161,7 +175,10 @@ impl RateLimiter {
 
     /// `rate` results a second per agent; 0 disables the limit.
     pub fn new(rate: u64) -> Self {
-        Self { rate, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The configured rate (0: unlimited).
@@ -169,10 +186,17 @@ impl RateLimiter {
         self.rate
     }
 
-    fn refill(&self, agent: &str, now: Instant) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
+    fn refill(
+        &self,
+        agent: &str,
+        now: Instant,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
         let burst = (self.rate.saturating_mul(Self::BURST_FACTOR)) as f64;
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry(agent.to_string()).or_insert(Bucket { tokens: burst, at: now });
+        let b = map.entry(agent.to_string()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
         let dt = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + dt * self.rate as f64).min(burst);
         b.at = now;
@@ -191,7 +215,11 @@ impl RateLimiter {
         }
         let map = self.refill(agent, now);
         let tokens = map.get(agent).map_or(0.0, |b| b.tokens);
-        if tokens >= 0.0 { Ok(()) } else { Err(Duration::from_secs_f64(-tokens / self.rate as f64)) }
+        if tokens >= 0.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(-tokens / self.rate as f64))
+        }
     }
 
     /// Takes `n` results from `agent`'s bucket (it may go into debt).
@@ -243,55 +271,105 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
     }
 
     // Refuse a declared oversize body before reading a byte of it.
-    if let Some(len) = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
         && len > limits.max_body_bytes as u64
     {
-        return Err(Rejection::too_large(format!("body of {len} bytes is over the limit of {} bytes", limits.max_body_bytes)));
+        return Err(Rejection::too_large(format!(
+            "body of {len} bytes is over the limit of {} bytes",
+            limits.max_body_bytes
+        )));
     }
     let encoding = Encoding::from_header(headers.get(CONTENT_ENCODING))?;
     let bytes = match Limited::new(body, limits.max_body_bytes).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(Rejection::too_large(format!("body is over the limit of {} bytes", limits.max_body_bytes)));
+            return Err(Rejection::too_large(format!(
+                "body is over the limit of {} bytes",
+                limits.max_body_bytes
+            )));
         }
-        Err(e) => return Err(Rejection::bad("malformed", format!("reading the body failed: {e}"))),
+        Err(e) => {
+            return Err(Rejection::bad(
+                "malformed",
+                format!("reading the body failed: {e}"),
+            ));
+        }
     };
 
     // Decompression and JSON parsing are CPU work: keep them off the async workers.
     let config = app.config().clone();
     let who2 = who.clone();
     let now = Timestamp::now();
-    let decoded = tokio::task::spawn_blocking(move || decode_body(encoding, &bytes, &who2, &config, now, limits))
-        .await
-        .map_err(|e| Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", format!("ingest task failed: {e}")));
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_body(encoding, &bytes, &who2, &config, now, limits)
+    })
+    .await
+    .map_err(|e| {
+        Rejection::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unavailable",
+            format!("ingest task failed: {e}"),
+        )
+    });
     // Refused requests cost a token too, so a flood of garbage is limited
     // like a flood of results.
-    let charge = decoded.as_ref().ok().and_then(|d| d.as_ref().ok()).map_or(1, |d| d.results.len().max(1) as u64);
+    let charge = decoded
+        .as_ref()
+        .ok()
+        .and_then(|d| d.as_ref().ok())
+        .map_or(1, |d| d.results.len().max(1) as u64);
     rate.charge(&who.id, charge);
-    let DecodedBatch { results: parsed, rows } = decoded??;
+    let DecodedBatch {
+        results: parsed,
+        rows,
+    } = decoded??;
 
-    let store = app.store().ok_or_else(|| Rejection::unavailable("the collector is starting (store not open yet)"))?.clone();
+    let store = app
+        .store()
+        .ok_or_else(|| Rejection::unavailable("the collector is starting (store not open yet)"))?
+        .clone();
 
     let acked = parsed.iter().map(|r| r.seq).max().unwrap_or(0);
     let received_ms = Timestamp::now().as_millisecond();
-    let outcome = store.insert_batch(&who.id, &who.location, received_ms, rows).await.map_err(|e| match e {
-        StoreError::Overloaded => Rejection::unavailable("the store is busy; retry shortly"),
-        StoreError::Closed => Rejection::unavailable("the collector is shutting down"),
-        other => {
-            tracing::error!(agent = who.id, error = %other, "storing a batch failed");
-            Rejection::unavailable("storing the batch failed; retry later")
-        }
-    })?;
+    let outcome = store
+        .insert_batch(&who.id, &who.location, received_ms, rows)
+        .await
+        .map_err(|e| match e {
+            StoreError::Overloaded => Rejection::unavailable("the store is busy; retry shortly"),
+            StoreError::Closed => Rejection::unavailable("the collector is shutting down"),
+            other => {
+                tracing::error!(agent = who.id, error = %other, "storing a batch failed");
+                Rejection::unavailable("storing the batch failed; retry later")
+            }
+        })?;
 
-    let fresh: Vec<ProbeResult> =
-        parsed.into_iter().zip(&outcome.inserted).filter_map(|(r, &new)| new.then_some(r)).collect();
+    let fresh: Vec<ProbeResult> = parsed
+        .into_iter()
+        .zip(&outcome.inserted)
+        .filter_map(|(r, &new)| new.then_some(r))
+        .collect();
     let metrics = app.metrics();
     metrics.observe(&fresh);
-    metrics.ingested(&who.id, &who.location, outcome.stored, outcome.duplicates, received_ms as f64 / 1000.0);
+    metrics.ingested(
+        &who.id,
+        &who.location,
+        outcome.stored,
+        outcome.duplicates,
+        received_ms as f64 / 1000.0,
+    );
     if let Some(sla) = app.sla() {
         sla.on_results(&fresh);
     }
-    tracing::debug!(agent = who.id, stored = outcome.stored, duplicates = outcome.duplicates, acked, "batch stored");
+    tracing::debug!(
+        agent = who.id,
+        stored = outcome.stored,
+        duplicates = outcome.duplicates,
+        acked,
+        "batch stored"
+    );
     Ok(Ack { acked })
 }
 
@@ -311,7 +389,10 @@ impl Encoding {
                 Rejection::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_encoding",
-                    format!("Content-Encoding {:?} is not supported (use gzip, zstd or none)", clip(v.to_str().unwrap_or("(not text)"))),
+                    format!(
+                        "Content-Encoding {:?} is not supported (use gzip, zstd or none)",
+                        clip(v.to_str().unwrap_or("(not text)"))
+                    ),
                 )
             }),
         }
@@ -327,7 +408,11 @@ impl Encoding {
     }
 }
 
-fn decode(encoding: Encoding, body: &[u8], max: usize) -> Result<std::borrow::Cow<'_, [u8]>, Rejection> {
+fn decode(
+    encoding: Encoding,
+    body: &[u8],
+    max: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, Rejection> {
     let read_capped = |r: &mut dyn Read, name: &str| -> Result<Vec<u8>, Rejection> {
         let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
         // One byte past the cap tells "exactly at the cap" from "over it".
@@ -335,13 +420,17 @@ fn decode(encoding: Encoding, body: &[u8], max: usize) -> Result<std::borrow::Co
             .read_to_end(&mut out)
             .map_err(|e| Rejection::bad("malformed", format!("body is not valid {name}: {e}")))?;
         if out.len() > max {
-            return Err(Rejection::too_large(format!("{name} body decompresses to more than {max} bytes")));
+            return Err(Rejection::too_large(format!(
+                "{name} body decompresses to more than {max} bytes"
+            )));
         }
         Ok(out)
     };
     match encoding {
         Encoding::Identity => Ok(std::borrow::Cow::Borrowed(body)),
-        Encoding::Gzip => Ok(read_capped(&mut flate2::read::MultiGzDecoder::new(body), "gzip")?.into()),
+        Encoding::Gzip => {
+            Ok(read_capped(&mut flate2::read::MultiGzDecoder::new(body), "gzip")?.into())
+        }
         Encoding::Zstd => {
             let mut dec = zstd::stream::read::Decoder::with_buffer(body)
                 .map_err(|e| Rejection::bad("malformed", format!("body is not valid zstd: {e}")))?;
@@ -380,11 +469,22 @@ pub fn decode_batch(
     limits: IngestLimits,
 ) -> Result<DecodedBatch, Rejection> {
     if body.len() > limits.max_body_bytes {
-        return Err(Rejection::too_large(format!("body of {} bytes is over the limit of {} bytes", body.len(), limits.max_body_bytes)));
+        return Err(Rejection::too_large(format!(
+            "body of {} bytes is over the limit of {} bytes",
+            body.len(),
+            limits.max_body_bytes
+        )));
     }
-    let header = content_encoding.map(HeaderValue::from_str).transpose().map_err(|_| {
-        Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding", "Content-Encoding is not a valid header value")
-    })?;
+    let header = content_encoding
+        .map(HeaderValue::from_str)
+        .transpose()
+        .map_err(|_| {
+            Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                "Content-Encoding is not a valid header value",
+            )
+        })?;
     let encoding = Encoding::from_header(header.as_ref())?;
     decode_body(encoding, body, who, config, now, limits)
 }
@@ -412,14 +512,30 @@ fn clip(s: &str) -> String {
 }
 
 /// Parses and validates a decoded body; every error names the place.
-fn parse_batch(body: &[u8], who: &Principal, config: &CollectorConfig, now: Timestamp, limits: IngestLimits) -> Result<DecodedBatch, Rejection> {
-    let text = std::str::from_utf8(body).map_err(|e| Rejection::bad("malformed", format!("body is not UTF-8: {e}")))?;
-    let batch: RawBatch<'_> = serde_json::from_str(text).map_err(|e| Rejection::bad("malformed", format!("body is not a batch ({{\"agent\": …, \"results\": […]}}): {e}")))?;
+fn parse_batch(
+    body: &[u8],
+    who: &Principal,
+    config: &CollectorConfig,
+    now: Timestamp,
+    limits: IngestLimits,
+) -> Result<DecodedBatch, Rejection> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| Rejection::bad("malformed", format!("body is not UTF-8: {e}")))?;
+    let batch: RawBatch<'_> = serde_json::from_str(text).map_err(|e| {
+        Rejection::bad(
+            "malformed",
+            format!("body is not a batch ({{\"agent\": …, \"results\": […]}}): {e}"),
+        )
+    })?;
     if batch.agent != who.id {
         return Err(Rejection::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("agent: the batch is for {} but the token is agent {:?}'s", clip(&batch.agent), who.id),
+            format!(
+                "agent: the batch is for {} but the token is agent {:?}'s",
+                clip(&batch.agent),
+                who.id
+            ),
         ));
     }
     if batch.results.len() > limits.max_results {
@@ -435,7 +551,11 @@ fn parse_batch(body: &[u8], who: &Principal, config: &CollectorConfig, now: Time
         let mut de = serde_json::Deserializer::from_str(raw.get());
         let r: ProbeResult = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            let place = if path == "." || path.is_empty() { format!("results[{i}]") } else { format!("results[{i}].{path}") };
+            let place = if path == "." || path.is_empty() {
+                format!("results[{i}]")
+            } else {
+                format!("results[{i}].{path}")
+            };
             Rejection::bad("malformed", format!("{place}: {}", e.inner()))
         })?;
         check_result(i, &r, who, config, now, limits.max_clock_skew)?;
@@ -451,7 +571,10 @@ fn parse_batch(body: &[u8], who: &Principal, config: &CollectorConfig, now: Time
         });
         parsed.push(r);
     }
-    Ok(DecodedBatch { results: parsed, rows })
+    Ok(DecodedBatch {
+        results: parsed,
+        rows,
+    })
 }
 
 /// Checks one parsed result against the agent and the config.
@@ -468,25 +591,56 @@ pub(crate) fn check_result(
         return Err(Rejection::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("{}: {} is not the authenticated agent {:?}", at("agent"), clip(&r.agent), who.id),
+            format!(
+                "{}: {} is not the authenticated agent {:?}",
+                at("agent"),
+                clip(&r.agent),
+                who.id
+            ),
         ));
     }
     if r.seq == 0 || r.seq > i64::MAX as u64 {
-        return Err(Rejection::bad("invalid", format!("{}: {} is out of range (the first result is 1)", at("seq"), r.seq)));
+        return Err(Rejection::bad(
+            "invalid",
+            format!(
+                "{}: {} is out of range (the first result is 1)",
+                at("seq"),
+                r.seq
+            ),
+        ));
     }
     if r.location != who.location {
         return Err(Rejection::bad(
             "invalid",
-            format!("{}: {} but agent {:?} is at {:?} in the collector config", at("location"), clip(&r.location), who.id, who.location),
+            format!(
+                "{}: {} but agent {:?} is at {:?} in the collector config",
+                at("location"),
+                clip(&r.location),
+                who.id,
+                who.location
+            ),
         ));
     }
     let Some(check) = config.check(&r.check) else {
-        return Err(Rejection::bad("unknown_check", format!("{}: {} is not a check in the collector config", at("check"), clip(&r.check))));
+        return Err(Rejection::bad(
+            "unknown_check",
+            format!(
+                "{}: {} is not a check in the collector config",
+                at("check"),
+                clip(&r.check)
+            ),
+        ));
     };
     if check.check.kind != r.kind {
         return Err(Rejection::bad(
             "invalid",
-            format!("{}: {} but check {} is a {} check", at("kind"), r.kind, clip(&r.check), check.check.kind),
+            format!(
+                "{}: {} but check {} is a {} check",
+                at("kind"),
+                r.kind,
+                clip(&r.check),
+                check.check.kind
+            ),
         ));
     }
     let started = r.started_at.as_millisecond();
@@ -499,7 +653,9 @@ pub(crate) fn check_result(
                 "{}: {} is {} ahead of the collector's clock (at most {} of skew is allowed)",
                 at("started_at"),
                 r.started_at,
-                humantime::format_duration(Duration::from_secs(((started - now_ms) / 1000).unsigned_abs())),
+                humantime::format_duration(Duration::from_secs(
+                    ((started - now_ms) / 1000).unsigned_abs()
+                )),
                 humantime::format_duration(max_skew)
             ),
         ));
@@ -518,7 +674,14 @@ pub(crate) fn check_result(
         ));
     }
     if !r.duration_seconds.is_finite() || r.duration_seconds < 0.0 {
-        return Err(Rejection::bad("invalid", format!("{}: {} is not a duration in seconds", at("duration_seconds"), r.duration_seconds)));
+        return Err(Rejection::bad(
+            "invalid",
+            format!(
+                "{}: {} is not a duration in seconds",
+                at("duration_seconds"),
+                r.duration_seconds
+            ),
+        ));
     }
     Ok(())
 }
@@ -537,7 +700,13 @@ mod tests {
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         let z = zstd::encode_all(&vec![b' '; 10_000][..], 1).unwrap();
         assert_eq!(decode(Encoding::Zstd, &z, 10_000).unwrap().len(), 10_000);
-        assert_eq!(decode(Encoding::Zstd, &z, 100).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(decode(Encoding::Gzip, b"not gzip", 100).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            decode(Encoding::Zstd, &z, 100).unwrap_err().status,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            decode(Encoding::Gzip, b"not gzip", 100).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

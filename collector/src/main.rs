@@ -55,7 +55,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let path = match &cli.command {
-        Command::Run { config } | Command::CheckConfig { config } | Command::Report { config, .. } => config.clone(),
+        Command::Run { config }
+        | Command::CheckConfig { config }
+        | Command::Report { config, .. } => config.clone(),
     };
     let config = match CollectorConfig::load(&path) {
         Ok(c) => c,
@@ -69,21 +71,28 @@ fn main() -> ExitCode {
             print!("{}", config.summary());
             ExitCode::SUCCESS
         }
-        Command::Report { contract, month, format, output, .. } => {
-            match report(&config, &contract, &month, &format, output.as_deref()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("slaprobe-collector: {e}");
-                    ExitCode::from(2)
-                }
+        Command::Report {
+            contract,
+            month,
+            format,
+            output,
+            ..
+        } => match report(&config, &contract, &month, &format, output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("slaprobe-collector: {e}");
+                ExitCode::from(2)
             }
-        }
+        },
         Command::Run { .. } => {
             // The embedded agent's HTTP client (reqwest without a built-in
             // provider) needs a process default; the collector itself passes
             // providers explicitly.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("slaprobe-collector: cannot start the runtime: {e}");
@@ -108,24 +117,41 @@ fn main() -> ExitCode {
 
 /// `report`: the same figures and digest as `/api/v1/reports/...`
 /// (`sla_service::report_from_store`), read straight from the store.
-fn report(config: &CollectorConfig, contract: &str, month: &str, format: &str, output: Option<&Path>) -> Result<(), String> {
+fn report(
+    config: &CollectorConfig,
+    contract: &str,
+    month: &str,
+    format: &str,
+    output: Option<&Path>,
+) -> Result<(), String> {
     let format: Format = format.parse().map_err(|e| format!("--format: {e}"))?;
     let now = jiff::Timestamp::now();
-    let (contract, month) = resolve_request(&config.contracts, contract, month, now).map_err(|e| match e {
-        ReportRequestError::BadMonth(m) => format!("--month: {m}"),
-        other => other.to_string(),
-    })?;
+    let (contract, month) =
+        resolve_request(&config.contracts, contract, month, now).map_err(|e| match e {
+            ReportRequestError::BadMonth(m) => format!("--month: {m}"),
+            other => other.to_string(),
+        })?;
     let location = config.collector.store_location();
-    let key = if matches!(location, Location::Postgres(_)) { "collector.database_url" } else { "collector.data_dir" };
-    let reader = Reader::open_at(location).map_err(|e| format!("{e} ({key} in {})", config.file.display()))?;
-    let report = report_from_store(&reader, contract, month, now).map_err(|e| format!("reading the store failed: {e}"))?;
+    let key = if matches!(location, Location::Postgres(_)) {
+        "collector.database_url"
+    } else {
+        "collector.data_dir"
+    };
+    let reader = Reader::open_at(location)
+        .map_err(|e| format!("{e} ({key} in {})", config.file.display()))?;
+    let report = report_from_store(&reader, contract, month, now)
+        .map_err(|e| format!("reading the store failed: {e}"))?;
     let body = render::render(&report, format);
     match output {
-        Some(path) => std::fs::write(path, body).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        Some(path) => {
+            std::fs::write(path, body).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
         None => {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
-            out.write_all(body.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("cannot write the report: {e}"))
+            out.write_all(body.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write the report: {e}"))
         }
     }
 }
@@ -134,5 +160,9 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLAPROBE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -54,7 +54,10 @@ struct ProbeState {
 
 impl ProbeState {
     fn from_result(r: &ProbeResult) -> Self {
-        let phases = r.http.as_ref().map_or([None; 5], |h| Phases::NAMES.map(|p| h.phases.get(p)));
+        let phases = r
+            .http
+            .as_ref()
+            .map_or([None; 5], |h| Phases::NAMES.map(|p| h.phases.get(p)));
         let cert_expiry = r
             .tls
             .as_ref()
@@ -68,7 +71,10 @@ impl ProbeState {
             phases,
             http_status: r.http.as_ref().and_then(|h| h.status),
             cert_expiry,
-            page: r.page.as_ref().map(|p| (p.total_bytes, p.resources, p.load_seconds)),
+            page: r
+                .page
+                .as_ref()
+                .map(|p| (p.total_bytes, p.resources, p.load_seconds)),
         }
     }
 }
@@ -115,14 +121,31 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// Metrics for `config`: check info and configured agents exist from the start.
-    pub fn new(config: &CollectorConfig, extra_agents: &[(String, String)]) -> Result<Self, prometheus::Error> {
+    pub fn new(
+        config: &CollectorConfig,
+        extra_agents: &[(String, String)],
+    ) -> Result<Self, prometheus::Error> {
         let mut st = State::default();
         for c in &config.checks {
-            st.checks.push((c.check.name.clone(), c.check.kind.to_string(), c.check.target.clone()));
+            st.checks.push((
+                c.check.name.clone(),
+                c.check.kind.to_string(),
+                c.check.target.clone(),
+            ));
         }
-        let configured = config.agents.iter().map(|a| (a.id.clone(), a.location.clone())).chain(extra_agents.iter().cloned());
+        let configured = config
+            .agents
+            .iter()
+            .map(|a| (a.id.clone(), a.location.clone()))
+            .chain(extra_agents.iter().cloned());
         for (id, location) in configured {
-            st.agents.insert(id, AgentState { location, ..Default::default() });
+            st.agents.insert(
+                id,
+                AgentState {
+                    location,
+                    ..Default::default()
+                },
+            );
         }
         for r in REJECT_REASONS {
             st.rejected.insert(r, 0);
@@ -151,14 +174,24 @@ impl Metrics {
             match st.agents.get_mut(&r.agent) {
                 Some(a) => a.max_seq = a.max_seq.max(r.seq),
                 None => {
-                    st.agents.insert(r.agent.clone(), AgentState { location: r.location.clone(), max_seq: r.seq, ..Default::default() });
+                    st.agents.insert(
+                        r.agent.clone(),
+                        AgentState {
+                            location: r.location.clone(),
+                            max_seq: r.seq,
+                            ..Default::default()
+                        },
+                    );
                 }
             }
             let key = (r.check.clone(), r.location.clone());
             let counts = st.counts.entry(key.clone()).or_default();
             counts.total += 1;
             if let Some(class) = r.class() {
-                *counts.failures.entry(class.as_str().to_string()).or_default() += 1;
+                *counts
+                    .failures
+                    .entry(class.as_str().to_string())
+                    .or_default() += 1;
             }
             let new = ProbeState::from_result(r);
             match st.probes.get_mut(&key) {
@@ -191,7 +224,12 @@ impl Metrics {
 
     /// When an agent was last seen (seconds since the epoch), as far as this process knows.
     pub fn last_seen(&self, agent: &str) -> Option<f64> {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).agents.get(agent).and_then(|a| a.last_seen)
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .agents
+            .get(agent)
+            .and_then(|a| a.last_seen)
     }
 
     /// A request was refused; `reason` is one of [`REJECT_REASONS`].
@@ -201,16 +239,27 @@ impl Metrics {
 
     /// Restores state after a restart from what the store keeps. Only checks
     /// still in the config come back.
-    pub fn seed_from_store(&self, latest: &[StoredResult], counts: &[ProbeCount], agents: &[AgentRow]) {
+    pub fn seed_from_store(
+        &self,
+        latest: &[StoredResult],
+        counts: &[ProbeCount],
+        agents: &[AgentRow],
+    ) {
         let mut st = self.write();
-        let known: std::collections::HashSet<&str> = st.checks.iter().map(|(c, _, _)| c.as_str()).collect();
+        let known: std::collections::HashSet<&str> =
+            st.checks.iter().map(|(c, _, _)| c.as_str()).collect();
         let mut probes = HashMap::new();
         for row in latest.iter().filter(|r| known.contains(r.check.as_str())) {
             match serde_json::from_str::<ProbeResult>(&row.raw) {
                 Ok(r) => {
-                    probes.insert((row.check.clone(), row.location.clone()), ProbeState::from_result(&r));
+                    probes.insert(
+                        (row.check.clone(), row.location.clone()),
+                        ProbeState::from_result(&r),
+                    );
                 }
-                Err(e) => tracing::warn!(check = row.check, error = %e, "stored latest result does not parse; skipped"),
+                Err(e) => {
+                    tracing::warn!(check = row.check, error = %e, "stored latest result does not parse; skipped")
+                }
             }
         }
         let mut pc: HashMap<(String, String), ProbeCounts> = HashMap::new();
@@ -271,8 +320,16 @@ fn render_check_families(st: &State, out: &mut String) {
     let fam = |i: usize, out: &mut String, body: &mut dyn FnMut(&mut String)| {
         let (name, help, kind, _) = FAMILIES[i];
         let start = out.len();
-        let kind = if kind == MetricType::COUNTER { "counter" } else { "gauge" };
-        let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", escape_help(help));
+        let kind = if kind == MetricType::COUNTER {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {}\n# TYPE {name} {kind}",
+            escape_help(help)
+        );
         let head = out.len();
         body(out);
         if out.len() == head {
@@ -281,12 +338,24 @@ fn render_check_families(st: &State, out: &mut String) {
     };
     fam(0, out, &mut |out| {
         for ((c, l), p) in &probes {
-            sample(out, FAMILIES[0].0, &cl(c, l), None, if p.success { 1.0 } else { 0.0 });
+            sample(
+                out,
+                FAMILIES[0].0,
+                &cl(c, l),
+                None,
+                if p.success { 1.0 } else { 0.0 },
+            );
         }
     });
     fam(1, out, &mut |out| {
         for ((c, l), p) in &probes {
-            sample(out, FAMILIES[1].0, &cl(c, l), Some(("phase", "total")), p.duration);
+            sample(
+                out,
+                FAMILIES[1].0,
+                &cl(c, l),
+                Some(("phase", "total")),
+                p.duration,
+            );
             for (name, v) in Phases::NAMES.iter().zip(p.phases) {
                 if let Some(v) = v {
                     sample(out, FAMILIES[1].0, &cl(c, l), Some(("phase", name)), v);
@@ -302,7 +371,13 @@ fn render_check_families(st: &State, out: &mut String) {
     fam(3, out, &mut |out| {
         for ((c, l), n) in &counts {
             for (class, k) in &n.failures {
-                sample(out, FAMILIES[3].0, &cl(c, l), Some(("class", class)), *k as f64);
+                sample(
+                    out,
+                    FAMILIES[3].0,
+                    &cl(c, l),
+                    Some(("class", class)),
+                    *k as f64,
+                );
             }
         }
     });
@@ -327,7 +402,13 @@ fn render_check_families(st: &State, out: &mut String) {
         let mut checks: Vec<&(String, String, String)> = st.checks.iter().collect();
         checks.sort_unstable();
         for (c, kind, target) in checks {
-            sample(out, FAMILIES[9].0, &[("check", c), ("kind", kind), ("target", target)], None, 1.0);
+            sample(
+                out,
+                FAMILIES[9].0,
+                &[("check", c), ("kind", kind), ("target", target)],
+                None,
+                1.0,
+            );
         }
     });
 }
@@ -338,7 +419,13 @@ fn cl<'a>(c: &'a str, l: &'a str) -> [(&'static str, &'a str); 2] {
 }
 
 /// One sample line: `name{labels,extra} value` (values as the text encoder writes them).
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], extra: Option<(&str, &str)>, v: f64) {
+fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    extra: Option<(&str, &str)>,
+    v: f64,
+) {
     out.push_str(name);
     let mut sep = '{';
     for (k, val) in labels.iter().chain(extra.as_ref()) {
@@ -378,22 +465,102 @@ fn escape_help(h: &str) -> String {
 
 /// Name, help, type and labels of every family this collector exports.
 const FAMILIES: &[crate::metrics::FamilySpec] = &[
-    ("slaprobe_probe_success", "1 if the latest probe of the check from the location succeeded, else 0.", MetricType::GAUGE, &["check", "location"]),
-    ("slaprobe_probe_duration_seconds", "Duration of the latest probe (phase total) and of each HTTP phase it reached.", MetricType::GAUGE, &["check", "location", "phase"]),
-    ("slaprobe_probes_total", "Probe results stored, per check and location.", MetricType::COUNTER, &["check", "location"]),
-    ("slaprobe_probe_failures_total", "Failed probe results stored, by failure class.", MetricType::COUNTER, &["check", "location", "class"]),
-    ("slaprobe_http_status_code", "HTTP status of the latest probe's final response.", MetricType::GAUGE, &["check", "location"]),
-    ("slaprobe_tls_cert_expiry_timestamp_seconds", "Earliest expiry in the certificate chain the latest probe saw (Unix seconds).", MetricType::GAUGE, &["check", "location"]),
-    ("slaprobe_page_bytes", "Bytes of the document and every resource in the latest page load.", MetricType::GAUGE, &["check", "location"]),
-    ("slaprobe_page_resources", "Resources the latest page load requested (the document not counted).", MetricType::GAUGE, &["check", "location"]),
-    ("slaprobe_page_load_seconds", "Time until the document and every resource had arrived in the latest page load.", MetricType::GAUGE, &["check", "location"]),
-    ("slaprobe_check_info", "Configured checks; the value is always 1.", MetricType::GAUGE, &["check", "kind", "target"]),
-    ("slaprobe_agent_last_seen_timestamp_seconds", "When the agent last talked to the collector (Unix seconds).", MetricType::GAUGE, &["agent", "location"]),
-    ("slaprobe_ingest_results_total", "Results stored from the agent (each seq once).", MetricType::COUNTER, &["agent"]),
-    ("slaprobe_ingest_duplicates_total", "Results received again after they were already stored.", MetricType::COUNTER, &["agent"]),
-    ("slaprobe_ingest_rejected_total", "Ingest requests refused, by reason.", MetricType::COUNTER, &["reason"]),
-    ("slaprobe_build_info", "Build of this collector; the value is always 1.", MetricType::GAUGE, &["version"]),
-    ("slaprobe_agent_missing_results", "Seqs up to the agent's highest stored one that were never received (lost results).", MetricType::GAUGE, &["agent"]),
+    (
+        "slaprobe_probe_success",
+        "1 if the latest probe of the check from the location succeeded, else 0.",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_probe_duration_seconds",
+        "Duration of the latest probe (phase total) and of each HTTP phase it reached.",
+        MetricType::GAUGE,
+        &["check", "location", "phase"],
+    ),
+    (
+        "slaprobe_probes_total",
+        "Probe results stored, per check and location.",
+        MetricType::COUNTER,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_probe_failures_total",
+        "Failed probe results stored, by failure class.",
+        MetricType::COUNTER,
+        &["check", "location", "class"],
+    ),
+    (
+        "slaprobe_http_status_code",
+        "HTTP status of the latest probe's final response.",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_tls_cert_expiry_timestamp_seconds",
+        "Earliest expiry in the certificate chain the latest probe saw (Unix seconds).",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_page_bytes",
+        "Bytes of the document and every resource in the latest page load.",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_page_resources",
+        "Resources the latest page load requested (the document not counted).",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_page_load_seconds",
+        "Time until the document and every resource had arrived in the latest page load.",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_check_info",
+        "Configured checks; the value is always 1.",
+        MetricType::GAUGE,
+        &["check", "kind", "target"],
+    ),
+    (
+        "slaprobe_agent_last_seen_timestamp_seconds",
+        "When the agent last talked to the collector (Unix seconds).",
+        MetricType::GAUGE,
+        &["agent", "location"],
+    ),
+    (
+        "slaprobe_ingest_results_total",
+        "Results stored from the agent (each seq once).",
+        MetricType::COUNTER,
+        &["agent"],
+    ),
+    (
+        "slaprobe_ingest_duplicates_total",
+        "Results received again after they were already stored.",
+        MetricType::COUNTER,
+        &["agent"],
+    ),
+    (
+        "slaprobe_ingest_rejected_total",
+        "Ingest requests refused, by reason.",
+        MetricType::COUNTER,
+        &["reason"],
+    ),
+    (
+        "slaprobe_build_info",
+        "Build of this collector; the value is always 1.",
+        MetricType::GAUGE,
+        &["version"],
+    ),
+    (
+        "slaprobe_agent_missing_results",
+        "Seqs up to the agent's highest stored one that were never received (lost results).",
+        MetricType::GAUGE,
+        &["agent"],
+    ),
 ];
 
 struct SlaprobeCollector {
@@ -403,19 +570,32 @@ struct SlaprobeCollector {
 
 impl SlaprobeCollector {
     fn new(state: Arc<RwLock<State>>) -> Result<Self, prometheus::Error> {
-        Ok(Self { state, descs: descs(FAMILIES)? })
+        Ok(Self {
+            state,
+            descs: descs(FAMILIES)?,
+        })
     }
 }
 
 /// A family as declared: name, help, type, label names.
-pub(crate) type FamilySpec = (&'static str, &'static str, MetricType, &'static [&'static str]);
+pub(crate) type FamilySpec = (
+    &'static str,
+    &'static str,
+    MetricType,
+    &'static [&'static str],
+);
 
 /// The `Desc` of every declared family (what a custom collector's `desc()` returns).
 pub(crate) fn descs(families: &[FamilySpec]) -> Result<Vec<Desc>, prometheus::Error> {
     families
         .iter()
         .map(|(name, help, _, labels)| {
-            Desc::new(name.to_string(), help.to_string(), labels.iter().map(|l| l.to_string()).collect(), HashMap::new())
+            Desc::new(
+                name.to_string(),
+                help.to_string(),
+                labels.iter().map(|l| l.to_string()).collect(),
+                HashMap::new(),
+            )
         })
         .collect()
 }
@@ -468,7 +648,10 @@ impl Collector for SlaprobeCollector {
         }
         fams[14].push(gauge(vec![lp("version", env!("CARGO_PKG_VERSION"))], 1.0));
         for (id, a) in &st.agents {
-            fams[15].push(gauge(vec![lp("agent", id)], a.max_seq.saturating_sub(a.results) as f64));
+            fams[15].push(gauge(
+                vec![lp("agent", id)],
+                a.max_seq.saturating_sub(a.results) as f64,
+            ));
         }
 
         debug_assert!(fams[..CHECK_FAMILIES].iter().all(Vec::is_empty));

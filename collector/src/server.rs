@@ -4,8 +4,8 @@
 //! The listener is bound before the store opens so `/healthz` answers at
 //! once; `/readyz` and the API answer 503 until the store is open and migrated.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,11 @@ impl AppState {
     }
     /// Whether a refusal for `reason` should be logged now (at most once a minute each).
     pub(crate) fn should_log(&self, reason: &'static str) -> bool {
-        let mut gate = self.inner.log_gate.lock().unwrap_or_else(|e| e.into_inner());
+        let mut gate = self
+            .inner
+            .log_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match gate.get(reason) {
             Some(t) if now.duration_since(*t) < LOG_EVERY => false,
@@ -158,15 +162,27 @@ impl Server {
     }
 
     /// Binds the listener and builds the state; the store opens in [`Server::serve`].
-    pub async fn bind_with(config: CollectorConfig, options: ServerOptions) -> anyhow::Result<Server> {
+    pub async fn bind_with(
+        config: CollectorConfig,
+        options: ServerOptions,
+    ) -> anyhow::Result<Server> {
         let listen = config.collector.listen;
-        let tls = config.collector.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let tls = config
+            .collector
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         if tls.is_some() && config.embedded_agent.is_some() {
             // It would need a certificate valid for loopback (and a client
             // certificate in mTLS mode); refuse rather than fail at run time.
-            anyhow::bail!("[embedded_agent] cannot be used with collector.tls_cert_file yet: run a separate agent with agent.ca_file");
+            anyhow::bail!(
+                "[embedded_agent] cannot be used with collector.tls_cert_file yet: run a separate agent with agent.ca_file"
+            );
         }
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
 
         // The embedded agent talks to us over HTTP like any agent, with a
@@ -175,15 +191,25 @@ impl Server {
             None => (None, None),
             Some(e) => {
                 let token = random_token();
-                let agent = embedded_agent_config(&config, local, &token).context("building the embedded agent's config")?;
-                (Some(agent), Some((e.id.clone(), e.location.clone(), token_sha256(&token))))
+                let agent = embedded_agent_config(&config, local, &token)
+                    .context("building the embedded agent's config")?;
+                (
+                    Some(agent),
+                    Some((e.id.clone(), e.location.clone(), token_sha256(&token))),
+                )
             }
         };
         let auth = Auth::new(&config, extra.clone());
-        let extra_agents: Vec<(String, String)> = extra.iter().map(|(id, loc, _)| (id.clone(), loc.clone())).collect();
+        let extra_agents: Vec<(String, String)> = extra
+            .iter()
+            .map(|(id, loc, _)| (id.clone(), loc.clone()))
+            .collect();
         let metrics = Metrics::new(&config, &extra_agents).context("building metrics")?;
         if let Some(c) = options.sla.as_ref().and_then(|s| s.collector()) {
-            metrics.registry().register(c).context("registering the SLA metrics")?;
+            metrics
+                .registry()
+                .register(c)
+                .context("registering the SLA metrics")?;
         }
         let rate = ingest::RateLimiter::new(config.collector.max_results_per_second_per_agent);
         let state = AppState {
@@ -198,12 +224,19 @@ impl Server {
                 rate,
             }),
         };
-        Ok(Server { listener, state, embedded, tls })
+        Ok(Server {
+            listener,
+            state,
+            embedded,
+            tls,
+        })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| self.state.config().collector.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config().collector.listen)
     }
 
     /// The shared state (tests and later wiring).
@@ -219,7 +252,12 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains in-flight requests
     /// (bounded by a deadline) and closes the store.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Server { listener, state, embedded, tls } = self;
+        let Server {
+            listener,
+            state,
+            embedded,
+            tls,
+        } = self;
         let local = listener.local_addr()?;
         // Cancelled once the caller's shutdown has stopped the embedded agent
         // (so its last results still reach us), or by us when the store
@@ -228,13 +266,17 @@ impl Server {
         let agent_stop = CancellationToken::new();
         let agent_done = CancellationToken::new();
         {
-            let (stop, agent_stop, agent_done) = (stop.clone(), agent_stop.clone(), agent_done.clone());
+            let (stop, agent_stop, agent_done) =
+                (stop.clone(), agent_stop.clone(), agent_done.clone());
             let has_agent = embedded.is_some();
             tokio::spawn(async move {
                 shutdown.cancelled().await;
                 if has_agent {
                     agent_stop.cancel();
-                    if tokio::time::timeout(Duration::from_secs(25), agent_done.cancelled()).await.is_err() {
+                    if tokio::time::timeout(Duration::from_secs(25), agent_done.cancelled())
+                        .await
+                        .is_err()
+                    {
                         tracing::warn!("embedded agent did not stop in 25 s");
                     }
                 }
@@ -242,13 +284,19 @@ impl Server {
             });
         }
         let app = router(state.clone());
-        let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match tls {
+        let server: std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>,
+        > = match tls {
             Some(tls) => Box::pin(
                 axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)
                     .with_graceful_shutdown(stop.clone().cancelled_owned())
                     .into_future(),
             ),
-            None => Box::pin(axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future()),
+            None => Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .into_future(),
+            ),
         };
         let mut server = server;
         tracing::info!(listen = %local, "collector listening");
@@ -316,7 +364,11 @@ async fn open_store(state: &AppState) -> anyhow::Result<()> {
 /// Runs the embedded agent in this process until `shutdown`, then marks
 /// `done`. It talks to this collector over HTTP like any agent.
 fn start_embedded_agent(agent: AgentConfig, shutdown: CancellationToken, done: CancellationToken) {
-    tracing::info!(id = agent.agent.id, location = agent.agent.location, "starting the embedded agent");
+    tracing::info!(
+        id = agent.agent.id,
+        location = agent.agent.location,
+        "starting the embedded agent"
+    );
     tokio::spawn(async move {
         if let Err(e) = slaprobe_agent::run(agent, shutdown).await {
             tracing::error!("embedded agent stopped: {e:#}");
@@ -328,9 +380,17 @@ fn start_embedded_agent(agent: AgentConfig, shutdown: CancellationToken, done: C
 /// The embedded agent's config: it reaches this collector on `local` with
 /// `token`, keeps its spool under `data_dir/embedded-agent`, and pulls its
 /// checks (those for its location) like any agent.
-pub fn embedded_agent_config(config: &CollectorConfig, local: SocketAddr, token: &str) -> Result<AgentConfig, ConfigError> {
+pub fn embedded_agent_config(
+    config: &CollectorConfig,
+    local: SocketAddr,
+    token: &str,
+) -> Result<AgentConfig, ConfigError> {
     let Some(e) = &config.embedded_agent else {
-        return Err(ConfigError::new(&config.file, "embedded_agent", "not configured"));
+        return Err(ConfigError::new(
+            &config.file,
+            "embedded_agent",
+            "not configured",
+        ));
     };
     // A wildcard listen address is not a destination: talk over loopback.
     let ip = match local.ip() {
@@ -355,13 +415,18 @@ pub fn embedded_agent_config(config: &CollectorConfig, local: SocketAddr, token:
 /// 32 random bytes, hex: the embedded agent's token for this process.
 fn random_token() -> String {
     let mut buf = [0u8; 32];
-    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    let from_os = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
     if from_os.is_err() {
         // No /dev/urandom (not Linux): RandomState is seeded from the OS.
         use std::hash::{BuildHasher, Hasher};
         for chunk in buf.chunks_mut(8) {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
             chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
         }
     }
@@ -371,8 +436,14 @@ fn random_token() -> String {
 /// Serves `config` (with the SLA engine over its contracts) until `shutdown` is cancelled.
 pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(config.contracts.clone()));
-    let options = ServerOptions { sla: Some(sla), ..ServerOptions::default() };
-    Server::bind_with(config, options).await?.serve(shutdown).await
+    let options = ServerOptions {
+        sla: Some(sla),
+        ..ServerOptions::default()
+    };
+    Server::bind_with(config, options)
+        .await?
+        .serve(shutdown)
+        .await
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

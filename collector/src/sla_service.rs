@@ -54,7 +54,10 @@ use crate::metrics::{counter, gauge, lp};
 use crate::render::{self, Format};
 use crate::server::SlaHook;
 use crate::sla::report::{Evidence, ObjectiveResult, SlotCounts};
-use crate::sla::{Contract, ContractStatus, Month, MonthEvaluator, MonthReport, Observation, SlaCounters, SlaEngine};
+use crate::sla::{
+    Contract, ContractStatus, Month, MonthEvaluator, MonthReport, Observation, SlaCounters,
+    SlaEngine,
+};
 use crate::store::{Reader, Store, StoreError};
 
 #[cfg(doc)]
@@ -82,7 +85,9 @@ struct Inner {
 
 impl std::fmt::Debug for SlaService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlaService").field("contracts", &self.inner.contracts.len()).finish_non_exhaustive()
+        f.debug_struct("SlaService")
+            .field("contracts", &self.inner.contracts.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +95,13 @@ impl SlaService {
     /// A service for validated `contracts`; nothing is read until the store opens.
     pub fn new(contracts: Vec<Contract>) -> SlaService {
         let engine = SlaEngine::new(contracts.clone(), Timestamp::now());
-        SlaService { inner: Arc::new(Inner { contracts, engine: Mutex::new(engine), store: OnceLock::new() }) }
+        SlaService {
+            inner: Arc::new(Inner {
+                contracts,
+                engine: Mutex::new(engine),
+                store: OnceLock::new(),
+            }),
+        }
     }
 
     /// Feeds the engine every stored result it wants (those started at or
@@ -109,7 +120,11 @@ impl SlaService {
 
 /// Feeds `engine` every stored result of `contracts`' checks started at or
 /// after its `replay_from()`, streamed; returns how many it read.
-fn replay_into(engine: &mut SlaEngine, contracts: &[Contract], reader: &Reader) -> Result<u64, StoreError> {
+fn replay_into(
+    engine: &mut SlaEngine,
+    contracts: &[Contract],
+    reader: &Reader,
+) -> Result<u64, StoreError> {
     let checks = covered_checks(contracts);
     let from_ms = engine.replay_from().as_millisecond();
     let mut n = 0u64;
@@ -124,7 +139,10 @@ fn replay_into(engine: &mut SlaEngine, contracts: &[Contract], reader: &Reader) 
         }
     })?;
     if bad > 0 {
-        tracing::warn!(bad, "stored results that no longer parse were left out of the SLA replay");
+        tracing::warn!(
+            bad,
+            "stored results that no longer parse were left out of the SLA replay"
+        );
     }
     Ok(n)
 }
@@ -154,7 +172,9 @@ async fn rebuild_loop(weak: Weak<Inner>, store: Store) {
                 engine.advance(Timestamp::now());
                 *inner.lock_engine() = engine;
             }
-            Err(e) => tracing::warn!(error = %e, "rebuilding the SLA engine from the shared store failed; keeping the current one"),
+            Err(e) => {
+                tracing::warn!(error = %e, "rebuilding the SLA engine from the shared store failed; keeping the current one")
+            }
         }
         pause = REBUILD_EVERY.max(started.elapsed() * 10);
     }
@@ -189,9 +209,15 @@ impl SlaHook for SlaService {
 
     fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        let svc = SlaService { inner: self.inner.clone() };
+        let svc = SlaService {
+            inner: self.inner.clone(),
+        };
         let n = store.read_blocking(move |reader| svc.replay(reader))?;
-        tracing::info!(results = n, took_ms = started.elapsed().as_millis() as u64, "SLA engine replayed the stored results");
+        tracing::info!(
+            results = n,
+            took_ms = started.elapsed().as_millis() as u64,
+            "SLA engine replayed the stored results"
+        );
         let _ = self.inner.store.set(store.clone());
         // Settle slots even when nothing arrives and nobody scrapes. The task
         // ends with the service (it holds only a weak reference).
@@ -270,14 +296,21 @@ impl EvidenceHasher {
     }
 
     fn finish(self) -> Evidence {
-        Evidence { results: self.n, sha256: hex::encode(self.hasher.finalize()) }
+        Evidence {
+            results: self.n,
+            sha256: hex::encode(self.hasher.finalize()),
+        }
     }
 }
 
 /// The evidence of `contract`'s `month`: count and SHA-256 over the raw
 /// stored results of its checks started in the period, ordered by
 /// `(agent, seq)` — the canonical order (see [`evidence_digest`]).
-pub fn evidence_from_store(reader: &Reader, contract: &Contract, month: Month) -> Result<Evidence, StoreError> {
+pub fn evidence_from_store(
+    reader: &Reader,
+    contract: &Contract,
+    month: Month,
+) -> Result<Evidence, StoreError> {
     let (from, to) = period_ms(contract, month);
     let mut h = EvidenceHasher::default();
     reader.for_each_result(&contract.checks, from, to, |row| h.add(row.raw.as_bytes()))?;
@@ -288,7 +321,12 @@ pub fn evidence_from_store(reader: &Reader, contract: &Contract, month: Month) -
 /// over the same rows the evidence digest covers, in one streamed pass), with
 /// `evidence` filled. Used by the offline CLI and by the HTTP endpoint for
 /// months the engine no longer holds.
-pub fn report_from_store(reader: &Reader, contract: &Contract, month: Month, now: Timestamp) -> Result<MonthReport, StoreError> {
+pub fn report_from_store(
+    reader: &Reader,
+    contract: &Contract,
+    month: Month,
+    now: Timestamp,
+) -> Result<MonthReport, StoreError> {
     let (from, to) = period_ms(contract, month);
     let mut ev = MonthEvaluator::new(contract, month);
     let mut h = EvidenceHasher::default();
@@ -333,17 +371,31 @@ pub fn resolve_request<'c>(
     month: &str,
     now: Timestamp,
 ) -> Result<(&'c Contract, Month), ReportRequestError> {
-    let contract = contracts.iter().find(|c| c.name == name).ok_or_else(|| ReportRequestError::UnknownContract {
-        name: name.to_string(),
-        known: if contracts.is_empty() {
-            "none configured".to_string()
-        } else {
-            contracts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-        },
+    let contract = contracts.iter().find(|c| c.name == name).ok_or_else(|| {
+        ReportRequestError::UnknownContract {
+            name: name.to_string(),
+            known: if contracts.is_empty() {
+                "none configured".to_string()
+            } else {
+                contracts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        }
     })?;
-    let month: Month = month.trim().parse().map_err(|e: crate::sla::month::MonthParseError| ReportRequestError::BadMonth(e.to_string()))?;
+    let month: Month = month
+        .trim()
+        .parse()
+        .map_err(|e: crate::sla::month::MonthParseError| {
+            ReportRequestError::BadMonth(e.to_string())
+        })?;
     if month.period(&contract.tz).0 > now {
-        return Err(ReportRequestError::FutureMonth { month, zone: contract.timezone.clone() });
+        return Err(ReportRequestError::FutureMonth {
+            month,
+            zone: contract.timezone.clone(),
+        });
     }
     Ok((contract, month))
 }
@@ -353,8 +405,14 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn not_ready() -> Response {
-    let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "the collector is starting (store not open or SLA replay running)");
-    r.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+    let mut r = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the collector is starting (store not open or SLA replay running)",
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from_static("5"),
+    );
     r
 }
 
@@ -433,7 +491,11 @@ async fn contracts_handler(State(inner): State<Arc<Inner>>) -> Response {
         let c = inner.contract(&s.contract);
         ContractView::new(s, c)
     });
-    Json(ContractsResponse { as_of: now, contracts: contracts.collect() }).into_response()
+    Json(ContractsResponse {
+        as_of: now,
+        contracts: contracts.collect(),
+    })
+    .into_response()
 }
 
 /// `GET /api/v1/reports/{contract}/{YYYY-MM}?format=json|csv|html`.
@@ -450,7 +512,9 @@ async fn report_handler(
     let now = Timestamp::now();
     let (contract, month) = match resolve_request(&inner.contracts, &name, &month, now) {
         Ok(x) => x,
-        Err(e @ ReportRequestError::UnknownContract { .. }) => return json_error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ ReportRequestError::UnknownContract { .. }) => {
+            return json_error(StatusCode::NOT_FOUND, e.to_string());
+        }
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let Some(store) = inner.store.get().cloned() else {
@@ -459,7 +523,11 @@ async fn report_handler(
     // A shared store (PostgreSQL) takes results from other collectors that
     // this engine never saw: evaluate from the store so every collector
     // gives the same report.
-    let held = if store.is_shared() { None } else { inner.lock_engine().report(&contract.name, month, now) };
+    let held = if store.is_shared() {
+        None
+    } else {
+        inner.lock_engine().report(&contract.name, month, now)
+    };
     let contract = contract.clone();
     let result = match held {
         Some(mut report) => store
@@ -469,13 +537,20 @@ async fn report_handler(
                 report.evidence = evidence;
                 report
             }),
-        None => store.read(move |r| report_from_store(r, &contract, month, now)).await,
+        None => {
+            store
+                .read(move |r| report_from_store(r, &contract, month, now))
+                .await
+        }
     };
     let report = match result {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(contract = name, %month, error = %e, "building a report failed");
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the store failed: {e}"));
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the store failed: {e}"),
+            );
         }
     };
     // Rendering a month of days into HTML is CPU work, but small (tens of KB): inline.
@@ -489,18 +564,78 @@ async fn report_handler(
 
 /// The `slaprobe_sla_*` families: name, help, type, labels.
 const FAMILIES: &[crate::metrics::FamilySpec] = &[
-    ("slaprobe_sla_target_ratio", "Availability target of the contract (ratio 0-1).", MetricType::GAUGE, &["contract", "vendor", "objective"]),
-    ("slaprobe_sla_attained_ratio", "Availability attained this month to date (ratio 0-1).", MetricType::GAUGE, &["contract", "vendor", "objective"]),
-    ("slaprobe_sla_met", "1 if the objective is met this month to date, else 0.", MetricType::GAUGE, &["contract", "vendor", "objective"]),
-    ("slaprobe_sla_latency_seconds", "Latency objective: the percentile of the phase this month to date.", MetricType::GAUGE, &["contract", "vendor", "objective"]),
-    ("slaprobe_sla_latency_max_seconds", "Latency objective: the largest acceptable percentile.", MetricType::GAUGE, &["contract", "vendor", "objective"]),
-    ("slaprobe_sla_down", "1 if the latest settled slot is confirmed DOWN, else 0.", MetricType::GAUGE, &["contract", "vendor"]),
-    ("slaprobe_sla_error_budget_remaining_ratio", "Error budget left this month (1 = untouched, below 0 = overspent).", MetricType::GAUGE, &["contract", "vendor"]),
-    ("slaprobe_sla_credit_ratio", "Service credit earned this month to date (ratio of the fee).", MetricType::GAUGE, &["contract", "vendor"]),
-    ("slaprobe_sla_downtime_seconds_total", "Confirmed DOWN time of settled slots.", MetricType::COUNTER, &["contract", "vendor"]),
-    ("slaprobe_sla_eligible_seconds_total", "UP plus DOWN time of settled slots.", MetricType::COUNTER, &["contract", "vendor"]),
-    ("slaprobe_sla_excluded_seconds_total", "Settled time excluded from availability, by reason.", MetricType::COUNTER, &["contract", "vendor", "reason"]),
-    ("slaprobe_sla_incidents_total", "Incidents (runs of DOWN slots) among settled slots.", MetricType::COUNTER, &["contract", "vendor"]),
+    (
+        "slaprobe_sla_target_ratio",
+        "Availability target of the contract (ratio 0-1).",
+        MetricType::GAUGE,
+        &["contract", "vendor", "objective"],
+    ),
+    (
+        "slaprobe_sla_attained_ratio",
+        "Availability attained this month to date (ratio 0-1).",
+        MetricType::GAUGE,
+        &["contract", "vendor", "objective"],
+    ),
+    (
+        "slaprobe_sla_met",
+        "1 if the objective is met this month to date, else 0.",
+        MetricType::GAUGE,
+        &["contract", "vendor", "objective"],
+    ),
+    (
+        "slaprobe_sla_latency_seconds",
+        "Latency objective: the percentile of the phase this month to date.",
+        MetricType::GAUGE,
+        &["contract", "vendor", "objective"],
+    ),
+    (
+        "slaprobe_sla_latency_max_seconds",
+        "Latency objective: the largest acceptable percentile.",
+        MetricType::GAUGE,
+        &["contract", "vendor", "objective"],
+    ),
+    (
+        "slaprobe_sla_down",
+        "1 if the latest settled slot is confirmed DOWN, else 0.",
+        MetricType::GAUGE,
+        &["contract", "vendor"],
+    ),
+    (
+        "slaprobe_sla_error_budget_remaining_ratio",
+        "Error budget left this month (1 = untouched, below 0 = overspent).",
+        MetricType::GAUGE,
+        &["contract", "vendor"],
+    ),
+    (
+        "slaprobe_sla_credit_ratio",
+        "Service credit earned this month to date (ratio of the fee).",
+        MetricType::GAUGE,
+        &["contract", "vendor"],
+    ),
+    (
+        "slaprobe_sla_downtime_seconds_total",
+        "Confirmed DOWN time of settled slots.",
+        MetricType::COUNTER,
+        &["contract", "vendor"],
+    ),
+    (
+        "slaprobe_sla_eligible_seconds_total",
+        "UP plus DOWN time of settled slots.",
+        MetricType::COUNTER,
+        &["contract", "vendor"],
+    ),
+    (
+        "slaprobe_sla_excluded_seconds_total",
+        "Settled time excluded from availability, by reason.",
+        MetricType::COUNTER,
+        &["contract", "vendor", "reason"],
+    ),
+    (
+        "slaprobe_sla_incidents_total",
+        "Incidents (runs of DOWN slots) among settled slots.",
+        MetricType::COUNTER,
+        &["contract", "vendor"],
+    ),
 ];
 
 /// A Prometheus collector over the engine's `status(now)` at scrape time.
@@ -511,7 +646,10 @@ struct SlaCollector {
 
 impl SlaCollector {
     fn new(inner: Arc<Inner>) -> Result<SlaCollector, prometheus::Error> {
-        Ok(SlaCollector { inner, descs: crate::metrics::descs(FAMILIES)? })
+        Ok(SlaCollector {
+            inner,
+            descs: crate::metrics::descs(FAMILIES)?,
+        })
     }
 }
 
@@ -521,7 +659,13 @@ fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
     let b = |v: bool| if v { 1.0 } else { 0.0 };
     for s in status {
         let cv = || vec![lp("contract", &s.contract), lp("vendor", &s.vendor)];
-        let cvo = |o: &str| vec![lp("contract", &s.contract), lp("vendor", &s.vendor), lp("objective", o)];
+        let cvo = |o: &str| {
+            vec![
+                lp("contract", &s.contract),
+                lp("vendor", &s.vendor),
+                lp("objective", o),
+            ]
+        };
         for o in &s.objectives {
             if o.kind == "availability" {
                 fams[0].push(gauge(cvo(&o.objective), o.target / 100.0));
@@ -544,7 +688,10 @@ fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
         let c = &s.counters;
         fams[8].push(counter(cv(), c.downtime_seconds as f64));
         fams[9].push(counter(cv(), c.eligible_seconds as f64));
-        for (reason, v) in [("maintenance", c.maintenance_seconds), ("nodata", c.nodata_seconds)] {
+        for (reason, v) in [
+            ("maintenance", c.maintenance_seconds),
+            ("nodata", c.nodata_seconds),
+        ] {
             let mut l = cv();
             l.push(lp("reason", reason));
             fams[10].push(counter(l, v as f64));

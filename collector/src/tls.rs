@@ -31,10 +31,17 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certs(&settings.cert_file, "collector.tls_cert_file")?;
-    let key_pem = std::fs::read(&settings.key_file)
-        .with_context(|| format!("collector.tls_key_file: cannot read {}", settings.key_file.display()))?;
+    let key_pem = std::fs::read(&settings.key_file).with_context(|| {
+        format!(
+            "collector.tls_key_file: cannot read {}",
+            settings.key_file.display()
+        )
+    })?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        anyhow::anyhow!("collector.tls_key_file {}: no usable PEM private key ({e})", settings.key_file.display())
+        anyhow::anyhow!(
+            "collector.tls_key_file {}: no usable PEM private key ({e})",
+            settings.key_file.display()
+        )
     })?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -44,28 +51,43 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<rustls::Serve
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in read_certs(ca, "collector.tls_client_ca_file")? {
-                roots
-                    .add(c)
-                    .with_context(|| format!("collector.tls_client_ca_file {}: unusable certificate", ca.display()))?;
+                roots.add(c).with_context(|| {
+                    format!(
+                        "collector.tls_client_ca_file {}: unusable certificate",
+                        ca.display()
+                    )
+                })?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .with_context(|| format!("collector.tls_client_ca_file {}", ca.display()))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .with_context(|| format!("collector.tls_client_ca_file {}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let mut config = builder.with_single_cert(chain, key).with_context(|| {
-        format!("collector.tls_cert_file {} and tls_key_file do not make a usable pair", settings.cert_file.display())
+        format!(
+            "collector.tls_cert_file {} and tls_key_file do not make a usable pair",
+            settings.cert_file.display()
+        )
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
 fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
+    let pem =
+        std::fs::read(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{key} {}: not a PEM certificate bundle ({e})", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{key} {}: not a PEM certificate bundle ({e})",
+                path.display()
+            )
+        })?;
     if certs.is_empty() {
         anyhow::bail!("{key} {}: no PEM certificate found", path.display());
     }
@@ -81,7 +103,10 @@ pub struct TlsListener {
 impl TlsListener {
     /// Starts accepting on `listener`; handshakes run on their own tasks.
     /// Accepting stops (and the port is released) when this is dropped.
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<TlsListener> {
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(64);

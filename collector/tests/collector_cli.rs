@@ -22,12 +22,22 @@ fn example() -> PathBuf {
 }
 
 fn show(o: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn example_config_checks() {
-    let out = bin().arg("check-config").arg("--config").arg(example()).output().unwrap();
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(example())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for want in [
@@ -53,12 +63,26 @@ fn environment_overrides_keys() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("listen 127.0.0.1:19999"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("listen 127.0.0.1:19999"),
+        "{}",
+        show(&out)
+    );
 
-    let out = bin().arg("check-config").arg("--config").arg(example()).env("SLAPROBE_COLLECTOR__BOGUS", "1").output().unwrap();
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(example())
+        .env("SLAPROBE_COLLECTOR__BOGUS", "1")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("collector.bogus") && err.contains("SLAPROBE_COLLECTOR__BOGUS"), "{}", show(&out));
+    assert!(
+        err.contains("collector.bogus") && err.contains("SLAPROBE_COLLECTOR__BOGUS"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -66,28 +90,71 @@ fn bad_configs_exit_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::fs::read_to_string(example()).unwrap();
     let cases: Vec<(String, &str)> = vec![
-        (example.replace("max_result_age = \"45d\"", "max_result_age = \"soon\""), "collector.max_result_age"),
-        (example.replace("listen = \"127.0.0.1:9464\"", "listen = \"localhost\""), "collector.listen"),
-        (example.replace("id = \"nyc-1\"", "id = \"ams-1\""), "agents[ams-1].id"),
-        (example.replace("b862f6f6690accc4", "zz"), "agents[nyc-1].token_sha256"),
-        (example.replace("locations = [\"ams\"]", "locations = [\"sfo\"]"), "checks[acme-page].locations"),
-        (example.replace("kind = \"tls\"", "kind = \"tls\"\nurl = \"https://x/\""), "checks[acme-tls].url"),
-        (example.replace("# database_url = \"postgres://", "database_url = \"mysql://"), "collector.database_url"),
-        (example.replace("[collector]", "[collector]\nlisten_on = 1"), "collector.listen_on"),
-        (example.replace("name = \"dnsco-acme\"", "name = \"hostco-acme\""), "contracts[1].name"),
+        (
+            example.replace("max_result_age = \"45d\"", "max_result_age = \"soon\""),
+            "collector.max_result_age",
+        ),
+        (
+            example.replace("listen = \"127.0.0.1:9464\"", "listen = \"localhost\""),
+            "collector.listen",
+        ),
+        (
+            example.replace("id = \"nyc-1\"", "id = \"ams-1\""),
+            "agents[ams-1].id",
+        ),
+        (
+            example.replace("b862f6f6690accc4", "zz"),
+            "agents[nyc-1].token_sha256",
+        ),
+        (
+            example.replace("locations = [\"ams\"]", "locations = [\"sfo\"]"),
+            "checks[acme-page].locations",
+        ),
+        (
+            example.replace("kind = \"tls\"", "kind = \"tls\"\nurl = \"https://x/\""),
+            "checks[acme-tls].url",
+        ),
+        (
+            example.replace(
+                "# database_url = \"postgres://",
+                "database_url = \"mysql://",
+            ),
+            "collector.database_url",
+        ),
+        (
+            example.replace("[collector]", "[collector]\nlisten_on = 1"),
+            "collector.listen_on",
+        ),
+        (
+            example.replace("name = \"dnsco-acme\"", "name = \"hostco-acme\""),
+            "contracts[1].name",
+        ),
         ("[collector\n".to_string(), ""),
     ];
     for (i, (text, key)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let out = bin().arg("check-config").arg("--config").arg(&path).output().unwrap();
+        let out = bin()
+            .arg("check-config")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "case {i}: {}", show(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!("bad{i}.toml")), "case {i} names no file: {err}");
+        assert!(
+            err.contains(&format!("bad{i}.toml")),
+            "case {i} names no file: {err}"
+        );
         assert!(err.contains(key), "case {i} should name {key:?}: {err}");
         assert!(!err.contains("panicked"), "case {i}: {err}");
     }
-    let out = bin().arg("check-config").arg("--config").arg(dir.path().join("missing.toml")).output().unwrap();
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let out = bin().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
@@ -102,11 +169,20 @@ fn run_serves_and_stops_on_sigterm() {
     };
     let text = std::fs::read_to_string(example())
         .unwrap()
-        .replace("listen = \"127.0.0.1:9464\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace(
+            "listen = \"127.0.0.1:9464\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
         .replace("data_dir = \"./data\"", "data_dir = \"store\"");
     let path = dir.path().join("collector.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = bin().arg("run").arg("--config").arg(&path).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let ready = loop {
@@ -120,16 +196,29 @@ fn run_serves_and_stops_on_sigterm() {
     };
     if !ready {
         let _ = child.kill();
-        panic!("collector not ready: {}", show(&child.wait_with_output().unwrap()));
+        panic!(
+            "collector not ready: {}",
+            show(&child.wait_with_output().unwrap())
+        );
     }
     assert_eq!(http_status(port, "/healthz"), Some(200));
     assert!(dir.path().join("store/slaprobe.db").exists());
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGTERM"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SIGTERM"),
+        "{}",
+        show(&out)
+    );
 }
 
 /// A GET over a raw socket (the test needs no HTTP client for this).
@@ -137,7 +226,11 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     buf.split(' ').nth(1)?.parse().ok()

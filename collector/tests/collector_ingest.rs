@@ -10,16 +10,20 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use slaprobe_collector::ingest::IngestLimits;
 use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
+use slaprobe_tests::prom::sha256_hex;
 use slaprobe_wire::Timestamp;
 use tokio_util::sync::CancellationToken;
-use slaprobe_tests::prom::sha256_hex;
 
 const AMS_TOKEN: &str = "token-of-ams-1";
 const NYC_TOKEN: &str = "token-of-nyc-1";
 
 /// Writes a collector config (and a CA file) into `dir`.
 fn write_config(dir: &Path) -> std::path::PathBuf {
-    std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIBAA==\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        dir.join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIBAA==\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let toml = format!(
         r#"
 [collector]
@@ -89,10 +93,20 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(server.serve(shutdown.clone()));
         let client = reqwest::Client::new();
-        let h = Harness { addr, shutdown, handle, client };
+        let h = Harness {
+            addr,
+            shutdown,
+            handle,
+            client,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let r = h.client.get(h.url("/readyz")).send().await.expect("readyz answers");
+            let r = h
+                .client
+                .get(h.url("/readyz"))
+                .send()
+                .await
+                .expect("readyz answers");
             if r.status() == 200 {
                 break;
             }
@@ -106,8 +120,17 @@ impl Harness {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn post(&self, token: Option<&str>, body: impl Into<reqwest::Body>, encoding: Option<&str>) -> (u16, Value) {
-        let mut req = self.client.post(self.url("/api/v1/results")).header("content-type", "application/json").body(body);
+    async fn post(
+        &self,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+        encoding: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/results"))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -117,11 +140,19 @@ impl Harness {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn post_batch(&self, token: &str, agent: &str, results: Vec<Value>) -> (u16, Value) {
-        self.post(Some(token), json!({ "agent": agent, "results": results }).to_string(), None).await
+        self.post(
+            Some(token),
+            json!({ "agent": agent, "results": results }).to_string(),
+            None,
+        )
+        .await
     }
 
     async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -142,13 +173,25 @@ impl Harness {
 
     async fn stop(self) {
         self.shutdown.cancel();
-        self.handle.await.expect("serve task").expect("serve returns Ok");
+        self.handle
+            .await
+            .expect("serve task")
+            .expect("serve returns Ok");
     }
 }
 
 /// A result as an agent sends it; `started` is seconds before now.
-fn result(agent: &str, location: &str, seq: u64, check: &str, kind: &str, ago_s: i64, success: bool) -> Value {
-    let started = Timestamp::from_millisecond(Timestamp::now().as_millisecond() - ago_s * 1000).unwrap();
+fn result(
+    agent: &str,
+    location: &str,
+    seq: u64,
+    check: &str,
+    kind: &str,
+    ago_s: i64,
+    success: bool,
+) -> Value {
+    let started =
+        Timestamp::from_millisecond(Timestamp::now().as_millisecond() - ago_s * 1000).unwrap();
     let mut r = json!({
         "seq": seq, "agent": agent, "location": location, "check": check, "kind": kind,
         "target": "https://www.acme.example/", "started_at": started.to_string(),
@@ -163,8 +206,12 @@ fn result(agent: &str, location: &str, seq: u64, check: &str, kind: &str, ago_s:
                 "phases": {"resolve": 0.001, "connect": 0.002, "tls": 0.011, "processing": 0.09, "transfer": 0.004}});
             r["tls"] = json!({"not_after": "2027-01-01T00:00:00Z", "earliest_not_after": "2026-12-31T00:00:00Z", "chain_valid": true, "hostname_valid": true});
         }
-        "tls" => r["tls"] = json!({"not_after": "2027-01-01T00:00:00Z", "chain_valid": true, "hostname_valid": true}),
-        "dns" => r["dns"] = json!({"nameserver": "127.0.0.1:5353", "rcode": "NOERROR", "answers": ["192.0.2.10"]}),
+        "tls" => {
+            r["tls"] = json!({"not_after": "2027-01-01T00:00:00Z", "chain_valid": true, "hostname_valid": true})
+        }
+        "dns" => {
+            r["dns"] = json!({"nameserver": "127.0.0.1:5353", "rcode": "NOERROR", "answers": ["192.0.2.10"]})
+        }
         "page" => {
             r["page"] = json!({"document_bytes": 27019, "total_bytes": 412000, "resources": 23, "failed_resources": 0, "load_seconds": 0.84})
         }
@@ -174,7 +221,11 @@ fn result(agent: &str, location: &str, seq: u64, check: &str, kind: &str, ago_s:
 }
 
 fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    })
 }
 
 #[tokio::test]
@@ -182,10 +233,20 @@ async fn results_flow_are_stored_whole_and_exported() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    assert_eq!(h.client.get(h.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        h.client
+            .get(h.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Odd spacing on purpose: the store must keep the bytes as sent.
-    let r1 = result("ams-1", "ams", 1, "acme-www", "http", 30, true).to_string().replace(",\"", ", \"");
+    let r1 = result("ams-1", "ams", 1, "acme-www", "http", 30, true)
+        .to_string()
+        .replace(",\"", ", \"");
     let r2 = result("ams-1", "ams", 2, "acme-www", "http", 10, false).to_string();
     let r4 = result("ams-1", "ams", 4, "acme-page", "page", 5, true).to_string();
     let body = format!("{{\"agent\":\"ams-1\",\"results\":[ {r1} ,{r2},{r4}]}}");
@@ -198,59 +259,154 @@ async fn results_flow_are_stored_whole_and_exported() {
     let stored = tokio::task::spawn_blocking(move || {
         slaprobe_collector::store::Reader::open(&data)
             .unwrap()
-            .results_between(&["acme-www".to_string(), "acme-page".to_string()], 0, i64::MAX)
+            .results_between(
+                &["acme-www".to_string(), "acme-page".to_string()],
+                0,
+                i64::MAX,
+            )
             .unwrap()
     })
     .await
     .unwrap();
-    assert_eq!(stored.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(
+        stored.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
     assert_eq!(stored[0].raw, r1);
     assert_eq!(stored[1].class.as_deref(), Some("tls_cert_expired"));
 
     // Agents: 1, 2, 4 received → 1 missing.
     let (status, agents) = h.get_json("/api/v1/agents", None).await;
     assert_eq!(status, 200);
-    let ams = agents.as_array().unwrap().iter().find(|a| a["id"] == "ams-1").unwrap().clone();
-    assert_eq!((ams["results"].as_u64(), ams["max_seq"].as_u64(), ams["missing"].as_u64()), (Some(3), Some(4), Some(1)));
+    let ams = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "ams-1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            ams["results"].as_u64(),
+            ams["max_seq"].as_u64(),
+            ams["missing"].as_u64()
+        ),
+        (Some(3), Some(4), Some(1))
+    );
     assert_eq!(ams["location"], "ams");
     assert!(ams["last_seen"].is_string());
-    let nyc = agents.as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap().clone();
-    assert_eq!((nyc["results"].as_u64(), nyc["last_seen"].clone()), (Some(0), Value::Null));
+    let nyc = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "nyc-1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (nyc["results"].as_u64(), nyc["last_seen"].clone()),
+        (Some(0), Value::Null)
+    );
 
     // Metrics reflect the latest result per (check, location) and the counts.
     let m = h.metrics().await;
     let www = r#"check="acme-www",location="ams""#;
-    assert_eq!(metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")), Some(0.0), "{m}");
-    assert_eq!(metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")), Some(2.0));
     assert_eq!(
-        metric_value(&m, &format!("slaprobe_probe_failures_total{{{www},class=\"tls_cert_expired\"}}")),
+        metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("slaprobe_probe_failures_total{{{www},class=\"tls_cert_expired\"}}")
+        ),
         Some(1.0)
     );
-    assert_eq!(metric_value(&m, &format!("slaprobe_probe_duration_seconds{{{www},phase=\"total\"}}")), Some(0.183));
-    assert_eq!(metric_value(&m, &format!("slaprobe_probe_duration_seconds{{{www},phase=\"processing\"}}")), Some(0.09));
-    assert_eq!(metric_value(&m, &format!("slaprobe_http_status_code{{{www}}}")), Some(200.0));
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("slaprobe_probe_duration_seconds{{{www},phase=\"total\"}}")
+        ),
+        Some(0.183)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("slaprobe_probe_duration_seconds{{{www},phase=\"processing\"}}")
+        ),
+        Some(0.09)
+    );
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_http_status_code{{{www}}}")),
+        Some(200.0)
+    );
     let expiry = Timestamp::from_second(1_798_675_200).unwrap(); // 2026-12-31T00:00:00Z, the earliest in the chain
     assert_eq!(expiry.to_string(), "2026-12-31T00:00:00Z");
-    assert_eq!(metric_value(&m, &format!("slaprobe_tls_cert_expiry_timestamp_seconds{{{www}}}")), Some(1_798_675_200.0));
-    let page = r#"check="acme-page",location="ams""#;
-    assert_eq!(metric_value(&m, &format!("slaprobe_page_bytes{{{page}}}")), Some(412_000.0));
-    assert_eq!(metric_value(&m, &format!("slaprobe_page_resources{{{page}}}")), Some(23.0));
-    assert_eq!(metric_value(&m, &format!("slaprobe_page_load_seconds{{{page}}}")), Some(0.84));
     assert_eq!(
-        metric_value(&m, r#"slaprobe_check_info{check="acme-www",kind="http",target="https://www.acme.example/"}"#),
+        metric_value(
+            &m,
+            &format!("slaprobe_tls_cert_expiry_timestamp_seconds{{{www}}}")
+        ),
+        Some(1_798_675_200.0)
+    );
+    let page = r#"check="acme-page",location="ams""#;
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_page_bytes{{{page}}}")),
+        Some(412_000.0)
+    );
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_page_resources{{{page}}}")),
+        Some(23.0)
+    );
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_page_load_seconds{{{page}}}")),
+        Some(0.84)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_check_info{check="acme-www",kind="http",target="https://www.acme.example/"}"#
+        ),
         Some(1.0)
     );
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_results_total{agent="ams-1"}"#), Some(3.0));
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_results_total{agent="nyc-1"}"#), Some(0.0));
-    assert!(m.contains(r#"slaprobe_agent_last_seen_timestamp_seconds{agent="ams-1",location="ams"}"#));
-    assert!(m.contains(&format!("slaprobe_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_results_total{agent="ams-1"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_results_total{agent="nyc-1"}"#),
+        Some(0.0)
+    );
+    assert!(
+        m.contains(r#"slaprobe_agent_last_seen_timestamp_seconds{agent="ams-1",location="ams"}"#)
+    );
+    assert!(m.contains(&format!(
+        "slaprobe_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
 
     // An older result arriving later (a replay) counts but does not move the gauges back.
-    let (status, _) = h.post_batch(AMS_TOKEN, "ams-1", vec![result("ams-1", "ams", 3, "acme-www", "http", 60, true)]).await;
+    let (status, _) = h
+        .post_batch(
+            AMS_TOKEN,
+            "ams-1",
+            vec![result("ams-1", "ams", 3, "acme-www", "http", 60, true)],
+        )
+        .await;
     assert_eq!(status, 200);
     let m = h.metrics().await;
-    assert_eq!(metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")), Some(0.0));
-    assert_eq!(metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")), Some(3.0));
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")),
+        Some(3.0)
+    );
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
     assert_eq!(agents[0]["missing"], 0);
     h.stop().await;
@@ -261,9 +417,17 @@ async fn auth_and_agent_identity() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    let batch = || json!({"agent": "ams-1", "results": [result("ams-1", "ams", 1, "acme-www", "http", 1, true)]}).to_string();
+    let batch = || {
+        json!({"agent": "ams-1", "results": [result("ams-1", "ams", 1, "acme-www", "http", 1, true)]}).to_string()
+    };
 
-    let resp = h.client.post(h.url("/api/v1/results")).body(batch()).send().await.unwrap();
+    let resp = h
+        .client
+        .post(h.url("/api/v1/results"))
+        .body(batch())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     let (status, body) = h.post(Some("not-a-token"), batch(), None).await;
@@ -273,14 +437,23 @@ async fn auth_and_agent_identity() {
     // nyc-1's token, ams-1's batch.
     let (status, body) = h.post(Some(NYC_TOKEN), batch(), None).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().starts_with("agent:"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("agent:"),
+        "{body}"
+    );
     // Right envelope, a result of another agent inside.
     let mixed = json!({"agent": "ams-1", "results": [
         result("ams-1", "ams", 1, "acme-www", "http", 1, true),
         result("nyc-1", "nyc", 2, "acme-www", "http", 1, true)]});
     let (status, body) = h.post(Some(AMS_TOKEN), mixed.to_string(), None).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().starts_with("results[1].agent:"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("results[1].agent:"),
+        "{body}"
+    );
 
     // Checks need a token too.
     assert_eq!(h.get_json("/api/v1/checks", None).await.0, 401);
@@ -288,10 +461,22 @@ async fn auth_and_agent_identity() {
 
     // Nothing was stored by any of the above.
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert!(agents.as_array().unwrap().iter().all(|a| a["results"] == 0), "{agents}");
+    assert!(
+        agents.as_array().unwrap().iter().all(|a| a["results"] == 0),
+        "{agents}"
+    );
     let m = h.metrics().await;
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="unauthorized"}"#), Some(2.0));
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="forbidden"}"#), Some(2.0));
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_ingest_rejected_total{reason="unauthorized"}"#
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="forbidden"}"#),
+        Some(2.0)
+    );
     h.stop().await;
 }
 
@@ -301,43 +486,115 @@ async fn bad_requests_name_the_place() {
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
 
-    let (status, body) = h.post(Some(AMS_TOKEN), "{\"agent\": \"ams-1\", \"results\": [", None).await;
+    let (status, body) = h
+        .post(
+            Some(AMS_TOKEN),
+            "{\"agent\": \"ams-1\", \"results\": [",
+            None,
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("line 1 column"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("line 1 column"),
+        "{body}"
+    );
 
     let cases: Vec<(Value, &str, &str)> = vec![
-        ({ let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true); r["started_at"] = json!("yesterday"); r },
-         "results[1].started_at:", "malformed"),
-        ({ let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true); r.as_object_mut().unwrap().remove("seq"); r },
-         "results[1]: missing field `seq`", "malformed"),
-        ({ let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true); r["http"]["phases"]["tls"] = json!("fast"); r },
-         "results[1].http.phases.tls:", "malformed"),
-        (result("ams-1", "ams", 1, "acme-nope", "http", 1, true), "results[1].check:", "unknown_check"),
-        (result("ams-1", "ams", 1, "acme-www", "http", 3 * 86_400, true), "results[1].started_at:", "too_old"),
-        (result("ams-1", "ams", 1, "acme-www", "http", -3600, true), "results[1].started_at:", "in_future"),
-        (result("ams-1", "ams", 1, "acme-www", "dns", 1, true), "results[1].kind:", "invalid"),
-        (result("ams-1", "nyc", 1, "acme-www", "http", 1, true), "results[1].location:", "invalid"),
-        (result("ams-1", "ams", 0, "acme-www", "http", 1, true), "results[1].seq:", "invalid"),
+        (
+            {
+                let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true);
+                r["started_at"] = json!("yesterday");
+                r
+            },
+            "results[1].started_at:",
+            "malformed",
+        ),
+        (
+            {
+                let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true);
+                r.as_object_mut().unwrap().remove("seq");
+                r
+            },
+            "results[1]: missing field `seq`",
+            "malformed",
+        ),
+        (
+            {
+                let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true);
+                r["http"]["phases"]["tls"] = json!("fast");
+                r
+            },
+            "results[1].http.phases.tls:",
+            "malformed",
+        ),
+        (
+            result("ams-1", "ams", 1, "acme-nope", "http", 1, true),
+            "results[1].check:",
+            "unknown_check",
+        ),
+        (
+            result("ams-1", "ams", 1, "acme-www", "http", 3 * 86_400, true),
+            "results[1].started_at:",
+            "too_old",
+        ),
+        (
+            result("ams-1", "ams", 1, "acme-www", "http", -3600, true),
+            "results[1].started_at:",
+            "in_future",
+        ),
+        (
+            result("ams-1", "ams", 1, "acme-www", "dns", 1, true),
+            "results[1].kind:",
+            "invalid",
+        ),
+        (
+            result("ams-1", "nyc", 1, "acme-www", "http", 1, true),
+            "results[1].location:",
+            "invalid",
+        ),
+        (
+            result("ams-1", "ams", 0, "acme-www", "http", 1, true),
+            "results[1].seq:",
+            "invalid",
+        ),
     ];
     for (bad, prefix, _) in &cases {
         let good = result("ams-1", "ams", 7, "acme-www", "http", 1, true);
-        let (status, body) = h.post_batch(AMS_TOKEN, "ams-1", vec![good, bad.clone()]).await;
+        let (status, body) = h
+            .post_batch(AMS_TOKEN, "ams-1", vec![good, bad.clone()])
+            .await;
         assert_eq!(status, 400, "{prefix}: {body}");
         let msg = body["error"].as_str().unwrap();
         assert!(msg.starts_with(prefix), "expected {prefix:?}, got {msg:?}");
     }
     // A small clock skew is tolerated.
-    let (status, body) = h.post_batch(AMS_TOKEN, "ams-1", vec![result("ams-1", "ams", 9, "acme-www", "http", -60, true)]).await;
+    let (status, body) = h
+        .post_batch(
+            AMS_TOKEN,
+            "ams-1",
+            vec![result("ams-1", "ams", 9, "acme-www", "http", -60, true)],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
 
     // The whole batch was refused each time: only seq 9 is stored.
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
     assert_eq!(agents[0]["results"], 1, "{agents}");
     let m = h.metrics().await;
-    for reason in ["malformed", "unknown_check", "too_old", "in_future", "invalid"] {
-        let want = 1 + cases.iter().filter(|c| c.2 == reason).count() as u64 - u64::from(reason != "malformed");
+    for reason in [
+        "malformed",
+        "unknown_check",
+        "too_old",
+        "in_future",
+        "invalid",
+    ] {
+        let want = 1 + cases.iter().filter(|c| c.2 == reason).count() as u64
+            - u64::from(reason != "malformed");
         assert_eq!(
-            metric_value(&m, &format!("slaprobe_ingest_rejected_total{{reason=\"{reason}\"}}")),
+            metric_value(
+                &m,
+                &format!("slaprobe_ingest_rejected_total{{reason=\"{reason}\"}}")
+            ),
             Some(want as f64),
             "{reason}"
         );
@@ -351,8 +608,20 @@ async fn bad_requests_name_the_place() {
 async fn size_limits_answer_413() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
-    let limits = IngestLimits { max_body_bytes: 8 << 10, max_decoded_bytes: 32 << 10, max_results: 5, ..Default::default() };
-    let h = Harness::start(dir.path(), ServerOptions { limits, ..Default::default() }).await;
+    let limits = IngestLimits {
+        max_body_bytes: 8 << 10,
+        max_decoded_bytes: 32 << 10,
+        max_results: 5,
+        ..Default::default()
+    };
+    let h = Harness::start(
+        dir.path(),
+        ServerOptions {
+            limits,
+            ..Default::default()
+        },
+    )
+    .await;
 
     // Body over the limit (declared by Content-Length).
     let (status, body) = h.post(Some(AMS_TOKEN), vec![b' '; 9 << 10], None).await;
@@ -376,7 +645,10 @@ async fn size_limits_answer_413() {
     let (status, body) = h.post_batch(AMS_TOKEN, "ams-1", many).await;
     assert_eq!(status, 413, "{body}");
     let m = h.metrics().await;
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="too_large"}"#), Some(5.0));
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_rejected_total{reason="too_large"}"#),
+        Some(5.0)
+    );
     h.stop().await;
 
     // The default limit refuses a declared 17 MiB body without reading it.
@@ -386,10 +658,15 @@ async fn size_limits_answer_413() {
     let (status, _) = h.post(Some(AMS_TOKEN), vec![b' '; 17 << 20], None).await;
     assert_eq!(status, 413);
     // ...and takes a batch of several MiB (over axum's 2 MiB default for extractors).
-    let big: Vec<Value> = (1..=8000).map(|s| result("ams-1", "ams", s, "acme-www", "http", 5, true)).collect();
+    let big: Vec<Value> = (1..=8000)
+        .map(|s| result("ams-1", "ams", s, "acme-www", "http", 5, true))
+        .collect();
     let body = json!({"agent": "ams-1", "results": big}).to_string();
     assert!(body.len() > 3 << 20, "{}", body.len());
-    assert_eq!(h.post(Some(AMS_TOKEN), body, None).await, (200, json!({"acked": 8000})));
+    assert_eq!(
+        h.post(Some(AMS_TOKEN), body, None).await,
+        (200, json!({"acked": 8000}))
+    );
     h.stop().await;
 }
 
@@ -412,7 +689,10 @@ async fn post_chunked(addr: SocketAddr, token: &str, chunks: usize, chunk_size: 
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf).await;
     let text = String::from_utf8_lossy(&buf);
-    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
 }
 
 #[tokio::test]
@@ -421,18 +701,48 @@ async fn duplicates_are_stored_once_and_counted() {
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
     let r = |seq| result("ams-1", "ams", seq, "acme-www", "http", 5, true);
-    assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(1), r(2)]).await, (200, json!({"acked": 2})));
+    assert_eq!(
+        h.post_batch(AMS_TOKEN, "ams-1", vec![r(1), r(2)]).await,
+        (200, json!({"acked": 2}))
+    );
     // The agent never saw the ack and resends, plus one new result.
-    assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(1), r(2), r(3)]).await, (200, json!({"acked": 3})));
+    assert_eq!(
+        h.post_batch(AMS_TOKEN, "ams-1", vec![r(1), r(2), r(3)])
+            .await,
+        (200, json!({"acked": 3}))
+    );
     // The same seq twice in one batch.
-    assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(4), r(4)]).await, (200, json!({"acked": 4})));
+    assert_eq!(
+        h.post_batch(AMS_TOKEN, "ams-1", vec![r(4), r(4)]).await,
+        (200, json!({"acked": 4}))
+    );
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
     let a = &agents[0];
-    assert_eq!((a["results"].as_u64(), a["max_seq"].as_u64(), a["missing"].as_u64(), a["duplicates"].as_u64()), (Some(4), Some(4), Some(0), Some(3)));
+    assert_eq!(
+        (
+            a["results"].as_u64(),
+            a["max_seq"].as_u64(),
+            a["missing"].as_u64(),
+            a["duplicates"].as_u64()
+        ),
+        (Some(4), Some(4), Some(0), Some(3))
+    );
     let m = h.metrics().await;
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_duplicates_total{agent="ams-1"}"#), Some(3.0));
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_results_total{agent="ams-1"}"#), Some(4.0));
-    assert_eq!(metric_value(&m, r#"slaprobe_probes_total{check="acme-www",location="ams"}"#), Some(4.0));
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_duplicates_total{agent="ams-1"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_results_total{agent="ams-1"}"#),
+        Some(4.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_probes_total{check="acme-www",location="ams"}"#
+        ),
+        Some(4.0)
+    );
     h.stop().await;
 }
 
@@ -441,16 +751,33 @@ async fn gzip_and_zstd_bodies() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    let body = |seq| json!({"agent": "nyc-1", "results": [result("nyc-1", "nyc", seq, "acme-dns", "dns", 5, true)]}).to_string();
+    let body = |seq| {
+        json!({"agent": "nyc-1", "results": [result("nyc-1", "nyc", seq, "acme-dns", "dns", 5, true)]}).to_string()
+    };
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(body(1).as_bytes()).unwrap();
-    assert_eq!(h.post(Some(NYC_TOKEN), gz.finish().unwrap(), Some("gzip")).await, (200, json!({"acked": 1})));
+    assert_eq!(
+        h.post(Some(NYC_TOKEN), gz.finish().unwrap(), Some("gzip"))
+            .await,
+        (200, json!({"acked": 1}))
+    );
     let z = zstd::encode_all(body(2).as_bytes(), 3).unwrap();
-    assert_eq!(h.post(Some(NYC_TOKEN), z, Some("zstd")).await, (200, json!({"acked": 2})));
-    let (status, body) = h.post(Some(NYC_TOKEN), b"\x1f\x8b garbage".to_vec(), Some("gzip")).await;
+    assert_eq!(
+        h.post(Some(NYC_TOKEN), z, Some("zstd")).await,
+        (200, json!({"acked": 2}))
+    );
+    let (status, body) = h
+        .post(Some(NYC_TOKEN), b"\x1f\x8b garbage".to_vec(), Some("gzip"))
+        .await;
     assert_eq!(status, 400, "{body}");
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    let nyc = agents.as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap().clone();
+    let nyc = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "nyc-1")
+        .unwrap()
+        .clone();
     assert_eq!(nyc["results"], 2);
     h.stop().await;
 }
@@ -460,23 +787,44 @@ async fn checks_are_filtered_by_location() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    let names = |v: &Value| v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let names = |v: &Value| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     let (status, ams) = h.get_json("/api/v1/checks", Some(AMS_TOKEN)).await;
     assert_eq!(status, 200);
     assert_eq!(names(&ams), ["acme-www", "acme-tls", "acme-page"]);
     let (_, nyc) = h.get_json("/api/v1/checks", Some(NYC_TOKEN)).await;
-    assert_eq!(names(&nyc), ["acme-www", "acme-dns", "acme-tls", "acme-page"]);
+    assert_eq!(
+        names(&nyc),
+        ["acme-www", "acme-dns", "acme-tls", "acme-page"]
+    );
     // The CA travels inline: agents do not have the collector's files.
     let www = &ams["checks"][0];
-    assert!(www["ca_pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"), "{www}");
+    assert!(
+        www["ca_pem"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE"),
+        "{www}"
+    );
     assert!(www.get("ca_file").is_none(), "{www}");
     // What is served parses as the agent's own check schema.
     let specs: slaprobe_wire::AssignedChecks = serde_json::from_value(nyc).unwrap();
-    let checks = slaprobe_agent::config::validate_checks(&specs.checks, Path::new("served"), Path::new(".")).unwrap();
+    let checks =
+        slaprobe_agent::config::validate_checks(&specs.checks, Path::new("served"), Path::new("."))
+            .unwrap();
     assert_eq!(checks.len(), 4);
     // A checks fetch counts as contact.
     let m = h.metrics().await;
-    assert!(m.contains(r#"slaprobe_agent_last_seen_timestamp_seconds{agent="nyc-1",location="nyc"}"#), "{m}");
+    assert!(
+        m.contains(r#"slaprobe_agent_last_seen_timestamp_seconds{agent="nyc-1",location="nyc"}"#),
+        "{m}"
+    );
     h.stop().await;
 }
 
@@ -486,24 +834,69 @@ async fn restart_keeps_data_and_counters() {
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
     let r = |seq, ok| result("ams-1", "ams", seq, "acme-www", "http", 5, ok);
-    assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(1, true), r(2, false), r(4, true)]).await.0, 200);
+    assert_eq!(
+        h.post_batch(
+            AMS_TOKEN,
+            "ams-1",
+            vec![r(1, true), r(2, false), r(4, true)]
+        )
+        .await
+        .0,
+        200
+    );
     h.stop().await;
 
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
     let a = &agents[0];
-    assert_eq!((a["results"].as_u64(), a["max_seq"].as_u64(), a["missing"].as_u64()), (Some(3), Some(4), Some(1)));
+    assert_eq!(
+        (
+            a["results"].as_u64(),
+            a["max_seq"].as_u64(),
+            a["missing"].as_u64()
+        ),
+        (Some(3), Some(4), Some(1))
+    );
     let m = h.metrics().await;
     let www = r#"check="acme-www",location="ams""#;
-    assert_eq!(metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")), Some(3.0), "{m}");
-    assert_eq!(metric_value(&m, &format!("slaprobe_probe_failures_total{{{www},class=\"tls_cert_expired\"}}")), Some(1.0));
-    assert_eq!(metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")), Some(1.0));
-    assert_eq!(metric_value(&m, r#"slaprobe_ingest_results_total{agent="ams-1"}"#), Some(3.0));
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_probes_total{{{www}}}")),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("slaprobe_probe_failures_total{{{www},class=\"tls_cert_expired\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&m, &format!("slaprobe_probe_success{{{www}}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_results_total{agent="ams-1"}"#),
+        Some(3.0)
+    );
     // Still idempotent across the restart.
-    assert_eq!(h.post_batch(AMS_TOKEN, "ams-1", vec![r(2, false), r(3, true)]).await, (200, json!({"acked": 3})));
+    assert_eq!(
+        h.post_batch(AMS_TOKEN, "ams-1", vec![r(2, false), r(3, true)])
+            .await,
+        (200, json!({"acked": 3}))
+    );
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
-    assert_eq!((agents[0]["results"].as_u64(), agents[0]["missing"].as_u64()), (Some(4), Some(0)));
-    assert_eq!(metric_value(&h.metrics().await, r#"slaprobe_ingest_duplicates_total{agent="ams-1"}"#), Some(1.0));
+    assert_eq!(
+        (agents[0]["results"].as_u64(), agents[0]["missing"].as_u64()),
+        (Some(4), Some(0))
+    );
+    assert_eq!(
+        metric_value(
+            &h.metrics().await,
+            r#"slaprobe_ingest_duplicates_total{agent="ams-1"}"#
+        ),
+        Some(1.0)
+    );
     h.stop().await;
 }
 
@@ -523,14 +916,30 @@ async fn metrics_pass_promtool() {
     let _ = h.post(Some(NYC_TOKEN), "nope", None).await;
     let text = h.metrics().await;
     for family in [
-        "slaprobe_probe_success", "slaprobe_probe_duration_seconds", "slaprobe_probes_total",
-        "slaprobe_probe_failures_total", "slaprobe_http_status_code", "slaprobe_tls_cert_expiry_timestamp_seconds",
-        "slaprobe_page_bytes", "slaprobe_page_resources", "slaprobe_page_load_seconds", "slaprobe_check_info",
-        "slaprobe_agent_last_seen_timestamp_seconds", "slaprobe_ingest_results_total",
-        "slaprobe_ingest_duplicates_total", "slaprobe_ingest_rejected_total", "slaprobe_build_info",
+        "slaprobe_probe_success",
+        "slaprobe_probe_duration_seconds",
+        "slaprobe_probes_total",
+        "slaprobe_probe_failures_total",
+        "slaprobe_http_status_code",
+        "slaprobe_tls_cert_expiry_timestamp_seconds",
+        "slaprobe_page_bytes",
+        "slaprobe_page_resources",
+        "slaprobe_page_load_seconds",
+        "slaprobe_check_info",
+        "slaprobe_agent_last_seen_timestamp_seconds",
+        "slaprobe_ingest_results_total",
+        "slaprobe_ingest_duplicates_total",
+        "slaprobe_ingest_rejected_total",
+        "slaprobe_build_info",
     ] {
-        assert!(text.contains(&format!("# HELP {family} ")), "{family} has no HELP");
-        assert!(text.contains(&format!("# TYPE {family} ")), "{family} has no TYPE");
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} has no TYPE"
+        );
     }
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -539,7 +948,12 @@ async fn metrics_pass_promtool() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("promtool is installed (apt-get install prometheus)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
@@ -558,7 +972,10 @@ async fn ingest_throughput() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    let batches: u64 = std::env::var("COLLECTOR_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let batches: u64 = std::env::var("COLLECTOR_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let template = result("ams-1", "ams", 0, "acme-www", "http", 5, true);
     let bodies: Vec<String> = (0..batches)
         .map(|b| {
@@ -575,11 +992,17 @@ async fn ingest_throughput() {
     let t = Instant::now();
     for (b, body) in bodies.into_iter().enumerate() {
         let (status, ack) = h.post(Some(AMS_TOKEN), body, None).await;
-        assert_eq!((status, ack), (200, json!({"acked": (b as u64 + 1) * 1000})));
+        assert_eq!(
+            (status, ack),
+            (200, json!({"acked": (b as u64 + 1) * 1000}))
+        );
     }
     let secs = t.elapsed().as_secs_f64();
     let n = batches * 1000;
-    println!("ingest throughput: {n} results in {secs:.2}s = {:.0} results/s (batches of 1000)", n as f64 / secs);
+    println!(
+        "ingest throughput: {n} results in {secs:.2}s = {:.0} results/s (batches of 1000)",
+        n as f64 / secs
+    );
     let (_, agents) = h.get_json("/api/v1/agents", None).await;
     assert_eq!(agents[0]["results"], n);
     h.stop().await;

@@ -46,7 +46,12 @@ url = "http://127.0.0.1:9/"
 
 /// Small limits so the fuzzer reaches them; the shape is the production one.
 fn limits() -> IngestLimits {
-    IngestLimits { max_body_bytes: 1 << 20, max_decoded_bytes: 4 << 20, max_results: 100, ..Default::default() }
+    IngestLimits {
+        max_body_bytes: 1 << 20,
+        max_decoded_bytes: 4 << 20,
+        max_results: 100,
+        ..Default::default()
+    }
 }
 
 fn result(seq: &str, extra: &str) -> String {
@@ -62,7 +67,9 @@ fn batch(results: &[String]) -> String {
 
 /// The decoder's verdict must be Ok or one of the documented refusals, with
 /// a bounded message.
-fn check_verdict(r: &Result<slaprobe_collector::ingest::DecodedBatch, Rejection>) -> Option<StatusCode> {
+fn check_verdict(
+    r: &Result<slaprobe_collector::ingest::DecodedBatch, Rejection>,
+) -> Option<StatusCode> {
     match r {
         Ok(_) => None,
         Err(e) => {
@@ -79,7 +86,11 @@ fn check_verdict(r: &Result<slaprobe_collector::ingest::DecodedBatch, Rejection>
                 e.message
             );
             assert!(!e.message.is_empty());
-            assert!(e.message.chars().count() <= MAX_MESSAGE + 60, "message of {} chars", e.message.len());
+            assert!(
+                e.message.chars().count() <= MAX_MESSAGE + 60,
+                "message of {} chars",
+                e.message.len()
+            );
             Some(e.status)
         }
     }
@@ -87,7 +98,14 @@ fn check_verdict(r: &Result<slaprobe_collector::ingest::DecodedBatch, Rejection>
 
 fn decode(enc: Option<&str>, body: &[u8]) -> Option<StatusCode> {
     let (_dir, config, who) = setup();
-    check_verdict(&decode_batch(enc, body, &who, &config, Timestamp::now(), limits()))
+    check_verdict(&decode_batch(
+        enc,
+        body,
+        &who,
+        &config,
+        Timestamp::now(),
+        limits(),
+    ))
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -100,13 +118,35 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 fn a_valid_batch_decodes() {
     let body = batch(&[result("1", ""), result("2", "")]);
     let (_dir, config, who) = setup();
-    let d = decode_batch(None, body.as_bytes(), &who, &config, Timestamp::now(), limits()).unwrap();
+    let d = decode_batch(
+        None,
+        body.as_bytes(),
+        &who,
+        &config,
+        Timestamp::now(),
+        limits(),
+    )
+    .unwrap();
     assert_eq!(d.results.len(), 2);
     assert_eq!(d.rows[1].seq, 2);
-    let d = decode_batch(Some("gzip"), &gzip(body.as_bytes()), &who, &config, Timestamp::now(), limits()).unwrap();
+    let d = decode_batch(
+        Some("gzip"),
+        &gzip(body.as_bytes()),
+        &who,
+        &config,
+        Timestamp::now(),
+        limits(),
+    )
+    .unwrap();
     assert_eq!(d.results.len(), 2);
     let z = zstd::encode_all(body.as_bytes(), 3).unwrap();
-    assert_eq!(decode_batch(Some("zstd"), &z, &who, &config, Timestamp::now(), limits()).unwrap().rows.len(), 2);
+    assert_eq!(
+        decode_batch(Some("zstd"), &z, &who, &config, Timestamp::now(), limits())
+            .unwrap()
+            .rows
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -117,19 +157,63 @@ fn named_hostile_bodies_get_clear_4xx() {
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     assert_eq!(decode(None, deep(200_000).as_bytes()), bad);
     assert_eq!(decode(None, batch(&[deep(100_000)]).as_bytes()), bad);
-    assert_eq!(decode(None, batch(&[result("1", &format!(r#","http":{}"#, deep(100_000)))]).as_bytes()), bad);
-    let objects = format!(r#"{{"agent":"ams-1","results":[{}1{}]}}"#, r#"{"a":"#.repeat(50_000), "}".repeat(50_000));
+    assert_eq!(
+        decode(
+            None,
+            batch(&[result("1", &format!(r#","http":{}"#, deep(100_000)))]).as_bytes()
+        ),
+        bad
+    );
+    let objects = format!(
+        r#"{{"agent":"ams-1","results":[{}1{}]}}"#,
+        r#"{"a":"#.repeat(50_000),
+        "}".repeat(50_000)
+    );
     assert_eq!(decode(None, objects.as_bytes()), bad);
     // Numbers: 1e400, negative, fractional, zero and too-large seqs.
-    for seq in ["1e400", "-5", "1.5", "0", "18446744073709551615", "99999999999999999999999"] {
-        assert_eq!(decode(None, batch(&[result(seq, "")]).as_bytes()), bad, "seq {seq}");
+    for seq in [
+        "1e400",
+        "-5",
+        "1.5",
+        "0",
+        "18446744073709551615",
+        "99999999999999999999999",
+    ] {
+        assert_eq!(
+            decode(None, batch(&[result(seq, "")]).as_bytes()),
+            bad,
+            "seq {seq}"
+        );
     }
-    assert_eq!(decode(None, batch(&[result("1", "").replace("0.01", "1e400")]).as_bytes()), bad);
-    assert_eq!(decode(None, batch(&[result("1", "").replace("0.01", "-1")]).as_bytes()), bad);
+    assert_eq!(
+        decode(
+            None,
+            batch(&[result("1", "").replace("0.01", "1e400")]).as_bytes()
+        ),
+        bad
+    );
+    assert_eq!(
+        decode(
+            None,
+            batch(&[result("1", "").replace("0.01", "-1")]).as_bytes()
+        ),
+        bad
+    );
     // Huge strings: refused, and never echoed whole.
     let (_dir, config, who) = setup();
-    let huge = result("1", "").replace(r#""check":"c""#, &format!(r#""check":"{}""#, "x".repeat(900_000)));
-    let e = decode_batch(None, batch(&[huge]).as_bytes(), &who, &config, Timestamp::now(), limits()).unwrap_err();
+    let huge = result("1", "").replace(
+        r#""check":"c""#,
+        &format!(r#""check":"{}""#, "x".repeat(900_000)),
+    );
+    let e = decode_batch(
+        None,
+        batch(&[huge]).as_bytes(),
+        &who,
+        &config,
+        Timestamp::now(),
+        limits(),
+    )
+    .unwrap_err();
     assert_eq!(e.status, StatusCode::BAD_REQUEST);
     assert!(e.message.len() < 400, "{}", e.message);
     let e = decode_batch(
@@ -143,10 +227,16 @@ fn named_hostile_bodies_get_clear_4xx() {
     .unwrap_err();
     assert_eq!(e.status, StatusCode::FORBIDDEN);
     assert!(e.message.len() < 400, "{}", e.message);
-    let wrong_type = result("1", "").replace(r#""target":"x""#, &format!(r#""target":{}"#, "7".repeat(900_000)));
+    let wrong_type = result("1", "").replace(
+        r#""target":"x""#,
+        &format!(r#""target":{}"#, "7".repeat(900_000)),
+    );
     assert_eq!(decode(None, batch(&[wrong_type]).as_bytes()), bad);
     // Invalid UTF-8, inside a string and raw.
-    assert_eq!(decode(None, b"{\"agent\":\"ams-\xff\",\"results\":[]}"), bad);
+    assert_eq!(
+        decode(None, b"{\"agent\":\"ams-\xff\",\"results\":[]}"),
+        bad
+    );
     assert_eq!(decode(None, &[0xc3, 0x28, 0xa0, 0xa1]), bad);
     // A 40 MB body: refused by size before anything is decoded.
     assert_eq!(decode(None, &vec![b'['; 40_000_000]), too_large);
@@ -160,8 +250,14 @@ fn named_hostile_bodies_get_clear_4xx() {
     let z = zstd::encode_all(good.as_bytes(), 3).unwrap();
     assert_eq!(decode(Some("zstd"), &z[..z.len() / 2]), bad);
     assert_eq!(decode(Some("zstd"), b"\x28\xb5\x2f\xfd garbage"), bad);
-    assert_eq!(decode(Some("br"), good.as_bytes()), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-    assert_eq!(decode(Some("gzip\u{7f}"), good.as_bytes()), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    assert_eq!(
+        decode(Some("br"), good.as_bytes()),
+        Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+    );
+    assert_eq!(
+        decode(Some("gzip\u{7f}"), good.as_bytes()),
+        Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+    );
     // Too many results.
     let many: Vec<String> = (1..=101).map(|s| result(&s.to_string(), "")).collect();
     assert_eq!(decode(None, batch(&many).as_bytes()), too_large);
@@ -239,7 +335,9 @@ fn toml_value() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         "\\PC{0,30}".prop_map(|s| toml_string(&s)),
         any::<i64>().prop_map(|v| v.to_string()),
-        any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(|v| format!("{v:?}")),
+        any::<f64>()
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(|v| format!("{v:?}")),
         Just("inf".to_string()),
         Just("nan".to_string()),
         Just("-0".to_string()),
@@ -253,10 +351,14 @@ fn toml_value() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+            proptest::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| format!("[{}]", v.join(", "))),
             proptest::collection::vec(("[a-z_]{1,8}", inner), 0..3).prop_map(|v| format!(
                 "{{ {} }}",
-                v.into_iter().map(|(k, x)| format!("{k} = {x}")).collect::<Vec<_>>().join(", ")
+                v.into_iter()
+                    .map(|(k, x)| format!("{k} = {x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         ]
     })
@@ -269,8 +371,19 @@ fn toml_string(s: &str) -> String {
 #[test]
 fn the_base_configs_are_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let kv = |b: &[(&str, &str)]| b.iter().map(|(k, v)| format!("{k} = {v}\n")).collect::<String>();
-    let p = write_config(dir.path(), &format!("[agent]\n{}\n[[checks]]\n{}", kv(AGENT_BASE), kv(CHECK_BASE)));
+    let kv = |b: &[(&str, &str)]| {
+        b.iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect::<String>()
+    };
+    let p = write_config(
+        dir.path(),
+        &format!(
+            "[agent]\n{}\n[[checks]]\n{}",
+            kv(AGENT_BASE),
+            kv(CHECK_BASE)
+        ),
+    );
     AgentConfig::load(&p).unwrap();
     let p = write_config(
         dir.path(),
@@ -341,24 +454,40 @@ fn section(
     keys: &'static [&'static str],
     base: &'static [(&'static str, &'static str)],
 ) -> impl Strategy<Value = String> {
-    proptest::collection::vec((proptest::sample::select(keys), toml_value()), 0..4).prop_map(move |kv| {
-        let mut map: std::collections::BTreeMap<&str, String> = base.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        for (k, v) in kv {
-            map.insert(k, v);
-        }
-        map.into_iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
-    })
+    proptest::collection::vec((proptest::sample::select(keys), toml_value()), 0..4).prop_map(
+        move |kv| {
+            let mut map: std::collections::BTreeMap<&str, String> =
+                base.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            for (k, v) in kv {
+                map.insert(k, v);
+            }
+            map.into_iter()
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect()
+        },
+    )
 }
 
-const AGENT_BASE: &[(&str, &str)] =
-    &[("id", "\"a\""), ("location", "\"l\""), ("collector", "\"http://127.0.0.1:1\""), ("token", "\"t\"")];
+const AGENT_BASE: &[(&str, &str)] = &[
+    ("id", "\"a\""),
+    ("location", "\"l\""),
+    ("collector", "\"http://127.0.0.1:1\""),
+    ("token", "\"t\""),
+];
 const COLLECTOR_BASE: &[(&str, &str)] = &[("data_dir", "\"data\"")];
 const AGENT_ENTRY_BASE: &[(&str, &str)] = &[
     ("id", "\"a\""),
     ("location", "\"l\""),
-    ("token_sha256", "\"0000000000000000000000000000000000000000000000000000000000000000\""),
+    (
+        "token_sha256",
+        "\"0000000000000000000000000000000000000000000000000000000000000000\"",
+    ),
 ];
-const CHECK_BASE: &[(&str, &str)] = &[("name", "\"c\""), ("kind", "\"http\""), ("url", "\"http://127.0.0.1:9/\"")];
+const CHECK_BASE: &[(&str, &str)] = &[
+    ("name", "\"c\""),
+    ("kind", "\"http\""),
+    ("url", "\"http://127.0.0.1:9/\""),
+];
 
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("config.toml");
@@ -419,8 +548,16 @@ fn random_env_values_give_config_errors_not_panics() {
     let agent = slaprobe_tests::procs::bin_path("slaprobe-agent");
     let collector = slaprobe_tests::procs::bin_path("slaprobe-collector");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("agent.toml"), "[agent]\nid = \"a\"\nlocation = \"l\"\n").unwrap();
-    std::fs::write(dir.path().join("collector.toml"), "[collector]\ndata_dir = \"data\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("agent.toml"),
+        "[agent]\nid = \"a\"\nlocation = \"l\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        "[collector]\ndata_dir = \"data\"\n",
+    )
+    .unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 24,
         failure_persistence: None,
@@ -462,7 +599,11 @@ fn random_env_values_give_config_errors_not_panics() {
                     .unwrap();
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 prop_assert!(!stderr.contains("panicked"), "{key}={value:?}: {stderr}");
-                prop_assert!(out.status.code().is_some_and(|c| c != 101), "{key}={value:?}: {:?} {stderr}", out.status);
+                prop_assert!(
+                    out.status.code().is_some_and(|c| c != 101),
+                    "{key}={value:?}: {:?} {stderr}",
+                    out.status
+                );
             }
             Ok(())
         })

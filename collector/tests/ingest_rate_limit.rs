@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use slaprobe_collector::ingest::RateLimiter;
 use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
-use tokio_util::sync::CancellationToken;
 use slaprobe_tests::prom::sha256_hex;
+use tokio_util::sync::CancellationToken;
 
 const AMS: &str = "rate-token-ams";
 const NYC: &str = "rate-token-nyc";
@@ -61,23 +61,38 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
     write_config(dir.path(), 10); // 10/s, burst 100
     let config = CollectorConfig::load(&dir.path().join("collector.toml")).unwrap();
     assert_eq!(config.collector.max_results_per_second_per_agent, 10);
-    let server = Server::bind_with(config, ServerOptions::default()).await.unwrap();
+    let server = Server::bind_with(config, ServerOptions::default())
+        .await
+        .unwrap();
     let addr = server.local_addr();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(server.serve(shutdown.clone()));
     let client = slaprobe_agent::run::http_client(None).unwrap();
     let url = format!("http://{addr}/api/v1/results");
     let post = |token: &'static str, body: String| {
-        let req = client.post(&url).bearer_auth(token).header("content-type", "application/json").body(body);
+        let req = client
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
         async move {
             let r = req.send().await.unwrap();
-            let retry =
-                r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
             (r.status().as_u16(), retry, r.text().await.unwrap())
         }
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get(format!("http://{addr}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+    while client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < deadline, "not ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -92,7 +107,10 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(s, 429, "{body}");
     assert!(body.contains("max_results_per_second_per_agent"), "{body}");
     let retry = retry.expect("429 carries Retry-After");
-    assert!((1..=3).contains(&retry), "debt of ~20 at 10/s: about 2 s, got {retry}");
+    assert!(
+        (1..=3).contains(&retry),
+        "debt of ~20 at 10/s: about 2 s, got {retry}"
+    );
     // Another agent has its own bucket.
     let (s, _, body) = post(NYC, batch("nyc-1", "nyc", 1..=50)).await;
     assert_eq!(s, 200, "{body}");
@@ -101,8 +119,18 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
     let (s, _, body) = post(AMS, batch("ams-1", "ams", 121..=130)).await;
     assert_eq!(s, 200, "{body}");
 
-    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"slaprobe_ingest_rejected_total{reason="rate_limited"} 1"#), "{metrics}");
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"slaprobe_ingest_rejected_total{reason="rate_limited"} 1"#),
+        "{metrics}"
+    );
     shutdown.cancel();
     handle.await.unwrap().unwrap();
 }
@@ -116,7 +144,11 @@ fn token_bucket_refills_at_rate_up_to_ten_times_the_rate() {
     assert!(r.admit_at("a", t0).is_ok(), "exactly empty is not in debt");
     r.charge_at("a", 50, t0);
     let wait = r.admit_at("a", t0).unwrap_err();
-    assert_eq!(wait, Duration::from_millis(500), "50 results of debt at 100/s");
+    assert_eq!(
+        wait,
+        Duration::from_millis(500),
+        "50 results of debt at 100/s"
+    );
     assert!(r.admit_at("a", t0 + Duration::from_millis(500)).is_ok());
     assert!(r.admit_at("b", t0).is_ok(), "buckets are per agent");
     // A long idle time refills to the burst, not beyond.

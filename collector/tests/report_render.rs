@@ -17,7 +17,8 @@ use jiff::tz::TimeZone;
 use render_support::markup::{check_html, parse_csv};
 use render_support::tools::{self, Output};
 use render_support::{
-    acme_contract, acme_outages, after_month, contract, long_message, many_outages, month_of_results, report_of, ts,
+    acme_contract, acme_outages, after_month, contract, long_message, many_outages,
+    month_of_results, report_of, ts,
 };
 use serde_json::Value;
 use slaprobe_collector::render::{self, Format};
@@ -78,7 +79,10 @@ fn shown_pct(v: f64) -> String {
 /// `2026-10-03` and `14:05 +02:00`, computed here independently of the renderer.
 fn local_parts(t: Timestamp) -> (String, String) {
     let z = t.to_zoned(amsterdam());
-    (z.strftime("%Y-%m-%d").to_string(), z.strftime("%H:%M %:z").to_string())
+    (
+        z.strftime("%Y-%m-%d").to_string(),
+        z.strftime("%H:%M %:z").to_string(),
+    )
 }
 
 #[test]
@@ -90,11 +94,19 @@ fn the_synthetic_month_is_what_the_tests_expect() {
     assert_eq!(r.maintenance_seconds, 6 * 3600);
     assert_eq!(r.nodata_seconds, 2 * 3600);
     assert_eq!(r.credit_percent, 10.0);
-    assert!(!r.objectives[0].met && r.objectives[1].met, "{:?}", r.objectives);
+    assert!(
+        !r.objectives[0].met && r.objectives[1].met,
+        "{:?}",
+        r.objectives
+    );
     assert_eq!(r.locations, ["ams", "fra", "nyc"]);
     assert!(r.as_of.is_none());
     assert!(acme_to_date().as_of.is_some());
-    assert!(stormy().incidents.len() > 300, "{}", stormy().incidents.len());
+    assert!(
+        stormy().incidents.len() > 300,
+        "{}",
+        stormy().incidents.len()
+    );
 }
 
 #[test]
@@ -104,17 +116,34 @@ fn html_is_self_contained_balanced_and_complete() {
     let facts = check_html(&html).unwrap_or_else(|e| panic!("HTML not well formed: {e}"));
 
     // Self-contained: no script, no element that loads anything, no reference by URL.
-    for banned in ["script", "img", "link", "iframe", "object", "embed", "image", "use", "audio", "video", "base"] {
-        assert!(!facts.tags.iter().any(|t| t == banned), "<{banned}> present");
+    for banned in [
+        "script", "img", "link", "iframe", "object", "embed", "image", "use", "audio", "video",
+        "base",
+    ] {
+        assert!(
+            !facts.tags.iter().any(|t| t == banned),
+            "<{banned}> present"
+        );
     }
     assert!(!html.to_ascii_lowercase().contains("<script"));
     for src in facts.tag_sources.iter().chain(&facts.styles) {
         let low = src.to_ascii_lowercase();
-        for bad in ["http://", "https://", "@import", "src=", "href=", "javascript:"] {
+        for bad in [
+            "http://",
+            "https://",
+            "@import",
+            "src=",
+            "href=",
+            "javascript:",
+        ] {
             assert!(!low.contains(bad), "{bad:?} in {src:?}");
         }
         // No event handler attribute (onload=, onclick=, …).
-        assert!(!low.split_whitespace().any(|w| w.starts_with("on") && w.contains('=')), "handler in {src:?}");
+        assert!(
+            !low.split_whitespace()
+                .any(|w| w.starts_with("on") && w.contains('=')),
+            "handler in {src:?}"
+        );
         for (i, _) in low.match_indices("url(") {
             assert!(low[i + 4..].starts_with('#'), "external url( in {src:?}");
         }
@@ -124,9 +153,12 @@ fn html_is_self_contained_balanced_and_complete() {
 
     // Print rules.
     let css = facts.styles.concat();
-    for rule in
-        ["@page { size: A4", "break-inside: avoid", "thead { display: table-header-group; }", "table-layout: fixed"]
-    {
+    for rule in [
+        "@page { size: A4",
+        "break-inside: avoid",
+        "thead { display: table-header-group; }",
+        "table-layout: fixed",
+    ] {
         assert!(css.contains(rule), "CSS lacks {rule:?}");
     }
 
@@ -141,8 +173,14 @@ fn html_is_self_contained_balanced_and_complete() {
         "id=\"method\"",
         "id=\"evidence\"",
     ];
-    let pos: Vec<usize> = order.iter().map(|s| html.find(s).unwrap_or_else(|| panic!("no {s}"))).collect();
-    assert!(pos.windows(2).all(|w| w[0] < w[1]), "sections out of order: {pos:?}");
+    let pos: Vec<usize> = order
+        .iter()
+        .map(|s| html.find(s).unwrap_or_else(|| panic!("no {s}")))
+        .collect();
+    assert!(
+        pos.windows(2).all(|w| w[0] < w[1]),
+        "sections out of order: {pos:?}"
+    );
     assert!(html.find("<h1>").unwrap() < pos[0], "header first");
 
     // Header.
@@ -163,7 +201,11 @@ fn html_is_self_contained_balanced_and_complete() {
     assert!(html.contains("1 of 2 objectives <b>breached</b>"));
     // Key figures.
     let a = r.availability_percent.unwrap();
-    assert!(html.contains(&format!("{} %", shown_pct(a))), "availability {} not shown", shown_pct(a));
+    assert!(
+        html.contains(&format!("{} %", shown_pct(a))),
+        "availability {} not shown",
+        shown_pct(a)
+    );
     assert!(html.contains("<p class=\"value\">10 %</p>"), "credit");
     assert!(html.contains("4 h 34 min"), "downtime 274 min");
     assert!(html.contains("≥ 99.9 %") && html.contains("≤ 800 ms"));
@@ -171,7 +213,10 @@ fn html_is_self_contained_balanced_and_complete() {
     for inc in &r.incidents {
         for t in [inc.start, inc.end] {
             let (d, hm) = local_parts(t);
-            assert!(html.contains(&format!("{d}<br><span class=\"t\">{hm}</span>")), "incident time {d} {hm} missing");
+            assert!(
+                html.contains(&format!("{d}<br><span class=\"t\">{hm}</span>")),
+                "incident time {d} {hm} missing"
+            );
         }
     }
     assert!(html.contains("Incidents (4)"));
@@ -179,19 +224,37 @@ fn html_is_self_contained_balanced_and_complete() {
     let msg = long_message();
     let cut: String = msg.chars().take(300).collect();
     let esc = |s: &str| {
-        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;")
     };
-    assert!(html.contains(&format!("{}<span class=\"muted\">…</span>", esc(&cut))), "cut message");
+    assert!(
+        html.contains(&format!("{}<span class=\"muted\">…</span>", esc(&cut))),
+        "cut message"
+    );
     assert!(!html.contains(&esc(msg)), "full message present");
     assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
     // Charts: day chart with every day labelled, timeline, latency with its max line.
     assert_eq!(html.matches("<svg ").count(), 3);
     for d in 1..=31 {
-        assert!(html.contains(&format!("\">{d}</text>")), "day {d} unlabelled");
+        assert!(
+            html.contains(&format!("\">{d}</text>")),
+            "day {d} unlabelled"
+        );
     }
     assert!(html.contains("target 99.9 %") && html.contains("max 800 ms"));
-    assert_eq!(html.matches("class=\"bar bad\" x=").count(), 1 + 3, "legend + days below target: 3, 12, 28");
-    assert_eq!(html.matches("class=\"inc\" x=").count(), 5, "4 incidents + legend");
+    assert_eq!(
+        html.matches("class=\"bar bad\" x=").count(),
+        1 + 3,
+        "legend + days below target: 3, 12, 28"
+    );
+    assert_eq!(
+        html.matches("class=\"inc\" x=").count(),
+        5,
+        "4 incidents + legend"
+    );
     // Maintenance, method, evidence.
     assert!(html.contains("weekly Sun 03:00:00") && html.contains("2026-10-14T22:00:00"));
     assert!(html.contains("2026-10-14 22:00 +02:00"));
@@ -201,8 +264,14 @@ fn html_is_self_contained_balanced_and_complete() {
             "<span class=\"mono\">ams</span>, <span class=\"mono\">fra</span>, <span class=\"mono\">nyc</span>"
         )
     );
-    assert!(html.contains(&format!("<code class=\"digest\">{}</code>", r.evidence.sha256)));
-    assert!(html.contains(&format!("{} stored probe results", grouped(r.evidence.results, "\u{202F}"))));
+    assert!(html.contains(&format!(
+        "<code class=\"digest\">{}</code>",
+        r.evidence.sha256
+    )));
+    assert!(html.contains(&format!(
+        "{} stored probe results",
+        grouped(r.evidence.results, "\u{202F}")
+    )));
     // Deterministic.
     assert_eq!(html, render::html(r));
 }
@@ -212,17 +281,23 @@ fn html_escapes_user_input() {
     let mut r = acme().clone();
     r.contract = "<b>&\"x\"".into();
     r.vendor = "Vendor's <i>\"best\"</i>".into();
-    r.incidents[0].locations.push("<img src=x onerror=alert(1)>".into());
+    r.incidents[0]
+        .locations
+        .push("<img src=x onerror=alert(1)>".into());
     r.incidents[0].sample_message = Some("</td></tr></table><script>alert(1)</script>\u{0}".into());
     let html = render::html(&r);
     check_html(&html).unwrap_or_else(|e| panic!("HTML not well formed: {e}"));
     assert!(html.contains("<h1>&lt;b&gt;&amp;&quot;x&quot;</h1>"));
     assert!(html.contains("Vendor&#39;s &lt;i&gt;&quot;best&quot;&lt;/i&gt;"));
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
-    assert!(html.contains("&lt;/td&gt;&lt;/tr&gt;&lt;/table&gt;&lt;script&gt;alert(1)&lt;/script&gt;\u{FFFD}"));
+    assert!(html.contains(
+        "&lt;/td&gt;&lt;/tr&gt;&lt;/table&gt;&lt;script&gt;alert(1)&lt;/script&gt;\u{FFFD}"
+    ));
     assert!(!html.contains("<b>&\"x\"") && !html.contains("<script") && !html.contains("<img"));
     // The printed footer names the contract through a CSS escape, never raw.
-    assert!(html.contains("content: \"\\00003cb\\00003e\\000026\\000022x\\000022 \\00b7  2026-10\""));
+    assert!(
+        html.contains("content: \"\\00003cb\\00003e\\000026\\000022x\\000022 \\00b7  2026-10\"")
+    );
 }
 
 #[test]
@@ -247,8 +322,15 @@ fn html_edge_cases() {
     check_html(&html).unwrap_or_else(|e| panic!("month to date: {e}"));
     assert!(html.contains("Provisional: month to date."));
     assert!(html.contains("as of <span class=\"nw\">2026-10-17 12:00 +02:00</span>"));
-    assert!(html.contains("class=\"future\""), "uncounted part of the month marked");
-    assert_eq!(html.matches("class=\"dl future\"").count(), 14 * 2, "days 18-31 greyed (number + weekday)");
+    assert!(
+        html.contains("class=\"future\""),
+        "uncounted part of the month marked"
+    );
+    assert_eq!(
+        html.matches("class=\"dl future\"").count(),
+        14 * 2,
+        "days 18-31 greyed (number + weekday)"
+    );
     // By the 17th: the 3rd and 12th's downtime, and the slow 16th weighs 1/17 of the latency samples.
     assert!(html.contains("2 of 2 objectives <b>breached</b> so far"));
     assert!(html.contains("Incidents (2)"));
@@ -264,7 +346,10 @@ fn html_edge_cases() {
     assert!(html.contains(&format!(">{}</td>", r.incidents.len())));
     let (d, hm) = local_parts(last.start);
     assert!(html.contains(&format!("{d}<br><span class=\"t\">{hm}</span>")));
-    assert!(!html.contains("id=\"latency\""), "no latency objective, no latency section");
+    assert!(
+        !html.contains("id=\"latency\""),
+        "no latency objective, no latency section"
+    );
 
     // No digest yet.
     let mut r = acme().clone();
@@ -288,7 +373,12 @@ fn same(field: &str, v: &Value, what: &str) {
         Value::Number(n) => field.parse::<f64>().ok() == n.as_f64(),
         Value::String(s) => unguard(field) == s,
         Value::Array(items) => {
-            unguard(field) == items.iter().map(|i| i.as_str().unwrap_or_default()).collect::<Vec<_>>().join(";")
+            unguard(field)
+                == items
+                    .iter()
+                    .map(|i| i.as_str().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(";")
         }
         Value::Object(_) => false,
     };
@@ -314,8 +404,17 @@ fn csv_tables(text: &str) -> (Vec<String>, HashMap<String, Rows>) {
                 tables.insert(kind, Vec::new());
             }
             Some(h) => {
-                assert_eq!(row.len(), h.len(), "{kind} row has {} fields, header {}", row.len(), h.len());
-                tables.get_mut(&kind).unwrap().push(h.iter().cloned().zip(row).collect());
+                assert_eq!(
+                    row.len(),
+                    h.len(),
+                    "{kind} row has {} fields, header {}",
+                    row.len(),
+                    h.len()
+                );
+                tables
+                    .get_mut(&kind)
+                    .unwrap()
+                    .push(h.iter().cloned().zip(row).collect());
             }
         }
     }
@@ -326,7 +425,10 @@ fn check_csv_against_json(r: &MonthReport) {
     let text = render::csv(r);
     let json = serde_json::to_value(r).unwrap();
     let (kinds, t) = csv_tables(&text);
-    assert_eq!(kinds, ["summary", "objective", "day", "incident", "maintenance"]);
+    assert_eq!(
+        kinds,
+        ["summary", "objective", "day", "incident", "maintenance"]
+    );
 
     // Summary: the documented keys, in order, each equal to the JSON.
     let keys: Vec<&str> = t["summary"].iter().map(|row| row["key"].as_str()).collect();
@@ -359,9 +461,16 @@ fn check_csv_against_json(r: &MonthReport) {
     assert_eq!(keys, expected.iter().map(|(k, _)| *k).collect::<Vec<_>>());
     for (row, (key, ptr)) in t["summary"].iter().zip(expected) {
         if key == "incidents" {
-            assert_eq!(row["value"], json["incidents"].as_array().unwrap().len().to_string());
+            assert_eq!(
+                row["value"],
+                json["incidents"].as_array().unwrap().len().to_string()
+            );
         } else {
-            same(&row["value"], json.pointer(ptr).unwrap_or(&Value::Null), key);
+            same(
+                &row["value"],
+                json.pointer(ptr).unwrap_or(&Value::Null),
+                key,
+            );
         }
     }
 
@@ -370,7 +479,16 @@ fn check_csv_against_json(r: &MonthReport) {
     assert_eq!(t["objective"].len(), objs.len());
     for (row, o) in t["objective"].iter().zip(objs) {
         same(&row["name"], &o["objective"], "objective");
-        for col in ["kind", "target", "attained", "met", "phase", "percentile", "max", "samples"] {
+        for col in [
+            "kind",
+            "target",
+            "attained",
+            "met",
+            "phase",
+            "percentile",
+            "max",
+            "samples",
+        ] {
             same(&row[col], o.get(col).unwrap_or(&Value::Null), col);
         }
     }
@@ -382,15 +500,32 @@ fn check_csv_against_json(r: &MonthReport) {
         let date = d["date"].as_str().unwrap();
         same(&row["date"], &d["date"], "date");
         for s in ["up", "down", "maintenance", "nodata"] {
-            same(&row[&format!("{s}_slots")], &d["slots"][s], &format!("{date} {s}_slots"));
+            same(
+                &row[&format!("{s}_slots")],
+                &d["slots"][s],
+                &format!("{date} {s}_slots"),
+            );
         }
-        for col in ["availability_percent", "downtime_seconds", "maintenance_seconds", "nodata_seconds"] {
+        for col in [
+            "availability_percent",
+            "downtime_seconds",
+            "maintenance_seconds",
+            "nodata_seconds",
+        ] {
             same(&row[col], &d[col], &format!("{date} {col}"));
         }
         for l in d["latency"].as_array().unwrap() {
             let name = l["objective"].as_str().unwrap();
-            same(&row[&format!("{name}_seconds")], &l["value"], &format!("{date} {name}"));
-            same(&row[&format!("{name}_samples")], &l["samples"], &format!("{date} {name} samples"));
+            same(
+                &row[&format!("{name}_seconds")],
+                &l["value"],
+                &format!("{date} {name}"),
+            );
+            same(
+                &row[&format!("{name}_samples")],
+                &l["samples"],
+                &format!("{date} {name} samples"),
+            );
         }
     }
 
@@ -399,13 +534,26 @@ fn check_csv_against_json(r: &MonthReport) {
     assert_eq!(t["incident"].len(), incs.len());
     for (i, (row, inc)) in t["incident"].iter().zip(incs).enumerate() {
         assert_eq!(row["number"], (i + 1).to_string());
-        for col in ["start", "end", "duration_seconds", "slots", "checks", "locations", "classes", "sample_message"] {
+        for col in [
+            "start",
+            "end",
+            "duration_seconds",
+            "slots",
+            "checks",
+            "locations",
+            "classes",
+            "sample_message",
+        ] {
             same(&row[col], &inc[col], &format!("incident {} {col}", i + 1));
         }
         for (local, utc) in [("start_local", "start"), ("end_local", "end")] {
             let l: Timestamp = row[local].parse().unwrap();
             assert_eq!(l.to_string(), inc[utc].as_str().unwrap(), "{local}");
-            assert!(row[local].ends_with("+02:00") || row[local].ends_with("+01:00"), "{}", row[local]);
+            assert!(
+                row[local].ends_with("+02:00") || row[local].ends_with("+01:00"),
+                "{}",
+                row[local]
+            );
         }
     }
 
@@ -416,9 +564,14 @@ fn check_csv_against_json(r: &MonthReport) {
         for col in ["start", "end", "rule"] {
             same(&row[col], &m[col], col);
         }
-        let (s, e): (Timestamp, Timestamp) =
-            (m["start"].as_str().unwrap().parse().unwrap(), m["end"].as_str().unwrap().parse().unwrap());
-        assert_eq!(row["duration_seconds"], e.duration_since(s).as_secs().to_string());
+        let (s, e): (Timestamp, Timestamp) = (
+            m["start"].as_str().unwrap().parse().unwrap(),
+            m["end"].as_str().unwrap().parse().unwrap(),
+        );
+        assert_eq!(
+            row["duration_seconds"],
+            e.duration_since(s).as_secs().to_string()
+        );
         assert_eq!(row["start_local"].parse::<Timestamp>().unwrap(), s);
     }
 }
@@ -438,19 +591,29 @@ fn csv_round_trips_every_figure() {
     assert!(text.contains("\r\nday,date,up_slots,down_slots,maintenance_slots,nodata_slots,availability_percent,downtime_seconds,maintenance_seconds,nodata_seconds,latency_processing_p95_seconds,latency_processing_p95_samples\r\n"));
     assert!(text.ends_with("\r\n"));
     assert_eq!(render::render(acme(), Format::Csv), text);
-    assert_eq!("html".parse::<Format>().unwrap().content_type(), "text/html; charset=utf-8");
+    assert_eq!(
+        "html".parse::<Format>().unwrap().content_type(),
+        "text/html; charset=utf-8"
+    );
     assert_eq!(Format::Csv.file_name(acme()), "hostco-acme-2026-10.csv");
 }
 
 /// Collapses pdftotext's spacing (and the narrow no-break spaces between thousands).
 fn squash(s: &str) -> String {
-    s.replace('\u{202F}', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    s.replace('\u{202F}', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `267480` as `267 480` (thousands apart, as the HTML shows them).
 fn grouped(n: u64, sep: &str) -> String {
     let d = n.to_string();
-    let mut parts: Vec<&str> = d.as_bytes().rchunks(3).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let mut parts: Vec<&str> = d
+        .as_bytes()
+        .rchunks(3)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
     parts.reverse();
     parts.join(sep)
 }
@@ -480,15 +643,40 @@ fn chromium_draws_the_page_and_prints_a4() {
     // The screenshot is a drawn page: text, charts, the red of the breach.
     let img = render_support::png::decode(&std::fs::read(&png).unwrap()).unwrap();
     assert_eq!((img.width, img.height), (1240, 1754));
-    let dark = img.rgb.iter().filter(|p| p.iter().map(|&c| u32::from(c)).sum::<u32>() < 3 * 100).count();
-    let white = img.rgb.iter().filter(|p| p.iter().all(|&c| c >= 250)).count();
-    let reddish = img.rgb.iter().filter(|p| p[0] > 120 && p[1] < 60 && p[2] < 60).count();
-    let colours: std::collections::HashSet<[u8; 3]> =
-        img.rgb.iter().map(|p| [p[0] & 0xf0, p[1] & 0xf0, p[2] & 0xf0]).collect();
+    let dark = img
+        .rgb
+        .iter()
+        .filter(|p| p.iter().map(|&c| u32::from(c)).sum::<u32>() < 3 * 100)
+        .count();
+    let white = img
+        .rgb
+        .iter()
+        .filter(|p| p.iter().all(|&c| c >= 250))
+        .count();
+    let reddish = img
+        .rgb
+        .iter()
+        .filter(|p| p[0] > 120 && p[1] < 60 && p[2] < 60)
+        .count();
+    let colours: std::collections::HashSet<[u8; 3]> = img
+        .rgb
+        .iter()
+        .map(|p| [p[0] & 0xf0, p[1] & 0xf0, p[2] & 0xf0])
+        .collect();
     assert!(dark > 20_000, "only {dark} dark pixels: no text drawn?");
-    assert!(white > img.rgb.len() / 4, "only {white} white pixels: no page?");
-    assert!(reddish > 300, "only {reddish} red pixels: no BREACHED badge / bars?");
-    assert!(colours.len() > 40, "only {} distinct colours", colours.len());
+    assert!(
+        white > img.rgb.len() / 4,
+        "only {white} white pixels: no page?"
+    );
+    assert!(
+        reddish > 300,
+        "only {reddish} red pixels: no BREACHED badge / bars?"
+    );
+    assert!(
+        colours.len() > 40,
+        "only {} distinct colours",
+        colours.len()
+    );
 
     // The print: A4, a sensible number of pages, the key figures as text.
     let (pages, size) = tools::pdf_info(&pdf);
@@ -512,10 +700,20 @@ fn chromium_draws_the_page_and_prints_a4() {
     // Hundreds of incidents: A4 pages, the table header repeated on each page it spans.
     let (storm_pages, storm_size) = tools::pdf_info(&storm_pdf);
     assert!(storm_size.contains("A4"), "{storm_size}");
-    assert!((6..=60).contains(&storm_pages), "{storm_pages} pages for {} incidents", storm.incidents.len());
+    assert!(
+        (6..=60).contains(&storm_pages),
+        "{storm_pages} pages for {} incidents",
+        storm.incidents.len()
+    );
     let storm_text = squash(&tools::pdf_text(&storm_pdf));
     let headers = storm_text.matches("Sample error message").count();
-    assert!(headers >= 4, "incident table header printed {headers} times over {storm_pages} pages");
+    assert!(
+        headers >= 4,
+        "incident table header printed {headers} times over {storm_pages} pages"
+    );
     let (d, hm) = local_parts(storm.incidents.last().unwrap().start);
-    assert!(storm_text.contains(&d) && storm_text.contains(&hm), "last incident {d} {hm} not printed");
+    assert!(
+        storm_text.contains(&d) && storm_text.contains(&hm),
+        "last incident {d} {hm} not printed"
+    );
 }

@@ -10,10 +10,15 @@ use slaprobe_collector::sla::contract::{MaintenanceRule, RawContract};
 use slaprobe_collector::sla::{Contract, Objective, Phase, validate_contracts};
 
 fn checks() -> HashMap<String, Duration> {
-    [("acme-www", 60), ("acme-tls", 300), ("acme-dns", 30), ("slow", 120)]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), Duration::from_secs(s)))
-        .collect()
+    [
+        ("acme-www", 60),
+        ("acme-tls", 300),
+        ("acme-dns", 30),
+        ("slow", 120),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), Duration::from_secs(s)))
+    .collect()
 }
 
 /// The DESIGN.md §3 example, as TOML.
@@ -36,7 +41,9 @@ credits = [ { below = 99.9, percent = 10 }, { below = 99.0, percent = 25 }, { be
 "#;
 
 fn raw(toml_text: &str) -> RawContract {
-    figment::Figment::from(figment::providers::Toml::string(toml_text)).extract().expect("test TOML parses")
+    figment::Figment::from(figment::providers::Toml::string(toml_text))
+        .extract()
+        .expect("test TOML parses")
 }
 
 fn validate(r: &RawContract) -> Result<Contract, slaprobe_agent::config::ConfigError> {
@@ -55,11 +62,21 @@ fn design_example_validates() {
     assert_eq!(c.objectives[0], Objective::Availability { target: 99.9 });
     assert_eq!(
         c.objectives[1],
-        Objective::Latency { phase: Phase::Processing, percentile: 95.0, max: Duration::from_millis(800) }
+        Objective::Latency {
+            phase: Phase::Processing,
+            percentile: 95.0,
+            max: Duration::from_millis(800)
+        }
     );
     assert_eq!(c.objectives[1].label(), "latency_processing_p95");
     assert_eq!(c.availability_target(), Some(99.9));
-    assert!(matches!(c.maintenance[1], MaintenanceRule::Weekly { weekday: Weekday::Sunday, .. }));
+    assert!(matches!(
+        c.maintenance[1],
+        MaintenanceRule::Weekly {
+            weekday: Weekday::Sunday,
+            ..
+        }
+    ));
     // Sorted by `below` descending.
     let below: Vec<f64> = c.credits.iter().map(|t| t.below).collect();
     assert_eq!(below, [99.9, 99.0, 95.0]);
@@ -79,8 +96,16 @@ checks = ["acme-www"]"#))
 
 #[test]
 fn zones_resolve() {
-    for tz in ["Europe/Amsterdam", "America/New_York", "UTC", "Asia/Kolkata"] {
-        let c = validate(&raw(&format!("name = \"x\"\nchecks = [\"acme-www\"]\ntimezone = \"{tz}\""))).unwrap();
+    for tz in [
+        "Europe/Amsterdam",
+        "America/New_York",
+        "UTC",
+        "Asia/Kolkata",
+    ] {
+        let c = validate(&raw(&format!(
+            "name = \"x\"\nchecks = [\"acme-www\"]\ntimezone = \"{tz}\""
+        )))
+        .unwrap();
         assert_eq!(c.timezone, tz);
     }
 }
@@ -104,7 +129,9 @@ fn weekly_and_one_off_forms() {
         r#"{ start = "2026-11-01 02:00:00", duration = "1s" }"#,
     ];
     for m in ok {
-        let r = raw(&format!("name = \"x\"\nchecks = [\"acme-www\"]\nmaintenance = [{m}]"));
+        let r = raw(&format!(
+            "name = \"x\"\nchecks = [\"acme-www\"]\nmaintenance = [{m}]"
+        ));
         validate(&r).unwrap_or_else(|e| panic!("{m}: {e}"));
     }
 }
@@ -114,20 +141,52 @@ const BAD: &[(&str, &str, &str)] = &[
     ("checks = []", "checks", "at least one"),
     ("checks = [\"nope\"]", "checks", "unknown check \"nope\""),
     ("checks = [\"acme-www\", \"acme-www\"]", "checks", "twice"),
-    ("checks = [\"acme-www\", \"acme-tls\"]\nslot = \"60s\"", "slot", "acme-tls"),
-    ("checks = [\"acme-www\"]\nslot = \"500ms\"", "slot", "1s to 1 day"),
-    ("checks = [\"acme-www\"]\nslot = \"2days\"", "slot", "1s to 1 day"),
-    ("checks = [\"acme-www\"]\nslot = \"90500ms\"", "slot", "whole number"),
-    ("checks = [\"acme-www\"]\nslot = \"sixty\"", "slot", "invalid duration"),
-    ("checks = [\"acme-www\"]\ntimezone = \"Mars/Olympus\"", "timezone", "unknown time zone"),
-    ("checks = [\"acme-www\"]\nquorum = 0", "quorum", "at least 1"),
+    (
+        "checks = [\"acme-www\", \"acme-tls\"]\nslot = \"60s\"",
+        "slot",
+        "acme-tls",
+    ),
+    (
+        "checks = [\"acme-www\"]\nslot = \"500ms\"",
+        "slot",
+        "1s to 1 day",
+    ),
+    (
+        "checks = [\"acme-www\"]\nslot = \"2days\"",
+        "slot",
+        "1s to 1 day",
+    ),
+    (
+        "checks = [\"acme-www\"]\nslot = \"90500ms\"",
+        "slot",
+        "whole number",
+    ),
+    (
+        "checks = [\"acme-www\"]\nslot = \"sixty\"",
+        "slot",
+        "invalid duration",
+    ),
+    (
+        "checks = [\"acme-www\"]\ntimezone = \"Mars/Olympus\"",
+        "timezone",
+        "unknown time zone",
+    ),
+    (
+        "checks = [\"acme-www\"]\nquorum = 0",
+        "quorum",
+        "at least 1",
+    ),
     ("checks = [\"acme-www\"]\nvendor = \" \"", "vendor", "empty"),
     (
         "checks = [\"acme-www\"]\nobjectives = [{ kind = \"uptime\", target = 99 }]",
         "objectives[0].kind",
         "unknown objective kind",
     ),
-    ("checks = [\"acme-www\"]\nobjectives = [{ kind = \"availability\" }]", "objectives[0].target", "missing"),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"availability\" }]",
+        "objectives[0].target",
+        "missing",
+    ),
     (
         "checks = [\"acme-www\"]\nobjectives = [{ kind = \"availability\", target = 0 }]",
         "objectives[0].target",
@@ -193,7 +252,11 @@ const BAD: &[(&str, &str, &str)] = &[
         "objectives[1]",
         "duplicate objective latency_tls_p95",
     ),
-    ("checks = [\"acme-www\"]\nmaintenance = [{ duration = \"1h\" }]", "maintenance[0].start", "missing"),
+    (
+        "checks = [\"acme-www\"]\nmaintenance = [{ duration = \"1h\" }]",
+        "maintenance[0].start",
+        "missing",
+    ),
     (
         "checks = [\"acme-www\"]\nmaintenance = [{ start = \"2026-11-01T02:00:00\", weekly = \"Sun 03:00\", duration = \"1h\" }]",
         "maintenance[0].weekly",
@@ -249,10 +312,26 @@ const BAD: &[(&str, &str, &str)] = &[
         "maintenance[0].duration",
         "invalid duration",
     ),
-    ("checks = [\"acme-www\"]\ncredits = [{ below = 0, percent = 10 }]", "credits[0].below", "(0, 100]"),
-    ("checks = [\"acme-www\"]\ncredits = [{ below = 100.1, percent = 10 }]", "credits[0].below", "(0, 100]"),
-    ("checks = [\"acme-www\"]\ncredits = [{ below = 99, percent = -1 }]", "credits[0].percent", "[0, 100]"),
-    ("checks = [\"acme-www\"]\ncredits = [{ below = 99, percent = 101 }]", "credits[0].percent", "[0, 100]"),
+    (
+        "checks = [\"acme-www\"]\ncredits = [{ below = 0, percent = 10 }]",
+        "credits[0].below",
+        "(0, 100]",
+    ),
+    (
+        "checks = [\"acme-www\"]\ncredits = [{ below = 100.1, percent = 10 }]",
+        "credits[0].below",
+        "(0, 100]",
+    ),
+    (
+        "checks = [\"acme-www\"]\ncredits = [{ below = 99, percent = -1 }]",
+        "credits[0].percent",
+        "[0, 100]",
+    ),
+    (
+        "checks = [\"acme-www\"]\ncredits = [{ below = 99, percent = 101 }]",
+        "credits[0].percent",
+        "[0, 100]",
+    ),
     (
         "checks = [\"acme-www\"]\ncredits = [{ below = 99, percent = 10 }, { below = 99, percent = 20 }]",
         "credits[1].below",
@@ -271,7 +350,11 @@ fn rejects_bad_values_naming_the_key() {
         let r = raw(&format!("name = \"k\"\n{body}"));
         let e = validate(&r).expect_err(body);
         assert_eq!(e.key, format!("contracts[k].{key}"), "{body}: {e}");
-        assert!(e.message.contains(fragment), "{body}: message {:?} lacks {fragment:?}", e.message);
+        assert!(
+            e.message.contains(fragment),
+            "{body}: message {:?} lacks {fragment:?}",
+            e.message
+        );
         assert_eq!(e.file, Path::new("collector.toml"));
     }
 }

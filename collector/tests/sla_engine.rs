@@ -9,7 +9,9 @@ use std::time::Instant;
 use jiff::Timestamp;
 use sla_common::{at, contract, fail, pass, ts};
 use slaprobe_collector::sla::report::SlotCounts;
-use slaprobe_collector::sla::{Contract, Month, MonthReport, Observation, SlaEngine, evaluate_month};
+use slaprobe_collector::sla::{
+    Contract, Month, MonthReport, Observation, SlaEngine, evaluate_month,
+};
 use slaprobe_wire::FailureClass;
 
 /// xorshift64*: a seeded generator, so failures reproduce.
@@ -26,8 +28,12 @@ impl Rng {
     }
 }
 
-const CLASSES: [FailureClass; 4] =
-    [FailureClass::Timeout, FailureClass::HttpStatus, FailureClass::ConnectRefused, FailureClass::Other];
+const CLASSES: [FailureClass; 4] = [
+    FailureClass::Timeout,
+    FailureClass::HttpStatus,
+    FailureClass::ConnectRefused,
+    FailureClass::Other,
+];
 const MESSAGES: [&str; 3] = ["boom", "HTTP 503", "zzz"];
 const LOCS: [&str; 3] = ["ams", "fra", "nyc"];
 const CHECKS: [&str; 3] = ["a", "b", "c"];
@@ -51,7 +57,13 @@ fn random_results(seed: u64, n: usize) -> Vec<Observation<'static>> {
         let p_fail = if s < bad_until { 70 } else { 4 };
         let t = at(start, s);
         if rng.below(100) < p_fail {
-            out.push(fail(check, loc, t, CLASSES[rng.below(4) as usize], MESSAGES[rng.below(3) as usize]));
+            out.push(fail(
+                check,
+                loc,
+                t,
+                CLASSES[rng.below(4) as usize],
+                MESSAGES[rng.below(3) as usize],
+            ));
         } else {
             out.push(pass(check, loc, t, (rng.below(1000) as f64) / 1000.0));
         }
@@ -102,7 +114,11 @@ fn engine_equals_evaluate_month_on_random_data() {
                 engine.status(ts("2026-10-10T00:00:00Z"));
             }
         }
-        for now in ["2026-10-12T10:17:31Z", "2026-10-25T01:30:00Z", "2026-11-01T12:00:00Z"] {
+        for now in [
+            "2026-10-12T10:17:31Z",
+            "2026-10-25T01:30:00Z",
+            "2026-11-01T12:00:00Z",
+        ] {
             let now = ts(now);
             let offline = evaluate_month(&c, oct, obs.iter().copied(), now);
             let live = engine.report("k", oct, now).expect("October is held");
@@ -114,16 +130,25 @@ fn engine_equals_evaluate_month_on_random_data() {
         }
         // A report as of an earlier instant than already asked for (the sample index scans).
         let early = ts("2026-10-05T08:00:00Z");
-        assert_eq!(engine.report("k", oct, early).unwrap(), evaluate_month(&c, oct, obs.iter().copied(), early));
+        assert_eq!(
+            engine.report("k", oct, early).unwrap(),
+            evaluate_month(&c, oct, obs.iter().copied(), early)
+        );
         let full = evaluate_month(&c, oct, obs.iter().copied(), ts("2026-11-01T12:00:00Z"));
         // The random data must actually exercise the rules.
         assert!(
-            full.slots.down > 10 && full.slots.up > 1000 && full.slots.maintenance > 0 && full.slots.nodata > 0,
+            full.slots.down > 10
+                && full.slots.up > 1000
+                && full.slots.maintenance > 0
+                && full.slots.nodata > 0,
             "{:?}",
             full.slots
         );
         assert!(full.incidents.len() > 3);
-        assert_eq!(full.slots.up + full.slots.down + full.slots.maintenance + full.slots.nodata, 745 * 12);
+        assert_eq!(
+            full.slots.up + full.slots.down + full.slots.maintenance + full.slots.nodata,
+            745 * 12
+        );
         // Independent check of the processing p95 from the raw observations.
         let slot_start = |t: Timestamp| {
             let off = t.as_second() - full.period_start.as_second();
@@ -131,7 +156,9 @@ fn engine_equals_evaluate_month_on_random_data() {
         };
         let mut values: Vec<f64> = obs
             .iter()
-            .filter(|o| o.success && o.started_at >= full.period_start && o.started_at < full.period_end)
+            .filter(|o| {
+                o.success && o.started_at >= full.period_start && o.started_at < full.period_end
+            })
             .filter(|o| {
                 !full.maintenance.iter().any(|w| {
                     let s = slot_start(o.started_at);
@@ -142,7 +169,11 @@ fn engine_equals_evaluate_month_on_random_data() {
             .collect();
         values.sort_by(f64::total_cmp);
         let rank = (0.95 * values.len() as f64).ceil() as usize;
-        assert_eq!(full.objectives[1].attained, Some(values[rank - 1]), "seed {seed}");
+        assert_eq!(
+            full.objectives[1].attained,
+            Some(values[rank - 1]),
+            "seed {seed}"
+        );
         assert_eq!(full.objectives[1].samples, Some(values.len() as u64));
     }
 }
@@ -187,7 +218,11 @@ fn results_ahead_of_now_count_once_their_slot_starts() {
     let t0 = ts("2026-10-01T00:00:00Z");
     let c = simple();
     let mut e = SlaEngine::new(vec![c.clone()], t0);
-    let obs = [pass("a", "x", at(t0, 5), 0.5), pass("a", "x", at(t0, 130), 0.1), pass("a", "x", at(t0, 190), 0.1)];
+    let obs = [
+        pass("a", "x", at(t0, 5), 0.5),
+        pass("a", "x", at(t0, 130), 0.1),
+        pass("a", "x", at(t0, 190), 0.1),
+    ];
     for o in &obs {
         e.observe(o);
     }
@@ -229,7 +264,14 @@ fn counters_are_monotonic_and_count_settled_slots_once() {
             "counters went back at {secs}s"
         );
         last = Some(c);
-        seen.push((secs, c.downtime_seconds, c.eligible_seconds, c.maintenance_seconds, c.nodata_seconds, c.incidents));
+        seen.push((
+            secs,
+            c.downtime_seconds,
+            c.eligible_seconds,
+            c.maintenance_seconds,
+            c.nodata_seconds,
+            c.incidents,
+        ));
     }
     // Slot i settles at (i + 2) minutes.
     let at_s = |secs: i64| *seen.iter().find(|x| x.0 == secs).unwrap();
@@ -249,7 +291,9 @@ fn counters_are_monotonic_and_count_settled_slots_once() {
 }
 
 fn last_of(c: &Option<slaprobe_collector::sla::SlaCounters>) -> (u64, u64, u64) {
-    c.map_or((0, 0, 0), |c| (c.downtime_seconds, c.eligible_seconds, c.nodata_seconds))
+    c.map_or((0, 0, 0), |c| {
+        (c.downtime_seconds, c.eligible_seconds, c.nodata_seconds)
+    })
 }
 
 #[test]
@@ -283,18 +327,38 @@ fn months_roll_over_and_are_kept_a_few_days() {
     assert_eq!(st.counters.downtime_seconds, 60);
     let oct: Month = "2026-10".parse().unwrap();
     assert_eq!(e.months("k"), [oct, oct.next()]);
-    assert_eq!(e.report("k", oct, ts("2026-11-03T00:00:00Z")).unwrap().slots.down, 1);
+    assert_eq!(
+        e.report("k", oct, ts("2026-11-03T00:00:00Z"))
+            .unwrap()
+            .slots
+            .down,
+        1
+    );
     // A late October result is still taken while October is held.
     assert!(e.observe(&fail("a", "x", at(t0, -60), FailureClass::Timeout, "t")));
-    assert_eq!(e.report("k", oct, ts("2026-11-03T00:00:00Z")).unwrap().slots.down, 2);
+    assert_eq!(
+        e.report("k", oct, ts("2026-11-03T00:00:00Z"))
+            .unwrap()
+            .slots
+            .down,
+        2
+    );
     // Three days after its end October is dropped: reports come from the store.
     assert!(e.report("k", oct, ts("2026-11-04T00:00:00Z")).is_none());
     assert!(!e.observe(&fail("a", "x", at(t0, -120), FailureClass::Timeout, "t")));
     assert_eq!(e.months("k"), [oct.next()]);
     // Counters keep October's settled totals.
-    assert_eq!(e.status(ts("2026-11-04T00:00:00Z"))[0].counters.downtime_seconds, 60);
+    assert_eq!(
+        e.status(ts("2026-11-04T00:00:00Z"))[0]
+            .counters
+            .downtime_seconds,
+        60
+    );
     // Unknown contracts and checks.
-    assert!(e.report("nope", oct.next(), ts("2026-11-04T00:00:00Z")).is_none());
+    assert!(
+        e.report("nope", oct.next(), ts("2026-11-04T00:00:00Z"))
+            .is_none()
+    );
     assert!(!e.observe(&pass("zzz", "x", ts("2026-11-04T00:00:00Z"), 0.1)));
     // Far-future results do not open months.
     assert!(!e.observe(&pass("a", "x", ts("2027-06-01T00:00:00Z"), 0.1)));
@@ -348,7 +412,15 @@ fn status_of_an_empty_engine() {
     let st = e.status(ts("2026-10-15T00:00:00Z")).remove(0);
     assert_eq!(st.availability_percent, None);
     assert!(st.objectives.iter().all(|o| o.met && o.attained.is_none()));
-    assert_eq!(st.slots, SlotCounts { up: 0, down: 0, maintenance: 0, nodata: 14 * 1440 + 1 });
+    assert_eq!(
+        st.slots,
+        SlotCounts {
+            up: 0,
+            down: 0,
+            maintenance: 0,
+            nodata: 14 * 1440 + 1
+        }
+    );
     assert!(!st.down_now);
     // Serializes for /api/v1/contracts.
     let v = serde_json::to_value(&st).unwrap();

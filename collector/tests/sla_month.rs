@@ -6,7 +6,10 @@ use sla_common::{contract, ts};
 use slaprobe_collector::sla::{Month, MonthFrame};
 
 fn frame(toml_body: &str, month: &str) -> MonthFrame {
-    MonthFrame::new(&contract(&format!("name = \"k\"\nchecks = [\"a\"]\n{toml_body}")), month.parse().unwrap())
+    MonthFrame::new(
+        &contract(&format!("name = \"k\"\nchecks = [\"a\"]\n{toml_body}")),
+        month.parse().unwrap(),
+    )
 }
 
 #[test]
@@ -15,9 +18,25 @@ fn month_parse_and_display() {
     assert_eq!((m.year(), m.month()), (2026, 10));
     assert_eq!(m.to_string(), "2026-10");
     assert_eq!(m.next().to_string(), "2026-11");
-    assert_eq!("2026-12".parse::<Month>().unwrap().next().to_string(), "2027-01");
-    assert_eq!("2026-01".parse::<Month>().unwrap().prev().to_string(), "2025-12");
-    for bad in ["2026-13", "2026-00", "26-10", "2026-1", "2026-10-01", "", "abcd-ef", "2026/10", "0999-01"] {
+    assert_eq!(
+        "2026-12".parse::<Month>().unwrap().next().to_string(),
+        "2027-01"
+    );
+    assert_eq!(
+        "2026-01".parse::<Month>().unwrap().prev().to_string(),
+        "2025-12"
+    );
+    for bad in [
+        "2026-13",
+        "2026-00",
+        "26-10",
+        "2026-1",
+        "2026-10-01",
+        "",
+        "abcd-ef",
+        "2026/10",
+        "0999-01",
+    ] {
         assert!(bad.parse::<Month>().is_err(), "{bad}");
     }
     assert_eq!(serde_json::to_string(&m).unwrap(), "\"2026-10\"");
@@ -26,13 +45,62 @@ fn month_parse_and_display() {
 
 /// (zone, month, period start, period end, hours, 60 s slots).
 const PERIODS: &[(&str, &str, &str, &str, u64, u32)] = &[
-    ("Europe/Amsterdam", "2026-10", "2026-09-30T22:00:00Z", "2026-10-31T23:00:00Z", 745, 44_700),
-    ("Europe/Amsterdam", "2026-03", "2026-02-28T23:00:00Z", "2026-03-31T22:00:00Z", 743, 44_580),
-    ("Europe/Amsterdam", "2026-11", "2026-10-31T23:00:00Z", "2026-11-30T23:00:00Z", 720, 43_200),
-    ("America/New_York", "2026-11", "2026-11-01T04:00:00Z", "2026-12-01T05:00:00Z", 721, 43_260),
-    ("America/New_York", "2026-03", "2026-03-01T05:00:00Z", "2026-04-01T04:00:00Z", 743, 44_580),
-    ("UTC", "2026-02", "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", 672, 40_320),
-    ("UTC", "2028-02", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z", 696, 41_760),
+    (
+        "Europe/Amsterdam",
+        "2026-10",
+        "2026-09-30T22:00:00Z",
+        "2026-10-31T23:00:00Z",
+        745,
+        44_700,
+    ),
+    (
+        "Europe/Amsterdam",
+        "2026-03",
+        "2026-02-28T23:00:00Z",
+        "2026-03-31T22:00:00Z",
+        743,
+        44_580,
+    ),
+    (
+        "Europe/Amsterdam",
+        "2026-11",
+        "2026-10-31T23:00:00Z",
+        "2026-11-30T23:00:00Z",
+        720,
+        43_200,
+    ),
+    (
+        "America/New_York",
+        "2026-11",
+        "2026-11-01T04:00:00Z",
+        "2026-12-01T05:00:00Z",
+        721,
+        43_260,
+    ),
+    (
+        "America/New_York",
+        "2026-03",
+        "2026-03-01T05:00:00Z",
+        "2026-04-01T04:00:00Z",
+        743,
+        44_580,
+    ),
+    (
+        "UTC",
+        "2026-02",
+        "2026-02-01T00:00:00Z",
+        "2026-03-01T00:00:00Z",
+        672,
+        40_320,
+    ),
+    (
+        "UTC",
+        "2028-02",
+        "2028-02-01T00:00:00Z",
+        "2028-03-01T00:00:00Z",
+        696,
+        41_760,
+    ),
 ];
 
 #[test]
@@ -51,8 +119,18 @@ fn periods_and_slot_counts() {
 fn month_containing_uses_the_zone() {
     let tz = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
     // 22:30 UTC on 30 September is 00:30 on 1 October in Amsterdam.
-    assert_eq!(Month::containing(ts("2026-09-30T22:30:00Z"), &tz).unwrap().to_string(), "2026-10");
-    assert_eq!(Month::containing(ts("2026-09-30T21:59:59Z"), &tz).unwrap().to_string(), "2026-09");
+    assert_eq!(
+        Month::containing(ts("2026-09-30T22:30:00Z"), &tz)
+            .unwrap()
+            .to_string(),
+        "2026-10"
+    );
+    assert_eq!(
+        Month::containing(ts("2026-09-30T21:59:59Z"), &tz)
+            .unwrap()
+            .to_string(),
+        "2026-09"
+    );
 }
 
 #[test]
@@ -72,10 +150,16 @@ fn last_slot_is_shorter_when_the_month_is_not_whole_slots() {
 fn slot_of_and_counted() {
     let f = frame("timezone = \"Europe/Amsterdam\"", "2026-10");
     assert_eq!(f.slot_of(ts("2026-09-30T22:00:00Z")), Some((0, 0)));
-    assert_eq!(f.slot_of(ts("2026-09-30T22:01:59.5Z")), Some((1, 59_500_000_000)));
+    assert_eq!(
+        f.slot_of(ts("2026-09-30T22:01:59.5Z")),
+        Some((1, 59_500_000_000))
+    );
     assert_eq!(f.slot_of(ts("2026-09-30T21:59:59.999Z")), None);
     assert_eq!(f.slot_of(ts("2026-10-31T23:00:00Z")), None);
-    assert_eq!(f.slot_of(ts("2026-10-31T22:59:59Z")), Some((44_699, 59_000_000_000)));
+    assert_eq!(
+        f.slot_of(ts("2026-10-31T22:59:59Z")),
+        Some((44_699, 59_000_000_000))
+    );
     // A slot counts once it has started: at its very start it does.
     assert_eq!(f.counted(ts("2026-09-30T21:00:00Z")), 0);
     assert_eq!(f.counted(ts("2026-09-30T22:00:00Z")), 1);
@@ -88,21 +172,33 @@ fn slot_of_and_counted() {
 fn days_follow_local_midnights() {
     let f = frame("timezone = \"Europe/Amsterdam\"", "2026-10");
     assert_eq!(f.days.len(), 31);
-    let lens: Vec<u32> = (0..31).map(|d| f.day_slots(d).1 - f.day_slots(d).0).collect();
+    let lens: Vec<u32> = (0..31)
+        .map(|d| f.day_slots(d).1 - f.day_slots(d).0)
+        .collect();
     // 25 October 2026 has 25 hours.
     assert_eq!(lens[24], 1500);
-    assert!(lens.iter().enumerate().all(|(d, &n)| d == 24 || n == 1440), "{lens:?}");
+    assert!(
+        lens.iter().enumerate().all(|(d, &n)| d == 24 || n == 1440),
+        "{lens:?}"
+    );
     assert_eq!(f.day_of_slot(0), 0);
     assert_eq!(f.day_of_slot(1439), 0);
     assert_eq!(f.day_of_slot(1440), 1);
     assert_eq!(f.day_of_slot(44_699), 30);
 
     let f = frame("timezone = \"Europe/Amsterdam\"", "2026-03");
-    assert_eq!(f.day_slots(28).1 - f.day_slots(28).0, 1380, "29 March 2026 has 23 hours");
+    assert_eq!(
+        f.day_slots(28).1 - f.day_slots(28).0,
+        1380,
+        "29 March 2026 has 23 hours"
+    );
 }
 
 fn windows(f: &MonthFrame) -> Vec<(String, String)> {
-    f.windows.iter().map(|w| (w.start.to_string(), w.end.to_string())).collect()
+    f.windows
+        .iter()
+        .map(|w| (w.start.to_string(), w.end.to_string()))
+        .collect()
 }
 
 fn maint_slots(f: &MonthFrame) -> u32 {
@@ -156,7 +252,13 @@ fn a_window_in_a_dst_gap_moves_forward() {
         "timezone = \"Europe/Amsterdam\"\nmaintenance = [{ start = \"2026-03-29T02:30:00\", duration = \"30m\" }]",
         "2026-03",
     );
-    assert_eq!(windows(&f), [("2026-03-29T01:30:00Z".to_string(), "2026-03-29T02:00:00Z".to_string())]);
+    assert_eq!(
+        windows(&f),
+        [(
+            "2026-03-29T01:30:00Z".to_string(),
+            "2026-03-29T02:00:00Z".to_string()
+        )]
+    );
     assert_eq!(maint_slots(&f), 30);
 }
 
@@ -172,10 +274,16 @@ fn a_window_from_the_previous_month_reaches_in() {
     // 4 more Wednesdays (7, 14, 21, 28) of 120 slots each.
     assert_eq!(maint_slots(&f), 60 + 4 * 120);
 
-    let f = frame("maintenance = [{ start = \"2026-09-30T23:00:00\", duration = \"3h\" }]", "2026-10");
+    let f = frame(
+        "maintenance = [{ start = \"2026-09-30T23:00:00\", duration = \"3h\" }]",
+        "2026-10",
+    );
     assert_eq!(maint_slots(&f), 120);
     // A one-off window in another month does not apply.
-    let f = frame("maintenance = [{ start = \"2026-11-30T23:00:00\", duration = \"3h\" }]", "2026-10");
+    let f = frame(
+        "maintenance = [{ start = \"2026-11-30T23:00:00\", duration = \"3h\" }]",
+        "2026-10",
+    );
     assert!(f.windows.is_empty());
     assert_eq!(maint_slots(&f), 0);
 }
@@ -184,7 +292,10 @@ fn a_window_from_the_previous_month_reaches_in() {
 fn maintenance_is_decided_by_the_slot_start() {
     // Window 03:00:30-04:00:30 UTC: the 03:00 slot started before it, the
     // 04:00 slot started inside it.
-    let f = frame("maintenance = [{ start = \"2026-10-05T03:00:30\", duration = \"1h\" }]", "2026-10");
+    let f = frame(
+        "maintenance = [{ start = \"2026-10-05T03:00:30\", duration = \"1h\" }]",
+        "2026-10",
+    );
     let slot = |s: &str| f.slot_of(ts(s)).unwrap().0;
     assert!(!f.is_maintenance(slot("2026-10-05T03:00:00Z")));
     assert!(f.is_maintenance(slot("2026-10-05T03:01:00Z")));
@@ -192,7 +303,10 @@ fn maintenance_is_decided_by_the_slot_start() {
     assert!(!f.is_maintenance(slot("2026-10-05T04:01:00Z")));
     assert_eq!(maint_slots(&f), 60);
     // Exactly aligned: 03:00 slot in, 04:00 slot out.
-    let f = frame("maintenance = [{ start = \"2026-10-05T03:00:00\", duration = \"1h\" }]", "2026-10");
+    let f = frame(
+        "maintenance = [{ start = \"2026-10-05T03:00:00\", duration = \"1h\" }]",
+        "2026-10",
+    );
     let slot = |s: &str| f.slot_of(ts(s)).unwrap().0;
     assert!(f.is_maintenance(slot("2026-10-05T03:00:00Z")));
     assert!(!f.is_maintenance(slot("2026-10-05T04:00:00Z")));

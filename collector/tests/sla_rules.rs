@@ -8,7 +8,8 @@ use sla_common::{at, contract, fail, pass, ts};
 use slaprobe_collector::sla::contract::CreditTier;
 use slaprobe_collector::sla::report::SlotCounts;
 use slaprobe_collector::sla::rules::{
-    SlotState, check_state, contract_state, credit_percent, error_budget_remaining, nearest_rank, percentile,
+    SlotState, check_state, contract_state, credit_percent, error_budget_remaining, nearest_rank,
+    percentile,
 };
 use slaprobe_collector::sla::{MonthReport, Observation, evaluate_month, evidence_digest};
 use slaprobe_wire::FailureClass;
@@ -89,7 +90,11 @@ const SLOT_CASES: &[SlotCase] = &[
     (
         "quorum 2 of 3: one failing is UP",
         "checks = [\"a\"]\nquorum = 2",
-        &[("a", "x", 1, false), ("a", "y", 2, true), ("a", "z", 3, true)],
+        &[
+            ("a", "x", 1, false),
+            ("a", "y", 2, true),
+            ("a", "z", 3, true),
+        ],
         1,
         0,
         0,
@@ -97,7 +102,11 @@ const SLOT_CASES: &[SlotCase] = &[
     (
         "quorum 2 of 3: two failing is DOWN",
         "checks = [\"a\"]\nquorum = 2",
-        &[("a", "x", 1, false), ("a", "y", 2, false), ("a", "z", 3, true)],
+        &[
+            ("a", "x", 1, false),
+            ("a", "y", 2, false),
+            ("a", "z", 3, true),
+        ],
         0,
         1,
         0,
@@ -121,7 +130,11 @@ const SLOT_CASES: &[SlotCase] = &[
     (
         "quorum 3 of 3 with two failing is UP",
         "checks = [\"a\"]\nquorum = 3",
-        &[("a", "x", 1, false), ("a", "y", 2, false), ("a", "z", 3, true)],
+        &[
+            ("a", "x", 1, false),
+            ("a", "y", 2, false),
+            ("a", "z", 3, true),
+        ],
         1,
         0,
         0,
@@ -129,7 +142,11 @@ const SLOT_CASES: &[SlotCase] = &[
     (
         "a location's earlier FAIL replaced by its PASS does not count",
         "checks = [\"a\"]\nquorum = 2",
-        &[("a", "x", 1, false), ("a", "y", 2, false), ("a", "y", 30, true)],
+        &[
+            ("a", "x", 1, false),
+            ("a", "y", 2, false),
+            ("a", "y", 30, true),
+        ],
         1,
         0,
         0,
@@ -150,7 +167,14 @@ const SLOT_CASES: &[SlotCase] = &[
         0,
         0,
     ),
-    ("results of other checks are ignored", "checks = [\"a\"]\nquorum = 1", &[("b", "x", 1, false)], 0, 0, 0),
+    (
+        "results of other checks are ignored",
+        "checks = [\"a\"]\nquorum = 1",
+        &[("b", "x", 1, false)],
+        0,
+        0,
+        0,
+    ),
     (
         "results outside the month are ignored",
         "checks = [\"a\"]\nquorum = 1",
@@ -173,7 +197,12 @@ const SLOT_CASES: &[SlotCase] = &[
 fn slot_states() {
     for &(name, body, rs, up, down, maint) in SLOT_CASES {
         let r = eval(body, &observations(rs), LATER);
-        let expect = SlotCounts { up, down, maintenance: maint, nodata: OCT_SLOTS - up - down - maint };
+        let expect = SlotCounts {
+            up,
+            down,
+            maintenance: maint,
+            nodata: OCT_SLOTS - up - down - maint,
+        };
         assert_eq!(r.slots, expect, "{name}");
         assert_eq!(r.downtime_seconds, u64::from(down) * 60, "{name}");
         assert_eq!(r.maintenance_seconds, u64::from(maint) * 60, "{name}");
@@ -207,7 +236,12 @@ fn pure_state_rules() {
 #[test]
 fn availability_and_nodata_exclusion() {
     // 3 UP, 1 DOWN, the rest NODATA: 75 %.
-    let rs: &[R] = &[("a", "x", 0, true), ("a", "x", 60, true), ("a", "x", 120, false), ("a", "x", 180, true)];
+    let rs: &[R] = &[
+        ("a", "x", 0, true),
+        ("a", "x", 60, true),
+        ("a", "x", 120, false),
+        ("a", "x", 180, true),
+    ];
     let r = eval(
         "checks = [\"a\"]\nquorum = 1\nobjectives = [{ kind = \"availability\", target = 99 }]",
         &observations(rs),
@@ -233,36 +267,95 @@ fn availability_and_nodata_exclusion() {
 
 #[test]
 fn incidents_are_runs_of_down_split_by_maintenance_nodata_and_up() {
-    let body =
-        "checks = [\"a\", \"b\"]\nquorum = 2\nmaintenance = [{ start = \"2026-10-01T00:05:00\", duration = \"2m\" }]";
+    let body = "checks = [\"a\", \"b\"]\nquorum = 2\nmaintenance = [{ start = \"2026-10-01T00:05:00\", duration = \"2m\" }]";
     let mut obs = Vec::new();
     // Slots 0-9 DOWN on check a (x and y fail), with b UP; 5-6 are maintenance.
     for s in 0..10 {
-        obs.push(fail("a", "x", at(t0(), s * 60 + 1), FailureClass::Timeout, "timed out after 10s"));
-        obs.push(fail("a", "y", at(t0(), s * 60 + 2), FailureClass::ConnectRefused, "connection refused"));
+        obs.push(fail(
+            "a",
+            "x",
+            at(t0(), s * 60 + 1),
+            FailureClass::Timeout,
+            "timed out after 10s",
+        ));
+        obs.push(fail(
+            "a",
+            "y",
+            at(t0(), s * 60 + 2),
+            FailureClass::ConnectRefused,
+            "connection refused",
+        ));
         obs.push(pass("b", "x", at(t0(), s * 60 + 3), 0.1));
     }
     // A failing location of a check that is not DOWN (b: 1 of 2 fail) is not part of the incident.
-    obs.push(fail("b", "q", at(t0(), 4), FailureClass::TooManyRedirects, "redirect loop"));
+    obs.push(fail(
+        "b",
+        "q",
+        at(t0(), 4),
+        FailureClass::TooManyRedirects,
+        "redirect loop",
+    ));
     // Slot 10 NODATA; 11-12 DOWN on b (11: z and w fail, v and u pass: 2 of 4;
     // 12: only z has data and fails: quorum capped); 13 UP; 14 DOWN.
     for s in [11, 12, 14] {
-        obs.push(fail("b", "z", at(t0(), s * 60 + 5), FailureClass::HttpStatus, "HTTP 503"));
+        obs.push(fail(
+            "b",
+            "z",
+            at(t0(), s * 60 + 5),
+            FailureClass::HttpStatus,
+            "HTTP 503",
+        ));
     }
-    obs.push(fail("b", "w", at(t0(), 11 * 60 + 9), FailureClass::DnsError, "nxdomain"));
+    obs.push(fail(
+        "b",
+        "w",
+        at(t0(), 11 * 60 + 9),
+        FailureClass::DnsError,
+        "nxdomain",
+    ));
     obs.push(pass("b", "v", at(t0(), 11 * 60 + 10), 0.1));
     obs.push(pass("b", "u", at(t0(), 11 * 60 + 11), 0.1));
     obs.push(pass("a", "x", at(t0(), 13 * 60), 0.1));
     let r = eval(body, &obs, LATER);
-    let got: Vec<(String, String, u64, u32)> =
-        r.incidents.iter().map(|i| (i.start.to_string(), i.end.to_string(), i.duration_seconds, i.slots)).collect();
+    let got: Vec<(String, String, u64, u32)> = r
+        .incidents
+        .iter()
+        .map(|i| {
+            (
+                i.start.to_string(),
+                i.end.to_string(),
+                i.duration_seconds,
+                i.slots,
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         [
-            ("2026-10-01T00:00:00Z".into(), "2026-10-01T00:05:00Z".into(), 300, 5),
-            ("2026-10-01T00:07:00Z".into(), "2026-10-01T00:10:00Z".into(), 180, 3),
-            ("2026-10-01T00:11:00Z".into(), "2026-10-01T00:13:00Z".into(), 120, 2),
-            ("2026-10-01T00:14:00Z".into(), "2026-10-01T00:15:00Z".into(), 60, 1),
+            (
+                "2026-10-01T00:00:00Z".into(),
+                "2026-10-01T00:05:00Z".into(),
+                300,
+                5
+            ),
+            (
+                "2026-10-01T00:07:00Z".into(),
+                "2026-10-01T00:10:00Z".into(),
+                180,
+                3
+            ),
+            (
+                "2026-10-01T00:11:00Z".into(),
+                "2026-10-01T00:13:00Z".into(),
+                120,
+                2
+            ),
+            (
+                "2026-10-01T00:14:00Z".into(),
+                "2026-10-01T00:15:00Z".into(),
+                60,
+                1
+            ),
         ]
     );
     let first = &r.incidents[0];
@@ -275,7 +368,15 @@ fn incidents_are_runs_of_down_split_by_maintenance_nodata_and_up() {
     assert_eq!(third.classes, ["dns_error", "http_status"]);
     assert_eq!(third.checks, ["b"]);
     assert_eq!(third.sample_message.as_deref(), Some("nxdomain"));
-    assert_eq!(r.slots, SlotCounts { up: 1, down: 11, maintenance: 2, nodata: OCT_SLOTS - 14 });
+    assert_eq!(
+        r.slots,
+        SlotCounts {
+            up: 1,
+            down: 11,
+            maintenance: 2,
+            nodata: OCT_SLOTS - 14
+        }
+    );
     assert_eq!(r.downtime_seconds, 660);
 }
 
@@ -302,8 +403,16 @@ fn nearest_rank_percentile() {
     // Through a report: 20 successful results 1..20 ms; failures and
     // maintenance slots do not count.
     let body = "checks = [\"a\"]\nquorum = 1\nobjectives = [{ kind = \"latency\", phase = \"processing\", percentile = 95, max = \"19ms\" }, { kind = \"latency\", phase = \"total\", percentile = 50, max = \"1s\" }]\nmaintenance = [{ start = \"2026-10-02T00:00:00\", duration = \"1h\" }]";
-    let mut obs: Vec<Observation> =
-        (1..=20).map(|i| pass("a", "x", at(t0(), i64::from(i) * 3600), f64::from(i) / 1000.0)).collect();
+    let mut obs: Vec<Observation> = (1..=20)
+        .map(|i| {
+            pass(
+                "a",
+                "x",
+                at(t0(), i64::from(i) * 3600),
+                f64::from(i) / 1000.0,
+            )
+        })
+        .collect();
     obs.push(fail("a", "x", at(t0(), 30), FailureClass::Timeout, "slow"));
     obs.push(pass("a", "x", at(ts("2026-10-02T00:00:00Z"), 30), 5.0)); // in maintenance
     let r = eval(body, &obs, LATER);
@@ -322,9 +431,18 @@ fn nearest_rank_percentile() {
 #[test]
 fn credits() {
     let tiers = [
-        CreditTier { below: 99.9, percent: 10.0 },
-        CreditTier { below: 99.0, percent: 25.0 },
-        CreditTier { below: 95.0, percent: 100.0 },
+        CreditTier {
+            below: 99.9,
+            percent: 10.0,
+        },
+        CreditTier {
+            below: 99.0,
+            percent: 25.0,
+        },
+        CreditTier {
+            below: 95.0,
+            percent: 100.0,
+        },
     ];
     for (attained, credit) in [
         (Some(100.0), 0.0),
@@ -368,7 +486,11 @@ fn error_budget() {
     let r = evaluate_month(&c, "2026-11".parse().unwrap(), obs, ts(LATER));
     assert_eq!(r.downtime_seconds, 600);
     let expect = 1.0 - 600.0 / ((1.0 - 99.9 / 100.0) * (2_592_000.0 - 3600.0));
-    assert!((r.error_budget_remaining.unwrap() - expect).abs() < 1e-12, "{:?}", r.error_budget_remaining);
+    assert!(
+        (r.error_budget_remaining.unwrap() - expect).abs() < 1e-12,
+        "{:?}",
+        r.error_budget_remaining
+    );
     assert!((expect - 0.768_196_569_309_200_2).abs() < 1e-12);
 
     assert_eq!(error_budget_remaining(99.0, 0, 1000, 0), Some(1.0));
@@ -384,16 +506,37 @@ fn error_budget() {
 
 #[test]
 fn month_to_date_counts_only_started_slots() {
-    let rs: &[R] = &[("a", "x", 0, true), ("a", "x", 60, false), ("a", "x", 3600, false)];
-    let body = "checks = [\"a\"]\nquorum = 1\nobjectives = [{ kind = \"availability\", target = 99 }]";
+    let rs: &[R] = &[
+        ("a", "x", 0, true),
+        ("a", "x", 60, false),
+        ("a", "x", 3600, false),
+    ];
+    let body =
+        "checks = [\"a\"]\nquorum = 1\nobjectives = [{ kind = \"availability\", target = 99 }]";
     // At 00:01:30 two slots have started: UP and DOWN; the 01:00 result is in the future.
     let r = eval(body, &observations(rs), "2026-10-01T00:01:30Z");
-    assert_eq!(r.slots, SlotCounts { up: 1, down: 1, maintenance: 0, nodata: 0 });
+    assert_eq!(
+        r.slots,
+        SlotCounts {
+            up: 1,
+            down: 1,
+            maintenance: 0,
+            nodata: 0
+        }
+    );
     assert_eq!(r.as_of, Some(ts("2026-10-01T00:01:30Z")));
     assert_eq!(r.days.len(), 1);
     // At 00:30 the 28 slots in between are NODATA; the error budget uses the whole month.
     let r = eval(body, &observations(rs), "2026-10-01T00:30:00Z");
-    assert_eq!(r.slots, SlotCounts { up: 1, down: 1, maintenance: 0, nodata: 29 });
+    assert_eq!(
+        r.slots,
+        SlotCounts {
+            up: 1,
+            down: 1,
+            maintenance: 0,
+            nodata: 29
+        }
+    );
     let expect = 1.0 - 60.0 / ((1.0 - 0.99) * 31.0 * 86_400.0);
     assert!((r.error_budget_remaining.unwrap() - expect).abs() < 1e-12);
     // Before the month: nothing counted.
@@ -424,7 +567,15 @@ fn per_day_figures() {
     assert_eq!(r.days.len(), 31);
     let d1 = &r.days[0];
     assert_eq!(d1.date.to_string(), "2026-10-01");
-    assert_eq!(d1.slots, SlotCounts { up: 2, down: 2, maintenance: 0, nodata: 1436 });
+    assert_eq!(
+        d1.slots,
+        SlotCounts {
+            up: 2,
+            down: 2,
+            maintenance: 0,
+            nodata: 1436
+        }
+    );
     assert_eq!(d1.availability_percent, Some(50.0));
     assert_eq!(d1.downtime_seconds, 120);
     assert_eq!(d1.latency[0].value, Some(0.1));
@@ -432,7 +583,11 @@ fn per_day_figures() {
     assert_eq!(r.days[1].latency[0].value, Some(0.2));
     assert_eq!(r.days[2].latency[0].value, None);
     assert_eq!(r.days[24].slots.nodata, 1500, "25 October has 25 hours");
-    let sum: u32 = r.days.iter().map(|d| d.slots.up + d.slots.down + d.slots.maintenance + d.slots.nodata).sum();
+    let sum: u32 = r
+        .days
+        .iter()
+        .map(|d| d.slots.up + d.slots.down + d.slots.maintenance + d.slots.nodata)
+        .sum();
     assert_eq!(sum, 44_700);
 }
 
@@ -476,11 +631,21 @@ fn report_json_has_the_design_fields() {
         assert!(v["slots"].get(key).is_some());
     }
     for key in ["kind", "target", "attained", "met"] {
-        assert!(v["objectives"][0].get(key).is_some() && v["objectives"][1].get(key).is_some(), "{key}");
+        assert!(
+            v["objectives"][0].get(key).is_some() && v["objectives"][1].get(key).is_some(),
+            "{key}"
+        );
     }
     assert_eq!(v["objectives"][1]["phase"], "processing");
     assert_eq!(v["objectives"][1]["max"], 0.8);
-    for key in ["start", "end", "duration_seconds", "locations", "classes", "sample_message"] {
+    for key in [
+        "start",
+        "end",
+        "duration_seconds",
+        "locations",
+        "classes",
+        "sample_message",
+    ] {
         assert!(v["incidents"][0].get(key).is_some(), "{key}");
     }
     assert_eq!(v["incidents"][0]["locations"], serde_json::json!(["nyc"]));
@@ -496,9 +661,15 @@ fn evidence_digest_is_sha256_of_lines() {
     let rows: [&[u8]; 2] = [br#"{"seq":1}"#, br#"{"seq":2}"#];
     let (n, hex) = evidence_digest(rows.iter().copied());
     assert_eq!(n, 2);
-    assert_eq!(hex, "2dc3eda31cdc4f48b964946ebb421f585e14e377623c34652b6bd6840db370cf");
+    assert_eq!(
+        hex,
+        "2dc3eda31cdc4f48b964946ebb421f585e14e377623c34652b6bd6840db370cf"
+    );
     assert_eq!(
         evidence_digest(std::iter::empty()),
-        (0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_string())
+        (
+            0,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_string()
+        )
     );
 }

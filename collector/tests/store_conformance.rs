@@ -14,7 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use slaprobe_collector::store::{AgentRow, BatchOutcome, Location, NewResult, ProbeCount, Reader, Store, StoreError, StoredResult};
+use slaprobe_collector::store::{
+    AgentRow, BatchOutcome, Location, NewResult, ProbeCount, Reader, Store, StoreError,
+    StoredResult,
+};
 use slaprobe_tests::postgres::PgServer;
 use slaprobe_wire::{CheckKind, FailureClass};
 
@@ -24,7 +27,14 @@ fn raw(agent: &str, seq: u64, check: &str, extra: &str) -> Vec<u8> {
     format!("{{\"seq\":{seq},  \"zeta\":\"caf\u{e9} \\u00e9\\n\",\"agent\":\"{agent}\",\"check\":\"{check}\",\"a\":1.50{extra}}}").into_bytes()
 }
 
-fn row(agent: &str, seq: u64, check: &str, location: &str, started_at_ms: i64, class: Option<FailureClass>) -> NewResult {
+fn row(
+    agent: &str,
+    seq: u64,
+    check: &str,
+    location: &str,
+    started_at_ms: i64,
+    class: Option<FailureClass>,
+) -> NewResult {
     NewResult {
         seq,
         check: check.into(),
@@ -89,14 +99,20 @@ fn scenario() -> Vec<Batch> {
             "agent-c",
             "nyc",
             1_400,
-            vec![row("agent-c", 1, "web", "nyc", 450, None), row("agent-c", 7, "web", "sgp", 50, Some(DnsError))],
+            vec![
+                row("agent-c", 1, "web", "nyc", 450, None),
+                row("agent-c", 7, "web", "sgp", 50, Some(DnsError)),
+            ],
         ),
         // Agent-B resends everything: all duplicates; last_seen moves, counts do not.
         (
             "Agent-B",
             "nyc",
             1_500,
-            vec![row("Agent-B", 1, "web", "nyc", 110, Some(ConnectRefused)), row("Agent-B", 5, "web", "nyc", 500, None)],
+            vec![
+                row("Agent-B", 1, "web", "nyc", 110, Some(ConnectRefused)),
+                row("Agent-B", 5, "web", "nyc", 500, None),
+            ],
         ),
     ]
 }
@@ -115,33 +131,74 @@ struct Snapshot {
 }
 
 fn all_checks() -> Vec<String> {
-    ["web", "api", "caf\u{e9}", "nope"].iter().map(|s| s.to_string()).collect()
+    ["web", "api", "caf\u{e9}", "nope"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// agents, latest, probe counts, every result, the web window, the total.
-type Everything = (Vec<AgentRow>, Vec<StoredResult>, Vec<ProbeCount>, Vec<StoredResult>, Vec<(String, u64)>, u64);
+type Everything = (
+    Vec<AgentRow>,
+    Vec<StoredResult>,
+    Vec<ProbeCount>,
+    Vec<StoredResult>,
+    Vec<(String, u64)>,
+    u64,
+);
 
 fn read_all(r: &Reader) -> Result<Everything, StoreError> {
-    let web: Vec<(String, u64)> = r.results_between(&["web".to_string()], 0, 300)?.into_iter().map(|s| (s.agent, s.seq)).collect();
-    Ok((r.agents()?, r.latest()?, r.probe_counts()?, r.results_between(&all_checks(), i64::MIN, i64::MAX)?, web, r.count_results()?))
+    let web: Vec<(String, u64)> = r
+        .results_between(&["web".to_string()], 0, 300)?
+        .into_iter()
+        .map(|s| (s.agent, s.seq))
+        .collect();
+    Ok((
+        r.agents()?,
+        r.latest()?,
+        r.probe_counts()?,
+        r.results_between(&all_checks(), i64::MIN, i64::MAX)?,
+        web,
+        r.count_results()?,
+    ))
 }
 
 async fn run(store: &Store) -> Snapshot {
     let mut outcomes = Vec::new();
     for (agent, loc, received, rows) in scenario() {
-        outcomes.push(store.insert_batch(agent, loc, received, rows).await.unwrap());
+        outcomes.push(
+            store
+                .insert_batch(agent, loc, received, rows)
+                .await
+                .unwrap(),
+        );
     }
     let (agents, latest, counts, results, web_window, total) = store.read(read_all).await.unwrap();
-    Snapshot { outcomes, agents, latest, counts, results, web_window, total }
+    Snapshot {
+        outcomes,
+        agents,
+        latest,
+        counts,
+        results,
+        web_window,
+        total,
+    }
 }
 
 fn open(location: Location) -> Store {
-    std::thread::spawn(move || Store::open_at(&location)).join().unwrap().unwrap()
+    std::thread::spawn(move || Store::open_at(&location))
+        .join()
+        .unwrap()
+        .unwrap()
 }
 
 fn out(inserted: &[bool]) -> BatchOutcome {
     let stored = inserted.iter().filter(|b| **b).count() as u64;
-    BatchOutcome { inserted: inserted.to_vec(), stored, duplicates: inserted.len() as u64 - stored }
+    BatchOutcome {
+        inserted: inserted.to_vec(),
+        stored,
+        duplicates: inserted.len() as u64 - stored,
+    }
 }
 
 /// What the scenario must produce, written out (so both backends cannot be wrong alike).
@@ -149,16 +206,44 @@ fn check_expected(s: &Snapshot) {
     let (t, f) = (true, false);
     assert_eq!(
         s.outcomes,
-        vec![out(&[t, t, t, t]), out(&[t, t, t, f, t]), out(&[f, f, t, t]), out(&[]), out(&[t, t]), out(&[f, f])]
+        vec![
+            out(&[t, t, t, t]),
+            out(&[t, t, t, f, t]),
+            out(&[f, f, t, t]),
+            out(&[]),
+            out(&[t, t]),
+            out(&[f, f])
+        ]
     );
-    let agents: Vec<(&str, &str, u64, u64, u64, i64, u64)> =
-        s.agents.iter().map(|a| (a.id.as_str(), a.location.as_str(), a.max_seq, a.results, a.duplicates, a.last_seen_ms, a.missing())).collect();
+    let agents: Vec<(&str, &str, u64, u64, u64, i64, u64)> = s
+        .agents
+        .iter()
+        .map(|a| {
+            (
+                a.id.as_str(),
+                a.location.as_str(),
+                a.max_seq,
+                a.results,
+                a.duplicates,
+                a.last_seen_ms,
+                a.missing(),
+            )
+        })
+        .collect();
     assert_eq!(
         agents,
-        vec![("Agent-B", "nyc", 5, 4, 3, 1_500, 1), ("agent-c", "nyc", 7, 2, 0, 1_400, 5), ("agent_a", "ams", 6, 6, 2, 1_200, 0)]
+        vec![
+            ("Agent-B", "nyc", 5, 4, 3, 1_500, 1),
+            ("agent-c", "nyc", 7, 2, 0, 1_400, 5),
+            ("agent_a", "ams", 6, 6, 2, 1_200, 0)
+        ]
     );
     // Bytewise order of agent ids, then seq.
-    let order: Vec<(&str, u64)> = s.results.iter().map(|r| (r.agent.as_str(), r.seq)).collect();
+    let order: Vec<(&str, u64)> = s
+        .results
+        .iter()
+        .map(|r| (r.agent.as_str(), r.seq))
+        .collect();
     assert_eq!(
         order,
         vec![
@@ -177,11 +262,35 @@ fn check_expected(s: &Snapshot) {
         ]
     );
     for r in &s.results {
-        assert_eq!(r.raw.as_bytes(), raw(&r.agent, r.seq, &r.check, "").as_slice(), "raw bytes changed");
+        assert_eq!(
+            r.raw.as_bytes(),
+            raw(&r.agent, r.seq, &r.check, "").as_slice(),
+            "raw bytes changed"
+        );
     }
     let b1 = &s.results[0];
-    assert_eq!((b1.check.as_str(), b1.location.as_str(), b1.started_at_ms, b1.success, b1.class.as_deref()), ("web", "nyc", 110, false, Some("connect_refused")));
-    let latest: Vec<(&str, &str, &str, u64)> = s.latest.iter().map(|l| (l.check.as_str(), l.location.as_str(), l.agent.as_str(), l.seq)).collect();
+    assert_eq!(
+        (
+            b1.check.as_str(),
+            b1.location.as_str(),
+            b1.started_at_ms,
+            b1.success,
+            b1.class.as_deref()
+        ),
+        ("web", "nyc", 110, false, Some("connect_refused"))
+    );
+    let latest: Vec<(&str, &str, &str, u64)> = s
+        .latest
+        .iter()
+        .map(|l| {
+            (
+                l.check.as_str(),
+                l.location.as_str(),
+                l.agent.as_str(),
+                l.seq,
+            )
+        })
+        .collect();
     assert_eq!(
         latest,
         vec![
@@ -193,8 +302,18 @@ fn check_expected(s: &Snapshot) {
             ("web", "sgp", "agent-c", 7)
         ]
     );
-    let counts: Vec<(&str, &str, Option<&str>, u64)> =
-        s.counts.iter().map(|c| (c.check.as_str(), c.location.as_str(), c.class.as_deref(), c.count)).collect();
+    let counts: Vec<(&str, &str, Option<&str>, u64)> = s
+        .counts
+        .iter()
+        .map(|c| {
+            (
+                c.check.as_str(),
+                c.location.as_str(),
+                c.class.as_deref(),
+                c.count,
+            )
+        })
+        .collect();
     assert_eq!(
         counts,
         vec![
@@ -209,7 +328,15 @@ fn check_expected(s: &Snapshot) {
             ("web", "sgp", Some("dns_error"), 1)
         ]
     );
-    assert_eq!(s.web_window, vec![("Agent-B".to_string(), 1), ("agent-c".to_string(), 7), ("agent_a".to_string(), 1), ("agent_a".to_string(), 2)]);
+    assert_eq!(
+        s.web_window,
+        vec![
+            ("Agent-B".to_string(), 1),
+            ("agent-c".to_string(), 7),
+            ("agent_a".to_string(), 1),
+            ("agent_a".to_string(), 2)
+        ]
+    );
     assert_eq!(s.total, 12);
 }
 
@@ -222,7 +349,11 @@ async fn both_backends_conform() {
         "CREATE DATABASE conformance TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'",
     );
     let en_us: String = pg.psql("conformance", "SELECT string_agg(x, ',' ORDER BY x) FROM (VALUES ('agent_a'), ('agent-c'), ('Agent-B')) v(x)");
-    assert_eq!(en_us.trim(), "agent_a,Agent-B,agent-c", "the test database should collate by en-US rules");
+    assert_eq!(
+        en_us.trim(),
+        "agent_a,Agent-B,agent-c",
+        "the test database should collate by en-US rules"
+    );
     let pg_loc = Location::Postgres(pg.url("conformance"));
     let dir = tempfile::tempdir().unwrap();
     let sq_loc = Location::Sqlite(dir.path().join("data"));
@@ -230,14 +361,20 @@ async fn both_backends_conform() {
     // Nothing there yet: offline readers say so.
     for loc in [&pg_loc, &sq_loc] {
         let l = loc.clone();
-        let e = std::thread::spawn(move || Reader::open_at(&l)).join().unwrap().unwrap_err();
+        let e = std::thread::spawn(move || Reader::open_at(&l))
+            .join()
+            .unwrap()
+            .unwrap_err();
         assert!(matches!(e, StoreError::Missing(_)), "{e}");
     }
 
     let sqlite = open(sq_loc.clone());
     let postgres = open(pg_loc.clone());
     assert!(!sqlite.is_shared() && postgres.is_shared());
-    assert_eq!(postgres.describe(), format!("postgres://postgres@127.0.0.1:{}/conformance", pg.port()));
+    assert_eq!(
+        postgres.describe(),
+        format!("postgres://postgres@127.0.0.1:{}/conformance", pg.port())
+    );
     let s_snap = run(&sqlite).await;
     let p_snap = run(&postgres).await;
     check_expected(&s_snap);
@@ -245,14 +382,25 @@ async fn both_backends_conform() {
 
     // read_blocking (as the SLA replay uses it) sees the same.
     let p = postgres.clone();
-    let n = tokio::task::spawn_blocking(move || p.read_blocking(|r| r.count_results())).await.unwrap().unwrap();
+    let n = tokio::task::spawn_blocking(move || p.read_blocking(|r| r.count_results()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(n, 12);
 
     // Close: further batches are refused, reads still work.
     for store in [&sqlite, &postgres] {
         store.close().await;
         assert!(!store.is_writable());
-        let e = store.insert_batch("agent_a", "ams", 9, vec![row("agent_a", 99, "web", "ams", 1, None)]).await.unwrap_err();
+        let e = store
+            .insert_batch(
+                "agent_a",
+                "ams",
+                9,
+                vec![row("agent_a", 99, "web", "ams", 1, None)],
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(e, StoreError::Closed), "{e}");
         assert_eq!(store.read(|r| r.count_results()).await.unwrap(), 12);
     }
@@ -274,19 +422,47 @@ async fn both_backends_conform() {
     assert_eq!((r1, n1), (s_snap.results, 12));
 
     // A newer schema than this build knows is refused, by the store and by readers.
-    pg.psql("conformance", "INSERT INTO schema_version (version) VALUES (99)");
+    pg.psql(
+        "conformance",
+        "INSERT INTO schema_version (version) VALUES (99)",
+    );
     let l = pg_loc.clone();
-    let (e1, e2) = std::thread::spawn(move || (Store::open_at(&l).unwrap_err(), Reader::open_at(&l).unwrap_err())).join().unwrap();
-    assert!(matches!(e1, StoreError::NewerSchema { found: 99, .. }), "{e1}");
-    assert!(matches!(e2, StoreError::NewerSchema { found: 99, .. }), "{e2}");
+    let (e1, e2) = std::thread::spawn(move || {
+        (
+            Store::open_at(&l).unwrap_err(),
+            Reader::open_at(&l).unwrap_err(),
+        )
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(e1, StoreError::NewerSchema { found: 99, .. }),
+        "{e1}"
+    );
+    assert!(
+        matches!(e2, StoreError::NewerSchema { found: 99, .. }),
+        "{e2}"
+    );
     assert!(!e1.to_string().contains("password"));
 }
 
 /// A fixed web/ams result for `agent` at `seq`: the same bytes whichever collector gets it.
 fn load_row(agent: &str, seq: u64) -> NewResult {
     let class = matches!(seq % 7, 0).then_some(FailureClass::Timeout);
-    let mut r = row(agent, seq, if matches!(seq % 2, 0) { "web" } else { "api" }, "ams", seq as i64 * 1000, class);
-    r.raw = raw(agent, seq, &r.check, ",\"pad\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"");
+    let mut r = row(
+        agent,
+        seq,
+        if matches!(seq % 2, 0) { "web" } else { "api" },
+        "ams",
+        seq as i64 * 1000,
+        class,
+    );
+    r.raw = raw(
+        agent,
+        seq,
+        &r.check,
+        ",\"pad\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"",
+    );
     r
 }
 
@@ -302,7 +478,11 @@ async fn two_collectors_on_one_database_lose_nothing() {
     let t2 = std::thread::spawn(move || Store::open_at(&l2));
     let c1 = t1.join().unwrap().unwrap();
     let c2 = t2.join().unwrap().unwrap();
-    assert_eq!(pg.psql("shared", "SELECT count(*) FROM schema_version").trim(), "1");
+    assert_eq!(
+        pg.psql("shared", "SELECT count(*) FROM schema_version")
+            .trim(),
+        "1"
+    );
 
     // Overlapping batches for the same agents through both collectors at once:
     // each of 8 senders sends seqs [k*150+1, k*150+300] of 2 agents in batches of 50.
@@ -320,12 +500,17 @@ async fn two_collectors_on_one_database_lose_nothing() {
                     let rows: Vec<NewResult> = chunk.iter().map(|&s| load_row(agent, s)).collect();
                     sent += rows.len() as u64;
                     loop {
-                        match store.insert_batch(agent, "ams", k as i64, rows.clone()).await {
+                        match store
+                            .insert_batch(agent, "ams", k as i64, rows.clone())
+                            .await
+                        {
                             Ok(o) => {
                                 stored += o.stored;
                                 break;
                             }
-                            Err(StoreError::Overloaded) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                            Err(StoreError::Overloaded) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                            }
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -341,35 +526,73 @@ async fn two_collectors_on_one_database_lose_nothing() {
         sent += n;
     }
     let unique = (SENDERS * 150 + 150) * 2;
-    assert_eq!(stored, unique, "every (agent, seq) stored exactly once across both collectors");
+    assert_eq!(
+        stored, unique,
+        "every (agent, seq) stored exactly once across both collectors"
+    );
 
-    let (agents_rows, latest, counts, total) = c2.read(|r| Ok((r.agents()?, r.latest()?, r.probe_counts()?, r.count_results()?))).await.unwrap();
+    let (agents_rows, latest, counts, total) = c2
+        .read(|r| {
+            Ok((
+                r.agents()?,
+                r.latest()?,
+                r.probe_counts()?,
+                r.count_results()?,
+            ))
+        })
+        .await
+        .unwrap();
     assert_eq!(total, unique);
     let per_agent = SENDERS * 150 + 150;
     for a in &agents_rows {
-        assert_eq!((a.max_seq, a.results, a.missing(), a.last_seen_ms), (per_agent, per_agent, 0, SENDERS as i64 - 1), "{a:?}");
+        assert_eq!(
+            (a.max_seq, a.results, a.missing(), a.last_seen_ms),
+            (per_agent, per_agent, 0, SENDERS as i64 - 1),
+            "{a:?}"
+        );
     }
-    assert_eq!(agents_rows.iter().map(|a| a.duplicates).sum::<u64>(), sent - unique);
+    assert_eq!(
+        agents_rows.iter().map(|a| a.duplicates).sum::<u64>(),
+        sent - unique
+    );
     let mut expect: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for s in 1..=per_agent {
         let r = load_row("x", s);
-        *expect.entry((r.check, r.class.map(|c| c.as_str().to_string()))).or_default() += 2;
+        *expect
+            .entry((r.check, r.class.map(|c| c.as_str().to_string())))
+            .or_default() += 2;
     }
-    let got: BTreeMap<(String, Option<String>), u64> = counts.into_iter().map(|c| ((c.check, c.class), c.count)).collect();
+    let got: BTreeMap<(String, Option<String>), u64> = counts
+        .into_iter()
+        .map(|c| ((c.check, c.class), c.count))
+        .collect();
     assert_eq!(got, expect, "probe counts lost an update");
     // Latest: the highest started_at per check (seq per_agent for web, per_agent-1 for api), either agent.
-    let latest_seqs: BTreeSet<(String, u64)> = latest.iter().map(|l| (l.check.clone(), l.seq)).collect();
-    assert_eq!(latest_seqs, BTreeSet::from([("api".to_string(), per_agent - 1), ("web".to_string(), per_agent)]));
+    let latest_seqs: BTreeSet<(String, u64)> =
+        latest.iter().map(|l| (l.check.clone(), l.seq)).collect();
+    assert_eq!(
+        latest_seqs,
+        BTreeSet::from([
+            ("api".to_string(), per_agent - 1),
+            ("web".to_string(), per_agent)
+        ])
+    );
 
     // Ingest rate: 4 agents × 6,000 results in batches of 500, through both collectors at once.
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (i, agent) in ["rate-1", "rate-2", "rate-3", "rate-4"].into_iter().enumerate() {
+    for (i, agent) in ["rate-1", "rate-2", "rate-3", "rate-4"]
+        .into_iter()
+        .enumerate()
+    {
         let store = if i % 2 == 0 { c1.clone() } else { c2.clone() };
         tasks.push(tokio::spawn(async move {
             let rows: Vec<NewResult> = (1..=6000).map(|s| load_row(agent, s)).collect();
             for chunk in rows.chunks(500) {
-                let o = store.insert_batch(agent, "ams", 1, chunk.to_vec()).await.unwrap();
+                let o = store
+                    .insert_batch(agent, "ams", 1, chunk.to_vec())
+                    .await
+                    .unwrap();
                 assert_eq!(o.stored, 500);
             }
         }));
@@ -378,9 +601,22 @@ async fn two_collectors_on_one_database_lose_nothing() {
         t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("postgres ingest: 24000 results (~{} B each) in {secs:.2} s = {:.0} results/s (2 collectors, batches of 500, fsync on)", load_row("rate-1", 1).raw.len(), 24000.0 / secs);
-    assert_eq!(c1.read(|r| r.count_results()).await.unwrap(), unique + 24000);
+    eprintln!(
+        "postgres ingest: 24000 results (~{} B each) in {secs:.2} s = {:.0} results/s (2 collectors, batches of 500, fsync on)",
+        load_row("rate-1", 1).raw.len(),
+        24000.0 / secs
+    );
+    assert_eq!(
+        c1.read(|r| r.count_results()).await.unwrap(),
+        unique + 24000
+    );
     c1.close().await;
     c2.close().await;
-    assert!(pg.log_text().lines().all(|l| !l.contains("deadlock detected")), "{}", pg.log_text());
+    assert!(
+        pg.log_text()
+            .lines()
+            .all(|l| !l.contains("deadlock detected")),
+        "{}",
+        pg.log_text()
+    );
 }

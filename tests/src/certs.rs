@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
@@ -22,7 +22,9 @@ pub const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// Now, truncated to whole seconds as a certificate stores it.
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 is a valid nanosecond")
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
 }
 
 fn dn(cn: &str) -> DistinguishedName {
@@ -51,7 +53,9 @@ pub struct TestCa {
 
 impl std::fmt::Debug for TestCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa").field("subject", &self.subject).finish_non_exhaustive()
+        f.debug_struct("TestCa")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,7 +122,11 @@ impl TestCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.not_before = now() - time::Duration::days(1);
         params.not_after = now() + time::Duration::days(3650);
         let not_after = params.not_after.unix_timestamp();
@@ -140,12 +148,18 @@ impl TestCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.use_authority_key_identifier_extension = true;
         params.not_before = now() - time::Duration::days(1);
         params.not_after = now() + time::Duration::days(days);
         let not_after = params.not_after.unix_timestamp();
-        let cert = params.signed_by(&key, &self.issuer).expect("sign intermediate");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign intermediate");
         let mut chain_above = vec![cert.der().clone()];
         chain_above.extend(self.chain_above.iter().cloned());
         let mut chain_not_after = vec![not_after];
@@ -175,7 +189,11 @@ impl TestCa {
         let mut chain = vec![cert.der().clone()];
         chain.extend(self.chain_above.iter().cloned());
         let not_after = spec.not_after.unix_timestamp();
-        let earliest_not_after = self.chain_not_after.iter().copied().fold(not_after, i64::min);
+        let earliest_not_after = self
+            .chain_not_after
+            .iter()
+            .copied()
+            .fold(not_after, i64::min);
         ServerCert {
             chain,
             key_der: key.serialize_der(),
@@ -201,7 +219,9 @@ impl TestCa {
         params.use_authority_key_identifier_extension = true;
         params.not_before = spec.not_before;
         params.not_after = spec.not_after;
-        let cert = params.signed_by(&key, &self.issuer).expect("sign client cert");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign client cert");
         ServerCert {
             chain: vec![cert.der().clone()],
             key_der: key.serialize_der(),
@@ -223,26 +243,33 @@ impl TestCa {
 
     /// A localhost leaf that expired `days_ago` days ago (issued 30 days before).
     pub fn expired(&self, days_ago: i64) -> ServerCert {
-        let spec = LeafSpec::new(&LOCAL_NAMES)
-            .valid_for(time::Duration::days(days_ago + 30), -time::Duration::days(days_ago));
+        let spec = LeafSpec::new(&LOCAL_NAMES).valid_for(
+            time::Duration::days(days_ago + 30),
+            -time::Duration::days(days_ago),
+        );
         self.leaf(&spec)
     }
 
     /// A localhost leaf that becomes valid in `days` days.
     pub fn not_yet_valid(&self, days: i64) -> ServerCert {
-        let spec = LeafSpec::new(&LOCAL_NAMES).valid_for(-time::Duration::days(days), time::Duration::days(days + 90));
+        let spec = LeafSpec::new(&LOCAL_NAMES)
+            .valid_for(-time::Duration::days(days), time::Duration::days(days + 90));
         self.leaf(&spec)
     }
 
     /// A localhost leaf expiring in `days` days.
     pub fn expiring_in(&self, days: i64) -> ServerCert {
-        let spec = LeafSpec::new(&LOCAL_NAMES).valid_for(time::Duration::days(30), time::Duration::days(days));
+        let spec = LeafSpec::new(&LOCAL_NAMES)
+            .valid_for(time::Duration::days(30), time::Duration::days(days));
         self.leaf(&spec)
     }
 
     /// A valid leaf for other names only (not localhost or its addresses).
     pub fn wrong_host(&self) -> ServerCert {
-        self.leaf(&LeafSpec::new(&["www.elsewhere.example", "elsewhere.example"]))
+        self.leaf(&LeafSpec::new(&[
+            "www.elsewhere.example",
+            "elsewhere.example",
+        ]))
     }
 
     /// Writes this CA's PEM to `dir/name` and returns the path (for `ca_file`).
@@ -300,7 +327,10 @@ impl ServerCert {
     }
 
     /// Like [`ServerCert::server_config`], limited to `versions`.
-    pub fn server_config_versions(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ServerConfig> {
+    pub fn server_config_versions(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)

@@ -59,7 +59,9 @@ pub struct DnsServer {
 
 impl std::fmt::Debug for DnsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("DnsServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +74,10 @@ impl DnsServer {
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
-        Ok(Self { addr, _server: server })
+        Ok(Self {
+            addr,
+            _server: server,
+        })
     }
 
     /// Where it listens (UDP and TCP), e.g. `127.0.0.1:40123`.
@@ -92,13 +97,19 @@ async fn bind_same_port() -> anyhow::Result<(TcpListener, UdpSocket)> {
             Err(e) => last_err = Some(e),
         }
     }
-    Err(anyhow::anyhow!("no port free for both UDP and TCP: {last_err:?}"))
+    Err(anyhow::anyhow!(
+        "no port free for both UDP and TCP: {last_err:?}"
+    ))
 }
 
 fn test_catalog() -> anyhow::Result<Catalog> {
     let origin = Name::from_str(ZONE)?;
     let n = |s: &str| -> anyhow::Result<Name> { Ok(Name::from_str(s)?.append_domain(&origin)?) };
-    let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+    let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    );
     let soa = SOA::new(n("ns1")?, n("hostmaster")?, SERIAL, 3600, 600, 86400, 60);
     let mut records = vec![
         Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
@@ -106,16 +117,40 @@ fn test_catalog() -> anyhow::Result<Catalog> {
         Record::from_rdata(origin.clone(), 3600, RData::NS(NS(n("ns2")?))),
         Record::from_rdata(origin.clone(), 60, RData::MX(MX::new(10, n("mail")?))),
         Record::from_rdata(origin.clone(), 60, RData::MX(MX::new(20, n("mail2")?))),
-        Record::from_rdata(origin.clone(), 60, RData::TXT(TXT::new(vec!["v=spf1 -all".into()]))),
-        Record::from_rdata(origin.clone(), 60, RData::TXT(TXT::new(vec!["hello ".into(), "world".into()]))),
-        Record::from_rdata(origin.clone(), 60, RData::CAA(CAA::new_issue(false, Some(Name::from_str("letsencrypt.org")?), vec![]))),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::TXT(TXT::new(vec!["v=spf1 -all".into()])),
+        ),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::TXT(TXT::new(vec!["hello ".into(), "world".into()])),
+        ),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::CAA(CAA::new_issue(
+                false,
+                Some(Name::from_str("letsencrypt.org")?),
+                vec![],
+            )),
+        ),
         Record::from_rdata(n("www")?, 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 10)))),
         Record::from_rdata(n("www")?, 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 11)))),
-        Record::from_rdata(n("www")?, 60, RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10)))),
+        Record::from_rdata(
+            n("www")?,
+            60,
+            RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10))),
+        ),
         Record::from_rdata(n("alias")?, 60, RData::CNAME(CNAME(n("www")?))),
     ];
     for i in 0..BIG_TXT_COUNT {
-        records.push(Record::from_rdata(n("big")?, 60, RData::TXT(TXT::new(vec![big_txt(i)]))));
+        records.push(Record::from_rdata(
+            n("big")?,
+            60,
+            RData::TXT(TXT::new(vec![big_txt(i)])),
+        ));
     }
     for record in records {
         let what = format!("{record}");
@@ -143,14 +178,20 @@ impl RcodeServer {
 
     /// Answers `rcode` to everything.
     pub async fn start(rcode: ResponseCode) -> anyhow::Result<Self> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.context("binding fake DNS server")?;
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .context("binding fake DNS server")?;
         let addr = socket.local_addr()?;
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
-                let Ok((len, peer)) = socket.recv_from(&mut buf).await else { continue };
+                let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+                    continue;
+                };
                 // Garbage is ignored, as a real server would.
-                let Ok(req) = Message::from_vec(&buf[..len]) else { continue };
+                let Ok(req) = Message::from_vec(&buf[..len]) else {
+                    continue;
+                };
                 let mut resp = Message::error_msg(req.metadata.id, req.metadata.op_code, rcode);
                 resp.add_queries(req.queries);
                 if let Ok(bytes) = resp.to_vec() {
@@ -185,7 +226,10 @@ impl SilentUdp {
     /// Binds `127.0.0.1:0`.
     pub fn bind() -> anyhow::Result<Self> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("binding silent UDP port")?;
-        Ok(Self { addr: socket.local_addr()?, _socket: socket })
+        Ok(Self {
+            addr: socket.local_addr()?,
+            _socket: socket,
+        })
     }
 
     /// The silent address.

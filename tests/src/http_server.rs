@@ -30,7 +30,11 @@ const MAX_HEAD: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 enum Action {
     /// A normal response.
-    Respond { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Accept the request and never answer.
     Hang,
     /// Send the status line and headers one byte per second, forever.
@@ -57,7 +61,11 @@ pub struct Route {
 
 impl Route {
     fn new(action: Action) -> Route {
-        Route { action, delay: Duration::ZERO, body_delay: Duration::ZERO }
+        Route {
+            action,
+            delay: Duration::ZERO,
+            body_delay: Duration::ZERO,
+        }
     }
 
     /// 200 with `body` (Content-Type text/html).
@@ -67,7 +75,11 @@ impl Route {
 
     /// `status` with `body`.
     pub fn status(status: u16, body: impl Into<Vec<u8>>) -> Route {
-        Route::new(Action::Respond { status, headers: Vec::new(), body: body.into() })
+        Route::new(Action::Respond {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        })
     }
 
     /// A redirect (301, 302, 303, 307 or 308) to `location`.
@@ -142,7 +154,10 @@ impl SeenRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -161,7 +176,10 @@ pub struct Stats {
 impl Stats {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Connections accepted so far.
@@ -194,7 +212,10 @@ impl Routes {
 
     fn get(&self, target: &str) -> Route {
         let path = target.split(['?', '#']).next().unwrap_or(target);
-        self.map.get(path).cloned().unwrap_or_else(|| Route::status(404, "not found"))
+        self.map
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| Route::status(404, "not found"))
     }
 }
 
@@ -228,7 +249,11 @@ impl TestServer {
     }
 
     /// On `bind` (e.g. "[::1]:0"), HTTPS when `tls` is given.
-    pub async fn start(bind: SocketAddr, routes: Routes, tls: Option<Arc<rustls::ServerConfig>>) -> TestServer {
+    pub async fn start(
+        bind: SocketAddr,
+        routes: Routes,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> TestServer {
         let listener = TcpListener::bind(bind).await.expect("bind test server");
         let addr = listener.local_addr().expect("local addr");
         let stats = Arc::new(Stats::default());
@@ -253,7 +278,9 @@ impl TestServer {
                 conns.spawn(async move {
                     match acceptor {
                         Some(acc) => {
-                            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await {
+                            if let Ok(Ok(tls)) =
+                                tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await
+                            {
                                 serve(tls, id, &routes, &st).await;
                             }
                         }
@@ -263,7 +290,12 @@ impl TestServer {
                 });
             }
         });
-        TestServer { addr, tls: is_tls, stats, _accept: AbortOnDrop(accept) }
+        TestServer {
+            addr,
+            tls: is_tls,
+            stats,
+            _accept: AbortOnDrop(accept),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -292,21 +324,46 @@ fn local() -> SocketAddr {
 }
 
 /// Serves requests on one connection until the client closes or a route ends it.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, routes: &Routes, stats: &Stats) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    conn_id: usize,
+    routes: &Routes,
+    stats: &Stats,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        let Some(head) = read_head(&mut io, &mut buf).await else { return };
-        let Some(req) = parse_head(&head, conn_id) else {
-            let _ = io.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+        let Some(head) = read_head(&mut io, &mut buf).await else {
             return;
         };
-        let client_closes = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let Some(req) = parse_head(&head, conn_id) else {
+            let _ = io
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+            return;
+        };
+        let client_closes = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let route = routes.get(&req.target);
-        stats.requests.lock().unwrap_or_else(|e| e.into_inner()).push(req);
+        stats
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(req);
         pause(route.delay).await;
         match route.action {
-            Action::Respond { status, headers, body } => {
-                let mut head = format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n", reason(status), body.len());
+            Action::Respond {
+                status,
+                headers,
+                body,
+            } => {
+                let mut head = format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",
+                    reason(status),
+                    body.len()
+                );
                 for (k, v) in &headers {
                     head.push_str(&format!("{k}: {v}\r\n"));
                 }
@@ -318,7 +375,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
                     return;
                 }
                 pause(route.body_delay).await;
-                if io.write_all(&body).await.is_err() || io.flush().await.is_err() || client_closes {
+                if io.write_all(&body).await.is_err() || io.flush().await.is_err() || client_closes
+                {
                     let _ = io.shutdown().await;
                     return;
                 }
@@ -340,7 +398,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
                 }
                 let chunk = [b'x'; 16 * 1024];
                 loop {
-                    let ok = io.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_ok()
+                    let ok = io
+                        .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .await
+                        .is_ok()
                         && io.write_all(&chunk).await.is_ok()
                         && io.write_all(b"\r\n").await.is_ok();
                     if !ok {
@@ -358,7 +419,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, conn_id: usize, rou
             }
             Action::Close => return,
             Action::Garbage => {
-                let _ = io.write_all(b"SSH-2.0-OpenSSH_9.6 definitely not http\r\n\r\n").await;
+                let _ = io
+                    .write_all(b"SSH-2.0-OpenSSH_9.6 definitely not http\r\n\r\n")
+                    .await;
                 let _ = io.shutdown().await;
                 return;
             }
@@ -410,7 +473,12 @@ fn parse_head(head: &[u8], connection: usize) -> Option<SeenRequest> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Some(SeenRequest { method, target, headers, connection })
+    Some(SeenRequest {
+        method,
+        target,
+        headers,
+        connection,
+    })
 }
 
 fn reason(status: u16) -> &'static str {
@@ -456,7 +524,10 @@ impl SilentServer {
                 held.push(s);
             }
         });
-        SilentServer { addr, _task: AbortOnDrop(task) }
+        SilentServer {
+            addr,
+            _task: AbortOnDrop(task),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -484,7 +555,10 @@ impl BannerServer {
                 let _ = s.shutdown().await;
             }
         });
-        BannerServer { addr, _task: AbortOnDrop(task) }
+        BannerServer {
+            addr,
+            _task: AbortOnDrop(task),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -509,7 +583,11 @@ impl BacklogFull {
         let addr = socket.local_addr().expect("local addr");
         let listener = socket.listen(0).expect("listen");
         let filler = TcpStream::connect(addr).await.expect("filler connect");
-        BacklogFull { addr, _listener: listener, _filler: filler }
+        BacklogFull {
+            addr,
+            _listener: listener,
+            _filler: filler,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -525,9 +603,18 @@ pub fn page_with_resources(n: usize, size: usize, delay: Duration) -> (String, R
     let mut routes = Routes::new();
     for i in 0..n {
         let (tag, path) = match i % 3 {
-            0 => (format!("<script src=\"/r/{i}.js\"></script>"), format!("/r/{i}.js")),
-            1 => (format!("<link rel=\"stylesheet\" href=\"r/{i}.css\">"), format!("/r/{i}.css")),
-            _ => (format!("<img src=\"/r/{i}.png\" alt=\"\">"), format!("/r/{i}.png")),
+            0 => (
+                format!("<script src=\"/r/{i}.js\"></script>"),
+                format!("/r/{i}.js"),
+            ),
+            1 => (
+                format!("<link rel=\"stylesheet\" href=\"r/{i}.css\">"),
+                format!("/r/{i}.css"),
+            ),
+            _ => (
+                format!("<img src=\"/r/{i}.png\" alt=\"\">"),
+                format!("/r/{i}.png"),
+            ),
         };
         html.push_str(&tag);
         html.push('\n');

@@ -56,7 +56,11 @@ pub fn bin_dir() -> Result<PathBuf, String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// A running test server; stopped (immediately) and deleted on drop.
@@ -74,14 +78,32 @@ impl PgServer {
     pub fn start() -> PgServer {
         let bin = bin_dir().unwrap_or_else(|e| panic!("{e}"));
         let as_root = is_root();
-        let dir = tempfile::Builder::new().prefix("slaprobe-pg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("slaprobe-pg-")
+            .tempdir()
+            .expect("temp dir");
         if as_root {
-            run_checked(Command::new("chown").args(["-R", &format!("{OS_USER}:{OS_USER}")]).arg(dir.path()), "chown the test cluster's directory");
+            run_checked(
+                Command::new("chown")
+                    .args(["-R", &format!("{OS_USER}:{OS_USER}")])
+                    .arg(dir.path()),
+                "chown the test cluster's directory",
+            );
         }
-        let mut pg = PgServer { dir, bin, port: 0, as_root };
+        let mut pg = PgServer {
+            dir,
+            bin,
+            port: 0,
+            as_root,
+        };
         let data = pg.data_dir();
         // --no-sync: a test cluster need not survive power loss; trust: loopback only.
-        let out = pg.server_cmd("initdb").arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]).output();
+        let out = pg
+            .server_cmd("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            .output();
         check(out, "initdb");
         // A port free a moment ago may be taken by the time the server binds: retry.
         let mut last = String::new();
@@ -92,14 +114,26 @@ impl PgServer {
                 pg.dir.path().display()
             );
             let log = pg.dir.path().join("server.log");
-            let out = pg.server_cmd("pg_ctl").arg("-D").arg(&data).arg("-l").arg(&log).args(["-o", &opts, "-w", "-t", "60", "start"]).output();
+            let out = pg
+                .server_cmd("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-o", &opts, "-w", "-t", "60", "start"])
+                .output();
             match out {
                 Ok(o) if o.status.success() => {
                     pg.port = port;
                     return pg;
                 }
                 Ok(o) => {
-                    last = format!("{}{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr), std::fs::read_to_string(&log).unwrap_or_default());
+                    last = format!(
+                        "{}{}\n{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr),
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -148,7 +182,18 @@ impl PgServer {
     /// output; panics when psql fails.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+            ])
             .arg(self.port.to_string())
             .args(["-d", db, "-c", sql])
             .output();
@@ -186,7 +231,12 @@ fn run_checked(cmd: &mut Command, what: &str) {
 fn check(out: std::io::Result<Output>, what: &str) -> Output {
     match out {
         Ok(o) if o.status.success() => o,
-        Ok(o) => panic!("{what} failed ({}):\n{}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => panic!(
+            "{what} failed ({}):\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
         Err(e) => panic!("{what} could not run: {e}"),
     }
 }

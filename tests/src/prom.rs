@@ -20,22 +20,34 @@ pub fn value_exact(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
 /// `labels`. Panics if two series match.
 pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    find(text, name, |have| want.iter().all(|w| have.contains(&w.as_str())))
+    find(text, name, |have| {
+        want.iter().all(|w| have.contains(&w.as_str()))
+    })
 }
 
 fn find(text: &str, name: &str, matches: impl Fn(&[&str]) -> bool) -> Option<f64> {
     let mut found = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
         if n != name {
             continue;
         }
         // Label values in these tests hold no `,` or `}`; a plain split is enough.
-        let have: Vec<&str> = rest.trim_end_matches('}').split(',').filter(|s| !s.is_empty()).collect();
+        let have: Vec<&str> = rest
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .collect();
         if matches(&have) {
             assert!(found.is_none(), "more than one series of {name} matches");
-            found = Some(value.parse::<f64>().unwrap_or_else(|e| panic!("{line}: {e}")));
+            found = Some(
+                value
+                    .parse::<f64>()
+                    .unwrap_or_else(|e| panic!("{line}: {e}")),
+            );
         }
     }
     found
@@ -52,7 +64,12 @@ pub fn promtool_check_metrics(text: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is needed (Debian package prometheus; scripts/test.sh installs it)");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
     let out = child.wait_with_output().expect("promtool runs");
     assert!(
         out.status.success(),

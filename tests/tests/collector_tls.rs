@@ -24,7 +24,13 @@ struct Collector {
 }
 
 /// Starts an in-process collector with TLS (and mTLS when `client_ca` is set).
-async fn start_collector(dir: &Path, cert: &Path, key: &Path, client_ca: Option<&Path>, target: &str) -> Collector {
+async fn start_collector(
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    target: &str,
+) -> Collector {
     let mut toml = format!(
         "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
         cert.display(),
@@ -40,14 +46,25 @@ async fn start_collector(dir: &Path, cert: &Path, key: &Path, client_ca: Option<
     std::fs::write(dir.join("collector.toml"), toml).unwrap();
     let config = CollectorConfig::load(&dir.join("collector.toml")).expect("config loads");
     assert!(config.collector.tls.is_some());
-    let server = Server::bind_with(config, ServerOptions::default()).await.expect("binds with TLS");
+    let server = Server::bind_with(config, ServerOptions::default())
+        .await
+        .expect("binds with TLS");
     let port = server.local_addr().port();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(server.serve(shutdown.clone()));
-    Collector { port, shutdown, handle }
+    Collector {
+        port,
+        shutdown,
+        handle,
+    }
 }
 
-fn agent_config(port: u16, spool: &Path, ca: &Path, identity: Option<(&Path, &Path)>) -> AgentConfig {
+fn agent_config(
+    port: u16,
+    spool: &Path,
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> AgentConfig {
     let raw = RawAgentFile {
         agent: RawAgentSection {
             id: Some("ams-1".into()),
@@ -69,7 +86,11 @@ fn agent_config(port: u16, spool: &Path, ca: &Path, identity: Option<(&Path, &Pa
 
 /// `(results, missing)` of ams-1 over HTTPS with `client`.
 async fn agent_row(client: &reqwest::Client, port: u16) -> Option<(u64, u64)> {
-    let r = client.get(format!("https://127.0.0.1:{port}/api/v1/agents")).send().await.ok()?;
+    let r = client
+        .get(format!("https://127.0.0.1:{port}/api/v1/agents"))
+        .send()
+        .await
+        .ok()?;
     let v: serde_json::Value = r.json().await.ok()?;
     let a = v.as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
     Some((a["results"].as_u64()?, a["missing"].as_u64()?))
@@ -87,11 +108,18 @@ async fn agent_delivers(config: AgentConfig, client: &reqwest::Client, port: u16
             assert_eq!(missing, 0);
             break;
         }
-        assert!(Instant::now() < deadline, "agent results did not arrive over TLS");
+        assert!(
+            Instant::now() < deadline,
+            "agent results did not arrive over TLS"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task).await.expect("agent stops").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("agent stops")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,14 +134,25 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
 
     // Trusted by ca_file: ready over HTTPS.
     let client = http_client(Some(&ca_file)).unwrap();
-    let r = client.get(format!("https://127.0.0.1:{}/readyz", c.port)).send().await.expect("https works");
+    let r = client
+        .get(format!("https://127.0.0.1:{}/readyz", c.port))
+        .send()
+        .await
+        .expect("https works");
     assert!(r.status().is_success() || r.status() == 503);
     // Without the CA the collector is not trusted.
     let untrusting = http_client(None).unwrap();
-    let e = untrusting.get(format!("https://127.0.0.1:{}/healthz", c.port)).send().await.unwrap_err();
+    let e = untrusting
+        .get(format!("https://127.0.0.1:{}/healthz", c.port))
+        .send()
+        .await
+        .unwrap_err();
     assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
     // Plain HTTP on the TLS port gets no HTTP answer.
-    let plain = reqwest::Client::builder().use_preconfigured_tls(tls_client_config()).build().unwrap();
+    let plain = reqwest::Client::builder()
+        .use_preconfigured_tls(tls_client_config())
+        .build()
+        .unwrap();
     assert!(
         plain
             .get(format!("http://127.0.0.1:{}/healthz", c.port))
@@ -123,7 +162,13 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
             .is_err()
     );
 
-    agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, None), &client, c.port, 3).await;
+    agent_delivers(
+        agent_config(c.port, &dir.join("spool"), &ca_file, None),
+        &client,
+        c.port,
+        3,
+    )
+    .await;
     c.shutdown.cancel();
     c.handle.await.unwrap().unwrap();
 }
@@ -146,19 +191,44 @@ async fn mtls_accepts_a_good_client_certificate_and_refuses_others() {
 
     // A good client certificate: in.
     let good = http_client_with_identity(Some(&ca_file), Some((&good_cert, &good_key))).unwrap();
-    let r = good.get(&url).bearer_auth(TOKEN).send().await.expect("mTLS with a good certificate");
+    let r = good
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("mTLS with a good certificate");
     assert_eq!(r.status(), 200);
     // No client certificate, or one from another CA: the handshake fails.
     let none = http_client(Some(&ca_file)).unwrap();
-    let e = none.get(&url).bearer_auth(TOKEN).send().await.expect_err("no client certificate is refused");
+    let e = none
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect_err("no client certificate is refused");
     println!("without a client certificate: {e:?}");
     let rogue = http_client_with_identity(Some(&ca_file), Some((&rogue_cert, &rogue_key))).unwrap();
-    let e = rogue.get(&url).bearer_auth(TOKEN).send().await.expect_err("a certificate from another CA is refused");
+    let e = rogue
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect_err("a certificate from another CA is refused");
     println!("with another CA's certificate: {e:?}");
 
     // The agent with its certificate streams results.
-    agent_delivers(agent_config(c.port, &dir.join("spool"), &ca_file, Some((&good_cert, &good_key))), &good, c.port, 3)
-        .await;
+    agent_delivers(
+        agent_config(
+            c.port,
+            &dir.join("spool"),
+            &ca_file,
+            Some((&good_cert, &good_key)),
+        ),
+        &good,
+        c.port,
+        3,
+    )
+    .await;
 
     // A half-configured agent identity is a config error naming the key.
     let raw = RawAgentFile {
@@ -189,19 +259,27 @@ async fn bad_tls_files_fail_at_start_naming_the_key() {
     );
     std::fs::write(dir.join("collector.toml"), toml).unwrap();
     let config = CollectorConfig::load(&dir.join("collector.toml")).unwrap();
-    let e = Server::bind_with(config, ServerOptions::default()).await.err().expect("a junk key fails start-up");
+    let e = Server::bind_with(config, ServerOptions::default())
+        .await
+        .err()
+        .expect("a junk key fails start-up");
     assert!(format!("{e:#}").contains("collector.tls_key_file"), "{e:#}");
 
-    std::fs::write(dir.join("collector.toml"), "[collector]\ndata_dir = \"data\"\ntls_key_file = \"junk.pem\"\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("collector.toml"),
+        "[collector]\ndata_dir = \"data\"\ntls_key_file = \"junk.pem\"\n",
+    )
+    .unwrap();
     let e = CollectorConfig::load(&dir.join("collector.toml")).unwrap_err();
     assert!(e.to_string().contains("collector.tls_cert_file"), "{e}");
 }
 
 fn tls_client_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth()
 }

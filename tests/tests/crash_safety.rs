@@ -45,7 +45,9 @@ fn client_loop(i: usize, port: u16, c: Arc<Client>, stop: Arc<AtomicBool>) {
     let mut first = 1u64;
     while !stop.load(Ordering::Relaxed) {
         let now = jiff::Timestamp::now().to_string();
-        let results: Vec<String> = (first..first + BATCH).map(|s| result_json(&agent, s, &now)).collect();
+        let results: Vec<String> = (first..first + BATCH)
+            .map(|s| result_json(&agent, s, &now))
+            .collect();
         let body = format!(r#"{{"agent":"{agent}","results":[{}]}}"#, results.join(","));
         // The same batch until it is acked.
         loop {
@@ -85,9 +87,17 @@ fn client_loop(i: usize, port: u16, c: Arc<Client>, stop: Arc<AtomicBool>) {
 fn stored(data: &Path) -> Vec<BTreeSet<u64>> {
     let reader = Reader::open(data).expect("store opens after SIGKILL");
     let mut out = vec![BTreeSet::new(); AGENTS];
-    for r in reader.results_between(&["c".to_string()], i64::MIN, i64::MAX).unwrap() {
+    for r in reader
+        .results_between(&["c".to_string()], i64::MIN, i64::MAX)
+        .unwrap()
+    {
         let i: usize = r.agent[1..].parse().unwrap();
-        assert!(out[i].insert(r.seq), "{} seq {} stored twice", r.agent, r.seq);
+        assert!(
+            out[i].insert(r.seq),
+            "{} seq {} stored twice",
+            r.agent,
+            r.seq
+        );
     }
     out
 }
@@ -104,7 +114,9 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
     );
     for i in 0..AGENTS {
         let hash = hex::encode(Sha256::digest(token(i).as_bytes()));
-        cfg.push_str(&format!("\n[[agents]]\nid = \"a{i}\"\nlocation = \"loc\"\ntoken_sha256 = \"{hash}\"\n"));
+        cfg.push_str(&format!(
+            "\n[[agents]]\nid = \"a{i}\"\nlocation = \"loc\"\ntoken_sha256 = \"{hash}\"\n"
+        ));
     }
     let cfg_path = dir.join("collector.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
@@ -126,7 +138,13 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<Arc<Client>> = (0..AGENTS)
-        .map(|_| Arc::new(Client { acked: AtomicU64::new(0), posts: AtomicU64::new(0), unanswered: AtomicU64::new(0) }))
+        .map(|_| {
+            Arc::new(Client {
+                acked: AtomicU64::new(0),
+                posts: AtomicU64::new(0),
+                unanswered: AtomicU64::new(0),
+            })
+        })
         .collect();
     let threads: Vec<_> = clients
         .iter()
@@ -142,11 +160,17 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
     for round in 0..KILLS {
         let mut collector = start_collector();
         // Let the clients hammer it for a while, at a varying point in time.
-        let before: Vec<u64> = clients.iter().map(|c| c.acked.load(Ordering::SeqCst)).collect();
+        let before: Vec<u64> = clients
+            .iter()
+            .map(|c| c.acked.load(Ordering::SeqCst))
+            .collect();
         std::thread::sleep(Duration::from_millis(300 + fastrand_ms(round)));
         // Snapshot the acks *before* the kill: each of these is committed.
         collector.signal("KILL");
-        let acked: Vec<u64> = clients.iter().map(|c| c.acked.load(Ordering::SeqCst)).collect();
+        let acked: Vec<u64> = clients
+            .iter()
+            .map(|c| c.acked.load(Ordering::SeqCst))
+            .collect();
         collector.kill();
         let stored = stored(&data);
         for i in 0..AGENTS {
@@ -160,7 +184,10 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
             );
         }
         let progress: u64 = acked.iter().zip(&before).map(|(a, b)| a - b).sum();
-        kills_at.lock().unwrap().push((acked.iter().sum::<u64>(), progress));
+        kills_at
+            .lock()
+            .unwrap()
+            .push((acked.iter().sum::<u64>(), progress));
     }
     // A last start: the clients' pending batches go in, nothing is missing.
     let collector = start_collector();
@@ -178,11 +205,20 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
         // Seqs 1..=max are all there: a batch that was committed but whose
         // ack was lost was re-sent and stored once.
         assert_eq!(stored[i].len() as u64, max, "a{i}: gaps in 1..={max}");
-        assert!(max >= acked && max <= acked + BATCH, "a{i}: stored up to {max}, acked {acked}");
+        assert!(
+            max >= acked && max <= acked + BATCH,
+            "a{i}: stored up to {max}, acked {acked}"
+        );
         total += stored[i].len();
     }
-    let posts: u64 = clients.iter().map(|c| c.posts.load(Ordering::Relaxed)).sum();
-    let unanswered: u64 = clients.iter().map(|c| c.unanswered.load(Ordering::Relaxed)).sum();
+    let posts: u64 = clients
+        .iter()
+        .map(|c| c.posts.load(Ordering::Relaxed))
+        .sum();
+    let unanswered: u64 = clients
+        .iter()
+        .map(|c| c.unanswered.load(Ordering::Relaxed))
+        .sum();
     let rounds = kills_at.into_inner().unwrap();
     println!(
         "crash safety: {KILLS} SIGKILLs in {:.1} s; {total} results stored, {posts} posts ({unanswered} unanswered); acked results gained per round: {:?}",
@@ -197,7 +233,9 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
 
 /// A varying delay (0–500 ms) so kills land at different points of ingest.
 fn fastrand_ms(round: usize) -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (u64::from(nanos) ^ (round as u64).wrapping_mul(0x9e37_79b9)) % 500
 }

@@ -38,21 +38,43 @@ body_contains = "hello"
         ),
     )
     .unwrap();
-    let mut collector =
-        Proc::start("collector", &bin_path("slaprobe-collector"), &["run", "--config", cfg.to_str().unwrap()], &[], dir);
-    let agent = wait_for("3 results from the embedded agent", Duration::from_secs(30), || {
-        let (_, body) = http_get(port, "/api/v1/agents", None)?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let a = v.as_array()?.iter().find(|a| a["id"] == "embedded")?.clone();
-        (a["results"].as_u64()? >= 3).then_some(a)
-    });
+    let mut collector = Proc::start(
+        "collector",
+        &bin_path("slaprobe-collector"),
+        &["run", "--config", cfg.to_str().unwrap()],
+        &[],
+        dir,
+    );
+    let agent = wait_for(
+        "3 results from the embedded agent",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = http_get(port, "/api/v1/agents", None)?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let a = v
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == "embedded")?
+                .clone();
+            (a["results"].as_u64()? >= 3).then_some(a)
+        },
+    );
     assert_eq!(agent["location"], "local");
     let (_, metrics) = http_get(port, "/metrics", None).unwrap();
-    assert!(metrics.contains(r#"slaprobe_probe_success{check="site",location="local"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"slaprobe_probe_success{check="site",location="local"} 1"#),
+        "{metrics}"
+    );
 
-    assert_eq!(collector.stop(Duration::from_secs(40)), Some(0), "exits 0 on SIGTERM");
+    assert_eq!(
+        collector.stop(Duration::from_secs(40)),
+        Some(0),
+        "exits 0 on SIGTERM"
+    );
     // The embedded agent stopped first and flushed: nothing left unacked.
-    let spool = slaprobe_agent::spool::Spool::open(&dir.join("data/embedded-agent"), Default::default()).unwrap();
+    let spool =
+        slaprobe_agent::spool::Spool::open(&dir.join("data/embedded-agent"), Default::default())
+            .unwrap();
     assert_eq!(spool.unacked(), 0);
     assert!(spool.last_seq() >= 3);
 }
@@ -64,7 +86,9 @@ fn every_collector_example_in_config_is_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if path.extension().is_some_and(|e| e == "toml") && text.lines().any(|l| l.trim() == "[collector]") {
+        if path.extension().is_some_and(|e| e == "toml")
+            && text.lines().any(|l| l.trim() == "[collector]")
+        {
             let out = std::process::Command::new(bin_path("slaprobe-collector"))
                 .args(["check-config", "--config", path.to_str().unwrap()])
                 .output()
@@ -80,5 +104,8 @@ fn every_collector_example_in_config_is_valid() {
             checked += 1;
         }
     }
-    assert!(checked >= 2, "expected config/collector.toml and config/quickstart.toml, found {checked}");
+    assert!(
+        checked >= 2,
+        "expected config/collector.toml and config/quickstart.toml, found {checked}"
+    );
 }

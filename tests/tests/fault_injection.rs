@@ -36,7 +36,11 @@ fn agent_row(port: u16) -> Option<(u64, u64, u64)> {
     }
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let a = v.as_array()?.iter().find(|a| a["id"] == "ams-1")?.clone();
-    Some((a["missing"].as_u64()?, a["results"].as_u64()?, a["max_seq"].as_u64()?))
+    Some((
+        a["missing"].as_u64()?,
+        a["results"].as_u64()?,
+        a["max_seq"].as_u64()?,
+    ))
 }
 
 /// A POST with `Expect: 100-continue`, as curl sends large bodies: the body
@@ -68,7 +72,11 @@ fn read_status(s: &mut std::net::TcpStream) -> Option<u16> {
         }
         head.push(byte[0]);
     }
-    String::from_utf8_lossy(&head).split_whitespace().nth(1)?.parse().ok()
+    String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// One hostile request: a name and how to send it.
@@ -78,13 +86,14 @@ struct Garbage {
 }
 
 fn garbage_list() -> Vec<Garbage> {
-    let post = |token: Option<&'static str>, headers: Vec<(&'static str, &'static str)>, body: Vec<u8>| {
-        Box::new(move |port: u16| {
-            let mut h = vec![("Content-Type", "application/json")];
-            h.extend(headers.iter().copied());
-            http_request(port, "POST", "/api/v1/results", token, &h, &body).map(|(s, _)| s)
-        }) as Box<dyn Fn(u16) -> Option<u16> + Send + Sync>
-    };
+    let post =
+        |token: Option<&'static str>, headers: Vec<(&'static str, &'static str)>, body: Vec<u8>| {
+            Box::new(move |port: u16| {
+                let mut h = vec![("Content-Type", "application/json")];
+                h.extend(headers.iter().copied());
+                http_request(port, "POST", "/api/v1/results", token, &h, &body).map(|(s, _)| s)
+            }) as Box<dyn Fn(u16) -> Option<u16> + Send + Sync>
+        };
     let random = |n: usize| {
         // xorshift: random enough for garbage, no extra dependency.
         let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ n as u64;
@@ -123,22 +132,67 @@ fn garbage_list() -> Vec<Garbage> {
         format!(r#"{{"agent":"ams-1","results":[{items}]}}"#).into_bytes()
     };
     vec![
-        Garbage { name: "random bytes", send: post(Some(TOKEN), vec![], random(4096)) },
-        Garbage { name: "random gzip", send: post(Some(TOKEN), vec![("Content-Encoding", "gzip")], random(4096)) },
-        Garbage { name: "random zstd", send: post(Some(TOKEN), vec![("Content-Encoding", "zstd")], random(4096)) },
-        Garbage { name: "truncated zstd", send: post(Some(TOKEN), vec![("Content-Encoding", "zstd")], zstd_truncated) },
-        Garbage { name: "unknown encoding", send: post(Some(TOKEN), vec![("Content-Encoding", "br")], b"{}".to_vec()) },
+        Garbage {
+            name: "random bytes",
+            send: post(Some(TOKEN), vec![], random(4096)),
+        },
+        Garbage {
+            name: "random gzip",
+            send: post(
+                Some(TOKEN),
+                vec![("Content-Encoding", "gzip")],
+                random(4096),
+            ),
+        },
+        Garbage {
+            name: "random zstd",
+            send: post(
+                Some(TOKEN),
+                vec![("Content-Encoding", "zstd")],
+                random(4096),
+            ),
+        },
+        Garbage {
+            name: "truncated zstd",
+            send: post(
+                Some(TOKEN),
+                vec![("Content-Encoding", "zstd")],
+                zstd_truncated,
+            ),
+        },
+        Garbage {
+            name: "unknown encoding",
+            send: post(
+                Some(TOKEN),
+                vec![("Content-Encoding", "br")],
+                b"{}".to_vec(),
+            ),
+        },
         Garbage {
             name: "bad JSON",
-            send: post(Some(TOKEN), vec![], br#"{"agent":"ams-1","results":[{"seq":"#.to_vec()),
+            send: post(
+                Some(TOKEN),
+                vec![],
+                br#"{"agent":"ams-1","results":[{"seq":"#.to_vec(),
+            ),
         },
         Garbage {
             name: "invalid UTF-8",
-            send: post(Some(TOKEN), vec![], b"{\"agent\":\"ams-\xff\xfe\",\"results\":[]}".to_vec()),
+            send: post(
+                Some(TOKEN),
+                vec![],
+                b"{\"agent\":\"ams-\xff\xfe\",\"results\":[]}".to_vec(),
+            ),
         },
         Garbage {
             name: "nesting bomb",
-            send: post(Some(TOKEN), vec![], ["[".repeat(200_000), "]".repeat(200_000)].concat().into_bytes()),
+            send: post(
+                Some(TOKEN),
+                vec![],
+                ["[".repeat(200_000), "]".repeat(200_000)]
+                    .concat()
+                    .into_bytes(),
+            ),
         },
         Garbage {
             name: "8 MB check name",
@@ -151,22 +205,49 @@ fn garbage_list() -> Vec<Garbage> {
                     .into_bytes(),
             ),
         },
-        Garbage { name: "seq 1e400", send: post(Some(TOKEN), vec![], result("1e400", "")) },
-        Garbage { name: "negative seq", send: post(Some(TOKEN), vec![], result("-5", "")) },
+        Garbage {
+            name: "seq 1e400",
+            send: post(Some(TOKEN), vec![], result("1e400", "")),
+        },
+        Garbage {
+            name: "negative seq",
+            send: post(Some(TOKEN), vec![], result("-5", "")),
+        },
         Garbage {
             name: "unknown check",
             send: post(
                 Some(TOKEN),
                 vec![],
-                String::from_utf8(result("1", "")).unwrap().replace("\"c0\"", "\"nope\"").into_bytes(),
+                String::from_utf8(result("1", ""))
+                    .unwrap()
+                    .replace("\"c0\"", "\"nope\"")
+                    .into_bytes(),
             ),
         },
-        Garbage { name: "wrong token", send: post(Some("not-a-token"), vec![], result("1", "")) },
-        Garbage { name: "no token", send: post(None, vec![], result("1", "")) },
-        Garbage { name: "another agent's token", send: post(Some(OTHER_TOKEN), vec![], result("1", "")) },
-        Garbage { name: "10001 results", send: post(Some(TOKEN), vec![], many) },
-        Garbage { name: "gzip bomb (65 MiB)", send: post(Some(TOKEN), vec![("Content-Encoding", "gzip")], bomb) },
-        Garbage { name: "40 MB body", send: Box::new(|port| post_expecting(port, TOKEN, &vec![b'['; 40_000_000])) },
+        Garbage {
+            name: "wrong token",
+            send: post(Some("not-a-token"), vec![], result("1", "")),
+        },
+        Garbage {
+            name: "no token",
+            send: post(None, vec![], result("1", "")),
+        },
+        Garbage {
+            name: "another agent's token",
+            send: post(Some(OTHER_TOKEN), vec![], result("1", "")),
+        },
+        Garbage {
+            name: "10001 results",
+            send: post(Some(TOKEN), vec![], many),
+        },
+        Garbage {
+            name: "gzip bomb (65 MiB)",
+            send: post(Some(TOKEN), vec![("Content-Encoding", "gzip")], bomb),
+        },
+        Garbage {
+            name: "40 MB body",
+            send: Box::new(|port| post_expecting(port, TOKEN, &vec![b'['; 40_000_000])),
+        },
     ]
 }
 
@@ -236,20 +317,34 @@ token_sha256 = "{h2}"
     std::fs::create_dir_all(&logs).unwrap();
     let up = Arc::new(AtomicBool::new(false));
     let start_collector = |up: &AtomicBool| {
-        let p =
-            Proc::start("collector", &bin_path("slaprobe-collector"), &["run", "--config", &collector_cfg], &[], &logs);
+        let p = Proc::start(
+            "collector",
+            &bin_path("slaprobe-collector"),
+            &["run", "--config", &collector_cfg],
+            &[],
+            &logs,
+        );
         wait_for("collector /readyz", Duration::from_secs(30), || {
             http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
         });
         up.store(true, Ordering::SeqCst);
         p
     };
-    let start_agent =
-        || Proc::start("agent", &bin_path("slaprobe-agent"), &["run", "--config", &agent_cfg], &[], &logs);
+    let start_agent = || {
+        Proc::start(
+            "agent",
+            &bin_path("slaprobe-agent"),
+            &["run", "--config", &agent_cfg],
+            &[],
+            &logs,
+        )
+    };
 
     let mut collector = start_collector(&up);
     let mut agent = start_agent();
-    wait_for("first results stored", Duration::from_secs(30), || agent_row(port).filter(|r| r.1 >= 2 * CHECKS as u64));
+    wait_for("first results stored", Duration::from_secs(30), || {
+        agent_row(port).filter(|r| r.1 >= 2 * CHECKS as u64)
+    });
 
     // Garbage the whole time from here on.
     let stop = Arc::new(AtomicBool::new(false));
@@ -267,9 +362,19 @@ token_sha256 = "{h2}"
                     match (g.send)(port) {
                         Some(s) => {
                             gstats.answered.fetch_add(1, Ordering::Relaxed);
-                            gstats.statuses.lock().unwrap().entry(g.name).or_default().insert(s);
+                            gstats
+                                .statuses
+                                .lock()
+                                .unwrap()
+                                .entry(g.name)
+                                .or_default()
+                                .insert(s);
                             if !(400..500).contains(&s) {
-                                gstats.violations.lock().unwrap().push((g.name.to_string(), s));
+                                gstats
+                                    .violations
+                                    .lock()
+                                    .unwrap()
+                                    .push((g.name.to_string(), s));
                             }
                         }
                         None if was_up && up.load(Ordering::SeqCst) => {
@@ -303,28 +408,43 @@ token_sha256 = "{h2}"
 
     // Catching up: the spool replays; new results keep coming.
     let after_restart = jiff::Timestamp::now();
-    let (missing, results, max_seq) = wait_for("the agent's backlog stored", Duration::from_secs(30), || {
-        agent_row(port).filter(|&(m, r, max)| {
-            m == 0 && r == max && {
-                // Results probed after the restart are in too.
-                Reader::open(&data)
-                    .ok()
-                    .and_then(|rd| rd.results_between(&checks, after_restart.as_millisecond(), i64::MAX).ok())
-                    .is_some_and(|v| v.len() >= CHECKS)
-            }
-        })
-    });
+    let (missing, results, max_seq) = wait_for(
+        "the agent's backlog stored",
+        Duration::from_secs(30),
+        || {
+            agent_row(port).filter(|&(m, r, max)| {
+                m == 0 && r == max && {
+                    // Results probed after the restart are in too.
+                    Reader::open(&data)
+                        .ok()
+                        .and_then(|rd| {
+                            rd.results_between(&checks, after_restart.as_millisecond(), i64::MAX)
+                                .ok()
+                        })
+                        .is_some_and(|v| v.len() >= CHECKS)
+                }
+            })
+        },
+    );
     stop.store(true, Ordering::SeqCst);
     garbage.join().unwrap();
 
     // SIGTERM: the agent flushes and exits; stored = its last seq.
-    assert_eq!(agent.stop(Duration::from_secs(20)), Some(0), "agent exits 0 on SIGTERM");
+    assert_eq!(
+        agent.stop(Duration::from_secs(20)),
+        Some(0),
+        "agent exits 0 on SIGTERM"
+    );
     let (missing_end, results_end, max_end) = agent_row(port).unwrap();
     let spool = slaprobe_agent::spool::Spool::open(&dir.join("spool"), Default::default()).unwrap();
     assert_eq!(spool.unacked(), 0);
     assert_eq!(missing_end, 0);
     assert_eq!(results_end, max_end);
-    assert_eq!(max_end, spool.last_seq(), "every seq the agent made is stored");
+    assert_eq!(
+        max_end,
+        spool.last_seq(),
+        "every seq the agent made is stored"
+    );
     assert_eq!(missing, 0);
     assert_eq!(results, max_seq);
 
@@ -334,13 +454,19 @@ token_sha256 = "{h2}"
     assert_eq!(all.len() as u64, results_end);
     let mut started: Vec<i64> = all.iter().map(|r| r.started_at_ms).collect();
     started.sort_unstable();
-    let during: usize =
-        started.iter().filter(|&&t| t >= down_at.as_millisecond() && t < up_at.as_millisecond()).count();
+    let during: usize = started
+        .iter()
+        .filter(|&&t| t >= down_at.as_millisecond() && t < up_at.as_millisecond())
+        .count();
     let outage_s = (up_at.as_millisecond() - down_at.as_millisecond()) as f64 / 1000.0;
     // The longest time any one check went unprobed.
     let mut max_gap_ms = 0;
     for c in &checks {
-        let mut t: Vec<i64> = all.iter().filter(|r| &r.check == c).map(|r| r.started_at_ms).collect();
+        let mut t: Vec<i64> = all
+            .iter()
+            .filter(|r| &r.check == c)
+            .map(|r| r.started_at_ms)
+            .collect();
         t.sort_unstable();
         max_gap_ms = max_gap_ms.max(t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
     }
@@ -348,10 +474,19 @@ token_sha256 = "{h2}"
     let rss_kib = collector.peak_rss_kib().expect("collector VmHWM");
     let g = &gstats;
     println!("fault injection figures:");
-    println!("  results stored            {results_end} (max seq {max_end}, missing {missing_end})");
-    println!("  collector outage          {outage_s:.1} s (agent SIGKILLed and restarted at {agent_killed_at})");
-    println!("  results probed in outage  {during} (≈ {:.1}/s; {CHECKS} checks at 1 s)", during as f64 / outage_s);
-    println!("  max gap in started_at     {max_gap:.2} s (per check, interval 1 s, across the agent's crash)");
+    println!(
+        "  results stored            {results_end} (max seq {max_end}, missing {missing_end})"
+    );
+    println!(
+        "  collector outage          {outage_s:.1} s (agent SIGKILLed and restarted at {agent_killed_at})"
+    );
+    println!(
+        "  results probed in outage  {during} (≈ {:.1}/s; {CHECKS} checks at 1 s)",
+        during as f64 / outage_s
+    );
+    println!(
+        "  max gap in started_at     {max_gap:.2} s (per check, interval 1 s, across the agent's crash)"
+    );
     println!(
         "  garbage requests answered {} (all 4xx: {})",
         g.answered.load(Ordering::Relaxed),
@@ -360,7 +495,10 @@ token_sha256 = "{h2}"
     for (name, statuses) in g.statuses.lock().unwrap().iter() {
         println!("    {name:<24} {statuses:?}");
     }
-    println!("  collector peak RSS        {:.1} MB (VmHWM after replay and garbage)", rss_kib as f64 / 1024.0);
+    println!(
+        "  collector peak RSS        {:.1} MB (VmHWM after replay and garbage)",
+        rss_kib as f64 / 1024.0
+    );
     println!(
         "  wall time                 {:.1} s (outage {:.1} s)",
         wall.elapsed().as_secs_f64(),
@@ -371,7 +509,10 @@ token_sha256 = "{h2}"
         during as f64 >= CHECKS as f64 * outage_s * 0.5,
         "probing went on through the outage: {during} results in {outage_s:.1} s"
     );
-    assert!(max_gap < 5.0, "no hole in the evidence longer than the agent's restart: {max_gap} s");
+    assert!(
+        max_gap < 5.0,
+        "no hole in the evidence longer than the agent's restart: {max_gap} s"
+    );
     assert!(
         g.violations.lock().unwrap().is_empty(),
         "garbage answered other than 4xx: {:?}",
@@ -382,8 +523,14 @@ token_sha256 = "{h2}"
         0,
         "every garbage request is answered while the collector is up"
     );
-    assert!(g.answered.load(Ordering::Relaxed) >= 18, "the whole garbage list was sent at least once");
-    assert!(rss_kib < 200 * 1024, "collector peak RSS {rss_kib} KiB over 200 MB");
+    assert!(
+        g.answered.load(Ordering::Relaxed) >= 18,
+        "the whole garbage list was sent at least once"
+    );
+    assert!(
+        rss_kib < 200 * 1024,
+        "collector peak RSS {rss_kib} KiB over 200 MB"
+    );
     assert!(collector.running(), "the collector is alive");
     assert_eq!(collector.stop(Duration::from_secs(20)), Some(0));
 }

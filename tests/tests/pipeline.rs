@@ -124,8 +124,13 @@ checks_refresh = "2s"
 
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let mut collector =
-        Proc::start("collector", &bin_path("slaprobe-collector"), &["run", "--config", &collector_cfg], &[], &logs);
+    let mut collector = Proc::start(
+        "collector",
+        &bin_path("slaprobe-collector"),
+        &["run", "--config", &collector_cfg],
+        &[],
+        &logs,
+    );
     wait_for("collector /readyz", Duration::from_secs(30), || {
         http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
     });
@@ -134,12 +139,26 @@ checks_refresh = "2s"
     let (status, body) = http_get(port, "/api/v1/checks", Some(AMS_TOKEN)).unwrap();
     assert_eq!(status, 200, "{body}");
     let assigned: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let mut names: Vec<&str> = assigned["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = assigned["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["acme-dns", "acme-down", "acme-https"]);
-    assert!(assigned["checks"][0].get("ca_pem").is_some() || assigned["checks"].to_string().contains("BEGIN CERTIFICATE"));
+    assert!(
+        assigned["checks"][0].get("ca_pem").is_some()
+            || assigned["checks"].to_string().contains("BEGIN CERTIFICATE")
+    );
 
-    let mut agent = Proc::start("agent", &bin_path("slaprobe-agent"), &["run", "--config", &agent_cfg], &[], &logs);
+    let mut agent = Proc::start(
+        "agent",
+        &bin_path("slaprobe-agent"),
+        &["run", "--config", &agent_cfg],
+        &[],
+        &logs,
+    );
 
     // Results flow: at least two rounds of the three checks.
     let agents = wait_for("6 results stored", Duration::from_secs(30), || {
@@ -154,45 +173,143 @@ checks_refresh = "2s"
     // Metrics: each named metric with the right labels and values.
     let (status, text) = http_get(port, "/metrics", None).unwrap();
     assert_eq!(status, 200);
-        let ams = |check: &'static str| vec![("check", check), ("location", "ams")];
-    assert_eq!(value(&text, "slaprobe_probe_success", &ams("acme-https")), Some(1.0), "{text}");
-    assert_eq!(value(&text, "slaprobe_probe_success", &ams("acme-dns")), Some(1.0));
-    assert_eq!(value(&text, "slaprobe_probe_success", &ams("acme-down")), Some(0.0));
-    assert_eq!(value(&text, "slaprobe_http_status_code", &ams("acme-https")), Some(200.0));
-    assert!(value(&text, "slaprobe_probes_total", &ams("acme-https")).unwrap() >= 2.0);
-    assert!(
-        value(&text, "slaprobe_probe_failures_total", &[("check", "acme-down"), ("location", "ams"), ("class", "connect_refused")]).unwrap()
-            >= 2.0
-    );
-    let expiry = value(&text, "slaprobe_tls_cert_expiry_timestamp_seconds", &ams("acme-https")).unwrap();
-    assert!((expiry - cert.not_after as f64).abs() < 2.0, "expiry {expiry} vs cert {}", cert.not_after);
-    for phase in ["total", "resolve", "connect", "tls", "processing", "transfer"] {
-        let v = value(&text, "slaprobe_probe_duration_seconds", &[("check", "acme-https"), ("location", "ams"), ("phase", phase)]);
-        assert!(v.is_some_and(|v| (0.0..1.0).contains(&v)), "phase {phase}: {v:?}");
-    }
+    let ams = |check: &'static str| vec![("check", check), ("location", "ams")];
     assert_eq!(
-        value(&text, "slaprobe_check_info", &[("check", "acme-https"), ("kind", "http"), ("target", https.url("/").as_str())]),
+        value(&text, "slaprobe_probe_success", &ams("acme-https")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "slaprobe_probe_success", &ams("acme-dns")),
         Some(1.0)
     );
-    assert!(value(&text, "slaprobe_ingest_results_total", &[("agent", "ams-1")]).unwrap() >= 6.0);
-    let last_seen = value(&text, "slaprobe_agent_last_seen_timestamp_seconds", &[("agent", "ams-1"), ("location", "ams")]).unwrap();
+    assert_eq!(
+        value(&text, "slaprobe_probe_success", &ams("acme-down")),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "slaprobe_http_status_code", &ams("acme-https")),
+        Some(200.0)
+    );
+    assert!(value(&text, "slaprobe_probes_total", &ams("acme-https")).unwrap() >= 2.0);
+    assert!(
+        value(
+            &text,
+            "slaprobe_probe_failures_total",
+            &[
+                ("check", "acme-down"),
+                ("location", "ams"),
+                ("class", "connect_refused")
+            ]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    let expiry = value(
+        &text,
+        "slaprobe_tls_cert_expiry_timestamp_seconds",
+        &ams("acme-https"),
+    )
+    .unwrap();
+    assert!(
+        (expiry - cert.not_after as f64).abs() < 2.0,
+        "expiry {expiry} vs cert {}",
+        cert.not_after
+    );
+    for phase in [
+        "total",
+        "resolve",
+        "connect",
+        "tls",
+        "processing",
+        "transfer",
+    ] {
+        let v = value(
+            &text,
+            "slaprobe_probe_duration_seconds",
+            &[
+                ("check", "acme-https"),
+                ("location", "ams"),
+                ("phase", phase),
+            ],
+        );
+        assert!(
+            v.is_some_and(|v| (0.0..1.0).contains(&v)),
+            "phase {phase}: {v:?}"
+        );
+    }
+    assert_eq!(
+        value(
+            &text,
+            "slaprobe_check_info",
+            &[
+                ("check", "acme-https"),
+                ("kind", "http"),
+                ("target", https.url("/").as_str())
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            &text,
+            "slaprobe_ingest_results_total",
+            &[("agent", "ams-1")]
+        )
+        .unwrap()
+            >= 6.0
+    );
+    let last_seen = value(
+        &text,
+        "slaprobe_agent_last_seen_timestamp_seconds",
+        &[("agent", "ams-1"), ("location", "ams")],
+    )
+    .unwrap();
     assert!((last_seen - jiff::Timestamp::now().as_second() as f64).abs() < 30.0);
     assert!(text.contains("slaprobe_build_info{"));
     promtool_check_metrics(&text);
 
     // Ingest answers (DESIGN.md §5).
     let post = |token: &str, body: &str| {
-        http_request(port, "POST", "/api/v1/results", Some(token), &[("Content-Type", "application/json")], body.as_bytes()).unwrap()
+        http_request(
+            port,
+            "POST",
+            "/api/v1/results",
+            Some(token),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
     };
-    let batch = |agent: &str, results: &[String]| format!(r#"{{"agent":"{agent}","results":[{}]}}"#, results.join(","));
-    let (s, body) = post("wrong-token", &batch("ams-1", &[result_json("ams-1", "ams", 999_999, "acme-https")]));
+    let batch = |agent: &str, results: &[String]| {
+        format!(r#"{{"agent":"{agent}","results":[{}]}}"#, results.join(","))
+    };
+    let (s, body) = post(
+        "wrong-token",
+        &batch(
+            "ams-1",
+            &[result_json("ams-1", "ams", 999_999, "acme-https")],
+        ),
+    );
     assert_eq!(s, 401, "{body}");
-    let (s, body) = post(NYC_TOKEN, &batch("ams-1", &[result_json("ams-1", "ams", 999_999, "acme-https")]));
+    let (s, body) = post(
+        NYC_TOKEN,
+        &batch(
+            "ams-1",
+            &[result_json("ams-1", "ams", 999_999, "acme-https")],
+        ),
+    );
     assert_eq!(s, 403, "{body}");
-    let (s, body) = post(NYC_TOKEN, r#"{"agent":"nyc-1","results":[{"seq":1,"agent":"nyc-1""#);
+    let (s, body) = post(
+        NYC_TOKEN,
+        r#"{"agent":"nyc-1","results":[{"seq":1,"agent":"nyc-1""#,
+    );
     assert_eq!(s, 400, "{body}");
     assert!(!body.is_empty(), "a 400 says what is wrong");
-    let (s, body) = post(NYC_TOKEN, &batch("nyc-1", &[result_json("nyc-1", "nyc", 1, "no-such-check")]));
+    let (s, body) = post(
+        NYC_TOKEN,
+        &batch("nyc-1", &[result_json("nyc-1", "nyc", 1, "no-such-check")]),
+    );
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("no-such-check"), "{body}");
 
@@ -200,26 +317,54 @@ checks_refresh = "2s"
     let one = batch("nyc-1", &[result_json("nyc-1", "nyc", 1, "nyc-only")]);
     let (s, body) = post(NYC_TOKEN, &one);
     assert_eq!(s, 200, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["acked"], 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["acked"],
+        1
+    );
     let (s, body) = post(NYC_TOKEN, &one);
     assert_eq!(s, 200, "{body}");
     let (_, body) = http_get(port, "/api/v1/agents", None).unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let nyc = v.as_array().unwrap().iter().find(|a| a["id"] == "nyc-1").unwrap();
+    let nyc = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "nyc-1")
+        .unwrap();
     assert_eq!(nyc["results"], 1);
     let (_, text) = http_get(port, "/metrics", None).unwrap();
-        assert_eq!(value(&text, "slaprobe_ingest_duplicates_total", &[("agent", "nyc-1")]), Some(1.0));
+    assert_eq!(
+        value(
+            &text,
+            "slaprobe_ingest_duplicates_total",
+            &[("agent", "nyc-1")]
+        ),
+        Some(1.0)
+    );
 
     // SIGTERM: the agent flushes and exits 0; every seq it made is stored.
-    assert_eq!(agent.stop(Duration::from_secs(20)), Some(0), "agent exits 0 on SIGTERM");
+    assert_eq!(
+        agent.stop(Duration::from_secs(20)),
+        Some(0),
+        "agent exits 0 on SIGTERM"
+    );
     let (_, body) = http_get(port, "/api/v1/agents", None).unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ams = v.as_array().unwrap().iter().find(|a| a["id"] == "ams-1").unwrap();
+    let ams = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "ams-1")
+        .unwrap();
     assert_eq!(ams["missing"], 0, "{ams}");
     assert_eq!(ams["results"], ams["max_seq"], "{ams}");
     let spool = slaprobe_agent::spool::Spool::open(&dir.join("spool"), Default::default()).unwrap();
     assert_eq!(spool.unacked(), 0, "everything acked before exit");
     assert_eq!(Some(spool.last_seq()), ams["max_seq"].as_u64());
 
-    assert_eq!(collector.stop(Duration::from_secs(20)), Some(0), "collector exits 0 on SIGTERM");
+    assert_eq!(
+        collector.stop(Duration::from_secs(20)),
+        Some(0),
+        "collector exits 0 on SIGTERM"
+    );
 }

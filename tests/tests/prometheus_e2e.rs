@@ -56,7 +56,11 @@ fn webhook_receiver() -> (u16, Deliveries) {
                 };
                 let len: usize = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
                     .unwrap_or(0);
                 while buf.len() < body_start + len {
                     match s.read(&mut chunk) {
@@ -65,10 +69,14 @@ fn webhook_receiver() -> (u16, Deliveries) {
                     }
                 }
                 let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                if let Ok(v) = serde_json::from_slice(&buf[body_start..(body_start + len).min(buf.len())]) {
+                if let Ok(v) =
+                    serde_json::from_slice(&buf[body_start..(body_start + len).min(buf.len())])
+                {
                     seen.lock().unwrap().push((path, v));
                 }
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
             });
         }
     });
@@ -89,9 +97,14 @@ fn urlencode(s: &str) -> String {
 
 /// Instant query through Prometheus's HTTP API.
 fn prom_query(port: u16, expr: &str) -> serde_json::Value {
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={}", urlencode(expr)), None)
-        .unwrap_or_else(|| panic!("prometheus did not answer query {expr}"));
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON for {expr}: {e}: {body}"));
+    let (status, body) = http_get(
+        port,
+        &format!("/api/v1/query?query={}", urlencode(expr)),
+        None,
+    )
+    .unwrap_or_else(|| panic!("prometheus did not answer query {expr}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON for {expr}: {e}: {body}"));
     assert_eq!(status, 200, "query {expr} failed: {body}");
     assert_eq!(v["status"], "success", "query {expr}: {body}");
     v
@@ -100,13 +113,20 @@ fn prom_query(port: u16, expr: &str) -> serde_json::Value {
 fn firing_alerts(port: u16) -> Vec<serde_json::Value> {
     let (_, body) = http_get(port, "/api/v1/alerts", None).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    v["data"]["alerts"].as_array().cloned().unwrap_or_default().into_iter().filter(|a| a["state"] == "firing").collect()
+    v["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["state"] == "firing")
+        .collect()
 }
 
 /// Every expr of every panel and templating query of a dashboard, with the
 /// template variables filled in.
 fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut out = Vec::new();
     fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String)>) {
         for p in panels.as_array().into_iter().flatten() {
@@ -137,7 +157,9 @@ fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
                     let end = stripped.find('}').unwrap_or(stripped.len());
                     (end, end + 2)
                 } else {
-                    let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                    let end = after
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(after.len());
                     (end, end)
                 };
                 let _ = name_len;
@@ -161,7 +183,11 @@ async fn prometheus_alertmanager_and_dashboards_against_a_live_collector() {
     let broken = refused_addr();
     let ca = TestCa::new("prom e2e CA");
     let ca_file = ca.write_pem(dir, "ca.pem");
-    let expiring = TestServer::https(Routes::new().route("/", Route::ok("soon")), &ca.expiring_in(5)).await;
+    let expiring = TestServer::https(
+        Routes::new().route("/", Route::ok("soon")),
+        &ca.expiring_in(5),
+    )
+    .await;
     let dns = DnsServer::start().await.unwrap();
 
     let collector_port = free_port();
@@ -265,7 +291,13 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         let text = std::fs::read_to_string(repo.join("dashboards/rules").join(name)).unwrap();
         let text: String = text
             .lines()
-            .map(|l| if l.trim_start().starts_with("for:") { format!("{}for: 0s", &l[..l.len() - l.trim_start().len()]) } else { l.to_string() })
+            .map(|l| {
+                if l.trim_start().starts_with("for:") {
+                    format!("{}for: 0s", &l[..l.len() - l.trim_start().len()])
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(rules_dir.join(name), text).unwrap();
@@ -301,9 +333,16 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         &[],
         &logs,
     );
-    wait_for("collector ready", Duration::from_secs(30), || http_get(collector_port, "/readyz", None).filter(|(s, _)| *s == 200));
-    let _agent =
-        Proc::start("agent", &bin_path("slaprobe-agent"), &["run", "--config", agent_cfg.to_str().unwrap()], &[], &logs);
+    wait_for("collector ready", Duration::from_secs(30), || {
+        http_get(collector_port, "/readyz", None).filter(|(s, _)| *s == 200)
+    });
+    let _agent = Proc::start(
+        "agent",
+        &bin_path("slaprobe-agent"),
+        &["run", "--config", agent_cfg.to_str().unwrap()],
+        &[],
+        &logs,
+    );
     let am_data = dir.join("am-data");
     let _alertmanager = Proc::start(
         "alertmanager",
@@ -329,23 +368,32 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         &[],
         &logs,
     );
-    wait_for("prometheus ready", Duration::from_secs(60), || http_get(prom_port, "/-/ready", None).filter(|(s, _)| *s == 200));
-    wait_for("alertmanager ready", Duration::from_secs(60), || http_get(am_port, "/-/ready", None).filter(|(s, _)| *s == 200));
+    wait_for("prometheus ready", Duration::from_secs(60), || {
+        http_get(prom_port, "/-/ready", None).filter(|(s, _)| *s == 200)
+    });
+    wait_for("alertmanager ready", Duration::from_secs(60), || {
+        http_get(am_port, "/-/ready", None).filter(|(s, _)| *s == 200)
+    });
 
     // The broken vendor pages, through Alertmanager, to our webhook.
-    let page = wait_for("burn-rate page delivered to the webhook", Duration::from_secs(120), || {
-        deliveries
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(path, v)| {
-                path == "/page"
-                    && v["alerts"].as_array().into_iter().flatten().any(|a| {
-                        a["labels"]["alertname"] == "SlaprobeSLABurnRateFast" && a["labels"]["contract"] == "broken"
-                    })
-            })
-            .cloned()
-    });
+    let page = wait_for(
+        "burn-rate page delivered to the webhook",
+        Duration::from_secs(120),
+        || {
+            deliveries
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(path, v)| {
+                    path == "/page"
+                        && v["alerts"].as_array().into_iter().flatten().any(|a| {
+                            a["labels"]["alertname"] == "SlaprobeSLABurnRateFast"
+                                && a["labels"]["contract"] == "broken"
+                        })
+                })
+                .cloned()
+        },
+    );
     let alert = page.1["alerts"]
         .as_array()
         .unwrap()
@@ -356,12 +404,19 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(alert["labels"]["vendor"], "BrokenCo");
     assert_eq!(alert["labels"]["severity"], "page");
     for key in ["summary", "description", "dashboard"] {
-        assert!(alert["annotations"][key].as_str().is_some_and(|s| !s.is_empty()), "annotation {key}: {alert}");
+        assert!(
+            alert["annotations"][key]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "annotation {key}: {alert}"
+        );
     }
 
     // The certificate with 5 days left: the 14-day alert, not the 3-day one.
     let cert = wait_for("certificate alert firing", Duration::from_secs(60), || {
-        firing_alerts(prom_port).into_iter().find(|a| a["labels"]["alertname"] == "SlaprobeCertExpiringSoon")
+        firing_alerts(prom_port)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "SlaprobeCertExpiringSoon")
     });
     assert_eq!(cert["labels"]["check"], "expiring-tls");
 
@@ -373,27 +428,41 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         for (title, expr) in dashboard_queries(&repo.join("dashboards").join(name)) {
             total += 1;
             let v = prom_query(prom_port, &expr);
-            let has_data = v["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+            let has_data = v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
                 || v["data"]["resultType"] == "scalar";
             if !has_data {
                 empty.insert(format!("{name}: {title}: {expr}"));
             }
         }
     }
-    eprintln!("{total} dashboard queries evaluated; {} returned no data:", empty.len());
+    eprintln!(
+        "{total} dashboard queries evaluated; {} returned no data:",
+        empty.len()
+    );
     for e in &empty {
         eprintln!("  {e}");
     }
-    assert!(empty.is_empty(), "panels without data on a live setup: {empty:#?}");
+    assert!(
+        empty.is_empty(),
+        "panels without data on a live setup: {empty:#?}"
+    );
     assert!(total >= 20, "dashboards have {total} queries");
 
     // The healthy vendor raised nothing, anywhere.
     for a in firing_alerts(prom_port) {
-        assert_ne!(a["labels"]["contract"], "healthy", "healthy vendor alerted: {a}");
+        assert_ne!(
+            a["labels"]["contract"], "healthy",
+            "healthy vendor alerted: {a}"
+        );
     }
     for (_, v) in deliveries.lock().unwrap().iter() {
         for a in v["alerts"].as_array().into_iter().flatten() {
-            assert_ne!(a["labels"]["contract"], "healthy", "healthy vendor notified: {a}");
+            assert_ne!(
+                a["labels"]["contract"], "healthy",
+                "healthy vendor notified: {a}"
+            );
         }
     }
 }
@@ -408,5 +477,7 @@ fn which(a: &str, b: &str) -> String {
             }
         }
     }
-    panic!("neither {a} nor {b} on PATH; scripts/test.sh installs Debian's prometheus and prometheus-alertmanager")
+    panic!(
+        "neither {a} nor {b} on PATH; scripts/test.sh installs Debian's prometheus and prometheus-alertmanager"
+    )
 }

@@ -24,15 +24,25 @@ use slaprobe_tests::postgres::PgServer;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
 use slaprobe_tests::prom::sha256_hex;
 
-const AGENTS: [(&str, &str, &str); 3] =
-    [("a-ams", "ams", "tok-ams-0123456789"), ("a-nyc", "nyc", "tok-nyc-0123456789"), ("a-sgp", "sgp", "tok-sgp-0123456789")];
+const AGENTS: [(&str, &str, &str); 3] = [
+    ("a-ams", "ams", "tok-ams-0123456789"),
+    ("a-nyc", "nyc", "tok-nyc-0123456789"),
+    ("a-sgp", "sgp", "tok-sgp-0123456789"),
+];
 const CHECKS: [&str; 2] = ["web", "api"];
 const ZONE: &str = "Europe/Amsterdam";
 /// One result per check and agent every 5 minutes.
 const EVERY: i64 = 300;
 
 /// The JSON of one result, as an agent would send it.
-fn raw_json(agent: usize, seq: u64, check: usize, started: Timestamp, fail: Option<&str>, processing: f64) -> String {
+fn raw_json(
+    agent: usize,
+    seq: u64,
+    check: usize,
+    started: Timestamp,
+    fail: Option<&str>,
+    processing: f64,
+) -> String {
     let (id, loc, _) = AGENTS[agent];
     let c = CHECKS[check];
     match fail {
@@ -49,7 +59,13 @@ fn raw_json(agent: usize, seq: u64, check: usize, started: Timestamp, fail: Opti
 /// `steps` rounds of results per agent (seq order, continuing `seqs`) from
 /// `start`, appended to `out`: outages seen from one, two and three
 /// locations, a silent agent, slow responses; nothing at or after `until`.
-fn generate(start: Timestamp, steps: i64, until: Timestamp, seqs: &mut [u64; 3], out: &mut [Vec<String>; 3]) {
+fn generate(
+    start: Timestamp,
+    steps: i64,
+    until: Timestamp,
+    seqs: &mut [u64; 3],
+    out: &mut [Vec<String>; 3],
+) {
     for (agent, rows) in out.iter_mut().enumerate() {
         let seq = &mut seqs[agent];
         for i in 0..steps {
@@ -58,7 +74,9 @@ fn generate(start: Timestamp, steps: i64, until: Timestamp, seqs: &mut [u64; 3],
                 continue;
             }
             for check in 0..2 {
-                let started = start + SignedDuration::from_secs(i * EVERY + 20 + agent as i64 * 9) + SignedDuration::from_millis(77);
+                let started = start
+                    + SignedDuration::from_secs(i * EVERY + 20 + agent as i64 * 9)
+                    + SignedDuration::from_millis(77);
                 let fail = if check == 1 && (500..520).contains(&i) {
                     Some("connect_refused") // api down everywhere
                 } else if check == 0 && i.rem_euclid(301) < 4 && agent < 2 {
@@ -68,7 +86,11 @@ fn generate(start: Timestamp, steps: i64, until: Timestamp, seqs: &mut [u64; 3],
                 } else {
                     None
                 };
-                let processing = if i.rem_euclid(20) == 0 { 0.4 } else { 0.05 + (i * 7 + agent as i64).rem_euclid(90) as f64 / 1000.0 };
+                let processing = if i.rem_euclid(20) == 0 {
+                    0.4
+                } else {
+                    0.05 + (i * 7 + agent as i64).rem_euclid(90) as f64 / 1000.0
+                };
                 if started >= until {
                     continue;
                 }
@@ -80,12 +102,18 @@ fn generate(start: Timestamp, steps: i64, until: Timestamp, seqs: &mut [u64; 3],
 }
 
 fn config(port: u16, store: &str) -> String {
-    let mut cfg = format!("[collector]\nlisten = \"127.0.0.1:{port}\"\nmax_result_age = \"100d\"\n{store}\n");
+    let mut cfg =
+        format!("[collector]\nlisten = \"127.0.0.1:{port}\"\nmax_result_age = \"100d\"\n{store}\n");
     for (id, loc, tok) in AGENTS {
-        cfg += &format!("[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n", sha256_hex(tok.as_bytes()));
+        cfg += &format!(
+            "[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n",
+            sha256_hex(tok.as_bytes())
+        );
     }
     for c in CHECKS {
-        cfg += &format!("[[checks]]\nname = \"{c}\"\nkind = \"http\"\nurl = \"http://{c}.example/\"\ninterval = \"5m\"\n");
+        cfg += &format!(
+            "[[checks]]\nname = \"{c}\"\nkind = \"http\"\nurl = \"http://{c}.example/\"\ninterval = \"5m\"\n"
+        );
     }
     cfg += &format!(
         r#"[[contracts]]
@@ -107,7 +135,14 @@ fn post(port: u16, agent: usize, rows: &[String]) {
     let (id, _, token) = AGENTS[agent];
     let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, rows.join(","));
     let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-        let r = http_request(port, "POST", "/api/v1/results", Some(token), &[("Content-Type", "application/json")], body.as_bytes())?;
+        let r = http_request(
+            port,
+            "POST",
+            "/api/v1/results",
+            Some(token),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
         (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
             std::thread::sleep(Duration::from_millis(100));
             None
@@ -142,7 +177,13 @@ fn post_split(data: &[Vec<String>; 3], route: impl Fn(usize) -> Vec<u16> + Sync)
 fn start(name: &str, cfg: &str, dir: &Path) -> (Proc, String) {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, cfg).unwrap();
-    let p = Proc::start(name, &bin_path("slaprobe-collector"), &["run", "--config", path.to_str().unwrap()], &[("SLAPROBE_LOG", "info")], dir);
+    let p = Proc::start(
+        name,
+        &bin_path("slaprobe-collector"),
+        &["run", "--config", path.to_str().unwrap()],
+        &[("SLAPROBE_LOG", "info")],
+        dir,
+    );
     (p, path.to_str().unwrap().to_string())
 }
 
@@ -161,17 +202,33 @@ fn get(port: u16, path: &str) -> String {
 
 fn cli_report(cfg: &str, month: &str, format: &str) -> String {
     let out = Command::new(bin_path("slaprobe-collector"))
-        .args(["report", "--config", cfg, "--contract", "hostco-web", "--month", month, "--format", format])
+        .args([
+            "report",
+            "--config",
+            cfg,
+            "--contract",
+            "hostco-web",
+            "--month",
+            month,
+            "--format",
+            format,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "report CLI failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "report CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// The value of `name{agent="id"}` in a text exposition.
 fn per_agent(text: &str, name: &str, id: &str) -> f64 {
     let want = format!("{name}{{agent=\"{id}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&want)).map_or(0.0, |v| v.trim().parse().unwrap())
+    text.lines()
+        .find_map(|l| l.strip_prefix(&want))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 #[test]
@@ -190,35 +247,73 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     // engines hold: without reading the shared store they would disagree).
     let mut data: [Vec<String>; 3] = Default::default();
     let mut seqs = [0u64; 3];
-    generate(ps + SignedDuration::from_hours(7 * 24 + 13), 7 * 86_400 / EVERY, now, &mut seqs, &mut data);
+    generate(
+        ps + SignedDuration::from_hours(7 * 24 + 13),
+        7 * 86_400 / EVERY,
+        now,
+        &mut seqs,
+        &mut data,
+    );
     let prev_results: usize = data.iter().map(Vec::len).sum();
     let recent = (now - SignedDuration::from_hours(6)).max(cs);
-    generate(recent, 6 * 3600 / EVERY, now - SignedDuration::from_mins(1), &mut seqs, &mut data);
+    generate(
+        recent,
+        6 * 3600 / EVERY,
+        now - SignedDuration::from_mins(1),
+        &mut seqs,
+        &mut data,
+    );
     let distinct: usize = data.iter().map(Vec::len).sum();
 
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let pg_store = format!("database_url = \"{url}\"");
     let (mut c1, cfg1) = start("collector-1", &config(p1, &pg_store), dir.path());
     let (mut c2, _) = start("collector-2", &config(p2, &pg_store), dir.path());
-    let (mut solo, cfg3) = start("solo-sqlite", &config(p3, "data_dir = \"solo-data\""), dir.path());
+    let (mut solo, cfg3) = start(
+        "solo-sqlite",
+        &config(p3, "data_dir = \"solo-data\""),
+        dir.path(),
+    );
     ready(p1, &mut c1);
     ready(p2, &mut c2);
     ready(p3, &mut solo);
 
     // Batches alternate between the collectors; every 5th goes to both at once.
-    post_split(&data, |n| if n % 5 == 0 { vec![p1, p2] } else if n % 2 == 0 { vec![p1] } else { vec![p2] });
+    post_split(&data, |n| {
+        if n % 5 == 0 {
+            vec![p1, p2]
+        } else if n % 2 == 0 {
+            vec![p1]
+        } else {
+            vec![p2]
+        }
+    });
     post_split(&data, |_| vec![p3]);
 
     // Stored once: the database has the distinct results, and each collector's
     // counter has what it stored itself (their sum is the total).
-    assert_eq!(pg.psql("slaprobe", "SELECT count(*) FROM results").trim(), distinct.to_string());
-    let distinct_pairs: BTreeSet<String> = pg.psql("slaprobe", "SELECT agent || ':' || seq FROM results").lines().map(str::to_string).collect();
+    assert_eq!(
+        pg.psql("slaprobe", "SELECT count(*) FROM results").trim(),
+        distinct.to_string()
+    );
+    let distinct_pairs: BTreeSet<String> = pg
+        .psql("slaprobe", "SELECT agent || ':' || seq FROM results")
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(distinct_pairs.len(), distinct);
     let (m1, m2) = (get(p1, "/metrics"), get(p2, "/metrics"));
     for (i, (id, _, _)) in AGENTS.iter().enumerate() {
-        let (a, b) = (per_agent(&m1, "slaprobe_ingest_results_total", id), per_agent(&m2, "slaprobe_ingest_results_total", id));
+        let (a, b) = (
+            per_agent(&m1, "slaprobe_ingest_results_total", id),
+            per_agent(&m2, "slaprobe_ingest_results_total", id),
+        );
         assert!(a > 0.0 && b > 0.0, "both collectors took batches of {id}");
-        assert_eq!(a + b, data[i].len() as f64, "sum of slaprobe_ingest_results_total for {id}");
+        assert_eq!(
+            a + b,
+            data[i].len() as f64,
+            "sum of slaprobe_ingest_results_total for {id}"
+        );
     }
 
     // The same report everywhere.
@@ -226,9 +321,16 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     let path = format!("/api/v1/reports/hostco-web/{month}?format=json");
     let (r1, r2, r3) = (get(p1, &path), get(p2, &path), get(p3, &path));
     let v: Value = serde_json::from_str(&r1).unwrap();
-    assert_eq!(v["evidence"]["results"].as_u64(), Some(prev_results as u64), "{r1}");
+    assert_eq!(
+        v["evidence"]["results"].as_u64(),
+        Some(prev_results as u64),
+        "{r1}"
+    );
     let slots = &v["slots"];
-    assert!(slots["down"].as_u64().unwrap_or(0) > 0 && slots["up"].as_u64().unwrap_or(0) > 900, "{slots}");
+    assert!(
+        slots["down"].as_u64().unwrap_or(0) > 0 && slots["up"].as_u64().unwrap_or(0) > 900,
+        "{slots}"
+    );
     assert_eq!(r1, r2, "the two collectors on PostgreSQL disagree");
     assert_eq!(r1, r3, "PostgreSQL and SQLite reports differ");
     let csv = format!("/api/v1/reports/hostco-web/{month}?format=csv");
@@ -246,9 +348,16 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     };
     let mut agreed = false;
     for _ in 0..3 {
-        let (a, b, c) = (strip(get(p1, &current)), strip(get(p2, &current)), strip(get(p3, &current)));
+        let (a, b, c) = (
+            strip(get(p1, &current)),
+            strip(get(p2, &current)),
+            strip(get(p3, &current)),
+        );
         if a == b && b == c {
-            assert_eq!(a["evidence"]["results"].as_u64(), Some((distinct - prev_results) as u64));
+            assert_eq!(
+                a["evidence"]["results"].as_u64(),
+                Some((distinct - prev_results) as u64)
+            );
             agreed = true;
             break;
         }
@@ -256,8 +365,16 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     assert!(agreed, "current-month reports differ between collectors");
 
     // The offline CLI reads the shared database too, collectors still running.
-    assert_eq!(cli_report(&cfg1, &month, "json"), r1, "CLI on PostgreSQL differs");
-    assert_eq!(cli_report(&cfg3, &month, "json"), r3, "CLI on SQLite differs");
+    assert_eq!(
+        cli_report(&cfg1, &month, "json"),
+        r1,
+        "CLI on PostgreSQL differs"
+    );
+    assert_eq!(
+        cli_report(&cfg3, &month, "json"),
+        r3,
+        "CLI on SQLite differs"
+    );
 
     // A third collector started now rebuilds from the shared store and agrees.
     c2.stop(Duration::from_secs(15));
@@ -265,7 +382,13 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     ready(p2, &mut c2b);
     assert_eq!(get(p2, &path), r1);
     for p in [&mut c1, &mut c2b, &mut solo] {
-        assert_eq!(p.stop(Duration::from_secs(15)), Some(0), "{} did not stop cleanly:\n{}", p.name, p.log_text());
+        assert_eq!(
+            p.stop(Duration::from_secs(15)),
+            Some(0),
+            "{} did not stop cleanly:\n{}",
+            p.name,
+            p.log_text()
+        );
     }
     assert!(!c1.log_text().contains("ERROR"), "{}", c1.log_text());
 }

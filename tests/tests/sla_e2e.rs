@@ -33,12 +33,14 @@ use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, w
 use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value_exact};
 use slaprobe_wire::ProbeResult;
 
-const AGENTS: [(&str, &str, &str); 3] =
-    [("a-ams", "ams", "tok-ams-0123456789"), ("a-nyc", "nyc", "tok-nyc-0123456789"), ("a-sgp", "sgp", "tok-sgp-0123456789")];
+const AGENTS: [(&str, &str, &str); 3] = [
+    ("a-ams", "ams", "tok-ams-0123456789"),
+    ("a-nyc", "nyc", "tok-nyc-0123456789"),
+    ("a-sgp", "sgp", "tok-sgp-0123456789"),
+];
 const CHECKS: [&str; 2] = ["web", "api"];
 const SLOT: i64 = 600;
 const ZONE: &str = "Europe/Amsterdam";
-
 
 /// One generated result: what the naive evaluator reads, and the exact JSON posted.
 #[derive(Clone)]
@@ -52,7 +54,14 @@ struct Gen {
     raw: String,
 }
 
-fn raw_json(agent: usize, seq: u64, check: usize, started: Timestamp, fail: Option<&str>, processing: f64) -> String {
+fn raw_json(
+    agent: usize,
+    seq: u64,
+    check: usize,
+    started: Timestamp,
+    fail: Option<&str>,
+    processing: f64,
+) -> String {
     let (id, loc, _) = AGENTS[agent];
     let check_name = CHECKS[check];
     match fail {
@@ -106,7 +115,14 @@ impl Scenario {
         }
         // web fails from ams and nyc for three slots: DOWN under quorum 2.
         if check == 0 && (10..13).contains(&i.rem_euclid(211)) && agent < 2 {
-            return vec![(off, Some(if agent == 0 { "http_status" } else { "connect_timeout" }))];
+            return vec![(
+                off,
+                Some(if agent == 0 {
+                    "http_status"
+                } else {
+                    "connect_timeout"
+                }),
+            )];
         }
         // web fails from ams only: not DOWN under quorum 2.
         if check == 0 && i.rem_euclid(97) == 5 && agent == 0 {
@@ -130,12 +146,21 @@ impl Scenario {
 
 /// Generates every result in slots `[from_i, to_i)` whose start is before `until`,
 /// continuing each agent's seq.
-fn generate(sc: &Scenario, from_i: i64, to_i: i64, until: Timestamp, seqs: &mut [u64; 3], out: &mut Vec<Gen>) {
+fn generate(
+    sc: &Scenario,
+    from_i: i64,
+    to_i: i64,
+    until: Timestamp,
+    seqs: &mut [u64; 3],
+    out: &mut Vec<Gen>,
+) {
     for i in from_i..to_i {
         for (agent, seq_of) in seqs.iter_mut().enumerate() {
             for check in 0..2 {
                 for (off, fail) in sc.results(i, agent, check) {
-                    let started = sc.base + SignedDuration::from_secs(i * SLOT + off) + SignedDuration::from_millis(123);
+                    let started = sc.base
+                        + SignedDuration::from_secs(i * SLOT + off)
+                        + SignedDuration::from_millis(123);
                     if started >= until {
                         continue;
                     }
@@ -164,16 +189,28 @@ fn post_all(port: u16, results: &[Gen]) {
             let body = format!(
                 r#"{{"agent":"{}","results":[{}]}}"#,
                 id,
-                chunk.iter().map(|g| g.raw.as_str()).collect::<Vec<_>>().join(",")
+                chunk
+                    .iter()
+                    .map(|g| g.raw.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
-            let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-                let r = http_request(port, "POST", "/api/v1/results", Some(token), &[("Content-Type", "application/json")], body.as_bytes())?;
-                // Overload answers (429/503) are retried like an agent would.
-                (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
-                    std::thread::sleep(Duration::from_millis(200));
-                    None
-                })
-            });
+            let (status, text) =
+                wait_for("ingest to accept a batch", Duration::from_secs(60), || {
+                    let r = http_request(
+                        port,
+                        "POST",
+                        "/api/v1/results",
+                        Some(token),
+                        &[("Content-Type", "application/json")],
+                        body.as_bytes(),
+                    )?;
+                    // Overload answers (429/503) are retried like an agent would.
+                    (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
+                        std::thread::sleep(Duration::from_millis(200));
+                        None
+                    })
+                });
             assert_eq!(status, 200, "ingest refused a batch: {text}");
         }
     }
@@ -195,7 +232,13 @@ struct Naive {
     credit: f64,
 }
 
-fn naive(results: &[Gen], period: (Timestamp, Timestamp), windows: &[(Timestamp, Timestamp)], quorum: usize, checks: &[usize]) -> Naive {
+fn naive(
+    results: &[Gen],
+    period: (Timestamp, Timestamp),
+    windows: &[(Timestamp, Timestamp)],
+    quorum: usize,
+    checks: &[usize],
+) -> Naive {
     let (ps, pe) = period;
     let len = pe.duration_since(ps).as_secs();
     let n = (len + SLOT - 1) / SLOT;
@@ -204,9 +247,14 @@ fn naive(results: &[Gen], period: (Timestamp, Timestamp), windows: &[(Timestamp,
     // (check, agent location, slot) -> (started, success): the last one wins.
     let mut last: HashMap<(usize, usize, usize), (Timestamp, bool)> = HashMap::new();
     let mut latency: Vec<f64> = Vec::new();
-    for g in results.iter().filter(|g| checks.contains(&g.check) && g.started >= ps && g.started < pe) {
+    for g in results
+        .iter()
+        .filter(|g| checks.contains(&g.check) && g.started >= ps && g.started < pe)
+    {
         let s = slot_of(g.started);
-        let e = last.entry((g.check, g.agent, s)).or_insert((g.started, g.success));
+        let e = last
+            .entry((g.check, g.agent, s))
+            .or_insert((g.started, g.success));
         if g.started > e.0 {
             *e = (g.started, g.success);
         }
@@ -217,7 +265,18 @@ fn naive(results: &[Gen], period: (Timestamp, Timestamp), windows: &[(Timestamp,
             latency.push(p);
         }
     }
-    let mut out = Naive { up: 0, down: 0, maintenance: 0, nodata: 0, availability: None, downtime: 0, incidents: vec![], p95: None, samples: latency.len(), credit: 0.0 };
+    let mut out = Naive {
+        up: 0,
+        down: 0,
+        maintenance: 0,
+        nodata: 0,
+        availability: None,
+        downtime: 0,
+        incidents: vec![],
+        p95: None,
+        samples: latency.len(),
+        credit: 0.0,
+    };
     let (mut up_s, mut down_s) = (0u64, 0u64);
     let mut run: Option<(Timestamp, u64)> = None;
     for s in 0..n as usize {
@@ -229,7 +288,9 @@ fn naive(results: &[Gen], period: (Timestamp, Timestamp), windows: &[(Timestamp,
             let mut any_down = false;
             let mut any_up = false;
             for &c in checks {
-                let with_data: Vec<bool> = (0..3).filter_map(|a| last.get(&(c, a, s)).map(|x| x.1)).collect();
+                let with_data: Vec<bool> = (0..3)
+                    .filter_map(|a| last.get(&(c, a, s)).map(|x| x.1))
+                    .collect();
                 if with_data.is_empty() {
                     continue;
                 }
@@ -240,7 +301,13 @@ fn naive(results: &[Gen], period: (Timestamp, Timestamp), windows: &[(Timestamp,
                     any_up = true;
                 }
             }
-            if any_down { 'D' } else if any_up { 'U' } else { 'N' }
+            if any_down {
+                'D'
+            } else if any_up {
+                'U'
+            } else {
+                'N'
+            }
         };
         match state {
             'U' => {
@@ -276,12 +343,22 @@ fn naive(results: &[Gen], period: (Timestamp, Timestamp), windows: &[(Timestamp,
         out.p95 = Some(latency[rank.max(1) - 1]);
     }
     let tiers = [(99.5, 10.0), (99.0, 25.0), (95.0, 100.0)];
-    out.credit = out.availability.map_or(0.0, |a| tiers.iter().filter(|(below, _)| *below > a).map(|t| t.1).fold(0.0, f64::max));
+    out.credit = out.availability.map_or(0.0, |a| {
+        tiers
+            .iter()
+            .filter(|(below, _)| *below > a)
+            .map(|t| t.1)
+            .fold(0.0, f64::max)
+    });
     out
 }
 
 /// Maintenance windows of the first contract in `month`: the one-off one and every Sunday 03:00 local for 30 min.
-fn windows(tz: &TimeZone, month: Month, once: (Timestamp, Timestamp)) -> Vec<(Timestamp, Timestamp)> {
+fn windows(
+    tz: &TimeZone,
+    month: Month,
+    once: (Timestamp, Timestamp),
+) -> Vec<(Timestamp, Timestamp)> {
     let mut out = vec![once];
     let mut d = jiff::civil::date(month.year(), month.month(), 1);
     while d.month() == month.month() {
@@ -296,18 +373,37 @@ fn windows(tz: &TimeZone, month: Month, once: (Timestamp, Timestamp)) -> Vec<(Ti
 
 /// The README's recipe, run as written: `sqlite3 … | sha256sum`.
 fn recipe_digest(db: &Path, checks: &[&str], from_ms: i64, to_ms: i64) -> (u64, String) {
-    let list = checks.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(",");
+    let list = checks
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(",");
     let script = format!(
         "sqlite3 -readonly '{}' \"SELECT CAST(raw AS TEXT) FROM results WHERE check_name IN ({list}) AND started_at >= {from_ms} AND started_at < {to_ms} ORDER BY agent, seq\" > \"$T\" && wc -l < \"$T\" && sha256sum < \"$T\"",
         db.display()
     );
     let tmp = tempfile::NamedTempFile::new().unwrap();
-    let out = Command::new("sh").arg("-c").arg(&script).env("T", tmp.path()).output().expect("sh");
-    assert!(out.status.success(), "recipe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("T", tmp.path())
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "recipe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     let n: u64 = lines.next().unwrap().trim().parse().unwrap();
-    let sha = lines.next().unwrap().split_whitespace().next().unwrap().to_string();
+    let sha = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     (n, sha)
 }
 
@@ -331,17 +427,26 @@ fn sla_month_end_to_end() {
     let prev = cur.prev();
     let (ps, pe) = prev.period(&tz);
     let once_local = format!("{}-10T02:00:00", prev);
-    let once_start = jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", &once_local).unwrap().to_zoned(tz.clone()).unwrap().timestamp();
+    let once_start = jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", &once_local)
+        .unwrap()
+        .to_zoned(tz.clone())
+        .unwrap()
+        .timestamp();
     let once = (once_start, once_start + SignedDuration::from_hours(2));
 
     let mut cfg = format!(
         "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"100d\"\n"
     );
     for (id, loc, tok) in AGENTS {
-        cfg += &format!("[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n", sha256_hex(tok.as_bytes()));
+        cfg += &format!(
+            "[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n",
+            sha256_hex(tok.as_bytes())
+        );
     }
     for c in CHECKS {
-        cfg += &format!("[[checks]]\nname = \"{c}\"\nkind = \"http\"\nurl = \"http://{c}.example/\"\ninterval = \"10m\"\n");
+        cfg += &format!(
+            "[[checks]]\nname = \"{c}\"\nkind = \"http\"\nurl = \"http://{c}.example/\"\ninterval = \"10m\"\n"
+        );
     }
     cfg += &format!(
         r#"[[contracts]]
@@ -368,14 +473,27 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     std::fs::write(&cfg_path, &cfg).unwrap();
     let cfg_s = cfg_path.to_str().unwrap().to_string();
     let config = CollectorConfig::load(&cfg_path).unwrap();
-    let hostco = config.contracts.iter().find(|c| c.name == "hostco-web").unwrap().clone();
+    let hostco = config
+        .contracts
+        .iter()
+        .find(|c| c.name == "hostco-web")
+        .unwrap()
+        .clone();
 
     // check-config lists the contracts.
     let bin = bin_path("slaprobe-collector");
-    let cc = Command::new(&bin).args(["check-config", "--config", &cfg_s]).output().unwrap();
+    let cc = Command::new(&bin)
+        .args(["check-config", "--config", &cfg_s])
+        .output()
+        .unwrap();
     let summary = String::from_utf8_lossy(&cc.stdout);
     assert!(cc.status.success());
-    assert!(summary.contains("hostco-web  vendor HostCo  checks: web, api  zone Europe/Amsterdam  slot 10m  quorum 2"), "{summary}");
+    assert!(
+        summary.contains(
+            "hostco-web  vendor HostCo  checks: web, api  zone Europe/Amsterdam  slot 10m  quorum 2"
+        ),
+        "{summary}"
+    );
     assert!(summary.contains("processing p95 <= 300ms"), "{summary}");
 
     // The data: from an hour before the previous month to now (the current
@@ -385,41 +503,107 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     let slots_to = |t: Timestamp| t.duration_since(base).as_secs().div_euclid(SLOT) + 1;
     let mut seqs = [0u64; 3];
     let mut results = Vec::new();
-    generate(&sc, 0, slots_to(pe + SignedDuration::from_hours(1)), now, &mut seqs, &mut results);
-    let recent_from = slots_to(now - SignedDuration::from_hours(48)).max(slots_to(pe + SignedDuration::from_hours(1)));
+    generate(
+        &sc,
+        0,
+        slots_to(pe + SignedDuration::from_hours(1)),
+        now,
+        &mut seqs,
+        &mut results,
+    );
+    let recent_from = slots_to(now - SignedDuration::from_hours(48))
+        .max(slots_to(pe + SignedDuration::from_hours(1)));
     let until = now - SignedDuration::from_secs(90);
-    generate(&sc, recent_from, slots_to(until), until, &mut seqs, &mut results);
+    generate(
+        &sc,
+        recent_from,
+        slots_to(until),
+        until,
+        &mut seqs,
+        &mut results,
+    );
     eprintln!("{} results", results.len());
 
-    let mut collector = Proc::start("collector", &bin, &["run", "--config", &cfg_s], &[("SLAPROBE_LOG", "info")], dir.path());
-    wait_for("collector ready", Duration::from_secs(20), || http_get(port, "/readyz", None).filter(|(s, _)| *s == 200));
+    let mut collector = Proc::start(
+        "collector",
+        &bin,
+        &["run", "--config", &cfg_s],
+        &[("SLAPROBE_LOG", "info")],
+        dir.path(),
+    );
+    wait_for("collector ready", Duration::from_secs(20), || {
+        http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
+    });
     post_all(port, &results);
 
     // Errors of the report endpoint.
-    assert_eq!(get_json(port, &format!("/api/v1/reports/nope/{prev}")).0, 404);
+    assert_eq!(
+        get_json(port, &format!("/api/v1/reports/nope/{prev}")).0,
+        404
+    );
     let (s, v, _) = get_json(port, "/api/v1/reports/hostco-web/2026-13");
     assert_eq!(s, 400);
     assert!(v["error"].as_str().unwrap().contains("YYYY-MM"), "{v}");
-    assert_eq!(get_json(port, &format!("/api/v1/reports/hostco-web/{}", cur.next())).0, 400);
-    assert_eq!(get_json(port, &format!("/api/v1/reports/hostco-web/{prev}?format=pdf")).0, 400);
+    assert_eq!(
+        get_json(port, &format!("/api/v1/reports/hostco-web/{}", cur.next())).0,
+        400
+    );
+    assert_eq!(
+        get_json(
+            port,
+            &format!("/api/v1/reports/hostco-web/{prev}?format=pdf")
+        )
+        .0,
+        400
+    );
 
     // The previous month's report against evaluate_month and the naive evaluation.
-    let parsed: Vec<ProbeResult> = results.iter().map(|g| serde_json::from_str(&g.raw).unwrap()).collect();
-    let (status, v1, body1) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}?format=json"));
+    let parsed: Vec<ProbeResult> = results
+        .iter()
+        .map(|g| serde_json::from_str(&g.raw).unwrap())
+        .collect();
+    let (status, v1, body1) = get_json(
+        port,
+        &format!("/api/v1/reports/hostco-web/{prev}?format=json"),
+    );
     assert_eq!(status, 200, "{body1}");
     let http: MonthReport = serde_json::from_value(v1.clone()).unwrap();
-    let mut expected = evaluate_month(&hostco, prev, parsed.iter().map(Observation::from_result), now);
+    let mut expected = evaluate_month(
+        &hostco,
+        prev,
+        parsed.iter().map(Observation::from_result),
+        now,
+    );
     expected.evidence = http.evidence.clone();
     // Compared as text: serde_json's default float parsing is not exact, its printing is.
-    assert_eq!(render::json(&expected), body1, "HTTP report differs from evaluate_month");
+    assert_eq!(
+        render::json(&expected),
+        body1,
+        "HTTP report differs from evaluate_month"
+    );
     assert_eq!(http.as_of, None);
 
     let nv = naive(&results, (ps, pe), &windows(&tz, prev, once), 2, &[0, 1]);
-    assert_eq!((http.slots.up, http.slots.down, http.slots.maintenance, http.slots.nodata), (nv.up, nv.down, nv.maintenance, nv.nodata));
+    assert_eq!(
+        (
+            http.slots.up,
+            http.slots.down,
+            http.slots.maintenance,
+            http.slots.nodata
+        ),
+        (nv.up, nv.down, nv.maintenance, nv.nodata)
+    );
     assert!(nv.down > 0 && nv.maintenance > 0 && nv.nodata > 0);
-    assert!(close(http.availability_percent.unwrap(), nv.availability.unwrap()));
+    assert!(close(
+        http.availability_percent.unwrap(),
+        nv.availability.unwrap()
+    ));
     assert_eq!(http.downtime_seconds, nv.downtime);
-    let got: Vec<(Timestamp, u64)> = http.incidents.iter().map(|i| (i.start, i.duration_seconds)).collect();
+    let got: Vec<(Timestamp, u64)> = http
+        .incidents
+        .iter()
+        .map(|i| (i.start, i.duration_seconds))
+        .collect();
     assert_eq!(got, nv.incidents);
     let lat = &http.objectives[1];
     assert_eq!(lat.samples, Some(nv.samples as u64));
@@ -428,15 +612,30 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(http.objectives[0].met, nv.availability.unwrap() >= 99.5);
     assert!(close(http.credit_percent, nv.credit));
     // The month is calendar-local: October in Amsterdam has 745 hours.
-    assert_eq!(pe.duration_since(ps).as_secs() as u64, (http.slots.up + http.slots.down + http.slots.maintenance + http.slots.nodata) as u64 * SLOT as u64);
+    assert_eq!(
+        pe.duration_since(ps).as_secs() as u64,
+        (http.slots.up + http.slots.down + http.slots.maintenance + http.slots.nodata) as u64
+            * SLOT as u64
+    );
     // A DOWN incident with both failing locations and their classes.
-    let two = http.incidents.iter().find(|i| i.locations == ["ams", "nyc"]).expect("an incident from ams and nyc");
+    let two = http
+        .incidents
+        .iter()
+        .find(|i| i.locations == ["ams", "nyc"])
+        .expect("an incident from ams and nyc");
     assert_eq!(two.classes, ["connect_timeout", "http_status"]);
-    let one = http.incidents.iter().find(|i| i.locations == ["sgp"]).expect("the one-location incident");
+    let one = http
+        .incidents
+        .iter()
+        .find(|i| i.locations == ["sgp"])
+        .expect("the one-location incident");
     assert_eq!(one.duration_seconds, 1200);
 
     // Evidence: from the posted results, and with the README recipe on the SQLite file.
-    let mut mine: Vec<&Gen> = results.iter().filter(|g| g.started >= ps && g.started < pe).collect();
+    let mut mine: Vec<&Gen> = results
+        .iter()
+        .filter(|g| g.started >= ps && g.started < pe)
+        .collect();
     mine.sort_by(|a, b| (AGENTS[a.agent].0, a.seq).cmp(&(AGENTS[b.agent].0, b.seq)));
     let mut h = Sha256::new();
     for g in &mine {
@@ -446,58 +645,148 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(http.evidence.results, mine.len() as u64);
     assert_eq!(http.evidence.sha256, hex::encode(h.finalize()));
     let db = dir.path().join("data/slaprobe.db");
-    let recipe = recipe_digest(&db, &["web", "api"], ps.as_millisecond(), pe.as_millisecond());
-    assert_eq!(recipe, (http.evidence.results, http.evidence.sha256.clone()));
+    let recipe = recipe_digest(
+        &db,
+        &["web", "api"],
+        ps.as_millisecond(),
+        pe.as_millisecond(),
+    );
+    assert_eq!(
+        recipe,
+        (http.evidence.results, http.evidence.sha256.clone())
+    );
 
     // One more result: the digest changes.
     seqs[2] += 1;
     let extra_t = ps + SignedDuration::from_hours(30) + SignedDuration::from_secs(1);
-    let extra = Gen { agent: 2, seq: seqs[2], check: 1, started: extra_t, success: true, processing: Some(0.1), raw: raw_json(2, seqs[2], 1, extra_t, None, 0.1) };
+    let extra = Gen {
+        agent: 2,
+        seq: seqs[2],
+        check: 1,
+        started: extra_t,
+        success: true,
+        processing: Some(0.1),
+        raw: raw_json(2, seqs[2], 1, extra_t, None, 0.1),
+    };
     post_all(port, std::slice::from_ref(&extra));
     let (_, v2, body2) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
     let http2: MonthReport = serde_json::from_value(v2).unwrap();
     assert_eq!(http2.evidence.results, http.evidence.results + 1);
     assert_ne!(http2.evidence.sha256, http.evidence.sha256);
-    assert_eq!(recipe_digest(&db, &["web", "api"], ps.as_millisecond(), pe.as_millisecond()).1, http2.evidence.sha256);
+    assert_eq!(
+        recipe_digest(
+            &db,
+            &["web", "api"],
+            ps.as_millisecond(),
+            pe.as_millisecond()
+        )
+        .1,
+        http2.evidence.sha256
+    );
 
     // The current month comes from the engine: equal to evaluate_month as of its as_of.
     let (status, vc, bodyc) = get_json(port, &format!("/api/v1/reports/hostco-web/{cur}"));
     assert_eq!(status, 200, "{bodyc}");
     let cur_http: MonthReport = serde_json::from_value(vc.clone()).unwrap();
     let as_of = cur_http.as_of.expect("month to date has as_of");
-    let mut cur_expected = evaluate_month(&hostco, cur, parsed.iter().map(Observation::from_result), as_of);
+    let mut cur_expected = evaluate_month(
+        &hostco,
+        cur,
+        parsed.iter().map(Observation::from_result),
+        as_of,
+    );
     cur_expected.evidence = cur_http.evidence.clone();
-    assert_eq!(render::json(&cur_expected), bodyc, "engine report differs from evaluate_month");
+    assert_eq!(
+        render::json(&cur_expected),
+        bodyc,
+        "engine report differs from evaluate_month"
+    );
 
     // CSV and HTML renderings.
-    let (s, csv) = http_get(port, &format!("/api/v1/reports/hostco-web/{prev}?format=csv"), None).unwrap();
+    let (s, csv) = http_get(
+        port,
+        &format!("/api/v1/reports/hostco-web/{prev}?format=csv"),
+        None,
+    )
+    .unwrap();
     assert_eq!(s, 200);
     assert!(csv.contains("hostco-web"));
-    let (s, html) = http_get(port, &format!("/api/v1/reports/hostco-web/{prev}?format=html"), None).unwrap();
+    let (s, html) = http_get(
+        port,
+        &format!("/api/v1/reports/hostco-web/{prev}?format=html"),
+        None,
+    )
+    .unwrap();
     assert_eq!(s, 200);
     assert!(html.contains("<html") || html.contains("<!DOCTYPE") || html.contains("<!doctype"));
 
     // Month-to-date status and metrics.
     let (s, status1, _) = get_json(port, "/api/v1/contracts");
     assert_eq!(s, 200);
-    let c1 = status1["contracts"].as_array().unwrap().iter().find(|c| c["name"] == "hostco-web").unwrap().clone();
+    let c1 = status1["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hostco-web")
+        .unwrap()
+        .clone();
     assert_eq!(c1["month"], cur.to_string());
     assert_eq!(c1["vendor"], "HostCo");
     assert_eq!(c1["slots"]["up"], cur_http.slots.up);
     let (_, text) = http_get(port, "/metrics", None).unwrap();
     promtool_check_metrics(&text);
     let cv = [("contract", "hostco-web"), ("vendor", "HostCo")];
-    let cvo = |o: &'static str| [("contract", "hostco-web"), ("vendor", "HostCo"), ("objective", o)];
-    assert_eq!(value_exact(&text, "slaprobe_sla_target_ratio", &cvo("availability")), Some(0.995));
+    let cvo = |o: &'static str| {
+        [
+            ("contract", "hostco-web"),
+            ("vendor", "HostCo"),
+            ("objective", o),
+        ]
+    };
+    assert_eq!(
+        value_exact(&text, "slaprobe_sla_target_ratio", &cvo("availability")),
+        Some(0.995)
+    );
     assert!(value_exact(&text, "slaprobe_sla_met", &cvo("availability")).is_some());
     assert!(value_exact(&text, "slaprobe_sla_met", &cvo("latency_processing_p95")).is_some());
-    assert_eq!(value_exact(&text, "slaprobe_sla_latency_max_seconds", &cvo("latency_processing_p95")), Some(0.3));
-    assert!(value_exact(&text, "slaprobe_sla_target_ratio", &cvo("latency_processing_p95")).is_none());
-    for name in ["slaprobe_sla_down", "slaprobe_sla_credit_ratio", "slaprobe_sla_error_budget_remaining_ratio", "slaprobe_sla_downtime_seconds_total", "slaprobe_sla_eligible_seconds_total", "slaprobe_sla_incidents_total"] {
-        assert!(value_exact(&text, name, &cv).is_some(), "{name} missing:\n{text}");
+    assert_eq!(
+        value_exact(
+            &text,
+            "slaprobe_sla_latency_max_seconds",
+            &cvo("latency_processing_p95")
+        ),
+        Some(0.3)
+    );
+    assert!(
+        value_exact(
+            &text,
+            "slaprobe_sla_target_ratio",
+            &cvo("latency_processing_p95")
+        )
+        .is_none()
+    );
+    for name in [
+        "slaprobe_sla_down",
+        "slaprobe_sla_credit_ratio",
+        "slaprobe_sla_error_budget_remaining_ratio",
+        "slaprobe_sla_downtime_seconds_total",
+        "slaprobe_sla_eligible_seconds_total",
+        "slaprobe_sla_incidents_total",
+    ] {
+        assert!(
+            value_exact(&text, name, &cv).is_some(),
+            "{name} missing:\n{text}"
+        );
     }
     for reason in ["maintenance", "nodata"] {
-        assert!(value_exact(&text, "slaprobe_sla_excluded_seconds_total", &[cv[0], cv[1], ("reason", reason)]).is_some());
+        assert!(
+            value_exact(
+                &text,
+                "slaprobe_sla_excluded_seconds_total",
+                &[cv[0], cv[1], ("reason", reason)]
+            )
+            .is_some()
+        );
     }
     // The counters count a slot when it settles (one slot after its end):
     // this process settled the month's past slots at start-up, before the
@@ -505,52 +794,141 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     // two slots, which may settle during the test); a restart replays first.
     assert!(value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap() <= 1200.0);
     for (id, _, _) in AGENTS {
-        assert_eq!(value_exact(&text, "slaprobe_agent_missing_results", &[("agent", id)]), Some(0.0));
+        assert_eq!(
+            value_exact(&text, "slaprobe_agent_missing_results", &[("agent", id)]),
+            Some(0.0)
+        );
     }
 
     // The CLI with the collector stopped: byte for byte the HTTP report.
     assert_eq!(collector.stop(Duration::from_secs(15)), Some(0));
     let out_file = dir.path().join("report.json");
     let cli = Command::new(&bin)
-        .args(["report", "--config", &cfg_s, "--contract", "hostco-web", "--month", &prev.to_string(), "--format", "json", "--output"])
+        .args([
+            "report",
+            "--config",
+            &cfg_s,
+            "--contract",
+            "hostco-web",
+            "--month",
+            &prev.to_string(),
+            "--format",
+            "json",
+            "--output",
+        ])
         .arg(&out_file)
         .output()
         .unwrap();
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), body2);
-    let cli_csv = Command::new(&bin).args(["report", "--config", &cfg_s, "--contract", "hostco-web", "--month", &prev.to_string(), "--format", "csv"]).output().unwrap();
+    let cli_csv = Command::new(&bin)
+        .args([
+            "report",
+            "--config",
+            &cfg_s,
+            "--contract",
+            "hostco-web",
+            "--month",
+            &prev.to_string(),
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
     assert!(cli_csv.status.success());
     assert_eq!(String::from_utf8(cli_csv.stdout).unwrap(), csv);
-    let bad = Command::new(&bin).args(["report", "--config", &cfg_s, "--contract", "nope", "--month", &prev.to_string()]).output().unwrap();
+    let bad = Command::new(&bin)
+        .args([
+            "report",
+            "--config",
+            &cfg_s,
+            "--contract",
+            "nope",
+            "--month",
+            &prev.to_string(),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("hostco-web") && err.contains("dnsco-api"), "{err}");
-    let bad = Command::new(&bin).args(["report", "--config", &cfg_s, "--contract", "hostco-web", "--month", "10-2026"]).output().unwrap();
+    assert!(
+        err.contains("hostco-web") && err.contains("dnsco-api"),
+        "{err}"
+    );
+    let bad = Command::new(&bin)
+        .args([
+            "report",
+            "--config",
+            &cfg_s,
+            "--contract",
+            "hostco-web",
+            "--month",
+            "10-2026",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 
     // Restart: the replay rebuilds the same month to date.
-    let mut collector = Proc::start("collector", &bin, &["run", "--config", &cfg_s], &[], dir.path());
-    wait_for("collector ready again", Duration::from_secs(20), || http_get(port, "/readyz", None).filter(|(s, _)| *s == 200));
+    let mut collector = Proc::start(
+        "collector",
+        &bin,
+        &["run", "--config", &cfg_s],
+        &[],
+        dir.path(),
+    );
+    wait_for("collector ready again", Duration::from_secs(20), || {
+        http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
+    });
     let (_, status2, _) = get_json(port, "/api/v1/contracts");
-    let c2 = status2["contracts"].as_array().unwrap().iter().find(|c| c["name"] == "hostco-web").unwrap().clone();
-    for key in ["availability_percent", "downtime_seconds", "incidents", "objectives", "credit_percent"] {
+    let c2 = status2["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hostco-web")
+        .unwrap()
+        .clone();
+    for key in [
+        "availability_percent",
+        "downtime_seconds",
+        "incidents",
+        "objectives",
+        "credit_percent",
+    ] {
         assert_eq!(c1[key], c2[key], "{key} after restart");
     }
     for key in ["up", "down", "maintenance"] {
-        assert_eq!(c1["slots"][key], c2["slots"][key], "slots.{key} after restart");
+        assert_eq!(
+            c1["slots"][key], c2["slots"][key],
+            "slots.{key} after restart"
+        );
     }
     let (_, text) = http_get(port, "/metrics", None).unwrap();
     promtool_check_metrics(&text);
     let eligible = value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
     let downtime = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
-    assert!(eligible > 0.0, "after the replay the settled slots with data count");
+    assert!(
+        eligible > 0.0,
+        "after the replay the settled slots with data count"
+    );
     // A slot may settle between the two requests.
     let settled = c2["counters"]["eligible_seconds"].as_f64().unwrap();
-    assert!(eligible >= settled && eligible <= settled + 600.0, "{eligible} vs {settled}");
+    assert!(
+        eligible >= settled && eligible <= settled + 600.0,
+        "{eligible} vs {settled}"
+    );
     assert!(downtime <= c2["downtime_seconds"].as_f64().unwrap());
     let (_, _, body3) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
     assert_eq!(body3, body2, "the previous month after restart");
-    if let Some(line) = collector.log_text().lines().rfind(|l| l.contains("replayed")) {
+    if let Some(line) = collector
+        .log_text()
+        .lines()
+        .rfind(|l| l.contains("replayed"))
+    {
         eprintln!("{line}");
     }
     collector.stop(Duration::from_secs(15));

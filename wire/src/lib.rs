@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use jiff::Timestamp;
 
 /// What kind of probe produced a result (and what a check asks for).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     #[default]
@@ -132,7 +134,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
-        Self { class, message: message.into() }
+        Self {
+            class,
+            message: message.into(),
+        }
     }
 }
 
@@ -432,7 +437,10 @@ mod tests {
         let r: ProbeResult = serde_json::from_str(json).unwrap();
         assert_eq!(r.seq, 17);
         assert_eq!(r.class(), Some(FailureClass::TlsCertExpired));
-        assert_eq!(r.http.as_ref().unwrap().phases.get("processing"), Some(0.090));
+        assert_eq!(
+            r.http.as_ref().unwrap().phases.get("processing"),
+            Some(0.090)
+        );
         assert_eq!(r.started_at.to_string(), "2026-11-22T15:00:00.123Z");
         let again: ProbeResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(again, r);

@@ -81,13 +81,19 @@ pub async fn probe(spec: &DnsSpec, deadline: Instant) -> Outcome {
     let nameservers = if spec.nameservers.is_empty() {
         match std::fs::read_to_string(RESOLV_CONF) {
             Ok(text) => parse_resolv_conf(&text),
-            Err(e) => return no_server(format!("no nameservers configured and cannot read {RESOLV_CONF}: {e}")),
+            Err(e) => {
+                return no_server(format!(
+                    "no nameservers configured and cannot read {RESOLV_CONF}: {e}"
+                ));
+            }
         }
     } else {
         spec.nameservers.clone()
     };
     if nameservers.is_empty() {
-        return no_server(format!("no nameservers configured and {RESOLV_CONF} lists none"));
+        return no_server(format!(
+            "no nameservers configured and {RESOLV_CONF} lists none"
+        ));
     }
     let name = match query_name(&spec.query) {
         Ok(n) => n,
@@ -117,7 +123,9 @@ pub async fn probe(spec: &DnsSpec, deadline: Instant) -> Outcome {
         .zip(answers)
         .map(|(ns, a)| {
             // A query task only ends without an answer if it panicked.
-            let a = a.unwrap_or_else(|| ServerAnswer::failed("query task failed".into(), Duration::ZERO));
+            let a = a.unwrap_or_else(|| {
+                ServerAnswer::failed("query task failed".into(), Duration::ZERO)
+            });
             judge(spec, &name, *ns, a)
         })
         .collect();
@@ -134,7 +142,11 @@ struct ServerAnswer {
 
 impl ServerAnswer {
     fn failed(message: String, latency: Duration) -> Self {
-        Self { result: Err(message), latency, transport: "udp" }
+        Self {
+            result: Err(message),
+            latency,
+            transport: "udp",
+        }
     }
 }
 
@@ -145,42 +157,72 @@ async fn query(ns: SocketAddr, name: Name, rtype: WireType, answer_by: Instant) 
     if budget.is_zero() {
         return ServerAnswer::failed(format!("no time left to query {ns}"), Duration::ZERO);
     }
-    let silent = |transport: &str| format!("no answer from {ns} over {transport} within {}", fmt_secs(budget));
+    let silent = |transport: &str| {
+        format!(
+            "no answer from {ns} over {transport} within {}",
+            fmt_secs(budget)
+        )
+    };
     let provider = TokioRuntimeProvider::default();
 
     // max_retries(1): exactly one datagram. The stream re-sends on its own
     // otherwise (at least 333 ms apart), which would blur the latency.
-    let udp = UdpClientStream::builder(ns, provider.clone()).with_timeout(Some(budget)).with_max_retries(1).build();
+    let udp = UdpClientStream::builder(ns, provider.clone())
+        .with_timeout(Some(budget))
+        .with_max_retries(1)
+        .build();
     let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(udp);
     let bg = tokio::spawn(bg);
     // The client has its own timer; this bound is the guarantee.
-    let resp = tokio::time::timeout_at(answer_by, client.query(name.clone(), DNSClass::IN, rtype)).await;
+    let resp =
+        tokio::time::timeout_at(answer_by, client.query(name.clone(), DNSClass::IN, rtype)).await;
     bg.abort();
     let resp = match resp {
-        Err(_) | Ok(Err(NetError::Timeout)) => return ServerAnswer::failed(silent("udp"), t0.elapsed()),
-        Ok(Err(e)) => return ServerAnswer::failed(format!("query to {ns} over udp failed: {e}"), t0.elapsed()),
+        Err(_) | Ok(Err(NetError::Timeout)) => {
+            return ServerAnswer::failed(silent("udp"), t0.elapsed());
+        }
+        Ok(Err(e)) => {
+            return ServerAnswer::failed(
+                format!("query to {ns} over udp failed: {e}"),
+                t0.elapsed(),
+            );
+        }
         Ok(Ok(r)) => r,
     };
     if !resp.truncation {
-        return ServerAnswer { result: Ok((resp.response_code, resp.answers.clone())), latency: t0.elapsed(), transport: "udp" };
+        return ServerAnswer {
+            result: Ok((resp.response_code, resp.answers.clone())),
+            latency: t0.elapsed(),
+            transport: "udp",
+        };
     }
 
     // Truncated: hickory's Client does not retry over TCP itself.
     let left = answer_by.saturating_duration_since(Instant::now());
     let tcp = async {
         let (connect, handle) = TcpClientStream::new(ns, None, Some(left), provider);
-        let (mut client, bg) = Client::<TokioRuntimeProvider>::with_timeout(connect.await?, handle, left);
+        let (mut client, bg) =
+            Client::<TokioRuntimeProvider>::with_timeout(connect.await?, handle, left);
         let bg = tokio::spawn(bg);
         let resp = client.query(name, DNSClass::IN, rtype).await;
         bg.abort();
         resp
     };
     let result = match tokio::time::timeout_at(answer_by, tcp).await {
-        Err(_) | Ok(Err(NetError::Timeout)) => Err(format!("answer from {ns} truncated over udp; {}", silent("tcp"))),
-        Ok(Err(e)) => Err(format!("answer from {ns} truncated over udp; retry over tcp failed: {e}")),
+        Err(_) | Ok(Err(NetError::Timeout)) => Err(format!(
+            "answer from {ns} truncated over udp; {}",
+            silent("tcp")
+        )),
+        Ok(Err(e)) => Err(format!(
+            "answer from {ns} truncated over udp; retry over tcp failed: {e}"
+        )),
         Ok(Ok(r)) => Ok((r.response_code, r.answers.clone())),
     };
-    ServerAnswer { result, latency: t0.elapsed(), transport: "tcp" }
+    ServerAnswer {
+        result,
+        latency: t0.elapsed(),
+        transport: "tcp",
+    }
 }
 
 /// Judges one server's answer against the check.
@@ -200,13 +242,27 @@ fn judge(spec: &DnsSpec, name: &Name, ns: SocketAddr, a: ServerAnswer) -> DnsSer
     };
     d.rcode = Some(rcode_name(rcode));
     let rtype = wire_type(spec.record_type);
-    let got: BTreeSet<String> = records.iter().filter(|r| r.record_type() == rtype).map(|r| answer_text(&r.data)).collect();
+    let got: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.record_type() == rtype)
+        .map(|r| answer_text(&r.data))
+        .collect();
     d.answers = got.iter().cloned().collect();
     let query = display_name(name);
     let failure = if rcode != ResponseCode::NoError {
-        Some(Failure::new(FailureClass::DnsRcode, format!("{ns} answered {} for {query} {}", rcode_name(rcode), spec.record_type.as_str())))
+        Some(Failure::new(
+            FailureClass::DnsRcode,
+            format!(
+                "{ns} answered {} for {query} {}",
+                rcode_name(rcode),
+                spec.record_type.as_str()
+            ),
+        ))
     } else if let Some(expected) = &spec.expect_answers {
-        let expected: BTreeSet<String> = expected.iter().map(|e| canonical_answer(spec.record_type, e)).collect();
+        let expected: BTreeSet<String> = expected
+            .iter()
+            .map(|e| canonical_answer(spec.record_type, e))
+            .collect();
         (got != expected).then(|| {
             let missing: Vec<_> = expected.difference(&got).collect();
             let unexpected: Vec<_> = got.difference(&expected).collect();
@@ -221,7 +277,13 @@ fn judge(spec: &DnsSpec, name: &Name, ns: SocketAddr, a: ServerAnswer) -> DnsSer
             )
         })
     } else if got.is_empty() {
-        Some(Failure::new(FailureClass::DnsAnswerMismatch, format!("no {} records for {query} from {ns}", spec.record_type.as_str())))
+        Some(Failure::new(
+            FailureClass::DnsAnswerMismatch,
+            format!(
+                "no {} records for {query} from {ns}",
+                spec.record_type.as_str()
+            ),
+        ))
     } else {
         None
     };
@@ -235,27 +297,52 @@ fn summarize(servers: Vec<DnsServerDetail>) -> Outcome {
     let failing = servers.iter().filter(|s| !s.success).count();
     let top = servers.iter().find(|s| !s.success).or(servers.first());
     let (nameserver, rcode, answers, failure) = match top {
-        Some(t) => (t.nameserver.clone(), t.rcode.clone(), t.answers.clone(), t.failure.clone()),
+        Some(t) => (
+            t.nameserver.clone(),
+            t.rcode.clone(),
+            t.answers.clone(),
+            t.failure.clone(),
+        ),
         None => (String::new(), None, Vec::new(), None),
     };
     let failure = failure.map(|mut f| {
         if servers.len() > 1 {
-            f.message = format!("{} ({failing} of {} nameservers failed)", f.message, servers.len());
+            f.message = format!(
+                "{} ({failing} of {} nameservers failed)",
+                f.message,
+                servers.len()
+            );
         }
         f
     });
-    Outcome { failure, dns: Some(DnsDetail { nameserver, rcode, answers, servers }), ..Default::default() }
+    Outcome {
+        failure,
+        dns: Some(DnsDetail {
+            nameserver,
+            rcode,
+            answers,
+            servers,
+        }),
+        ..Default::default()
+    }
 }
 
 /// A probe that could not query anyone.
 fn no_server(message: String) -> Outcome {
-    Outcome { dns: Some(DnsDetail::default()), ..Outcome::failed(FailureClass::DnsError, message) }
+    Outcome {
+        dns: Some(DnsDetail::default()),
+        ..Outcome::failed(FailureClass::DnsError, message)
+    }
 }
 
 /// Parses `text` as an absolute domain name (IDNA applied).
 fn query_name(text: &str) -> Result<Name, String> {
     let text = text.trim();
-    let absolute = if text.ends_with('.') { text.to_string() } else { format!("{text}.") };
+    let absolute = if text.ends_with('.') {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    };
     let name = Name::from_utf8(&absolute).map_err(|e| e.to_string())?;
     Ok(name)
 }
@@ -333,7 +420,13 @@ fn answer_text(data: &RData) -> String {
         RData::CNAME(n) => display_name(&n.0),
         RData::NS(n) => display_name(&n.0),
         RData::MX(mx) => format!("{} {}", mx.preference, display_name(&mx.exchange)),
-        RData::TXT(t) => t.txt_data.iter().map(|s| String::from_utf8_lossy(s)).collect::<String>().trim().to_string(),
+        RData::TXT(t) => t
+            .txt_data
+            .iter()
+            .map(|s| String::from_utf8_lossy(s))
+            .collect::<String>()
+            .trim()
+            .to_string(),
         RData::SOA(s) => format!(
             "{} {} {} {} {} {} {}",
             display_name(&s.mname),
@@ -344,7 +437,12 @@ fn answer_text(data: &RData) -> String {
             s.expire,
             s.minimum
         ),
-        RData::CAA(c) => format!("{} {} \"{}\"", c.flags(), c.tag.to_ascii_lowercase(), String::from_utf8_lossy(&c.value)),
+        RData::CAA(c) => format!(
+            "{} {} \"{}\"",
+            c.flags(),
+            c.tag.to_ascii_lowercase(),
+            String::from_utf8_lossy(&c.value)
+        ),
         other => other.to_string(),
     }
 }
@@ -367,7 +465,10 @@ pub fn canonical_answer(rtype: RecordType, text: &str) -> String {
         RecordType::A | RecordType::Aaaa => text.parse::<IpAddr>().ok().map(|ip| ip.to_string()),
         RecordType::Cname | RecordType::Ns => (words.len() == 1).then(|| name(text)),
         RecordType::Mx => match words.as_slice() {
-            [pref, exchange] => pref.parse::<u16>().ok().map(|p| format!("{p} {}", name(exchange))),
+            [pref, exchange] => pref
+                .parse::<u16>()
+                .ok()
+                .map(|p| format!("{p} {}", name(exchange))),
             _ => None,
         },
         RecordType::Txt => None,
@@ -394,9 +495,14 @@ pub fn canonical_answer(rtype: RecordType, text: &str) -> String {
             let mut parts = rest.splitn(2, char::is_whitespace);
             let tag = parts.next().unwrap_or("");
             let value = parts.next().map(str::trim).unwrap_or("");
-            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
             match flags {
-                Some(f) if !tag.is_empty() => Some(format!("{f} {} \"{value}\"", tag.to_ascii_lowercase())),
+                Some(f) if !tag.is_empty() => {
+                    Some(format!("{f} {} \"{value}\"", tag.to_ascii_lowercase()))
+                }
                 _ => None,
             }
         }
@@ -417,7 +523,11 @@ mod tests {
         let text = "# comment\nsearch example.com\nnameserver 10.0.0.1\nnameserver  ::1 \nnameserver fe80::1%eth0\n\
                     nameserver bogus\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n";
         let got = parse_resolv_conf(text);
-        let want: Vec<SocketAddr> = vec!["10.0.0.1:53".parse().unwrap(), "[::1]:53".parse().unwrap(), "10.0.0.2:53".parse().unwrap()];
+        let want: Vec<SocketAddr> = vec![
+            "10.0.0.1:53".parse().unwrap(),
+            "[::1]:53".parse().unwrap(),
+            "10.0.0.2:53".parse().unwrap(),
+        ];
         assert_eq!(got, want);
         assert!(parse_resolv_conf("domain x\n").is_empty());
     }
@@ -433,9 +543,21 @@ mod tests {
             (Mx, "10   Mail.Acme.Example.", "10 mail.acme.example"),
             (Txt, "v=spf1 -all", "v=spf1 -all"),
             (Txt, "Ends with dot.", "Ends with dot."),
-            (Soa, "NS1.x. host.x. 01 3600 600 86400 60", "ns1.x host.x 1 3600 600 86400 60"),
-            (Caa, "0 ISSUE letsencrypt.org", "0 issue \"letsencrypt.org\""),
-            (Caa, "128 iodef \"mailto:a@b.example\"", "128 iodef \"mailto:a@b.example\""),
+            (
+                Soa,
+                "NS1.x. host.x. 01 3600 600 86400 60",
+                "ns1.x host.x 1 3600 600 86400 60",
+            ),
+            (
+                Caa,
+                "0 ISSUE letsencrypt.org",
+                "0 issue \"letsencrypt.org\"",
+            ),
+            (
+                Caa,
+                "128 iodef \"mailto:a@b.example\"",
+                "128 iodef \"mailto:a@b.example\"",
+            ),
             (A, "not-an-ip", "not-an-ip"),
         ];
         for (t, input, want) in cases {
@@ -454,8 +576,14 @@ mod tests {
 
     #[test]
     fn query_names_are_absolute() {
-        assert_eq!(query_name("www.acme.test").unwrap().to_string(), "www.acme.test.");
-        assert_eq!(query_name("www.acme.test.").unwrap().to_string(), "www.acme.test.");
+        assert_eq!(
+            query_name("www.acme.test").unwrap().to_string(),
+            "www.acme.test."
+        );
+        assert_eq!(
+            query_name("www.acme.test.").unwrap().to_string(),
+            "www.acme.test."
+        );
         assert!(query_name("a..b").is_err());
     }
 }

@@ -87,7 +87,10 @@ fn host_port(url: &Url) -> Result<(&str, u16), Failure> {
     let port = url.port_or_known_default();
     match (host, port) {
         (Some(h), Some(p)) => Ok((h, p)),
-        _ => Err(Failure::new(FailureClass::Protocol, format!("{url} has no host or port"))),
+        _ => Err(Failure::new(
+            FailureClass::Protocol,
+            format!("{url} has no host or port"),
+        )),
     }
 }
 
@@ -98,9 +101,21 @@ fn secs(d: Duration) -> Option<f64> {
 impl Conn {
     /// Resolves, connects and (for https) runs the TLS handshake, each phase
     /// timed and bounded by `deadline`.
-    pub async fn open(p: &Prober, url: &Url, net: &NetOptions, deadline: Instant) -> Result<Conn, Box<OpenFailed>> {
+    pub async fn open(
+        p: &Prober,
+        url: &Url,
+        net: &NetOptions,
+        deadline: Instant,
+    ) -> Result<Conn, Box<OpenFailed>> {
         let mut phases = Phases::default();
-        let failed = |failure, phases, tls, remote| Box::new(OpenFailed { failure, phases, tls, remote });
+        let failed = |failure, phases, tls, remote| {
+            Box::new(OpenFailed {
+                failure,
+                phases,
+                tls,
+                remote,
+            })
+        };
         let (host, port) = host_port(url).map_err(|f| failed(f, Phases::default(), None, None))?;
         let resolved = match net::resolve(host, port, net, deadline).await {
             Ok(r) => r,
@@ -115,21 +130,39 @@ impl Conn {
         let remote = connected.remote;
         let started = match url.scheme() {
             "https" => {
-                let session =
-                    match tls::handshake(p.tls(), connected.stream, host, &net.extra_roots, tls::DEFAULT_WARN_DAYS, deadline).await {
-                        Ok(s) => s,
-                        Err(h) => {
-                            phases.tls = secs(h.elapsed);
-                            return Err(failed(h.failure, phases, h.detail, Some(remote)));
-                        }
-                    };
+                let session = match tls::handshake(
+                    p.tls(),
+                    connected.stream,
+                    host,
+                    &net.extra_roots,
+                    tls::DEFAULT_WARN_DAYS,
+                    deadline,
+                )
+                .await
+                {
+                    Ok(s) => s,
+                    Err(h) => {
+                        phases.tls = secs(h.elapsed);
+                        return Err(failed(h.failure, phases, h.detail, Some(remote)));
+                    }
+                };
                 phases.tls = secs(session.elapsed);
-                start_http1(session.stream, deadline).await.map(|(s, d)| (s, d, Some(session.detail)))
+                start_http1(session.stream, deadline)
+                    .await
+                    .map(|(s, d)| (s, d, Some(session.detail)))
             }
-            _ => start_http1(connected.stream, deadline).await.map(|(s, d)| (s, d, None)),
+            _ => start_http1(connected.stream, deadline)
+                .await
+                .map(|(s, d)| (s, d, None)),
         };
         match started {
-            Ok((sender, driver, tls)) => Ok(Conn { sender, _driver: driver, remote, phases, tls }),
+            Ok((sender, driver, tls)) => Ok(Conn {
+                sender,
+                _driver: driver,
+                remote,
+                phases,
+                tls,
+            }),
             Err(f) => Err(failed(f, phases, None, Some(remote))),
         }
     }
@@ -142,7 +175,13 @@ impl Conn {
     /// Sends `GET url` on this connection and reads the response, the body
     /// capped at `cap` bytes (kept only when `keep_body`). Every wait is
     /// bounded by `deadline`; running out of time is `timeout`.
-    pub async fn exchange(&mut self, url: &Url, cap: u64, keep_body: bool, deadline: Instant) -> Exchange {
+    pub async fn exchange(
+        &mut self,
+        url: &Url,
+        cap: u64,
+        keep_body: bool,
+        deadline: Instant,
+    ) -> Exchange {
         let mut ex = Exchange::default();
         let req = match build_request(url) {
             Ok(r) => r,
@@ -155,11 +194,17 @@ impl Conn {
         // A kept-alive connection may still be finishing the previous body.
         match tokio::time::timeout_at(deadline, self.sender.ready()).await {
             Err(_) => {
-                ex.failure = Some(Failure::new(FailureClass::Timeout, "connection not ready for a request within the timeout"));
+                ex.failure = Some(Failure::new(
+                    FailureClass::Timeout,
+                    "connection not ready for a request within the timeout",
+                ));
                 return ex;
             }
             Ok(Err(e)) => {
-                ex.failure = Some(Failure::new(FailureClass::Protocol, format!("connection closed: {}", hyper_error(&e))));
+                ex.failure = Some(Failure::new(
+                    FailureClass::Protocol,
+                    format!("connection closed: {}", hyper_error(&e)),
+                ));
                 return ex;
             }
             Ok(Ok(())) => {}
@@ -168,12 +213,18 @@ impl Conn {
             Err(_) => {
                 ex.failure = Some(Failure::new(
                     FailureClass::Timeout,
-                    format!("no response headers within the timeout (waited {:.3}s)", t_req.elapsed().as_secs_f64()),
+                    format!(
+                        "no response headers within the timeout (waited {:.3}s)",
+                        t_req.elapsed().as_secs_f64()
+                    ),
                 ));
                 return ex;
             }
             Ok(Err(e)) => {
-                ex.failure = Some(Failure::new(FailureClass::Protocol, format!("no valid response: {}", hyper_error(&e))));
+                ex.failure = Some(Failure::new(
+                    FailureClass::Protocol,
+                    format!("no valid response: {}", hyper_error(&e)),
+                ));
                 return ex;
             }
             Ok(Ok(r)) => r,
@@ -182,7 +233,11 @@ impl Conn {
         ex.processing = Some(t_head - t_req);
         ex.status = Some(resp.status().as_u16());
         ex.version = Some(format!("{:?}", resp.version()));
-        ex.location = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        ex.location = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
 
         // A frame loop rather than `Limited`: keep the first `cap` bytes and
         // a truncated flag instead of failing the read (NOTES-APIS §1).
@@ -208,7 +263,9 @@ impl Conn {
                 }
                 Ok(Some(Ok(f))) => f,
             };
-            let Some(chunk) = frame.data_ref() else { continue };
+            let Some(chunk) = frame.data_ref() else {
+                continue;
+            };
             let room = cap - got;
             let take = chunk.len().min(room);
             if keep_body {
@@ -228,15 +285,25 @@ impl Conn {
 }
 
 /// Hands `io` to hyper's HTTP/1.1 client and spawns the task driving it.
-async fn start_http1<IO>(io: IO, deadline: Instant) -> Result<(SendRequest<Empty<Bytes>>, AbortOnDrop), Failure>
+async fn start_http1<IO>(
+    io: IO,
+    deadline: Instant,
+) -> Result<(SendRequest<Empty<Bytes>>, AbortOnDrop), Failure>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Hyper's defaults bound the response head (~400 KiB buffer, 100 headers).
-    let hs = hyper::client::conn::http1::Builder::new().handshake::<_, Empty<Bytes>>(TokioIo::new(io));
+    let hs =
+        hyper::client::conn::http1::Builder::new().handshake::<_, Empty<Bytes>>(TokioIo::new(io));
     match tokio::time::timeout_at(deadline, hs).await {
-        Err(_) => Err(Failure::new(FailureClass::Timeout, "HTTP connection setup did not finish within the timeout")),
-        Ok(Err(e)) => Err(Failure::new(FailureClass::Protocol, format!("HTTP connection setup: {}", hyper_error(&e)))),
+        Err(_) => Err(Failure::new(
+            FailureClass::Timeout,
+            "HTTP connection setup did not finish within the timeout",
+        )),
+        Ok(Err(e)) => Err(Failure::new(
+            FailureClass::Protocol,
+            format!("HTTP connection setup: {}", hyper_error(&e)),
+        )),
         Ok(Ok((sender, conn))) => {
             let driver = tokio::spawn(async move {
                 let _ = conn.await;
@@ -261,7 +328,12 @@ fn build_request(url: &Url) -> Result<Request<Empty<Bytes>>, Failure> {
         .header(header::USER_AGENT, USER_AGENT)
         .header(header::ACCEPT, "*/*")
         .body(Empty::new())
-        .map_err(|e| Failure::new(FailureClass::Protocol, format!("cannot build a request for {url}: {e}")))
+        .map_err(|e| {
+            Failure::new(
+                FailureClass::Protocol,
+                format!("cannot build a request for {url}: {e}"),
+            )
+        })
 }
 
 /// A hyper error with its causes ("connection closed before message completed").
@@ -315,7 +387,9 @@ pub async fn fetch(p: &Prober, spec: &HttpSpec, keep_body: bool, deadline: Insta
         out.tls = conn.tls.take();
 
         let follow = spec.max_redirects > 0;
-        let ex = conn.exchange(&url, spec.max_body_bytes, keep_body, deadline).await;
+        let ex = conn
+            .exchange(&url, spec.max_body_bytes, keep_body, deadline)
+            .await;
         drop(conn);
         out.http.status = ex.status;
         out.http.version = ex.version.clone();
@@ -337,18 +411,27 @@ pub async fn fetch(p: &Prober, spec: &HttpSpec, keep_body: bool, deadline: Insta
             if out.http.redirects >= spec.max_redirects {
                 out.failure = Some(Failure::new(
                     FailureClass::TooManyRedirects,
-                    format!("more than {} redirects (last: {status} to {loc})", spec.max_redirects),
+                    format!(
+                        "more than {} redirects (last: {status} to {loc})",
+                        spec.max_redirects
+                    ),
                 ));
                 return out;
             }
             let next = match url.join(loc) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
                 Ok(u) => {
-                    out.failure = Some(Failure::new(FailureClass::Protocol, format!("redirect to unsupported URL {u}")));
+                    out.failure = Some(Failure::new(
+                        FailureClass::Protocol,
+                        format!("redirect to unsupported URL {u}"),
+                    ));
                     return out;
                 }
                 Err(e) => {
-                    out.failure = Some(Failure::new(FailureClass::Protocol, format!("invalid redirect Location {loc:?}: {e}")));
+                    out.failure = Some(Failure::new(
+                        FailureClass::Protocol,
+                        format!("invalid redirect Location {loc:?}: {e}"),
+                    ));
                     return out;
                 }
             };
@@ -377,15 +460,25 @@ fn check_response(spec: &HttpSpec, status: u16, body: &[u8], truncated: bool) ->
             Some(list) => format!("one of {list:?}"),
             None => "2xx or 3xx".into(),
         };
-        return Some(Failure::new(FailureClass::HttpStatus, format!("status {status}, expected {expected}")));
+        return Some(Failure::new(
+            FailureClass::HttpStatus,
+            format!("status {status}, expected {expected}"),
+        ));
     }
     if let Some(needle) = &spec.body_contains
         && !contains(body, needle.as_bytes())
     {
-        let note = if truncated { " (truncated at the read cap)" } else { "" };
+        let note = if truncated {
+            " (truncated at the read cap)"
+        } else {
+            ""
+        };
         return Some(Failure::new(
             FailureClass::ContentMismatch,
-            format!("body does not contain {needle:?} ({} bytes searched{note})", body.len()),
+            format!(
+                "body does not contain {needle:?} ({} bytes searched{note})",
+                body.len()
+            ),
         ));
     }
     None
@@ -399,7 +492,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
     let deadline = net::probe_deadline(deadline);
     let f = fetch(p, spec, false, deadline).await;
-    Outcome { failure: f.failure, http: Some(f.http), tls: f.tls, ..Default::default() }
+    Outcome {
+        failure: f.failure,
+        http: Some(f.http),
+        tls: f.tls,
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -414,7 +512,12 @@ mod tests {
         let r = build_request(&Url::parse("https://Example.COM:443").unwrap()).unwrap();
         assert_eq!(r.uri().to_string(), "/");
         assert_eq!(r.headers()[header::HOST], "example.com");
-        assert!(r.headers()[header::USER_AGENT].to_str().unwrap().starts_with("slaprobe/"));
+        assert!(
+            r.headers()[header::USER_AGENT]
+                .to_str()
+                .unwrap()
+                .starts_with("slaprobe/")
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Instant;
 
-use slaprobe_wire::{DnsDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp, TlsDetail};
+use slaprobe_wire::{
+    DnsDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp, TlsDetail,
+};
 
 use crate::config::{Check, ProbeSpec};
 
@@ -30,7 +32,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn failed(class: FailureClass, message: impl Into<String>) -> Self {
-        Self { failure: Some(Failure::new(class, message)), ..Default::default() }
+        Self {
+            failure: Some(Failure::new(class, message)),
+            ..Default::default()
+        }
     }
 }
 
@@ -54,7 +59,9 @@ impl Default for Prober {
 
 impl Prober {
     pub fn new() -> Self {
-        Self { inner: Arc::new(tls::TlsShared::new()) }
+        Self {
+            inner: Arc::new(tls::TlsShared::new()),
+        }
     }
 
     pub fn tls(&self) -> &tls::TlsShared {
@@ -81,7 +88,10 @@ impl Prober {
             Ok(o) => o,
             Err(_) => Outcome::failed(
                 FailureClass::Timeout,
-                format!("probe did not finish within {}", humantime::format_duration(check.timeout)),
+                format!(
+                    "probe did not finish within {}",
+                    humantime::format_duration(check.timeout)
+                ),
             ),
         };
         ProbeResult {

@@ -45,18 +45,27 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 /// The deadline a probe works to: [`DEADLINE_MARGIN`] before the guard's.
 pub fn probe_deadline(deadline: Instant) -> Instant {
     let now = Instant::now();
-    deadline.checked_sub(DEADLINE_MARGIN).map_or(now, |d| d.max(now.min(deadline)))
+    deadline
+        .checked_sub(DEADLINE_MARGIN)
+        .map_or(now, |d| d.max(now.min(deadline)))
 }
 
 /// Strips the brackets of an IPv6 literal as written in URLs ("[::1]").
 pub fn bare_host(host: &str) -> &str {
-    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Resolves `host` (a name or an IP literal, brackets allowed) to socket
 /// addresses on `port`. Failures, including running out of time, are
 /// `dns_error`: the name could not be turned into an address in time.
-pub async fn resolve(host: &str, port: u16, net: &NetOptions, deadline: Instant) -> Result<Resolved, Failure> {
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    net: &NetOptions,
+    deadline: Instant,
+) -> Result<Resolved, Failure> {
     let t0 = Instant::now();
     let host = bare_host(host);
     let want = |ip: &IpAddr| match net.ip_version {
@@ -82,17 +91,29 @@ pub async fn resolve(host: &str, port: u16, net: &NetOptions, deadline: Instant)
                 format!("{host} {why} as {ip}, which is not an {family} address (ip_version)"),
             ));
         }
-        return Ok(Resolved { addrs: vec![SocketAddr::new(ip, port)], elapsed: t0.elapsed() });
+        return Ok(Resolved {
+            addrs: vec![SocketAddr::new(ip, port)],
+            elapsed: t0.elapsed(),
+        });
     }
 
-    let found = match tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
+    let found = match tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port))).await
+    {
         Err(_) => {
             return Err(Failure::new(
                 FailureClass::DnsError,
-                format!("resolving {host} did not finish within the timeout ({:.3}s)", t0.elapsed().as_secs_f64()),
+                format!(
+                    "resolving {host} did not finish within the timeout ({:.3}s)",
+                    t0.elapsed().as_secs_f64()
+                ),
             ));
         }
-        Ok(Err(e)) => return Err(Failure::new(FailureClass::DnsError, format!("cannot resolve {host}: {e}"))),
+        Ok(Err(e)) => {
+            return Err(Failure::new(
+                FailureClass::DnsError,
+                format!("cannot resolve {host}: {e}"),
+            ));
+        }
         Ok(Ok(it)) => it,
     };
     let mut addrs: Vec<SocketAddr> = Vec::new();
@@ -108,7 +129,10 @@ pub async fn resolve(host: &str, port: u16, net: &NetOptions, deadline: Instant)
         };
         return Err(Failure::new(FailureClass::DnsError, msg));
     }
-    Ok(Resolved { addrs, elapsed: t0.elapsed() })
+    Ok(Resolved {
+        addrs,
+        elapsed: t0.elapsed(),
+    })
 }
 
 /// The override for `host`, if any. Keys are lowercased by the config; a
@@ -118,7 +142,10 @@ fn lookup_override(net: &NetOptions, host: &str) -> Option<IpAddr> {
         return None;
     }
     let key = host.trim_end_matches('.').to_ascii_lowercase();
-    net.resolve.get(&key).or_else(|| net.resolve.get(&format!("{key}."))).copied()
+    net.resolve
+        .get(&key)
+        .or_else(|| net.resolve.get(&format!("{key}.")))
+        .copied()
 }
 
 /// Connects to the first address that accepts, in order. Each attempt gets
@@ -145,17 +172,32 @@ pub async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Result<Connecte
                     errors.push(format!("{addr}: cannot set TCP_NODELAY: {e}"));
                     continue;
                 }
-                return Ok(Connected { stream, remote: *addr, elapsed: t0.elapsed() });
+                return Ok(Connected {
+                    stream,
+                    remote: *addr,
+                    elapsed: t0.elapsed(),
+                });
             }
             Ok(Err(e)) => errors.push(format!("{addr}: {}", describe_connect_error(&e))),
             Err(_) => {
                 timed_out = true;
-                errors.push(format!("{addr}: timed out after {:.3}s", now.elapsed().as_secs_f64()));
+                errors.push(format!(
+                    "{addr}: timed out after {:.3}s",
+                    now.elapsed().as_secs_f64()
+                ));
             }
         }
     }
-    let class = if timed_out { FailureClass::ConnectTimeout } else { FailureClass::ConnectRefused };
-    let detail = if errors.is_empty() { "no address to connect to".to_string() } else { errors.join("; ") };
+    let class = if timed_out {
+        FailureClass::ConnectTimeout
+    } else {
+        FailureClass::ConnectRefused
+    };
+    let detail = if errors.is_empty() {
+        "no address to connect to".to_string()
+    } else {
+        errors.join("; ")
+    };
     Err(Failure::new(class, format!("connect failed: {detail}")))
 }
 
@@ -167,8 +209,15 @@ fn describe_connect_error(e: &io::Error) -> String {
 }
 
 /// Resolves then connects; the usual first two phases of a probe.
-pub async fn open(host: &str, port: u16, net: &NetOptions, deadline: Instant) -> Result<(Resolved, Connected), (Option<Resolved>, Failure)> {
-    let resolved = resolve(host, port, net, deadline).await.map_err(|f| (None, f))?;
+pub async fn open(
+    host: &str,
+    port: u16,
+    net: &NetOptions,
+    deadline: Instant,
+) -> Result<(Resolved, Connected), (Option<Resolved>, Failure)> {
+    let resolved = resolve(host, port, net, deadline)
+        .await
+        .map_err(|f| (None, f))?;
     match connect(&resolved.addrs, deadline).await {
         Ok(c) => Ok((resolved, c)),
         Err(f) => Err((Some(resolved), f)),
@@ -190,22 +239,30 @@ mod tests {
         let mut net = NetOptions::default();
         let r = resolve("[::1]", 443, &net, far()).await.unwrap();
         assert_eq!(r.addrs, vec!["[::1]:443".parse().unwrap()]);
-        net.resolve = BTreeMap::from([("www.acme.example".to_string(), "127.0.0.2".parse().unwrap())]);
+        net.resolve =
+            BTreeMap::from([("www.acme.example".to_string(), "127.0.0.2".parse().unwrap())]);
         let r = resolve("WWW.Acme.Example.", 80, &net, far()).await.unwrap();
         assert_eq!(r.addrs, vec!["127.0.0.2:80".parse().unwrap()]);
         net.ip_version = Some(IpVersion::V6);
-        let f = resolve("www.acme.example", 80, &net, far()).await.unwrap_err();
+        let f = resolve("www.acme.example", 80, &net, far())
+            .await
+            .unwrap_err();
         assert_eq!(f.class, FailureClass::DnsError);
         assert!(f.message.contains("IPv6"), "{}", f.message);
     }
 
     #[tokio::test]
     async fn family_filter_applies_to_lookups() {
-        let mut net = NetOptions { ip_version: Some(IpVersion::V4), ..Default::default() };
+        let mut net = NetOptions {
+            ip_version: Some(IpVersion::V4),
+            ..Default::default()
+        };
         let r = resolve("localhost", 80, &net, far()).await.unwrap();
         assert!(r.addrs.iter().all(|a| a.is_ipv4()), "{:?}", r.addrs);
         net.ip_version = None;
-        let f = resolve("nothing-here.invalid", 80, &net, far()).await.unwrap_err();
+        let f = resolve("nothing-here.invalid", 80, &net, far())
+            .await
+            .unwrap_err();
         assert_eq!(f.class, FailureClass::DnsError);
     }
 

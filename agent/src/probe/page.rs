@@ -39,8 +39,17 @@ pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
     let t0 = Instant::now();
     let doc = http::fetch(p, spec, true, deadline).await;
     let document_bytes = doc.http.body_bytes;
-    let mut page = PageDetail { document_bytes, total_bytes: document_bytes, ..Default::default() };
-    let mut outcome = Outcome { failure: doc.failure, http: Some(doc.http), tls: doc.tls, ..Default::default() };
+    let mut page = PageDetail {
+        document_bytes,
+        total_bytes: document_bytes,
+        ..Default::default()
+    };
+    let mut outcome = Outcome {
+        failure: doc.failure,
+        http: Some(doc.http),
+        tls: doc.tls,
+        ..Default::default()
+    };
     if outcome.failure.is_some() {
         page.load_seconds = t0.elapsed().as_secs_f64();
         outcome.page = Some(page);
@@ -64,7 +73,10 @@ pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
             unfinished += 1;
             page.failed_resources += 1;
             if page.failures.len() < MAX_LISTED_FAILURES {
-                page.failures.push(ResourceFailure { url: url.to_string(), message: "not loaded before the timeout".into() });
+                page.failures.push(ResourceFailure {
+                    url: url.to_string(),
+                    message: "not loaded before the timeout".into(),
+                });
             }
             continue;
         };
@@ -78,7 +90,10 @@ pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
         if let Some(msg) = &res.error {
             page.failed_resources += 1;
             if page.failures.len() < MAX_LISTED_FAILURES {
-                page.failures.push(ResourceFailure { url: url.to_string(), message: msg.clone() });
+                page.failures.push(ResourceFailure {
+                    url: url.to_string(),
+                    message: msg.clone(),
+                });
             }
         }
     }
@@ -92,10 +107,16 @@ pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
     if unfinished > 0 {
         outcome.failure = Some(Failure::new(
             FailureClass::Timeout,
-            format!("page not loaded within the timeout: {unfinished} of {n} resources still loading"),
+            format!(
+                "page not loaded within the timeout: {unfinished} of {n} resources still loading"
+            ),
         ));
     } else if page.failed_resources > 0 {
-        let first = page.failures.first().map(|f| format!("; first: {} ({})", f.url, f.message)).unwrap_or_default();
+        let first = page
+            .failures
+            .first()
+            .map(|f| format!("; first: {} ({})", f.url, f.message))
+            .unwrap_or_default();
         outcome.failure = Some(Failure::new(
             FailureClass::PageResourceFailed,
             format!("{} of {n} resources failed{first}", page.failed_resources),
@@ -120,14 +141,24 @@ struct Loaded {
 /// Fetches every URL, grouped by origin, at most six connections per
 /// origin. Returns one entry per URL in the same order; `None` for those
 /// still loading at the deadline.
-async fn fetch_all(p: &Prober, net: &NetOptions, cap: u64, urls: &[Url], deadline: Instant) -> Vec<Option<Loaded>> {
+async fn fetch_all(
+    p: &Prober,
+    net: &NetOptions,
+    cap: u64,
+    urls: &[Url],
+    deadline: Instant,
+) -> Vec<Option<Loaded>> {
     let mut results: Vec<Option<Loaded>> = vec![None; urls.len()];
     if urls.is_empty() {
         return results;
     }
     let mut by_origin: HashMap<(String, String, u16), VecDeque<(usize, Url)>> = HashMap::new();
     for (i, u) in urls.iter().enumerate() {
-        let key = (u.scheme().to_string(), u.host_str().unwrap_or_default().to_string(), u.port_or_known_default().unwrap_or(0));
+        let key = (
+            u.scheme().to_string(),
+            u.host_str().unwrap_or_default().to_string(),
+            u.port_or_known_default().unwrap_or(0),
+        );
         by_origin.entry(key).or_default().push_back((i, u.clone()));
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Loaded)>();
@@ -173,7 +204,14 @@ async fn fetch_all(p: &Prober, net: &NetOptions, cap: u64, urls: &[Url], deadlin
 /// Loads one resource over the worker's connection, opening one when there
 /// is none or the server closed it. A reused connection that the server
 /// closed meanwhile gets one retry on a fresh connection, as browsers do.
-async fn load(p: &Prober, net: &NetOptions, conn: &mut Option<Conn>, url: &Url, cap: u64, deadline: Instant) -> Loaded {
+async fn load(
+    p: &Prober,
+    net: &NetOptions,
+    conn: &mut Option<Conn>,
+    url: &Url,
+    cap: u64,
+    deadline: Instant,
+) -> Loaded {
     let mut bytes = 0;
     for attempt in 0..2 {
         if conn.as_ref().is_some_and(|c| !c.is_open()) {
@@ -196,26 +234,48 @@ async fn load(p: &Prober, net: &NetOptions, conn: &mut Option<Conn>, url: &Url, 
         match ex.failure {
             None => {
                 let status = ex.status.unwrap_or(0);
-                let error = (!(200..400).contains(&status)).then(|| format!("HTTP status {status}"));
-                return Loaded { bytes, error, timed_out: false, done_at: Instant::now() };
+                let error =
+                    (!(200..400).contains(&status)).then(|| format!("HTTP status {status}"));
+                return Loaded {
+                    bytes,
+                    error,
+                    timed_out: false,
+                    done_at: Instant::now(),
+                };
             }
             Some(f) => {
                 *conn = None;
-                let stale = reused && attempt == 0 && ex.status.is_none() && f.class == FailureClass::Protocol;
+                let stale = reused
+                    && attempt == 0
+                    && ex.status.is_none()
+                    && f.class == FailureClass::Protocol;
                 if !stale {
                     return failed(bytes, &f);
                 }
             }
         }
     }
-    Loaded { bytes, error: Some("connection closed twice before a response".into()), timed_out: false, done_at: Instant::now() }
+    Loaded {
+        bytes,
+        error: Some("connection closed twice before a response".into()),
+        timed_out: false,
+        done_at: Instant::now(),
+    }
 }
 
 fn failed(bytes: u64, f: &Failure) -> Loaded {
     // Deadline-bound classes: connect_timeout is the page's deadline too, as
     // each fetch gets all the time left.
-    let timed_out = matches!(f.class, FailureClass::Timeout | FailureClass::ConnectTimeout);
-    Loaded { bytes, error: Some(format!("{}: {}", f.class, f.message)), timed_out, done_at: Instant::now() }
+    let timed_out = matches!(
+        f.class,
+        FailureClass::Timeout | FailureClass::ConnectTimeout
+    );
+    Loaded {
+        bytes,
+        error: Some(format!("{}: {}", f.class, f.message)),
+        timed_out,
+        done_at: Instant::now(),
+    }
 }
 
 /// The resources a browser would fetch for `html`, resolved against the
@@ -237,7 +297,9 @@ pub fn find_resources(html: &[u8], doc_url: &Url) -> Vec<Url> {
         };
         let settings = Settings::new()
             .with_strict(false)
-            .with_memory_settings(MemorySettings::new().with_max_allowed_memory_usage(SCANNER_MEMORY))
+            .with_memory_settings(
+                MemorySettings::new().with_max_allowed_memory_usage(SCANNER_MEMORY),
+            )
             .append_element_content_handler(element!("base[href]", |el: &mut Element<'_, '_>| {
                 let mut b = base.borrow_mut();
                 if b.is_none() {
@@ -250,9 +312,14 @@ pub fn find_resources(html: &[u8], doc_url: &Url) -> Vec<Url> {
                 Ok(())
             }))
             .append_element_content_handler(element!("link[href]", |el: &mut Element<'_, '_>| {
-                let rel = el.get_attribute("rel").unwrap_or_default().to_ascii_lowercase();
+                let rel = el
+                    .get_attribute("rel")
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
                 let rel: Vec<&str> = rel.split_ascii_whitespace().collect();
-                let wanted = rel.iter().any(|r| matches!(*r, "stylesheet" | "preload" | "modulepreload" | "icon"));
+                let wanted = rel
+                    .iter()
+                    .any(|r| matches!(*r, "stylesheet" | "preload" | "modulepreload" | "icon"));
                 // Alternate stylesheets are not loaded until chosen.
                 if wanted && !rel.contains(&"alternate") {
                     push(el.get_attribute("href"));
@@ -263,8 +330,12 @@ pub fn find_resources(html: &[u8], doc_url: &Url) -> Vec<Url> {
                 // A browser loads one image per <img>: src, else srcset's first candidate.
                 let src = el.get_attribute("src").filter(|s| !s.trim().is_empty());
                 let from_srcset = || {
-                    el.get_attribute("srcset")
-                        .and_then(|s| s.split(',').next().and_then(|c| c.split_ascii_whitespace().next()).map(str::to_string))
+                    el.get_attribute("srcset").and_then(|s| {
+                        s.split(',')
+                            .next()
+                            .and_then(|c| c.split_ascii_whitespace().next())
+                            .map(str::to_string)
+                    })
                 };
                 push(src.or_else(from_srcset));
                 Ok(())
@@ -276,7 +347,10 @@ pub fn find_resources(html: &[u8], doc_url: &Url) -> Vec<Url> {
         }
     }
 
-    let base_url = base.into_inner().and_then(|b| doc_url.join(b.trim()).ok()).unwrap_or_else(|| doc_url.clone());
+    let base_url = base
+        .into_inner()
+        .and_then(|b| doc_url.join(b.trim()).ok())
+        .unwrap_or_else(|| doc_url.clone());
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for raw in found.into_inner() {
@@ -284,7 +358,9 @@ pub fn find_resources(html: &[u8], doc_url: &Url) -> Vec<Url> {
         if raw.is_empty() {
             continue;
         }
-        let Ok(mut u) = base_url.join(raw) else { continue };
+        let Ok(mut u) = base_url.join(raw) else {
+            continue;
+        };
         if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
             continue;
         }
@@ -304,7 +380,10 @@ mod tests {
     use super::*;
 
     fn urls(html: &str, doc: &str) -> Vec<String> {
-        find_resources(html.as_bytes(), &Url::parse(doc).unwrap()).into_iter().map(|u| u.to_string()).collect()
+        find_resources(html.as_bytes(), &Url::parse(doc).unwrap())
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect()
     }
 
     #[test]
@@ -338,12 +417,20 @@ mod tests {
     #[test]
     fn base_href_applies_to_every_reference() {
         let html = r#"<script src="early.js"></script><base href="https://static.test/v2/"><img src="i.png">"#;
-        assert_eq!(urls(html, "http://site.test/"), vec!["https://static.test/v2/early.js", "https://static.test/v2/i.png"]);
+        assert_eq!(
+            urls(html, "http://site.test/"),
+            vec![
+                "https://static.test/v2/early.js",
+                "https://static.test/v2/i.png"
+            ]
+        );
     }
 
     #[test]
     fn capped_at_max_resources() {
-        let html: String = (0..500).map(|i| format!("<img src=\"/{i}.png\">")).collect();
+        let html: String = (0..500)
+            .map(|i| format!("<img src=\"/{i}.png\">"))
+            .collect();
         assert_eq!(urls(&html, "http://site.test/").len(), MAX_RESOURCES);
         assert!(urls("\u{0}\u{ff}<<<>>><img src=", "http://site.test/").is_empty());
     }

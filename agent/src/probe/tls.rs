@@ -18,7 +18,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use slaprobe_wire::{Failure, FailureClass, Timestamp, TlsDetail};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -85,7 +87,8 @@ impl TlsShared {
             let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
             let (added, _ignored) = store.add_parsable_certificates(certs);
             if added > 0
-                && let Ok(shared) = Self::from_roots(store, format!("{} ({added} roots)", path.display()))
+                && let Ok(shared) =
+                    Self::from_roots(store, format!("{} ({added} roots)", path.display()))
             {
                 return shared;
             }
@@ -93,17 +96,23 @@ impl TlsShared {
         }
         let store = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let n = store.len();
-        Self::from_roots(store, format!("webpki-roots ({n} roots)")).expect("the compiled-in webpki-roots hold anchors")
+        Self::from_roots(store, format!("webpki-roots ({n} roots)"))
+            .expect("the compiled-in webpki-roots hold anchors")
     }
 
     /// Uses exactly `roots` as the system trust store (tests, special
     /// setups). Fails when `roots` holds no usable anchor.
-    pub fn from_roots(roots: RootCertStore, source: impl Into<String>) -> Result<Self, rustls::client::VerifierBuilderError> {
+    pub fn from_roots(
+        roots: RootCertStore,
+        source: impl Into<String>,
+    ) -> Result<Self, rustls::client::VerifierBuilderError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = Arc::new(roots);
-        let system_verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
+        let system_verifier =
+            WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
         // Only an inconsistent provider fails here, and ring's default is not one.
-        let system_config = build_config(&provider, system_verifier).expect("ring supports the default TLS versions");
+        let system_config = build_config(&provider, system_verifier)
+            .expect("ring supports the default TLS versions");
         Ok(Self {
             provider,
             roots,
@@ -123,7 +132,10 @@ impl TlsShared {
     /// certificate), ALPN http/1.1 only, and a verifier that records the chain
     /// into the slot [`handshake`] sets for the running task. Built once per
     /// distinct trust set and shared.
-    pub fn client_config(&self, extra_roots: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, Failure> {
+    pub fn client_config(
+        &self,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Arc<ClientConfig>, Failure> {
         if extra_roots.is_empty() {
             return Ok(self.system_config.clone());
         }
@@ -131,12 +143,15 @@ impl TlsShared {
         if let Some(cfg) = cache.get(extra_roots) {
             return Ok(cfg.clone());
         }
-        let setup = |e: &dyn std::fmt::Display| Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}"));
+        let setup = |e: &dyn std::fmt::Display| {
+            Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}"))
+        };
         let mut roots = (*self.roots).clone();
         roots.add_parsable_certificates(extra_roots.iter().cloned());
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| setup(&e))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| setup(&e))?;
         let cfg = build_config(&self.provider, inner).map_err(|e| setup(&e))?;
         if cache.len() >= MAX_EXTRA_CONFIGS {
             cache.clear();
@@ -147,7 +162,10 @@ impl TlsShared {
 }
 
 /// A client config whose verifier wraps `inner` and records into [`CAPTURE`].
-fn build_config(provider: &Arc<CryptoProvider>, inner: Arc<WebPkiServerVerifier>) -> Result<Arc<ClientConfig>, rustls::Error> {
+fn build_config(
+    provider: &Arc<CryptoProvider>,
+    inner: Arc<WebPkiServerVerifier>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
     let verifier = Arc::new(RecordingVerifier { inner });
     let mut cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
@@ -186,10 +204,19 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut verdict = Some(self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now));
+        let mut verdict = Some(self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ));
         let _ = CAPTURE.try_with(|captured| {
             let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
-            c.chain = std::iter::once(end_entity).chain(intermediates).map(|d| d.clone().into_owned()).collect();
+            c.chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|d| d.clone().into_owned())
+                .collect();
             c.verify_error = verdict.take().and_then(Result::err);
         });
         verdict.unwrap_or(Ok(ServerCertVerified::assertion()))
@@ -249,13 +276,27 @@ pub async fn handshake(
     deadline: Instant,
 ) -> Result<Session, HandshakeFailed> {
     let t0 = Instant::now();
-    let fail = |failure: Failure, detail: Option<TlsDetail>| HandshakeFailed { failure, detail, elapsed: t0.elapsed() };
+    let fail = |failure: Failure, detail: Option<TlsDetail>| HandshakeFailed {
+        failure,
+        detail,
+        elapsed: t0.elapsed(),
+    };
     let host = net::bare_host(host);
     let server_name = match ServerName::try_from(host.to_string()) {
         Ok(n) => n,
-        Err(e) => return Err(fail(Failure::new(FailureClass::TlsHandshake, format!("{host:?} is not a valid TLS server name: {e}")), None)),
+        Err(e) => {
+            return Err(fail(
+                Failure::new(
+                    FailureClass::TlsHandshake,
+                    format!("{host:?} is not a valid TLS server name: {e}"),
+                ),
+                None,
+            ));
+        }
     };
-    let cfg = shared.client_config(extra_roots).map_err(|f| fail(f, None))?;
+    let cfg = shared
+        .client_config(extra_roots)
+        .map_err(|f| fail(f, None))?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
     let captured = Arc::new(Mutex::new(Captured::default()));
     let connect = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp));
@@ -266,15 +307,23 @@ pub async fn handshake(
         (std::mem::take(&mut c.chain), c.verify_error.take())
     };
     let now = Timestamp::now();
-    let mut detail = (!chain.is_empty()).then(|| describe_chain(&chain, &server_name, verify_error.as_ref(), warn_days, now));
+    let mut detail = (!chain.is_empty())
+        .then(|| describe_chain(&chain, &server_name, verify_error.as_ref(), warn_days, now));
 
     let stream = match res {
         Err(_) => {
             let f = Failure::new(
                 FailureClass::Timeout,
-                format!("TLS handshake with {host} did not finish within the timeout ({:.3}s)", elapsed.as_secs_f64()),
+                format!(
+                    "TLS handshake with {host} did not finish within the timeout ({:.3}s)",
+                    elapsed.as_secs_f64()
+                ),
             );
-            return Err(HandshakeFailed { failure: f, detail, elapsed });
+            return Err(HandshakeFailed {
+                failure: f,
+                detail,
+                elapsed,
+            });
         }
         Ok(Err(e)) => {
             // A certificate verdict explains the failure better than what followed it.
@@ -282,19 +331,34 @@ pub async fn handshake(
                 Some(ve) => cert_failure(ve, detail.as_ref(), host),
                 None => handshake_failure(&e, host),
             };
-            return Err(HandshakeFailed { failure, detail, elapsed });
+            return Err(HandshakeFailed {
+                failure,
+                detail,
+                elapsed,
+            });
         }
         Ok(Ok(s)) => s,
     };
     let (_, conn) = stream.get_ref();
     let d = detail.get_or_insert_with(TlsDetail::default);
     d.version = conn.protocol_version().map(version_name);
-    d.cipher = conn.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).map(cipher_name);
+    d.cipher = conn
+        .negotiated_cipher_suite()
+        .and_then(|s| s.suite().as_str())
+        .map(cipher_name);
     if let Some(ve) = &verify_error {
         let failure = cert_failure(ve, detail.as_ref(), host);
-        return Err(HandshakeFailed { failure, detail, elapsed });
+        return Err(HandshakeFailed {
+            failure,
+            detail,
+            elapsed,
+        });
     }
-    Ok(Session { stream, detail: detail.unwrap_or_default(), elapsed })
+    Ok(Session {
+        stream,
+        detail: detail.unwrap_or_default(),
+        elapsed,
+    })
 }
 
 /// "TLSv1_3" (rustls) → "TLSv1.3" (what openssl and humans write).
@@ -302,7 +366,10 @@ fn version_name(v: rustls::ProtocolVersion) -> String {
     match v {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
-        other => other.as_str().map(|s| s.replace('_', ".")).unwrap_or_else(|| format!("{other:?}")),
+        other => other
+            .as_str()
+            .map(|s| s.replace('_', "."))
+            .unwrap_or_else(|| format!("{other:?}")),
     }
 }
 
@@ -337,18 +404,40 @@ fn cert_failure(err: &rustls::Error, detail: Option<&TlsDetail>, host: &str) -> 
     let class = classify_cert_error(err);
     let fmt_ts = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
     let message = match (class, err) {
-        (FailureClass::TlsCertExpired, rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext { not_before, .. })) => {
-            format!("certificate not valid before {}", fmt_ts(unix_to_ts(not_before.as_secs())))
+        (
+            FailureClass::TlsCertExpired,
+            rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+                not_before,
+                ..
+            }),
+        ) => {
+            format!(
+                "certificate not valid before {}",
+                fmt_ts(unix_to_ts(not_before.as_secs()))
+            )
         }
-        (FailureClass::TlsCertExpired, rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { not_after, .. })) => {
-            format!("certificate expired {}", fmt_ts(unix_to_ts(not_after.as_secs())))
+        (
+            FailureClass::TlsCertExpired,
+            rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
+                not_after, ..
+            }),
+        ) => {
+            format!(
+                "certificate expired {}",
+                fmt_ts(unix_to_ts(not_after.as_secs()))
+            )
         }
         (FailureClass::TlsHostnameMismatch, _) => {
             let sans = detail.map(|d| d.sans.join(", ")).unwrap_or_default();
             format!("certificate is not valid for {host} (names: {sans})")
         }
-        (FailureClass::TlsCertUntrusted, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-            let issuer = detail.and_then(|d| d.issuer.clone()).unwrap_or_else(|| "?".into());
+        (
+            FailureClass::TlsCertUntrusted,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        ) => {
+            let issuer = detail
+                .and_then(|d| d.issuer.clone())
+                .unwrap_or_else(|| "?".into());
             format!("certificate not trusted: unknown issuer {issuer}")
         }
         _ => format!("certificate rejected: {err}"),
@@ -367,7 +456,10 @@ fn handshake_failure(e: &std::io::Error, host: &str) -> Failure {
         std::io::ErrorKind::UnexpectedEof => "server closed the connection".to_string(),
         _ => e.to_string(),
     };
-    Failure::new(FailureClass::TlsHandshake, format!("TLS handshake with {host} failed: {what}"))
+    Failure::new(
+        FailureClass::TlsHandshake,
+        format!("TLS handshake with {host} failed: {what}"),
+    )
 }
 
 fn unix_to_ts(secs: u64) -> Option<Timestamp> {
@@ -383,7 +475,10 @@ fn describe_chain(
     warn_days: f64,
     now: Timestamp,
 ) -> TlsDetail {
-    let mut d = TlsDetail { chain_length: u32::try_from(chain.len()).unwrap_or(u32::MAX), ..Default::default() };
+    let mut d = TlsDetail {
+        chain_length: u32::try_from(chain.len()).unwrap_or(u32::MAX),
+        ..Default::default()
+    };
     let mut earliest: Option<Timestamp> = None;
     for (i, der) in chain.iter().enumerate() {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
@@ -400,7 +495,9 @@ fn describe_chain(
             if let Ok(Some(san)) = cert.subject_alternative_name() {
                 for gn in &san.value.general_names {
                     match gn {
-                        x509_parser::extensions::GeneralName::DNSName(n) => d.sans.push(n.to_string()),
+                        x509_parser::extensions::GeneralName::DNSName(n) => {
+                            d.sans.push(n.to_string())
+                        }
                         x509_parser::extensions::GeneralName::IPAddress(b) => {
                             if let Some(ip) = ip_from_bytes(b) {
                                 d.sans.push(ip.to_string());
@@ -422,7 +519,9 @@ fn describe_chain(
     }
     let name_error = matches!(
         verify_error,
-        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }))
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        ))
     );
     // webpki checks the name only once the chain verifies.
     d.chain_valid = verify_error.is_none() || name_error;
@@ -449,7 +548,8 @@ fn name_matches(sans: &[String], server_name: &ServerName<'_>) -> bool {
     match server_name {
         ServerName::IpAddress(ip) => {
             let ip = std::net::IpAddr::from(*ip);
-            sans.iter().any(|s| s.parse::<std::net::IpAddr>().is_ok_and(|s| s == ip))
+            sans.iter()
+                .any(|s| s.parse::<std::net::IpAddr>().is_ok_and(|s| s == ip))
         }
         ServerName::DnsName(name) => {
             let host = name.as_ref().trim_end_matches('.').to_ascii_lowercase();
@@ -472,11 +572,32 @@ pub async fn probe(p: &Prober, spec: &TlsSpec, deadline: Instant) -> Outcome {
     let deadline = net::probe_deadline(deadline);
     let (_, connected) = match net::open(&spec.host, spec.port, &spec.net, deadline).await {
         Ok(ok) => ok,
-        Err((_, failure)) => return Outcome { failure: Some(failure), ..Default::default() },
+        Err((_, failure)) => {
+            return Outcome {
+                failure: Some(failure),
+                ..Default::default()
+            };
+        }
     };
-    match handshake(p.tls(), connected.stream, &spec.host, &spec.net.extra_roots, spec.warn_days, deadline).await {
-        Ok(session) => Outcome { tls: Some(session.detail), ..Default::default() },
-        Err(h) => Outcome { failure: Some(h.failure), tls: h.detail, ..Default::default() },
+    match handshake(
+        p.tls(),
+        connected.stream,
+        &spec.host,
+        &spec.net.extra_roots,
+        spec.warn_days,
+        deadline,
+    )
+    .await
+    {
+        Ok(session) => Outcome {
+            tls: Some(session.detail),
+            ..Default::default()
+        },
+        Err(h) => Outcome {
+            failure: Some(h.failure),
+            tls: h.detail,
+            ..Default::default()
+        },
     }
 }
 
@@ -486,7 +607,11 @@ mod tests {
 
     #[test]
     fn wildcards_cover_one_label() {
-        let sans = vec!["*.acme.example".to_string(), "acme.example".to_string(), "127.0.0.1".to_string()];
+        let sans = vec![
+            "*.acme.example".to_string(),
+            "acme.example".to_string(),
+            "127.0.0.1".to_string(),
+        ];
         let dns = |s: &str| ServerName::try_from(s.to_string()).unwrap();
         assert!(name_matches(&sans, &dns("www.acme.example")));
         assert!(name_matches(&sans, &dns("ACME.example")));
@@ -499,8 +624,14 @@ mod tests {
     #[test]
     fn names_read_like_openssl() {
         assert_eq!(version_name(rustls::ProtocolVersion::TLSv1_3), "TLSv1.3");
-        assert_eq!(cipher_name("TLS13_AES_256_GCM_SHA384"), "TLS_AES_256_GCM_SHA384");
-        assert_eq!(cipher_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"), "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+        assert_eq!(
+            cipher_name("TLS13_AES_256_GCM_SHA384"),
+            "TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            cipher_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        );
     }
 
     #[test]
@@ -509,6 +640,9 @@ mod tests {
         assert!(!s.roots.is_empty(), "{}", s.roots_source());
         let cfg = s.client_config(&[]).unwrap();
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        assert!(Arc::ptr_eq(&cfg, &s.client_config(&[]).unwrap()), "one config for the system roots");
+        assert!(
+            Arc::ptr_eq(&cfg, &s.client_config(&[]).unwrap()),
+            "one config for the system roots"
+        );
     }
 }

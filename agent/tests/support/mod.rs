@@ -11,7 +11,12 @@ use slaprobe_wire::{CheckKind, CheckSpec, FailureClass, ProbeResult};
 
 /// A check of `kind` with `timeout`, adjusted by `f`, validated like config.
 pub fn check(kind: CheckKind, timeout: &str, f: impl FnOnce(&mut CheckSpec)) -> Check {
-    let mut spec = CheckSpec { name: "t".into(), kind, timeout: Some(timeout.into()), ..Default::default() };
+    let mut spec = CheckSpec {
+        name: "t".into(),
+        kind,
+        timeout: Some(timeout.into()),
+        ..Default::default()
+    };
     f(&mut spec);
     Check::from_spec(&spec, 0, Path::new("test.toml"), Path::new("/")).expect("valid check")
 }
@@ -33,7 +38,9 @@ pub fn resolve(host: &str, ip: &str) -> Option<BTreeMap<String, String>> {
 /// proves the probe future is `Send`).
 pub async fn run(check: &Check) -> ProbeResult {
     let check = check.clone();
-    tokio::spawn(async move { Prober::new().probe(&check).await }).await.expect("probe task")
+    tokio::spawn(async move { Prober::new().probe(&check).await })
+        .await
+        .expect("probe task")
 }
 
 /// Asserts the result failed with `class`, printing it otherwise.
@@ -50,5 +57,8 @@ pub fn assert_ok(r: &ProbeResult) {
 /// Sum of the phases that are present.
 pub fn phase_sum(r: &ProbeResult) -> f64 {
     let p = &r.http.as_ref().expect("http section").phases;
-    slaprobe_wire::Phases::NAMES.iter().filter_map(|n| p.get(n)).sum()
+    slaprobe_wire::Phases::NAMES
+        .iter()
+        .filter_map(|n| p.get(n))
+        .sum()
 }

@@ -58,10 +58,13 @@ use crate::sla::MonthReport;
 /// The report as CSV (see the [module documentation](self) for the layout).
 pub fn csv(r: &MonthReport) -> String {
     let (tz, _) = zone(&r.timezone);
-    let mut w = Csv { out: String::with_capacity(4096 + 256 * (r.days.len() + r.incidents.len())) };
+    let mut w = Csv {
+        out: String::with_capacity(4096 + 256 * (r.days.len() + r.incidents.len())),
+    };
 
     w.record(&[Cell::Raw("summary"), Cell::Raw("key"), Cell::Raw("value")]);
-    let mut kv = |key: &str, value: Cell<'_>| w.record(&[Cell::Raw("summary"), Cell::Raw(key), value]);
+    let mut kv =
+        |key: &str, value: Cell<'_>| w.record(&[Cell::Raw("summary"), Cell::Raw(key), value]);
     kv("contract", Cell::Text(&r.contract));
     kv("vendor", Cell::Text(&r.vendor));
     kv("month", Cell::Owned(r.month.to_string()));
@@ -87,7 +90,20 @@ pub fn csv(r: &MonthReport) -> String {
     kv("evidence_results", int(r.evidence.results));
     kv("evidence_sha256", Cell::Text(&r.evidence.sha256));
 
-    w.header("objective", &["name", "kind", "target", "attained", "met", "phase", "percentile", "max", "samples"]);
+    w.header(
+        "objective",
+        &[
+            "name",
+            "kind",
+            "target",
+            "attained",
+            "met",
+            "phase",
+            "percentile",
+            "max",
+            "samples",
+        ],
+    );
     for o in &r.objectives {
         w.record(&[
             Cell::Raw("objective"),
@@ -105,10 +121,17 @@ pub fn csv(r: &MonthReport) -> String {
 
     // Latency columns are named after the objectives (from the contract, so
     // the same every day); a report without days still gets them.
-    let latency_names: Vec<String> =
-        r.objectives.iter().filter(|o| o.kind == "latency").map(|o| o.objective.clone()).collect();
+    let latency_names: Vec<String> = r
+        .objectives
+        .iter()
+        .filter(|o| o.kind == "latency")
+        .map(|o| o.objective.clone())
+        .collect();
     let latency_names = if latency_names.is_empty() {
-        r.days.first().map(|d| d.latency.iter().map(|l| l.objective.clone()).collect()).unwrap_or_default()
+        r.days
+            .first()
+            .map(|d| d.latency.iter().map(|l| l.objective.clone()).collect())
+            .unwrap_or_default()
     } else {
         latency_names
     };
@@ -147,7 +170,11 @@ pub fn csv(r: &MonthReport) -> String {
         ];
         for (k, name) in latency_names.iter().enumerate() {
             // Match by name; fall back to position (the engine keeps contract order).
-            let l = d.latency.iter().find(|l| &l.objective == name).or_else(|| d.latency.get(k));
+            let l = d
+                .latency
+                .iter()
+                .find(|l| &l.objective == name)
+                .or_else(|| d.latency.get(k));
             row.push(l.map_or(Cell::Raw(""), |l| opt_num(l.value)));
             row.push(l.map_or(Cell::Raw(""), |l| int(l.samples)));
         }
@@ -183,11 +210,23 @@ pub fn csv(r: &MonthReport) -> String {
             Cell::Owned(guard(&inc.checks.join(";"))),
             Cell::Owned(guard(&inc.locations.join(";"))),
             Cell::Owned(guard(&inc.classes.join(";"))),
-            inc.sample_message.as_deref().map_or(Cell::Raw(""), Cell::Text),
+            inc.sample_message
+                .as_deref()
+                .map_or(Cell::Raw(""), Cell::Text),
         ]);
     }
 
-    w.header("maintenance", &["start", "end", "start_local", "end_local", "duration_seconds", "rule"]);
+    w.header(
+        "maintenance",
+        &[
+            "start",
+            "end",
+            "start_local",
+            "end_local",
+            "duration_seconds",
+            "rule",
+        ],
+    );
     for m in &r.maintenance {
         let secs = m.end.duration_since(m.start).as_secs().max(0) as u64;
         w.record(&[
@@ -257,7 +296,11 @@ fn field(out: &mut String, s: &str) {
 
 /// A leading `'` on text a spreadsheet would read as a formula.
 fn guard(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() }
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
 }
 
 fn int<'a>(v: impl ToString) -> Cell<'a> {
@@ -266,7 +309,11 @@ fn int<'a>(v: impl ToString) -> Cell<'a> {
 
 /// `f64`'s `Display`: the shortest decimal that reads back to the same value, never an exponent.
 fn num<'a>(v: f64) -> Cell<'a> {
-    if v.is_finite() { Cell::Owned(v.to_string()) } else { Cell::Raw("") }
+    if v.is_finite() {
+        Cell::Owned(v.to_string())
+    } else {
+        Cell::Raw("")
+    }
 }
 
 fn opt_num<'a>(v: Option<f64>) -> Cell<'a> {

@@ -59,12 +59,24 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn new(r: &'a MonthReport) -> Ctx<'a> {
         let (tz, tz_known) = zone(&r.timezone);
-        let target = r.objectives.iter().find(|o| o.kind == "availability").map(|o| o.target);
+        let target = r
+            .objectives
+            .iter()
+            .find(|o| o.kind == "availability")
+            .map(|o| o.target);
         let first = r.month.first_day();
-        let month_days =
-            (1..=first.days_in_month()).filter_map(|d| Date::new(first.year(), first.month(), d).ok()).collect();
+        let month_days = (1..=first.days_in_month())
+            .filter_map(|d| Date::new(first.year(), first.month(), d).ok())
+            .collect();
         let days = r.days.iter().map(|d| (d.date, d)).collect();
-        Ctx { r, tz, tz_known, target, month_days, days }
+        Ctx {
+            r,
+            tz,
+            tz_known,
+            target,
+            month_days,
+            days,
+        }
     }
 
     /// `2026-10-03 14:05 +02:00` (seconds shown when not zero).
@@ -126,7 +138,9 @@ impl fmt::Display for Esc<'_> {
 fn css_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
-        if ch.is_ascii_alphanumeric() || matches!(ch, ' ' | '-' | '_' | '.' | ':' | ',' | '/' | '(' | ')') {
+        if ch.is_ascii_alphanumeric()
+            || matches!(ch, ' ' | '-' | '_' | '.' | ':' | ',' | '/' | '(' | ')')
+        {
             out.push(ch);
         } else if !ch.is_control() {
             let _ = write!(out, "\\{:06x}", ch as u32);
@@ -244,9 +258,18 @@ fn header(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         Esc(&c.month_title()),
         Esc(&r.contract)
     )?;
-    writeln!(out, "<div><dt>Contract</dt><dd>{}</dd></div>", Esc(&r.contract))?;
+    writeln!(
+        out,
+        "<div><dt>Contract</dt><dd>{}</dd></div>",
+        Esc(&r.contract)
+    )?;
     writeln!(out, "<div><dt>Vendor</dt><dd>{}</dd></div>", Esc(&r.vendor))?;
-    writeln!(out, "<div><dt>Month</dt><dd>{} ({})</dd></div>", Esc(&c.month_title()), r.month)?;
+    writeln!(
+        out,
+        "<div><dt>Month</dt><dd>{} ({})</dd></div>",
+        Esc(&c.month_title()),
+        r.month
+    )?;
     write!(out, "<div><dt>Time zone</dt><dd>{}", Esc(&r.timezone))?;
     if !c.tz_known {
         out.push_str(" <em>(unknown here: times are shown in UTC)</em>");
@@ -335,7 +358,11 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     );
     for o in &r.objectives {
         let is_latency = o.kind == "latency";
-        let target = if is_latency { format!("≤ {}", latency(o.target)) } else { format!("≥ {} %", dec(o.target)) };
+        let target = if is_latency {
+            format!("≤ {}", latency(o.target))
+        } else {
+            format!("≥ {} %", dec(o.target))
+        };
         let attained = match (o.attained, is_latency) {
             (None, _) => "no data".to_string(),
             (Some(v), true) => latency(v),
@@ -346,7 +373,12 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             // The machine label, as in the CSV, JSON and metrics.
             write!(out, "<div class=\"sub mono\">{}</div>", Esc(&o.objective))?;
         }
-        write!(out, "</td><td class=\"num\">{}</td><td class=\"num big\">{}", Esc(&target), Esc(&attained))?;
+        write!(
+            out,
+            "</td><td class=\"num\">{}</td><td class=\"num big\">{}",
+            Esc(&target),
+            Esc(&attained)
+        )?;
         if let (true, Some(n), Some(_)) = (is_latency, o.samples, o.attained) {
             write!(out, "<div class=\"sub\">over {} samples</div>", int(n))?;
         }
@@ -364,7 +396,13 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 fn figures(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     let counted = c.counted_seconds();
-    let share = |s: u64| if counted > 0 { format!("{:.1} %", s as f64 / counted as f64 * 100.0) } else { "–".into() };
+    let share = |s: u64| {
+        if counted > 0 {
+            format!("{:.1} %", s as f64 / counted as f64 * 100.0)
+        } else {
+            "–".into()
+        }
+    };
     out.push_str("<section id=\"figures\">\n<h2>Key figures</h2>\n<div class=\"cards\">\n");
 
     // Availability.
@@ -398,9 +436,15 @@ fn figures(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         if r.incidents.len() == 1 { "" } else { "s" }
     )?;
     match r.error_budget_remaining {
-        Some(b) if b < 0.0 => write!(out, "<p>Error budget: <b>overspent</b> ({:.1} % remaining).</p>", b * 100.0)?,
+        Some(b) if b < 0.0 => write!(
+            out,
+            "<p>Error budget: <b>overspent</b> ({:.1} % remaining).</p>",
+            b * 100.0
+        )?,
         Some(b) => write!(out, "<p>Error budget remaining: {:.1} %.</p>", b * 100.0)?,
-        None if c.target.is_some() => out.push_str("<p>Error budget: none allowed, and some was spent.</p>"),
+        None if c.target.is_some() => {
+            out.push_str("<p>Error budget: none allowed, and some was spent.</p>")
+        }
         None => {}
     }
     out.push_str("</div>\n");
@@ -412,7 +456,11 @@ fn figures(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         "<div class=\"card\"><h3>Coverage</h3><p class=\"value\">{}</p><p>of the {} time measured (UP or DOWN).</p>\
          <p>Maintenance: {} ({}).<br>No data: {} ({}).</p></div>",
         share(eligible),
-        if r.as_of.is_some() { "counted" } else { "month's" },
+        if r.as_of.is_some() {
+            "counted"
+        } else {
+            "month's"
+        },
         Esc(&human_duration(r.maintenance_seconds)),
         share(r.maintenance_seconds),
         Esc(&human_duration(r.nodata_seconds)),
@@ -420,7 +468,11 @@ fn figures(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     )?;
 
     // Credit.
-    write!(out, "<div class=\"card credit\"><h3>Credit owed</h3><p class=\"value\">{} %</p>", dec(r.credit_percent))?;
+    write!(
+        out,
+        "<div class=\"card credit\"><h3>Credit owed</h3><p class=\"value\">{} %</p>",
+        dec(r.credit_percent)
+    )?;
     if r.credit_percent > 0.0 {
         out.push_str("<p>of the monthly fee, by the contract's credit tiers.</p>");
     } else {
@@ -564,7 +616,11 @@ fn day_chart(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         let cx = PLOT_L + bw * (i as f64 + 0.5);
         let bar_w = bw * 0.7;
         match fig.availability_percent {
-            None => write!(out, "<text class=\"na\" x=\"{cx:.1}\" y=\"{:.1}\">n/a</text>", bottom - 4.0)?,
+            None => write!(
+                out,
+                "<text class=\"na\" x=\"{cx:.1}\" y=\"{:.1}\">n/a</text>",
+                bottom - 4.0
+            )?,
             Some(a) => {
                 let ok = c.target.is_none_or(|t| a >= t);
                 let yt = y(a);
@@ -580,7 +636,11 @@ fn day_chart(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
                 if !ok {
                     // The value, written upwards: above a short bar, or inside a tall one
                     // from just below its top (a white halo keeps it readable on the hatch).
-                    let (ty, anchor) = if yt - top > 34.0 { (yt - 3.0, "start") } else { (yt + 4.0, "end") };
+                    let (ty, anchor) = if yt - top > 34.0 {
+                        (yt - 3.0, "start")
+                    } else {
+                        (yt + 4.0, "end")
+                    };
                     write!(
                         out,
                         "<text class=\"val\" text-anchor=\"{anchor}\" transform=\"translate({:.1} {ty:.1}) rotate(-90)\">{}</text>",
@@ -600,7 +660,11 @@ fn day_chart(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         )?;
     }
     // Axis line and the target on top of the bars.
-    write!(out, "<line class=\"axis\" x1=\"{PLOT_L}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\"/>", W - PLOT_R)?;
+    write!(
+        out,
+        "<line class=\"axis\" x1=\"{PLOT_L}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\"/>",
+        W - PLOT_R
+    )?;
     if let Some(t) = c.target {
         let yt = y(t);
         write!(
@@ -651,9 +715,13 @@ fn axis_label_value(a: f64) -> String {
 fn timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     let (left, right) = (84.0, W - PLOT_R);
-    let (s0, s1) = (r.period_start.as_second() as f64, r.period_end.as_second() as f64);
+    let (s0, s1) = (
+        r.period_start.as_second() as f64,
+        r.period_end.as_second() as f64,
+    );
     let len = (s1 - s0).max(1.0);
-    let x = |t: Timestamp| left + (right - left) * ((t.as_second() as f64 - s0) / len).clamp(0.0, 1.0);
+    let x =
+        |t: Timestamp| left + (right - left) * ((t.as_second() as f64 - s0) / len).clamp(0.0, 1.0);
     let (inc_y, maint_y, row_h, axis_y) = (24.0, 56.0, 24.0, 86.0);
 
     out.push_str("<figure class=\"timeline\">\n");
@@ -782,11 +850,19 @@ fn timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
 fn incidents(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    writeln!(out, "<section id=\"incidents\">\n<h2>Incidents ({})</h2>", r.incidents.len())?;
+    writeln!(
+        out,
+        "<section id=\"incidents\">\n<h2>Incidents ({})</h2>",
+        r.incidents.len()
+    )?;
     timeline(out, c)?;
     if r.incidents.is_empty() {
         out.push_str("<p class=\"none\">No incident: no slot was confirmed DOWN");
-        out.push_str(if r.as_of.is_some() { " so far this month.</p>\n" } else { " this month.</p>\n" });
+        out.push_str(if r.as_of.is_some() {
+            " so far this month.</p>\n"
+        } else {
+            " this month.</p>\n"
+        });
         out.push_str("</section>\n");
         return Ok(());
     }
@@ -859,14 +935,22 @@ fn nice_axis(v: f64) -> (f64, f64) {
     let v = if v.is_finite() && v > 0.0 { v } else { 1.0 };
     let raw = v / 4.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
     ((v / step).ceil() * step, step)
 }
 
 fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    let objectives: Vec<(usize, &ObjectiveResult)> =
-        r.objectives.iter().filter(|o| o.kind == "latency").enumerate().collect();
+    let objectives: Vec<(usize, &ObjectiveResult)> = r
+        .objectives
+        .iter()
+        .filter(|o| o.kind == "latency")
+        .enumerate()
+        .collect();
     if objectives.is_empty() {
         return Ok(());
     }
@@ -875,9 +959,17 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         let max = o.max.unwrap_or(o.target);
         // This objective's value per counted day (matched by label, else by position).
         let value_of = |d: &DayFigures| {
-            d.latency.iter().find(|l| l.objective == o.objective).or_else(|| d.latency.get(k)).and_then(|l| l.value)
+            d.latency
+                .iter()
+                .find(|l| l.objective == o.objective)
+                .or_else(|| d.latency.get(k))
+                .and_then(|l| l.value)
         };
-        let peak = c.days.values().filter_map(|d| value_of(d)).fold(0.0f64, f64::max);
+        let peak = c
+            .days
+            .values()
+            .filter_map(|d| value_of(d))
+            .fold(0.0f64, f64::max);
         let (ymax, step) = nice_axis(peak.max(max * 1.25));
         let (top, bottom, h) = (30.0, 176.0, 208.0);
         let y = |v: f64| bottom - (bottom - top) * (v / ymax).clamp(0.0, 1.0);
@@ -885,7 +977,11 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         let bw = (W - PLOT_L - PLOT_R) / n;
 
         writeln!(out, "<figure>\n<h3>{}</h3>", Esc(&objective_name(o)))?;
-        writeln!(out, "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{} per day\">", Esc(&objective_name(o)))?;
+        writeln!(
+            out,
+            "<svg viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{} per day\">",
+            Esc(&objective_name(o))
+        )?;
         out.push_str(
             "<g class=\"legend\"><circle class=\"pt ok\" cx=\"58\" cy=\"11\" r=\"3.2\"/><text x=\"66\" y=\"15\">within max</text>\
              <rect class=\"pt bad\" x=\"150\" y=\"7\" width=\"8\" height=\"8\"/><text x=\"162\" y=\"15\">over max</text>\
@@ -906,20 +1002,35 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             )?;
             v += step;
         }
-        write!(out, "<line class=\"axis\" x1=\"{PLOT_L}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\"/>", W - PLOT_R)?;
+        write!(
+            out,
+            "<line class=\"axis\" x1=\"{PLOT_L}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\"/>",
+            W - PLOT_R
+        )?;
         // The line through consecutive days with a value, then the marks on top.
         let points: Vec<(f64, Option<f64>, Date)> = c
             .month_days
             .iter()
             .enumerate()
-            .map(|(i, d)| (PLOT_L + bw * (i as f64 + 0.5), c.days.get(d).and_then(|f| value_of(f)), *d))
+            .map(|(i, d)| {
+                (
+                    PLOT_L + bw * (i as f64 + 0.5),
+                    c.days.get(d).and_then(|f| value_of(f)),
+                    *d,
+                )
+            })
             .collect();
         let mut path = String::new();
         let mut pen_down = false;
         for &(px, val, _) in &points {
             match val {
                 Some(v) => {
-                    let _ = write!(path, "{}{px:.1} {:.1} ", if pen_down { "L" } else { "M" }, y(v));
+                    let _ = write!(
+                        path,
+                        "{}{px:.1} {:.1} ",
+                        if pen_down { "L" } else { "M" },
+                        y(v)
+                    );
                     pen_down = true;
                 }
                 None => pen_down = false,
@@ -949,7 +1060,11 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
                 )?;
             } else {
                 // The value written upwards above the mark, or downwards below it near the top.
-                let (ty, anchor) = if py - top > 48.0 { (py - 7.0, "start") } else { (py + 7.0, "end") };
+                let (ty, anchor) = if py - top > 48.0 {
+                    (py - 7.0, "start")
+                } else {
+                    (py + 7.0, "end")
+                };
                 write!(
                     out,
                     "<rect class=\"pt bad\" x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\"><title>{d}: {}</title></rect>\
@@ -969,7 +1084,10 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
              outside maintenance; the month's value is {} over {} samples (max {}).</figcaption>\n</figure>",
             o.percentile.map(dec).unwrap_or_default(),
             Esc(o.phase.as_deref().unwrap_or("")),
-            Esc(&o.attained.map(latency).unwrap_or_else(|| "not measured".into())),
+            Esc(&o
+                .attained
+                .map(latency)
+                .unwrap_or_else(|| "not measured".into())),
             int(o.samples.unwrap_or(0)),
             Esc(&latency(max))
         )?;
@@ -982,7 +1100,9 @@ fn maintenance(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     out.push_str("<section id=\"maintenance\">\n<h2>Maintenance windows applied</h2>\n");
     if r.maintenance.is_empty() {
-        out.push_str("<p class=\"none\">No maintenance window overlaps this month.</p>\n</section>\n");
+        out.push_str(
+            "<p class=\"none\">No maintenance window overlaps this month.</p>\n</section>\n",
+        );
         return Ok(());
     }
     writeln!(
@@ -1034,8 +1154,16 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         "<div><dt>Quorum</dt><dd>{q} failing location{} confirm DOWN</dd></div>",
         if q == 1 { "" } else { "s" }
     )?;
-    writeln!(out, "<div><dt>Locations</dt><dd>{}</dd></div>", inline_list(&r.locations, "none had results"))?;
-    writeln!(out, "<div><dt>Checks</dt><dd>{}</dd></div>", inline_list(&r.checks, "none"))?;
+    writeln!(
+        out,
+        "<div><dt>Locations</dt><dd>{}</dd></div>",
+        inline_list(&r.locations, "none had results")
+    )?;
+    writeln!(
+        out,
+        "<div><dt>Checks</dt><dd>{}</dd></div>",
+        inline_list(&r.checks, "none")
+    )?;
     out.push_str("</dl>\n<ol class=\"rules\">\n");
     writeln!(
         out,
@@ -1088,7 +1216,11 @@ fn inline_list(items: &[String], empty: &str) -> String {
     if items.is_empty() {
         return format!("<span class=\"muted\">{}</span>", Esc(empty));
     }
-    items.iter().map(|i| format!("<span class=\"mono\">{}</span>", Esc(i))).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("<span class=\"mono\">{}</span>", Esc(i)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn evidence(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
@@ -1097,15 +1229,27 @@ fn evidence(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     if e.sha256.is_empty() {
         out.push_str("<div><dt>SHA-256</dt><dd><em>not computed</em> (the report was rendered without its stored results)</dd></div>\n");
     } else {
-        writeln!(out, "<div><dt>SHA-256</dt><dd><code class=\"digest\">{}</code></dd></div>", Esc(&e.sha256))?;
+        writeln!(
+            out,
+            "<div><dt>SHA-256</dt><dd><code class=\"digest\">{}</code></dd></div>",
+            Esc(&e.sha256)
+        )?;
     }
-    writeln!(out, "<div><dt>Results</dt><dd>{} stored probe results</dd></div>\n</dl>\n</section>", int(e.results))?;
+    writeln!(
+        out,
+        "<div><dt>Results</dt><dd>{} stored probe results</dd></div>\n</dl>\n</section>",
+        int(e.results)
+    )?;
     Ok(())
 }
 
 fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    let lat: Vec<&ObjectiveResult> = r.objectives.iter().filter(|o| o.kind == "latency").collect();
+    let lat: Vec<&ObjectiveResult> = r
+        .objectives
+        .iter()
+        .filter(|o| o.kind == "latency")
+        .collect();
     out.push_str("<section id=\"days\" class=\"appendix\">\n<h2>Appendix: daily figures</h2>\n");
     if r.days.is_empty() {
         out.push_str("<p class=\"none\">No day of the month is counted yet.</p>\n</section>\n");
@@ -1117,7 +1261,11 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         write!(
             out,
             "<th class=\"num\">{}</th>",
-            Esc(&format!("{} p{}", o.phase.as_deref().unwrap_or(""), o.percentile.map(dec).unwrap_or_default()))
+            Esc(&format!(
+                "{} p{}",
+                o.phase.as_deref().unwrap_or(""),
+                o.percentile.map(dec).unwrap_or_default()
+            ))
         )?;
     }
     out.push_str("</tr></thead>\n<tbody>\n");
@@ -1138,12 +1286,19 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             day_duration(d.nodata_seconds),
         )?;
         for (k, o) in lat.iter().enumerate() {
-            let l = d.latency.iter().find(|l| l.objective == o.objective).or_else(|| d.latency.get(k));
+            let l = d
+                .latency
+                .iter()
+                .find(|l| l.objective == o.objective)
+                .or_else(|| d.latency.get(k));
             let over = matches!((l.and_then(|l| l.value), o.max), (Some(v), Some(m)) if v > m);
             write!(
                 out,
                 "<td class=\"num\">{}{}</td>",
-                Esc(&l.and_then(|l| l.value).map(latency).unwrap_or_else(|| "–".into())),
+                Esc(&l
+                    .and_then(|l| l.value)
+                    .map(latency)
+                    .unwrap_or_else(|| "–".into())),
                 if over { " ▲" } else { "" }
             )?;
         }
@@ -1155,7 +1310,11 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
 /// A daily duration; zero as a muted dash so the days with something stand out.
 fn day_duration(secs: u64) -> String {
-    if secs == 0 { "<span class=\"muted\">–</span>".to_string() } else { Esc(&human_duration(secs)).to_string() }
+    if secs == 0 {
+        "<span class=\"muted\">–</span>".to_string()
+    } else {
+        Esc(&human_duration(secs)).to_string()
+    }
 }
 
 /// The style sheet: system fonts only, A4 print rules, greyscale-safe marks.
@@ -1255,9 +1414,15 @@ mod tests {
 
     #[test]
     fn escapes_everything_dangerous() {
-        assert_eq!(Esc("<b>&\"x\"'</b>").to_string(), "&lt;b&gt;&amp;&quot;x&quot;&#39;&lt;/b&gt;");
+        assert_eq!(
+            Esc("<b>&\"x\"'</b>").to_string(),
+            "&lt;b&gt;&amp;&quot;x&quot;&#39;&lt;/b&gt;"
+        );
         assert_eq!(Esc("a\u{0}b\nc").to_string(), "a\u{FFFD}b\nc");
-        assert_eq!(css_string("a\"b</style>"), "a\\000022b\\00003c/style\\00003e");
+        assert_eq!(
+            css_string("a\"b</style>"),
+            "a\\000022b\\00003c/style\\00003e"
+        );
     }
 
     #[test]
@@ -1277,15 +1442,30 @@ mod tests {
     #[test]
     fn axis_steps_are_round() {
         assert_eq!(availability_ticks(80.0), [80.0, 85.0, 90.0, 95.0, 100.0]);
-        assert_eq!(availability_ticks(95.0), [95.0, 96.0, 97.0, 98.0, 99.0, 100.0]);
-        assert_eq!(availability_ticks(50.0), [50.0, 60.0, 70.0, 80.0, 90.0, 100.0]);
-        assert_eq!(availability_ticks(0.0), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
         assert_eq!(
-            availability_ticks(99.5).iter().map(|v| axis_label(*v)).collect::<Vec<_>>(),
+            availability_ticks(95.0),
+            [95.0, 96.0, 97.0, 98.0, 99.0, 100.0]
+        );
+        assert_eq!(
+            availability_ticks(50.0),
+            [50.0, 60.0, 70.0, 80.0, 90.0, 100.0]
+        );
+        assert_eq!(
+            availability_ticks(0.0),
+            [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        assert_eq!(
+            availability_ticks(99.5)
+                .iter()
+                .map(|v| axis_label(*v))
+                .collect::<Vec<_>>(),
             ["99.5", "99.6", "99.7", "99.8", "99.9", "100"]
         );
         assert_eq!(
-            availability_ticks(99.9).iter().map(|v| axis_label(*v)).collect::<Vec<_>>(),
+            availability_ticks(99.9)
+                .iter()
+                .map(|v| axis_label(*v))
+                .collect::<Vec<_>>(),
             ["99.9", "99.92", "99.94", "99.96", "99.98", "100"]
         );
         assert_eq!(nice_axis(1.0), (1.0, 0.25));

@@ -74,7 +74,13 @@ impl Format {
         let safe: String = report
             .contract
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("{safe}-{}.{}", report.month, self.as_str())
     }
@@ -97,7 +103,10 @@ impl FromStr for Format {
     /// Case-insensitive, surrounding blanks ignored (`?format=HTML` is a typo, not an attack).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        Format::ALL.into_iter().find(|f| f.as_str().eq_ignore_ascii_case(t)).ok_or_else(|| UnknownFormat(s.to_string()))
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(t))
+            .ok_or_else(|| UnknownFormat(s.to_string()))
     }
 }
 
@@ -114,8 +123,12 @@ pub fn render(report: &MonthReport, format: Format) -> String {
 pub fn json(report: &MonthReport) -> String {
     // The report holds only strings, numbers, lists and plain structs: serializing
     // it cannot fail (non-finite floats become `null`). Say so rather than panic.
-    let mut s = serde_json::to_string_pretty(report)
-        .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", format!("report serialization failed: {e}")));
+    let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| {
+        format!(
+            "{{\"error\": {:?}}}",
+            format!("report serialization failed: {e}")
+        )
+    });
     s.push('\n');
     s
 }
@@ -132,7 +145,9 @@ pub(crate) fn zone(name: &str) -> (TimeZone, bool) {
 
 /// RFC 3339 with the zone's offset: `2026-10-03T14:05:00+02:00`.
 pub(crate) fn local_rfc3339(ts: Timestamp, tz: &TimeZone) -> String {
-    ts.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    ts.to_zoned(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
 /// A readable duration: `0 s`, `45 s`, `12 min`, `1 h 05 min`, `2 d 3 h 04 min`,
@@ -147,7 +162,11 @@ pub(crate) fn human_duration(secs: u64) -> String {
         parts.push(format!("{h} h"));
     }
     if m > 0 {
-        parts.push(if d > 0 || h > 0 { format!("{m:02} min") } else { format!("{m} min") });
+        parts.push(if d > 0 || h > 0 {
+            format!("{m:02} min")
+        } else {
+            format!("{m} min")
+        });
     }
     if s > 0 || parts.is_empty() {
         parts.push(format!("{s} s"));
@@ -185,7 +204,10 @@ mod tests {
         assert_eq!(human_duration(90), "1 min 30 s");
         assert_eq!(human_duration(3_900), "1 h 05 min");
         assert_eq!(human_duration(3_600), "1 h");
-        assert_eq!(human_duration(2 * 86_400 + 3 * 3_600 + 240), "2 d 3 h 04 min");
+        assert_eq!(
+            human_duration(2 * 86_400 + 3 * 3_600 + 240),
+            "2 d 3 h 04 min"
+        );
         assert_eq!(human_duration(86_400 + 60), "1 d 0 h 01 min");
     }
 

@@ -114,7 +114,11 @@ impl Contract {
     /// The latency objectives, in config order (the order of every per-latency list in reports).
     pub fn latency_objectives(&self) -> impl Iterator<Item = (Phase, f64, Duration)> + '_ {
         self.objectives.iter().filter_map(|o| match o {
-            Objective::Latency { phase, percentile, max } => Some((*phase, *percentile, *max)),
+            Objective::Latency {
+                phase,
+                percentile,
+                max,
+            } => Some((*phase, *percentile, *max)),
             Objective::Availability { .. } => None,
         })
     }
@@ -131,7 +135,11 @@ pub enum Objective {
     /// Attained availability (percent, §6.4) must be >= `target` (0 < target <= 100).
     Availability { target: f64 },
     /// The nearest-rank `percentile` of `phase` over successful results must be <= `max` (§6.6).
-    Latency { phase: Phase, percentile: f64, max: Duration },
+    Latency {
+        phase: Phase,
+        percentile: f64,
+        max: Duration,
+    },
 }
 
 impl Objective {
@@ -148,7 +156,9 @@ impl Objective {
     pub fn label(&self) -> String {
         match self {
             Self::Availability { .. } => "availability".to_string(),
-            Self::Latency { phase, percentile, .. } => format!("latency_{}_p{}", phase.as_str(), percentile),
+            Self::Latency {
+                phase, percentile, ..
+            } => format!("latency_{}_p{}", phase.as_str(), percentile),
         }
     }
 }
@@ -168,8 +178,14 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in the order of [`Phase::index`].
-    pub const ALL: [Phase; 6] =
-        [Self::Resolve, Self::Connect, Self::Tls, Self::Processing, Self::Transfer, Self::Total];
+    pub const ALL: [Phase; 6] = [
+        Self::Resolve,
+        Self::Connect,
+        Self::Tls,
+        Self::Processing,
+        Self::Transfer,
+        Self::Total,
+    ];
 
     /// The DESIGN.md name.
     pub fn as_str(self) -> &'static str {
@@ -207,7 +223,11 @@ pub enum MaintenanceRule {
     /// `{ start = "2026-11-01T02:00:00", duration = "2h" }`.
     Once { start: DateTime, duration: Duration },
     /// `{ weekly = "Sun 03:00", duration = "1h" }`: every such local weekday and time.
-    Weekly { weekday: Weekday, time: Time, duration: Duration },
+    Weekly {
+        weekday: Weekday,
+        time: Time,
+        duration: Duration,
+    },
 }
 
 impl MaintenanceRule {
@@ -223,7 +243,11 @@ impl MaintenanceRule {
         match self {
             Self::Once { start, .. } => start.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
             Self::Weekly { weekday, time, .. } => {
-                format!("weekly {} {}", weekday_name(*weekday), time.strftime("%H:%M:%S"))
+                format!(
+                    "weekly {} {}",
+                    weekday_name(*weekday),
+                    time.strftime("%H:%M:%S")
+                )
             }
         }
     }
@@ -264,12 +288,20 @@ impl Contract {
         let vendor = match &raw.vendor {
             None => name.to_string(),
             Some(v) if v.trim().is_empty() => {
-                return Err(err("vendor", "is empty; omit it to use the contract name".into()));
+                return Err(err(
+                    "vendor",
+                    "is empty; omit it to use the contract name".into(),
+                ));
             }
             Some(v) => v.trim().to_string(),
         };
 
-        let timezone = raw.timezone.as_deref().map(str::trim).unwrap_or("UTC").to_string();
+        let timezone = raw
+            .timezone
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("UTC")
+            .to_string();
         let tz = TimeZone::get(&timezone).map_err(|e| {
             err(
                 "timezone",
@@ -284,20 +316,35 @@ impl Contract {
         if slot < MIN_SLOT || slot > MAX_SLOT {
             return Err(err(
                 "slot",
-                format!("{} is out of range: a slot lasts from 1s to 1 day", humantime::format_duration(slot)),
+                format!(
+                    "{} is out of range: a slot lasts from 1s to 1 day",
+                    humantime::format_duration(slot)
+                ),
             ));
         }
         if slot.subsec_nanos() != 0 {
-            return Err(err("slot", format!("{} is not a whole number of seconds", humantime::format_duration(slot))));
+            return Err(err(
+                "slot",
+                format!(
+                    "{} is not a whole number of seconds",
+                    humantime::format_duration(slot)
+                ),
+            ));
         }
 
         if raw.checks.is_empty() {
-            return Err(err("checks", "is empty: a contract covers at least one check".into()));
+            return Err(err(
+                "checks",
+                "is empty: a contract covers at least one check".into(),
+            ));
         }
         let mut covered: Vec<String> = Vec::with_capacity(raw.checks.len());
         for c in &raw.checks {
             let Some(interval) = checks.get(c) else {
-                return Err(err("checks", format!("unknown check {c:?} (not defined in [[checks]])")));
+                return Err(err(
+                    "checks",
+                    format!("unknown check {c:?} (not defined in [[checks]])"),
+                ));
             };
             if covered.contains(c) {
                 return Err(err("checks", format!("check {c:?} is listed twice")));
@@ -317,7 +364,10 @@ impl Contract {
 
         let quorum = raw.quorum.unwrap_or(2);
         if quorum == 0 {
-            return Err(err("quorum", "must be at least 1 (failing locations needed to confirm DOWN)".into()));
+            return Err(err(
+                "quorum",
+                "must be at least 1 (failing locations needed to confirm DOWN)".into(),
+            ));
         }
 
         let mut objectives = Vec::with_capacity(raw.objectives.len());
@@ -326,7 +376,8 @@ impl Contract {
             let label = obj.label();
             if objectives.iter().any(|x: &Objective| x.label() == label) {
                 let what = if obj.kind() == "availability" {
-                    "a second availability objective (a contract has one availability target)".to_string()
+                    "a second availability objective (a contract has one availability target)"
+                        .to_string()
                 } else {
                     format!("duplicate objective {label}")
                 };
@@ -337,7 +388,11 @@ impl Contract {
 
         let mut maintenance = Vec::with_capacity(raw.maintenance.len());
         for (i, m) in raw.maintenance.iter().enumerate() {
-            maintenance.push(maintenance_from_raw(m, file, &key(&format!("maintenance[{i}]")))?);
+            maintenance.push(maintenance_from_raw(
+                m,
+                file,
+                &key(&format!("maintenance[{i}]")),
+            )?);
         }
 
         let credits = credits_from_raw(&raw.credits, file, &key("credits"))?;
@@ -382,25 +437,37 @@ pub fn validate_contracts(
 fn valid_contract_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 fn objective_from_raw(o: &RawObjective, file: &Path, key: &str) -> Result<Objective, ConfigError> {
     let err = |field: &str, msg: String| ConfigError::new(file, format!("{key}.{field}"), msg);
     match o.kind.trim() {
         "availability" => {
-            for (field, set) in
-                [("phase", o.phase.is_some()), ("percentile", o.percentile.is_some()), ("max", o.max.is_some())]
-            {
+            for (field, set) in [
+                ("phase", o.phase.is_some()),
+                ("percentile", o.percentile.is_some()),
+                ("max", o.max.is_some()),
+            ] {
                 if set {
-                    return Err(err(field, "is not used by an availability objective (it takes `target`)".into()));
+                    return Err(err(
+                        field,
+                        "is not used by an availability objective (it takes `target`)".into(),
+                    ));
                 }
             }
             let Some(target) = o.target else {
-                return Err(err("target", "missing: the availability target in percent, e.g. 99.9".into()));
+                return Err(err(
+                    "target",
+                    "missing: the availability target in percent, e.g. 99.9".into(),
+                ));
             };
             if !(target > 0.0 && target <= 100.0) {
-                return Err(err("target", format!("{target} is not a percentage in (0, 100]")));
+                return Err(err(
+                    "target",
+                    format!("{target} is not a percentage in (0, 100]"),
+                ));
             }
             Ok(Objective::Availability { target })
         }
@@ -408,44 +475,70 @@ fn objective_from_raw(o: &RawObjective, file: &Path, key: &str) -> Result<Object
             if o.target.is_some() {
                 return Err(err(
                     "target",
-                    "is not used by a latency objective (it takes `phase`, `percentile`, `max`)".into(),
+                    "is not used by a latency objective (it takes `phase`, `percentile`, `max`)"
+                        .into(),
                 ));
             }
             let Some(phase_s) = o.phase.as_deref() else {
-                return Err(err("phase", "missing: one of resolve, connect, tls, processing, transfer, total".into()));
+                return Err(err(
+                    "phase",
+                    "missing: one of resolve, connect, tls, processing, transfer, total".into(),
+                ));
             };
             let Some(phase) = Phase::parse(phase_s.trim()) else {
                 return Err(err(
                     "phase",
-                    format!("unknown phase {phase_s:?}; use one of resolve, connect, tls, processing, transfer, total"),
+                    format!(
+                        "unknown phase {phase_s:?}; use one of resolve, connect, tls, processing, transfer, total"
+                    ),
                 ));
             };
             let Some(percentile) = o.percentile else {
                 return Err(err("percentile", "missing: e.g. 95".into()));
             };
             if !(percentile > 0.0 && percentile <= 100.0) {
-                return Err(err("percentile", format!("{percentile} is not in (0, 100]")));
+                return Err(err(
+                    "percentile",
+                    format!("{percentile} is not in (0, 100]"),
+                ));
             }
             let Some(max_s) = o.max.as_deref() else {
-                return Err(err("max", "missing: the largest acceptable value, e.g. \"800ms\"".into()));
+                return Err(err(
+                    "max",
+                    "missing: the largest acceptable value, e.g. \"800ms\"".into(),
+                ));
             };
             let max = parse_duration(file, &format!("{key}.max"), max_s)?;
             if max.is_zero() {
                 return Err(err("max", "must be greater than 0".into()));
             }
-            Ok(Objective::Latency { phase, percentile, max })
+            Ok(Objective::Latency {
+                phase,
+                percentile,
+                max,
+            })
         }
-        other => Err(err("kind", format!("unknown objective kind {other:?}; use \"availability\" or \"latency\""))),
+        other => Err(err(
+            "kind",
+            format!("unknown objective kind {other:?}; use \"availability\" or \"latency\""),
+        )),
     }
 }
 
-fn maintenance_from_raw(m: &RawMaintenance, file: &Path, key: &str) -> Result<MaintenanceRule, ConfigError> {
+fn maintenance_from_raw(
+    m: &RawMaintenance,
+    file: &Path,
+    key: &str,
+) -> Result<MaintenanceRule, ConfigError> {
     let err = |field: &str, msg: String| ConfigError::new(file, format!("{key}.{field}"), msg);
     let duration = parse_duration(file, &format!("{key}.duration"), &m.duration)?;
     if duration.is_zero() || duration > MAX_MAINTENANCE {
         return Err(err(
             "duration",
-            format!("{} is out of range: a window lasts more than 0 and at most 7 days", m.duration.trim()),
+            format!(
+                "{} is out of range: a window lasts more than 0 and at most 7 days",
+                m.duration.trim()
+            ),
         ));
     }
     match (&m.start, &m.weekly) {
@@ -470,20 +563,40 @@ fn maintenance_from_raw(m: &RawMaintenance, file: &Path, key: &str) -> Result<Ma
     }
 }
 
-fn credits_from_raw(raw: &[RawCreditTier], file: &Path, key: &str) -> Result<Vec<CreditTier>, ConfigError> {
+fn credits_from_raw(
+    raw: &[RawCreditTier],
+    file: &Path,
+    key: &str,
+) -> Result<Vec<CreditTier>, ConfigError> {
     let mut tiers: Vec<(usize, CreditTier)> = Vec::with_capacity(raw.len());
     for (i, t) in raw.iter().enumerate() {
-        let err = |field: &str, msg: String| ConfigError::new(file, format!("{key}[{i}].{field}"), msg);
+        let err =
+            |field: &str, msg: String| ConfigError::new(file, format!("{key}[{i}].{field}"), msg);
         if !(t.below > 0.0 && t.below <= 100.0) {
-            return Err(err("below", format!("{} is not a percentage in (0, 100]", t.below)));
+            return Err(err(
+                "below",
+                format!("{} is not a percentage in (0, 100]", t.below),
+            ));
         }
         if !(t.percent >= 0.0 && t.percent <= 100.0) {
-            return Err(err("percent", format!("{} is not a percentage in [0, 100]", t.percent)));
+            return Err(err(
+                "percent",
+                format!("{} is not a percentage in [0, 100]", t.percent),
+            ));
         }
         if tiers.iter().any(|(_, x)| x.below == t.below) {
-            return Err(err("below", format!("another tier already starts below {}", t.below)));
+            return Err(err(
+                "below",
+                format!("another tier already starts below {}", t.below),
+            ));
         }
-        tiers.push((i, CreditTier { below: t.below, percent: t.percent }));
+        tiers.push((
+            i,
+            CreditTier {
+                below: t.below,
+                percent: t.percent,
+            },
+        ));
     }
     tiers.sort_by(|a, b| b.1.below.total_cmp(&a.1.below));
     for w in tiers.windows(2) {
@@ -524,13 +637,19 @@ fn parse_date(s: &str) -> Option<Date> {
 /// `HH:MM` or `HH:MM:SS` (one-digit hours accepted).
 fn parse_time(s: &str) -> Option<Time> {
     let parts: Vec<&str> = s.split(':').collect();
-    if !(2..=3).contains(&parts.len()) || !(1..=2).contains(&parts[0].len()) || parts[1..].iter().any(|p| p.len() != 2)
+    if !(2..=3).contains(&parts.len())
+        || !(1..=2).contains(&parts[0].len())
+        || parts[1..].iter().any(|p| p.len() != 2)
     {
         return None;
     }
     let h = digits(parts[0])?;
     let m = digits(parts[1])?;
-    let sec = if parts.len() == 3 { digits(parts[2])? } else { 0 };
+    let sec = if parts.len() == 3 {
+        digits(parts[2])?
+    } else {
+        0
+    };
     if h > 23 || m > 59 || sec > 59 {
         return None;
     }

@@ -52,7 +52,9 @@ use serde::{Deserialize, Serialize};
 use super::contract::Contract;
 use super::month::Month;
 use super::observation::Observation;
-use super::report::{MonthReport, ObjectiveResult, SlotCounts, budget, build_report, objective_results};
+use super::report::{
+    MonthReport, ObjectiveResult, SlotCounts, budget, build_report, objective_results,
+};
 use super::rules::{SlotState, availability_percent, credit_percent};
 use super::state::{Locations, MonthState};
 
@@ -122,11 +124,13 @@ pub struct SlaEngine {
 }
 
 fn add(ts: Timestamp, d: Duration) -> Timestamp {
-    ts.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(Timestamp::MAX)
+    ts.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
 }
 
 fn sub(ts: Timestamp, d: Duration) -> Timestamp {
-    ts.checked_sub(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(Timestamp::MIN)
+    ts.checked_sub(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MIN)
 }
 
 impl SlaEngine {
@@ -140,9 +144,18 @@ impl SlaEngine {
         }
         let held = contracts
             .into_iter()
-            .map(|contract| Held { contract, months: Vec::new(), counters: SlaCounters::default() })
+            .map(|contract| Held {
+                contract,
+                months: Vec::new(),
+                counters: SlaCounters::default(),
+            })
             .collect();
-        let mut engine = SlaEngine { held, by_check, locations: Locations::default(), clock: now };
+        let mut engine = SlaEngine {
+            held,
+            by_check,
+            locations: Locations::default(),
+            clock: now,
+        };
         engine.ensure_current();
         engine
     }
@@ -166,7 +179,11 @@ impl SlaEngine {
                 let cur = Month::containing(self.clock, &h.contract.tz)?;
                 let prev = cur.prev();
                 let (ps, pe) = prev.period(&h.contract.tz);
-                Some(if add(pe, KEEP_AFTER_END) > self.clock { ps } else { cur.period(&h.contract.tz).0 })
+                Some(if add(pe, KEEP_AFTER_END) > self.clock {
+                    ps
+                } else {
+                    cur.period(&h.contract.tz).0
+                })
             })
             .min()
             .unwrap_or(self.clock)
@@ -186,7 +203,12 @@ impl SlaEngine {
     /// months update past slots (a later `started_at` in the same slot
     /// replaces the deciding result, an earlier one does not).
     pub fn observe(&mut self, obs: &Observation<'_>) -> bool {
-        let SlaEngine { held, by_check, locations, clock } = self;
+        let SlaEngine {
+            held,
+            by_check,
+            locations,
+            clock,
+        } = self;
         let Some(targets) = by_check.get(obs.check) else {
             return false;
         };
@@ -196,7 +218,11 @@ impl SlaEngine {
         let mut applied = false;
         for &(ci, k) in targets {
             let h = &mut held[ci];
-            if let Some(m) = h.months.iter_mut().find(|m| m.frame.contains(obs.started_at)) {
+            if let Some(m) = h
+                .months
+                .iter_mut()
+                .find(|m| m.frame.contains(obs.started_at))
+            {
                 applied |= m.observe(k, loc, obs);
                 continue;
             }
@@ -225,14 +251,17 @@ impl SlaEngine {
             for m in &mut h.months {
                 settle(m, &mut h.counters, clock, grace);
             }
-            h.months.retain(|m| add(m.frame.end, KEEP_AFTER_END) > clock);
+            h.months
+                .retain(|m| add(m.frame.end, KEEP_AFTER_END) > clock);
         }
     }
 
     fn ensure_current(&mut self) {
         let clock = self.clock;
         for h in &mut self.held {
-            let Some(month) = Month::containing(clock, &h.contract.tz) else { continue };
+            let Some(month) = Month::containing(clock, &h.contract.tz) else {
+                continue;
+            };
             if !h.months.iter().any(|m| m.frame.month == month) {
                 let pos = h.months.partition_point(|m| m.frame.month < month);
                 h.months.insert(pos, MonthState::new(&h.contract, month));
@@ -248,9 +277,13 @@ impl SlaEngine {
         let mut out = Vec::with_capacity(self.held.len());
         for h in &mut self.held {
             let c = &h.contract;
-            let Some(month) = Month::containing(now, &c.tz) else { continue };
+            let Some(month) = Month::containing(now, &c.tz) else {
+                continue;
+            };
             let down_now = down_now(h, now);
-            let Some(state) = h.months.iter_mut().find(|m| m.frame.month == month) else { continue };
+            let Some(state) = h.months.iter_mut().find(|m| m.frame.month == month) else {
+                continue;
+            };
             let counted = state.frame.counted(now);
             let tally = state.tally(counted);
             let latency: Vec<(usize, Option<f64>)> = c
@@ -285,7 +318,9 @@ impl SlaEngine {
     /// with `evaluate_month`). Also advances the clock to `now`.
     pub fn report(&mut self, contract: &str, month: Month, now: Timestamp) -> Option<MonthReport> {
         self.advance(now);
-        let SlaEngine { held, locations, .. } = self;
+        let SlaEngine {
+            held, locations, ..
+        } = self;
         let h = held.iter_mut().find(|h| h.contract.name == contract)?;
         let state = h.months.iter_mut().find(|m| m.frame.month == month)?;
         Some(build_report(&h.contract, state, locations.names(), now))
@@ -328,7 +363,9 @@ fn down_now(h: &Held, now: Timestamp) -> bool {
         return false;
     };
     let m = &h.months[pos];
-    let Some((slot, _)) = m.frame.slot_of(t) else { return false };
+    let Some((slot, _)) = m.frame.slot_of(t) else {
+        return false;
+    };
     if slot > 0 {
         return m.verdict(slot - 1) == SlotState::Down;
     }

@@ -41,7 +41,8 @@ pub struct Month {
 impl Month {
     /// `None` unless 1000 <= year <= 9000 and 1 <= month <= 12.
     pub fn new(year: i16, month: i8) -> Option<Month> {
-        ((1000..=9000).contains(&year) && (1..=12).contains(&month)).then_some(Month { year, month })
+        ((1000..=9000).contains(&year) && (1..=12).contains(&month))
+            .then_some(Month { year, month })
     }
 
     pub fn year(self) -> i16 {
@@ -64,7 +65,10 @@ impl Month {
         if self.month == 12 {
             Month::new(self.year + 1, 1).unwrap_or(self)
         } else {
-            Month { year: self.year, month: self.month + 1 }
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 
@@ -73,7 +77,10 @@ impl Month {
         if self.month == 1 {
             Month::new(self.year - 1, 12).unwrap_or(self)
         } else {
-            Month { year: self.year, month: self.month - 1 }
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
         }
     }
 
@@ -85,8 +92,15 @@ impl Month {
 
     /// `[period_start, period_end)` of the month in `tz`.
     pub fn period(self, tz: &TimeZone) -> (Timestamp, Timestamp) {
-        let start = local_instant(tz, self.first_day().to_datetime(jiff::civil::Time::midnight()));
-        let end = local_instant(tz, self.next_first_day().to_datetime(jiff::civil::Time::midnight()));
+        let start = local_instant(
+            tz,
+            self.first_day().to_datetime(jiff::civil::Time::midnight()),
+        );
+        let end = local_instant(
+            tz,
+            self.next_first_day()
+                .to_datetime(jiff::civil::Time::midnight()),
+        );
         (start, end)
     }
 
@@ -143,7 +157,12 @@ pub fn local_instant(tz: &TimeZone, dt: DateTime) -> Timestamp {
     tz.to_ambiguous_timestamp(dt)
         .compatible()
         // Only fails near jiff's year limits, which `Month` keeps away from.
-        .unwrap_or_else(|_| TimeZone::UTC.to_ambiguous_timestamp(dt).compatible().unwrap_or(Timestamp::UNIX_EPOCH))
+        .unwrap_or_else(|_| {
+            TimeZone::UTC
+                .to_ambiguous_timestamp(dt)
+                .compatible()
+                .unwrap_or(Timestamp::UNIX_EPOCH)
+        })
 }
 
 fn ns(ts: Timestamp) -> i128 {
@@ -204,10 +223,18 @@ impl MonthFrame {
         let mut days = Vec::with_capacity(n_days);
         let mut day_first_slot = Vec::with_capacity(n_days + 1);
         for d in 0..n_days {
-            let date = first.checked_add(jiff::Span::new().days(d as i64)).unwrap_or(first);
+            let date = first
+                .checked_add(jiff::Span::new().days(d as i64))
+                .unwrap_or(first);
             days.push(date);
-            let day_start =
-                if d == 0 { start_ns } else { ns(local_instant(tz, date.to_datetime(jiff::civil::Time::midnight()))) };
+            let day_start = if d == 0 {
+                start_ns
+            } else {
+                ns(local_instant(
+                    tz,
+                    date.to_datetime(jiff::civil::Time::midnight()),
+                ))
+            };
             let idx = div_ceil(day_start - start_ns, slot_ns).clamp(0, i128::from(n_slots));
             day_first_slot.push(idx as u32);
         }
@@ -222,14 +249,20 @@ impl MonthFrame {
                 let we_ns = ws_ns + dur;
                 if ws_ns < end_ns && we_ns > start_ns {
                     let we = Timestamp::from_nanosecond(we_ns).unwrap_or(Timestamp::MAX);
-                    windows.push(MaintenanceWindow { start: ws, end: we, rule: rule.describe() });
+                    windows.push(MaintenanceWindow {
+                        start: ws,
+                        end: we,
+                        rule: rule.describe(),
+                    });
                 }
             };
             match *rule {
                 MaintenanceRule::Once { start, .. } => push(start),
                 MaintenanceRule::Weekly { weekday, time, .. } => {
                     // Windows last at most 7 days: one starting 8 days before the month cannot reach it.
-                    let mut date = first.checked_sub(jiff::Span::new().days(8)).unwrap_or(first);
+                    let mut date = first
+                        .checked_sub(jiff::Span::new().days(8))
+                        .unwrap_or(first);
                     let last = first.last_of_month();
                     while date <= last {
                         if date.weekday() == weekday {
@@ -248,14 +281,27 @@ impl MonthFrame {
 
         let mut maint = vec![false; n_slots as usize];
         for w in &windows {
-            let lo = div_ceil(ns(w.start) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as usize;
+            let lo =
+                div_ceil(ns(w.start) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as usize;
             let hi = div_ceil(ns(w.end) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as usize;
             for m in &mut maint[lo..hi.max(lo)] {
                 *m = true;
             }
         }
 
-        MonthFrame { month, start, end, start_ns, end_ns, slot_ns, n_slots, maint, windows, days, day_first_slot }
+        MonthFrame {
+            month,
+            start,
+            end,
+            start_ns,
+            end_ns,
+            slot_ns,
+            n_slots,
+            maint,
+            windows,
+            days,
+            day_first_slot,
+        }
     }
 
     /// Number of slots in the month.
@@ -319,7 +365,10 @@ impl MonthFrame {
 
     /// Seconds of MAINTENANCE slots in the whole month (scheduled, known in advance).
     pub fn maintenance_seconds_total(&self) -> u64 {
-        (0..self.n_slots).filter(|&i| self.maint[i as usize]).map(|i| self.slot_seconds(i)).sum()
+        (0..self.n_slots)
+            .filter(|&i| self.maint[i as usize])
+            .map(|i| self.slot_seconds(i))
+            .sum()
     }
 
     /// Slots counted as of `now`: those that start at or before `now` (a
@@ -348,12 +397,17 @@ impl MonthFrame {
 
     /// Slot range `[first, last)` of local day `d` (0-based).
     pub fn day_slots(&self, d: usize) -> (u32, u32) {
-        (self.day_first_slot[d], self.day_first_slot[d + 1].max(self.day_first_slot[d]))
+        (
+            self.day_first_slot[d],
+            self.day_first_slot[d + 1].max(self.day_first_slot[d]),
+        )
     }
 
     /// Index of the local day slot `i` belongs to.
     pub fn day_of_slot(&self, i: u32) -> usize {
         // day_first_slot is sorted; the day is the last one starting at or before i.
-        self.day_first_slot[..self.days.len()].partition_point(|&f| f <= i).saturating_sub(1)
+        self.day_first_slot[..self.days.len()]
+            .partition_point(|&f| f <= i)
+            .saturating_sub(1)
     }
 }

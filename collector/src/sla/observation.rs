@@ -61,7 +61,10 @@ impl<'a> Observation<'a> {
 pub(crate) fn class_code(class: Option<FailureClass>) -> u8 {
     match class {
         None => 0,
-        Some(c) => FailureClass::ALL.iter().position(|x| *x == c).map_or(16, |i| i as u8 + 1),
+        Some(c) => FailureClass::ALL
+            .iter()
+            .position(|x| *x == c)
+            .map_or(16, |i| i as u8 + 1),
     }
 }
 

@@ -16,7 +16,8 @@ use super::contract::{Contract, Objective};
 use super::month::{MaintenanceWindow, Month};
 use super::observation::class_from_code;
 use super::rules::{
-    MET_WITHOUT_DATA, SlotState, availability_percent, credit_percent, error_budget_remaining, percentile,
+    MET_WITHOUT_DATA, SlotState, availability_percent, credit_percent, error_budget_remaining,
+    percentile,
 };
 use super::state::{MonthState, Tally};
 
@@ -31,7 +32,12 @@ pub struct SlotCounts {
 
 impl From<&Tally> for SlotCounts {
     fn from(t: &Tally) -> Self {
-        SlotCounts { up: t.up, down: t.down, maintenance: t.maintenance, nodata: t.nodata }
+        SlotCounts {
+            up: t.up,
+            down: t.down,
+            maintenance: t.maintenance,
+            nodata: t.nodata,
+        }
     }
 }
 
@@ -181,7 +187,11 @@ pub(crate) fn objective_results(
                 max: None,
                 samples: None,
             },
-            Objective::Latency { phase, percentile, max } => {
+            Objective::Latency {
+                phase,
+                percentile,
+                max,
+            } => {
                 let (n, value) = lat.next().copied().unwrap_or((0, None));
                 let max_s = max.as_secs_f64();
                 ObjectiveResult {
@@ -222,8 +232,11 @@ pub(crate) fn build_report(
     let tally = state.tally(counted);
 
     let percentiles: Vec<f64> = contract.latency_objectives().map(|(_, p, _)| p).collect();
-    let latency: Vec<(usize, Option<f64>)> =
-        percentiles.iter().enumerate().map(|(k, &p)| state.samples[k].percentile_below(counted, p)).collect();
+    let latency: Vec<(usize, Option<f64>)> = percentiles
+        .iter()
+        .enumerate()
+        .map(|(k, &p)| state.samples[k].percentile_below(counted, p))
+        .collect();
     let objectives = objective_results(contract, &tally, &latency);
     let availability = availability_percent(tally.up_seconds, tally.down_seconds);
 
@@ -255,7 +268,10 @@ pub(crate) fn build_report(
         error_budget_remaining: budget(contract, state, &tally),
         days,
         maintenance: state.frame.windows.clone(),
-        locations: locs.iter().map(|&l| loc_names[l as usize].clone()).collect(),
+        locations: locs
+            .iter()
+            .map(|&l| loc_names[l as usize].clone())
+            .collect(),
         checks: contract.checks.clone(),
         evidence: Evidence::default(),
     }
@@ -310,7 +326,13 @@ fn incidents(
             end,
             duration_seconds: (first..=last).map(|s| state.frame.slot_seconds(s)).sum(),
             slots: last - first + 1,
-            checks: contract.checks.iter().zip(&checks).filter(|(_, d)| **d).map(|(n, _)| n.clone()).collect(),
+            checks: contract
+                .checks
+                .iter()
+                .zip(&checks)
+                .filter(|(_, d)| **d)
+                .map(|(n, _)| n.clone())
+                .collect(),
             locations: locations.into_iter().collect(),
             classes: classes.into_iter().collect(),
             sample_message: sample,
@@ -319,13 +341,19 @@ fn incidents(
     out
 }
 
-fn days(contract: &Contract, state: &MonthState, percentiles: &[f64], counted: u32) -> Vec<DayFigures> {
+fn days(
+    contract: &Contract,
+    state: &MonthState,
+    percentiles: &[f64],
+    counted: u32,
+) -> Vec<DayFigures> {
     let frame = &state.frame;
     let n_days = frame.days.len();
     // Per latency objective, per day: the values.
     let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n_days]; percentiles.len()];
     for (k, per_day) in values.iter_mut().enumerate() {
-        state.samples[k].for_each_below(counted, |slot, v| per_day[frame.day_of_slot(slot)].push(v));
+        state.samples[k]
+            .for_each_below(counted, |slot, v| per_day[frame.day_of_slot(slot)].push(v));
     }
     let labels: Vec<(String, &'static str)> = contract
         .objectives

@@ -46,7 +46,11 @@ pub fn check_state(pass: u32, fail: u32, quorum: u32) -> SlotState {
         return SlotState::NoData;
     }
     let needed = quorum.min(with_data).max(1);
-    if fail >= needed { SlotState::Down } else { SlotState::Up }
+    if fail >= needed {
+        SlotState::Down
+    } else {
+        SlotState::Up
+    }
 }
 
 /// §6.3: the contract's state from its checks' states; MAINTENANCE overrides.
@@ -85,7 +89,11 @@ pub fn nearest_rank(p: f64, n: usize) -> usize {
     }
     let x = p * n as f64 / 100.0;
     let r = x.round();
-    let rank = if (x - r).abs() <= 1e-9 * x.abs().max(1.0) { r } else { x.ceil() };
+    let rank = if (x - r).abs() <= 1e-9 * x.abs().max(1.0) {
+        r
+    } else {
+        x.ceil()
+    };
     (rank.max(1.0) as usize).min(n)
 }
 
@@ -104,7 +112,11 @@ pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
 /// attained availability; 0 when none or when nothing was attained (no eligible slot).
 pub fn credit_percent(tiers: &[CreditTier], attained: Option<f64>) -> f64 {
     let Some(a) = attained else { return 0.0 };
-    tiers.iter().filter(|t| t.below > a).map(|t| t.percent).fold(0.0, f64::max)
+    tiers
+        .iter()
+        .filter(|t| t.below > a)
+        .map(|t| t.percent)
+        .fold(0.0, f64::max)
 }
 
 /// §6.8: `1 − downtime / ((1 − target/100) × (month length − maintenance))`.

@@ -76,7 +76,11 @@ pub(crate) struct SampleIndex {
 /// Order-preserving map of a finite f64 onto u64 (the IEEE total order).
 fn key(v: f64) -> u64 {
     let bits = v.to_bits();
-    if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
 }
 
 fn bucket_of(v: f64) -> u32 {
@@ -91,7 +95,11 @@ impl SampleIndex {
         }
         let s = Sample { value, slot };
         if slot < self.admitted_below {
-            self.buckets.entry(bucket_of(value)).or_default().pending.push(s);
+            self.buckets
+                .entry(bucket_of(value))
+                .or_default()
+                .pending
+                .push(s);
             self.admitted += 1;
         } else {
             self.future.push(s);
@@ -147,7 +155,11 @@ impl SampleIndex {
             let s = self.future[i];
             if s.slot() < below {
                 self.future.swap_remove(i);
-                self.buckets.entry(bucket_of(s.value())).or_default().pending.push(s);
+                self.buckets
+                    .entry(bucket_of(s.value()))
+                    .or_default()
+                    .pending
+                    .push(s);
                 self.admitted += 1;
             } else {
                 i += 1;

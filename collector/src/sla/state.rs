@@ -141,7 +141,13 @@ impl MonthState {
         let frame = MonthFrame::new(contract, month);
         let n = frame.n_slots();
         let verdict = (0..n)
-            .map(|i| if frame.is_maintenance(i) { SlotState::Maintenance.code() } else { SlotState::NoData.code() })
+            .map(|i| {
+                if frame.is_maintenance(i) {
+                    SlotState::Maintenance.code()
+                } else {
+                    SlotState::NoData.code()
+                }
+            })
             .collect();
         let latency_phases: Vec<Phase> = contract.latency_objectives().map(|(p, _, _)| p).collect();
         MonthState {
@@ -152,7 +158,10 @@ impl MonthState {
             messages: HashMap::new(),
             check_states: vec![Vec::new(); contract.checks.len()],
             verdict,
-            samples: latency_phases.iter().map(|_| SampleIndex::default()).collect(),
+            samples: latency_phases
+                .iter()
+                .map(|_| SampleIndex::default())
+                .collect(),
             latency_phases,
             settled: 0,
             last_settled_down: false,
@@ -180,7 +189,13 @@ impl MonthState {
         }
 
         let fail = !obs.success;
-        let packed = (offset << 8) | PRESENT | if fail { FAIL | u64::from(class_code(obs.class)) } else { 0 };
+        let packed = (offset << 8)
+            | PRESENT
+            | if fail {
+                FAIL | u64::from(class_code(obs.class))
+            } else {
+                0
+            };
         let cols = &mut self.cells[check];
         ensure_len(cols, loc as usize + 1, usize::from(u16::MAX) + 1);
         let col = &mut cols[loc as usize];
@@ -188,7 +203,8 @@ impl MonthState {
         let old = col[s];
         let key = cell_key(check, loc, slot);
         let new_msg = obs.message.unwrap_or("");
-        let replace = packed > old || (packed == old && fail && new_msg > self.messages.get(&key).map_or("", |m| &**m));
+        let replace = packed > old
+            || (packed == old && fail && new_msg > self.messages.get(&key).map_or("", |m| &**m));
         if !replace {
             return true;
         }
@@ -226,7 +242,10 @@ impl MonthState {
         if self.frame.is_maintenance(slot) {
             return;
         }
-        let v = contract_state((0..self.n_checks).map(|c| self.check_state_at(c, slot)), false);
+        let v = contract_state(
+            (0..self.n_checks).map(|c| self.check_state_at(c, slot)),
+            false,
+        );
         self.verdict[s] = v.code();
     }
 
@@ -237,7 +256,12 @@ impl MonthState {
 
     /// Check `check`'s state in `slot` (regardless of maintenance).
     pub(crate) fn check_state_at(&self, check: usize, slot: u32) -> SlotState {
-        SlotState::from_code(self.check_states[check].get(slot as usize).copied().unwrap_or(0))
+        SlotState::from_code(
+            self.check_states[check]
+                .get(slot as usize)
+                .copied()
+                .unwrap_or(0),
+        )
     }
 
     /// The deciding result of (check, location, slot): `None` without data,
@@ -283,7 +307,11 @@ impl MonthState {
         let mut prev_down = false;
         for (i, &code) in self.verdict[..counted as usize].iter().enumerate() {
             let state = SlotState::from_code(code);
-            let secs = if i as u32 == last { self.frame.slot_seconds(last) } else { nominal };
+            let secs = if i as u32 == last {
+                self.frame.slot_seconds(last)
+            } else {
+                nominal
+            };
             t.add(state, secs);
             let down = state == SlotState::Down;
             if down && !prev_down {
@@ -307,7 +335,11 @@ pub struct MonthEvaluator<'c> {
 impl<'c> MonthEvaluator<'c> {
     /// An empty evaluation of `month` (in the contract's zone).
     pub fn new(contract: &'c Contract, month: Month) -> MonthEvaluator<'c> {
-        MonthEvaluator { contract, state: MonthState::new(contract, month), locations: Locations::default() }
+        MonthEvaluator {
+            contract,
+            state: MonthState::new(contract, month),
+            locations: Locations::default(),
+        }
     }
 
     /// Applies one result; `false` when it is not about this contract-month

@@ -206,7 +206,13 @@ impl Reader {
     /// Calls `f` for every result of `checks` started in `[from_ms, to_ms)`,
     /// in (agent, seq) order (bytewise on `agent`) — the canonical order
     /// evidence digests use. Streams, so a month of results need not fit in memory.
-    pub fn for_each_result<F>(&self, checks: &[String], from_ms: i64, to_ms: i64, f: F) -> Result<(), StoreError>
+    pub fn for_each_result<F>(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        f: F,
+    ) -> Result<(), StoreError>
     where
         F: FnMut(StoredResult),
     {
@@ -217,7 +223,12 @@ impl Reader {
     }
 
     /// [`Reader::for_each_result`] collected into a `Vec`.
-    pub fn results_between(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
+    pub fn results_between(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredResult>, StoreError> {
         let mut out = Vec::new();
         self.for_each_result(checks, from_ms, to_ms, |r| out.push(r))?;
         Ok(out)
@@ -241,12 +252,21 @@ pub enum StoreError {
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
     #[error("cannot use data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// No store there yet; for PostgreSQL the "path" is the URL without its password.
     #[error("no store at {0} (run the collector once to create it)")]
     Missing(PathBuf),
-    #[error("the store at {path} has schema version {found}, newer than this build knows ({known}); upgrade slaprobe")]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this build knows ({known}); upgrade slaprobe"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     /// The writer's queue is full: the caller should answer 503 with Retry-After.
     #[error("store writer is busy")]
     Overloaded,
@@ -348,7 +368,13 @@ pub(crate) struct BatchAggregate<'a> {
 impl<'a> BatchAggregate<'a> {
     /// `inserted[i]` says whether `rows[i]` was newly stored.
     pub(crate) fn new(rows: &'a [NewResult], inserted: &[bool]) -> Self {
-        let mut agg = BatchAggregate { counts: BTreeMap::new(), latest: BTreeMap::new(), stored: 0, max_seq: 0, duplicates: 0 };
+        let mut agg = BatchAggregate {
+            counts: BTreeMap::new(),
+            latest: BTreeMap::new(),
+            stored: 0,
+            max_seq: 0,
+            duplicates: 0,
+        };
         for (r, &new) in rows.iter().zip(inserted) {
             agg.max_seq = agg.max_seq.max(r.seq);
             if !new {
@@ -356,7 +382,9 @@ impl<'a> BatchAggregate<'a> {
             }
             agg.stored += 1;
             let class = r.class.map_or("", |c| c.as_str());
-            *agg.counts.entry((&r.check, &r.location, class)).or_default() += 1;
+            *agg.counts
+                .entry((&r.check, &r.location, class))
+                .or_default() += 1;
             let slot = agg.latest.entry((&r.check, &r.location)).or_insert(r);
             if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
                 *slot = r;

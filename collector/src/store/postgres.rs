@@ -138,7 +138,11 @@ pub fn describe_url(url: &str) -> String {
     };
     let port = cfg.get_ports().first().copied().unwrap_or(5432);
     let db = cfg.get_dbname().unwrap_or(user);
-    let at = if user.is_empty() { String::new() } else { format!("{user}@") };
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
     format!("postgres://{at}{host}:{port}/{db}")
 }
 
@@ -147,11 +151,14 @@ pub fn describe_url(url: &str) -> String {
 pub fn validate_url(url: &str) -> Result<(), String> {
     let trimmed = url.trim();
     if !(trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://")) {
-        return Err("must be a PostgreSQL URL: postgres://user[:password]@host[:port]/database".into());
+        return Err(
+            "must be a PostgreSQL URL: postgres://user[:password]@host[:port]/database".into(),
+        );
     }
-    let cfg = trimmed
-        .parse::<Config>()
-        .map_err(|_| "is not a valid PostgreSQL URL (postgres://user[:password]@host[:port]/database)".to_string())?;
+    let cfg = trimmed.parse::<Config>().map_err(|_| {
+        "is not a valid PostgreSQL URL (postgres://user[:password]@host[:port]/database)"
+            .to_string()
+    })?;
     if cfg.get_ssl_mode() == ::postgres::config::SslMode::Require {
         return Err(
             "sslmode=require: this build connects without TLS; reach the database over a trusted network or a local TLS proxy, and drop sslmode=require"
@@ -205,7 +212,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").field("db", &self.inner.describe).finish_non_exhaustive()
+        f.debug_struct("PostgresStore")
+            .field("db", &self.inner.describe)
+            .finish_non_exhaustive()
     }
 }
 
@@ -246,7 +255,14 @@ impl Store {
                 .spawn(move || reader_loop(url, reader, rx))
                 .map_err(|e| StoreError::Task(format!("cannot start a reader thread: {e}")))?;
         }
-        Ok(Store { inner: Arc::new(Inner { describe, writer: wtx, reader: rtx, writers: Mutex::new(writers) }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                describe,
+                writer: wtx,
+                reader: rtx,
+                writers: Mutex::new(writers),
+            }),
+        })
     }
 
     /// The database URL without its password.
@@ -268,7 +284,13 @@ impl Store {
         rows: Vec<NewResult>,
     ) -> Result<BatchOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
-        let job = WriteJob::Insert { agent: agent.to_string(), location: location.to_string(), received_ms, rows, reply };
+        let job = WriteJob::Insert {
+            agent: agent.to_string(),
+            location: location.to_string(),
+            received_ms,
+            rows,
+            reply,
+        };
         self.inner.writer.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
@@ -295,8 +317,13 @@ impl Store {
         F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = Self::read_job(f);
-        self.inner.reader.send(job).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Task("a reader thread stopped".into()))?
+        self.inner
+            .reader
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await
+            .map_err(|_| StoreError::Task("a reader thread stopped".into()))?
     }
 
     /// Runs `f` on a reader thread, blocking this (non-async) thread until done.
@@ -306,8 +333,12 @@ impl Store {
         F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = Self::read_job(f);
-        self.inner.reader.blocking_send(job).map_err(|_| StoreError::Closed)?;
-        rx.blocking_recv().map_err(|_| StoreError::Task("a reader thread stopped".into()))?
+        self.inner
+            .reader
+            .blocking_send(job)
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv()
+            .map_err(|_| StoreError::Task("a reader thread stopped".into()))?
     }
 
     /// Finishes the batches already taken, refuses the queued ones, stops
@@ -317,7 +348,8 @@ impl Store {
         if self.inner.writer.send(WriteJob::Close(tx)).await.is_ok() {
             let _ = rx.await;
         }
-        let handles = std::mem::take(&mut *self.inner.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        let handles =
+            std::mem::take(&mut *self.inner.writers.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tokio::task::spawn_blocking(move || {
             for h in handles {
                 let _ = h.join();
@@ -360,8 +392,18 @@ fn writer_loop(url: String, client: Client, rx: Arc<Mutex<mpsc::Receiver<WriteJo
                 Some(job) => job,
             }
         };
-        let WriteJob::Insert { agent, location, received_ms, rows, reply } = job else { continue };
-        let result = usable(&mut client, &url).and_then(|c| insert_batch(c, &agent, &location, received_ms, &rows));
+        let WriteJob::Insert {
+            agent,
+            location,
+            received_ms,
+            rows,
+            reply,
+        } = job
+        else {
+            continue;
+        };
+        let result = usable(&mut client, &url)
+            .and_then(|c| insert_batch(c, &agent, &location, received_ms, &rows));
         if let Err(e) = &result {
             tracing::error!(agent, error = %e, "storing a batch failed");
         }
@@ -381,7 +423,8 @@ fn usable<'c>(client: &'c mut Option<Client>, url: &str) -> Result<&'c mut Clien
 fn reader_loop(url: String, reader: Reader, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
     let mut reader = Some(super::Reader::Postgres(reader));
     while let Some(job) = next_job(&rx) {
-        let broken = matches!(&reader, Some(super::Reader::Postgres(r)) if r.is_closed()) || reader.is_none();
+        let broken = matches!(&reader, Some(super::Reader::Postgres(r)) if r.is_closed())
+            || reader.is_none();
         if broken {
             reader = None;
             match Reader::open(&url) {
@@ -454,7 +497,10 @@ fn try_insert_batch(
     let kinds: Vec<&str> = order.iter().map(|&i| rows[i].kind.as_str()).collect();
     let started: Vec<i64> = order.iter().map(|&i| rows[i].started_at_ms).collect();
     let success: Vec<bool> = order.iter().map(|&i| rows[i].success).collect();
-    let classes: Vec<Option<&str>> = order.iter().map(|&i| rows[i].class.map(|c| c.as_str())).collect();
+    let classes: Vec<Option<&str>> = order
+        .iter()
+        .map(|&i| rows[i].class.map(|c| c.as_str()))
+        .collect();
     let raws: Vec<&[u8]> = order.iter().map(|&i| rows[i].raw.as_slice()).collect();
 
     let mut tx = client.transaction()?;
@@ -471,11 +517,20 @@ fn try_insert_batch(
     for r in &returned {
         new_seqs.insert(r.try_get(0)?);
     }
-    let inserted: Vec<bool> =
-        rows.iter().zip(&first).map(|(r, &first)| first && new_seqs.contains(&to_i64(r.seq))).collect();
+    let inserted: Vec<bool> = rows
+        .iter()
+        .zip(&first)
+        .map(|(r, &first)| first && new_seqs.contains(&to_i64(r.seq)))
+        .collect();
 
     // Aggregate the batch: one upsert per key, keys sorted (lock order).
-    let super::BatchAggregate { counts, latest, stored, max_seq, duplicates } = super::BatchAggregate::new(rows, &inserted);
+    let super::BatchAggregate {
+        counts,
+        latest,
+        stored,
+        max_seq,
+        duplicates,
+    } = super::BatchAggregate::new(rows, &inserted);
     if !counts.is_empty() {
         let (c, l, k, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = counts.iter().fold(
             (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
@@ -523,7 +578,11 @@ fn try_insert_batch(
         &[&agent, &location, &to_i64(max_seq), &to_i64(stored), &to_i64(duplicates), &received_ms],
     )?;
     tx.commit()?;
-    Ok(BatchOutcome { inserted, stored, duplicates })
+    Ok(BatchOutcome {
+        inserted,
+        stored,
+        duplicates,
+    })
 }
 
 fn migrate(client: &mut Client, describe: &str) -> Result<(), StoreError> {
@@ -532,10 +591,16 @@ fn migrate(client: &mut Client, describe: &str) -> Result<(), StoreError> {
     // lock is released with the transaction.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?.try_get(0)?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
+        .try_get(0)?;
     let current = i64::from(current);
     if current > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { path: describe.into(), found: current, known: SCHEMA_VERSION });
+        return Err(StoreError::NewerSchema {
+            path: describe.into(),
+            found: current,
+            known: SCHEMA_VERSION,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
@@ -543,7 +608,10 @@ fn migrate(client: &mut Client, describe: &str) -> Result<(), StoreError> {
             continue;
         }
         tx.batch_execute(sql)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(version as i32)])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(version as i32)],
+        )?;
         tracing::info!(version, db = describe, "store schema migrated");
     }
     tx.commit()?;
@@ -570,27 +638,42 @@ impl Reader {
     pub fn open(url: &str) -> Result<Reader, StoreError> {
         let mut client = connect(url)?;
         let describe = describe_url(url);
-        let exists: bool = client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?.try_get(0)?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+            .try_get(0)?;
         if !exists {
             return Err(StoreError::Missing(describe.into()));
         }
-        let version: Option<i32> = client.query_one("SELECT max(version) FROM schema_version", &[])?.try_get(0)?;
+        let version: Option<i32> = client
+            .query_one("SELECT max(version) FROM schema_version", &[])?
+            .try_get(0)?;
         match version.map(i64::from) {
             None => return Err(StoreError::Missing(describe.into())),
             Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::NewerSchema { path: describe.into(), found: v, known: SCHEMA_VERSION });
+                return Err(StoreError::NewerSchema {
+                    path: describe.into(),
+                    found: v,
+                    known: SCHEMA_VERSION,
+                });
             }
             Some(_) => {}
         }
-        Ok(Reader { client: RefCell::new(client) })
+        Ok(Reader {
+            client: RefCell::new(client),
+        })
     }
 
     fn is_closed(&self) -> bool {
-        self.client.try_borrow().map(|c| c.is_closed()).unwrap_or(false)
+        self.client
+            .try_borrow()
+            .map(|c| c.is_closed())
+            .unwrap_or(false)
     }
 
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>, StoreError> {
-        self.client.try_borrow_mut().map_err(|_| StoreError::Task("the reader is already in use (nested read)".into()))
+        self.client
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Task("the reader is already in use (nested read)".into()))
     }
 
     /// See [`super::Reader::agents`].
@@ -644,7 +727,13 @@ impl Reader {
     /// See [`super::Reader::for_each_result`]. Streams through a portal
     /// ([`FETCH_ROWS`] rows a round trip) inside one read-only transaction,
     /// so the pass sees one snapshot.
-    pub fn for_each_result<F>(&self, checks: &[String], from_ms: i64, to_ms: i64, mut f: F) -> Result<(), StoreError>
+    pub fn for_each_result<F>(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        mut f: F,
+    ) -> Result<(), StoreError>
     where
         F: FnMut(StoredResult),
     {
@@ -652,7 +741,11 @@ impl Reader {
             return Ok(());
         }
         let mut client = self.client()?;
-        let mut tx = client.build_transaction().read_only(true).isolation_level(::postgres::IsolationLevel::RepeatableRead).start()?;
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .start()?;
         let sql = format!(
             "SELECT {RESULT_COLUMNS} FROM results
              WHERE check_name = ANY($1) AND started_at >= $2 AND started_at < $3
@@ -674,7 +767,10 @@ impl Reader {
 
     /// See [`super::Reader::count_results`].
     pub fn count_results(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.client()?.query_one("SELECT count(*) FROM results", &[])?.try_get(0)?;
+        let n: i64 = self
+            .client()?
+            .query_one("SELECT count(*) FROM results", &[])?
+            .try_get(0)?;
         Ok(u64_col(n))
     }
 }
@@ -690,7 +786,8 @@ fn row_to_result(r: &::postgres::Row) -> Result<StoredResult, StoreError> {
         success: r.try_get::<_, Option<bool>>(5)?.unwrap_or(false),
         class: r.try_get(6)?,
         // Stored from a &str, so valid UTF-8; lossy only guards a hand-edited row.
-        raw: String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        raw: String::from_utf8(raw)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     })
 }
 
@@ -709,7 +806,11 @@ mod tests {
     fn urls_are_validated_without_echo() {
         assert!(validate_url("postgres://u:p@127.0.0.1:5432/db").is_ok());
         assert!(validate_url("postgresql://u@h/db").is_ok());
-        for bad in ["mysql://u:s3cret@h/db", "postgres://u:s3cret@h/db?sslmode=require", "postgres://u:s3cret@h/db?bogus=1"] {
+        for bad in [
+            "mysql://u:s3cret@h/db",
+            "postgres://u:s3cret@h/db?sslmode=require",
+            "postgres://u:s3cret@h/db?bogus=1",
+        ] {
             let e = validate_url(bad).unwrap_err();
             assert!(!e.contains("s3cret"), "{e}");
         }

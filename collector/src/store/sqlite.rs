@@ -113,7 +113,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +124,10 @@ impl Store {
     /// migrations and starts the writer thread. Blocking: call it from
     /// `spawn_blocking` inside a runtime.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let path = data_dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -160,7 +165,13 @@ impl Store {
                 drop(stop_tx);
             })
             .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store { inner: Arc::new(Inner { dir: data_dir.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir: data_dir.to_path_buf(),
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// False once the writer has stopped (closed, or died): nothing more can be stored.
@@ -184,7 +195,13 @@ impl Store {
         rows: Vec<NewResult>,
     ) -> Result<BatchOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
-        let job = WriteJob::Insert { agent: agent.to_string(), location: location.to_string(), received_ms, rows, reply };
+        let job = WriteJob::Insert {
+            agent: agent.to_string(),
+            location: location.to_string(),
+            received_ms,
+            rows,
+            reply,
+        };
         self.inner.writer.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
@@ -199,7 +216,9 @@ impl Store {
         F: FnOnce(&super::Reader) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f)).await.map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` with a read connection on this (blocking) thread.
@@ -208,7 +227,11 @@ impl Store {
         F: FnOnce(&super::Reader) -> Result<T, StoreError>,
     {
         let inner = &self.inner;
-        let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pooled = inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
         let reader = match pooled {
             Some(r) => r,
             None => super::Reader::Sqlite(Reader::open(&inner.dir)?),
@@ -234,7 +257,13 @@ impl Store {
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
     while let Some(job) = rx.blocking_recv() {
         match job {
-            WriteJob::Insert { agent, location, received_ms, rows, reply } => {
+            WriteJob::Insert {
+                agent,
+                location,
+                received_ms,
+                rows,
+                reply,
+            } => {
                 let result = insert_batch(&mut conn, &agent, &location, received_ms, &rows);
                 if let Err(e) = &result {
                     tracing::error!(agent, error = %e, "storing a batch failed");
@@ -269,7 +298,8 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// PASSIVE never blocks the writer; the WAL starts over from its beginning
 /// at the next commit after a checkpoint that caught up.
 fn checkpointer(conn: &mut Connection, stop: &std::sync::mpsc::Receiver<()>) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
+    {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
         }
@@ -313,7 +343,13 @@ fn insert_batch(
     }
 
     // Aggregate the batch first: one upsert per key instead of per row.
-    let super::BatchAggregate { counts, latest, stored, max_seq, duplicates } = super::BatchAggregate::new(rows, &inserted);
+    let super::BatchAggregate {
+        counts,
+        latest,
+        stored,
+        max_seq,
+        duplicates,
+    } = super::BatchAggregate::new(rows, &inserted);
     {
         let mut up = tx.prepare_cached(
             "INSERT INTO probe_counts (check_name, location, class, count) VALUES (?1, ?2, ?3, ?4)
@@ -330,7 +366,14 @@ fn insert_batch(
                   OR (excluded.started_at = latest.started_at AND excluded.seq > latest.seq)",
         )?;
         for ((check, loc), r) in &latest {
-            up.execute(params![check, loc, agent, to_i64(r.seq), r.started_at_ms, r.raw])?;
+            up.execute(params![
+                check,
+                loc,
+                agent,
+                to_i64(r.seq),
+                r.started_at_ms,
+                r.raw
+            ])?;
         }
         let mut up = tx.prepare_cached(
             "INSERT INTO agents (agent, location, max_seq, results, duplicates, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -341,19 +384,38 @@ fn insert_batch(
                duplicates = duplicates + excluded.duplicates,
                last_seen = max(last_seen, excluded.last_seen)",
         )?;
-        up.execute(params![agent, location, to_i64(max_seq), to_i64(stored), to_i64(duplicates), received_ms])?;
+        up.execute(params![
+            agent,
+            location,
+            to_i64(max_seq),
+            to_i64(stored),
+            to_i64(duplicates),
+            received_ms
+        ])?;
     }
     tx.commit()?;
-    Ok(BatchOutcome { inserted, stored, duplicates })
+    Ok(BatchOutcome {
+        inserted,
+        stored,
+        duplicates,
+    })
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     // IMMEDIATE: two processes opening a new store at once must not both migrate.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found: current, known: SCHEMA_VERSION });
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: current,
+            known: SCHEMA_VERSION,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
@@ -361,7 +423,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             continue;
         }
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
         tracing::info!(version, path = %path.display(), "store schema migrated");
     }
     tx.commit()?;
@@ -394,7 +459,9 @@ impl Reader {
         }
         // Read-write open (without CREATE) so WAL's shared-memory file can be made;
         // `query_only` then forbids writes on this connection.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "query_only", true)?;
@@ -406,7 +473,11 @@ impl Reader {
         match version {
             None => return Err(StoreError::Missing(path)),
             Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::NewerSchema { path, found: v, known: SCHEMA_VERSION });
+                return Err(StoreError::NewerSchema {
+                    path,
+                    found: v,
+                    known: SCHEMA_VERSION,
+                });
             }
             Some(_) => {}
         }
@@ -462,7 +533,13 @@ impl Reader {
     /// Calls `f` for every result of `checks` started in `[from_ms, to_ms)`,
     /// in (agent, seq) order — the canonical order evidence digests use.
     /// Streams, so a month of results need not fit in memory.
-    pub fn for_each_result<F>(&self, checks: &[String], from_ms: i64, to_ms: i64, mut f: F) -> Result<(), StoreError>
+    pub fn for_each_result<F>(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        mut f: F,
+    ) -> Result<(), StoreError>
     where
         F: FnMut(StoredResult),
     {
@@ -476,8 +553,10 @@ impl Reader {
              ORDER BY agent, seq"
         );
         let mut st = self.conn.prepare(&sql)?;
-        let mut values: Vec<rusqlite::types::Value> =
-            checks.iter().map(|c| rusqlite::types::Value::Text(c.clone())).collect();
+        let mut values: Vec<rusqlite::types::Value> = checks
+            .iter()
+            .map(|c| rusqlite::types::Value::Text(c.clone()))
+            .collect();
         values.push(rusqlite::types::Value::Integer(from_ms));
         values.push(rusqlite::types::Value::Integer(to_ms));
         let mut rows = st.query(rusqlite::params_from_iter(values))?;
@@ -489,7 +568,9 @@ impl Reader {
 
     /// How many results are stored in all.
     pub fn count_results(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM results", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM results", [], |r| r.get(0))?;
         Ok(u64_col(n))
     }
 }
@@ -505,7 +586,8 @@ fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
         success: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
         class: r.get(6)?,
         // Stored from a &str, so valid UTF-8; lossy only guards a hand-edited file.
-        raw: String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        raw: String::from_utf8(raw)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     })
 }
 
@@ -538,30 +620,75 @@ mod tests {
         .unwrap()
         .unwrap();
         let out = store
-            .insert_batch("a1", "ams", 1000, vec![row(1, "w", 10, None), row(2, "w", 20, Some(FailureClass::Timeout)), row(4, "x", 5, None)])
+            .insert_batch(
+                "a1",
+                "ams",
+                1000,
+                vec![
+                    row(1, "w", 10, None),
+                    row(2, "w", 20, Some(FailureClass::Timeout)),
+                    row(4, "x", 5, None),
+                ],
+            )
             .await
             .unwrap();
-        assert_eq!(out, BatchOutcome { inserted: vec![true, true, true], stored: 3, duplicates: 0 });
-        let out = store.insert_batch("a1", "ams", 2000, vec![row(2, "w", 20, None), row(2, "w", 20, None)]).await.unwrap();
+        assert_eq!(
+            out,
+            BatchOutcome {
+                inserted: vec![true, true, true],
+                stored: 3,
+                duplicates: 0
+            }
+        );
+        let out = store
+            .insert_batch(
+                "a1",
+                "ams",
+                2000,
+                vec![row(2, "w", 20, None), row(2, "w", 20, None)],
+            )
+            .await
+            .unwrap();
         assert_eq!((out.stored, out.duplicates), (0, 2));
 
         let agents = store.read(|r| r.agents()).await.unwrap();
         assert_eq!(agents.len(), 1);
-        assert_eq!((agents[0].max_seq, agents[0].results, agents[0].duplicates, agents[0].missing()), (4, 3, 2, 1));
+        assert_eq!(
+            (
+                agents[0].max_seq,
+                agents[0].results,
+                agents[0].duplicates,
+                agents[0].missing()
+            ),
+            (4, 3, 2, 1)
+        );
         assert_eq!(agents[0].last_seen_ms, 2000);
 
         let latest = store.read(|r| r.latest()).await.unwrap();
         assert_eq!(latest.len(), 2);
-        assert_eq!((latest[0].check.as_str(), latest[0].seq, latest[0].class.as_deref()), ("w", 2, Some("timeout")));
+        assert_eq!(
+            (
+                latest[0].check.as_str(),
+                latest[0].seq,
+                latest[0].class.as_deref()
+            ),
+            ("w", 2, Some("timeout"))
+        );
 
         let counts = store.read(|r| r.probe_counts()).await.unwrap();
         assert_eq!(counts.len(), 3);
 
-        let rs = store.read(|r| r.results_between(&["w".to_string()], 0, 15)).await.unwrap();
+        let rs = store
+            .read(|r| r.results_between(&["w".to_string()], 0, 15))
+            .await
+            .unwrap();
         assert_eq!(rs.len(), 1);
         assert_eq!(rs[0].raw, "{\"seq\":1}");
         store.close().await;
-        assert!(matches!(store.insert_batch("a1", "ams", 1, vec![]).await, Err(StoreError::Closed)));
+        assert!(matches!(
+            store.insert_batch("a1", "ams", 1, vec![]).await,
+            Err(StoreError::Closed)
+        ));
 
         // Reopen: migrations are idempotent, data kept.
         let store = Store::open(dir.path()).unwrap();
@@ -573,9 +700,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path()).unwrap());
         let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        c.execute("INSERT INTO schema_version (version) VALUES (99)", []).unwrap();
+        c.execute("INSERT INTO schema_version (version) VALUES (99)", [])
+            .unwrap();
         drop(c);
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::NewerSchema { found: 99, .. })));
-        assert!(matches!(Reader::open(dir.path()), Err(StoreError::NewerSchema { .. })));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::NewerSchema { found: 99, .. })
+        ));
+        assert!(matches!(
+            Reader::open(dir.path()),
+            Err(StoreError::NewerSchema { .. })
+        ));
     }
 }

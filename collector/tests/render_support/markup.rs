@@ -27,10 +27,16 @@ pub fn check_html(doc: &str) -> Result<HtmlFacts, String> {
     while i < b.len() {
         match b[i] {
             b'<' => {
-                let end = doc[i..].find('>').ok_or_else(|| format!("unclosed tag at line {}", line_of(i)))? + i;
+                let end = doc[i..]
+                    .find('>')
+                    .ok_or_else(|| format!("unclosed tag at line {}", line_of(i)))?
+                    + i;
                 let inner = &doc[i + 1..end];
                 if inner.contains('<') {
-                    return Err(format!("'<' inside a tag at line {}: {inner:?}", line_of(i)));
+                    return Err(format!(
+                        "'<' inside a tag at line {}: {inner:?}",
+                        line_of(i)
+                    ));
                 }
                 facts.tag_sources.push(inner.to_string());
                 if inner.starts_with("!DOCTYPE") || inner.starts_with("!doctype") {
@@ -42,7 +48,10 @@ pub fn check_html(doc: &str) -> Result<HtmlFacts, String> {
                     match stack.pop() {
                         Some(open) if open == name => {}
                         other => {
-                            return Err(format!("</{name}> at line {} closes {other:?}", line_of(i)));
+                            return Err(format!(
+                                "</{name}> at line {} closes {other:?}",
+                                line_of(i)
+                            ));
                         }
                     }
                 } else {
@@ -71,10 +80,14 @@ pub fn check_html(doc: &str) -> Result<HtmlFacts, String> {
             }
             b'&' => {
                 let rest = &doc[i + 1..];
-                let semi =
-                    rest.find(';').filter(|&k| k <= 10).ok_or_else(|| format!("bare '&' at line {}", line_of(i)))?;
+                let semi = rest
+                    .find(';')
+                    .filter(|&k| k <= 10)
+                    .ok_or_else(|| format!("bare '&' at line {}", line_of(i)))?;
                 let ent = &rest[..semi];
-                let ok = (ent.starts_with('#') && ent[1..].chars().all(|c| c.is_ascii_digit()) && ent.len() > 1)
+                let ok = (ent.starts_with('#')
+                    && ent[1..].chars().all(|c| c.is_ascii_digit())
+                    && ent.len() > 1)
                     || (!ent.is_empty() && ent.chars().all(|c| c.is_ascii_alphanumeric()));
                 if !ok {
                     return Err(format!("bad entity &{ent}; at line {}", line_of(i)));
@@ -105,15 +118,21 @@ fn check_attributes(inner: &str) -> Result<(), String> {
         if rest.is_empty() {
             return Ok(());
         }
-        let name_len = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let name_len = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
         let name = &rest[..name_len];
         if name.is_empty() {
             return Err(format!("bad attribute in {inner:?}"));
         }
         rest = &rest[name_len..];
         if let Some(after) = rest.strip_prefix('=') {
-            let after = after.strip_prefix('"').ok_or_else(|| format!("unquoted attribute {name} in {inner:?}"))?;
-            let close = after.find('"').ok_or_else(|| format!("unterminated attribute {name}"))?;
+            let after = after
+                .strip_prefix('"')
+                .ok_or_else(|| format!("unquoted attribute {name} in {inner:?}"))?;
+            let close = after
+                .find('"')
+                .ok_or_else(|| format!("unterminated attribute {name}"))?;
             rest = &after[close + 1..];
             if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
                 return Err(format!("junk after attribute {name} in {inner:?}"));

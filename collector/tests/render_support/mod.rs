@@ -14,15 +14,20 @@ use std::time::Duration;
 use figment::providers::Format as _;
 use jiff::{SignedDuration, Timestamp};
 use slaprobe_collector::sla::contract::RawContract;
-use slaprobe_collector::sla::{Contract, Month, MonthReport, Observation, evaluate_month, evidence_digest};
+use slaprobe_collector::sla::{
+    Contract, Month, MonthReport, Observation, evaluate_month, evidence_digest,
+};
 use slaprobe_wire::FailureClass;
 
 /// A validated contract from a TOML body (without the `[[contracts]]` header).
 pub fn contract(toml_text: &str) -> Contract {
-    let raw: RawContract =
-        figment::Figment::from(figment::providers::Toml::string(toml_text)).extract().expect("test TOML parses");
-    let intervals: HashMap<String, Duration> =
-        ["www", "api"].iter().map(|n| (n.to_string(), Duration::from_secs(60))).collect();
+    let raw: RawContract = figment::Figment::from(figment::providers::Toml::string(toml_text))
+        .extract()
+        .expect("test TOML parses");
+    let intervals: HashMap<String, Duration> = ["www", "api"]
+        .iter()
+        .map(|n| (n.to_string(), Duration::from_secs(60)))
+        .collect();
     Contract::from_raw(&raw, &intervals, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -161,11 +166,13 @@ pub fn month_of_results(
             for check in checks {
                 for (li, loc) in locations.iter().enumerate() {
                     let at = t + SignedDuration::from_secs(7 + 11 * li as i64);
-                    n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let noise = ((n >> 33) % 1000) as f64 / 1000.0;
-                    let failing = outages
-                        .iter()
-                        .find(|o| o.check == *check && o.locations.contains(loc) && at >= o.from && at < o.to);
+                    let failing = outages.iter().find(|o| {
+                        o.check == *check && o.locations.contains(loc) && at >= o.from && at < o.to
+                    });
                     out.push(match failing {
                         Some(o) => Observation {
                             check,
@@ -177,8 +184,11 @@ pub fn month_of_results(
                             phases: [None, None, None, None, None, Some(10.0)],
                         },
                         None => {
-                            let processing =
-                                if at >= slow.0 && at < slow.1 { 0.85 + noise * 0.4 } else { 0.25 + noise * 0.25 };
+                            let processing = if at >= slow.0 && at < slow.1 {
+                                0.85 + noise * 0.4
+                            } else {
+                                0.25 + noise * 0.25
+                            };
                             let mut phases = [None; 6];
                             phases[3] = Some(processing);
                             phases[5] = Some(processing + 0.05);

@@ -29,7 +29,9 @@ pub fn decode(data: &[u8]) -> Result<Image, String> {
                 height = u32::from_be_bytes(body[4..8].try_into().unwrap()) as usize;
                 let (depth, color, interlace) = (body[8], body[9], body[12]);
                 if depth != 8 || interlace != 0 {
-                    return Err(format!("unsupported PNG: depth {depth}, interlace {interlace}"));
+                    return Err(format!(
+                        "unsupported PNG: depth {depth}, interlace {interlace}"
+                    ));
                 }
                 channels = match color {
                     2 => 3,
@@ -44,10 +46,16 @@ pub fn decode(data: &[u8]) -> Result<Image, String> {
         pos += 12 + len;
     }
     let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).map_err(|e| format!("inflate: {e}"))?;
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("inflate: {e}"))?;
     let stride = width * channels;
     if raw.len() != height * (stride + 1) {
-        return Err(format!("expected {} bytes, got {}", height * (stride + 1), raw.len()));
+        return Err(format!(
+            "expected {} bytes, got {}",
+            height * (stride + 1),
+            raw.len()
+        ));
     }
     let mut prev = vec![0u8; stride];
     let mut cur = vec![0u8; stride];
@@ -79,7 +87,11 @@ pub fn decode(data: &[u8]) -> Result<Image, String> {
 
 fn paeth(a: u8, b: u8, c: u8) -> u8 {
     let p = i16::from(a) + i16::from(b) - i16::from(c);
-    let (pa, pb, pc) = ((p - i16::from(a)).abs(), (p - i16::from(b)).abs(), (p - i16::from(c)).abs());
+    let (pa, pb, pc) = (
+        (p - i16::from(a)).abs(),
+        (p - i16::from(b)).abs(),
+        (p - i16::from(c)).abs(),
+    );
     if pa <= pb && pa <= pc {
         a
     } else if pb <= pc {

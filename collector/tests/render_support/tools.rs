@@ -54,8 +54,12 @@ pub fn chromium(html_file: &Path, output: Output<'_>, work: &Path) {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(stderr);
-    let mut child =
-        cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e} (apt-get install chromium)", chromium_bin()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {}: {e} (apt-get install chromium)",
+            chromium_bin()
+        )
+    });
     let started = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait chromium") {
@@ -71,7 +75,11 @@ pub fn chromium(html_file: &Path, output: Output<'_>, work: &Path) {
     let ok = target.metadata().map(|m| m.len() > 0).unwrap_or(false);
     if !ok {
         let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        panic!("chromium made no {} (status {status:?}, {:?}):\n{err}", target.display(), started.elapsed());
+        panic!(
+            "chromium made no {} (status {status:?}, {:?}):\n{err}",
+            target.display(),
+            started.elapsed()
+        );
     }
 }
 
@@ -81,7 +89,11 @@ pub fn poppler(tool: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {tool}: {e} (apt-get install poppler-utils)"));
-    assert!(out.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -98,7 +110,11 @@ pub fn pdf_info(pdf: &Path) -> (usize, String) {
         .find_map(|l| l.strip_prefix("Pages:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no page count in pdfinfo output:\n{info}"));
-    let size = info.lines().find(|l| l.starts_with("Page size:")).unwrap_or("").to_string();
+    let size = info
+        .lines()
+        .find(|l| l.starts_with("Page size:"))
+        .unwrap_or("")
+        .to_string();
     (pages, size)
 }
 

@@ -23,8 +23,9 @@ pub fn intervals() -> HashMap<String, Duration> {
 
 /// A validated contract from a TOML body (without the `[[contracts]]` header).
 pub fn contract(toml_text: &str) -> Contract {
-    let raw: RawContract =
-        figment::Figment::from(figment::providers::Toml::string(toml_text)).extract().expect("test TOML parses");
+    let raw: RawContract = figment::Figment::from(figment::providers::Toml::string(toml_text))
+        .extract()
+        .expect("test TOML parses");
     Contract::from_raw(&raw, &intervals(), Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -37,11 +38,25 @@ pub fn pass<'a>(check: &'a str, loc: &'a str, at: Timestamp, processing: f64) ->
     let mut phases = [None; 6];
     phases[3] = Some(processing);
     phases[5] = Some(processing * 2.0);
-    Observation { check, location: loc, started_at: at, success: true, class: None, message: None, phases }
+    Observation {
+        check,
+        location: loc,
+        started_at: at,
+        success: true,
+        class: None,
+        message: None,
+        phases,
+    }
 }
 
 /// A FAIL with a class and message.
-pub fn fail<'a>(check: &'a str, loc: &'a str, at: Timestamp, class: FailureClass, message: &'a str) -> Observation<'a> {
+pub fn fail<'a>(
+    check: &'a str,
+    loc: &'a str,
+    at: Timestamp,
+    class: FailureClass,
+    message: &'a str,
+) -> Observation<'a> {
     Observation {
         check,
         location: loc,
@@ -55,5 +70,6 @@ pub fn fail<'a>(check: &'a str, loc: &'a str, at: Timestamp, class: FailureClass
 
 /// `base` plus `secs` seconds.
 pub fn at(base: Timestamp, secs: i64) -> Timestamp {
-    base.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap()
+    base.checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap()
 }
