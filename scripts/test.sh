@@ -30,6 +30,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# Formatting is part of the suite (rustfmt ships with the toolchain).
+cargo fmt --all --check
+
 # The e2e tests run the real binaries; build them first.
 cargo build --workspace --bins --locked
 if command -v cargo-nextest >/dev/null 2>&1; then
