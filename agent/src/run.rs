@@ -208,18 +208,7 @@ pub fn http_client_with_identity(
     ca_file: Option<&Path>,
     identity: Option<(&Path, &Path)>,
 ) -> anyhow::Result<reqwest::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    let system = std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    if let Ok(pem) = std::fs::read(&system)
-        && let Ok(certs) = parse_pem_certs(&pem)
-    {
-        roots.add_parsable_certificates(certs);
-    }
-    if roots.is_empty() {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
+    let (mut roots, _source) = crate::probe::tls::system_roots();
     if let Some(path) = ca_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("agent.ca_file: cannot read {}", path.display()))?;

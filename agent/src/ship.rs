@@ -45,7 +45,6 @@ pub struct ShipStats {
     pub batches_sent: AtomicU64,
     pub results_acked: AtomicU64,
     pub errors: AtomicU64,
-    pub last_ack_seq: AtomicU64,
     pub spool_append_errors: AtomicU64,
     /// Single results the collector refused with 400, dropped from the spool.
     pub results_rejected: AtomicU64,
@@ -340,7 +339,6 @@ async fn send_next(
                     .results_acked
                     .fetch_add(n - acked_before, Ordering::Relaxed);
             }
-            stats.last_ack_seq.store(n, Ordering::Relaxed);
             stats.batches_sent.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(first_seq, last_seq, acked = n, "batch acked");
             if n < first_seq {

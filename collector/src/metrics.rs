@@ -577,6 +577,24 @@ impl SlaprobeCollector {
     }
 }
 
+/// The families with samples, in declaration order: `samples[i]` belongs to
+/// `families[i]`; empty families are left out (the text encoder refuses them).
+pub(crate) fn assemble(families: &[FamilySpec], samples: Vec<Vec<Metric>>) -> Vec<MetricFamily> {
+    families
+        .iter()
+        .zip(samples)
+        .filter(|(_, metrics)| !metrics.is_empty())
+        .map(|((name, help, kind, _), metrics)| {
+            let mut mf = MetricFamily::default();
+            mf.set_name(name.to_string());
+            mf.set_help(help.to_string());
+            mf.set_field_type(*kind);
+            mf.set_metric(metrics);
+            mf
+        })
+        .collect()
+}
+
 /// A family as declared: name, help, type, label names.
 pub(crate) type FamilySpec = (
     &'static str,
@@ -655,18 +673,6 @@ impl Collector for SlaprobeCollector {
         }
 
         debug_assert!(fams[..CHECK_FAMILIES].iter().all(Vec::is_empty));
-        FAMILIES
-            .iter()
-            .zip(fams)
-            .filter(|(_, metrics)| !metrics.is_empty())
-            .map(|((name, help, kind, _), metrics)| {
-                let mut mf = MetricFamily::default();
-                mf.set_name(name.to_string());
-                mf.set_help(help.to_string());
-                mf.set_field_type(*kind);
-                mf.set_metric(metrics);
-                mf
-            })
-            .collect()
+        assemble(FAMILIES, fams)
     }
 }

@@ -698,19 +698,7 @@ fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
         }
         fams[11].push(counter(cv(), c.incidents as f64));
     }
-    FAMILIES
-        .iter()
-        .zip(fams)
-        .filter(|(_, m)| !m.is_empty())
-        .map(|((name, help, kind, _), metrics)| {
-            let mut mf = MetricFamily::default();
-            mf.set_name(name.to_string());
-            mf.set_help(help.to_string());
-            mf.set_field_type(*kind);
-            mf.set_metric(metrics);
-            mf
-        })
-        .collect()
+    crate::metrics::assemble(FAMILIES, fams)
 }
 
 impl Collector for SlaCollector {

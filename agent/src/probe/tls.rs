@@ -64,6 +64,34 @@ tokio::task_local! {
     static CAPTURE: Arc<Mutex<Captured>>;
 }
 
+/// The system trust store: `SSL_CERT_FILE` if set, else the Debian/Alpine
+/// bundle if present, else the compiled-in Mozilla roots (webpki-roots);
+/// a bundle without a usable root is skipped. Returns the roots and where
+/// they came from (for logs). Shared by the probes and the agent's client
+/// for the collector.
+pub fn system_roots() -> (RootCertStore, String) {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
+        candidates.push(std::path::PathBuf::from(p));
+    }
+    candidates.push(SYSTEM_BUNDLE.into());
+    for path in candidates {
+        let Ok(pem) = std::fs::read(&path) else {
+            continue;
+        };
+        let mut store = RootCertStore::empty();
+        let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
+        let (added, _ignored) = store.add_parsable_certificates(certs);
+        if added > 0 {
+            return (store, format!("{} ({added} roots)", path.display()));
+        }
+        tracing::warn!(path = %path.display(), "no usable root certificate in bundle; trying the next source");
+    }
+    let store = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let n = store.len();
+    (store, format!("webpki-roots ({n} roots)"))
+}
+
 impl Default for TlsShared {
     fn default() -> Self {
         Self::new()
@@ -71,33 +99,10 @@ impl Default for TlsShared {
 }
 
 impl TlsShared {
-    /// Loads the system roots: `SSL_CERT_FILE` if set, else the Debian/Alpine
-    /// bundle if present, else the compiled-in Mozilla roots (webpki-roots).
+    /// Trusts the system roots (see [`system_roots`]).
     pub fn new() -> Self {
-        let mut candidates = Vec::new();
-        if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
-            candidates.push(std::path::PathBuf::from(p));
-        }
-        candidates.push(SYSTEM_BUNDLE.into());
-        for path in candidates {
-            let Ok(pem) = std::fs::read(&path) else {
-                continue;
-            };
-            let mut store = RootCertStore::empty();
-            let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
-            let (added, _ignored) = store.add_parsable_certificates(certs);
-            if added > 0
-                && let Ok(shared) =
-                    Self::from_roots(store, format!("{} ({added} roots)", path.display()))
-            {
-                return shared;
-            }
-            tracing::warn!(path = %path.display(), "no usable root certificate in bundle; trying the next source");
-        }
-        let store = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let n = store.len();
-        Self::from_roots(store, format!("webpki-roots ({n} roots)"))
-            .expect("the compiled-in webpki-roots hold anchors")
+        let (store, source) = system_roots();
+        Self::from_roots(store, source).expect("the system roots hold at least one anchor")
     }
 
     /// Uses exactly `roots` as the system trust store (tests, special

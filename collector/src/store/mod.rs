@@ -394,3 +394,41 @@ impl<'a> BatchAggregate<'a> {
         agg
     }
 }
+
+/// A job for a backend's writer thread(s), taken from a bounded queue.
+pub(crate) enum WriteJob {
+    Insert {
+        agent: String,
+        location: String,
+        received_ms: i64,
+        rows: Vec<NewResult>,
+        reply: tokio::sync::oneshot::Sender<Result<BatchOutcome, StoreError>>,
+    },
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Queues a batch for the writer and waits for its commit. A full queue is
+/// [`StoreError::Overloaded`] (ingest answers 503 + Retry-After), a stopped
+/// writer [`StoreError::Closed`].
+pub(crate) async fn submit_insert(
+    writer: &tokio::sync::mpsc::Sender<WriteJob>,
+    agent: &str,
+    location: &str,
+    received_ms: i64,
+    rows: Vec<NewResult>,
+) -> Result<BatchOutcome, StoreError> {
+    use tokio::sync::mpsc::error::TrySendError;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let job = WriteJob::Insert {
+        agent: agent.to_string(),
+        location: location.to_string(),
+        received_ms,
+        rows,
+        reply,
+    };
+    writer.try_send(job).map_err(|e| match e {
+        TrySendError::Full(_) => StoreError::Overloaded,
+        TrySendError::Closed(_) => StoreError::Closed,
+    })?;
+    rx.await.map_err(|_| StoreError::Closed)?
+}

@@ -45,6 +45,7 @@ use ::postgres::error::SqlState;
 use ::postgres::{Client, Config, NoTls};
 use tokio::sync::{mpsc, oneshot};
 
+use super::WriteJob;
 use super::{AgentRow, BatchOutcome, NewResult, ProbeCount, StoreError, StoredResult};
 
 /// Threads (and connections) that store batches.
@@ -181,17 +182,6 @@ fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(cfg.connect(NoTls)?)
 }
 
-enum WriteJob {
-    Insert {
-        agent: String,
-        location: String,
-        received_ms: i64,
-        rows: Vec<NewResult>,
-        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
-    },
-    Close(oneshot::Sender<()>),
-}
-
 /// A read closure, handed the thread's reader (or why there is none).
 type ReadJob = Box<dyn FnOnce(Result<&super::Reader, StoreError>) + Send>;
 
@@ -283,19 +273,7 @@ impl Store {
         received_ms: i64,
         rows: Vec<NewResult>,
     ) -> Result<BatchOutcome, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        let job = WriteJob::Insert {
-            agent: agent.to_string(),
-            location: location.to_string(),
-            received_ms,
-            rows,
-            reply,
-        };
-        self.inner.writer.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        super::submit_insert(&self.inner.writer, agent, location, received_ms, rows).await
     }
 
     fn read_job<T, F>(f: F) -> (ReadJob, oneshot::Receiver<Result<T, StoreError>>)

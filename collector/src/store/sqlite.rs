@@ -20,6 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::WriteJob;
 use super::{AgentRow, BatchOutcome, NewResult, ProbeCount, StoreError, StoredResult};
 
 /// File name of the database inside `data_dir`.
@@ -86,17 +87,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-enum WriteJob {
-    Insert {
-        agent: String,
-        location: String,
-        received_ms: i64,
-        rows: Vec<NewResult>,
-        reply: oneshot::Sender<Result<BatchOutcome, StoreError>>,
-    },
-    Close(oneshot::Sender<()>),
-}
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -194,19 +184,7 @@ impl Store {
         received_ms: i64,
         rows: Vec<NewResult>,
     ) -> Result<BatchOutcome, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        let job = WriteJob::Insert {
-            agent: agent.to_string(),
-            location: location.to_string(),
-            received_ms,
-            rows,
-            reply,
-        };
-        self.inner.writer.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        super::submit_insert(&self.inner.writer, agent, location, received_ms, rows).await
     }
 
     /// Runs `f` with a read connection on the blocking pool.
