@@ -11,6 +11,7 @@ declare -A need=(
   [chromium]=chromium
   [pdftotext]=poppler-utils
   [sqlite3]=sqlite3
+  [faketime]=faketime
   [prometheus]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
 )

@@ -3,6 +3,7 @@
 //! servers (well-behaved and hostile), and helpers for real processes.
 //!
 //! # Layout
+//! - [`clock`]: a test's "now" as of a chosen instant, and `faketime` for the binaries it runs.
 //! - [`certs`]: a test CA and leaf certificates (valid, expired, wrong host, self-signed).
 //! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod clock;
 pub mod dns_server;
 pub mod http_server;
 pub mod postgres;

@@ -52,6 +52,17 @@ impl Proc {
         envs: &[(&str, &str)],
         log_dir: &Path,
     ) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Proc::spawn(name, cmd, log_dir)
+    }
+
+    /// Starts a prepared command (e.g. from [`crate::clock::TestClock::command`]),
+    /// logging to `<log_dir>/<name>.log` (appended) like [`Proc::start`].
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -59,17 +70,12 @@ impl Proc {
             .open(&log)
             .expect("open log");
         let err = file.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .stdout(Stdio::from(file))
+        cmd.stdout(Stdio::from(file))
             .stderr(Stdio::from(err))
             .stdin(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
         Proc {
             name: name.to_string(),
             child: Some(child),

@@ -13,13 +13,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use slaprobe_collector::sla::Month;
+use slaprobe_tests::clock::TestClock;
 use slaprobe_tests::postgres::PgServer;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
 use slaprobe_tests::prom::sha256_hex;
@@ -174,16 +174,13 @@ fn post_split(data: &[Vec<String>; 3], route: impl Fn(usize) -> Vec<u16> + Sync)
     });
 }
 
-fn start(name: &str, cfg: &str, dir: &Path) -> (Proc, String) {
+fn start(clock: &TestClock, name: &str, cfg: &str, dir: &Path) -> (Proc, String) {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, cfg).unwrap();
-    let p = Proc::start(
-        name,
-        &bin_path("slaprobe-collector"),
-        &["run", "--config", path.to_str().unwrap()],
-        &[("SLAPROBE_LOG", "info")],
-        dir,
-    );
+    let mut cmd = clock.command(&bin_path("slaprobe-collector"));
+    cmd.args(["run", "--config", path.to_str().unwrap()])
+        .env("SLAPROBE_LOG", "info");
+    let p = Proc::spawn(name, cmd, dir);
     (p, path.to_str().unwrap().to_string())
 }
 
@@ -200,8 +197,9 @@ fn get(port: u16, path: &str) -> String {
     body
 }
 
-fn cli_report(cfg: &str, month: &str, format: &str) -> String {
-    let out = Command::new(bin_path("slaprobe-collector"))
+fn cli_report(clock: &TestClock, cfg: &str, month: &str, format: &str) -> String {
+    let out = clock
+        .command(&bin_path("slaprobe-collector"))
         .args([
             "report",
             "--config",
@@ -237,7 +235,9 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     let url = pg.create_database("slaprobe");
     let dir = tempfile::tempdir().unwrap();
     let tz = TimeZone::get(ZONE).unwrap();
-    let now = Timestamp::now();
+    // The outcome depends on the date (the current month): SLAPROBE_TEST_NOW moves it.
+    let clock = TestClock::from_env();
+    let now = clock.now();
     let cur = Month::containing(now, &tz).unwrap();
     let prev = cur.prev();
     let (ps, _) = prev.period(&tz);
@@ -267,9 +267,10 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
 
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let pg_store = format!("database_url = \"{url}\"");
-    let (mut c1, cfg1) = start("collector-1", &config(p1, &pg_store), dir.path());
-    let (mut c2, _) = start("collector-2", &config(p2, &pg_store), dir.path());
+    let (mut c1, cfg1) = start(&clock, "collector-1", &config(p1, &pg_store), dir.path());
+    let (mut c2, _) = start(&clock, "collector-2", &config(p2, &pg_store), dir.path());
     let (mut solo, cfg3) = start(
+        &clock,
         "solo-sqlite",
         &config(p3, "data_dir = \"solo-data\""),
         dir.path(),
@@ -366,19 +367,19 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
 
     // The offline CLI reads the shared database too, collectors still running.
     assert_eq!(
-        cli_report(&cfg1, &month, "json"),
+        cli_report(&clock, &cfg1, &month, "json"),
         r1,
         "CLI on PostgreSQL differs"
     );
     assert_eq!(
-        cli_report(&cfg3, &month, "json"),
+        cli_report(&clock, &cfg3, &month, "json"),
         r3,
         "CLI on SQLite differs"
     );
 
     // A third collector started now rebuilds from the shared store and agrees.
     c2.stop(Duration::from_secs(15));
-    let (mut c2b, _) = start("collector-2", &config(p2, &pg_store), dir.path());
+    let (mut c2b, _) = start(&clock, "collector-2", &config(p2, &pg_store), dir.path());
     ready(p2, &mut c2b);
     assert_eq!(get(p2, &path), r1);
     for p in [&mut c1, &mut c2b, &mut solo] {

@@ -136,8 +136,10 @@ pub struct MonthReport {
     pub period_start: Timestamp,
     /// Local midnight of the next month's day 1 (exclusive).
     pub period_end: Timestamp,
-    /// `null` when every slot of the month is counted; else the instant the
-    /// month-to-date figures are as of (slots starting later are not counted).
+    /// `null` once the month has ended; before that, the instant the
+    /// month-to-date figures are as of (slots starting later are not
+    /// counted). The last slot of a month is counted from its start, yet the
+    /// month is not over until its end: the report says so.
     pub as_of: Option<Timestamp>,
     pub slot_seconds: u64,
     pub quorum: u32,
@@ -254,7 +256,7 @@ pub(crate) fn build_report(
         timezone: contract.timezone.clone(),
         period_start: state.frame.start,
         period_end: state.frame.end,
-        as_of: (counted < state.frame.n_slots()).then_some(now),
+        as_of: (now < state.frame.end).then_some(now),
         slot_seconds: contract.slot_seconds(),
         quorum: contract.quorum,
         slots: SlotCounts::from(&tally),
