@@ -379,6 +379,10 @@ async fn both_backends_conform() {
     let p_snap = run(&postgres).await;
     check_expected(&s_snap);
     assert_eq!(s_snap, p_snap, "the backends disagree");
+    for (store, loc) in [(&sqlite, &sq_loc), (&postgres, &pg_loc)] {
+        check_feed(store, &s_snap).await;
+        check_ledger_rows(store, loc.clone()).await;
+    }
 
     // read_blocking (as the SLA replay uses it) sees the same.
     let p = postgres.clone();
@@ -446,6 +450,112 @@ async fn both_backends_conform() {
     assert!(!e1.to_string().contains("password"));
 }
 
+/// The feed: one gapless number per batch in commit order, its stored rows
+/// stamped with it, read back in (batch, agent, seq) order from any cursor.
+async fn check_feed(store: &Store, snap: &Snapshot) {
+    let batches = scenario().len() as u64;
+    let (head, all, from2, tail) = store
+        .read(|r| {
+            let mut all = Vec::new();
+            let c = r.feed_after(0, u64::MAX, |x| all.push(x))?;
+            let mut from2 = Vec::new();
+            let c2 = r.feed_after(2, 1, |x| from2.push(x))?;
+            let mut none = Vec::new();
+            let c3 = r.feed_after(c, 10, |x| none.push(x))?;
+            assert!(none.is_empty());
+            Ok((r.feed_head()?, (c, all), (c2, from2), c3))
+        })
+        .await
+        .unwrap();
+    assert_eq!(head, batches);
+    let (cursor, all) = all;
+    assert_eq!(
+        cursor, batches,
+        "the cursor covers every batch, trailing duplicates-only ones too"
+    );
+    assert_eq!(tail, batches);
+    assert_eq!(all.len(), snap.results.len(), "every stored result once");
+    let order: Vec<(u64, &str, u64)> = all
+        .iter()
+        .map(|r| (r.batch_no, r.agent.as_str(), r.seq))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "feed order is (batch, agent, seq)");
+    assert!(all.iter().all(|r| (1..=batches).contains(&r.batch_no)));
+    // The first batch's four new rows carry number 1.
+    assert_eq!(all.iter().filter(|r| r.batch_no == 1).count(), 4);
+    let (c2, from2) = from2;
+    assert_eq!(c2, 3);
+    assert!(from2.iter().all(|r| r.batch_no == 3));
+}
+
+/// The ledger's rows: written in fenced versions, read back by version.
+async fn check_ledger_rows(store: &Store, loc: Location) {
+    use slaprobe_collector::store::{LedgerConn, LedgerRow, LedgerWrite};
+    let row = |c: &str, m: &str, k: i64, d: &[u8]| LedgerRow {
+        contract: c.into(),
+        month: m.into(),
+        chunk: k,
+        data: d.to_vec(),
+    };
+    let written = std::thread::spawn(move || {
+        let mut conn = LedgerConn::open(&loc).unwrap();
+        assert!(conn.try_lead().unwrap());
+        let v1 = conn
+            .write(&LedgerWrite {
+                base: 0,
+                cursor: 3,
+                rows: vec![
+                    row("c1", "", -1, b"one"),
+                    row("c1", "2026-11", 0, b"a"),
+                    row("c2", "", -1, b"x"),
+                ],
+                reset_contracts: vec![],
+            })
+            .unwrap();
+        // A writer that read version 0 lost the race: fenced off, nothing written.
+        let stale = conn.write(&LedgerWrite {
+            base: 0,
+            cursor: 9,
+            rows: vec![row("c1", "", -1, b"stale")],
+            reset_contracts: vec![],
+        });
+        assert!(
+            matches!(
+                stale,
+                Err(StoreError::LedgerConflict {
+                    expected: 0,
+                    found: 1
+                })
+            ),
+            "{stale:?}"
+        );
+        let v2 = conn
+            .write(&LedgerWrite {
+                base: v1,
+                cursor: 5,
+                rows: vec![row("c1", "2026-11", 0, b"b")],
+                reset_contracts: vec!["c2".into()],
+            })
+            .unwrap();
+        (v1, v2)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(written, (1, 2));
+    let (all, since1) = store
+        .read(|r| Ok((r.ledger_since(0)?, r.ledger_since(1)?)))
+        .await
+        .unwrap();
+    assert_eq!((all.state.cursor, all.state.version), (5, 2));
+    assert_eq!(
+        all.rows,
+        vec![row("c1", "", -1, b"one"), row("c1", "2026-11", 0, b"b")]
+    );
+    assert_eq!(since1.rows, vec![row("c1", "2026-11", 0, b"b")]);
+}
+
 /// A fixed web/ams result for `agent` at `seq`: the same bytes whichever collector gets it.
 fn load_row(agent: &str, seq: u64) -> NewResult {
     let class = matches!(seq % 7, 0).then_some(FailureClass::Timeout);
@@ -481,7 +591,8 @@ async fn two_collectors_on_one_database_lose_nothing() {
     assert_eq!(
         pg.psql("shared", "SELECT count(*) FROM schema_version")
             .trim(),
-        "1"
+        slaprobe_collector::store::postgres::SCHEMA_VERSION.to_string(),
+        "each migration applied once"
     );
 
     // Overlapping batches for the same agents through both collectors at once:
@@ -519,12 +630,56 @@ async fn two_collectors_on_one_database_lose_nothing() {
             (stored, sent)
         }));
     }
+    // A feed follower reads while the senders write, a few batches at a
+    // time: it must see every stored result exactly once, in gapless batch
+    // order, although two collectors commit concurrently.
+    let senders_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = {
+        let (store, done) = (c1.clone(), senders_done.clone());
+        tokio::spawn(async move {
+            let mut cursor = 0u64;
+            let mut seen: Vec<(String, u64, u64)> = Vec::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let (c, mut got) = store
+                    .read(move |r| {
+                        let mut got = Vec::new();
+                        let c =
+                            r.feed_after(cursor, 3, |x| got.push((x.agent, x.seq, x.batch_no)))?;
+                        Ok((c, got))
+                    })
+                    .await
+                    .unwrap();
+                assert!(c >= cursor);
+                let caught_up = c == cursor;
+                cursor = c;
+                seen.append(&mut got);
+                if finished && caught_up {
+                    return (cursor, seen);
+                }
+            }
+        })
+    };
     let (mut stored, mut sent) = (0, 0);
     for t in tasks {
         let (s, n) = t.await.unwrap();
         stored += s;
         sent += n;
     }
+    senders_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (cursor, seen) = follower.await.unwrap();
+    let batches_sent = SENDERS * (300 / 50) * 2;
+    assert_eq!(
+        cursor, batches_sent,
+        "the follower's cursor reached the last batch"
+    );
+    let distinct: BTreeSet<(String, u64)> = seen.iter().map(|(a, s, _)| (a.clone(), *s)).collect();
+    assert_eq!(distinct.len(), seen.len(), "no result delivered twice");
+    assert_eq!(seen.len() as u64, stored, "every stored result delivered");
+    assert!(
+        seen.windows(2).all(|w| w[0].2 <= w[1].2),
+        "delivered in batch order"
+    );
     let unique = (SENDERS * 150 + 150) * 2;
     assert_eq!(
         stored, unique,

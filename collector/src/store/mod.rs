@@ -14,6 +14,24 @@
 //! [`Store`] and [`Reader`] are enums dispatching to one or the other, so
 //! callers do not care which backend they talk to. The row types here are
 //! what both produce, byte for byte (the raw JSON is never normalised).
+//!
+//! # The feed: committed batches, in commit order
+//! Every batch transaction takes the next **batch number** from a one-row
+//! counter (`feed.last_batch`) as its first statement and stamps its rows
+//! with it. The counter's row lock is held until the transaction ends, so
+//! batch numbers are gapless (a rolled-back batch rolls its number back too)
+//! and in commit order even with several writers on PostgreSQL (where a
+//! `bigserial` would not be): whoever can see batch `n` committed can see
+//! every batch before it. Consumers that must not miss a committed result
+//! (the SLA ledger) follow the feed with [`Reader::feed_after`] and a cursor,
+//! never an ingest request's future.
+//!
+//! # The ledger's rows
+//! The SLA ledger persists its derived state in one table of opaque rows
+//! keyed by (contract, month, chunk) with the version that last wrote them,
+//! next to its feed cursor ([`LedgerState`]). Writes are fenced: a
+//! [`LedgerWrite`] names the version it was derived from and fails with
+//! [`StoreError::LedgerConflict`] when another writer moved on.
 
 pub mod postgres;
 pub mod sqlite;
@@ -241,6 +259,73 @@ impl Reader {
             Reader::Postgres(r) => r.count_results(),
         }
     }
+
+    /// Calls `f` for every stored result of the batches numbered after
+    /// `cursor` and at most `cursor + max_batches`, in (batch, agent, seq)
+    /// order. Returns the new cursor: every batch up to it has been
+    /// delivered whole (batches whose rows were all duplicates have none),
+    /// and nothing numbered below it can appear later.
+    pub fn feed_after<F>(&self, cursor: u64, max_batches: u64, f: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        match self {
+            Reader::Sqlite(r) => r.feed_after(cursor, max_batches, f),
+            Reader::Postgres(r) => r.feed_after(cursor, max_batches, f),
+        }
+    }
+
+    /// The number of the latest committed batch.
+    pub fn feed_head(&self) -> Result<u64, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.feed_head(),
+            Reader::Postgres(r) => r.feed_head(),
+        }
+    }
+
+    /// The ledger's state and the rows written after `since` (one snapshot).
+    pub fn ledger_since(&self, since: u64) -> Result<LedgerChanges, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.ledger_since(since),
+            Reader::Postgres(r) => r.ledger_since(since),
+        }
+    }
+}
+
+/// The connection the SLA ledger's keeper writes through (blocking: use it
+/// from a thread of its own). With PostgreSQL it also holds the session
+/// advisory lock that makes one collector the keeper.
+#[derive(Debug)]
+pub enum LedgerConn {
+    Sqlite(sqlite::LedgerConn),
+    Postgres(postgres::LedgerConn),
+}
+
+impl LedgerConn {
+    /// Opens a ledger connection to the store at `location`.
+    pub fn open(location: &Location) -> Result<LedgerConn, StoreError> {
+        match location {
+            Location::Sqlite(dir) => sqlite::LedgerConn::open(dir).map(LedgerConn::Sqlite),
+            Location::Postgres(url) => postgres::LedgerConn::open(url).map(LedgerConn::Postgres),
+        }
+    }
+
+    /// Tries to become the ledger's keeper (always yes for SQLite: one
+    /// collector per data directory). Keeps the role until the connection closes.
+    pub fn try_lead(&mut self) -> Result<bool, StoreError> {
+        match self {
+            LedgerConn::Sqlite(_) => Ok(true),
+            LedgerConn::Postgres(c) => c.try_lead(),
+        }
+    }
+
+    /// Applies `w` in one transaction, fenced on `w.base`; returns the new version.
+    pub fn write(&mut self, w: &LedgerWrite) -> Result<u64, StoreError> {
+        match self {
+            LedgerConn::Sqlite(c) => c.write(w),
+            LedgerConn::Postgres(c) => c.write(w),
+        }
+    }
 }
 
 /// A store problem. Bad input never gets here: ingest validates first.
@@ -274,6 +359,11 @@ pub enum StoreError {
     Closed,
     #[error("store task failed: {0}")]
     Task(String),
+    /// The ledger moved on under this writer (another collector leads now).
+    #[error(
+        "the SLA ledger was written by another collector (expected version {expected}, found {found})"
+    )]
+    LedgerConflict { expected: u64, found: u64 },
 }
 
 /// One validated result to store.
@@ -336,6 +426,48 @@ pub struct StoredResult {
     pub class: Option<String>,
     /// The JSON exactly as the agent sent it.
     pub raw: String,
+    /// The batch number it was committed with (0 for results stored before the feed existed).
+    pub batch_no: u64,
+}
+
+/// The SLA ledger's position: the feed cursor its rows were derived up to,
+/// and the version of its latest write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerState {
+    /// Every batch up to this number is reflected in the rows.
+    pub cursor: u64,
+    /// Bumped by every write; rows carry the version that wrote them.
+    pub version: u64,
+}
+
+/// One opaque ledger row (the SLA ledger defines what `data` holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub contract: String,
+    /// `YYYY-MM`, or empty for a contract-wide row.
+    pub month: String,
+    /// A chunk of slots, or -1 for the month's (or contract's) own row.
+    pub chunk: i64,
+    pub data: Vec<u8>,
+}
+
+/// What changed in the ledger since some version.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerChanges {
+    pub state: LedgerState,
+    /// Rows written after the version asked for (all rows from version 0).
+    pub rows: Vec<LedgerRow>,
+}
+
+/// One write of the ledger: rows upserted and the new cursor, derived from
+/// the ledger at version `base` (the write fails when the ledger is no longer there).
+#[derive(Debug, Clone, Default)]
+pub struct LedgerWrite {
+    pub base: u64,
+    pub cursor: u64,
+    pub rows: Vec<LedgerRow>,
+    /// Drop every row of these contracts first (the contract changed: its months are re-derived).
+    pub reset_contracts: Vec<String>,
 }
 
 /// How many results a (check, location) has, by failure class.

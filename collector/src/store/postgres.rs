@@ -120,7 +120,38 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (check_name, location, class)
     );
     "#,
+    // 2: the feed (batch numbers in commit order) and the SLA ledger's rows.
+    r#"
+    ALTER TABLE results ADD COLUMN batch_no BIGINT;    -- NULL: stored before migration 2
+    CREATE INDEX results_batch ON results (batch_no);
+
+    CREATE TABLE feed (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        last_batch BIGINT NOT NULL
+    );
+    INSERT INTO feed (id, last_batch) VALUES (1, 0);
+
+    CREATE TABLE ledger_state (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        cursor  BIGINT NOT NULL,
+        version BIGINT NOT NULL
+    );
+    INSERT INTO ledger_state (id, cursor, version) VALUES (1, 0, 0);
+
+    CREATE TABLE ledger (
+        contract TEXT COLLATE "C" NOT NULL,
+        month    TEXT COLLATE "C" NOT NULL,
+        chunk    BIGINT NOT NULL,
+        version  BIGINT NOT NULL,
+        data     BYTEA  NOT NULL,
+        PRIMARY KEY (contract, month, chunk)
+    );
+    CREATE INDEX ledger_version ON ledger (version);
+    "#,
 ];
+
+/// Key of the session advisory lock the SLA ledger's keeper holds ("slaledgr").
+const LEDGER_LOCK: i64 = 0x736c_616c_6564_6772;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -482,14 +513,22 @@ fn try_insert_batch(
     let raws: Vec<&[u8]> = order.iter().map(|&i| rows[i].raw.as_slice()).collect();
 
     let mut tx = client.transaction()?;
+    // The batch number first: the counter row stays locked until this
+    // transaction ends, so numbers follow commit order (see the feed in `super`).
+    let batch_no: i64 = tx
+        .query_one(
+            "UPDATE feed SET last_batch = last_batch + 1 WHERE id = 1 RETURNING last_batch",
+            &[],
+        )?
+        .try_get(0)?;
     let returned = tx.query(
-        "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw)
-         SELECT $1, u.seq, u.check_name, u.location, u.kind, u.started_at, u.success, u.class, $2, u.raw
+        "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw, batch_no)
+         SELECT $1, u.seq, u.check_name, u.location, u.kind, u.started_at, u.success, u.class, $2, u.raw, $11
          FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::boolean[], $9::text[], $10::bytea[])
            AS u(seq, check_name, location, kind, started_at, success, class, raw)
          ON CONFLICT (agent, seq) DO NOTHING
          RETURNING seq",
-        &[&agent, &received_ms, &seqs, &checks, &locations, &kinds, &started, &success, &classes, &raws],
+        &[&agent, &received_ms, &seqs, &checks, &locations, &kinds, &started, &success, &classes, &raws, &batch_no],
     )?;
     let mut new_seqs: HashSet<i64> = HashSet::with_capacity(returned.len());
     for r in &returned {
@@ -608,7 +647,8 @@ impl std::fmt::Debug for Reader {
     }
 }
 
-const RESULT_COLUMNS: &str = "agent, seq, check_name, location, started_at, success, class, raw";
+const RESULT_COLUMNS: &str =
+    "agent, seq, check_name, location, started_at, success, class, raw, batch_no";
 
 impl Reader {
     /// Connects and checks the schema: fails when the database has no
@@ -676,7 +716,7 @@ impl Reader {
     /// See [`super::Reader::latest`].
     pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
         let rows = self.client()?.query(
-            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw
+            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw, r.batch_no
              FROM latest l LEFT JOIN results r ON r.agent = l.agent AND r.seq = l.seq
              ORDER BY l.check_name, l.location",
             &[],
@@ -751,6 +791,160 @@ impl Reader {
             .try_get(0)?;
         Ok(u64_col(n))
     }
+
+    /// See [`super::Reader::feed_after`]. The head is read first (in READ
+    /// COMMITTED, before the rows' statement): every batch up to it is
+    /// committed, and the rows' statement sees all of them.
+    pub fn feed_after<F>(&self, cursor: u64, max_batches: u64, mut f: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        let head = self.feed_head()?;
+        let hi = cursor.saturating_add(max_batches.max(1));
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM results WHERE batch_no > $1 AND batch_no <= $2 ORDER BY batch_no, agent, seq"
+        );
+        let portal = tx.bind(sql.as_str(), &[&to_i64(cursor), &to_i64(hi)])?;
+        let mut seen = cursor.max(head.min(hi));
+        loop {
+            let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+            for row in &rows {
+                let r = row_to_result(row)?;
+                seen = seen.max(r.batch_no);
+                f(r);
+            }
+            if rows.len() < FETCH_ROWS as usize {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(seen)
+    }
+
+    /// See [`super::Reader::feed_head`].
+    pub fn feed_head(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .client()?
+            .query_one("SELECT last_batch FROM feed WHERE id = 1", &[])?
+            .try_get(0)?;
+        Ok(u64_col(n))
+    }
+
+    /// See [`super::Reader::ledger_since`]: one REPEATABLE READ snapshot.
+    pub fn ledger_since(&self, since: u64) -> Result<super::LedgerChanges, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .start()?;
+        let st = tx.query_one("SELECT cursor, version FROM ledger_state WHERE id = 1", &[])?;
+        let state = super::LedgerState {
+            cursor: u64_col(st.try_get(0)?),
+            version: u64_col(st.try_get(1)?),
+        };
+        let rows = tx.query(
+            "SELECT contract, month, chunk, data FROM ledger WHERE version > $1 ORDER BY contract, month, chunk",
+            &[&to_i64(since)],
+        )?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(super::LedgerRow {
+                    contract: r.try_get(0)?,
+                    month: r.try_get(1)?,
+                    chunk: r.try_get(2)?,
+                    data: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        tx.commit()?;
+        Ok(super::LedgerChanges { state, rows })
+    }
+}
+
+/// The PostgreSQL side of [`super::LedgerConn`]: a connection of its own
+/// that holds the keeper's session advisory lock while it lives.
+pub struct LedgerConn {
+    client: Client,
+    leading: bool,
+}
+
+impl std::fmt::Debug for LedgerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresLedgerConn")
+            .field("leading", &self.leading)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LedgerConn {
+    /// Connects (blocking; not from an async task).
+    pub fn open(url: &str) -> Result<LedgerConn, StoreError> {
+        Ok(LedgerConn {
+            client: connect(url)?,
+            leading: false,
+        })
+    }
+
+    /// See [`super::LedgerConn::try_lead`].
+    pub fn try_lead(&mut self) -> Result<bool, StoreError> {
+        if !self.leading {
+            self.leading = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEDGER_LOCK])?
+                .try_get(0)?;
+        }
+        Ok(self.leading)
+    }
+
+    /// See [`super::LedgerConn::write`]: one transaction, fenced on the
+    /// version (`FOR UPDATE` on the state row).
+    pub fn write(&mut self, w: &super::LedgerWrite) -> Result<u64, StoreError> {
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT version FROM ledger_state WHERE id = 1 FOR UPDATE",
+                &[],
+            )?
+            .try_get(0)?;
+        let found = u64_col(found);
+        if found != w.base {
+            return Err(StoreError::LedgerConflict {
+                expected: w.base,
+                found,
+            });
+        }
+        let version = to_i64(w.base + 1);
+        if !w.reset_contracts.is_empty() {
+            tx.execute(
+                "DELETE FROM ledger WHERE contract = ANY($1)",
+                &[&w.reset_contracts],
+            )?;
+        }
+        if !w.rows.is_empty() {
+            let contracts: Vec<&str> = w.rows.iter().map(|r| r.contract.as_str()).collect();
+            let months: Vec<&str> = w.rows.iter().map(|r| r.month.as_str()).collect();
+            let chunks: Vec<i64> = w.rows.iter().map(|r| r.chunk).collect();
+            let data: Vec<&[u8]> = w.rows.iter().map(|r| r.data.as_slice()).collect();
+            tx.execute(
+                "INSERT INTO ledger (contract, month, chunk, version, data)
+                 SELECT u.contract, u.month, u.chunk, $5, u.data
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) AS u(contract, month, chunk, data)
+                 ON CONFLICT (contract, month, chunk) DO UPDATE SET version = excluded.version, data = excluded.data",
+                &[&contracts, &months, &chunks, &data, &version],
+            )?;
+        }
+        tx.execute(
+            "UPDATE ledger_state SET cursor = $1, version = $2 WHERE id = 1",
+            &[&to_i64(w.cursor), &version],
+        )?;
+        tx.commit()?;
+        Ok(w.base + 1)
+    }
 }
 
 fn row_to_result(r: &::postgres::Row) -> Result<StoredResult, StoreError> {
@@ -763,6 +957,7 @@ fn row_to_result(r: &::postgres::Row) -> Result<StoredResult, StoreError> {
         started_at_ms: r.try_get(4)?,
         success: r.try_get::<_, Option<bool>>(5)?.unwrap_or(false),
         class: r.try_get(6)?,
+        batch_no: u64_col(r.try_get::<_, Option<i64>>(8)?.unwrap_or(0)),
         // Stored from a &str, so valid UTF-8; lossy only guards a hand-edited row.
         raw: String::from_utf8(raw)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),

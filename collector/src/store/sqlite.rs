@@ -83,6 +83,38 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (check_name, location, class)
     );
     "#,
+    // 2: the feed (batch numbers in commit order) and the SLA ledger's rows.
+    r#"
+    ALTER TABLE results ADD COLUMN batch_no INTEGER;   -- NULL: stored before migration 2
+    CREATE INDEX results_batch ON results (batch_no);
+
+    -- The last batch number handed out; every batch transaction takes the next.
+    CREATE TABLE feed (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        last_batch INTEGER NOT NULL
+    );
+    INSERT INTO feed (id, last_batch) VALUES (1, 0);
+
+    -- The SLA ledger: the feed cursor its rows reflect and its write version.
+    CREATE TABLE ledger_state (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        cursor  INTEGER NOT NULL,
+        version INTEGER NOT NULL
+    );
+    INSERT INTO ledger_state (id, cursor, version) VALUES (1, 0, 0);
+
+    -- Its rows, opaque to the store: (contract, '', -1) per contract,
+    -- (contract, month, -1) per month, (contract, month, chunk) per slot chunk.
+    CREATE TABLE ledger (
+        contract TEXT    NOT NULL,
+        month    TEXT    NOT NULL,
+        chunk    INTEGER NOT NULL,
+        version  INTEGER NOT NULL,
+        data     BLOB    NOT NULL,
+        PRIMARY KEY (contract, month, chunk)
+    );
+    CREATE INDEX ledger_version ON ledger (version);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -296,11 +328,17 @@ fn insert_batch(
     rows: &[NewResult],
 ) -> Result<BatchOutcome, StoreError> {
     let tx = conn.transaction()?;
+    // The batch number first (see the feed in `super`).
+    let batch_no: i64 = tx
+        .prepare_cached(
+            "UPDATE feed SET last_batch = last_batch + 1 WHERE id = 1 RETURNING last_batch",
+        )?
+        .query_row([], |r| r.get(0))?;
     let mut inserted = Vec::with_capacity(rows.len());
     {
         let mut ins = tx.prepare_cached(
-            "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw, batch_no)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (agent, seq) DO NOTHING",
         )?;
         for r in rows {
@@ -315,6 +353,7 @@ fn insert_batch(
                 r.class.map(|c| c.as_str()),
                 received_ms,
                 r.raw,
+                batch_no,
             ])?;
             inserted.push(n == 1);
         }
@@ -483,7 +522,7 @@ impl Reader {
     /// The newest result per (check, location), raw JSON.
     pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw
+            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw, r.batch_no
              FROM latest l LEFT JOIN results r ON r.agent = l.agent AND r.seq = l.seq
              ORDER BY l.check_name, l.location",
         )?;
@@ -526,7 +565,7 @@ impl Reader {
         }
         let placeholders = vec!["?"; checks.len()].join(", ");
         let sql = format!(
-            "SELECT agent, seq, check_name, location, started_at, success, class, raw FROM results
+            "SELECT {RESULT_COLUMNS} FROM results
              WHERE check_name IN ({placeholders}) AND started_at >= ? AND started_at < ?
              ORDER BY agent, seq"
         );
@@ -551,6 +590,45 @@ impl Reader {
             .query_row("SELECT count(*) FROM results", [], |r| r.get(0))?;
         Ok(u64_col(n))
     }
+
+    /// See [`super::Reader::feed_after`].
+    pub fn feed_after<F>(&self, cursor: u64, max_batches: u64, mut f: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        // Read before the rows: every batch up to it is committed, so the
+        // rows below show all of them (batches without new rows included).
+        let head = self.feed_head()?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {RESULT_COLUMNS} FROM results WHERE batch_no > ?1 AND batch_no <= ?2 ORDER BY batch_no, agent, seq"
+        ))?;
+        let hi = cursor.saturating_add(max_batches.max(1));
+        let mut rows = st.query(params![to_i64(cursor), to_i64(hi)])?;
+        let mut seen = cursor.max(head.min(hi));
+        while let Some(row) = rows.next()? {
+            let r = row_to_result(row)?;
+            seen = seen.max(r.batch_no);
+            f(r);
+        }
+        Ok(seen)
+    }
+
+    /// See [`super::Reader::feed_head`].
+    pub fn feed_head(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT last_batch FROM feed WHERE id = 1", [], |r| r.get(0))?;
+        Ok(u64_col(n))
+    }
+
+    /// See [`super::Reader::ledger_since`]: state and rows in one read transaction.
+    pub fn ledger_since(&self, since: u64) -> Result<super::LedgerChanges, StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = ledger_rows(&self.conn, since);
+        self.conn.execute_batch("COMMIT")?;
+        let (state, rows) = out?;
+        Ok(super::LedgerChanges { state, rows })
+    }
 }
 
 fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
@@ -566,7 +644,107 @@ fn row_to_result(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
         // Stored from a &str, so valid UTF-8; lossy only guards a hand-edited file.
         raw: String::from_utf8(raw)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        batch_no: u64_col(r.get::<_, Option<i64>>(8)?.unwrap_or(0)),
     })
+}
+
+/// The columns [`row_to_result`] reads, in its order.
+const RESULT_COLUMNS: &str =
+    "agent, seq, check_name, location, started_at, success, class, raw, batch_no";
+
+fn ledger_rows(
+    conn: &Connection,
+    since: u64,
+) -> Result<(super::LedgerState, Vec<super::LedgerRow>), StoreError> {
+    let state = conn.query_row(
+        "SELECT cursor, version FROM ledger_state WHERE id = 1",
+        [],
+        |r| {
+            Ok(super::LedgerState {
+                cursor: u64_col(r.get(0)?),
+                version: u64_col(r.get(1)?),
+            })
+        },
+    )?;
+    let mut st = conn.prepare_cached(
+        "SELECT contract, month, chunk, data FROM ledger WHERE version > ?1 ORDER BY contract, month, chunk",
+    )?;
+    let rows = st.query_map([to_i64(since)], |r| {
+        Ok(super::LedgerRow {
+            contract: r.get(0)?,
+            month: r.get(1)?,
+            chunk: r.get(2)?,
+            data: r.get(3)?,
+        })
+    })?;
+    Ok((state, rows.collect::<Result<_, _>>()?))
+}
+
+/// The SQLite side of [`super::LedgerConn`]: a write connection of its own
+/// (WAL lets it take turns with the batch writer; each ledger write is small).
+pub struct LedgerConn {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for LedgerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedgerConn").finish_non_exhaustive()
+    }
+}
+
+impl LedgerConn {
+    /// Opens a write connection to the existing store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<LedgerConn, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(LedgerConn { conn })
+    }
+
+    /// See [`super::LedgerConn::write`].
+    pub fn write(&mut self, w: &super::LedgerWrite) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 =
+            tx.query_row("SELECT version FROM ledger_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        let found = u64_col(found);
+        if found != w.base {
+            return Err(StoreError::LedgerConflict {
+                expected: w.base,
+                found,
+            });
+        }
+        let version = to_i64(w.base + 1);
+        {
+            let mut del = tx.prepare_cached("DELETE FROM ledger WHERE contract = ?1")?;
+            for c in &w.reset_contracts {
+                del.execute([c])?;
+            }
+            let mut up = tx.prepare_cached(
+                "INSERT INTO ledger (contract, month, chunk, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (contract, month, chunk) DO UPDATE SET version = excluded.version, data = excluded.data",
+            )?;
+            for r in &w.rows {
+                up.execute(params![r.contract, r.month, r.chunk, version, r.data])?;
+            }
+        }
+        tx.execute(
+            "UPDATE ledger_state SET cursor = ?1, version = ?2 WHERE id = 1",
+            params![to_i64(w.cursor), version],
+        )?;
+        tx.commit()?;
+        Ok(w.base + 1)
+    }
 }
 
 #[cfg(test)]
