@@ -21,16 +21,19 @@
 pub mod contract;
 pub mod engine;
 pub mod evidence;
+pub mod ledger;
 pub mod month;
 pub mod observation;
 pub mod report;
 pub mod rules;
 mod samples;
+pub mod sketch;
 mod state;
 
 pub use contract::{Contract, Objective, Phase, RawContract, validate_contracts};
 pub use engine::{ContractStatus, SlaCounters, SlaEngine};
 pub use evidence::evidence_digest;
+pub use ledger::{Keeper, LedgerData};
 pub use month::{Month, MonthFrame};
 pub use observation::Observation;
 pub use report::MonthReport;

@@ -200,6 +200,8 @@ pub struct MonthFrame {
     n_slots: u32,
     /// Per slot: its start lies in a maintenance window.
     maint: Vec<bool>,
+    /// Seconds of MAINTENANCE slots in the whole month (computed once: status asks per scrape).
+    maint_seconds: u64,
     /// The windows that overlap the period, sorted by start.
     pub windows: Vec<MaintenanceWindow>,
     /// Local dates of the month, day 1 first.
@@ -289,7 +291,7 @@ impl MonthFrame {
             }
         }
 
-        MonthFrame {
+        let mut frame = MonthFrame {
             month,
             start,
             end,
@@ -298,10 +300,16 @@ impl MonthFrame {
             slot_ns,
             n_slots,
             maint,
+            maint_seconds: 0,
             windows,
             days,
             day_first_slot,
-        }
+        };
+        frame.maint_seconds = (0..n_slots)
+            .filter(|&i| frame.maint[i as usize])
+            .map(|i| frame.slot_seconds(i))
+            .sum();
+        frame
     }
 
     /// Number of slots in the month.
@@ -365,10 +373,7 @@ impl MonthFrame {
 
     /// Seconds of MAINTENANCE slots in the whole month (scheduled, known in advance).
     pub fn maintenance_seconds_total(&self) -> u64 {
-        (0..self.n_slots)
-            .filter(|&i| self.maint[i as usize])
-            .map(|i| self.slot_seconds(i))
-            .sum()
+        self.maint_seconds
     }
 
     /// Slots counted as of `now`: those that start at or before `now` (a

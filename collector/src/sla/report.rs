@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use super::contract::{Contract, Objective};
-use super::month::{MaintenanceWindow, Month};
+use super::month::{MaintenanceWindow, Month, MonthFrame};
 use super::observation::class_from_code;
 use super::rules::{
     MET_WITHOUT_DATA, SlotState, availability_percent, credit_percent, error_budget_remaining,
@@ -214,12 +214,17 @@ pub(crate) fn objective_results(
 
 /// Error budget remaining as defined for reports and status.
 pub(crate) fn budget(contract: &Contract, state: &MonthState, tally: &Tally) -> Option<f64> {
+    budget_in(contract, &state.frame, tally)
+}
+
+/// [`budget`] over a month frame.
+pub(crate) fn budget_in(contract: &Contract, frame: &MonthFrame, tally: &Tally) -> Option<f64> {
     let target = contract.availability_target()?;
     error_budget_remaining(
         target,
         tally.down_seconds,
-        state.frame.length_seconds(),
-        state.frame.maintenance_seconds_total(),
+        frame.length_seconds(),
+        frame.maintenance_seconds_total(),
     )
 }
 

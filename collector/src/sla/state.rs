@@ -29,9 +29,49 @@ use super::report::{MonthReport, build_report};
 use super::rules::{SlotState, check_state, contract_state};
 use super::samples::SampleIndex;
 
-const PRESENT: u64 = 0x80;
-const FAIL: u64 = 0x40;
+pub(crate) const PRESENT: u64 = 0x80;
+pub(crate) const FAIL: u64 = 0x40;
 const CLASS_MASK: u64 = 0x3f;
+
+/// The packed deciding-result key of `obs`, started `offset` ns into its
+/// slot: a greater key decides the slot (see the module docs).
+pub(crate) fn pack(offset: u64, obs: &Observation<'_>) -> u64 {
+    (offset << 8)
+        | PRESENT
+        | if obs.success {
+            0
+        } else {
+            FAIL | u64::from(class_code(obs.class))
+        }
+}
+
+/// Tally of slots `[0, counted)` of `frame` whose states are the low two
+/// bits of `verdict` (the rest may carry flags).
+pub(crate) fn tally_of(frame: &MonthFrame, verdict: &[u8], counted: u32) -> Tally {
+    let counted = counted.min(frame.n_slots()).min(verdict.len() as u32);
+    let mut t = Tally::default();
+    if counted == 0 {
+        return t;
+    }
+    let nominal = frame.slot_seconds(0);
+    let last = frame.n_slots() - 1;
+    let mut prev_down = false;
+    for (i, &code) in verdict[..counted as usize].iter().enumerate() {
+        let state = SlotState::from_code(code & 3);
+        let secs = if i as u32 == last {
+            frame.slot_seconds(last)
+        } else {
+            nominal
+        };
+        t.add(state, secs);
+        let down = state == SlotState::Down;
+        if down && !prev_down {
+            t.incidents += 1;
+        }
+        prev_down = down;
+    }
+    t
+}
 
 /// Interned location names (ids are dense `u16`; order of first sight).
 #[derive(Debug, Default)]
@@ -189,13 +229,7 @@ impl MonthState {
         }
 
         let fail = !obs.success;
-        let packed = (offset << 8)
-            | PRESENT
-            | if fail {
-                FAIL | u64::from(class_code(obs.class))
-            } else {
-                0
-            };
+        let packed = pack(offset, obs);
         let cols = &mut self.cells[check];
         ensure_len(cols, loc as usize + 1, usize::from(u16::MAX) + 1);
         let col = &mut cols[loc as usize];
@@ -297,29 +331,7 @@ impl MonthState {
 
     /// Tally of slots `[0, counted)`.
     pub(crate) fn tally(&self, counted: u32) -> Tally {
-        let counted = counted.min(self.frame.n_slots());
-        let mut t = Tally::default();
-        if counted == 0 {
-            return t;
-        }
-        let nominal = self.frame.slot_seconds(0);
-        let last = self.frame.n_slots() - 1;
-        let mut prev_down = false;
-        for (i, &code) in self.verdict[..counted as usize].iter().enumerate() {
-            let state = SlotState::from_code(code);
-            let secs = if i as u32 == last {
-                self.frame.slot_seconds(last)
-            } else {
-                nominal
-            };
-            t.add(state, secs);
-            let down = state == SlotState::Down;
-            if down && !prev_down {
-                t.incidents += 1;
-            }
-            prev_down = down;
-        }
-        t
+        tally_of(&self.frame, &self.verdict, counted)
     }
 }
 
