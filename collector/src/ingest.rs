@@ -361,7 +361,7 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
         received_ms as f64 / 1000.0,
     );
     if let Some(sla) = app.sla() {
-        sla.on_results(&fresh);
+        sla.on_committed();
     }
     tracing::debug!(
         agent = who.id,

@@ -13,7 +13,6 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{get, post};
 use slaprobe_agent::config::{AgentConfig, ConfigError, RawAgentFile, RawAgentSection, Secret};
-use slaprobe_wire::ProbeResult;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -34,16 +33,15 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 /// What the SLA engine plugs into the running collector. Wiring comes after
 /// issue 3: the engine implements this and is passed in [`ServerOptions::sla`].
 pub trait SlaHook: Send + Sync + 'static {
-    /// Called after each committed batch with the results stored now (no
-    /// duplicates), in batch order.
-    fn on_results(&self, results: &[ProbeResult]) {
-        let _ = results;
-    }
+    /// A hint after a batch committed: the ledger follows the store's feed,
+    /// so nothing is lost when this is never called (a request cut off).
+    fn on_committed(&self) {}
+
+    /// Called at shutdown, before the store closes: background loops end.
+    fn on_shutdown(&self) {}
 
     /// Called once on the blocking pool when the store is open, **before**
-    /// ingest accepts results: the engine replays what it needs from the
-    /// store here, so every stored result reaches it exactly once (replay,
-    /// then [`SlaHook::on_results`]). An error stops the start-up.
+    /// ingest accepts results (readiness waits for it). An error stops the start-up.
     fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
         let _ = store;
         Ok(())
@@ -328,6 +326,9 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(sla) = state.sla() {
+            sla.on_shutdown();
+        }
         if let Some(store) = state.store() {
             store.close().await;
         }
@@ -435,7 +436,11 @@ fn random_token() -> String {
 
 /// Serves `config` (with the SLA engine over its contracts) until `shutdown` is cancelled.
 pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(config.contracts.clone()));
+    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(
+        config.contracts.clone(),
+        config.collector.store_location().clone(),
+        config.collector.max_result_age,
+    ));
     let options = ServerOptions {
         sla: Some(sla),
         ..ServerOptions::default()

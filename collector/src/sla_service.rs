@@ -1,39 +1,44 @@
-//! The SLA engine wired into the running collector (DESIGN.md §6–§8):
-//! [`SlaService`] implements [`SlaHook`], feeds every newly stored result to
-//! one [`SlaEngine`], serves `/api/v1/contracts` and
+//! The SLA ledger wired into the running collector (DESIGN.md §6–§8, §6b):
+//! [`SlaService`] implements [`SlaHook`], keeps the ledger ([`Keeper`]) or
+//! follows it, serves `/api/v1/contracts` and
 //! `/api/v1/reports/{contract}/{YYYY-MM}`, and exports the `slaprobe_sla_*`
 //! families through a custom Prometheus collector.
 //!
-//! # Start-up and consistency
+//! # Where the figures come from
 //!
-//! The server calls [`SlaHook::on_store_open`] once the store is open and
-//! **before** it accepts results: the engine replays every stored result
-//! started at or after [`SlaEngine::replay_from`] (streamed, one row at a
-//! time), then ingest hands it only newly stored, non-duplicate results. So
-//! each stored result is observed exactly once. Until the replay is done the
-//! endpoints answer 503 and the SLA families are absent (a status taken
-//! before the replay would settle empty slots into the counters).
+//! Nothing is fed from an ingest request: a request that is cut off after
+//! its commit, a crash between commit and ack, or another collector's
+//! ingest all reach the figures the same way, through the store's feed of
+//! committed batches. One thread per collector (`slaprobe-sla-ledger`)
+//! either **keeps** the ledger — follows the feed, settles slots, writes the
+//! changed rows with the new cursor in one fenced transaction — or, when
+//! another collector on the same PostgreSQL holds the keeper's advisory
+//! lock, **follows** it by reading the rows written since the version it
+//! has, every second. Every collector serves month-to-date figures from
+//! those rows ([`LedgerData`]), so all agree once they have read the same
+//! version (within about a second of each other), and a collector that
+//! stops keeping leaves the lock to the next. Ingest only wakes the keeper
+//! after a commit, so new results show within one round; the keeper also
+//! runs every second without being woken.
+//!
+//! # Start-up
+//!
+//! The ledger's rows are read once when the store opens (a few thousand
+//! rows; no replay of results), so `/readyz` does not wait for the month.
+//! The keeper then rebuilds only its open slots from the store and catches
+//! up from its persisted cursor in the background.
 //!
 //! # Reports
 //!
-//! A month the engine still holds comes from the engine; an older one is
-//! evaluated from the store with [`evaluate_month`] on the blocking pool.
-//! With a shared store (PostgreSQL, several collectors) every report is
-//! evaluated from the store, so all collectors answer the same.
-//!
-//! # Shared store: the engine
-//! Each collector's engine is fed the results *it* stores; others' arrive
-//! only through the store. So with a shared store the engine is rebuilt from
-//! the store every [`REBUILD_EVERY`] (longer when a rebuild is slow): the SLA
-//! gauges and `/api/v1/contracts` lag other collectors' results by up to one
-//! rebuild, and a `_total` counter may step back at a rebuild when other
-//! collectors' results change settled slots (Prometheus sees a reset).
-//! Both fill `evidence` from the store with [`evidence_from_store`]. The
-//! offline CLI (`slaprobe-collector report`) uses [`report_from_store`], the
-//! same function the HTTP path uses for months no longer in memory.
+//! Every report is evaluated from the store with [`evaluate_month`] in one
+//! streamed pass that also computes the evidence digest, on the blocking
+//! pool, at most [`REPORTS_AT_ONCE`] at a time per collector (429 beyond),
+//! and abandoned when the client goes away. The offline CLI
+//! (`slaprobe-collector report`) uses the same function, [`report_from_store`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -55,32 +60,45 @@ use crate::render::{self, Format};
 use crate::server::SlaHook;
 use crate::sla::report::{Evidence, ObjectiveResult, SlotCounts};
 use crate::sla::{
-    Contract, ContractStatus, Month, MonthEvaluator, MonthReport, Observation, SlaCounters,
-    SlaEngine,
+    Contract, ContractStatus, Keeper, LedgerData, Month, MonthEvaluator, MonthReport, Observation,
+    SlaCounters,
 };
-use crate::store::{Reader, Store, StoreError};
+use crate::store::{LedgerConn, Location, Reader, Store, StoreError};
 
 #[cfg(doc)]
 use crate::sla::{evaluate_month, evidence_digest};
 
-/// How often the engine's clock moves on without results or scrapes, so
-/// slots settle into the counters and finished months leave memory.
-const ADVANCE_EVERY: Duration = Duration::from_secs(30);
+/// How often the keeper runs a round without being woken, and a follower re-reads the ledger.
+const ROUND_EVERY: Duration = Duration::from_secs(1);
 
-/// Shortest pause between two rebuilds of the engine from a shared store.
-const REBUILD_EVERY: Duration = Duration::from_secs(60);
+/// Pause after a failed round or a lost keeper role before trying again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(2);
 
-/// The SLA engine in the collector. Cheap to share (`Arc`).
+/// Reports built at once per collector; more get 429 with Retry-After.
+pub const REPORTS_AT_ONCE: usize = 2;
+
+/// The SLA ledger in the collector. Cheap to share (`Arc`).
 pub struct SlaService {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// The validated contracts, config order (reports need them without the engine lock).
+    /// The validated contracts, config order.
     contracts: Vec<Contract>,
-    engine: Mutex<SlaEngine>,
-    /// Set once the replay is done: the store for reports, and the "ready" flag.
-    store: OnceLock<Store>,
+    /// Where the store is (the keeper opens connections of its own).
+    location: Location,
+    /// Months stay in the keeper's memory this long after their end (`max_result_age`).
+    keep_after_end: Duration,
+    /// What status and metrics are served from; `None` until the store opened.
+    view: Mutex<Option<LedgerData>>,
+    /// Set once the store is open: reports read it.
+    store: std::sync::OnceLock<Store>,
+    /// Wakes the ledger thread (a batch was committed, or shutdown).
+    wake: (Mutex<bool>, Condvar),
+    /// Set at shutdown: the ledger thread ends.
+    stop: AtomicBool,
+    /// Reports being built (at most [`REPORTS_AT_ONCE`]).
+    reports: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for SlaService {
@@ -92,151 +110,207 @@ impl std::fmt::Debug for SlaService {
 }
 
 impl SlaService {
-    /// A service for validated `contracts`; nothing is read until the store opens.
-    pub fn new(contracts: Vec<Contract>) -> SlaService {
-        let engine = SlaEngine::new(contracts.clone(), Timestamp::now());
+    /// A service for validated `contracts` on the store at `location`;
+    /// nothing is read until the store opens.
+    pub fn new(
+        contracts: Vec<Contract>,
+        location: Location,
+        keep_after_end: Duration,
+    ) -> SlaService {
         SlaService {
             inner: Arc::new(Inner {
                 contracts,
-                engine: Mutex::new(engine),
-                store: OnceLock::new(),
+                location,
+                keep_after_end,
+                view: Mutex::new(None),
+                store: std::sync::OnceLock::new(),
+                wake: (Mutex::new(false), Condvar::new()),
+                stop: AtomicBool::new(false),
+                reports: Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE)),
             }),
         }
     }
 
-    /// Feeds the engine every stored result it wants (those started at or
-    /// after `replay_from()`), streamed. Returns how many results it read.
-    /// Call once, before any `observe` or `status`.
-    pub fn replay(&self, reader: &Reader) -> Result<u64, StoreError> {
-        let mut engine = self.inner.lock_engine();
-        replay_into(&mut engine, &self.inner.contracts, reader)
-    }
-
-    /// The status of every contract as of `now` (`None` before the replay).
+    /// The status of every contract as of `now` (`None` before the store opened).
     pub fn status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
         self.inner.status(now)
     }
 }
 
-/// Feeds `engine` every stored result of `contracts`' checks started at or
-/// after its `replay_from()`, streamed; returns how many it read.
-fn replay_into(
-    engine: &mut SlaEngine,
-    contracts: &[Contract],
-    reader: &Reader,
-) -> Result<u64, StoreError> {
-    let checks = covered_checks(contracts);
-    let from_ms = engine.replay_from().as_millisecond();
-    let mut n = 0u64;
-    let mut bad = 0u64;
-    reader.for_each_result(&checks, from_ms, i64::MAX, |row| {
-        n += 1;
-        match serde_json::from_str::<ProbeResult>(&row.raw) {
-            Ok(r) => {
-                engine.observe(&Observation::from_result(&r));
-            }
-            Err(_) => bad += 1,
-        }
-    })?;
-    if bad > 0 {
-        tracing::warn!(
-            bad,
-            "stored results that no longer parse were left out of the SLA replay"
-        );
-    }
-    Ok(n)
-}
-
-/// With a shared store, rebuilds the engine from the store now and then so
-/// the SLA gauges and `/api/v1/contracts` include what other collectors
-/// stored. The pause is at least [`REBUILD_EVERY`] and ten times the last
-/// rebuild's duration, so a large store costs at most ~10% of a core.
-async fn rebuild_loop(weak: Weak<Inner>, store: Store) {
-    let mut pause = REBUILD_EVERY;
-    loop {
-        tokio::time::sleep(pause).await;
-        let Some(inner) = weak.upgrade() else { break };
-        let contracts = inner.contracts.clone();
-        drop(inner);
-        let started = std::time::Instant::now();
-        let fresh = store
-            .read(move |r| {
-                let mut engine = SlaEngine::new(contracts.clone(), Timestamp::now());
-                replay_into(&mut engine, &contracts, r)?;
-                Ok(engine)
-            })
-            .await;
-        let Some(inner) = weak.upgrade() else { break };
-        match fresh {
-            Ok(mut engine) => {
-                engine.advance(Timestamp::now());
-                *inner.lock_engine() = engine;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "rebuilding the SLA engine from the shared store failed; keeping the current one")
-            }
-        }
-        pause = REBUILD_EVERY.max(started.elapsed() * 10);
-    }
-}
-
 impl Inner {
-    fn lock_engine(&self) -> std::sync::MutexGuard<'_, SlaEngine> {
-        // A panic while holding the lock leaves consistent-enough numbers: keep serving.
-        self.engine.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
-        self.store.get()?;
-        Some(self.lock_engine().status(now))
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        Some(view.as_mut()?.status(&self.contracts, now))
     }
 
     fn contract(&self, name: &str) -> Option<&Contract> {
         self.contracts.iter().find(|c| c.name == name)
     }
+
+    fn wake(&self) {
+        let (flag, cv) = &self.wake;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+
+    /// Sleeps until woken or `timeout`; false once stopping.
+    fn wait(&self, timeout: Duration) -> bool {
+        let (flag, cv) = &self.wake;
+        let mut woken = flag.lock().unwrap_or_else(|e| e.into_inner());
+        if !*woken && !self.stop.load(Ordering::SeqCst) {
+            woken = cv
+                .wait_timeout(woken, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        *woken = false;
+        !self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Applies rows read from or written to the store to the served view.
+    fn apply(&self, changes: &crate::store::LedgerChanges) {
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let v = view.get_or_insert_with(LedgerData::default);
+        v.apply(
+            &self.contracts,
+            &changes.rows,
+            changes.state.version,
+            changes.state.cursor,
+        );
+    }
+
+    fn served_version(&self) -> u64 {
+        self.view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |v| v.version)
+    }
+}
+
+/// Reads the whole ledger from the store into a fresh [`LedgerData`].
+fn load(reader: &Reader, contracts: &[Contract]) -> Result<LedgerData, StoreError> {
+    let changes = reader.ledger_since(0)?;
+    let mut data = LedgerData::default();
+    data.apply(
+        contracts,
+        &changes.rows,
+        changes.state.version,
+        changes.state.cursor,
+    );
+    Ok(data)
+}
+
+/// The ledger thread: keep the ledger while this collector holds the role,
+/// follow it otherwise; until the service stops.
+fn ledger_thread(inner: Arc<Inner>) {
+    while !inner.stop.load(Ordering::SeqCst) {
+        if let Err(e) = keep_or_follow(&inner) {
+            tracing::warn!(error = %e, "SLA ledger: round failed; retrying");
+            inner.wait(RETRY_AFTER_ERROR);
+        }
+    }
+}
+
+fn keep_or_follow(inner: &Inner) -> Result<(), StoreError> {
+    let mut conn = LedgerConn::open(&inner.location)?;
+    let mut reader = Reader::open_at(&inner.location)?;
+    // Follow until this collector becomes the keeper.
+    while !conn.try_lead()? {
+        let changes = reader.ledger_since(inner.served_version())?;
+        if changes.state.version != inner.served_version() {
+            inner.apply(&changes);
+        }
+        if !inner.wait(ROUND_EVERY) {
+            return Ok(());
+        }
+    }
+    tracing::info!("SLA ledger: this collector keeps the ledger");
+    // Start from the store's rows, and serve the same (another keeper may
+    // have written since this collector last read them).
+    let all = reader.ledger_since(0)?;
+    let mut data = LedgerData::default();
+    data.apply(
+        &inner.contracts,
+        &all.rows,
+        all.state.version,
+        all.state.cursor,
+    );
+    {
+        let mut fresh = LedgerData::default();
+        fresh.apply(
+            &inner.contracts,
+            &all.rows,
+            all.state.version,
+            all.state.cursor,
+        );
+        *inner.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
+    }
+    let mut keeper = Keeper::new(inner.contracts.clone(), data, inner.keep_after_end);
+    let started = std::time::Instant::now();
+    keeper.load_open(&mut reader, Timestamp::now())?;
+    let mut first = true;
+    loop {
+        let now = Timestamp::now();
+        if let Some(write) = keeper.round(&mut reader, now)? {
+            let version = conn.write(&write)?;
+            keeper.written(version);
+            inner.apply(&crate::store::LedgerChanges {
+                state: crate::store::LedgerState {
+                    cursor: write.cursor,
+                    version,
+                },
+                rows: write.rows,
+            });
+        }
+        if first {
+            first = false;
+            tracing::info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                cursor = keeper.data.cursor,
+                "SLA ledger caught up"
+            );
+        }
+        if keeper.unparsable > 0 {
+            tracing::warn!(
+                results = keeper.unparsable,
+                "stored results that no longer parse were left out of the SLA ledger"
+            );
+            keeper.unparsable = 0;
+        }
+        if !inner.wait(ROUND_EVERY) {
+            return Ok(());
+        }
+    }
 }
 
 impl SlaHook for SlaService {
-    fn on_results(&self, results: &[ProbeResult]) {
-        if results.is_empty() {
-            return;
-        }
-        let mut engine = self.inner.lock_engine();
-        for r in results {
-            engine.observe(&Observation::from_result(r));
-        }
+    fn on_committed(&self) {
+        self.inner.wake();
     }
 
     fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        let svc = SlaService {
-            inner: self.inner.clone(),
-        };
-        let n = store.read_blocking(move |reader| svc.replay(reader))?;
+        let contracts = self.inner.contracts.clone();
+        let data = store.read_blocking(move |r| load(r, &contracts))?;
         tracing::info!(
-            results = n,
+            version = data.version,
+            cursor = data.cursor,
             took_ms = started.elapsed().as_millis() as u64,
-            "SLA engine replayed the stored results"
+            "SLA ledger loaded"
         );
+        *self.inner.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
         let _ = self.inner.store.set(store.clone());
-        // Settle slots even when nothing arrives and nobody scrapes. The task
-        // ends with the service (it holds only a weak reference).
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            if store.is_shared() {
-                handle.spawn(rebuild_loop(Arc::downgrade(&self.inner), store.clone()));
-            }
-            let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(ADVANCE_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    inner.lock_engine().advance(Timestamp::now());
-                }
-            });
-        }
+        let inner = self.inner.clone();
+        std::thread::Builder::new()
+            .name("slaprobe-sla-ledger".into())
+            .spawn(move || ledger_thread(inner))?;
         Ok(())
+    }
+
+    fn on_shutdown(&self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake();
     }
 
     fn routes(&self) -> Router {
@@ -255,19 +329,6 @@ impl SlaHook for SlaService {
             }
         }
     }
-}
-
-/// Every check some contract covers (deduplicated, first-seen order).
-fn covered_checks(contracts: &[Contract]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for c in contracts {
-        for k in &c.checks {
-            if !out.contains(k) {
-                out.push(k.clone());
-            }
-        }
-    }
-    out
 }
 
 /// `[period_start, period_end)` of `month` in the contract's zone, in ms (the store's unit).
@@ -319,19 +380,42 @@ pub fn evidence_from_store(
 
 /// `contract`'s `month` evaluated from the store as of `now` ([`evaluate_month`]
 /// over the same rows the evidence digest covers, in one streamed pass), with
-/// `evidence` filled. Used by the offline CLI and by the HTTP endpoint for
-/// months the engine no longer holds.
+/// `evidence` filled. Used by the offline CLI and by the HTTP endpoint.
 pub fn report_from_store(
     reader: &Reader,
     contract: &Contract,
     month: Month,
     now: Timestamp,
 ) -> Result<MonthReport, StoreError> {
+    report_from_store_until(reader, contract, month, now, &AtomicBool::new(false))
+}
+
+/// Sets its flag when dropped (the request's future was abandoned).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// [`report_from_store`] that stops evaluating once `cancel` is set (the
+/// rest of the rows are skipped unread; the result is then meaningless).
+fn report_from_store_until(
+    reader: &Reader,
+    contract: &Contract,
+    month: Month,
+    now: Timestamp,
+    cancel: &AtomicBool,
+) -> Result<MonthReport, StoreError> {
     let (from, to) = period_ms(contract, month);
     let mut ev = MonthEvaluator::new(contract, month);
     let mut h = EvidenceHasher::default();
     let mut bad = 0u64;
     reader.for_each_result(&contract.checks, from, to, |row| {
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
         h.add(row.raw.as_bytes());
         match serde_json::from_str::<ProbeResult>(&row.raw) {
             Ok(r) => {
@@ -407,7 +491,7 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 fn not_ready() -> Response {
     let mut r = json_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "the collector is starting (store not open or SLA replay running)",
+        "the collector is starting (store not open yet)",
     );
     r.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
@@ -478,7 +562,17 @@ impl ContractView {
 pub struct ContractsResponse {
     /// The instant the figures are as of.
     pub as_of: Timestamp,
+    /// Which ledger the figures come from.
+    pub ledger: LedgerPosition,
     pub contracts: Vec<ContractView>,
+}
+
+/// The ledger version served and the feed position (batch number) it reflects:
+/// two collectors showing the same version show the same figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LedgerPosition {
+    pub version: u64,
+    pub cursor: u64,
 }
 
 /// `GET /api/v1/contracts`: month-to-date status of every contract.
@@ -491,8 +585,17 @@ async fn contracts_handler(State(inner): State<Arc<Inner>>) -> Response {
         let c = inner.contract(&s.contract);
         ContractView::new(s, c)
     });
+    let ledger = {
+        let view = inner.view.lock().unwrap_or_else(|e| e.into_inner());
+        let v = view.as_ref();
+        LedgerPosition {
+            version: v.map_or(0, |v| v.version),
+            cursor: v.map_or(0, |v| v.cursor),
+        }
+    };
     Json(ContractsResponse {
         as_of: now,
+        ledger,
         contracts: contracts.collect(),
     })
     .into_response()
@@ -520,29 +623,29 @@ async fn report_handler(
     let Some(store) = inner.store.get().cloned() else {
         return not_ready();
     };
-    // A shared store (PostgreSQL) takes results from other collectors that
-    // this engine never saw: evaluate from the store so every collector
-    // gives the same report.
-    let held = if store.is_shared() {
-        None
-    } else {
-        inner.lock_engine().report(&contract.name, month, now)
+    // A bounded pool: a report reads a month from the store, and clients
+    // asking for many at once must not starve ingest's readers.
+    let Ok(permit) = inner.reports.clone().try_acquire_owned() else {
+        let mut r = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{REPORTS_AT_ONCE} reports are being built already; retry shortly"),
+        );
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from_static("2"),
+        );
+        return r;
     };
+    // Dropped with this future when the client goes away: the pass stops reading.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
     let contract = contract.clone();
-    let result = match held {
-        Some(mut report) => store
-            .read(move |r| evidence_from_store(r, &contract, month))
-            .await
-            .map(|evidence| {
-                report.evidence = evidence;
-                report
-            }),
-        None => {
-            store
-                .read(move |r| report_from_store(r, &contract, month, now))
-                .await
-        }
-    };
+    let result = store
+        .read(move |r| {
+            let _permit = permit;
+            report_from_store_until(r, &contract, month, now, &cancel)
+        })
+        .await;
     let report = match result {
         Ok(r) => r,
         Err(e) => {

@@ -183,7 +183,10 @@ fn generate(
     }
 }
 
-fn post_all(port: u16, results: &[Gen]) {
+/// Posts every result, one agent after another; returns the batches stored
+/// (each accepted request is one batch, one feed number).
+fn post_all(port: u16, results: &[Gen]) -> u64 {
+    let mut batches = 0;
     for (agent, (id, _, token)) in AGENTS.iter().enumerate() {
         let mine: Vec<&Gen> = results.iter().filter(|g| g.agent == agent).collect();
         for chunk in mine.chunks(2500) {
@@ -213,8 +216,22 @@ fn post_all(port: u16, results: &[Gen]) {
                     })
                 });
             assert_eq!(status, 200, "ingest refused a batch: {text}");
+            batches += 1;
         }
     }
+    batches
+}
+
+/// Waits until the collector's SLA ledger reflects feed position `batches`.
+fn wait_for_ledger(port: u16, batches: u64) -> Value {
+    wait_for(
+        "the SLA ledger to catch up",
+        Duration::from_secs(60),
+        || {
+            let (s, v, _) = get_json(port, "/api/v1/contracts");
+            (s == 200 && v["ledger"]["cursor"].as_u64() >= Some(batches)).then_some(v)
+        },
+    )
 }
 
 /// The naive evaluation of §6 over the generated results, written
@@ -579,7 +596,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     wait_for("collector ready", Duration::from_secs(20), || {
         http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
     });
-    post_all(port, &results);
+    let mut batches = post_all(port, &results);
 
     // Errors of the report endpoint.
     assert_eq!(
@@ -713,7 +730,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         processing: Some(0.1),
         raw: raw_json(2, seqs[2], 1, extra_t, None, 0.1),
     };
-    post_all(port, std::slice::from_ref(&extra));
+    batches += post_all(port, std::slice::from_ref(&extra));
     let (_, v2, body2) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
     let http2: MonthReport = serde_json::from_value(v2).unwrap();
     assert_eq!(http2.evidence.results, http.evidence.results + 1);
@@ -765,9 +782,9 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(s, 200);
     assert!(html.contains("<html") || html.contains("<!DOCTYPE") || html.contains("<!doctype"));
 
-    // Month-to-date status and metrics.
-    let (s, status1, _) = get_json(port, "/api/v1/contracts");
-    assert_eq!(s, 200);
+    // Month-to-date status and metrics, once the ledger has followed the
+    // feed to the last batch posted (it does not wait for requests).
+    let status1 = wait_for_ledger(port, batches);
     let c1 = status1["contracts"]
         .as_array()
         .unwrap()
@@ -833,21 +850,38 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             .is_some()
         );
     }
-    // The counters count a slot when it settles (one slot after its end),
-    // with its state at that moment. This process settled the current
-    // month's past slots at start-up, before the results arrived, so they
-    // count as NODATA (except at most the last two slots, which may settle
-    // during the test). The previous month is opened by its first late
-    // result while it is still held (until 3 days after its end): its
-    // slots then settle at the next clock tick with the data stored by
-    // then, which is at most all of it.
+    // The counters (README, "SLA metrics"): a slot is counted when it
+    // settles, and a settled slot that gets data later (here: every past
+    // slot, since the collector started on an empty store and the month was
+    // posted afterwards) is counted in `eligible` when it does. So once the
+    // ledger has caught up, `eligible` holds every settled UP or DOWN slot
+    // of both months: all of the previous month (its last slot may not have
+    // settled yet on the 1st just after midnight) and the current month's
+    // but its last two (not settled yet).
     let eligible = value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
-    let prev_held = now < pe + SignedDuration::from_hours(72);
-    let prev_eligible = (http2.slots.up + http2.slots.down) as f64 * SLOT as f64;
-    let bound = if prev_held { prev_eligible } else { 0.0 } + 1200.0;
+    let downtime = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
+    let slot_s = SLOT as f64;
+    // The data starts an hour before the previous month: its month counts too.
+    let (_, vpp, _) = get_json(port, &format!("/api/v1/reports/hostco-web/{}", prev.prev()));
+    let pp_updown = vpp["slots"]["up"].as_f64().unwrap() + vpp["slots"]["down"].as_f64().unwrap();
+    let prev_updown = f64::from(http2.slots.up + http2.slots.down) + pp_updown;
+    let cur_updown = c1["slots"]["up"].as_f64().unwrap() + c1["slots"]["down"].as_f64().unwrap();
+    let (lo, hi) = (
+        (prev_updown - 1.0 + cur_updown - 2.0).max(0.0) * slot_s,
+        (prev_updown + cur_updown) * slot_s,
+    );
     assert!(
-        eligible <= bound,
-        "eligible {eligible} > {bound} (previous month held: {prev_held})"
+        eligible >= lo && eligible <= hi,
+        "eligible {eligible} not in [{lo}, {hi}]"
+    );
+    // Downtime counts every slot that was ever DOWN after it settled (a
+    // slot DOWN on the first location's data alone stays counted when the
+    // others' results make it UP), so at least the month's downtime.
+    let prev_down = f64::from(http2.slots.down) + vpp["slots"]["down"].as_f64().unwrap();
+    let cur_down = c1["slots"]["down"].as_f64().unwrap();
+    assert!(
+        downtime >= (prev_down - 1.0 + cur_down - 2.0).max(0.0) * slot_s && downtime <= eligible,
+        "downtime {downtime}"
     );
     for (id, _, _) in AGENTS {
         assert_eq!(
@@ -965,35 +999,29 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     }
     let (_, text) = http_get(port, "/metrics", None).unwrap();
     promtool_check_metrics(&text);
-    let eligible = value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
-    let downtime = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
+    // The counters are kept in the store: a restart carries them on (a
+    // slot or two may settle meanwhile), never back.
+    let eligible2 = value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
+    let downtime2 = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
     assert!(
-        eligible > 0.0,
-        "after the replay the settled slots with data count"
+        eligible2 >= eligible && eligible2 <= eligible + 2.0 * slot_s,
+        "eligible after restart {eligible2} vs {eligible}"
     );
-    // A slot may settle between the two requests.
+    assert!(
+        downtime2 >= downtime && downtime2 <= downtime + 2.0 * slot_s,
+        "downtime after restart {downtime2} vs {downtime}"
+    );
     let settled = c2["counters"]["eligible_seconds"].as_f64().unwrap();
     assert!(
-        eligible >= settled && eligible <= settled + 600.0,
-        "{eligible} vs {settled}"
-    );
-    // The replay settles the held months' past slots with all their data:
-    // the current month's, and the previous month's while it is held.
-    let prev_downtime = if prev_held {
-        http2.downtime_seconds as f64
-    } else {
-        0.0
-    };
-    assert!(
-        downtime <= c2["downtime_seconds"].as_f64().unwrap() + prev_downtime,
-        "downtime counter {downtime} (previous month held: {prev_held})"
+        eligible2 >= settled && eligible2 <= settled + slot_s,
+        "{eligible2} vs {settled}"
     );
     let (_, _, body3) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
     assert_eq!(body3, body2, "the previous month after restart");
     if let Some(line) = collector
         .log_text()
         .lines()
-        .rfind(|l| l.contains("replayed"))
+        .rfind(|l| l.contains("SLA ledger loaded"))
     {
         eprintln!("{line}");
     }
