@@ -44,6 +44,8 @@ pub struct RawCollectorSection {
     pub tls_key_file: Option<PathBuf>,
     /// Require client certificates signed by this CA (PEM): mTLS.
     pub tls_client_ca_file: Option<PathBuf>,
+    /// HTTP connections open at once; beyond it new ones get 503 and are closed.
+    pub max_connections: Option<usize>,
     /// Shared PostgreSQL store (DESIGN.md §9) instead of SQLite in `data_dir`:
     /// `postgres://user[:password]@host[:port]/database`.
     pub database_url: Option<String>,
@@ -95,6 +97,8 @@ pub struct CollectorSettings {
     pub max_results_per_second_per_agent: u64,
     /// HTTPS on the listener, when configured.
     pub tls: Option<TlsSettings>,
+    /// HTTP connections open at once (`[collector] max_connections`).
+    pub max_connections: usize,
     /// Where results are stored: SQLite in `data_dir` (default) or the
     /// shared PostgreSQL of `database_url` (its `Debug` hides the password).
     pub store: Location,
@@ -240,6 +244,15 @@ impl CollectorConfig {
                 ));
             }
         };
+        let max_connections = c
+            .max_connections
+            .unwrap_or(crate::conn::DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(err(
+                "collector.max_connections",
+                "must be at least 1 (it caps open HTTP connections)".into(),
+            ));
+        }
         let store = match c.database_url {
             Some(url) => Location::Postgres(url.trim().to_string()),
             None => Location::Sqlite(data_dir.clone()),
@@ -250,6 +263,7 @@ impl CollectorConfig {
             max_result_age,
             max_results_per_second_per_agent,
             tls,
+            max_connections,
             store,
         };
 

@@ -291,6 +291,13 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
                 limits.max_body_bytes
             )));
         }
+        Err(e) if crate::conn::is_body_timeout(e.as_ref()) => {
+            return Err(Rejection::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("reading the body failed: {e}"),
+            ));
+        }
         Err(e) => {
             return Err(Rejection::bad(
                 "malformed",

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: the collector config file (figment, then a typed, cross-checked config).
+//! - [`conn`]: the accept loop: connection cap, header/body timeouts, lingering close.
 //! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
 //! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
 //! - [`ingest`]: `POST /api/v1/results`: limits, decompression, validation, ack after commit.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod ingest;
 pub mod metrics;
 pub mod render;

@@ -25,7 +25,7 @@ use crate::config::CollectorConfig;
 use crate::store::{AgentRow, ProbeCount, StoredResult};
 
 /// Why ingest refused a request: the values of `slaprobe_ingest_rejected_total{reason}`.
-pub const REJECT_REASONS: [&str; 11] = [
+pub const REJECT_REASONS: [&str; 12] = [
     "unauthorized",
     "forbidden",
     "too_large",
@@ -37,6 +37,7 @@ pub const REJECT_REASONS: [&str; 11] = [
     "in_future",
     "unavailable",
     "rate_limited",
+    "body_timeout",
 ];
 
 /// The latest result of one check from one location, reduced to what is exported.

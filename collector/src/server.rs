@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, token_sha256};
 use crate::config::CollectorConfig;
+use crate::conn::{ConnCollector, ConnLimits, ConnStats};
 use crate::ingest::IngestLimits;
 use crate::metrics::Metrics;
 use crate::sla_service::SlaService;
@@ -66,6 +67,8 @@ pub trait SlaHook: Send + Sync + 'static {
 pub struct ServerOptions {
     pub limits: IngestLimits,
     pub sla: Option<Arc<dyn SlaHook>>,
+    /// Connection bounds; `None`: the defaults with `[collector] max_connections`.
+    pub conn: Option<ConnLimits>,
 }
 
 /// State every handler shares; cheap to clone.
@@ -153,6 +156,10 @@ pub struct Server {
     embedded: Option<AgentConfig>,
     /// HTTPS (`[collector] tls_*`), built at bind so bad files fail start-up.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Timeouts and the connection cap of the listener.
+    conn: ConnLimits,
+    /// Connection counters (exported with the other metrics).
+    conn_stats: Arc<ConnStats>,
 }
 
 impl Server {
@@ -211,6 +218,15 @@ impl Server {
                 .register(c)
                 .context("registering the SLA metrics")?;
         }
+        let conn = options.conn.unwrap_or(ConnLimits {
+            max_connections: config.collector.max_connections,
+            ..ConnLimits::default()
+        });
+        let conn_stats = Arc::new(ConnStats::default());
+        metrics
+            .registry()
+            .register(Box::new(ConnCollector::new(conn_stats.clone())?))
+            .context("registering the connection metrics")?;
         let rate = ingest::RateLimiter::new(config.collector.max_results_per_second_per_agent);
         let state = AppState {
             inner: Arc::new(AppInner {
@@ -229,6 +245,8 @@ impl Server {
             state,
             embedded,
             tls,
+            conn,
+            conn_stats,
         })
     }
 
@@ -244,6 +262,11 @@ impl Server {
         &self.state
     }
 
+    /// Connection counters of this server's listener.
+    pub fn conn_stats(&self) -> &Arc<ConnStats> {
+        &self.conn_stats
+    }
+
     /// The embedded agent's config, when `[embedded_agent]` is set.
     pub fn embedded_agent(&self) -> Option<&AgentConfig> {
         self.embedded.as_ref()
@@ -257,6 +280,8 @@ impl Server {
             state,
             embedded,
             tls,
+            conn,
+            conn_stats,
         } = self;
         let local = listener.local_addr()?;
         // Cancelled once the caller's shutdown has stopped the embedded agent
@@ -284,21 +309,14 @@ impl Server {
             });
         }
         let app = router(state.clone());
-        let server: std::pin::Pin<
-            Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>,
-        > = match tls {
-            Some(tls) => Box::pin(
-                axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .into_future(),
-            ),
-            None => Box::pin(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .into_future(),
-            ),
-        };
-        let mut server = server;
+        let mut server = Box::pin(crate::conn::serve(
+            listener,
+            tls,
+            app,
+            conn,
+            conn_stats,
+            stop.clone(),
+        ));
         tracing::info!(listen = %local, "collector listening");
 
         let open = open_store(&state);
