@@ -6,6 +6,7 @@
 //! - [`conn`]: the accept loop: connection cap, header/body timeouts, lingering close.
 //! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
 //! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
+//! - [`read_auth`]: who may read (`[[viewers]]`, `/login` cookies, `public_read`): a layer on the read routes.
 //! - [`ingest`]: `POST /api/v1/results`: limits, decompression, validation, ack after commit.
 //! - [`api`]: `/api/v1/checks`, `/api/v1/agents`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod conn;
 pub mod ingest;
 pub mod metrics;
+pub mod read_auth;
 pub mod render;
 pub mod server;
 pub mod sla;

@@ -22,9 +22,10 @@ use crate::config::CollectorConfig;
 use crate::conn::{ConnCollector, ConnLimits, ConnStats};
 use crate::ingest::IngestLimits;
 use crate::metrics::Metrics;
+use crate::read_auth::ReadAccess;
 use crate::sla_service::SlaService;
 use crate::store::Store;
-use crate::{api, ingest};
+use crate::{api, ingest, read_auth};
 
 /// How long in-flight requests may take to finish after shutdown is asked.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -80,6 +81,8 @@ pub struct AppState {
 struct AppInner {
     config: Arc<CollectorConfig>,
     auth: Auth,
+    /// Who may call the read routes (`[[viewers]]`, `public_read`).
+    read: ReadAccess,
     metrics: Metrics,
     /// Set once the store is open and migrated (what `/readyz` reports).
     store: OnceLock<Store>,
@@ -98,6 +101,10 @@ impl AppState {
     }
     pub fn auth(&self) -> &Auth {
         &self.inner.auth
+    }
+    /// The read credentials.
+    pub fn read_access(&self) -> &ReadAccess {
+        &self.inner.read
     }
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -134,18 +141,38 @@ impl AppState {
     }
 }
 
-/// The router of every endpoint (DESIGN.md §5, §7).
+/// The router of every endpoint (DESIGN.md §5, §7): the open routes
+/// (health, the agents' own endpoints with their tokens, `/login`) and
+/// [`read_routes`].
 pub fn router(state: AppState) -> Router {
-    let extra = state.sla().map(|s| s.routes()).unwrap_or_default();
+    let login = Router::new()
+        .route("/login", get(read_auth::login_form).post(read_auth::login))
+        .with_state(state.read_access().clone());
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
         .route("/api/v1/results", post(ingest::post_results))
         .route("/api/v1/checks", get(api::checks))
+        .with_state(state.clone())
+        .merge(login)
+        .merge(read_routes(state))
+}
+
+/// Every route that shows what the collector holds, behind read credentials
+/// ([`read_auth::require_viewer`]). A new read endpoint or page (a status
+/// page at `/`) is protected by adding it here.
+pub fn read_routes(state: AppState) -> Router {
+    let extra = state.sla().map(|s| s.routes()).unwrap_or_default();
+    let access = state.read_access().clone();
+    Router::new()
+        .route("/metrics", get(api::metrics))
         .route("/api/v1/agents", get(api::agents))
         .with_state(state)
         .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            read_auth::require_viewer,
+        ))
 }
 
 /// A bound, not yet serving, collector.
@@ -207,6 +234,7 @@ impl Server {
             }
         };
         let auth = Auth::new(&config, extra.clone());
+        let read = ReadAccess::new(&config);
         let extra_agents: Vec<(String, String)> = extra
             .iter()
             .map(|(id, loc, _)| (id.clone(), loc.clone()))
@@ -232,6 +260,7 @@ impl Server {
             inner: Arc::new(AppInner {
                 config: Arc::new(config),
                 auth,
+                read,
                 metrics,
                 store: OnceLock::new(),
                 limits: options.limits,
@@ -317,7 +346,10 @@ impl Server {
             conn_stats,
             stop.clone(),
         ));
-        tracing::info!(listen = %local, "collector listening");
+        tracing::info!(listen = %local, reads = state.read_access().mode().describe(), "collector listening");
+        if let Some(w) = state.config().read_warning() {
+            tracing::warn!("{w}");
+        }
 
         let open = open_store(&state);
         let opened = tokio::select! {

@@ -26,6 +26,7 @@ fn config_toml(target: &str, extra: &str) -> String {
     format!(
         r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:0"
 data_dir = "data"
 {extra}

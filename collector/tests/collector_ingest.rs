@@ -27,6 +27,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     let toml = format!(
         r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:0"
 data_dir = "data"
 max_result_age = "2d"

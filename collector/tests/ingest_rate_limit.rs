@@ -18,6 +18,7 @@ fn write_config(dir: &Path, rate: u64) {
     let toml = format!(
         r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:0"
 data_dir = "data"
 max_results_per_second_per_agent = {rate}

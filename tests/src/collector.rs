@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slaprobe_collector::conn::ConnStats;
-use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
+use slaprobe_collector::sla_service::SlaService;
+use slaprobe_collector::{CollectorConfig, Server, ServerOptions, SlaHook};
 use tokio_util::sync::CancellationToken;
 
 /// A running in-process collector.
@@ -27,9 +28,18 @@ pub struct TestCollector {
 }
 
 impl TestCollector {
-    /// Loads the config at `path` and serves it with default options.
+    /// Loads the config at `path` and serves it as `slaprobe-collector run`
+    /// does (with the SLA engine over its contracts).
     pub async fn start(path: &Path) -> TestCollector {
-        Self::start_with(path, ServerOptions::default()).await
+        let config = CollectorConfig::load(path)
+            .unwrap_or_else(|e| panic!("{}: config does not load: {e}", path.display()));
+        let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(config.contracts.clone()));
+        let options = ServerOptions {
+            sla: Some(sla),
+            ..ServerOptions::default()
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self::start_config(config, options, reqwest::Client::new()).await
     }
 
     /// Writes `toml` as `dir/collector.toml` and serves it.
@@ -38,7 +48,8 @@ impl TestCollector {
         Self::start(&path).await
     }
 
-    /// Loads the config at `path` and serves it with `options`.
+    /// Loads the config at `path` and serves it with `options` (no SLA
+    /// engine unless `options.sla` is set).
     pub async fn start_with(path: &Path, options: ServerOptions) -> TestCollector {
         let config = CollectorConfig::load(path)
             .unwrap_or_else(|e| panic!("{}: config does not load: {e}", path.display()));

@@ -32,7 +32,7 @@ async fn start_collector(
     target: &str,
 ) -> Collector {
     let mut toml = format!(
-        "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
         cert.display(),
         key.display()
     );

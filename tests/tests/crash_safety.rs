@@ -109,7 +109,7 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
     let data = dir.join("data");
     let port = free_port();
     let mut cfg = format!(
-        "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\n",
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\n",
         data.display()
     );
     for i in 0..AGENTS {

@@ -51,6 +51,7 @@ async fn agent_pulls_checks_streams_to_collector_and_metrics_are_right() {
         &format!(
             r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
 

@@ -102,8 +102,9 @@ fn generate(
 }
 
 fn config(port: u16, store: &str) -> String {
-    let mut cfg =
-        format!("[collector]\nlisten = \"127.0.0.1:{port}\"\nmax_result_age = \"100d\"\n{store}\n");
+    let mut cfg = format!(
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\nmax_result_age = \"100d\"\n{store}\n"
+    );
     for (id, loc, tok) in AGENTS {
         cfg += &format!(
             "[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n",

@@ -435,7 +435,7 @@ fn sla_month_end_to_end() {
     let once = (once_start, once_start + SignedDuration::from_hours(2));
 
     let mut cfg = format!(
-        "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"100d\"\n"
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"100d\"\n"
     );
     for (id, loc, tok) in AGENTS {
         cfg += &format!(
