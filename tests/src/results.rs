@@ -26,7 +26,7 @@ impl TestResult {
             "success": true,
             "http": {
                 "status": 200, "version": "HTTP/1.1", "redirects": 0, "body_bytes": 512,
-                "phases": {"resolve": 0.001, "connect": 0.002, "processing": 0.005, "transfer": 0.002}
+                "phases": {"resolve": 0.001, "connect": 0.002, "processing": 0.005, "transfer": 0.003}
             }
         }))
     }
