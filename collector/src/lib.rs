@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: the collector config file (figment, then a typed, cross-checked config).
 //! - [`conn`]: the accept loop: connection cap, header/body timeouts, lingering close.
+//! - [`embedded_link`]: the embedded agent's plain loopback port when the listener speaks TLS.
 //! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
 //! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
 //! - [`read_auth`]: who may read (`[[viewers]]`, `/login` cookies, `public_read`): a layer on the read routes.
@@ -20,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod embedded_link;
 pub mod ingest;
 pub mod metrics;
 pub mod read_auth;

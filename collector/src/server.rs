@@ -187,6 +187,8 @@ pub struct Server {
     conn: ConnLimits,
     /// Connection counters (exported with the other metrics).
     conn_stats: Arc<ConnStats>,
+    /// The embedded agent's plain loopback port when the listener speaks TLS.
+    link: Option<TcpListener>,
 }
 
 impl Server {
@@ -207,17 +209,22 @@ impl Server {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
-        if tls.is_some() && config.embedded_agent.is_some() {
-            // It would need a certificate valid for loopback (and a client
-            // certificate in mTLS mode); refuse rather than fail at run time.
-            anyhow::bail!(
-                "[embedded_agent] cannot be used with collector.tls_cert_file yet: run a separate agent with agent.ca_file"
-            );
-        }
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let local = listener.local_addr()?;
+        let mut local = listener.local_addr()?;
+        // Behind TLS the embedded agent gets a plain loopback port of its own
+        // (see `embedded_link`).
+        let link = match (&tls, &config.embedded_agent) {
+            (Some(_), Some(_)) => {
+                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .context("cannot listen on 127.0.0.1 for the embedded agent")?;
+                local = l.local_addr()?;
+                Some(l)
+            }
+            _ => None,
+        };
 
         // The embedded agent talks to us over HTTP like any agent, with a
         // token made for this process only.
@@ -276,6 +283,7 @@ impl Server {
             tls,
             conn,
             conn_stats,
+            link,
         })
     }
 
@@ -311,6 +319,7 @@ impl Server {
             tls,
             conn,
             conn_stats,
+            link,
         } = self;
         let local = listener.local_addr()?;
         // Cancelled once the caller's shutdown has stopped the embedded agent
@@ -338,6 +347,22 @@ impl Server {
             });
         }
         let app = router(state.clone());
+        let link_task = match (link, &embedded) {
+            (Some(l), Some(agent)) => {
+                if let Ok(at) = l.local_addr() {
+                    tracing::info!(link = %at, "the embedded agent reaches this TLS collector over a loopback port of its own");
+                }
+                Some(tokio::spawn(crate::conn::serve(
+                    l,
+                    None,
+                    crate::embedded_link::router(state.clone(), agent.agent.id.clone()),
+                    conn,
+                    conn_stats.clone(),
+                    stop.clone(),
+                )))
+            }
+            _ => None,
+        };
         let mut server = Box::pin(crate::conn::serve(
             listener,
             tls,
@@ -378,6 +403,10 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(t) = link_task {
+            // Stopped with the main listener; its agent is gone already.
+            let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
         if let Some(store) = state.store() {
             store.close().await;
         }

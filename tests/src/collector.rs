@@ -22,6 +22,8 @@ pub struct TestCollector {
     pub config: Arc<CollectorConfig>,
     /// Its connection counters.
     pub conn_stats: Arc<ConnStats>,
+    /// Where the embedded agent reaches it, when `[embedded_agent]` is set.
+    pub embedded_url: Option<String>,
     scheme: &'static str,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -77,6 +79,10 @@ impl TestCollector {
         let addr = server.local_addr();
         let config = server.state().config().clone();
         let conn_stats = server.conn_stats().clone();
+        let embedded_url = server
+            .embedded_agent()
+            .and_then(|a| a.agent.collector.as_ref())
+            .map(|u| u.to_string());
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(server.serve(shutdown.clone()));
         let c = TestCollector {
@@ -84,6 +90,7 @@ impl TestCollector {
             client,
             config,
             conn_stats,
+            embedded_url,
             scheme,
             shutdown,
             handle,
