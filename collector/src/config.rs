@@ -734,7 +734,7 @@ mod tests {
         ));
         for bad in [
             "mysql://u:secret@db/x",
-            "postgres://u:secret@db/x?sslmode=require",
+            "postgres://u:secret@db/x?sslmode=sometimes",
         ] {
             let e = parse(&format!("[collector]\ndatabase_url = \"{bad}\"\n")).unwrap_err();
             assert_eq!(e.key, "collector.database_url");

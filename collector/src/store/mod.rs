@@ -15,6 +15,7 @@
 //! callers do not care which backend they talk to. The row types here are
 //! what both produce, byte for byte (the raw JSON is never normalised).
 
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -274,6 +275,9 @@ pub enum StoreError {
     Closed,
     #[error("store task failed: {0}")]
     Task(String),
+    /// A database URL this build cannot use (TLS settings, `sslrootcert`); never holds the URL.
+    #[error("database_url: {0}")]
+    Config(String),
 }
 
 /// One validated result to store.
