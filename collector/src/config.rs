@@ -44,6 +44,10 @@ pub struct RawCollectorSection {
     pub tls_key_file: Option<PathBuf>,
     /// Require client certificates signed by this CA (PEM): mTLS.
     pub tls_client_ca_file: Option<PathBuf>,
+    /// HTTP connections open at once; beyond it new ones get 503 and are closed.
+    pub max_connections: Option<usize>,
+    /// Serve the read endpoints to anyone (no `[[viewers]]`): today's behaviour, explicitly.
+    pub public_read: Option<bool>,
     /// Shared PostgreSQL store (DESIGN.md §9) instead of SQLite in `data_dir`:
     /// `postgres://user[:password]@host[:port]/database`.
     pub database_url: Option<String>,
@@ -56,6 +60,15 @@ pub struct RawAgentEntry {
     pub id: String,
     pub location: String,
     /// Hex SHA-256 of the agent's bearer token (never the token itself).
+    pub token_sha256: String,
+}
+
+/// One `[[viewers]]` entry as written: a person or tool allowed to read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawViewerEntry {
+    pub name: String,
+    /// Hex SHA-256 of the viewer's bearer token.
     pub token_sha256: String,
 }
 
@@ -76,6 +89,8 @@ pub struct RawCollectorFile {
     #[serde(default)]
     pub agents: Vec<RawAgentEntry>,
     #[serde(default)]
+    pub viewers: Vec<RawViewerEntry>,
+    #[serde(default)]
     pub checks: Vec<CheckSpec>,
     #[serde(default)]
     pub contracts: Vec<RawContract>,
@@ -95,6 +110,10 @@ pub struct CollectorSettings {
     pub max_results_per_second_per_agent: u64,
     /// HTTPS on the listener, when configured.
     pub tls: Option<TlsSettings>,
+    /// HTTP connections open at once (`[collector] max_connections`).
+    pub max_connections: usize,
+    /// `[collector] public_read`.
+    pub public_read: bool,
     /// Where results are stored: SQLite in `data_dir` (default) or the
     /// shared PostgreSQL of `database_url` (its `Debug` hides the password).
     pub store: Location,
@@ -162,6 +181,8 @@ pub struct CollectorConfig {
     pub file: PathBuf,
     pub collector: CollectorSettings,
     pub agents: Vec<AgentEntry>,
+    /// Who may read (`[[viewers]]`); see [`crate::read_auth`].
+    pub viewers: Vec<crate::read_auth::Viewer>,
     pub checks: Vec<CollectorCheck>,
     /// Validated contracts (`sla::validate_contracts` against the checks' intervals).
     pub contracts: Vec<Contract>,
@@ -240,6 +261,15 @@ impl CollectorConfig {
                 ));
             }
         };
+        let max_connections = c
+            .max_connections
+            .unwrap_or(crate::conn::DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(err(
+                "collector.max_connections",
+                "must be at least 1 (it caps open HTTP connections)".into(),
+            ));
+        }
         let store = match c.database_url {
             Some(url) => Location::Postgres(url.trim().to_string()),
             None => Location::Sqlite(data_dir.clone()),
@@ -250,6 +280,8 @@ impl CollectorConfig {
             max_result_age,
             max_results_per_second_per_agent,
             tls,
+            max_connections,
+            public_read: c.public_read.unwrap_or(false),
             store,
         };
 
@@ -303,6 +335,54 @@ impl CollectorConfig {
                 location: a.location,
                 token_sha256,
             });
+        }
+
+        let mut viewers = Vec::with_capacity(raw.viewers.len());
+        let mut names = HashSet::new();
+        for (i, v) in raw.viewers.into_iter().enumerate() {
+            let label = if valid_name(&v.name) {
+                format!("viewers[{}]", v.name)
+            } else {
+                format!("viewers[{i}]")
+            };
+            if !valid_name(&v.name) {
+                return Err(err(
+                    &format!("{label}.name"),
+                    format!(
+                        "{:?} is not a valid name (1-128 of letters, digits, - _ . : /)",
+                        v.name
+                    ),
+                ));
+            }
+            if !names.insert(v.name.clone()) {
+                return Err(err(
+                    &format!("{label}.name"),
+                    "duplicate viewer name; names must be unique".into(),
+                ));
+            }
+            let token_sha256 = parse_sha256(&v.token_sha256).ok_or_else(|| {
+                err(
+                    &format!("{label}.token_sha256"),
+                    "must be 64 hex characters, the SHA-256 of the token (e.g. `printf %s \"$TOKEN\" | sha256sum`)".into(),
+                )
+            })?;
+            if !hashes.insert(token_sha256) {
+                return Err(err(
+                    &format!("{label}.token_sha256"),
+                    "the same token as an agent or another viewer; every viewer needs its own"
+                        .into(),
+                ));
+            }
+            viewers.push(crate::read_auth::Viewer {
+                name: v.name,
+                token_sha256,
+            });
+        }
+        if collector.public_read && !viewers.is_empty() {
+            return Err(err(
+                "collector.public_read",
+                "is true but [[viewers]] are configured: drop public_read to require their tokens, or drop the viewers".into(),
+            ));
         }
 
         let embedded_agent = match raw.embedded_agent {
@@ -383,10 +463,40 @@ impl CollectorConfig {
             file: file.to_path_buf(),
             collector,
             agents,
+            viewers,
             checks,
             contracts,
             embedded_agent,
         })
+    }
+
+    /// Who may call the read endpoints: viewers when any is configured,
+    /// anyone with `public_read = true`, nobody otherwise.
+    pub fn read_mode(&self) -> crate::read_auth::ReadMode {
+        use crate::read_auth::ReadMode;
+        if !self.viewers.is_empty() {
+            ReadMode::Viewers
+        } else if self.collector.public_read {
+            ReadMode::Public
+        } else {
+            ReadMode::Closed
+        }
+    }
+
+    /// Why this config deserves a warning at start-up: reads public on a
+    /// listener other machines can reach, without client certificates.
+    pub fn read_warning(&self) -> Option<String> {
+        let c = &self.collector;
+        let mtls = c.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+        (self.read_mode() == crate::read_auth::ReadMode::Public
+            && !c.listen.ip().is_loopback()
+            && !mtls)
+            .then(|| {
+                format!(
+                    "public_read = true on {} without tls_client_ca_file: anyone who reaches the port reads every contract, vendor and incident; configure [[viewers]]",
+                    c.listen
+                )
+            })
     }
 
     /// Each check's interval by name: what contract validation needs
@@ -418,9 +528,17 @@ impl CollectorConfig {
             },
             format_duration(c.max_result_age)
         );
+        let _ = writeln!(s, "reads: {}", self.read_mode().describe());
+        if let Some(w) = self.read_warning() {
+            let _ = writeln!(s, "warning: {w}");
+        }
         let _ = writeln!(s, "agents ({}):", self.agents.len());
         for a in &self.agents {
             let _ = writeln!(s, "  {}  location {}", a.id, a.location);
+        }
+        if !self.viewers.is_empty() {
+            let names: Vec<&str> = self.viewers.iter().map(|v| v.name.as_str()).collect();
+            let _ = writeln!(s, "viewers ({}): {}", names.len(), names.join(", "));
         }
         match &self.embedded_agent {
             Some(e) => {
@@ -616,7 +734,7 @@ mod tests {
         ));
         for bad in [
             "mysql://u:secret@db/x",
-            "postgres://u:secret@db/x?sslmode=require",
+            "postgres://u:secret@db/x?sslmode=sometimes",
         ] {
             let e = parse(&format!("[collector]\ndatabase_url = \"{bad}\"\n")).unwrap_err();
             assert_eq!(e.key, "collector.database_url");

@@ -12,7 +12,11 @@
 //! - Each result's raw JSON is stored byte for byte as sent; the parsed form
 //!   is only for validation, metrics and the SLA engine.
 //! - A result's `location` must be its agent's configured location: quorum
-//!   counts locations, so an agent must not speak for another place.
+//!   counts locations, so an agent must not speak for another place. Its
+//!   check must run at that location, its `target` must be the check's (a
+//!   result about another site must not count for this one), its seq may be
+//!   at most [`MAX_SEQ_JUMP`] above the agent's highest stored seq, and it
+//!   may be at most [`MAX_RESULT_BYTES`] long.
 //! - Everything about the request itself (token, size, encoding, JSON,
 //!   validation) is answered before the store is needed, so hostile input gets
 //!   its 4xx even while the store is still opening; only a valid batch can get
@@ -291,6 +295,13 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
                 limits.max_body_bytes
             )));
         }
+        Err(e) if crate::conn::is_body_timeout(e.as_ref()) => {
+            return Err(Rejection::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("reading the body failed: {e}"),
+            ));
+        }
         Err(e) => {
             return Err(Rejection::bad(
                 "malformed",
@@ -326,6 +337,7 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
         results: parsed,
         rows,
     } = decoded??;
+    check_seq_jump(&parsed, app.metrics().max_seq(&who.id))?;
 
     let store = app
         .store()
@@ -548,6 +560,16 @@ fn parse_batch(
     let mut parsed = Vec::with_capacity(batch.results.len());
     let mut rows = Vec::with_capacity(batch.results.len());
     for (i, raw) in batch.results.iter().enumerate() {
+        if raw.get().len() > MAX_RESULT_BYTES {
+            // 400, not 413: the agent drops this one result and keeps the rest.
+            return Err(Rejection::bad(
+                "too_large",
+                format!(
+                    "results[{i}]: {} bytes; a single result may be at most {MAX_RESULT_BYTES} bytes",
+                    raw.get().len()
+                ),
+            ));
+        }
         let mut de = serde_json::Deserializer::from_str(raw.get());
         let r: ProbeResult = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -575,6 +597,30 @@ fn parse_batch(
         results: parsed,
         rows,
     })
+}
+
+/// Largest single result accepted (its raw JSON): the agent bounds its
+/// fields far below this, and the collector must not rely on that.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// Largest step a result's seq may take above the agent's highest stored
+/// seq: a seq far ahead would make every seq in between count as missing.
+pub const MAX_SEQ_JUMP: u64 = 1_000_000_000;
+
+/// Refuses a batch whose seq jumps more than [`MAX_SEQ_JUMP`] above
+/// `max_seq`, the agent's highest stored seq (400 naming the result).
+pub fn check_seq_jump(results: &[ProbeResult], max_seq: u64) -> Result<(), Rejection> {
+    let limit = max_seq.saturating_add(MAX_SEQ_JUMP);
+    match results.iter().position(|r| r.seq > limit) {
+        None => Ok(()),
+        Some(i) => Err(Rejection::bad(
+            "seq_jump",
+            format!(
+                "results[{i}].seq: {} is more than {MAX_SEQ_JUMP} above the agent's highest stored seq {max_seq}",
+                results[i].seq
+            ),
+        )),
+    }
 }
 
 /// Checks one parsed result against the agent and the config.
@@ -631,6 +677,23 @@ pub(crate) fn check_result(
             ),
         ));
     };
+    if !check.runs_at(&who.location) {
+        return Err(Rejection::bad(
+            "not_assigned",
+            format!(
+                "{}: check {} does not run at location {:?} (its locations: {})",
+                at("check"),
+                clip(&r.check),
+                who.location,
+                check
+                    .check
+                    .locations
+                    .as_deref()
+                    .unwrap_or_default()
+                    .join(", ")
+            ),
+        ));
+    }
     if check.check.kind != r.kind {
         return Err(Rejection::bad(
             "invalid",
@@ -640,6 +703,18 @@ pub(crate) fn check_result(
                 r.kind,
                 clip(&r.check),
                 check.check.kind
+            ),
+        ));
+    }
+    if r.target != check.check.target {
+        return Err(Rejection::bad(
+            "wrong_target",
+            format!(
+                "{}: {} but check {} probes {}",
+                at("target"),
+                clip(&r.target),
+                clip(&r.check),
+                clip(&check.check.target)
             ),
         ));
     }

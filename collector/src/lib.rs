@@ -3,8 +3,11 @@
 //!
 //! # Layout
 //! - [`config`]: the collector config file (figment, then a typed, cross-checked config).
+//! - [`conn`]: the accept loop: connection cap, header/body timeouts, lingering close.
+//! - [`embedded_link`]: the embedded agent's plain loopback port when the listener speaks TLS.
 //! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
 //! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
+//! - [`read_auth`]: who may read (`[[viewers]]`, `/login` cookies, `public_read`): a layer on the read routes.
 //! - [`ingest`]: `POST /api/v1/results`: limits, decompression, validation, ack after commit.
 //! - [`api`]: `/api/v1/checks`, `/api/v1/agents`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
@@ -17,8 +20,11 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod conn;
+pub mod embedded_link;
 pub mod ingest;
 pub mod metrics;
+pub mod read_auth;
 pub mod render;
 pub mod server;
 pub mod sla;

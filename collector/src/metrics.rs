@@ -25,7 +25,7 @@ use crate::config::CollectorConfig;
 use crate::store::{AgentRow, ProbeCount, StoredResult};
 
 /// Why ingest refused a request: the values of `slaprobe_ingest_rejected_total{reason}`.
-pub const REJECT_REASONS: [&str; 11] = [
+pub const REJECT_REASONS: [&str; 15] = [
     "unauthorized",
     "forbidden",
     "too_large",
@@ -37,6 +37,10 @@ pub const REJECT_REASONS: [&str; 11] = [
     "in_future",
     "unavailable",
     "rate_limited",
+    "body_timeout",
+    "not_assigned",
+    "wrong_target",
+    "seq_jump",
 ];
 
 /// The latest result of one check from one location, reduced to what is exported.
@@ -220,6 +224,16 @@ impl Metrics {
         let a = st.agents.entry(agent.to_string()).or_default();
         a.location = location.to_string();
         a.last_seen = Some(a.last_seen.map_or(now_s, |t| t.max(now_s)));
+    }
+
+    /// An agent's highest stored seq, as far as this process knows (0: none).
+    pub fn max_seq(&self, agent: &str) -> u64 {
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .agents
+            .get(agent)
+            .map_or(0, |a| a.max_seq)
     }
 
     /// When an agent was last seen (seconds since the epoch), as far as this process knows.

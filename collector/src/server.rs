@@ -18,11 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, token_sha256};
 use crate::config::CollectorConfig;
+use crate::conn::{ConnCollector, ConnLimits, ConnStats};
 use crate::ingest::IngestLimits;
 use crate::metrics::Metrics;
+use crate::read_auth::ReadAccess;
 use crate::sla_service::SlaService;
 use crate::store::Store;
-use crate::{api, ingest};
+use crate::{api, ingest, read_auth};
 
 /// How long in-flight requests may take to finish after shutdown is asked.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -64,6 +66,8 @@ pub trait SlaHook: Send + Sync + 'static {
 pub struct ServerOptions {
     pub limits: IngestLimits,
     pub sla: Option<Arc<dyn SlaHook>>,
+    /// Connection bounds; `None`: the defaults with `[collector] max_connections`.
+    pub conn: Option<ConnLimits>,
 }
 
 /// State every handler shares; cheap to clone.
@@ -75,6 +79,8 @@ pub struct AppState {
 struct AppInner {
     config: Arc<CollectorConfig>,
     auth: Auth,
+    /// Who may call the read routes (`[[viewers]]`, `public_read`).
+    read: ReadAccess,
     metrics: Metrics,
     /// Set once the store is open and migrated (what `/readyz` reports).
     store: OnceLock<Store>,
@@ -93,6 +99,10 @@ impl AppState {
     }
     pub fn auth(&self) -> &Auth {
         &self.inner.auth
+    }
+    /// The read credentials.
+    pub fn read_access(&self) -> &ReadAccess {
+        &self.inner.read
     }
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -129,18 +139,38 @@ impl AppState {
     }
 }
 
-/// The router of every endpoint (DESIGN.md §5, §7).
+/// The router of every endpoint (DESIGN.md §5, §7): the open routes
+/// (health, the agents' own endpoints with their tokens, `/login`) and
+/// [`read_routes`].
 pub fn router(state: AppState) -> Router {
-    let extra = state.sla().map(|s| s.routes()).unwrap_or_default();
+    let login = Router::new()
+        .route("/login", get(read_auth::login_form).post(read_auth::login))
+        .with_state(state.read_access().clone());
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
         .route("/api/v1/results", post(ingest::post_results))
         .route("/api/v1/checks", get(api::checks))
+        .with_state(state.clone())
+        .merge(login)
+        .merge(read_routes(state))
+}
+
+/// Every route that shows what the collector holds, behind read credentials
+/// ([`read_auth::require_viewer`]). A new read endpoint or page (a status
+/// page at `/`) is protected by adding it here.
+pub fn read_routes(state: AppState) -> Router {
+    let extra = state.sla().map(|s| s.routes()).unwrap_or_default();
+    let access = state.read_access().clone();
+    Router::new()
+        .route("/metrics", get(api::metrics))
         .route("/api/v1/agents", get(api::agents))
         .with_state(state)
         .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            read_auth::require_viewer,
+        ))
 }
 
 /// A bound, not yet serving, collector.
@@ -151,6 +181,12 @@ pub struct Server {
     embedded: Option<AgentConfig>,
     /// HTTPS (`[collector] tls_*`), built at bind so bad files fail start-up.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Timeouts and the connection cap of the listener.
+    conn: ConnLimits,
+    /// Connection counters (exported with the other metrics).
+    conn_stats: Arc<ConnStats>,
+    /// The embedded agent's plain loopback port when the listener speaks TLS.
+    link: Option<TcpListener>,
 }
 
 impl Server {
@@ -171,17 +207,22 @@ impl Server {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
-        if tls.is_some() && config.embedded_agent.is_some() {
-            // It would need a certificate valid for loopback (and a client
-            // certificate in mTLS mode); refuse rather than fail at run time.
-            anyhow::bail!(
-                "[embedded_agent] cannot be used with collector.tls_cert_file yet: run a separate agent with agent.ca_file"
-            );
-        }
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let local = listener.local_addr()?;
+        let mut local = listener.local_addr()?;
+        // Behind TLS the embedded agent gets a plain loopback port of its own
+        // (see `embedded_link`).
+        let link = match (&tls, &config.embedded_agent) {
+            (Some(_), Some(_)) => {
+                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .context("cannot listen on 127.0.0.1 for the embedded agent")?;
+                local = l.local_addr()?;
+                Some(l)
+            }
+            _ => None,
+        };
 
         // The embedded agent talks to us over HTTP like any agent, with a
         // token made for this process only.
@@ -198,6 +239,7 @@ impl Server {
             }
         };
         let auth = Auth::new(&config, extra.clone());
+        let read = ReadAccess::new(&config);
         let extra_agents: Vec<(String, String)> = extra
             .iter()
             .map(|(id, loc, _)| (id.clone(), loc.clone()))
@@ -209,11 +251,21 @@ impl Server {
                 .register(c)
                 .context("registering the SLA metrics")?;
         }
+        let conn = options.conn.unwrap_or(ConnLimits {
+            max_connections: config.collector.max_connections,
+            ..ConnLimits::default()
+        });
+        let conn_stats = Arc::new(ConnStats::default());
+        metrics
+            .registry()
+            .register(Box::new(ConnCollector::new(conn_stats.clone())?))
+            .context("registering the connection metrics")?;
         let rate = ingest::RateLimiter::new(config.collector.max_results_per_second_per_agent);
         let state = AppState {
             inner: Arc::new(AppInner {
                 config: Arc::new(config),
                 auth,
+                read,
                 metrics,
                 store: OnceLock::new(),
                 limits: options.limits,
@@ -227,6 +279,9 @@ impl Server {
             state,
             embedded,
             tls,
+            conn,
+            conn_stats,
+            link,
         })
     }
 
@@ -242,6 +297,11 @@ impl Server {
         &self.state
     }
 
+    /// Connection counters of this server's listener.
+    pub fn conn_stats(&self) -> &Arc<ConnStats> {
+        &self.conn_stats
+    }
+
     /// The embedded agent's config, when `[embedded_agent]` is set.
     pub fn embedded_agent(&self) -> Option<&AgentConfig> {
         self.embedded.as_ref()
@@ -255,6 +315,9 @@ impl Server {
             state,
             embedded,
             tls,
+            conn,
+            conn_stats,
+            link,
         } = self;
         let local = listener.local_addr()?;
         // Cancelled once the caller's shutdown has stopped the embedded agent
@@ -282,22 +345,34 @@ impl Server {
             });
         }
         let app = router(state.clone());
-        let server: std::pin::Pin<
-            Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>,
-        > = match tls {
-            Some(tls) => Box::pin(
-                axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .into_future(),
-            ),
-            None => Box::pin(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .into_future(),
-            ),
+        let link_task = match (link, &embedded) {
+            (Some(l), Some(agent)) => {
+                if let Ok(at) = l.local_addr() {
+                    tracing::info!(link = %at, "the embedded agent reaches this TLS collector over a loopback port of its own");
+                }
+                Some(tokio::spawn(crate::conn::serve(
+                    l,
+                    None,
+                    crate::embedded_link::router(state.clone(), agent.agent.id.clone()),
+                    conn,
+                    conn_stats.clone(),
+                    stop.clone(),
+                )))
+            }
+            _ => None,
         };
-        let mut server = server;
-        tracing::info!(listen = %local, "collector listening");
+        let mut server = Box::pin(crate::conn::serve(
+            listener,
+            tls,
+            app,
+            conn,
+            conn_stats,
+            stop.clone(),
+        ));
+        tracing::info!(listen = %local, reads = state.read_access().mode().describe(), "collector listening");
+        if let Some(w) = state.config().read_warning() {
+            tracing::warn!("{w}");
+        }
 
         let open = open_store(&state);
         let opened = tokio::select! {
@@ -326,6 +401,10 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(t) = link_task {
+            // Stopped with the main listener; its agent is gone already.
+            let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
         if let Some(sla) = state.sla() {
             sla.on_shutdown();
         }
@@ -436,11 +515,7 @@ fn random_token() -> String {
 
 /// Serves `config` (with the SLA engine over its contracts) until `shutdown` is cancelled.
 pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(
-        config.contracts.clone(),
-        config.collector.store_location().clone(),
-        config.collector.max_result_age,
-    ));
+    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::for_config(&config));
     let options = ServerOptions {
         sla: Some(sla),
         ..ServerOptions::default()

@@ -131,6 +131,16 @@ impl SlaService {
         }
     }
 
+    /// The service for a collector's config: its contracts, its store,
+    /// months kept as long as results are accepted (`max_result_age`).
+    pub fn for_config(config: &crate::CollectorConfig) -> SlaService {
+        SlaService::new(
+            config.contracts.clone(),
+            config.collector.store_location().clone(),
+            config.collector.max_result_age,
+        )
+    }
+
     /// The status of every contract as of `now` (`None` before the store opened).
     pub fn status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
         self.inner.status(now)

@@ -1,13 +1,11 @@
 //! HTTPS on the collector's listener (`[collector] tls_cert_file`,
 //! `tls_key_file`, optional `tls_client_ca_file` for mTLS): the rustls server
-//! config (ring, passed explicitly) and an [`axum::serve::Listener`] that
-//! completes handshakes off the accept loop.
+//! config (ring, passed explicitly).
 //!
-//! Handshakes run on their own tasks (bounded by [`HANDSHAKE_TIMEOUT`]) and
-//! only finished TLS streams reach axum, so a client that connects and sends
-//! nothing cannot stall everyone else's accepts.
+//! Handshakes run on each connection's own task ([`crate::conn`]), bounded by
+//! [`HANDSHAKE_TIMEOUT`], so a client that connects and sends nothing cannot
+//! stall everyone else's accepts.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +13,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsSettings;
 
@@ -92,69 +86,4 @@ fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'stat
         anyhow::bail!("{key} {}: no PEM certificate found", path.display());
     }
     Ok(certs)
-}
-
-/// A TCP listener that hands axum only completed TLS connections.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Starts accepting on `listener`; handshakes run on their own tasks.
-    /// Accepting stops (and the port is released) when this is dropped.
-    pub fn new(
-        listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> std::io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    _ = tx.closed() => return,
-                    r = listener.accept() => match r {
-                        Ok(c) => c,
-                        Err(e) => {
-                            // Out of file descriptors and the like: pause, as axum does.
-                            tracing::warn!("accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        // Expected from scanners, clients without a certificate
-                        // in mTLS mode and plain HTTP on the TLS port.
-                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { rx, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task never stops while we hold the receiver.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -48,6 +48,8 @@ fn example_config_checks() {
         "locations: ams",
         "hostco-acme  vendor HostCo  checks: acme-www, acme-tls",
         "max_result_age 45d",
+        "reads: viewers",
+        "viewers (1): prometheus",
     ] {
         assert!(stdout.contains(want), "missing {want:?}\n{}", show(&out));
     }
@@ -216,6 +218,12 @@ fn run_serves_and_stops_on_sigterm() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("SIGTERM"),
+        "{}",
+        show(&out)
+    );
+    // The start-up log names the read mode (the example has a viewer).
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reads=\"viewers"),
         "{}",
         show(&out)
     );

@@ -5,14 +5,15 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
+use slaprobe_collector::ServerOptions;
 use slaprobe_collector::ingest::IngestLimits;
-use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
+use slaprobe_tests::collector::TestCollector;
 use slaprobe_tests::prom::sha256_hex;
+use slaprobe_tests::results::TestResult;
 use slaprobe_wire::Timestamp;
-use tokio_util::sync::CancellationToken;
 
 const AMS_TOKEN: &str = "token-of-ams-1";
 const NYC_TOKEN: &str = "token-of-nyc-1";
@@ -27,6 +28,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     let toml = format!(
         r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:0"
 data_dir = "data"
 max_result_age = "2d"
@@ -77,43 +79,21 @@ checks = ["acme-www"]
     path
 }
 
+/// The shared [`TestCollector`] plus this file's request helpers.
 struct Harness {
     addr: SocketAddr,
-    shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     client: reqwest::Client,
+    c: TestCollector,
 }
 
 impl Harness {
     async fn start(dir: &Path, options: ServerOptions) -> Harness {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = CollectorConfig::load(&dir.join("collector.toml")).expect("config loads");
-        let server = Server::bind_with(config, options).await.expect("binds");
-        let addr = server.local_addr();
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(server.serve(shutdown.clone()));
-        let client = reqwest::Client::new();
-        let h = Harness {
-            addr,
-            shutdown,
-            handle,
-            client,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = h
-                .client
-                .get(h.url("/readyz"))
-                .send()
-                .await
-                .expect("readyz answers");
-            if r.status() == 200 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "collector not ready after 10s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let c = TestCollector::start_with(&dir.join("collector.toml"), options).await;
+        Harness {
+            addr: c.addr,
+            client: c.client.clone(),
+            c,
         }
-        h
     }
 
     fn url(&self, path: &str) -> String {
@@ -172,11 +152,7 @@ impl Harness {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.handle
-            .await
-            .expect("serve task")
-            .expect("serve returns Ok");
+        self.c.stop().await;
     }
 }
 
@@ -190,16 +166,21 @@ fn result(
     ago_s: i64,
     success: bool,
 ) -> Value {
-    let started =
-        Timestamp::from_millisecond(Timestamp::now().as_millisecond() - ago_s * 1000).unwrap();
-    let mut r = json!({
-        "seq": seq, "agent": agent, "location": location, "check": check, "kind": kind,
-        "target": "https://www.acme.example/", "started_at": started.to_string(),
-        "duration_seconds": 0.183, "success": success,
-    });
+    // Each kind's target as the check defines it: the collector compares.
+    let target = match kind {
+        "dns" => "www.acme.example A",
+        "tls" => "www.acme.example:443",
+        _ => "https://www.acme.example/",
+    };
+    let mut r = TestResult::new(agent, location, seq, check)
+        .kind(kind)
+        .target(target)
+        .ago(ago_s)
+        .duration(0.183);
     if !success {
-        r["failure"] = json!({"class": "tls_cert_expired", "message": "certificate expired"});
+        r = r.failure("tls_cert_expired", "certificate expired");
     }
+    let mut r = r.json();
     match kind {
         "http" => {
             r["http"] = json!({"status": 200, "version": "HTTP/1.1", "redirects": 0, "body_bytes": 27019,
@@ -557,6 +538,38 @@ async fn bad_requests_name_the_place() {
             "results[1].seq:",
             "invalid",
         ),
+        // acme-dns runs in nyc only.
+        (
+            result("ams-1", "ams", 1, "acme-dns", "dns", 1, true),
+            "results[1].check: check \"acme-dns\" does not run at location \"ams\"",
+            "not_assigned",
+        ),
+        (
+            {
+                let mut r = result("ams-1", "ams", 1, "acme-www", "http", 1, true);
+                r["target"] = json!("https://other-client.example/");
+                r
+            },
+            "results[1].target: \"https://other-client.example/\" but check \"acme-www\" probes",
+            "wrong_target",
+        ),
+        (
+            result("ams-1", "ams", 1, "acme-www", "http", 1, false)
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o["failure"]["message"] = json!("x".repeat(70_000));
+                    Value::Object(o)
+                })
+                .unwrap(),
+            "results[1]: 705",
+            "too_large",
+        ),
+        (
+            result("ams-1", "ams", 1_000_000_001, "acme-www", "http", 1, true),
+            "results[1].seq: 1000000001 is more than 1000000000 above the agent's highest stored seq 0",
+            "seq_jump",
+        ),
     ];
     for (bad, prefix, _) in &cases {
         let good = result("ams-1", "ams", 7, "acme-www", "http", 1, true);
@@ -587,6 +600,10 @@ async fn bad_requests_name_the_place() {
         "too_old",
         "in_future",
         "invalid",
+        "not_assigned",
+        "wrong_target",
+        "too_large",
+        "seq_jump",
     ] {
         let want = 1 + cases.iter().filter(|c| c.2 == reason).count() as u64
             - u64::from(reason != "malformed");
@@ -601,6 +618,33 @@ async fn bad_requests_name_the_place() {
     }
     let (status, _) = h.post(Some(AMS_TOKEN), "{}", Some("br")).await;
     assert_eq!(status, 415);
+
+    // The seq bound moves with the agent's highest stored seq (9 now).
+    let far = 9 + 1_000_000_000;
+    let (status, body) = h
+        .post_batch(
+            AMS_TOKEN,
+            "ams-1",
+            vec![result("ams-1", "ams", far, "acme-www", "http", 1, true)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = h
+        .post_batch(
+            AMS_TOKEN,
+            "ams-1",
+            vec![result(
+                "ams-1",
+                "ams",
+                far + 1_000_000_001,
+                "acme-www",
+                "http",
+                1,
+                true,
+            )],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
     h.stop().await;
 }
 

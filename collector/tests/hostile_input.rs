@@ -56,7 +56,7 @@ fn limits() -> IngestLimits {
 
 fn result(seq: &str, extra: &str) -> String {
     format!(
-        r#"{{"seq":{seq},"agent":"ams-1","location":"ams","check":"c","kind":"http","target":"x","started_at":"{}","duration_seconds":0.01,"success":true{extra}}}"#,
+        r#"{{"seq":{seq},"agent":"ams-1","location":"ams","check":"c","kind":"http","target":"http://127.0.0.1:9/","started_at":"{}","duration_seconds":0.01,"success":true{extra}}}"#,
         Timestamp::now()
     )
 }
@@ -228,7 +228,7 @@ fn named_hostile_bodies_get_clear_4xx() {
     assert_eq!(e.status, StatusCode::FORBIDDEN);
     assert!(e.message.len() < 400, "{}", e.message);
     let wrong_type = result("1", "").replace(
-        r#""target":"x""#,
+        r#""target":"http://127.0.0.1:9/""#,
         &format!(r#""target":{}"#, "7".repeat(900_000)),
     );
     assert_eq!(decode(None, batch(&[wrong_type]).as_bytes()), bad);

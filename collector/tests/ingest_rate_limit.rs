@@ -6,10 +6,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use slaprobe_collector::ServerOptions;
 use slaprobe_collector::ingest::RateLimiter;
-use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
+use slaprobe_tests::collector::TestCollector;
 use slaprobe_tests::prom::sha256_hex;
-use tokio_util::sync::CancellationToken;
+use slaprobe_tests::results::{self, TestResult};
 
 const AMS: &str = "rate-token-ams";
 const NYC: &str = "rate-token-nyc";
@@ -18,6 +19,7 @@ fn write_config(dir: &Path, rate: u64) {
     let toml = format!(
         r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:0"
 data_dir = "data"
 max_results_per_second_per_agent = {rate}
@@ -44,31 +46,21 @@ url = "http://127.0.0.1:9/"
 }
 
 fn batch(agent: &str, location: &str, seqs: std::ops::RangeInclusive<u64>) -> String {
-    let now = jiff::Timestamp::now();
-    let results: Vec<String> = seqs
-        .map(|seq| {
-            format!(
-                r#"{{"seq":{seq},"agent":"{agent}","location":"{location}","check":"c","kind":"http","target":"x","started_at":"{now}","duration_seconds":0.01,"success":true}}"#
-            )
-        })
-        .collect();
-    format!(r#"{{"agent":"{agent}","results":[{}]}}"#, results.join(","))
+    results::batch(
+        agent,
+        seqs.map(|seq| TestResult::new(agent, location, seq, "c").target("http://127.0.0.1:9/")),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_over_its_rate_gets_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), 10); // 10/s, burst 100
-    let config = CollectorConfig::load(&dir.path().join("collector.toml")).unwrap();
-    assert_eq!(config.collector.max_results_per_second_per_agent, 10);
-    let server = Server::bind_with(config, ServerOptions::default())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(server.serve(shutdown.clone()));
-    let client = slaprobe_agent::run::http_client(None).unwrap();
-    let url = format!("http://{addr}/api/v1/results");
+    let c = TestCollector::start_with(&dir.path().join("collector.toml"), ServerOptions::default())
+        .await;
+    assert_eq!(c.config.collector.max_results_per_second_per_agent, 10);
+    let client = c.client.clone();
+    let url = c.url("/api/v1/results");
     let post = |token: &'static str, body: String| {
         let req = client
             .post(&url)
@@ -85,17 +77,6 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
             (r.status().as_u16(), retry, r.text().await.unwrap())
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "not ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     // 60 + 60 from a full bucket of 100: both admitted (the second puts it in debt).
     let (s, _, body) = post(AMS, batch("ams-1", "ams", 1..=60)).await;
@@ -120,7 +101,7 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(s, 200, "{body}");
 
     let metrics = client
-        .get(format!("http://{addr}/metrics"))
+        .get(c.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -131,8 +112,7 @@ async fn an_agent_over_its_rate_gets_429_with_retry_after() {
         metrics.contains(r#"slaprobe_ingest_rejected_total{reason="rate_limited"} 1"#),
         "{metrics}"
     );
-    shutdown.cancel();
-    handle.await.unwrap().unwrap();
+    c.stop().await;
 }
 
 #[test]

@@ -360,7 +360,12 @@ fn html_edge_cases() {
 /// One leading `'` guards text a spreadsheet would run as a formula.
 fn unguard(s: &str) -> &str {
     match s.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        Some(rest)
+            if rest.trim_start().starts_with(['=', '+', '-', '@'])
+                || rest.starts_with(['\t', '\r']) =>
+        {
+            rest
+        }
         _ => s,
     }
 }
@@ -716,4 +721,51 @@ fn chromium_draws_the_page_and_prints_a4() {
         storm_text.contains(&d) && storm_text.contains(&hm),
         "last incident {d} {hm} not printed"
     );
+}
+
+/// Every field of `text` as a spreadsheet splits it with `sep` as the field
+/// separator (quotes honoured, `""` inside quotes is a quote).
+fn fields_split_by(text: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            c if !quoted && (c == sep || c == '\r' || c == '\n') => {
+                out.push(std::mem::take(&mut cur));
+            }
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+#[test]
+fn csv_has_no_formula_whichever_separator_a_spreadsheet_uses() {
+    let mut r = acme().clone();
+    r.incidents[0].sample_message = Some("302 to /x;=1+1".into());
+    r.incidents[1].sample_message = Some("  @SUM(A1:A9)\tand\t-2+3".into());
+    let text = render::csv(&r);
+    assert!(text.contains("\"302 to /x;=1+1\""), "{text}");
+    for sep in [',', ';', '\t'] {
+        // A negative number is a number, not a formula.
+        for f in fields_split_by(&text, sep)
+            .into_iter()
+            .filter(|f| f.parse::<f64>().is_err())
+        {
+            assert!(
+                !f.trim_start().starts_with(['=', '+', '-', '@']),
+                "with {sep:?} as separator, {f:?} would be a formula"
+            );
+        }
+    }
+    // And the comma reading still round-trips the message.
+    check_csv_against_json(&r);
 }

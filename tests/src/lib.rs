@@ -10,12 +10,17 @@
 //! - [`prom`]: Prometheus text-format helpers, `promtool check metrics`, token hashes.
 //! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
 //! - [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a loopback port).
+//! - [`results`]: probe results as agents send them (a JSON builder) and batches.
+//! - [`collector`]: an in-process collector (bind, serve, wait for `/readyz`); feature `collector`.
 #![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod clock;
+#[cfg(feature = "collector")]
+pub mod collector;
 pub mod dns_server;
 pub mod http_server;
 pub mod postgres;
 pub mod procs;
 pub mod prom;
+pub mod results;

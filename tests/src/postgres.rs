@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL server for tests: `initdb` in a temporary
 //! directory, started with `pg_ctl` on a free loopback port (TCP on
 //! 127.0.0.1 only, its Unix socket in the temporary directory), trust
-//! authentication, stopped and deleted on drop.
+//! authentication, stopped and deleted on drop. [`PgServer::start_with`]
+//! serves TLS only, with a certificate made at test time.
 //!
 //! The server binaries come from Debian's `postgresql` package
 //! (`/usr/lib/postgresql/<major>/bin/`, newest major first), or from the
@@ -63,6 +64,15 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// How [`PgServer::start_with`] sets the server up.
+#[derive(Debug, Clone, Default)]
+pub struct PgOptions {
+    /// Serve TLS only, with this certificate (PEM) and key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra settings, `-c key=value` each (e.g. `synchronous_commit=off`).
+    pub settings: Vec<(String, String)>,
+}
+
 /// A running test server; stopped (immediately) and deleted on drop.
 #[derive(Debug)]
 pub struct PgServer {
@@ -76,6 +86,13 @@ impl PgServer {
     /// `initdb` + `pg_ctl start` on a free port. Panics with the reason when
     /// PostgreSQL is not installed or does not start (the test cannot run).
     pub fn start() -> PgServer {
+        Self::start_with(&PgOptions::default())
+    }
+
+    /// [`PgServer::start`] with `options`: TLS only (`ssl = on` with the given
+    /// certificate and key, `hostssl` lines only in `pg_hba.conf`, so a plain
+    /// connection is rejected) and extra server settings.
+    pub fn start_with(options: &PgOptions) -> PgServer {
         let bin = bin_dir().unwrap_or_else(|e| panic!("{e}"));
         let as_root = is_root();
         let dir = tempfile::Builder::new()
@@ -105,12 +122,49 @@ impl PgServer {
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
             .output();
         check(out, "initdb");
+        let mut extra = String::new();
+        if let Some((cert, key)) = &options.tls {
+            let (c, k) = (
+                pg.dir.path().join("server.crt"),
+                pg.dir.path().join("server.key"),
+            );
+            std::fs::copy(cert, &c).expect("copy the server certificate");
+            std::fs::copy(key, &k).expect("copy the server key");
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                // PostgreSQL refuses a key others can read.
+                std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod the key");
+            }
+            if pg.as_root {
+                run_checked(
+                    Command::new("chown")
+                        .arg(format!("{OS_USER}:{OS_USER}"))
+                        .arg(&c)
+                        .arg(&k),
+                    "chown the server certificate and key",
+                );
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("write pg_hba.conf");
+            extra.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            ));
+        }
+        for (k, v) in &options.settings {
+            extra.push_str(&format!(" -c {k}={v}"));
+        }
         // A port free a moment ago may be taken by the time the server binds: retry.
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port();
             let opts = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c max_connections=200 -c fsync=on",
+                "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c max_connections=200 -c fsync=on{extra}",
                 pg.dir.path().display()
             );
             let log = pg.dir.path().join("server.log");

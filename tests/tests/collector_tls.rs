@@ -2,7 +2,8 @@
 //! a test CA the agent trusts through `[agent] ca_file`, and mTLS
 //! (`tls_client_ca_file`): an agent with a client certificate signed by that
 //! CA streams its results; clients without one, or with one from another CA,
-//! do not get in; plain HTTP on the TLS port gets nothing.
+//! do not get in; plain HTTP on the TLS port gets nothing; the embedded
+//! agent streams into an mTLS collector over its own loopback port.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,32 +13,33 @@ use slaprobe_agent::config::{AgentConfig, RawAgentFile, RawAgentSection, Secret}
 use slaprobe_agent::run::{http_client, http_client_with_identity};
 use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
 use slaprobe_tests::certs::TestCa;
+use slaprobe_tests::collector::TestCollector;
 use slaprobe_tests::http_server::{Route, Routes, TestServer};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "tls-agent-token-0123456789";
 
-struct Collector {
-    port: u16,
-    shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-/// Starts an in-process collector with TLS (and mTLS when `client_ca` is set).
+/// Starts an in-process collector with TLS (and mTLS when `client_ca` is
+/// set, and an embedded agent when `embedded`); `client` must get through.
 async fn start_collector(
     dir: &Path,
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,
     target: &str,
-) -> Collector {
+    embedded: bool,
+    client: reqwest::Client,
+) -> TestCollector {
     let mut toml = format!(
-        "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
         cert.display(),
         key.display()
     );
     if let Some(ca) = client_ca {
         toml.push_str(&format!("tls_client_ca_file = \"{}\"\n", ca.display()));
+    }
+    if embedded {
+        toml.push_str("\n[embedded_agent]\nlocation = \"local\"\n");
     }
     toml.push_str(&format!(
         "\n[[agents]]\nid = \"ams-1\"\nlocation = \"ams\"\ntoken_sha256 = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"1s\"\nurl = \"{target}\"\n",
@@ -46,17 +48,7 @@ async fn start_collector(
     std::fs::write(dir.join("collector.toml"), toml).unwrap();
     let config = CollectorConfig::load(&dir.join("collector.toml")).expect("config loads");
     assert!(config.collector.tls.is_some());
-    let server = Server::bind_with(config, ServerOptions::default())
-        .await
-        .expect("binds with TLS");
-    let port = server.local_addr().port();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(server.serve(shutdown.clone()));
-    Collector {
-        port,
-        shutdown,
-        handle,
-    }
+    TestCollector::start_config(config, ServerOptions::default(), client).await
 }
 
 fn agent_config(
@@ -130,12 +122,21 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
     let ca = TestCa::new("slaprobe collector CA");
     let ca_file = ca.write_pem(dir, "ca.pem");
     let (cert, key) = ca.localhost().write_pem_files(dir, "collector");
-    let c = start_collector(dir, &cert, &key, None, &target.url("/")).await;
+    let client = http_client(Some(&ca_file)).unwrap();
+    let c = start_collector(
+        dir,
+        &cert,
+        &key,
+        None,
+        &target.url("/"),
+        false,
+        client.clone(),
+    )
+    .await;
 
     // Trusted by ca_file: ready over HTTPS.
-    let client = http_client(Some(&ca_file)).unwrap();
     let r = client
-        .get(format!("https://127.0.0.1:{}/readyz", c.port))
+        .get(format!("https://127.0.0.1:{}/readyz", c.port()))
         .send()
         .await
         .expect("https works");
@@ -143,7 +144,7 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
     // Without the CA the collector is not trusted.
     let untrusting = http_client(None).unwrap();
     let e = untrusting
-        .get(format!("https://127.0.0.1:{}/healthz", c.port))
+        .get(format!("https://127.0.0.1:{}/healthz", c.port()))
         .send()
         .await
         .unwrap_err();
@@ -155,7 +156,7 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
         .unwrap();
     assert!(
         plain
-            .get(format!("http://127.0.0.1:{}/healthz", c.port))
+            .get(format!("http://127.0.0.1:{}/healthz", c.port()))
             .timeout(Duration::from_secs(12))
             .send()
             .await
@@ -163,14 +164,13 @@ async fn agent_streams_to_an_https_collector_it_trusts_by_ca_file() {
     );
 
     agent_delivers(
-        agent_config(c.port, &dir.join("spool"), &ca_file, None),
+        agent_config(c.port(), &dir.join("spool"), &ca_file, None),
         &client,
-        c.port,
+        c.port(),
         3,
     )
     .await;
-    c.shutdown.cancel();
-    c.handle.await.unwrap().unwrap();
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,11 +186,20 @@ async fn mtls_accepts_a_good_client_certificate_and_refuses_others() {
     let (good_cert, good_key) = client_ca.client("ams-1").write_pem_files(dir, "ams-1");
     let rogue_ca = TestCa::new("someone else's CA");
     let (rogue_cert, rogue_key) = rogue_ca.client("ams-1").write_pem_files(dir, "rogue");
-    let c = start_collector(dir, &cert, &key, Some(&client_ca_file), &target.url("/")).await;
-    let url = format!("https://127.0.0.1:{}/api/v1/checks", c.port);
+    let good = http_client_with_identity(Some(&ca_file), Some((&good_cert, &good_key))).unwrap();
+    let c = start_collector(
+        dir,
+        &cert,
+        &key,
+        Some(&client_ca_file),
+        &target.url("/"),
+        false,
+        good.clone(),
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{}/api/v1/checks", c.port());
 
     // A good client certificate: in.
-    let good = http_client_with_identity(Some(&ca_file), Some((&good_cert, &good_key))).unwrap();
     let r = good
         .get(&url)
         .bearer_auth(TOKEN)
@@ -219,13 +228,13 @@ async fn mtls_accepts_a_good_client_certificate_and_refuses_others() {
     // The agent with its certificate streams results.
     agent_delivers(
         agent_config(
-            c.port,
+            c.port(),
             &dir.join("spool"),
             &ca_file,
             Some((&good_cert, &good_key)),
         ),
         &good,
-        c.port,
+        c.port(),
         3,
     )
     .await;
@@ -242,8 +251,84 @@ async fn mtls_accepts_a_good_client_certificate_and_refuses_others() {
     };
     let e = AgentConfig::from_raw(raw, Path::new("a.toml")).unwrap_err();
     assert!(e.to_string().contains("agent.tls_key_file"), "{e}");
-    c.shutdown.cancel();
-    c.handle.await.unwrap().unwrap();
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_agent_streams_into_an_mtls_collector_over_its_own_loopback_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = TestServer::http(Routes::new().route("/", Route::ok("fine"))).await;
+    let server_ca = TestCa::new("slaprobe collector CA");
+    let ca_file = server_ca.write_pem(dir, "ca.pem");
+    let (cert, key) = server_ca.localhost().write_pem_files(dir, "collector");
+    let client_ca = TestCa::new("slaprobe agents CA");
+    let client_ca_file = client_ca.write_pem(dir, "agents-ca.pem");
+    let (good_cert, good_key) = client_ca.client("ops").write_pem_files(dir, "ops");
+    let good = http_client_with_identity(Some(&ca_file), Some((&good_cert, &good_key))).unwrap();
+    let c = start_collector(
+        dir,
+        &cert,
+        &key,
+        Some(&client_ca_file),
+        &target.url("/"),
+        true,
+        good.clone(),
+    )
+    .await;
+
+    // Its results arrive (read over mTLS like any reader would).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: serde_json::Value = good
+            .get(c.url("/api/v1/agents"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == "embedded")
+            .and_then(|a| a["results"].as_u64())
+            .unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "embedded agent results did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Its port is plain loopback and serves nobody else: not another
+    // agent's token, not the read endpoints.
+    let link = c.embedded_url.clone().expect("the embedded agent's URL");
+    assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+    assert_ne!(link, format!("http://127.0.0.1:{}/", c.port()));
+    let plain = http_client(None).unwrap();
+    let r = plain
+        .get(format!("{link}api/v1/checks"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = plain
+        .post(format!("{link}api/v1/results"))
+        .bearer_auth(TOKEN)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = plain.get(format!("{link}metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use slaprobe_collector::store::Reader;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::results::{TestResult, batch};
 
 const AGENTS: usize = 3;
 const BATCH: u64 = 50;
@@ -25,10 +26,10 @@ fn token(i: usize) -> String {
     format!("crash-token-{i}-0123456789")
 }
 
-fn result_json(agent: &str, seq: u64, now: &str) -> String {
-    format!(
-        r#"{{"seq":{seq},"agent":"{agent}","location":"loc","check":"c","kind":"http","target":"x","started_at":"{now}","duration_seconds":0.01,"success":true,"http":{{"status":200,"redirects":0,"body_bytes":1,"phases":{{"processing":0.005}}}}}}"#
-    )
+fn result_json(agent: &str, seq: u64, now: jiff::Timestamp) -> TestResult {
+    TestResult::new(agent, "loc", seq, "c")
+        .target("http://127.0.0.1:9/")
+        .started_at(now)
 }
 
 /// Per client: the highest seq the collector acked (acks cover a prefix,
@@ -44,11 +45,11 @@ fn client_loop(i: usize, port: u16, c: Arc<Client>, stop: Arc<AtomicBool>) {
     let tok = token(i);
     let mut first = 1u64;
     while !stop.load(Ordering::Relaxed) {
-        let now = jiff::Timestamp::now().to_string();
-        let results: Vec<String> = (first..first + BATCH)
-            .map(|s| result_json(&agent, s, &now))
-            .collect();
-        let body = format!(r#"{{"agent":"{agent}","results":[{}]}}"#, results.join(","));
+        let now = jiff::Timestamp::now();
+        let body = batch(
+            &agent,
+            (first..first + BATCH).map(|s| result_json(&agent, s, now)),
+        );
         // The same batch until it is acked.
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -109,7 +110,7 @@ fn sigkill_mid_ingest_never_loses_an_acked_result() {
     let data = dir.join("data");
     let port = free_port();
     let mut cfg = format!(
-        "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\n",
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\n",
         data.display()
     );
     for i in 0..AGENTS {

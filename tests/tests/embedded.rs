@@ -20,6 +20,7 @@ async fn embedded_agent_probes_and_streams_into_its_own_collector() {
         format!(
             r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:{port}"
 data_dir = "data"
 

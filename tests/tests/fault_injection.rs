@@ -280,6 +280,7 @@ async fn collector_outage_agent_crash_and_garbage_lose_nothing() {
     let mut cfg = format!(
         r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
 

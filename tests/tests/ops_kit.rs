@@ -256,6 +256,7 @@ fn example_prometheus_config_is_valid() {
     let text = read("config/prometheus.yml");
     for needle in [
         "job_name: slaprobe-collector",
+        "credentials_file: slaprobe-viewer.token",
         "127.0.0.1:9464",
         "127.0.0.1:9093",
     ] {

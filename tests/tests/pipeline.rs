@@ -14,6 +14,7 @@ use slaprobe_tests::dns_server::DnsServer;
 use slaprobe_tests::http_server::{Route, Routes, TestServer, refused_addr};
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
 use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value};
+use slaprobe_tests::results::{TestResult, batch};
 
 const AMS_TOKEN: &str = "ams-token-0123456789";
 const NYC_TOKEN: &str = "nyc-token-9876543210";
@@ -24,11 +25,9 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn result_json(agent: &str, location: &str, seq: u64, check: &str) -> String {
-    let now = jiff::Timestamp::now();
-    format!(
-        r#"{{"seq":{seq},"agent":"{agent}","location":"{location}","check":"{check}","kind":"http","target":"x","started_at":"{now}","duration_seconds":0.01,"success":true,"http":{{"status":200,"redirects":0,"body_bytes":1,"phases":{{"processing":0.005}}}}}}"#
-    )
+/// A result of `check` probing `target` (the check's URL).
+fn result_json(agent: &str, location: &str, seq: u64, check: &str, target: &str) -> TestResult {
+    TestResult::new(agent, location, seq, check).target(target)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +50,7 @@ async fn agent_pulls_checks_streams_to_collector_and_metrics_are_right() {
         &format!(
             r#"
 [collector]
+public_read = true
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
 
@@ -281,14 +281,18 @@ checks_refresh = "2s"
         )
         .unwrap()
     };
-    let batch = |agent: &str, results: &[String]| {
-        format!(r#"{{"agent":"{agent}","results":[{}]}}"#, results.join(","))
-    };
+    let batch = |agent: &str, results: &[TestResult]| batch(agent, results.iter().cloned());
     let (s, body) = post(
         "wrong-token",
         &batch(
             "ams-1",
-            &[result_json("ams-1", "ams", 999_999, "acme-https")],
+            &[result_json(
+                "ams-1",
+                "ams",
+                999_999,
+                "acme-https",
+                &https.url("/"),
+            )],
         ),
     );
     assert_eq!(s, 401, "{body}");
@@ -296,7 +300,13 @@ checks_refresh = "2s"
         NYC_TOKEN,
         &batch(
             "ams-1",
-            &[result_json("ams-1", "ams", 999_999, "acme-https")],
+            &[result_json(
+                "ams-1",
+                "ams",
+                999_999,
+                "acme-https",
+                &https.url("/"),
+            )],
         ),
     );
     assert_eq!(s, 403, "{body}");
@@ -308,13 +318,25 @@ checks_refresh = "2s"
     assert!(!body.is_empty(), "a 400 says what is wrong");
     let (s, body) = post(
         NYC_TOKEN,
-        &batch("nyc-1", &[result_json("nyc-1", "nyc", 1, "no-such-check")]),
+        &batch(
+            "nyc-1",
+            &[result_json("nyc-1", "nyc", 1, "no-such-check", "http://x/")],
+        ),
     );
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("no-such-check"), "{body}");
 
     // Duplicates: the same (agent, seq) twice is stored once and counted.
-    let one = batch("nyc-1", &[result_json("nyc-1", "nyc", 1, "nyc-only")]);
+    let one = batch(
+        "nyc-1",
+        &[result_json(
+            "nyc-1",
+            "nyc",
+            1,
+            "nyc-only",
+            &format!("http://{dead}/"),
+        )],
+    );
     let (s, body) = post(NYC_TOKEN, &one);
     assert_eq!(s, 200, "{body}");
     assert_eq!(

@@ -27,6 +27,8 @@ use slaprobe_tests::http_server::{Route, Routes, TestServer, refused_addr};
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, wait_for};
 
 const TOKEN: &str = "prom-e2e-token";
+/// The viewer token Prometheus scrapes with (`[[viewers]]`, `credentials_file`).
+const VIEWER_TOKEN: &str = "prom-e2e-viewer-token";
 
 /// Alertmanager webhook deliveries: (path, JSON body).
 type Deliveries = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
@@ -200,6 +202,11 @@ async fn prometheus_alertmanager_and_dashboards_against_a_live_collector() {
 listen = "127.0.0.1:{collector_port}"
 data_dir = "data"
 
+# Prometheus scrapes with this viewer's token (credentials_file).
+[[viewers]]
+name = "prometheus"
+token_sha256 = "{viewer_hash}"
+
 [[agents]]
 id = "ams-1"
 location = "ams"
@@ -268,6 +275,7 @@ quorum = 1
 objectives = [ {{ kind = "availability", target = 99.9 }} ]
 "#,
             hash = hex::encode(Sha256::digest(TOKEN.as_bytes())),
+            viewer_hash = hex::encode(Sha256::digest(VIEWER_TOKEN.as_bytes())),
             healthy_url = healthy.url("/"),
             tls_port = expiring.addr().port(),
             ca_file = ca_file.display(),
@@ -314,12 +322,16 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     )
     .unwrap();
     let prom_port = free_port();
+    // As an operator writes it: the token and a newline (Prometheus trims it).
+    let token_file = dir.join("viewer.token");
+    std::fs::write(&token_file, format!("{VIEWER_TOKEN}\n")).unwrap();
     let prom_cfg = dir.join("prometheus.yml");
     std::fs::write(
         &prom_cfg,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}/slaprobe-*.yml\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: slaprobe-collector\n    static_configs:\n      - targets: ['127.0.0.1:{collector_port}']\n",
-            rules = rules_dir.display()
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}/slaprobe-*.yml\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: slaprobe-collector\n    authorization:\n      credentials_file: {token_file}\n    static_configs:\n      - targets: ['127.0.0.1:{collector_port}']\n",
+            rules = rules_dir.display(),
+            token_file = token_file.display()
         ),
     )
     .unwrap();
@@ -336,6 +348,15 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     wait_for("collector ready", Duration::from_secs(30), || {
         http_get(collector_port, "/readyz", None).filter(|(s, _)| *s == 200)
     });
+    // With a viewer configured, /metrics needs its token; Prometheus has it.
+    assert_eq!(
+        http_get(collector_port, "/metrics", None).map(|(s, _)| s),
+        Some(401)
+    );
+    assert_eq!(
+        http_get(collector_port, "/metrics", Some(VIEWER_TOKEN)).map(|(s, _)| s),
+        Some(200)
+    );
     let _agent = Proc::start(
         "agent",
         &bin_path("slaprobe-agent"),

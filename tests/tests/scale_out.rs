@@ -23,6 +23,7 @@ use slaprobe_tests::clock::TestClock;
 use slaprobe_tests::postgres::PgServer;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
 use slaprobe_tests::prom::sha256_hex;
+use slaprobe_tests::results::TestResult;
 
 const AGENTS: [(&str, &str, &str); 3] = [
     ("a-ams", "ams", "tok-ams-0123456789"),
@@ -45,15 +46,14 @@ fn raw_json(
 ) -> String {
     let (id, loc, _) = AGENTS[agent];
     let c = CHECKS[check];
+    let r = TestResult::new(id, loc, seq, c).started_at(started);
     match fail {
-        None => format!(
-            r#"{{"seq":{seq},"agent":"{id}","location":"{loc}","check":"{c}","kind":"http","target":"http://{c}.example/","started_at":"{started}","duration_seconds":{d},"success":true,"http":{{"status":200,"version":"HTTP/1.1","redirects":0,"body_bytes":512,"phases":{{"resolve":0.001,"connect":0.002,"processing":{processing},"transfer":0.003}}}}}}"#,
-            d = processing + 0.006
-        ),
-        Some(class) => format!(
-            r#"{{"seq":{seq},"agent":"{id}","location":"{loc}","check":"{c}","kind":"http","target":"http://{c}.example/","started_at":"{started}","duration_seconds":0.5,"success":false,"failure":{{"class":"{class}","message":"{class} from {loc}"}}}}"#
-        ),
+        None => r.processing(processing).duration(processing + 0.006),
+        Some(class) => r
+            .duration(0.5)
+            .failure(class, &format!("{class} from {loc}")),
     }
+    .to_string()
 }
 
 /// `steps` rounds of results per agent (seq order, continuing `seqs`) from
@@ -102,8 +102,9 @@ fn generate(
 }
 
 fn config(port: u16, store: &str) -> String {
-    let mut cfg =
-        format!("[collector]\nlisten = \"127.0.0.1:{port}\"\nmax_result_age = \"100d\"\n{store}\n");
+    let mut cfg = format!(
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\nmax_result_age = \"100d\"\n{store}\n"
+    );
     for (id, loc, tok) in AGENTS {
         cfg += &format!(
             "[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n",

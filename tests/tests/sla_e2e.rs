@@ -32,6 +32,7 @@ use slaprobe_collector::sla::{Month, MonthReport, Observation, evaluate_month};
 use slaprobe_tests::clock::TestClock;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
 use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value_exact};
+use slaprobe_tests::results::TestResult;
 use slaprobe_wire::ProbeResult;
 
 const AGENTS: [(&str, &str, &str); 3] = [
@@ -65,15 +66,14 @@ fn raw_json(
 ) -> String {
     let (id, loc, _) = AGENTS[agent];
     let check_name = CHECKS[check];
+    let r = TestResult::new(id, loc, seq, check_name).started_at(started);
     match fail {
-        None => format!(
-            r#"{{"seq":{seq},"agent":"{id}","location":"{loc}","check":"{check_name}","kind":"http","target":"http://{check_name}.example/","started_at":"{started}","duration_seconds":{d},"success":true,"http":{{"status":200,"version":"HTTP/1.1","redirects":0,"body_bytes":512,"phases":{{"resolve":0.001,"connect":0.002,"processing":{processing},"transfer":0.003}}}}}}"#,
-            d = processing + 0.006
-        ),
-        Some(class) => format!(
-            r#"{{"seq":{seq},"agent":"{id}","location":"{loc}","check":"{check_name}","kind":"http","target":"http://{check_name}.example/","started_at":"{started}","duration_seconds":0.5,"success":false,"failure":{{"class":"{class}","message":"{class} from {loc}"}}}}"#
-        ),
+        None => r.processing(processing).duration(processing + 0.006),
+        Some(class) => r
+            .duration(0.5)
+            .failure(class, &format!("{class} from {loc}")),
     }
+    .to_string()
 }
 
 /// The scenario: which results exist and which fail, by slot index `i`
@@ -499,7 +499,7 @@ fn month_end_to_end(clock: TestClock) {
     let once = (once_start, once_start + SignedDuration::from_hours(2));
 
     let mut cfg = format!(
-        "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"100d\"\n"
+        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"100d\"\n"
     );
     for (id, loc, tok) in AGENTS {
         cfg += &format!(

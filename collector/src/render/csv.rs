@@ -5,9 +5,11 @@
 //! # Layout
 //!
 //! Syntax: RFC 4180. Fields are separated by `,`, records end with CRLF
-//! (the last one too). A field is quoted with `"` when it holds `,`, `"`, CR
-//! or LF, and a `"` inside is doubled; a quoted field may span lines (sample
-//! messages can). UTF-8, no byte-order mark.
+//! (the last one too). A field is quoted with `"` when it holds `,`, `"`, CR,
+//! LF, `;` or TAB, or starts with `=`, `+`, `-` or `@` after any leading
+//! whitespace (spreadsheets in locales that separate fields with `;` would
+//! split it otherwise), and a `"` inside is doubled; a quoted field may span
+//! lines (sample messages can). UTF-8, no byte-order mark.
 //!
 //! Records: the **first field of every record names its kind**, and **the
 //! first record of each kind is that kind's header** (its column names, the
@@ -25,7 +27,8 @@
 //! the contract's zone with its offset (`2026-10-03T14:05:00+02:00`); dates
 //! are the contract zone's `YYYY-MM-DD`; lists are joined with `;`.
 //! Text that comes from configs or probed sites (names, messages, rules) is
-//! prefixed with `'` when it starts with `=`, `+`, `-`, `@`, TAB or CR, so
+//! prefixed with `'` when it starts with `=`, `+`, `-`, `@` (after any
+//! leading whitespace), TAB or CR, so
 //! that a spreadsheet never runs it as a formula (OWASP "CSV injection");
 //! strip one leading `'` from such a field to get the JSON's text.
 //!
@@ -278,9 +281,15 @@ impl Csv {
     }
 }
 
-/// RFC 4180 quoting: only when needed.
+/// Characters a spreadsheet may read as the start of a formula.
+const FORMULA_START: [char; 4] = ['=', '+', '-', '@'];
+
+/// RFC 4180 quoting, when needed and when a spreadsheet could misread the
+/// field: it holds `;` (the field separator of many locales, so `302 to
+/// /x;=1+1` would split and its second half run as a formula) or a TAB, or
+/// it starts with a formula character after any leading whitespace.
 fn field(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\r', '\n']) {
+    if s.contains([',', '"', '\r', '\n', ';', '\t']) || s.trim_start().starts_with(FORMULA_START) {
         out.push('"');
         for ch in s.chars() {
             if ch == '"' {
@@ -294,9 +303,10 @@ fn field(out: &mut String, s: &str) {
     }
 }
 
-/// A leading `'` on text a spreadsheet would read as a formula.
+/// A leading `'` on text a spreadsheet would read as a formula, leading
+/// whitespace or not (` =1+1` is a formula once a spreadsheet trims it).
 fn guard(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if s.trim_start().starts_with(FORMULA_START) || s.starts_with(['\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -339,5 +349,18 @@ mod tests {
         assert_eq!(s, "\"a,\"\"b\"\"\r\nc\"");
         assert_eq!(guard("=1+2"), "'=1+2");
         assert_eq!(guard("HTTP 503"), "HTTP 503");
+        assert_eq!(guard("  @SUM(A1)"), "'  @SUM(A1)");
+        assert_eq!(guard(" \n-2"), "' \n-2");
+        let quoted = |text: &str| {
+            let mut s = String::new();
+            field(&mut s, text);
+            s
+        };
+        // `;` and TAB split fields in some locales: quoted.
+        assert_eq!(quoted("302 to /x;=1+1"), "\"302 to /x;=1+1\"");
+        assert_eq!(quoted("a\tb"), "\"a\tb\"");
+        // A formula start after whitespace: quoted (and guarded as Text).
+        assert_eq!(quoted(" =1"), "\" =1\"");
+        assert_eq!(quoted("plain text"), "plain text");
     }
 }

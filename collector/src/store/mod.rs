@@ -33,6 +33,7 @@
 //! [`LedgerWrite`] names the version it was derived from and fails with
 //! [`StoreError::LedgerConflict`] when another writer moved on.
 
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -364,6 +365,9 @@ pub enum StoreError {
         "the SLA ledger was written by another collector (expected version {expected}, found {found})"
     )]
     LedgerConflict { expected: u64, found: u64 },
+    /// A database URL this build cannot use (TLS settings, `sslrootcert`); never holds the URL.
+    #[error("database_url: {0}")]
+    Config(String),
 }
 
 /// One validated result to store.

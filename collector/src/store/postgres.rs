@@ -30,10 +30,11 @@
 //! pool of reader threads runs read closures. A broken connection is
 //! re-opened before the next job.
 //!
-//! # TLS
-//! Connections use `NoTls`: run the database on a trusted network, or reach
-//! it through a local TLS proxy (e.g. stunnel, pgbouncer). TLS to PostgreSQL
-//! is future work; `sslmode=require` is refused at config load.
+//! # TLS and durability
+//! TLS follows the URL's `sslmode` (`disable`, `prefer`, `require`,
+//! `verify-ca`, `verify-full`) and `sslrootcert`, through rustls
+//! ([`super::pg_tls`]). Writer sessions `SET synchronous_commit = on`:
+//! "acked means durable" must not depend on the server's default.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -42,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
-use ::postgres::{Client, Config, NoTls};
+use ::postgres::{Client, NoTls};
 use tokio::sync::{mpsc, oneshot};
 
 use super::WriteJob;
@@ -158,9 +159,10 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// `url` without its password: `postgres://user@host:port/db`.
 pub fn describe_url(url: &str) -> String {
-    let Ok(cfg) = url.parse::<Config>() else {
+    let Ok(target) = super::pg_tls::parse(url) else {
         return "postgres://(unparsable URL)".to_string();
     };
+    let cfg = target.config;
     let user = cfg.get_user().unwrap_or("");
     let host = match cfg.get_hosts().first() {
         Some(::postgres::config::Host::Tcp(h)) => h.clone(),
@@ -178,8 +180,9 @@ pub fn describe_url(url: &str) -> String {
     format!("postgres://{at}{host}:{port}/{db}")
 }
 
-/// Checks `url` without connecting: parses, and refuses what this build
-/// cannot do. The message never contains the URL (it may hold a password).
+/// Checks `url` without connecting: parses it (with `sslmode` and
+/// `sslrootcert`, see [`super::pg_tls`]) and reads `sslrootcert`. The message
+/// never contains the URL (it may hold a password).
 pub fn validate_url(url: &str) -> Result<(), String> {
     let trimmed = url.trim();
     if !(trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://")) {
@@ -187,30 +190,36 @@ pub fn validate_url(url: &str) -> Result<(), String> {
             "must be a PostgreSQL URL: postgres://user[:password]@host[:port]/database".into(),
         );
     }
-    let cfg = trimmed.parse::<Config>().map_err(|_| {
-        "is not a valid PostgreSQL URL (postgres://user[:password]@host[:port]/database)"
-            .to_string()
-    })?;
-    if cfg.get_ssl_mode() == ::postgres::config::SslMode::Require {
-        return Err(
-            "sslmode=require: this build connects without TLS; reach the database over a trusted network or a local TLS proxy, and drop sslmode=require"
-                .into(),
-        );
-    }
-    if cfg.get_hosts().is_empty() {
+    let target = super::pg_tls::parse(trimmed)?;
+    if target.config.get_hosts().is_empty() {
         return Err("names no host (postgres://user@host:port/database)".into());
     }
+    super::pg_tls::connector(&target)?;
     Ok(())
 }
 
+/// A connection for readers and migrations: TLS as the URL's `sslmode` asks.
 fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut cfg = url.trim().parse::<Config>()?;
+    let target = super::pg_tls::parse(url).map_err(StoreError::Config)?;
+    let tls = super::pg_tls::connector(&target).map_err(StoreError::Config)?;
+    let mut cfg = target.config;
     cfg.application_name("slaprobe-collector");
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(10));
     }
-    // `prefer` (the default) falls back to plain with NoTls.
-    Ok(cfg.connect(NoTls)?)
+    Ok(match tls {
+        Some(tls) => cfg.connect(tls)?,
+        None => cfg.connect(NoTls)?,
+    })
+}
+
+/// A connection for a writer thread: [`connect`], then `synchronous_commit =
+/// on` for the session, so a commit (and so an ack) waits for the WAL flush
+/// whatever the server's or the role's default says.
+pub fn writer_connection(url: &str) -> Result<Client, StoreError> {
+    let mut client = connect(url)?;
+    client.batch_execute("SET synchronous_commit = on")?;
+    Ok(client)
 }
 
 /// A read closure, handed the thread's reader (or why there is none).
@@ -245,7 +254,7 @@ impl Store {
     /// call it from `spawn_blocking` or a plain thread.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let describe = describe_url(url);
-        let mut client = connect(url)?;
+        let mut client = writer_connection(url)?;
         migrate(&mut client, &describe)?;
 
         let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
@@ -256,7 +265,7 @@ impl Store {
             // Open every connection now: a bad URL or a full server fails start-up, not the first batch.
             let client = match first.take() {
                 Some(c) => c,
-                None => connect(url)?,
+                None => writer_connection(url)?,
             };
             let (rx, url) = (wrx.clone(), url.to_string());
             let h = std::thread::Builder::new()
@@ -420,11 +429,11 @@ fn writer_loop(url: String, client: Client, rx: Arc<Mutex<mpsc::Receiver<WriteJo
     }
 }
 
-/// The thread's connection, re-opened if it broke (database restart, network).
+/// The writer thread's connection, re-opened if it broke (database restart, network).
 fn usable<'c>(client: &'c mut Option<Client>, url: &str) -> Result<&'c mut Client, StoreError> {
     if client.as_ref().is_none_or(Client::is_closed) {
         *client = None;
-        *client = Some(connect(url)?);
+        *client = Some(writer_connection(url)?);
     }
     client.as_mut().ok_or(StoreError::Closed)
 }
@@ -981,7 +990,8 @@ mod tests {
         assert!(validate_url("postgresql://u@h/db").is_ok());
         for bad in [
             "mysql://u:s3cret@h/db",
-            "postgres://u:s3cret@h/db?sslmode=require",
+            "postgres://u:s3cret@h/db?sslmode=sometimes",
+            "postgres://u:s3cret@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
             "postgres://u:s3cret@h/db?bogus=1",
         ] {
             let e = validate_url(bad).unwrap_err();
