@@ -132,6 +132,21 @@ credits = [ {{ below = 99.5, percent = 10 }}, {{ below = 99.0, percent = 25 }} ]
     cfg
 }
 
+/// Sends one POST of `body` and closes the connection after `wait`, without
+/// reading the answer.
+fn hang_up_after_sending(port: u16, token: &str, body: &[u8], wait: Duration) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "POST /api/v1/results HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    std::thread::sleep(wait);
+    drop(s);
+}
+
 fn post(port: u16, agent: usize, rows: &[String]) {
     let (id, _, token) = AGENTS[agent];
     let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, rows.join(","));
@@ -365,6 +380,62 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
         }
     }
     assert!(agreed, "current-month reports differ between collectors");
+
+    // Month to date from the shared ledger: one collector keeps it, the
+    // other follows; both serve the same version and figures within 5 s,
+    // equal to the current month's report from the store.
+    let live =
+        |port: u16| -> Value { serde_json::from_str(&get(port, "/api/v1/contracts")).unwrap() };
+    let same_as_report = |v: &Value| {
+        let r = strip(get(p1, &current));
+        let c = &v["contracts"][0];
+        c["slots"] == r["slots"]
+            && c["downtime_seconds"] == r["downtime_seconds"]
+            && c["availability_percent"] == r["availability_percent"]
+            && c["incidents"].as_u64() == r["incidents"].as_array().map(|a| a.len() as u64)
+    };
+    let agree = |what: &str| {
+        wait_for(what, Duration::from_secs(5), || {
+            let (a, b) = (live(p1), live(p2));
+            (a["ledger"] == b["ledger"] && a["contracts"] == b["contracts"] && same_as_report(&a))
+                .then_some(a)
+        })
+    };
+    let before = agree("both collectors to serve the same ledger, equal to the store");
+
+    // Clients that hang up right after sending (before reading the answer):
+    // whatever the collector committed shows in the live figures of both.
+    let mut late: [Vec<String>; 3] = Default::default();
+    generate(
+        (now - SignedDuration::from_mins(50)).max(cs),
+        10,
+        now - SignedDuration::from_secs(30),
+        &mut seqs,
+        &mut late,
+    );
+    // First at once (the collector may drop the request before or after
+    // its commit), then after 200 ms (committed by then, answer unread).
+    for wait_ms in [0, 200] {
+        for (agent, rows) in late.iter().enumerate() {
+            let (id, _, token) = AGENTS[agent];
+            let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, rows.join(","));
+            hang_up_after_sending(p1, token, body.as_bytes(), Duration::from_millis(wait_ms));
+        }
+    }
+    let wanted = (distinct - prev_results + late.iter().map(Vec::len).sum::<usize>()) as u64;
+    wait_for(
+        "the hung-up batches to be stored",
+        Duration::from_secs(10),
+        || {
+            let v: Value = serde_json::from_str(&get(p1, &current)).unwrap();
+            (v["evidence"]["results"].as_u64() == Some(wanted)).then_some(())
+        },
+    );
+    let after = agree("the hung-up batches to reach both collectors' live figures");
+    assert!(
+        after["ledger"]["cursor"].as_u64() > before["ledger"]["cursor"].as_u64(),
+        "{after}"
+    );
 
     // The offline CLI reads the shared database too, collectors still running.
     assert_eq!(

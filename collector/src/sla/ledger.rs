@@ -186,14 +186,33 @@ impl LedgerData {
                 continue;
             };
             let n = self.frame(c, month).n_slots() as usize;
-            let blank = blank_verdicts(self.frame(c, month));
-            let months = &mut self.contracts.entry(c.name.clone()).or_default().months;
-            let m = months.entry(month).or_insert_with(|| MonthLedger {
-                settled: 0,
-                base_batch: 0,
-                verdicts: blank,
-                latency: vec![LatencySketch::default(); c.latency_objectives().count()],
-            });
+            let held = self
+                .contracts
+                .get(&c.name)
+                .is_some_and(|l| l.months.contains_key(&month));
+            if !held {
+                let blank = blank_verdicts(self.frame(c, month));
+                self.contracts
+                    .entry(c.name.clone())
+                    .or_default()
+                    .months
+                    .insert(
+                        month,
+                        MonthLedger {
+                            settled: 0,
+                            base_batch: 0,
+                            verdicts: blank,
+                            latency: vec![LatencySketch::default(); c.latency_objectives().count()],
+                        },
+                    );
+            }
+            let Some(m) = self
+                .contracts
+                .get_mut(&c.name)
+                .and_then(|l| l.months.get_mut(&month))
+            else {
+                continue;
+            };
             if row.chunk < 0 {
                 if let Ok(r) = serde_json::from_slice::<MonthRow>(&row.data) {
                     m.settled = r.settled;
