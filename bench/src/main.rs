@@ -18,6 +18,7 @@ const USAGE: &str = "usage:
   slaprobe-bench floor https|http ADDR HOST CA_PEM SECS
   slaprobe-bench ingest ADDR SECS RATE AGENTS CHECKS     (RATE 0 = as fast as acks come; AGENTS = id:location:token,...)
   slaprobe-bench seed ADDR AGENTS CHECKS
+  slaprobe-bench month ADDR AGENTS CHECKS FROM TO INTERVAL_S   (every check from every agent, FROM..TO RFC 3339, as fast as acks come)
   slaprobe-bench scrape ADDR TIMES";
 
 fn main() {
@@ -40,6 +41,14 @@ fn main() {
             checks.parse().unwrap_or(10_000),
         ),
         ["scrape", addr, times] => scrape(addr, times.parse().unwrap_or(5)),
+        ["month", addr, agents, checks, from, to, every] => month(
+            addr,
+            &parse_agents(agents),
+            checks.parse().unwrap_or(60),
+            from,
+            to,
+            every.parse().unwrap_or(60),
+        ),
         _ => Err(USAGE.to_string()),
     };
     if let Err(e) = res {
@@ -421,6 +430,172 @@ fn ingest(
         pct(0.50),
         pct(0.99),
         pct(1.0),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- a month
+
+/// xorshift64*: cheap, seeded varied numbers (phases, jitter, outages).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One realistic result: phases that vary like a real site's (rounded to
+/// the microsecond, as agents report them), start jitter in milliseconds,
+/// a failure now and then and during outages.
+fn month_result(
+    agent: &Agent,
+    check: &str,
+    seq: u64,
+    started: Timestamp,
+    fail: bool,
+    rng: &mut Rng,
+) -> String {
+    let us = |v: f64| (v * 1e6).round() / 1e6;
+    let resolve = us(0.0002 + rng.unit() * 0.002);
+    let connect = us(0.004 + rng.unit() * 0.03);
+    let tls = us(0.01 + rng.unit() * 0.05);
+    let processing = us(0.05 + rng.unit() * rng.unit() * 0.6);
+    let transfer = us(0.0005 + rng.unit() * 0.02);
+    let r = ProbeResult {
+        seq,
+        agent: agent.id.clone(),
+        location: agent.location.clone(),
+        check: check.to_string(),
+        kind: CheckKind::Http,
+        target: format!("https://{check}.bench.example/"),
+        started_at: started,
+        duration_seconds: if fail {
+            10.0
+        } else {
+            us(resolve + connect + tls + processing + transfer)
+        },
+        success: !fail,
+        failure: fail.then(|| {
+            Failure::new(
+                FailureClass::Timeout,
+                "no response headers within the timeout (waited 10.000s)",
+            )
+        }),
+        http: Some(HttpDetail {
+            status: (!fail).then_some(200),
+            version: Some("HTTP/1.1".into()),
+            body_bytes: if fail { 0 } else { 27_000 + (rng.next() % 64) },
+            phases: Phases {
+                resolve: Some(resolve),
+                connect: Some(connect),
+                tls: Some(tls),
+                processing: (!fail).then_some(processing),
+                transfer: (!fail).then_some(transfer),
+            },
+            ..Default::default()
+        }),
+        tls: None,
+        dns: None,
+        page: None,
+    };
+    serde_json::to_string(&r).unwrap_or_default()
+}
+
+/// Every check from every agent every `every` seconds from `from` to `to`,
+/// posted in time order by one thread per agent, batches of 1,000.
+fn month(
+    addr: &str,
+    agents: &[Agent],
+    nchecks: usize,
+    from: &str,
+    to: &str,
+    every: i64,
+) -> Result<(), String> {
+    let from: Timestamp = from.parse().map_err(|e| format!("FROM: {e}"))?;
+    let to: Timestamp = to.parse().map_err(|e| format!("TO: {e}"))?;
+    let names = Arc::new(check_names(nchecks));
+    let t0 = Instant::now();
+    let handles: Vec<_> = agents
+        .iter()
+        .enumerate()
+        .map(|(ai, agent)| {
+            let (agent, addr, names) = (agent.clone(), addr.to_string(), names.clone());
+            std::thread::spawn(move || -> Result<u64, String> {
+                let mut rng = Rng(0x9e37_79b9 + ai as u64);
+                let mut client = Client::connect(&addr)?;
+                let mut seq = 1u64;
+                let mut batch: Vec<String> = Vec::with_capacity(BATCH);
+                let mut sent = 0u64;
+                let mut t = from;
+                let post = |batch: &mut Vec<String>, client: &mut Client| -> Result<(), String> {
+                    let body = format!(
+                        "{{\"agent\":{},\"results\":[{}]}}",
+                        serde_json::Value::from(agent.id.as_str()),
+                        batch.join(",")
+                    );
+                    loop {
+                        match client.request(
+                            "POST",
+                            "/api/v1/results",
+                            Some(&agent.token),
+                            body.as_bytes(),
+                        ) {
+                            Ok((200, _)) => break,
+                            Ok((429 | 503, _)) => std::thread::sleep(Duration::from_millis(20)),
+                            Ok((s, b)) => {
+                                return Err(format!("{s} {}", String::from_utf8_lossy(&b)));
+                            }
+                            Err(_) => *client = Client::connect(&addr)?,
+                        }
+                    }
+                    batch.clear();
+                    Ok(())
+                };
+                let mut minute = 0u64;
+                while t < to {
+                    // An outage of site k now and then, seen from every agent.
+                    let outage = (minute / 97) % 13;
+                    for (k, name) in names.iter().enumerate() {
+                        let jitter = Duration::from_millis(
+                            (k as u64 * 997 + ai as u64 * 131) % (every as u64 * 1000),
+                        );
+                        let started = t + jitter + Duration::from_micros(rng.next() % 1000);
+                        let fail =
+                            (k as u64 % 13 == outage && minute % 97 < 3) || rng.next() % 500 == 0;
+                        batch.push(month_result(&agent, name, seq, started, fail, &mut rng));
+                        seq += 1;
+                        if batch.len() == BATCH {
+                            post(&mut batch, &mut client)?;
+                            sent += BATCH as u64;
+                        }
+                    }
+                    t = t + Duration::from_secs(every as u64);
+                    minute += 1;
+                }
+                if !batch.is_empty() {
+                    sent += batch.len() as u64;
+                    post(&mut batch, &mut client)?;
+                }
+                Ok(sent)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h
+            .join()
+            .map_err(|_| "month thread panicked".to_string())??;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "month results={total} wall_s={wall:.1} results_per_s={:.0}",
+        total as f64 / wall
     );
     Ok(())
 }

@@ -10,7 +10,7 @@
 //!   result of the batch is durable when we answer, and an agent has one batch
 //!   in flight at a time in seq order, so everything it sent up to N is durable.
 //! - Each result's raw JSON is stored byte for byte as sent; the parsed form
-//!   is only for validation, metrics and the SLA engine.
+//!   is only for validation and metrics (the SLA ledger reads the store).
 //! - A result's `location` must be its agent's configured location: quorum
 //!   counts locations, so an agent must not speak for another place. Its
 //!   check must run at that location, its `target` must be the check's (a

@@ -13,7 +13,7 @@
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
 //! - [`server`]: shared state, router, start-up and graceful shutdown; [`run`].
 //! - [`sla`]: contracts and the SLA maths (pure functions).
-//! - [`sla_service`]: the SLA engine in the running collector: replay, `/api/v1/contracts`,
+//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), `/api/v1/contracts`,
 //!   `/api/v1/reports/...`, the `slaprobe_sla_*` metrics; the offline report function.
 #![forbid(unsafe_code)]
 

@@ -32,8 +32,7 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// How often each kind of ingest refusal is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// What the SLA engine plugs into the running collector. Wiring comes after
-/// issue 3: the engine implements this and is passed in [`ServerOptions::sla`].
+/// What the SLA service plugs into the running collector (passed in [`ServerOptions::sla`]).
 pub trait SlaHook: Send + Sync + 'static {
     /// A hint after a batch committed: the ledger follows the store's feed,
     /// so nothing is lost when this is never called (a request cut off).
@@ -435,7 +434,7 @@ async fn open_store(state: &AppState) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || sla.on_store_open(&s))
             .await
             .context("SLA start-up task")?
-            .context("replaying stored results into the SLA engine")?;
+            .context("loading the SLA ledger")?;
     }
     let _ = state.inner.store.set(store);
     Ok(())

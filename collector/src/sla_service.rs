@@ -751,7 +751,7 @@ const FAMILIES: &[crate::metrics::FamilySpec] = &[
     ),
 ];
 
-/// A Prometheus collector over the engine's `status(now)` at scrape time.
+/// A Prometheus collector over the ledger's `status(now)` at scrape time.
 struct SlaCollector {
     inner: Arc<Inner>,
     descs: Vec<Desc>,

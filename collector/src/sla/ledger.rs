@@ -60,14 +60,55 @@ use sha2::{Digest, Sha256};
 use slaprobe_wire::ProbeResult;
 
 use super::contract::Contract;
-use super::engine::{ContractStatus, SlaCounters};
 use super::month::{Month, MonthFrame};
 use super::observation::Observation;
-use super::report::{SlotCounts, budget_in, objective_results};
+use super::report::{ObjectiveResult, SlotCounts, budget_in, objective_results};
 use super::rules::{SlotState, availability_percent, check_state, contract_state, credit_percent};
 use super::sketch::LatencySketch;
 use super::state::{FAIL, PRESENT, pack, tally_of};
 use crate::store::{LedgerRow, LedgerWrite, StoreError, StoredResult};
+
+/// Monotonic per-contract counters for `slaprobe_sla_*_total` (seconds are
+/// whole seconds; when each counts: see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaCounters {
+    /// `slaprobe_sla_downtime_seconds_total`: settled DOWN time.
+    pub downtime_seconds: u64,
+    /// `slaprobe_sla_eligible_seconds_total`: settled UP + DOWN time.
+    pub eligible_seconds: u64,
+    /// `slaprobe_sla_excluded_seconds_total{reason="maintenance"}`.
+    pub maintenance_seconds: u64,
+    /// `slaprobe_sla_excluded_seconds_total{reason="nodata"}`.
+    pub nodata_seconds: u64,
+    /// `slaprobe_sla_incidents_total`: DOWN runs among settled slots.
+    pub incidents: u64,
+}
+
+/// A contract's month to date (for `/api/v1/contracts` and the SLA metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractStatus {
+    pub contract: String,
+    pub vendor: String,
+    pub month: Month,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    /// Counted slots (those that started by now).
+    pub slots: SlotCounts,
+    /// Attained availability, percent (`null` without UP or DOWN slots);
+    /// `slaprobe_sla_attained_ratio` is this / 100.
+    pub availability_percent: Option<f64>,
+    pub downtime_seconds: u64,
+    /// Per objective: target, attained, met (as in the report).
+    pub objectives: Vec<ObjectiveResult>,
+    /// The latest settled slot is DOWN (`slaprobe_sla_down`).
+    pub down_now: bool,
+    pub error_budget_remaining: Option<f64>,
+    pub credit_percent: f64,
+    /// Incidents (DOWN runs) so far this month.
+    pub incidents: u32,
+    /// The monotonic counters.
+    pub counters: SlaCounters,
+}
 
 /// Slots per persisted chunk row.
 pub const CHUNK_SLOTS: u32 = 256;

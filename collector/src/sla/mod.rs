@@ -10,16 +10,16 @@
 //! - `state` (private): one contract-month fed result by result; [`MonthEvaluator`]
 //!   and [`evaluate_month`] for offline reports.
 //! - [`report`]: [`MonthReport`], the §7 JSON report.
-//! - [`engine`]: [`SlaEngine`], the live state, month-to-date status and counters.
+//! - [`ledger`]: the SLA ledger: slot verdicts derived from the store's feed and kept in
+//!   the store, month-to-date status and counters ([`Keeper`], [`LedgerData`]).
+//! - [`sketch`]: the bounded month-to-date latency percentile of the live figures.
 //! - [`evidence`]: [`evidence_digest`], the report's evidence hash.
 //!
-//! Typical use: `validate_contracts` at config load; `SlaEngine::new`, replay
-//! the store from `replay_from()`, then `observe` each newly stored result,
-//! `status(now)` per scrape and `report(...)` (or `evaluate_month` over the
-//! store when it returns `None`) for reports.
+//! Typical use: `validate_contracts` at config load; a [`Keeper`] follows the
+//! store's feed and writes the ledger, [`LedgerData::status`] per scrape,
+//! `evaluate_month` over the store for every report.
 
 pub mod contract;
-pub mod engine;
 pub mod evidence;
 pub mod ledger;
 pub mod month;
@@ -31,9 +31,8 @@ pub mod sketch;
 mod state;
 
 pub use contract::{Contract, Objective, Phase, RawContract, validate_contracts};
-pub use engine::{ContractStatus, SlaCounters, SlaEngine};
 pub use evidence::evidence_digest;
-pub use ledger::{Keeper, LedgerData};
+pub use ledger::{ContractStatus, Keeper, LedgerData, SlaCounters};
 pub use month::{Month, MonthFrame};
 pub use observation::Observation;
 pub use report::MonthReport;

@@ -1,8 +1,8 @@
 //! The evaluation state of one contract-month, fed one observation at a
 //! time: per slot and (check, location) the deciding result, per slot the
-//! check and contract states, and the latency samples. The engine keeps
-//! these live; [`MonthEvaluator`] / [`evaluate_month`] build one offline, so
-//! both give the same figures by construction.
+//! check and contract states, and the latency samples. [`MonthEvaluator`] /
+//! [`evaluate_month`] build one for a report; the SLA ledger decides its
+//! open slots with the same packed key ([`pack`]), so both agree by construction.
 //!
 //! # The deciding result of a slot (§6.1)
 //!
@@ -13,7 +13,7 @@
 //! `FailureClass::ALL`, unknown classes last), then the greater message
 //! (byte order). The outcome therefore does not depend on the order results
 //! arrive in. Each result must be observed once (the store drops duplicates
-//! by (agent, seq) before the engine sees them): a replayed duplicate would
+//! by (agent, seq) before anything reads them): a replayed duplicate would
 //! not change a slot but would add its latency sample twice.
 //!
 //! A deciding result is packed in one `u64`: nanoseconds since the slot
@@ -154,10 +154,6 @@ pub(crate) struct MonthState {
     latency_phases: Vec<Phase>,
     /// Per latency objective, the successful results' values outside maintenance.
     pub(crate) samples: Vec<SampleIndex>,
-    /// Engine bookkeeping: slots already added to the counters.
-    pub(crate) settled: u32,
-    /// Engine bookkeeping: the last settled slot was DOWN (for counting incidents).
-    pub(crate) last_settled_down: bool,
 }
 
 fn cell_key(check: usize, loc: u16, slot: u32) -> u64 {
@@ -203,8 +199,6 @@ impl MonthState {
                 .map(|_| SampleIndex::default())
                 .collect(),
             latency_phases,
-            settled: 0,
-            last_settled_down: false,
         }
     }
 
@@ -336,7 +330,7 @@ impl MonthState {
 }
 
 /// Offline evaluation of one contract-month: feed every stored result of the
-/// month (any order), then ask for the report. Gives exactly the engine's figures.
+/// month (any order), then ask for the report.
 #[derive(Debug)]
 pub struct MonthEvaluator<'c> {
     contract: &'c Contract,
@@ -378,7 +372,7 @@ impl<'c> MonthEvaluator<'c> {
 
 /// One-shot offline evaluation (the CLI reads the store with the collector
 /// stopped): the month's report from its observations, as of `now`.
-/// Identical to [`crate::sla::engine::SlaEngine::report`] on the same results.
+/// The SLA ledger's verdicts equal this evaluation's on the same results.
 pub fn evaluate_month<'a>(
     contract: &Contract,
     month: Month,
