@@ -133,7 +133,7 @@ struct Cursor {
     offset: u64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct State {
     acked: u64,
     last_seq: u64,
@@ -154,6 +154,9 @@ pub struct Spool {
     active: Option<File>,
     last_seq: u64,
     acked: u64,
+    /// The marks as last made durable in `state`: segments are deleted only
+    /// up to `persisted.acked`, and `state` never goes below it.
+    persisted: State,
     /// Every seq up to here is fsynced.
     synced: u64,
     /// Bytes written since the last fsync of the active segment.
@@ -163,6 +166,7 @@ pub struct Spool {
     last_sync: Instant,
     bytes: u64,
     dropped: u64,
+    dropped_corrupt: u64,
     cursor: Option<Cursor>,
 }
 
@@ -189,6 +193,8 @@ impl Spool {
         }
         let state = read_state(dir);
         let _ = fs::remove_file(dir.join(STATE_TMP));
+        let state_lost = state.is_none();
+        let state = state.unwrap_or_default();
 
         let mut names = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
@@ -207,9 +213,28 @@ impl Spool {
 
         let mut segments = BTreeMap::new();
         let mut prev_last = 0u64;
+        // The highest seq a segment's name proves was assigned (or is next):
+        // an empty last segment is the floor trim leaves behind.
+        let mut named_floor = 0u64;
+        let last_name = names.last().map(|(f, _)| *f);
         for (named_first, path) in names {
             let Some(seg) = recover_segment(&path, named_first)? else {
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                named_floor = named_floor.max(named_first.saturating_sub(1));
+                if Some(named_first) == last_name && named_first > prev_last {
+                    // Kept: it is reused for the next append and keeps the floor.
+                    segments.insert(
+                        named_first,
+                        Segment {
+                            path,
+                            first: named_first,
+                            count: 0,
+                            bytes: 0,
+                        },
+                    );
+                    prev_last = named_first - 1;
+                } else {
+                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                }
                 continue;
             };
             if seg.first <= prev_last {
@@ -226,7 +251,14 @@ impl Spool {
 
         let max_on_disk = segments.values().next_back().map_or(0, Segment::last);
         let acked = state.acked;
-        let last_seq = max_on_disk.max(state.last_seq).max(acked);
+        let last_seq = max_on_disk.max(named_floor).max(state.last_seq).max(acked);
+        if state_lost {
+            tracing::warn!(
+                dir = %dir.display(),
+                last_seq,
+                "spool state lost: seq continues after the highest seq the segments show; every record on disk replays (the collector stores a seq once)"
+            );
+        }
         let bytes = segments.values().map(|s| s.bytes).sum();
         let mut spool = Spool {
             _lock: lock,
@@ -236,12 +268,14 @@ impl Spool {
             active: None,
             last_seq,
             acked,
+            persisted: state,
             synced: last_seq,
             dirty: false,
             dir_dirty: false,
             last_sync: Instant::now(),
             bytes,
             dropped: 0,
+            dropped_corrupt: 0,
             cursor: None,
         };
         // Segments wholly acked (a delete that failed or was lost in a crash).
@@ -388,14 +422,73 @@ impl Spool {
 
     /// Records that the collector holds every seq up to `upto`: deletes the
     /// segments wholly at or below it and persists the mark.
+    ///
+    /// Order matters: the mark is persisted **before** any segment is
+    /// unlinked. Deleting first and crashing before the state was renamed
+    /// into place would restart the spool with an old `last_seq` and reuse
+    /// seqs the collector already holds (it would ack them as duplicates: an
+    /// invisible loss). If persisting fails, nothing is deleted.
     pub fn ack(&mut self, upto: u64) -> Result<(), SpoolError> {
         let upto = upto.min(self.last_seq);
         if upto <= self.acked {
             return Ok(());
         }
         self.acked = upto;
-        self.trim()?;
-        self.write_state()
+        self.write_state()?;
+        self.trim()
+    }
+
+    /// After the collector answered 409 (it holds other bytes under one of
+    /// our seqs, up to `collector_max_seq`): moves `last_seq` past
+    /// `collector_max_seq` and re-appends every unacked record at or below it
+    /// under a new seq, then acks up to it, so the stream goes on and nothing
+    /// the collector holds is overwritten. A record that cannot be parsed
+    /// back is dropped and counted (reason `corrupt`). Returns how many
+    /// records were re-appended.
+    ///
+    /// Crash-safe in the sense that matters: the copies are appended and
+    /// fsynced before the originals are acked, so a crash in between can
+    /// duplicate a result under two seqs but never lose one.
+    pub fn move_past(&mut self, collector_max_seq: u64) -> Result<u64, SpoolError> {
+        let upto = collector_max_seq.min(self.last_seq);
+        if collector_max_seq > self.last_seq {
+            self.last_seq = collector_max_seq;
+            self.synced = self.synced.max(self.last_seq);
+        }
+        let mut moved = 0u64;
+        let mut after = self.acked;
+        while after < upto {
+            let records = self.read_from(after, 500)?;
+            let mut any = false;
+            for (seq, raw) in records {
+                if seq > upto {
+                    break;
+                }
+                any = true;
+                after = seq;
+                match serde_json::from_slice::<ProbeResult>(&raw) {
+                    Ok(mut r) => {
+                        self.append(&mut r)?;
+                        moved += 1;
+                    }
+                    Err(e) => {
+                        self.dropped_corrupt += 1;
+                        tracing::error!(
+                            seq,
+                            "spooled result cannot be re-read to move it past a seq conflict; dropped: {e}"
+                        );
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        self.sync()?;
+        self.write_state()?;
+        // Every seq up to the collector's mark is taken there.
+        self.ack(collector_max_seq)?;
+        Ok(moved)
     }
 
     /// Everything up to this seq is held by the collector.
@@ -425,6 +518,12 @@ impl Spool {
     /// Unacked results deleted to stay under `max_bytes`, since open.
     pub fn dropped_total(&self) -> u64 {
         self.dropped
+    }
+
+    /// Results lost to corruption (records that fail their checksum, skipped
+    /// up to the next valid frame), since open.
+    pub fn dropped_corrupt(&self) -> u64 {
+        self.dropped_corrupt
     }
 
     /// Fsyncs what was appended (and a new segment's directory entry).
@@ -476,16 +575,14 @@ impl Spool {
             self.sync()?;
         }
         self.active = None;
-        // An empty last segment (every record acked, or just created) is replaced.
+        // An empty last segment (every record acked, or just created) is
+        // replaced, after the new one exists: one of them always names the floor.
         let empty_last = self
             .segments
             .values()
             .next_back()
-            .filter(|s| s.count == 0)
+            .filter(|s| s.count == 0 && s.first != seq)
             .map(|s| (s.first, s.path.clone()));
-        if let Some((first, path)) = empty_last {
-            self.remove_segment(first, &path);
-        }
         let path = self.dir.join(format!("seg-{seq:020}.log"));
         // Append mode: after a failed write is cut off (`set_len`), the next
         // write still lands at the end, not after a hole.
@@ -495,6 +592,10 @@ impl Spool {
             .open(&path)
             .map_err(io_err("create", &path))?;
         file.set_len(0).map_err(io_err("truncate", &path))?;
+        if let Some((first, old)) = empty_last {
+            sync_dir(&self.dir)?;
+            self.remove_segment(first, &old);
+        }
         self.segments.insert(
             seq,
             Segment {
@@ -551,14 +652,28 @@ impl Spool {
         Ok(())
     }
 
-    /// Deletes the segments wholly acked (an empty last one stays, reused).
+    /// Deletes the segments wholly acked **as persisted in `state`** (an
+    /// empty last one stays, reused). When the last segment goes, an empty
+    /// `seg-<last_seq + 1>.log` is created (and its directory entry fsynced)
+    /// first: its name keeps the seq floor on disk even if `state` is later
+    /// lost or unreadable.
     fn trim(&mut self) -> Result<(), SpoolError> {
+        let mark = self.persisted.acked.min(self.acked);
         let done: Vec<(u64, PathBuf)> = self
             .segments
             .values()
-            .filter(|s| s.count > 0 && s.last() <= self.acked)
+            .filter(|s| s.count > 0 && s.last() <= mark)
             .map(|s| (s.first, s.path.clone()))
             .collect();
+        let last_goes = self
+            .segments
+            .keys()
+            .next_back()
+            .is_some_and(|l| done.iter().any(|(f, _)| f == l));
+        if last_goes {
+            self.roll(self.last_seq + 1)?;
+            self.sync()?;
+        }
         for (first, path) in done {
             let is_last = self.segments.keys().next_back() == Some(&first);
             match fs::remove_file(&path) {
@@ -600,13 +715,15 @@ impl Spool {
     }
 
     /// Replaces `state` atomically: write, fsync, rename, fsync the directory.
+    /// The marks written never go below those persisted before.
     fn write_state(&mut self) -> Result<(), SpoolError> {
         let tmp = self.dir.join(STATE_TMP);
         let path = self.dir.join(STATE);
-        let body = serde_json::to_vec(&State {
-            acked: self.acked,
-            last_seq: self.last_seq,
-        })?;
+        let next = State {
+            acked: self.acked.max(self.persisted.acked),
+            last_seq: self.last_seq.max(self.persisted.last_seq),
+        };
+        let body = serde_json::to_vec(&next)?;
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(&body).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("fsync", &tmp))?;
@@ -614,25 +731,40 @@ impl Spool {
         fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
         sync_dir(&self.dir)?;
         self.dir_dirty = false;
+        self.persisted = next;
         Ok(())
     }
 }
 
-/// The persisted marks; missing or unreadable means none (replay everything
-/// on disk: the collector stores a seq only once).
-fn read_state(dir: &Path) -> State {
+/// The persisted marks. A missing `state` (a new spool) is all zeros;
+/// `None` when it exists but cannot be read, in which case a complete
+/// `state.tmp` (fsynced before the rename that a crash interrupted) is used
+/// if there is one, else the caller derives the marks from the segments.
+fn read_state(dir: &Path) -> Option<State> {
     let path = dir.join(STATE);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(path = %path.display(), "spool state unreadable ({e}); replaying every record on disk");
-            State::default()
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "cannot read spool state ({e}); replaying every record on disk");
-            State::default()
+    let problem = match fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(s) => return Some(s),
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !dir.join(STATE_TMP).exists() {
+                return Some(State::default());
+            }
+            e.to_string()
         }
+        Err(e) => e.to_string(),
+    };
+    let tmp = dir.join(STATE_TMP);
+    if let Some(s) = fs::read(&tmp)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+    {
+        tracing::warn!(path = %path.display(), "spool state unreadable ({problem}); using the complete {STATE_TMP}");
+        return Some(s);
     }
+    tracing::warn!(path = %path.display(), "spool state unreadable ({problem}); deriving the seq from the segments and replaying every record on disk");
+    None
 }
 
 /// Checks every record of a segment and cuts off a bad tail. `None`: no good
