@@ -321,6 +321,7 @@ fn summarize(servers: Vec<DnsServerDetail>) -> Outcome {
             nameserver,
             rcode,
             answers,
+            answers_total: None,
             servers,
         }),
         ..Default::default()

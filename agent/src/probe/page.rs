@@ -29,7 +29,7 @@ pub const MAX_RESOURCES: usize = 200;
 /// Connections per origin, as browsers do.
 pub const CONNECTIONS_PER_ORIGIN: usize = 6;
 /// Failed resources listed in the result.
-const MAX_LISTED_FAILURES: usize = 5;
+const MAX_LISTED_FAILURES: usize = super::bound::MAX_PAGE_FAILURES;
 /// Memory the HTML scanner may use for its own buffers.
 const SCANNER_MEMORY: usize = 8 * 1024 * 1024;
 
