@@ -284,8 +284,21 @@ fn torn_tail_is_cut_and_the_rest_replays() {
     assert_eq!(spool.unwrap().last_seq(), 10);
 }
 
+/// Flips one byte of `seg` at `at`.
+fn flip(seg: &Path, at: u64) {
+    let mut f = OpenOptions::new().read(true).write(true).open(seg).unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x40]).unwrap();
+}
+
+/// A corrupt record costs only itself: open resynchronises on the next valid
+/// frame, keeps every intact record after it (in a segment of its own, so
+/// seqs stay consecutive per segment) and counts the loss.
 #[test]
-fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
+fn a_corrupt_record_costs_only_itself_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut spool = Spool::open(dir.path(), opts()).unwrap();
@@ -295,45 +308,83 @@ fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
         spool.sync().unwrap();
     }
     let seg = segment_files(dir.path()).pop().unwrap();
-    let flip = |at: u64| {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&seg)
-            .unwrap();
-        let mut b = [0u8; 1];
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.read_exact(&mut b).unwrap();
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(&[b[0] ^ 0x40]).unwrap();
-    };
     // Record 8's checksum (bytes 4..8 of its header).
-    flip(record_offsets(&seg)[7] + 5);
+    flip(&seg, record_offsets(&seg)[7] + 5);
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     let mut spool = spool.unwrap();
     assert!(logs.contains("checksum mismatch"), "{logs}");
     assert_eq!(
         seqs(&spool.read_from(0, 100).unwrap()),
-        (1..=7).collect::<Vec<_>>()
+        [1, 2, 3, 4, 5, 6, 7, 9, 10],
+        "the records after the damaged one are kept"
     );
+    assert_eq!(spool.dropped_corrupt(), 1);
+    assert_eq!(segment_files(dir.path()).len(), 2, "split at the damage");
     assert_eq!(
-        append(&mut spool, 8),
-        8,
+        append(&mut spool, 11),
+        11,
         "seq continues after the highest good record"
     );
 
-    // With an ack persisted (state says last_seq 8), a corrupt tail below
-    // that mark does not bring seqs back.
+    // A persisted ack, then damage in the middle of record 6's payload.
     spool.ack(2).unwrap();
     drop(spool);
-    flip(record_offsets(&seg)[5] + 20); // record 6's payload
+    flip(&seg, record_offsets(&seg)[5] + 20);
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     let mut spool = spool.unwrap();
     assert!(logs.contains("checksum mismatch"), "{logs}");
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), [3, 4, 5]);
-    assert_eq!(spool.last_seq(), 8);
-    assert_eq!(append(&mut spool, 9), 9);
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), [3, 4, 5, 9]);
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        [3, 4, 5, 7, 9, 10, 11]
+    );
+    assert_eq!(spool.dropped_corrupt(), 1);
+    assert_eq!(spool.last_seq(), 11);
+    assert_eq!(append(&mut spool, 12), 12);
+    drop(spool);
+    // Clean now: a third open finds nothing wrong.
+    let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
+    let mut spool = spool.unwrap();
+    assert!(!logs.contains("corrupt"), "{logs}");
+    assert_eq!(spool.dropped_corrupt(), 0);
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        [3, 4, 5, 7, 9, 10, 11, 12]
+    );
+}
+
+/// A damaged length field is bounded before anything is allocated for it,
+/// on open and when the disk changes under an open spool.
+#[test]
+fn a_huge_length_field_is_never_allocated_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), opts()).unwrap();
+    for i in 1..=10 {
+        append(&mut spool, i);
+    }
+    spool.sync().unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let at = record_offsets(&seg)[4];
+    {
+        let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&0xFFFF_FFF0u32.to_le_bytes()).unwrap();
+    }
+    // Under the open spool: the rest of the segment is skipped and counted.
+    let got = spool.read_from(0, 100).expect("no allocation, no error");
+    assert_eq!(seqs(&got), [1, 2, 3, 4]);
+    assert_eq!(spool.dropped_corrupt(), 6);
+    spool.read_from(0, 100).unwrap();
+    assert_eq!(spool.dropped_corrupt(), 6, "counted once");
+    drop(spool);
+    // On open: resynchronised after the damaged record.
+    let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
+    let mut spool = spool.unwrap();
+    assert!(logs.contains("length beyond"), "{logs}");
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    );
+    assert_eq!(spool.dropped_corrupt(), 1);
 }
 
 #[test]
