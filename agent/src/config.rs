@@ -29,6 +29,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Default number of redirects an HTTP probe follows.
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+/// Default connections a page probe opens to one origin at once (as browsers).
+pub const DEFAULT_PAGE_CONNECTIONS_PER_ORIGIN: usize = 6;
+/// Default connections a page probe opens at once in all.
+pub const DEFAULT_PAGE_CONNECTIONS: usize = 32;
 /// Default spool bound.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -459,6 +463,10 @@ pub struct HttpSpec {
     pub body_contains: Option<String>,
     pub max_redirects: u32,
     pub max_body_bytes: u64,
+    /// page only: most connections to one origin at once.
+    pub max_connections_per_origin: usize,
+    /// page only: most connections at once for the whole page.
+    pub max_connections: usize,
     pub net: NetOptions,
 }
 
@@ -622,6 +630,11 @@ impl Check {
             ("body_contains", spec.body_contains.is_some()),
             ("max_redirects", spec.max_redirects.is_some()),
             ("max_body_bytes", spec.max_body_bytes.is_some()),
+            (
+                "max_connections_per_origin",
+                spec.max_connections_per_origin.is_some(),
+            ),
+            ("max_connections", spec.max_connections.is_some()),
             ("ip_version", spec.ip_version.is_some()),
             ("ca_file", spec.ca_file.is_some()),
             ("ca_pem", spec.ca_pem.is_some()),
@@ -651,6 +664,8 @@ impl Check {
                 "expect_status",
                 "max_redirects",
                 "max_body_bytes",
+                "max_connections_per_origin",
+                "max_connections",
                 "ip_version",
                 "ca_file",
                 "ca_pem",
@@ -755,12 +770,29 @@ impl Check {
             if max_body_bytes == 0 {
                 return Err(err("max_body_bytes", "must be at least 1".into()));
             }
+            let conns = |k: &str, v: Option<u32>, default: usize| match v {
+                None => Ok(default),
+                Some(n @ 1..=1024) => Ok(n as usize),
+                Some(n) => Err(err(k, format!("{n} must be between 1 and 1024"))),
+            };
+            let max_connections_per_origin = conns(
+                "max_connections_per_origin",
+                spec.max_connections_per_origin,
+                DEFAULT_PAGE_CONNECTIONS_PER_ORIGIN,
+            )?;
+            let max_connections = conns(
+                "max_connections",
+                spec.max_connections,
+                DEFAULT_PAGE_CONNECTIONS,
+            )?;
             Ok(HttpSpec {
                 url,
                 expect_status: spec.expect_status.clone(),
                 body_contains: spec.body_contains.clone(),
                 max_redirects: spec.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
                 max_body_bytes,
+                max_connections_per_origin,
+                max_connections,
                 net: net()?,
             })
         };

@@ -46,6 +46,9 @@ pub async fn run_with_stats(
 ) -> anyhow::Result<()> {
     config.require_for_run()?;
     crate::app::install_crypto_provider();
+    if let Some((soft, hard)) = crate::app::raise_fd_limit() {
+        tracing::info!(soft, hard, "open-file limit");
+    }
     // Our own token: a dying task stops this agent, not the caller's other
     // services (the embedded agent shares the collector's root token).
     let shutdown = shutdown.child_token();

@@ -386,6 +386,12 @@ pub struct CheckSpec {
     /// Body read cap in bytes (default 10 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
+    /// page: most connections to one origin at once (default 6, as browsers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_origin: Option<u32>,
+    /// page: most connections at once for the whole page (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
     /// Restrict to one address family: 4 or 6 (default: whichever resolves first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_version: Option<u8>,

@@ -86,6 +86,8 @@ pub async fn guarded(fut: impl Future<Output = Outcome>) -> Outcome {
 #[derive(Clone)]
 pub struct Prober {
     inner: Arc<tls::TlsShared>,
+    /// Name resolution for http, tls and page probes (async, no blocking pool).
+    resolver: hickory_resolver::TokioResolver,
     /// Test seam: a probe of a check with this name panics (to prove that a
     /// panicking probe is reported and its check keeps running).
     panic_for: Option<Arc<str>>,
@@ -107,6 +109,7 @@ impl Prober {
     pub fn new() -> Self {
         Self {
             inner: Arc::new(tls::TlsShared::new()),
+            resolver: net::system_resolver(),
             panic_for: None,
         }
     }
@@ -121,6 +124,11 @@ impl Prober {
 
     pub fn tls(&self) -> &tls::TlsShared {
         &self.inner
+    }
+
+    /// The resolver the probes share.
+    pub fn resolver(&self) -> &hickory_resolver::TokioResolver {
+        &self.resolver
     }
 
     /// Runs one probe of `check`, bounded by its timeout. `seq`, `agent` and
