@@ -77,6 +77,9 @@ pub fn describe(config: &AgentConfig) -> String {
                 "collector {c} (token {})",
                 if a.token.is_some() { "set" } else { "MISSING" }
             );
+            if let Some(risk) = a.cleartext_collector_risk() {
+                let _ = writeln!(out, "WARNING: {risk}");
+            }
         }
         None => {
             let _ = writeln!(out, "collector: none (only `probe` can run)");

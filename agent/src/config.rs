@@ -171,6 +171,9 @@ pub struct RawAgentSection {
     pub spool_max_bytes: Option<u64>,
     /// How often the spool is fsynced (default "1s"; "0s" = every append).
     pub spool_fsync: Option<String>,
+    /// Refuse a plain `http://` collector that is not on loopback (default
+    /// false: such a collector only gets a warning).
+    pub require_tls: Option<bool>,
 }
 
 /// An agent config file as written.
@@ -201,6 +204,39 @@ pub struct AgentSettings {
     pub metrics_listen: Option<SocketAddr>,
     pub spool_max_bytes: u64,
     pub spool_fsync: Duration,
+    /// A plain-http collector off loopback is an error, not a warning.
+    pub require_tls: bool,
+}
+
+impl AgentSettings {
+    /// The warning for a collector reached in clear text over the network:
+    /// the bearer token (and every result) would cross it readable by anyone
+    /// on the path. `None` for https or a loopback collector.
+    pub fn cleartext_collector_risk(&self) -> Option<String> {
+        let url = self.collector.as_ref()?;
+        cleartext_risk(url)
+    }
+}
+
+/// See [`AgentSettings::cleartext_collector_risk`].
+fn cleartext_risk(url: &Url) -> Option<String> {
+    if url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => false,
+    };
+    (!loopback).then(|| {
+        format!(
+            "agent.collector {url} is plain http to a non-loopback host: the agent's token and every result cross the network unencrypted, readable and replayable by anyone on the path; use https:// (set agent.require_tls = true to refuse this)"
+        )
+    })
 }
 
 /// A validated agent config: settings plus local checks.
@@ -317,6 +353,14 @@ impl AgentSettings {
                         format!("{s:?} must be an http:// or https:// URL with a host"),
                     ));
                 }
+                if raw.require_tls == Some(true)
+                    && let Some(risk) = cleartext_risk(&url)
+                {
+                    return Err(err(
+                        "agent.collector",
+                        format!("require_tls is set: {risk}"),
+                    ));
+                }
                 Some(url)
             }
         };
@@ -424,6 +468,7 @@ impl AgentSettings {
             metrics_listen,
             spool_max_bytes,
             spool_fsync,
+            require_tls: raw.require_tls.unwrap_or(false),
         })
     }
 }

@@ -73,6 +73,9 @@ pub async fn run_with_stats(
     let spool = Arc::new(Mutex::new(spool));
 
     let collector = a.collector.clone().context("agent.collector is required")?;
+    if let Some(risk) = a.cleartext_collector_risk() {
+        tracing::warn!("{risk}");
+    }
     let token = a.token.clone().context("agent.token is required")?;
     let identity = a
         .tls_client
