@@ -611,11 +611,13 @@ async fn post(
         StatusCode::CONFLICT => {
             let text = error_text(resp).await;
             match serde_json::from_str::<ErrorBody>(&text) {
+                // The collector refuses seqs past i64::MAX; a larger mark
+                // cannot be real and must not push our seq to overflow.
                 Ok(ErrorBody {
                     max_seq: Some(max_seq),
                     error,
                     ..
-                }) => Ok(Sent::Conflict {
+                }) if max_seq <= i64::MAX as u64 => Ok(Sent::Conflict {
                     max_seq,
                     message: clip(&error),
                 }),
