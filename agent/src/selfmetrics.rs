@@ -137,6 +137,12 @@ impl SelfMetrics {
             ship.results_rejected.load(Ordering::Relaxed) as f64,
         );
         metric(
+            "slaprobe_agent_seq_conflicts_total",
+            "counter",
+            "409 answers: the collector held other results under seqs this agent sent; the seq was moved past the collector's.",
+            ship.seq_conflicts.load(Ordering::Relaxed) as f64,
+        );
+        metric(
             "slaprobe_agent_ship_errors_total",
             "counter",
             "Failed attempts to ship a batch.",
