@@ -77,6 +77,9 @@ pub fn describe(config: &AgentConfig) -> String {
                 "collector {c} (token {})",
                 if a.token.is_some() { "set" } else { "MISSING" }
             );
+            if let Some(risk) = a.cleartext_collector_risk() {
+                let _ = writeln!(out, "WARNING: {risk}");
+            }
         }
         None => {
             let _ = writeln!(out, "collector: none (only `probe` can run)");
@@ -128,7 +131,29 @@ pub fn describe_checks(checks: &[Check]) -> String {
 /// `probe`: runs the selected checks once, concurrently, and prints one JSON
 /// result per line in config order. Exit 0 if all succeeded, 1 if any
 /// failed, 2 for an unknown check name.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: every probe holds
+/// sockets, and the usual soft default (1024) is far below what hundreds of
+/// concurrent probes need. Returns the (soft, hard) limits now in force;
+/// failing to raise it is logged, never fatal.
+pub fn raise_fd_limit() -> Option<(u64, u64)> {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => {
+            let hard = before.map_or(soft, |(_, h)| h);
+            if before.is_some_and(|(s, _)| s < soft) {
+                tracing::debug!(soft, hard, "raised the open-file limit to the hard limit");
+            }
+            Some((soft, hard))
+        }
+        Err(e) => {
+            tracing::warn!("cannot raise the open-file limit (RLIMIT_NOFILE): {e}");
+            before
+        }
+    }
+}
+
 pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
+    raise_fd_limit();
     for name in only {
         if !config.checks.iter().any(|c| &c.name == name) {
             let known: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();

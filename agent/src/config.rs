@@ -29,8 +29,26 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Default number of redirects an HTTP probe follows.
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+/// Default connections a page probe opens to one origin at once (as browsers).
+pub const DEFAULT_PAGE_CONNECTIONS_PER_ORIGIN: usize = 6;
+/// Default connections a page probe opens at once in all.
+pub const DEFAULT_PAGE_CONNECTIONS: usize = 32;
 /// Default spool bound.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What kind of configuration problem it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A key that does not exist (or does not apply where it is set).
+    UnknownKey,
+    /// A key that is set to something it cannot be.
+    BadValue,
+    /// A required key that is not set.
+    MissingKey,
+    /// The file itself: missing, unreadable, not TOML.
+    BadFile,
+}
 
 /// A configuration problem: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,17 +59,44 @@ pub struct ConfigError {
     pub key: String,
     /// Where the bad value came from when not the file, e.g. `env SLAPROBE_AGENT__ID`.
     pub origin: Option<String>,
+    /// What kind of problem, next to where ([`ConfigError::key`]).
+    pub kind: ConfigErrorKind,
     pub message: String,
 }
 
 impl ConfigError {
+    /// A bad value at `key`.
     pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::with_kind(ConfigErrorKind::BadValue, file, key, message)
+    }
+
+    /// A required `key` that is not set.
+    pub fn missing(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::with_kind(ConfigErrorKind::MissingKey, file, key, message)
+    }
+
+    /// A `key` that does not exist or does not apply there.
+    pub fn unknown_key(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::with_kind(ConfigErrorKind::UnknownKey, file, key, message)
+    }
+
+    pub fn with_kind(
+        kind: ConfigErrorKind,
+        file: &Path,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             file: file.to_path_buf(),
             key: key.into(),
             origin: None,
+            kind,
             message: message.into(),
         }
+    }
+
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
     }
 }
 
@@ -108,10 +153,19 @@ pub fn load_layers<T: DeserializeOwned>(
             }
         });
         let message = e.kind.to_string().trim().replace('\n', " ");
+        use figment::error::Kind;
+        let kind = match &e.kind {
+            Kind::UnknownField(..) | Kind::UnknownVariant(..) => ConfigErrorKind::UnknownKey,
+            Kind::MissingField(..) => ConfigErrorKind::MissingKey,
+            // No key: the file could not be read or parsed at all.
+            Kind::Message(_) if e.path.is_empty() => ConfigErrorKind::BadFile,
+            _ => ConfigErrorKind::BadValue,
+        };
         ConfigError {
             file: path.to_path_buf(),
             key,
             origin,
+            kind,
             message,
         }
     })
@@ -167,6 +221,9 @@ pub struct RawAgentSection {
     pub spool_max_bytes: Option<u64>,
     /// How often the spool is fsynced (default "1s"; "0s" = every append).
     pub spool_fsync: Option<String>,
+    /// Refuse a plain `http://` collector that is not on loopback (default
+    /// false: such a collector only gets a warning).
+    pub require_tls: Option<bool>,
 }
 
 /// An agent config file as written.
@@ -197,6 +254,39 @@ pub struct AgentSettings {
     pub metrics_listen: Option<SocketAddr>,
     pub spool_max_bytes: u64,
     pub spool_fsync: Duration,
+    /// A plain-http collector off loopback is an error, not a warning.
+    pub require_tls: bool,
+}
+
+impl AgentSettings {
+    /// The warning for a collector reached in clear text over the network:
+    /// the bearer token (and every result) would cross it readable by anyone
+    /// on the path. `None` for https or a loopback collector.
+    pub fn cleartext_collector_risk(&self) -> Option<String> {
+        let url = self.collector.as_ref()?;
+        cleartext_risk(url)
+    }
+}
+
+/// See [`AgentSettings::cleartext_collector_risk`].
+fn cleartext_risk(url: &Url) -> Option<String> {
+    if url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => false,
+    };
+    (!loopback).then(|| {
+        format!(
+            "agent.collector {url} is plain http to a non-loopback host: the agent's token and every result cross the network unencrypted, readable and replayable by anyone on the path; use https:// (set agent.require_tls = true to refuse this)"
+        )
+    })
 }
 
 /// A validated agent config: settings plus local checks.
@@ -227,7 +317,7 @@ impl AgentConfig {
 
     /// Problems that only matter for `run` (probing once needs none of these).
     pub fn require_for_run(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, msg: &str| Err(ConfigError::new(&self.file, key, msg));
+        let err = |key: &str, msg: &str| Err(ConfigError::missing(&self.file, key, msg));
         if self.agent.collector.is_none() {
             return err(
                 "agent.collector",
@@ -250,7 +340,10 @@ impl AgentConfig {
     }
 }
 
-fn base_dir(file: &Path) -> PathBuf {
+/// The directory relative paths in `file` are resolved from (its own; `.`
+/// for a bare file name). The same rule for the agent's and the collector's
+/// config.
+pub fn base_dir(file: &Path) -> PathBuf {
     file.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
@@ -268,7 +361,9 @@ pub fn parse_duration(file: &Path, key: &str, value: &str) -> Result<Duration, C
     })
 }
 
-fn valid_name(s: &str) -> bool {
+/// The rule for agent ids, locations and check names, in the agent's and
+/// the collector's config: 1-128 of ASCII letters, digits and `- _ . : /`.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.chars()
@@ -278,8 +373,9 @@ fn valid_name(s: &str) -> bool {
 impl AgentSettings {
     fn from_raw(raw: RawAgentSection, file: &Path, base: &Path) -> Result<Self, ConfigError> {
         let err = |key: &str, msg: String| ConfigError::new(file, key, msg);
+        let missing = |key: &str, msg: String| ConfigError::missing(file, key, msg);
         let id = raw.id.ok_or_else(|| {
-            err(
+            missing(
                 "agent.id",
                 "missing: every agent needs a unique id, e.g. \"ams-1\"".into(),
             )
@@ -291,7 +387,7 @@ impl AgentSettings {
             ));
         }
         let location = raw.location.ok_or_else(|| {
-            err(
+            missing(
                 "agent.location",
                 "missing: the vantage point this agent probes from, e.g. \"ams\"".into(),
             )
@@ -311,6 +407,14 @@ impl AgentSettings {
                     return Err(err(
                         "agent.collector",
                         format!("{s:?} must be an http:// or https:// URL with a host"),
+                    ));
+                }
+                if raw.require_tls == Some(true)
+                    && let Some(risk) = cleartext_risk(&url)
+                {
+                    return Err(err(
+                        "agent.collector",
+                        format!("require_tls is set: {risk}"),
                     ));
                 }
                 Some(url)
@@ -420,6 +524,7 @@ impl AgentSettings {
             metrics_listen,
             spool_max_bytes,
             spool_fsync,
+            require_tls: raw.require_tls.unwrap_or(false),
         })
     }
 }
@@ -459,6 +564,10 @@ pub struct HttpSpec {
     pub body_contains: Option<String>,
     pub max_redirects: u32,
     pub max_body_bytes: u64,
+    /// page only: most connections to one origin at once.
+    pub max_connections_per_origin: usize,
+    /// page only: most connections at once for the whole page.
+    pub max_connections: usize,
     pub net: NetOptions,
 }
 
@@ -565,22 +674,18 @@ pub fn validate_checks(
 
 impl Check {
     /// Validates one `[[checks]]` entry (index `i` in its file, for messages).
-    /// Relative `ca_file` paths are taken from `base`.
+    /// Relative `ca_file` paths are taken from `base`. The shared parts
+    /// (name, interval, timeout, which keys apply, locations) are checked
+    /// here; each kind has its own builder.
     pub fn from_spec(
         spec: &CheckSpec,
         i: usize,
         file: &Path,
         base: &Path,
     ) -> Result<Check, ConfigError> {
-        let label = if spec.name.is_empty() {
-            format!("checks[{i}]")
-        } else {
-            format!("checks[{}]", spec.name)
-        };
-        let key = |k: &str| format!("{label}.{k}");
-        let err = |k: &str, msg: String| ConfigError::new(file, key(k), msg);
+        let cx = SpecCx::new(spec, i, file, base);
         if !valid_name(&spec.name) {
-            return Err(err(
+            return Err(cx.err(
                 "name",
                 format!(
                     "{:?} is not a valid check name (1-128 of letters, digits, - _ . : /)",
@@ -588,21 +693,137 @@ impl Check {
                 ),
             ));
         }
+        let (interval, timeout) = cx.schedule()?;
+        cx.only_keys_of_the_kind()?;
+        let (probe, target) = match spec.kind {
+            CheckKind::Http => {
+                let h = cx.http()?;
+                let t = h.url.to_string();
+                (ProbeSpec::Http(h), t)
+            }
+            CheckKind::Page => {
+                let h = cx.http()?;
+                let t = h.url.to_string();
+                (ProbeSpec::Page(h), t)
+            }
+            CheckKind::Dns => {
+                let d = cx.dns()?;
+                let t = format!("{} {}", d.query, d.record_type.as_str());
+                (ProbeSpec::Dns(d), t)
+            }
+            CheckKind::Tls => {
+                let t = cx.tls()?;
+                let target = if t.host.contains(':') {
+                    format!("[{}]:{}", t.host, t.port)
+                } else {
+                    format!("{}:{}", t.host, t.port)
+                };
+                (ProbeSpec::Tls(t), target)
+            }
+        };
+        cx.locations()?;
+        Ok(Check {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            interval,
+            timeout,
+            target,
+            locations: spec.locations.clone(),
+            probe,
+            spec: spec.clone(),
+        })
+    }
+}
+
+/// One `[[checks]]` entry being validated, and where it is (for messages).
+struct SpecCx<'a> {
+    spec: &'a CheckSpec,
+    file: &'a Path,
+    base: &'a Path,
+    /// `checks[<name>]`, or `checks[<index>]` while the name is unusable.
+    label: String,
+}
+
+/// Which keys each kind takes (besides name, kind, interval, timeout, locations).
+fn keys_of(kind: CheckKind) -> &'static [&'static str] {
+    const NET: [&str; 4] = ["ip_version", "ca_file", "ca_pem", "resolve"];
+    match kind {
+        CheckKind::Http => &[
+            "url",
+            "expect_status",
+            "body_contains",
+            "max_redirects",
+            "max_body_bytes",
+            NET[0],
+            NET[1],
+            NET[2],
+            NET[3],
+        ],
+        CheckKind::Page => &[
+            "url",
+            "expect_status",
+            "body_contains",
+            "max_redirects",
+            "max_body_bytes",
+            "max_connections_per_origin",
+            "max_connections",
+            NET[0],
+            NET[1],
+            NET[2],
+            NET[3],
+        ],
+        CheckKind::Dns => &["query", "record_type", "nameservers", "expect_answers"],
+        CheckKind::Tls => &["host", "port", "warn_days", NET[0], NET[1], NET[2], NET[3]],
+    }
+}
+
+impl<'a> SpecCx<'a> {
+    fn new(spec: &'a CheckSpec, i: usize, file: &'a Path, base: &'a Path) -> Self {
+        let label = if spec.name.is_empty() {
+            format!("checks[{i}]")
+        } else {
+            format!("checks[{}]", spec.name)
+        };
+        Self {
+            spec,
+            file,
+            base,
+            label,
+        }
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.label)
+    }
+
+    /// A bad value at key `k` of this check.
+    fn err(&self, k: &str, msg: String) -> ConfigError {
+        ConfigError::new(self.file, self.key(k), msg)
+    }
+
+    /// A required key `k` of this check is not set.
+    fn missing(&self, k: &str, msg: &str) -> ConfigError {
+        ConfigError::missing(self.file, self.key(k), format!("missing: {msg}"))
+    }
+
+    /// `interval` (at least 1s) and `timeout` (more than 0, at most the interval).
+    fn schedule(&self) -> Result<(Duration, Duration), ConfigError> {
+        let spec = self.spec;
         let interval = match &spec.interval {
-            Some(s) => parse_duration(file, &key("interval"), s)?,
+            Some(s) => parse_duration(self.file, &self.key("interval"), s)?,
             None => DEFAULT_INTERVAL,
         };
         if interval < Duration::from_secs(1) {
-            return Err(err("interval", "must be at least 1s".into()));
+            return Err(self.err("interval", "must be at least 1s".into()));
         }
         let timeout = match &spec.timeout {
             Some(s) => {
-                let t = parse_duration(file, &key("timeout"), s)?;
+                let t = parse_duration(self.file, &self.key("timeout"), s)?;
                 if t.is_zero() {
-                    return Err(err("timeout", "must be more than 0s".into()));
+                    return Err(self.err("timeout", "must be more than 0s".into()));
                 }
                 if t > interval {
-                    return Err(err(
+                    return Err(self.err(
                         "timeout",
                         format!(
                             "{s} is longer than the interval ({}); probes would overlap",
@@ -614,14 +835,23 @@ impl Check {
             }
             None => DEFAULT_TIMEOUT.min(interval),
         };
+        Ok((interval, timeout))
+    }
 
-        // Fields that do not apply to the kind are mistakes worth reporting.
-        let applies: &[(&str, bool)] = &[
+    /// Keys that do not apply to the kind are mistakes worth reporting.
+    fn only_keys_of_the_kind(&self) -> Result<(), ConfigError> {
+        let spec = self.spec;
+        let set: [(&str, bool); 18] = [
             ("url", spec.url.is_some()),
             ("expect_status", spec.expect_status.is_some()),
             ("body_contains", spec.body_contains.is_some()),
             ("max_redirects", spec.max_redirects.is_some()),
             ("max_body_bytes", spec.max_body_bytes.is_some()),
+            (
+                "max_connections_per_origin",
+                spec.max_connections_per_origin.is_some(),
+            ),
+            ("max_connections", spec.max_connections.is_some()),
             ("ip_version", spec.ip_version.is_some()),
             ("ca_file", spec.ca_file.is_some()),
             ("ca_pem", spec.ca_pem.is_some()),
@@ -634,246 +864,207 @@ impl Check {
             ("port", spec.port.is_some()),
             ("warn_days", spec.warn_days.is_some()),
         ];
-        let allowed: &[&str] = match spec.kind {
-            CheckKind::Http => &[
+        let allowed = keys_of(spec.kind);
+        match set
+            .iter()
+            .find(|(k, is_set)| *is_set && !allowed.contains(k))
+        {
+            Some((k, _)) => Err(ConfigError::unknown_key(
+                self.file,
+                self.key(k),
+                format!("does not apply to a {} check", spec.kind),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `locations`: omitted, or a non-empty list of valid names.
+    fn locations(&self) -> Result<(), ConfigError> {
+        let Some(locs) = &self.spec.locations else {
+            return Ok(());
+        };
+        if locs.is_empty() {
+            return Err(self.err(
+                "locations",
+                "empty list; omit it to run the check everywhere".into(),
+            ));
+        }
+        if let Some(bad) = locs.iter().find(|l| !valid_name(l)) {
+            return Err(self.err("locations", format!("{bad:?} is not a valid location")));
+        }
+        Ok(())
+    }
+
+    /// What http, tls and page checks share: `resolve`, `ip_version`, and
+    /// the extra roots of `ca_file` (relative to the config's directory) and
+    /// `ca_pem`.
+    fn net(&self) -> Result<NetOptions, ConfigError> {
+        let spec = self.spec;
+        let mut resolve = BTreeMap::new();
+        for (host, addr) in spec.resolve.iter().flatten() {
+            let ip = addr
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .map_err(|_| {
+                    self.err("resolve", format!("{host:?} = {addr:?}: not an IP address"))
+                })?;
+            resolve.insert(host.to_ascii_lowercase(), ip);
+        }
+        let ip_version = match spec.ip_version {
+            None => None,
+            Some(4) => Some(IpVersion::V4),
+            Some(6) => Some(IpVersion::V6),
+            Some(v) => return Err(self.err("ip_version", format!("{v} is neither 4 nor 6"))),
+        };
+        let mut roots = Vec::new();
+        if let Some(path) = &spec.ca_file {
+            let path = self.base.join(path);
+            let pem = std::fs::read(&path)
+                .map_err(|e| self.err("ca_file", format!("cannot read {}: {e}", path.display())))?;
+            roots.extend(
+                parse_pem_certs(&pem)
+                    .map_err(|m| self.err("ca_file", format!("{}: {m}", path.display())))?,
+            );
+        }
+        if let Some(pem) = &spec.ca_pem {
+            roots.extend(parse_pem_certs(pem.as_bytes()).map_err(|m| self.err("ca_pem", m))?);
+        }
+        Ok(NetOptions {
+            resolve,
+            ip_version,
+            extra_roots: Arc::new(roots),
+        })
+    }
+
+    /// An http or page check.
+    fn http(&self) -> Result<HttpSpec, ConfigError> {
+        let spec = self.spec;
+        let raw = spec
+            .url
+            .as_deref()
+            .ok_or_else(|| self.missing("url", &format!("a {} check needs a URL", spec.kind)))?;
+        let url =
+            Url::parse(raw).map_err(|e| self.err("url", format!("invalid URL {raw:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.err(
                 "url",
-                "expect_status",
+                format!("{raw:?}: only http:// and https:// are supported"),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(self.err("url", format!("{raw:?} has no host")));
+        }
+        if let Some(codes) = &spec.expect_status {
+            if codes.is_empty() {
+                return Err(self.err(
+                    "expect_status",
+                    "empty list; omit it to accept any 2xx/3xx".into(),
+                ));
+            }
+            if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                return Err(self.err(
+                    "expect_status",
+                    format!("{bad} is not an HTTP status code (100-599)"),
+                ));
+            }
+        }
+        if spec.body_contains.as_deref() == Some("") {
+            return Err(self.err(
                 "body_contains",
-                "max_redirects",
-                "max_body_bytes",
-                "ip_version",
-                "ca_file",
-                "ca_pem",
-                "resolve",
-            ],
-            CheckKind::Page => &[
-                "url",
-                "expect_status",
-                "max_redirects",
-                "max_body_bytes",
-                "ip_version",
-                "ca_file",
-                "ca_pem",
-                "resolve",
-                "body_contains",
-            ],
-            CheckKind::Dns => &["query", "record_type", "nameservers", "expect_answers"],
-            CheckKind::Tls => &[
-                "host",
-                "port",
+                "empty string; omit it to skip the content check".into(),
+            ));
+        }
+        let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(self.err("max_body_bytes", "must be at least 1".into()));
+        }
+        let conns = |k: &str, v: Option<u32>, default: usize| match v {
+            None => Ok(default),
+            Some(n @ 1..=1024) => Ok(n as usize),
+            Some(n) => Err(self.err(k, format!("{n} must be between 1 and 1024"))),
+        };
+        Ok(HttpSpec {
+            url,
+            expect_status: spec.expect_status.clone(),
+            body_contains: spec.body_contains.clone(),
+            max_redirects: spec.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+            max_body_bytes,
+            max_connections_per_origin: conns(
+                "max_connections_per_origin",
+                spec.max_connections_per_origin,
+                DEFAULT_PAGE_CONNECTIONS_PER_ORIGIN,
+            )?,
+            max_connections: conns(
+                "max_connections",
+                spec.max_connections,
+                DEFAULT_PAGE_CONNECTIONS,
+            )?,
+            net: self.net()?,
+        })
+    }
+
+    /// A dns check.
+    fn dns(&self) -> Result<DnsSpec, ConfigError> {
+        let spec = self.spec;
+        let query = spec
+            .query
+            .clone()
+            .ok_or_else(|| self.missing("query", "the name to look up"))?;
+        if query.is_empty() || query.len() > 253 {
+            return Err(self.err("query", format!("{query:?} is not a valid domain name")));
+        }
+        let rt = spec.record_type.as_deref().unwrap_or("A");
+        let record_type = RecordType::parse(rt).ok_or_else(|| {
+            self.err(
+                "record_type",
+                format!("{rt:?} is not one of A AAAA CNAME MX TXT NS SOA CAA"),
+            )
+        })?;
+        let mut nameservers = Vec::new();
+        for ns in spec.nameservers.iter().flatten() {
+            nameservers.push(parse_nameserver(ns).ok_or_else(|| {
+                self.err("nameservers", format!("{ns:?} is not ip or ip:port (e.g. \"192.0.2.53\", \"127.0.0.1:5353\", \"[::1]:53\")"))
+            })?);
+        }
+        let expect_answers = spec
+            .expect_answers
+            .as_ref()
+            .map(|v| v.iter().map(|a| normalize_answer(a)).collect());
+        Ok(DnsSpec {
+            query,
+            record_type,
+            nameservers,
+            expect_answers,
+        })
+    }
+
+    /// A tls check.
+    fn tls(&self) -> Result<TlsSpec, ConfigError> {
+        let spec = self.spec;
+        let host = spec
+            .host
+            .clone()
+            .ok_or_else(|| self.missing("host", "the host whose certificate to check"))?;
+        if host.is_empty() {
+            return Err(self.err("host", "empty host".into()));
+        }
+        let port = spec.port.unwrap_or(443);
+        if port == 0 {
+            return Err(self.err("port", "0 is not a port".into()));
+        }
+        let warn_days = spec.warn_days.unwrap_or(14.0);
+        if !warn_days.is_finite() || warn_days < 0.0 {
+            return Err(self.err(
                 "warn_days",
-                "ip_version",
-                "ca_file",
-                "ca_pem",
-                "resolve",
-            ],
-        };
-        for (name, set) in applies {
-            if *set && !allowed.contains(name) {
-                return Err(err(
-                    name,
-                    format!("does not apply to a {} check", spec.kind),
-                ));
-            }
+                format!("{warn_days} must be a number of days >= 0"),
+            ));
         }
-
-        let net = || -> Result<NetOptions, ConfigError> {
-            let mut resolve = BTreeMap::new();
-            for (host, addr) in spec.resolve.iter().flatten() {
-                let ip = addr
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .map_err(|_| {
-                        err("resolve", format!("{host:?} = {addr:?}: not an IP address"))
-                    })?;
-                resolve.insert(host.to_ascii_lowercase(), ip);
-            }
-            let ip_version = match spec.ip_version {
-                None => None,
-                Some(4) => Some(IpVersion::V4),
-                Some(6) => Some(IpVersion::V6),
-                Some(v) => return Err(err("ip_version", format!("{v} is neither 4 nor 6"))),
-            };
-            let mut roots = Vec::new();
-            if let Some(path) = &spec.ca_file {
-                let path = base.join(path);
-                let pem = std::fs::read(&path)
-                    .map_err(|e| err("ca_file", format!("cannot read {}: {e}", path.display())))?;
-                roots.extend(
-                    parse_pem_certs(&pem)
-                        .map_err(|m| err("ca_file", format!("{}: {m}", path.display())))?,
-                );
-            }
-            if let Some(pem) = &spec.ca_pem {
-                roots.extend(parse_pem_certs(pem.as_bytes()).map_err(|m| err("ca_pem", m))?);
-            }
-            Ok(NetOptions {
-                resolve,
-                ip_version,
-                extra_roots: Arc::new(roots),
-            })
-        };
-
-        let http = || -> Result<HttpSpec, ConfigError> {
-            let raw = spec
-                .url
-                .as_deref()
-                .ok_or_else(|| err("url", format!("missing: a {} check needs a URL", spec.kind)))?;
-            let url =
-                Url::parse(raw).map_err(|e| err("url", format!("invalid URL {raw:?}: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(err(
-                    "url",
-                    format!("{raw:?}: only http:// and https:// are supported"),
-                ));
-            }
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err(err("url", format!("{raw:?} has no host")));
-            }
-            if let Some(codes) = &spec.expect_status {
-                if codes.is_empty() {
-                    return Err(err(
-                        "expect_status",
-                        "empty list; omit it to accept any 2xx/3xx".into(),
-                    ));
-                }
-                if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
-                    return Err(err(
-                        "expect_status",
-                        format!("{bad} is not an HTTP status code (100-599)"),
-                    ));
-                }
-            }
-            if spec.body_contains.as_deref() == Some("") {
-                return Err(err(
-                    "body_contains",
-                    "empty string; omit it to skip the content check".into(),
-                ));
-            }
-            let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-            if max_body_bytes == 0 {
-                return Err(err("max_body_bytes", "must be at least 1".into()));
-            }
-            Ok(HttpSpec {
-                url,
-                expect_status: spec.expect_status.clone(),
-                body_contains: spec.body_contains.clone(),
-                max_redirects: spec.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
-                max_body_bytes,
-                net: net()?,
-            })
-        };
-
-        let (probe, target) = match spec.kind {
-            CheckKind::Http => {
-                let h = http()?;
-                let t = h.url.to_string();
-                (ProbeSpec::Http(h), t)
-            }
-            CheckKind::Page => {
-                let h = http()?;
-                let t = h.url.to_string();
-                (ProbeSpec::Page(h), t)
-            }
-            CheckKind::Dns => {
-                let query = spec
-                    .query
-                    .clone()
-                    .ok_or_else(|| err("query", "missing: the name to look up".into()))?;
-                if query.is_empty() || query.len() > 253 {
-                    return Err(err(
-                        "query",
-                        format!("{query:?} is not a valid domain name"),
-                    ));
-                }
-                let rt = spec.record_type.as_deref().unwrap_or("A");
-                let record_type = RecordType::parse(rt).ok_or_else(|| {
-                    err(
-                        "record_type",
-                        format!("{rt:?} is not one of A AAAA CNAME MX TXT NS SOA CAA"),
-                    )
-                })?;
-                let mut nameservers = Vec::new();
-                for ns in spec.nameservers.iter().flatten() {
-                    nameservers.push(parse_nameserver(ns).ok_or_else(|| {
-                        err("nameservers", format!("{ns:?} is not ip or ip:port (e.g. \"192.0.2.53\", \"127.0.0.1:5353\", \"[::1]:53\")"))
-                    })?);
-                }
-                let expect_answers = spec
-                    .expect_answers
-                    .as_ref()
-                    .map(|v| v.iter().map(|a| normalize_answer(a)).collect());
-                let target = format!("{query} {}", record_type.as_str());
-                (
-                    ProbeSpec::Dns(DnsSpec {
-                        query,
-                        record_type,
-                        nameservers,
-                        expect_answers,
-                    }),
-                    target,
-                )
-            }
-            CheckKind::Tls => {
-                let host = spec.host.clone().ok_or_else(|| {
-                    err(
-                        "host",
-                        "missing: the host whose certificate to check".into(),
-                    )
-                })?;
-                if host.is_empty() {
-                    return Err(err("host", "empty host".into()));
-                }
-                let port = spec.port.unwrap_or(443);
-                if port == 0 {
-                    return Err(err("port", "0 is not a port".into()));
-                }
-                let warn_days = spec.warn_days.unwrap_or(14.0);
-                if !warn_days.is_finite() || warn_days < 0.0 {
-                    return Err(err(
-                        "warn_days",
-                        format!("{warn_days} must be a number of days >= 0"),
-                    ));
-                }
-                let target = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                (
-                    ProbeSpec::Tls(TlsSpec {
-                        host,
-                        port,
-                        warn_days,
-                        net: net()?,
-                    }),
-                    target,
-                )
-            }
-        };
-
-        if let Some(locs) = &spec.locations {
-            if locs.is_empty() {
-                return Err(err(
-                    "locations",
-                    "empty list; omit it to run the check everywhere".into(),
-                ));
-            }
-            if let Some(bad) = locs.iter().find(|l| !valid_name(l)) {
-                return Err(err("locations", format!("{bad:?} is not a valid location")));
-            }
-        }
-
-        Ok(Check {
-            name: spec.name.clone(),
-            kind: spec.kind,
-            interval,
-            timeout,
-            target,
-            locations: spec.locations.clone(),
-            probe,
-            spec: spec.clone(),
+        Ok(TlsSpec {
+            host,
+            port,
+            warn_days,
+            net: self.net()?,
         })
     }
 }
@@ -961,6 +1152,57 @@ mod tests {
         );
         s.timeout = Some("soon".into());
         assert_eq!(check(&s).unwrap_err().key, "checks[c].timeout");
+    }
+
+    #[test]
+    fn errors_carry_a_kind() {
+        let mut s = spec(CheckKind::Http);
+        assert_eq!(check(&s).unwrap_err().kind(), ConfigErrorKind::MissingKey);
+        s.url = Some("ftp://x/".into());
+        assert_eq!(check(&s).unwrap_err().kind(), ConfigErrorKind::BadValue);
+        s.url = Some("http://x/".into());
+        s.warn_days = Some(3.0);
+        let e = check(&s).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.key.as_str()),
+            (ConfigErrorKind::UnknownKey, "checks[c].warn_days")
+        );
+        s.warn_days = None;
+        s.max_connections = Some(8);
+        assert_eq!(
+            check(&s).unwrap_err().kind(),
+            ConfigErrorKind::UnknownKey,
+            "page only"
+        );
+        s.kind = CheckKind::Page;
+        assert!(check(&s).is_ok());
+        s.max_connections = Some(0);
+        assert_eq!(check(&s).unwrap_err().key, "checks[c].max_connections");
+
+        // From the file: unknown key, missing key, bad value, bad file.
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let p = dir.path().join("a.toml");
+            std::fs::write(&p, text).unwrap();
+            AgentConfig::load(&p).unwrap_err()
+        };
+        let e = load("[agent]\nid = \"a\"\nlocation = \"b\"\nbogus = 1\n");
+        assert_eq!(
+            (e.kind(), e.key.as_str()),
+            (ConfigErrorKind::UnknownKey, "agent.bogus")
+        );
+        assert_eq!(
+            load("[agent]\nid = \"a\"\n").kind(),
+            ConfigErrorKind::MissingKey
+        );
+        let e = load("[agent]\nid = \"a\"\nlocation = \"b\"\nconcurrency = \"x\"\n");
+        assert_eq!(
+            (e.kind(), e.key.as_str()),
+            (ConfigErrorKind::BadValue, "agent.concurrency")
+        );
+        assert_eq!(load("[agent\n").kind(), ConfigErrorKind::BadFile);
+        let e = AgentConfig::load(&dir.path().join("none.toml")).unwrap_err();
+        assert_eq!(e.kind(), ConfigErrorKind::BadFile);
     }
 
     #[test]

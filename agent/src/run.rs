@@ -46,6 +46,12 @@ pub async fn run_with_stats(
 ) -> anyhow::Result<()> {
     config.require_for_run()?;
     crate::app::install_crypto_provider();
+    if let Some((soft, hard)) = crate::app::raise_fd_limit() {
+        tracing::info!(soft, hard, "open-file limit");
+    }
+    // Our own token: a dying task stops this agent, not the caller's other
+    // services (the embedded agent shares the collector's root token).
+    let shutdown = shutdown.child_token();
     let a = &config.agent;
     let spool_dir = a.spool_dir.clone().context("agent.spool_dir is required")?;
     std::fs::create_dir_all(&spool_dir)
@@ -67,6 +73,9 @@ pub async fn run_with_stats(
     let spool = Arc::new(Mutex::new(spool));
 
     let collector = a.collector.clone().context("agent.collector is required")?;
+    if let Some(risk) = a.cleartext_collector_risk() {
+        tracing::warn!("{risk}");
+    }
     let token = a.token.clone().context("agent.token is required")?;
     let identity = a
         .tls_client
@@ -85,7 +94,7 @@ pub async fn run_with_stats(
     let ready = Arc::new(Notify::new());
     let writer_done = CancellationToken::new();
 
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::new();
     if let Some(addr) = a.metrics_listen {
         let listener = crate::selfmetrics::bind(addr).await?;
         tracing::info!(%addr, "agent self-metrics at /metrics");
@@ -96,7 +105,11 @@ pub async fn run_with_stats(
             location: a.location.clone(),
         };
         let shutdown = shutdown.clone();
-        tasks.spawn(crate::selfmetrics::serve(listener, metrics, shutdown));
+        tasks.spawn(
+            "self-metrics",
+            false,
+            crate::selfmetrics::serve(listener, metrics, shutdown),
+        );
     }
     {
         let client = client.clone();
@@ -105,7 +118,7 @@ pub async fn run_with_stats(
         let spool_dir = spool_dir.clone();
         let file = config.file.clone();
         let refresh = a.checks_refresh;
-        tasks.spawn(async move {
+        tasks.spawn("check assignment", false, async move {
             pull_checks(
                 client, checks_url, token, local, checks_tx, spool_dir, file, refresh, shutdown,
             )
@@ -120,7 +133,7 @@ pub async fn run_with_stats(
         let shutdown = shutdown.clone();
         let stats = stats.clone();
         let concurrency = a.concurrency;
-        tasks.spawn(async move {
+        tasks.spawn("scheduler", true, async move {
             schedule::run(
                 checks_rx,
                 Prober::new(),
@@ -140,9 +153,10 @@ pub async fn run_with_stats(
         let batch_max = a.batch_max;
         let fsync = a.spool_fsync;
         let writer_done = writer_done.clone();
-        tasks.spawn(async move {
+        tasks.spawn("spool writer", true, async move {
+            // Also on a panic: the shipper's final flush must not wait for it.
+            let _done = writer_done.drop_guard();
             ship::write_results(results_rx, spool, batch_max, ready, stats, fsync).await;
-            writer_done.cancel();
         });
     }
     {
@@ -157,7 +171,7 @@ pub async fn run_with_stats(
         let spool = spool.clone();
         let shutdown = shutdown.clone();
         let ship_stats = stats.ship.clone();
-        tasks.spawn(async move {
+        tasks.spawn("shipper", true, async move {
             ship::ship(
                 cfg,
                 spool,
@@ -170,11 +184,7 @@ pub async fn run_with_stats(
             .await;
         });
     }
-    while let Some(res) = tasks.join_next().await {
-        if let Err(e) = res {
-            tracing::error!("agent task failed: {e}");
-        }
-    }
+    let failed = tasks.supervise(&shutdown).await;
     let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
     s.sync().context("final spool fsync")?;
     tracing::info!(
@@ -182,7 +192,77 @@ pub async fn run_with_stats(
         unacked = s.unacked(),
         "agent stopped"
     );
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The agent's tasks, each known by name. A task that panics, or an
+/// essential one (scheduler, spool writer, shipper) that ends before
+/// shutdown, stops the agent with an error (exit status 1) instead of
+/// leaving it probing into the void.
+struct Tasks {
+    set: tokio::task::JoinSet<()>,
+    /// Task id → (name, essential).
+    names: std::collections::HashMap<tokio::task::Id, (&'static str, bool)>,
+}
+
+impl Tasks {
+    fn new() -> Self {
+        Self {
+            set: tokio::task::JoinSet::new(),
+            names: std::collections::HashMap::new(),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        essential: bool,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(fut);
+        self.names.insert(handle.id(), (name, essential));
+    }
+
+    /// Waits for every task; on the first failure cancels `shutdown` so the
+    /// others drain as on a signal, and returns that failure.
+    async fn supervise(mut self, shutdown: &CancellationToken) -> Option<anyhow::Error> {
+        let mut failure: Option<anyhow::Error> = None;
+        while let Some(res) = self.set.join_next_with_id().await {
+            let (id, problem) = match res {
+                Ok((id, ())) => (id, None),
+                Err(e) => {
+                    let id = e.id();
+                    let why = if e.is_panic() {
+                        let p = e.into_panic();
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        format!("panicked: {msg}")
+                    } else {
+                        "was cancelled".to_string()
+                    };
+                    (id, Some(why))
+                }
+            };
+            let (name, essential) = self.names.get(&id).copied().unwrap_or(("agent", true));
+            let problem = problem.or_else(|| {
+                (essential && !shutdown.is_cancelled()).then(|| "stopped unexpectedly".to_string())
+            });
+            if let Some(why) = problem {
+                tracing::error!("the {name} task {why}; stopping the agent");
+                if failure.is_none() {
+                    failure = Some(anyhow::anyhow!("the {name} task {why}"));
+                }
+                shutdown.cancel();
+            }
+        }
+        failure
+    }
 }
 
 /// `collector` joined with an API path, keeping any path prefix.
@@ -413,4 +493,43 @@ async fn fetch_assignment(
         .await
         .context("reading the check assignment")?
         .to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dying_essential_task_stops_the_agent_with_an_error() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::new();
+        let s = shutdown.clone();
+        tasks.spawn("scheduler", true, async move { s.cancelled().await });
+        tasks.spawn("spool writer", true, async { panic!("disk on fire") });
+        let e = tasks.supervise(&shutdown).await.expect("a failure");
+        assert!(shutdown.is_cancelled(), "the others are told to stop");
+        let e = e.to_string();
+        assert!(
+            e.contains("spool writer") && e.contains("disk on fire"),
+            "{e}"
+        );
+
+        // An essential task that just returns before shutdown is a failure too.
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::new();
+        tasks.spawn("shipper", true, async {});
+        let e = tasks.supervise(&shutdown).await.expect("a failure");
+        assert!(
+            e.to_string().contains("shipper task stopped unexpectedly"),
+            "{e}"
+        );
+
+        // A clean shutdown is no failure.
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::new();
+        let s = shutdown.clone();
+        tasks.spawn("shipper", true, async move { s.cancelled().await });
+        shutdown.cancel();
+        assert!(tasks.supervise(&shutdown).await.is_none());
+    }
 }

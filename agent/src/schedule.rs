@@ -172,17 +172,24 @@ pub async fn run(
                 continue;
             }
             let checks = current.clone();
-            let busy = flag.clone();
             let prober = prober.clone();
             let permits = permits.clone();
             let out = out.clone();
             let identity = identity.clone();
             let stats = stats.clone();
             stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            // Frees the check however the task ends (done, panicked, aborted):
+            // a busy flag left set would stop the check for good (no data,
+            // which favours the vendor).
+            let running = Running {
+                busy: flag.clone(),
+                stats: stats.clone(),
+            };
             tasks.spawn(async move {
                 let result = match permits.acquire_owned().await {
                     Ok(_permit) => {
                         stats.started.fetch_add(1, Ordering::Relaxed);
+                        // A panic inside the probe comes back as agent_error.
                         let mut r = prober.probe(&checks[idx]).await;
                         r.agent = identity.agent;
                         r.location = identity.location;
@@ -190,8 +197,7 @@ pub async fn run(
                     }
                     Err(_) => None,
                 };
-                busy.store(false, Ordering::Release);
-                stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(running);
                 if let Some(r) = result {
                     stats.finished.fetch_add(1, Ordering::Relaxed);
                     // The spool writer drains this quickly (local disk); a full
@@ -210,6 +216,19 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("probes still running at shutdown were abandoned");
+    }
+}
+
+/// A probe task's hold on its check: released on drop.
+struct Running {
+    busy: Arc<AtomicBool>,
+    stats: Arc<ScheduleStats>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.busy.store(false, Ordering::Release);
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -29,12 +29,13 @@ impl SelfMetrics {
     /// The Prometheus text exposition of the agent's state.
     pub fn render(&self) -> String {
         let s = &self.stats;
-        let (unacked, bytes, dropped, last_seq, acked) = {
+        let (unacked, bytes, dropped, corrupt, last_seq, acked) = {
             let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
             (
                 spool.unacked(),
                 spool.bytes(),
                 spool.dropped_total(),
+                spool.dropped_corrupt(),
                 spool.last_seq(),
                 spool.acked(),
             )
@@ -89,12 +90,16 @@ impl SelfMetrics {
             "Bytes the spool occupies on disk.",
             bytes as f64,
         );
-        metric(
-            "slaprobe_agent_spool_dropped_total",
-            "counter",
-            "Unacked results dropped because the spool reached spool_max_bytes.",
-            dropped as f64,
+        let _ = writeln!(
+            out,
+            "# HELP slaprobe_agent_spool_dropped_total Unacked results lost in the spool: reason=\"full\" (spool_max_bytes reached), reason=\"corrupt\" (damaged records skipped on recovery).\n# TYPE slaprobe_agent_spool_dropped_total counter\nslaprobe_agent_spool_dropped_total{{{labels},reason=\"full\"}} {dropped}\nslaprobe_agent_spool_dropped_total{{{labels},reason=\"corrupt\"}} {corrupt}"
         );
+        let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {value}"
+            );
+        };
         metric(
             "slaprobe_agent_spool_append_errors_total",
             "counter",
@@ -130,6 +135,12 @@ impl SelfMetrics {
             "counter",
             "Results the collector refused with 400 on their own, dropped from the spool.",
             ship.results_rejected.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "slaprobe_agent_seq_conflicts_total",
+            "counter",
+            "409 answers: the collector held other results under seqs this agent sent; the seq was moved past the collector's.",
+            ship.seq_conflicts.load(Ordering::Relaxed) as f64,
         );
         metric(
             "slaprobe_agent_ship_errors_total",

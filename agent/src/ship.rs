@@ -9,16 +9,27 @@
 //!   batch is in flight at a time, so an ack of N covers everything sent.
 //!
 //! Failures back off exponentially with full jitter (0.5 s doubling to 30 s);
-//! a `Retry-After` from a 429/503 is honoured; a 413 halves the batch size.
+//! a `Retry-After` from a 429/503 is honoured; every resend of data that was
+//! not acked goes through the backoff (only an ack resets it).
 //! 401/403 (a configuration problem) keep retrying with backoff.
 //!
-//! A 400 means the collector will never take that batch as it is. So that one
-//! bad result neither wedges the stream nor costs its good neighbours, the
-//! batch is bisected (halves sent, first half first, since acks are a seq
-//! prefix) until the offending result goes alone; a single result refused
-//! with 400 is the only thing ever dropped here: acked locally, counted
-//! ([`ShipStats::results_rejected`]) and logged with the collector's message
-//! (once a minute per distinct message). Everything else stays in the spool,
+//! Only the collector's own verdict on a result drops it: a 400 whose JSON
+//! error names `results[i]` with a reason about that result (`malformed`,
+//! `invalid`, `unknown_check`, `too_old`). The results before it are sent on
+//! their own; the bad one, once it goes first, is dropped: acked locally,
+//! counted ([`ShipStats::results_rejected`]) and logged with the collector's
+//! message (once a minute per distinct message), also when a gap (a dropped
+//! or corrupt segment) lies before it. A 413 on a single result drops it the
+//! same way (a larger batch is halved). Anything else is retried with
+//! backoff and logged once a minute: a bare 400 from a proxy or a load
+//! balancer, batch-level reasons, and `clock_skew` (the collector's clock
+//! and ours disagree: both sides say so).
+//!
+//! A 409 means the collector holds *other* bytes under a seq we sent (our
+//! spool state was lost or restored): the agent logs it loudly, moves its
+//! seq past the collector's `max_seq` from the 409 body and re-sends the
+//! affected results under new seqs ([`Spool::move_past`]); nothing is
+//! overwritten and nothing is lost. Everything else stays in the spool,
 //! across restarts, until the collector has it (or the spool's size bound
 //! drops the oldest, which it counts).
 
@@ -46,8 +57,11 @@ pub struct ShipStats {
     pub results_acked: AtomicU64,
     pub errors: AtomicU64,
     pub spool_append_errors: AtomicU64,
-    /// Single results the collector refused with 400, dropped from the spool.
+    /// Single results the collector refused on their own (its 400 verdict
+    /// naming the result, or a 413 on the result alone), dropped from the spool.
     pub results_rejected: AtomicU64,
+    /// 409 answers: the collector held other bytes under a seq we sent.
+    pub seq_conflicts: AtomicU64,
 }
 
 /// Where and how to ship.
@@ -113,27 +127,85 @@ pub async fn write_results(
 enum Sent {
     /// Everything up to this seq is durable at the collector.
     Acked(u64),
-    /// Try again after this long (429/503 Retry-After, or our backoff).
+    /// Try again after this long (429/503 Retry-After), else after our backoff.
     RetryAfter(Option<Duration>),
-    /// The body was too large: send fewer results.
-    TooLarge,
-    /// 400: the collector will never take this batch as it is. `count` results
-    /// from `first_seq` were in it; `message` is the collector's reason.
+    /// 413: the body was too large. `count` results from `first_seq` were in it.
+    TooLarge { first_seq: u64, count: usize },
+    /// 400 carrying the collector's own verdict on `results[index]` of the
+    /// batch (`count` results from `first_seq`): that result will never be
+    /// taken as it is.
     Rejected {
         first_seq: u64,
         count: usize,
+        index: usize,
         message: String,
     },
+    /// 409: the collector holds other bytes under one of our seqs; it holds
+    /// seqs up to `max_seq` for this agent.
+    Conflict { max_seq: u64, message: String },
 }
 
-/// What the shipper does after a 400: bisect, or drop the lone bad result.
-struct Rejects {
-    /// When each distinct collector message was last logged.
+/// The JSON error body of the collector (`{"error": …, "reason": …}`; a
+/// 409 also carries `seq` and `max_seq`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    max_seq: Option<u64>,
+}
+
+/// Reasons a collector gives that are about one result itself (so that
+/// result may be dropped). Everything else (batch-level reasons, the
+/// collector's clock, a proxy's bare 400) is retried.
+const RESULT_REASONS: [&str; 4] = ["malformed", "invalid", "unknown_check", "too_old"];
+
+/// What a 400 answer means for the batch.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict400 {
+    /// The collector's verdict on `results[index]`: drop-worthy.
+    Result { index: usize },
+    /// The collector's clock disagrees with ours by more than it allows.
+    ClockSkew,
+    /// Not a verdict on one result (a proxy, a batch-level reason): retry.
+    Other,
+}
+
+/// Reads a 400 body. Only the collector's JSON error naming `results[i]`
+/// with a reason about the result itself counts as a verdict on it; a body
+/// without `reason` (an older collector) counts when it names `results[i]`
+/// and is not about `started_at` being ahead of its clock.
+fn classify_400(body: &ErrorBody) -> Verdict400 {
+    let skew = body.reason.as_deref() == Some("clock_skew")
+        || body.reason.as_deref() == Some("in_future")
+        || (body.reason.is_none() && body.error.contains("ahead of the collector's clock"));
+    if skew {
+        return Verdict400::ClockSkew;
+    }
+    let index = body
+        .error
+        .strip_prefix("results[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(i, _)| i.parse::<usize>().ok());
+    let Some(index) = index else {
+        return Verdict400::Other;
+    };
+    match body.reason.as_deref() {
+        None => Verdict400::Result { index },
+        Some(r) if RESULT_REASONS.contains(&r) => Verdict400::Result { index },
+        Some(_) => Verdict400::Other,
+    }
+}
+
+/// Logs a line at most once a minute per key (the rest are counted only).
+struct RateLog {
     logged: HashMap<String, Instant>,
 }
 
-impl Rejects {
-    const LOG_EVERY: Duration = Duration::from_secs(60);
+impl RateLog {
+    const EVERY: Duration = Duration::from_secs(60);
 
     fn new() -> Self {
         Self {
@@ -141,57 +213,142 @@ impl Rejects {
         }
     }
 
-    /// Handles a 400 for `count` results from `first_seq` (the oldest unacked
-    /// ones): returns the batch size to try next, having dropped the result
-    /// if it went alone; `None` when the drop could not be recorded (a disk
-    /// error: the caller backs off rather than spin).
-    fn on_rejected(
+    /// True when a line for `key` is due now (and records that it was).
+    fn due(&mut self, key: &str) -> bool {
+        let now = Instant::now();
+        if self.logged.len() > 1000 {
+            self.logged
+                .retain(|_, at| now.duration_since(*at) < Self::EVERY);
+        }
+        let due = self
+            .logged
+            .get(key)
+            .is_none_or(|at| now.duration_since(*at) >= Self::EVERY);
+        if due {
+            self.logged.insert(key.to_string(), now);
+        }
+        due
+    }
+}
+
+/// What the shipper does next after one attempt.
+enum Next {
+    /// Send again right away with this batch size (progress was made).
+    Go(usize),
+    /// Wait (this long, else the backoff), then send with this batch size.
+    Wait(usize, Option<Duration>),
+}
+
+/// Handles everything but an ack: drops a result only on the collector's
+/// own verdict on it (a lone 413 counts as one too), moves past a 409, and
+/// sends every resend of unchanged data through the backoff.
+struct Handler {
+    log: RateLog,
+}
+
+impl Handler {
+    fn new() -> Self {
+        Self {
+            log: RateLog::new(),
+        }
+    }
+
+    fn on(&mut self, sent: Sent, spool: &SharedSpool, stats: &ShipStats, batch_max: usize) -> Next {
+        match sent {
+            Sent::Acked(_) => Next::Go(batch_max),
+            Sent::RetryAfter(after) => Next::Wait(batch_max, after),
+            Sent::TooLarge { first_seq, count } => {
+                if count > 1 {
+                    let half = (count / 2).max(1);
+                    tracing::warn!(
+                        batch_max = half,
+                        "collector said 413; sending smaller batches"
+                    );
+                    return Next::Wait(half, None);
+                }
+                let message = "the collector refuses this result alone as too large (413)";
+                self.drop_one(spool, stats, first_seq, message)
+            }
+            Sent::Rejected {
+                first_seq,
+                count,
+                index,
+                message,
+            } => {
+                if index >= count {
+                    if self.log.due("bad-index") {
+                        tracing::warn!(
+                            index,
+                            count,
+                            "collector's 400 names a result not in the batch; retrying (logged once a minute): {message}"
+                        );
+                    }
+                    return Next::Wait(batch_max, None);
+                }
+                if index > 0 {
+                    // Everything before the bad one passed the collector's
+                    // checks (it stops at the first): send that prefix.
+                    tracing::debug!(
+                        first_seq,
+                        count,
+                        index,
+                        "collector refused a batch for one result; sending the results before it"
+                    );
+                    return Next::Wait(index, None);
+                }
+                self.drop_one(spool, stats, first_seq, &message)
+            }
+            Sent::Conflict { max_seq, message } => {
+                let moved = spool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .move_past(max_seq);
+                match moved {
+                    Ok(n) => {
+                        stats.seq_conflicts.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            collector_max_seq = max_seq,
+                            moved = n,
+                            "collector holds different results under seqs this agent sent again (409: spool state lost or restored from a backup?); seq moved past the collector's, {n} result(s) re-sent under new seqs, nothing overwritten: {message}"
+                        );
+                        Next::Go(batch_max)
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot move the spool past a seq conflict: {e}");
+                        Next::Wait(batch_max, None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the oldest unacked result (seq `first_seq`), counted and logged
+    /// once a minute per message. A gap before it (segments dropped by the
+    /// size bound or cut as corrupt) is no reason to keep it.
+    fn drop_one(
         &mut self,
         spool: &SharedSpool,
         stats: &ShipStats,
         first_seq: u64,
-        count: usize,
         message: &str,
-    ) -> Option<usize> {
-        if count > 1 {
-            // Bisect: the first half goes next; once it is acked the shipper
-            // goes on from there (the size grows back as batches get acked).
-            let half = count / 2;
-            tracing::debug!(
-                first_seq,
-                count,
-                half,
-                "collector refused a batch with 400; bisecting"
-            );
-            return Some(half);
-        }
+    ) -> Next {
         let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the oldest unacked result can be dropped: acks are a prefix.
-        if s.acked() + 1 == first_seq {
-            if let Err(e) = s.ack(first_seq) {
-                tracing::error!("cannot record the drop of seq {first_seq} in the spool: {e}");
-                return None;
-            }
-            drop(s);
-            stats.results_rejected.fetch_add(1, Ordering::Relaxed);
-            let now = Instant::now();
-            if self.logged.len() > 1000 {
-                self.logged
-                    .retain(|_, at| now.duration_since(*at) < Self::LOG_EVERY);
-            }
-            let due = self
-                .logged
-                .get(message)
-                .is_none_or(|at| now.duration_since(*at) >= Self::LOG_EVERY);
-            if due {
-                self.logged.insert(message.to_string(), now);
-                tracing::error!(
-                    seq = first_seq,
-                    "collector refused a result with 400; it is dropped (logged once a minute per message): {message}"
-                );
-            }
+        if first_seq <= s.acked() {
+            return Next::Go(1);
         }
-        Some(1)
+        if let Err(e) = s.ack(first_seq) {
+            tracing::error!("cannot record the drop of seq {first_seq} in the spool: {e}");
+            return Next::Wait(1, None);
+        }
+        drop(s);
+        stats.results_rejected.fetch_add(1, Ordering::Relaxed);
+        if self.log.due(message) {
+            tracing::error!(
+                seq = first_seq,
+                "collector refused a result on its own; it is dropped (logged once a minute per message): {message}"
+            );
+        }
+        Next::Go(1)
     }
 }
 
@@ -207,41 +364,33 @@ pub async fn ship(
     final_flush: Duration,
 ) {
     let mut backoff = Backoff::new();
-    let mut rejects = Rejects::new();
+    let mut handler = Handler::new();
     let mut batch_max = cfg.batch_max;
     let mut tick = tokio::time::interval(cfg.batch_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Drain everything pending, batch by batch.
         loop {
-            match send_next(&cfg, &spool, batch_max, &stats).await {
+            let next = match send_next(&cfg, &spool, batch_max, &stats, &mut handler.log).await {
                 Ok(None) => break,
                 Ok(Some(Sent::Acked(_))) => {
                     backoff.reset();
                     batch_max = (batch_max * 2).min(cfg.batch_max);
+                    continue;
                 }
-                Ok(Some(Sent::TooLarge)) => {
-                    batch_max = (batch_max / 2).max(1);
-                    tracing::warn!(batch_max, "collector said 413; sending smaller batches");
-                }
-                Ok(Some(Sent::Rejected {
-                    first_seq,
-                    count,
-                    message,
-                })) => {
+                Ok(Some(sent)) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
-                    match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
-                        Some(next) => batch_max = next,
-                        None => {
-                            tokio::select! {
-                                _ = shutdown.cancelled() => break,
-                                _ = tokio::time::sleep(backoff.next_delay()) => {}
-                            }
-                        }
-                    }
+                    handler.on(sent, &spool, &stats, batch_max)
                 }
-                Ok(Some(Sent::RetryAfter(after))) | Err(after) => {
+                Err(after) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
+                    Next::Wait(batch_max, after)
+                }
+            };
+            match next {
+                Next::Go(n) => batch_max = n,
+                Next::Wait(n, after) => {
+                    batch_max = n;
                     let wait = after.unwrap_or_else(|| backoff.next_delay());
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
@@ -268,19 +417,15 @@ pub async fn ship(
     let flush = async {
         writer_done.cancelled().await;
         loop {
-            match send_next(&cfg, &spool, batch_max, &stats).await {
+            match send_next(&cfg, &spool, batch_max, &stats, &mut handler.log).await {
                 Ok(None) => break,
                 Ok(Some(Sent::Acked(_))) => {}
-                Ok(Some(Sent::TooLarge)) => batch_max = (batch_max / 2).max(1),
-                Ok(Some(Sent::Rejected {
-                    first_seq,
-                    count,
-                    message,
-                })) => match rejects.on_rejected(&spool, &stats, first_seq, count, &message) {
-                    Some(next) => batch_max = next,
-                    None => break,
+                Ok(Some(sent)) => match handler.on(sent, &spool, &stats, batch_max) {
+                    Next::Go(n) => batch_max = n,
+                    // No waiting at shutdown: what is left stays spooled.
+                    Next::Wait(..) => break,
                 },
-                Ok(Some(Sent::RetryAfter(_))) | Err(_) => break,
+                Err(_) => break,
             }
         }
     };
@@ -297,6 +442,7 @@ async fn send_next(
     spool: &SharedSpool,
     batch_max: usize,
     stats: &ShipStats,
+    log: &mut RateLog,
 ) -> Result<Option<Sent>, Option<Duration>> {
     let (records, acked_before) = {
         let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,7 +459,9 @@ async fn send_next(
         return Ok(None);
     };
     let first_seq = records[0].0;
+    let count = records.len();
     let body = encode_batch(&cfg.agent, records.iter().map(|(_, raw)| raw.as_slice()));
+    drop(records);
     let compressed = match zstd::bulk::compress(&body, 3) {
         Ok(c) => c,
         Err(e) => {
@@ -321,13 +469,15 @@ async fn send_next(
             return Err(None);
         }
     };
-    let sent = post(cfg, compressed).await;
+    let sent = post(cfg, compressed, log).await;
     match sent {
-        Ok(Sent::Rejected { message, .. }) => Ok(Some(Sent::Rejected {
+        Ok(Sent::Rejected { index, message, .. }) => Ok(Some(Sent::Rejected {
             first_seq,
-            count: records.len(),
+            count,
+            index,
             message,
         })),
+        Ok(Sent::TooLarge { .. }) => Ok(Some(Sent::TooLarge { first_seq, count })),
         Ok(Sent::Acked(n)) => {
             let n = n.min(last_seq);
             if n > acked_before {
@@ -367,8 +517,31 @@ pub fn encode_batch<'a>(agent: &str, raws: impl Iterator<Item = &'a [u8]>) -> Ve
     body.extend_from_slice(b"]}");
     body
 }
+/// At most this much of an error body is read (a proxy may send megabytes).
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
-async fn post(cfg: &ShipConfig, body: Vec<u8>) -> Result<Sent, Option<Duration>> {
+/// The first [`MAX_ERROR_BODY`] bytes of a response body, as text.
+async fn error_text(mut resp: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(500).collect()
+}
+
+async fn post(
+    cfg: &ShipConfig,
+    body: Vec<u8>,
+    log: &mut RateLog,
+) -> Result<Sent, Option<Duration>> {
     let resp = cfg
         .client
         .post(cfg.results_url.clone())
@@ -400,28 +573,71 @@ async fn post(cfg: &ShipConfig, body: Vec<u8>) -> Result<Sent, Option<Duration>>
                 Err(None)
             }
         },
-        StatusCode::PAYLOAD_TOO_LARGE => Ok(Sent::TooLarge),
+        StatusCode::PAYLOAD_TOO_LARGE => Ok(Sent::TooLarge {
+            first_seq: 0,
+            count: 0,
+        }),
         StatusCode::BAD_REQUEST => {
-            let text = resp.text().await.unwrap_or_default();
-            // The collector answers {"error": "…"}; keep the message only.
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or(text);
-            let message: String = message.chars().take(500).collect();
-            Ok(Sent::Rejected {
-                first_seq: 0,
-                count: 0,
-                message,
-            })
+            let text = error_text(resp).await;
+            let parsed = serde_json::from_str::<ErrorBody>(&text).ok();
+            let verdict = parsed.as_ref().map_or(Verdict400::Other, classify_400);
+            match verdict {
+                Verdict400::Result { index } => Ok(Sent::Rejected {
+                    first_seq: 0,
+                    count: 0,
+                    index,
+                    message: clip(&parsed.unwrap_or_default().error),
+                }),
+                Verdict400::ClockSkew => {
+                    if log.due("clock_skew") {
+                        tracing::error!(
+                            "the collector's clock and this agent's disagree: it refuses our results as being from its future; check NTP on both machines (results stay spooled and are retried; logged once a minute): {}",
+                            clip(&parsed.unwrap_or_default().error)
+                        );
+                    }
+                    Err(retry_after)
+                }
+                Verdict400::Other => {
+                    if log.due("bare_400") {
+                        tracing::error!(
+                            "400 that is not the collector's verdict on a result (a proxy or load balancer in the way?); the batch stays spooled and is retried (logged once a minute): {}",
+                            clip(&text)
+                        );
+                    }
+                    Err(retry_after)
+                }
+            }
+        }
+        StatusCode::CONFLICT => {
+            let text = error_text(resp).await;
+            match serde_json::from_str::<ErrorBody>(&text) {
+                // The collector refuses seqs past i64::MAX; a larger mark
+                // cannot be real and must not push our seq to overflow.
+                Ok(ErrorBody {
+                    max_seq: Some(max_seq),
+                    error,
+                    ..
+                }) if max_seq <= i64::MAX as u64 => Ok(Sent::Conflict {
+                    max_seq,
+                    message: clip(&error),
+                }),
+                _ => {
+                    if log.due("bare_409") {
+                        tracing::error!(
+                            "409 without the collector's max_seq; retrying (logged once a minute): {}",
+                            clip(&text)
+                        );
+                    }
+                    Err(retry_after)
+                }
+            }
         }
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
             tracing::info!(%status, ?retry_after, "collector asks to slow down");
             Ok(Sent::RetryAfter(retry_after))
         }
         s => {
-            let text = resp.text().await.unwrap_or_default();
-            let text: String = text.chars().take(500).collect();
+            let text = clip(&error_text(resp).await);
             if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
                 tracing::error!(%status, "collector refused this agent's results (check agent.id and token): {text}");
             } else {

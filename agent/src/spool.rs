@@ -23,12 +23,23 @@
 //!   always on disk, so a power loss can never make the spool reuse the seq of
 //!   a result the collector already holds.
 //! - A torn or corrupt record (power loss mid-write, flipped bits) is found on
-//!   open: logged with `tracing::warn!`, the segment truncated to the last good
-//!   record before it; the records before it replay. (Without sync markers the
-//!   records after a corrupt one in the same segment cannot be trusted.)
+//!   open and logged with `tracing::warn!`; the spool resynchronises on the
+//!   next valid frame (checksum, a JSON payload, a plausible seq) and keeps
+//!   every intact record around it: the segment is cut at the damage and each
+//!   later stretch of good records gets a segment file of its own, so seqs stay
+//!   consecutive per segment. Every result lost this way is counted
+//!   ([`Spool::dropped_corrupt`], `slaprobe_agent_spool_dropped_total{reason="corrupt"}`).
+//!   A length field is bounded (1 MiB; a result line is under 16 KiB) before
+//!   anything is allocated for it, also when reading a segment that changed
+//!   under an open spool.
+//! - Acks persist `state` before any segment is unlinked, and `state` never
+//!   goes below what it held: a crash between the two can never make the
+//!   spool reuse a seq. When the last segment goes, an empty
+//!   `seg-<next seq>.log` stays as the seq floor, so an unreadable `state`
+//!   still cannot bring seqs back (a complete `state.tmp` is used first).
 //! - Bounded: when an append would take the spool over `max_bytes`, the oldest
 //!   segments are deleted, their unacked results counted in
-//!   [`Spool::dropped_total`] and logged; an append never fails or waits
+//!   [`Spool::dropped_total`] (`reason="full"`) and logged; an append never fails or waits
 //!   because the spool is full. (A single record larger than `max_bytes` is
 //!   still written.)
 //! - Memory: a few words per segment, never the records; [`Spool::read_from`]
@@ -49,8 +60,11 @@ use slaprobe_wire::ProbeResult;
 
 /// Bytes before a record's payload: len (4), crc (4), seq (8).
 const HEADER: u64 = 16;
-/// A longer length field can only be corruption (results are a few KiB).
-const MAX_RECORD: u32 = 64 * 1024 * 1024;
+/// A longer length field can only be corruption (a result line is under
+/// 16 KiB); checked before anything is allocated for a record.
+const MAX_RECORD: u32 = 1024 * 1024;
+/// How far past the last good seq a resynchronised frame may claim to be.
+const MAX_SEQ_JUMP: u64 = 1 << 24;
 const STATE: &str = "state";
 const STATE_TMP: &str = "state.tmp";
 
@@ -133,7 +147,7 @@ struct Cursor {
     offset: u64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct State {
     acked: u64,
     last_seq: u64,
@@ -154,6 +168,9 @@ pub struct Spool {
     active: Option<File>,
     last_seq: u64,
     acked: u64,
+    /// The marks as last made durable in `state`: segments are deleted only
+    /// up to `persisted.acked`, and `state` never goes below it.
+    persisted: State,
     /// Every seq up to here is fsynced.
     synced: u64,
     /// Bytes written since the last fsync of the active segment.
@@ -163,6 +180,9 @@ pub struct Spool {
     last_sync: Instant,
     bytes: u64,
     dropped: u64,
+    dropped_corrupt: u64,
+    /// Segments whose damage found by `read_from` was already counted.
+    corrupt_seen: std::collections::HashSet<u64>,
     cursor: Option<Cursor>,
 }
 
@@ -189,6 +209,8 @@ impl Spool {
         }
         let state = read_state(dir);
         let _ = fs::remove_file(dir.join(STATE_TMP));
+        let state_lost = state.is_none();
+        let state = state.unwrap_or_default();
 
         let mut names = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
@@ -207,26 +229,63 @@ impl Spool {
 
         let mut segments = BTreeMap::new();
         let mut prev_last = 0u64;
+        // The highest seq a segment's name proves was assigned (or is next):
+        // an empty last segment is the floor trim leaves behind.
+        let mut named_floor = 0u64;
+        let last_name = names.last().map(|(f, _)| *f);
+        let mut dropped_corrupt = 0u64;
         for (named_first, path) in names {
-            let Some(seg) = recover_segment(&path, named_first)? else {
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
-                continue;
-            };
-            if seg.first <= prev_last {
-                // Overlaps the segment before it: cannot be ours in order.
-                // Kept aside for a human rather than deleted.
-                let aside = path.with_extension("corrupt");
-                tracing::warn!(path = %path.display(), "spool segment overlaps the previous one (seq {} <= {prev_last}); moved aside", seg.first);
-                fs::rename(&path, &aside).map_err(io_err("rename", &path))?;
+            let (recovered, lost) = recover_segment(&path, named_first)?;
+            dropped_corrupt += lost;
+            if recovered.is_empty() {
+                named_floor = named_floor.max(named_first.saturating_sub(1));
+                if Some(named_first) == last_name && named_first > prev_last {
+                    // Kept: it is reused for the next append and keeps the floor.
+                    segments.insert(
+                        named_first,
+                        Segment {
+                            path,
+                            first: named_first,
+                            count: 0,
+                            bytes: 0,
+                        },
+                    );
+                    prev_last = named_first - 1;
+                } else if path.exists() {
+                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                }
                 continue;
             }
-            prev_last = seg.last();
-            segments.insert(seg.first, seg);
+            for seg in recovered {
+                if seg.first <= prev_last {
+                    // Overlaps the segment before it: cannot be ours in order.
+                    // Kept aside for a human rather than deleted.
+                    let aside = seg.path.with_extension("corrupt");
+                    tracing::warn!(path = %seg.path.display(), "spool segment overlaps the previous one (seq {} <= {prev_last}); moved aside", seg.first);
+                    fs::rename(&seg.path, &aside).map_err(io_err("rename", &seg.path))?;
+                    continue;
+                }
+                prev_last = seg.last();
+                segments.insert(seg.first, seg);
+            }
+        }
+        if dropped_corrupt > 0 {
+            tracing::warn!(
+                dropped_corrupt,
+                "spool: results lost to corrupt records (counted in slaprobe_agent_spool_dropped_total{{reason=\"corrupt\"}})"
+            );
         }
 
         let max_on_disk = segments.values().next_back().map_or(0, Segment::last);
         let acked = state.acked;
-        let last_seq = max_on_disk.max(state.last_seq).max(acked);
+        let last_seq = max_on_disk.max(named_floor).max(state.last_seq).max(acked);
+        if state_lost {
+            tracing::warn!(
+                dir = %dir.display(),
+                last_seq,
+                "spool state lost: seq continues after the highest seq the segments show; every record on disk replays (the collector stores a seq once)"
+            );
+        }
         let bytes = segments.values().map(|s| s.bytes).sum();
         let mut spool = Spool {
             _lock: lock,
@@ -236,12 +295,15 @@ impl Spool {
             active: None,
             last_seq,
             acked,
+            persisted: state,
             synced: last_seq,
             dirty: false,
             dir_dirty: false,
             last_sync: Instant::now(),
             bytes,
             dropped: 0,
+            dropped_corrupt,
+            corrupt_seen: std::collections::HashSet::new(),
             cursor: None,
         };
         // Segments wholly acked (a delete that failed or was lost in a crash).
@@ -347,6 +409,14 @@ impl Spool {
                 let mut h = [0u8; HEADER as usize];
                 r.read_exact(&mut h).map_err(io_err("read", &path))?;
                 let (len, sum, seq) = parse_header(&h);
+                if len > MAX_RECORD || offset + HEADER + u64::from(len) > seg_bytes {
+                    // Checked on open, so the disk changed under us; never
+                    // allocate what a damaged length field claims.
+                    let before = out.last().map_or(skip_upto, |(s, _)| *s);
+                    self.count_runtime_loss(first, before);
+                    tracing::warn!(path = %path.display(), offset, "spool record has an impossible length; skipping the rest of the segment");
+                    break;
+                }
                 if seq <= skip_upto {
                     r.seek_relative(i64::from(len))
                         .map_err(io_err("seek in", &path))?;
@@ -358,6 +428,8 @@ impl Spool {
                 if crc(len, seq, &payload) != sum {
                     // Checked on open, so the disk changed under us: skip the
                     // rest of this segment rather than hand out garbage.
+                    let before = out.last().map_or(skip_upto, |(s, _)| *s);
+                    self.count_runtime_loss(first, before);
                     tracing::warn!(path = %path.display(), offset, seq, "spool record fails its checksum; skipping the rest of the segment");
                     break;
                 }
@@ -388,14 +460,73 @@ impl Spool {
 
     /// Records that the collector holds every seq up to `upto`: deletes the
     /// segments wholly at or below it and persists the mark.
+    ///
+    /// Order matters: the mark is persisted **before** any segment is
+    /// unlinked. Deleting first and crashing before the state was renamed
+    /// into place would restart the spool with an old `last_seq` and reuse
+    /// seqs the collector already holds (it would ack them as duplicates: an
+    /// invisible loss). If persisting fails, nothing is deleted.
     pub fn ack(&mut self, upto: u64) -> Result<(), SpoolError> {
         let upto = upto.min(self.last_seq);
         if upto <= self.acked {
             return Ok(());
         }
         self.acked = upto;
-        self.trim()?;
-        self.write_state()
+        self.write_state()?;
+        self.trim()
+    }
+
+    /// After the collector answered 409 (it holds other bytes under one of
+    /// our seqs, up to `collector_max_seq`): moves `last_seq` past
+    /// `collector_max_seq` and re-appends every unacked record at or below it
+    /// under a new seq, then acks up to it, so the stream goes on and nothing
+    /// the collector holds is overwritten. A record that cannot be parsed
+    /// back is dropped and counted (reason `corrupt`). Returns how many
+    /// records were re-appended.
+    ///
+    /// Crash-safe in the sense that matters: the copies are appended and
+    /// fsynced before the originals are acked, so a crash in between can
+    /// duplicate a result under two seqs but never lose one.
+    pub fn move_past(&mut self, collector_max_seq: u64) -> Result<u64, SpoolError> {
+        let upto = collector_max_seq.min(self.last_seq);
+        if collector_max_seq > self.last_seq {
+            self.last_seq = collector_max_seq;
+            self.synced = self.synced.max(self.last_seq);
+        }
+        let mut moved = 0u64;
+        let mut after = self.acked;
+        while after < upto {
+            let records = self.read_from(after, 500)?;
+            let mut any = false;
+            for (seq, raw) in records {
+                if seq > upto {
+                    break;
+                }
+                any = true;
+                after = seq;
+                match serde_json::from_slice::<ProbeResult>(&raw) {
+                    Ok(mut r) => {
+                        self.append(&mut r)?;
+                        moved += 1;
+                    }
+                    Err(e) => {
+                        self.dropped_corrupt += 1;
+                        tracing::error!(
+                            seq,
+                            "spooled result cannot be re-read to move it past a seq conflict; dropped: {e}"
+                        );
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        self.sync()?;
+        self.write_state()?;
+        // Every seq up to the collector's mark is taken there.
+        self.ack(collector_max_seq)?;
+        Ok(moved)
     }
 
     /// Everything up to this seq is held by the collector.
@@ -425,6 +556,12 @@ impl Spool {
     /// Unacked results deleted to stay under `max_bytes`, since open.
     pub fn dropped_total(&self) -> u64 {
         self.dropped
+    }
+
+    /// Results lost to corruption (records that fail their checksum, skipped
+    /// up to the next valid frame), since open.
+    pub fn dropped_corrupt(&self) -> u64 {
+        self.dropped_corrupt
     }
 
     /// Fsyncs what was appended (and a new segment's directory entry).
@@ -476,16 +613,14 @@ impl Spool {
             self.sync()?;
         }
         self.active = None;
-        // An empty last segment (every record acked, or just created) is replaced.
+        // An empty last segment (every record acked, or just created) is
+        // replaced, after the new one exists: one of them always names the floor.
         let empty_last = self
             .segments
             .values()
             .next_back()
-            .filter(|s| s.count == 0)
+            .filter(|s| s.count == 0 && s.first != seq)
             .map(|s| (s.first, s.path.clone()));
-        if let Some((first, path)) = empty_last {
-            self.remove_segment(first, &path);
-        }
         let path = self.dir.join(format!("seg-{seq:020}.log"));
         // Append mode: after a failed write is cut off (`set_len`), the next
         // write still lands at the end, not after a hole.
@@ -495,6 +630,10 @@ impl Spool {
             .open(&path)
             .map_err(io_err("create", &path))?;
         file.set_len(0).map_err(io_err("truncate", &path))?;
+        if let Some((first, old)) = empty_last {
+            sync_dir(&self.dir)?;
+            self.remove_segment(first, &old);
+        }
         self.segments.insert(
             seq,
             Segment {
@@ -551,14 +690,28 @@ impl Spool {
         Ok(())
     }
 
-    /// Deletes the segments wholly acked (an empty last one stays, reused).
+    /// Deletes the segments wholly acked **as persisted in `state`** (an
+    /// empty last one stays, reused). When the last segment goes, an empty
+    /// `seg-<last_seq + 1>.log` is created (and its directory entry fsynced)
+    /// first: its name keeps the seq floor on disk even if `state` is later
+    /// lost or unreadable.
     fn trim(&mut self) -> Result<(), SpoolError> {
+        let mark = self.persisted.acked.min(self.acked);
         let done: Vec<(u64, PathBuf)> = self
             .segments
             .values()
-            .filter(|s| s.count > 0 && s.last() <= self.acked)
+            .filter(|s| s.count > 0 && s.last() <= mark)
             .map(|s| (s.first, s.path.clone()))
             .collect();
+        let last_goes = self
+            .segments
+            .keys()
+            .next_back()
+            .is_some_and(|l| done.iter().any(|(f, _)| f == l));
+        if last_goes {
+            self.roll(self.last_seq + 1)?;
+            self.sync()?;
+        }
         for (first, path) in done {
             let is_last = self.segments.keys().next_back() == Some(&first);
             match fs::remove_file(&path) {
@@ -573,6 +726,18 @@ impl Spool {
             self.forget_segment(first);
         }
         Ok(())
+    }
+
+    /// Counts, once per segment, the records of segment `first` after seq
+    /// `good_upto` as lost to corruption found while reading.
+    fn count_runtime_loss(&mut self, first: u64, good_upto: u64) {
+        if !self.corrupt_seen.insert(first) {
+            return;
+        }
+        if let Some(seg) = self.segments.get(&first) {
+            let lost = seg.last().saturating_sub(good_upto.max(first - 1));
+            self.dropped_corrupt += lost;
+        }
     }
 
     /// Deletes a segment file, never failing (the spool must not block on it).
@@ -600,13 +765,15 @@ impl Spool {
     }
 
     /// Replaces `state` atomically: write, fsync, rename, fsync the directory.
+    /// The marks written never go below those persisted before.
     fn write_state(&mut self) -> Result<(), SpoolError> {
         let tmp = self.dir.join(STATE_TMP);
         let path = self.dir.join(STATE);
-        let body = serde_json::to_vec(&State {
-            acked: self.acked,
-            last_seq: self.last_seq,
-        })?;
+        let next = State {
+            acked: self.acked.max(self.persisted.acked),
+            last_seq: self.last_seq.max(self.persisted.last_seq),
+        };
+        let body = serde_json::to_vec(&next)?;
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(&body).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("fsync", &tmp))?;
@@ -614,89 +781,239 @@ impl Spool {
         fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
         sync_dir(&self.dir)?;
         self.dir_dirty = false;
+        self.persisted = next;
         Ok(())
     }
 }
 
-/// The persisted marks; missing or unreadable means none (replay everything
-/// on disk: the collector stores a seq only once).
-fn read_state(dir: &Path) -> State {
+/// The persisted marks. A missing `state` (a new spool) is all zeros;
+/// `None` when it exists but cannot be read, in which case a complete
+/// `state.tmp` (fsynced before the rename that a crash interrupted) is used
+/// if there is one, else the caller derives the marks from the segments.
+fn read_state(dir: &Path) -> Option<State> {
     let path = dir.join(STATE);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(path = %path.display(), "spool state unreadable ({e}); replaying every record on disk");
-            State::default()
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "cannot read spool state ({e}); replaying every record on disk");
-            State::default()
+    let problem = match fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(s) => return Some(s),
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !dir.join(STATE_TMP).exists() {
+                return Some(State::default());
+            }
+            e.to_string()
         }
+        Err(e) => e.to_string(),
+    };
+    let tmp = dir.join(STATE_TMP);
+    if let Some(s) = fs::read(&tmp)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+    {
+        tracing::warn!(path = %path.display(), "spool state unreadable ({problem}); using the complete {STATE_TMP}");
+        return Some(s);
     }
+    tracing::warn!(path = %path.display(), "spool state unreadable ({problem}); deriving the seq from the segments and replaying every record on disk");
+    None
 }
 
-/// Checks every record of a segment and cuts off a bad tail. `None`: no good
-/// record at all.
-fn recover_segment(path: &Path, named_first: u64) -> Result<Option<Segment>, SpoolError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err("open", path))?;
-    let size = file.metadata().map_err(io_err("stat", path))?.len();
-    let mut r = BufReader::with_capacity(256 * 1024, &file);
-    let mut offset = 0u64;
-    let mut first = None;
-    let mut count = 0u64;
-    let mut payload = Vec::new();
-    let problem = loop {
-        if offset == size {
-            break None;
-        }
-        if offset + HEADER > size {
-            break Some("partial record header");
-        }
-        let mut h = [0u8; HEADER as usize];
-        r.read_exact(&mut h).map_err(io_err("read", path))?;
-        let (len, sum, seq) = parse_header(&h);
-        if len > MAX_RECORD || offset + HEADER + u64::from(len) > size {
-            break Some("partial record (length beyond the end of the file)");
-        }
-        payload.resize(len as usize, 0);
-        r.read_exact(&mut payload).map_err(io_err("read", path))?;
-        if crc(len, seq, &payload) != sum {
-            break Some("checksum mismatch");
-        }
-        let expected = first.map_or(seq, |f: u64| f + count);
-        if seq != expected || seq == 0 {
-            break Some("seq out of order");
-        }
-        first.get_or_insert(seq);
-        count += 1;
-        offset += HEADER + u64::from(len);
-    };
-    drop(r);
-    if let Some(why) = problem {
-        tracing::warn!(
-            path = %path.display(),
-            offset,
-            cut_bytes = size - offset,
-            good_records = count,
-            "spool segment has a torn or corrupt record ({why}); truncating to the last good record"
-        );
-        file.set_len(offset).map_err(io_err("truncate", path))?;
-        file.sync_all().map_err(io_err("fsync", path))?;
+/// One stretch of consecutive good records in a segment file.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    start: usize,
+    end: usize,
+    first: u64,
+    count: u64,
+}
+
+/// The frame at `pos` if it is whole and its checksum matches.
+fn frame_at(buf: &[u8], pos: usize) -> Option<(u32, u64)> {
+    let h: &[u8; HEADER as usize] = buf.get(pos..pos + HEADER as usize)?.try_into().ok()?;
+    let (len, sum, seq) = parse_header(h);
+    // The length is bounded before it is trusted for anything.
+    if len > MAX_RECORD || seq == 0 {
+        return None;
     }
-    let Some(first) = first else { return Ok(None) };
-    if first != named_first {
-        tracing::warn!(path = %path.display(), first, "spool segment name does not match its first record");
+    let body = pos + HEADER as usize;
+    let payload = buf.get(body..body + len as usize)?;
+    (crc(len, seq, payload) == sum).then_some((len, seq))
+}
+
+/// Checks every record of a segment. After a torn or corrupt record it
+/// resynchronises on the next valid frame (checksum and a plausible seq)
+/// instead of dropping the rest: the records before the damage stay in the
+/// file (cut there), each later stretch of good records goes to its own
+/// segment file (`seg-<its first seq>.log`, written, fsynced, renamed), so
+/// seqs stay consecutive within every segment. Returns the segments and how
+/// many results were lost (seqs skipped between good stretches, plus a torn
+/// last record).
+fn recover_segment(path: &Path, named_first: u64) -> Result<(Vec<Segment>, u64), SpoolError> {
+    let buf = fs::read(path).map_err(io_err("read", path))?;
+    let size = buf.len();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut problem: Option<&'static str> = None;
+    let mut lost = 0u64;
+    let mut pos = 0usize;
+    let mut cur: Option<Run> = None;
+    while pos < size {
+        let expected = cur.map(|r| r.first + r.count);
+        match frame_at(&buf, pos) {
+            Some((len, seq)) if expected.is_none_or(|e| e == seq) => {
+                let r = cur.get_or_insert(Run {
+                    start: pos,
+                    end: pos,
+                    first: seq,
+                    count: 0,
+                });
+                r.count += 1;
+                pos += HEADER as usize + len as usize;
+                r.end = pos;
+                continue;
+            }
+            _ => {}
+        }
+        // Damage at `pos`: say what it is, then look for the next good frame.
+        let why = if pos + HEADER as usize > size {
+            "partial record header"
+        } else {
+            let h: &[u8; HEADER as usize] = buf[pos..pos + HEADER as usize]
+                .try_into()
+                .unwrap_or(&[0; 16]);
+            let (len, _, _) = parse_header(h);
+            if len > MAX_RECORD || pos + (HEADER as usize) + len as usize > size {
+                "partial record (length beyond the end of the file)"
+            } else if frame_at(&buf, pos).is_some() {
+                "seq out of order"
+            } else {
+                "checksum mismatch"
+            }
+        };
+        problem.get_or_insert(why);
+        let last_good = cur.map_or(named_first.saturating_sub(1), |r| r.first + r.count - 1);
+        if let Some(r) = cur.take() {
+            runs.push(r);
+        }
+        let mut next = None;
+        // A valid frame right here (a seq jump) starts the next stretch itself.
+        let mut p = pos;
+        while p + HEADER as usize <= size {
+            // Cheap filters first: a JSON payload and a plausible seq.
+            if buf.get(p + HEADER as usize) == Some(&b'{')
+                && let Some((_, seq)) = frame_at(&buf, p)
+                && seq > last_good
+                && seq - last_good <= MAX_SEQ_JUMP
+            {
+                next = Some((p, seq));
+                break;
+            }
+            p += 1;
+        }
+        match next {
+            Some((p, seq)) => {
+                lost += seq - last_good - 1;
+                pos = p;
+            }
+            None => {
+                // Nothing good after it: a torn last record (power loss
+                // mid-write) or a damaged tail.
+                lost += 1;
+                pos = size;
+            }
+        }
     }
-    Ok(Some(Segment {
-        path: path.to_path_buf(),
-        first,
-        count,
-        bytes: offset,
-    }))
+    if let Some(r) = cur.take() {
+        runs.push(r);
+    }
+    if runs.is_empty() && problem.is_some() {
+        // Nothing intact: emptied (the caller keeps it as the seq floor or
+        // removes it).
+        tracing::warn!(path = %path.display(), "spool segment holds no intact record; emptied");
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        f.set_len(0).map_err(io_err("truncate", path))?;
+        f.sync_all().map_err(io_err("fsync", path))?;
+        return Ok((Vec::new(), lost));
+    }
+    if problem.is_none() {
+        let segs = runs
+            .first()
+            .map(|r| Segment {
+                path: path.to_path_buf(),
+                first: r.first,
+                count: r.count,
+                bytes: size as u64,
+            })
+            .into_iter()
+            .collect();
+        return Ok((segs, 0));
+    }
+    let why = problem.unwrap_or("damage");
+    let kept: u64 = runs.iter().map(|r| r.count).sum();
+    tracing::warn!(
+        path = %path.display(),
+        good_records = kept,
+        stretches = runs.len(),
+        lost,
+        "spool segment has a torn or corrupt record ({why}); keeping every intact record around it"
+    );
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut segs = Vec::new();
+    let mut keep_original = false;
+    for (i, r) in runs.iter().enumerate() {
+        if i == 0 && r.start == 0 && r.first == named_first {
+            // In place: cut the file after this stretch.
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_err("open", path))?;
+            f.set_len(r.end as u64).map_err(io_err("truncate", path))?;
+            f.sync_all().map_err(io_err("fsync", path))?;
+            keep_original = true;
+            segs.push(Segment {
+                path: path.to_path_buf(),
+                first: r.first,
+                count: r.count,
+                bytes: (r.end - r.start) as u64,
+            });
+            continue;
+        }
+        let target = dir.join(format!("seg-{:020}.log", r.first));
+        if target != path && target.exists() {
+            tracing::warn!(path = %target.display(), "spool: a recovered stretch of records would overwrite another segment; dropped");
+            lost += r.count;
+            continue;
+        }
+        let tmp = dir.join(format!("seg-{:020}.log.tmp", r.first));
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&buf[r.start..r.end])
+            .map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &target).map_err(io_err("rename", &tmp))?;
+        if target == *path {
+            keep_original = true;
+        }
+        segs.push(Segment {
+            path: target,
+            first: r.first,
+            count: r.count,
+            bytes: (r.end - r.start) as u64,
+        });
+    }
+    sync_dir(dir)?;
+    if !keep_original {
+        fs::remove_file(path).map_err(io_err("remove", path))?;
+        sync_dir(dir)?;
+    }
+    if segs
+        .first()
+        .is_some_and(|s| s.first != named_first && s.path == path)
+    {
+        tracing::warn!(path = %path.display(), "spool segment name does not match its first record");
+    }
+    Ok((segs, lost))
 }
 
 fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u64) {

@@ -255,3 +255,48 @@ fn variables_that_are_not_config_keys_do_not_break_the_config() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("idd"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_cleartext_remote_collector_is_warned_about_or_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = |collector: &str, extra: &str| {
+        write(
+            tmp.path(),
+            "a.toml",
+            &format!(
+                "[agent]\nid = \"a\"\nlocation = \"b\"\ncollector = \"{collector}\"\ntoken = \"t\"\n{extra}"
+            ),
+        )
+    };
+    let check = |path: &Path| agent(&["check-config", "--config", path.to_str().unwrap()], &[]);
+
+    let out = check(&cfg("http://192.0.2.10:9464", ""));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("WARNING") && text.contains("unencrypted"),
+        "{text}"
+    );
+
+    let out = check(&cfg("http://192.0.2.10:9464", "require_tls = true\n"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("agent.collector") && err.contains("require_tls"),
+        "{err}"
+    );
+
+    for fine in [
+        "http://127.0.0.1:9464",
+        "http://localhost:9464",
+        "http://[::1]:9464",
+        "https://collector.example:9464",
+    ] {
+        let out = check(&cfg(fine, "require_tls = true\n"));
+        assert_eq!(out.status.code(), Some(0), "{fine}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("WARNING"),
+            "{fine}"
+        );
+    }
+}

@@ -393,3 +393,34 @@ async fn ipv6_loopback() {
     .await;
     assert_class(&r, FailureClass::DnsError);
 }
+
+/// Name resolution does not use tokio's blocking pool (shared by every
+/// check): with that pool wedged, an http probe of a name still resolves.
+/// (With `getaddrinfo` on the pool, this probe timed out as dns_error.)
+#[test]
+fn resolution_does_not_wait_for_the_blocking_pool() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let srv = TestServer::http(Routes::new().route("/", Route::ok("ok"))).await;
+        let c = http(&srv.url_for_host("localhost", "/"), "1s", |s| {
+            s.ip_version = Some(4);
+        });
+        let prober = slaprobe_agent::probe::Prober::new();
+        // The only blocking thread is busy for longer than the probe's timeout.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let hog = tokio::task::spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        });
+        started_rx.recv().unwrap();
+        let r = prober.probe(&c).await;
+        assert_ok(&r);
+        hog.abort();
+    });
+    rt.shutdown_background();
+}

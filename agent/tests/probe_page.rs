@@ -216,3 +216,75 @@ async fn resources_are_capped_at_two_hundred() {
     assert_eq!(srv.stats().requests().len(), 201);
     assert!(srv.stats().max_open() <= 7);
 }
+
+/// A page referencing resources on many origins (one server under 60 names):
+/// at most `max_connections` (default 32) connections at once in all, so one
+/// hostile page cannot take every file descriptor of the agent; and the
+/// per-origin and total caps are configurable.
+#[tokio::test]
+async fn connections_are_capped_per_origin_and_in_all() {
+    // Varied think times, so that the connections do not end in lockstep.
+    let mut routes = Routes::new();
+    for k in 0..9 {
+        routes = routes.route(
+            &format!("/r{k}.png"),
+            Route::ok("x").delay(Duration::from_millis(40 + 17 * k)),
+        );
+    }
+    let srv = TestServer::http(routes).await;
+    let port = srv.addr().port();
+    let hosts: Vec<String> = (0..60).map(|i| format!("h{i}.page.test")).collect();
+    let html: String = hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, h)| {
+            (0..3).map(move |k| format!("<img src=\"http://{h}:{port}/r{}.png\">", (i + k) % 9))
+        })
+        .collect();
+    let srv_doc = TestServer::http(Routes::new().route("/", Route::ok(html))).await;
+    let resolve: std::collections::BTreeMap<String, String> = hosts
+        .iter()
+        .map(|h| (h.clone(), "127.0.0.1".to_string()))
+        .collect();
+    let c = check(CheckKind::Page, "20s", |s| {
+        s.url = Some(srv_doc.url("/"));
+        s.resolve = Some(resolve.clone());
+    });
+    let r = run(&c).await;
+    assert_ok(&r);
+    assert_eq!(r.page.as_ref().unwrap().resources, 180);
+    let max = srv.stats().max_open();
+    println!("60 origins, default caps: at most {max} connections open at once");
+    // The agent closes a connection before opening the next; the server may
+    // count a new one a moment before it reads the old one's EOF, hence
+    // the slack (without the cap: 180 at once).
+    assert!(max <= 36, "{max} connections at once");
+    assert!(max >= 16, "still concurrent: {max}");
+
+    // Configured lower: 2 per origin, 5 in all.
+    let srv2 = TestServer::http(
+        Routes::new().route("/r.png", Route::ok("x").delay(Duration::from_millis(50))),
+    )
+    .await;
+    let port2 = srv2.addr().port();
+    let html: String = (0..40)
+        .map(|k| {
+            format!(
+                "<img src=\"http://h{}.page.test:{port2}/r.png?{k}\">",
+                k % 4
+            )
+        })
+        .collect();
+    let doc2 = TestServer::http(Routes::new().route("/", Route::ok(html))).await;
+    let c = check(CheckKind::Page, "20s", |s| {
+        s.url = Some(doc2.url("/"));
+        s.resolve = Some(resolve.clone());
+        s.max_connections_per_origin = Some(2);
+        s.max_connections = Some(5);
+    });
+    let r = run(&c).await;
+    assert_ok(&r);
+    let max = srv2.stats().max_open();
+    assert!(max <= 6, "{max}");
+    assert!(max >= 3, "{max}");
+}

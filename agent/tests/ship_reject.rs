@@ -32,6 +32,10 @@ struct Fake {
     /// Answer 401 to this many posts, then 403 to `forbid_first` more.
     unauthorized_first: AtomicU32,
     forbid_first: AtomicU32,
+    /// Answer this many posts with a proxy's bare `400 Bad Request` (HTML).
+    bare_400_first: AtomicU32,
+    /// Answer this many posts with the collector's clock-skew 400.
+    skew_first: AtomicU32,
 }
 
 async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
@@ -52,6 +56,21 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
     if fake.forbid_first.load(Ordering::SeqCst) > 0 {
         fake.forbid_first.fetch_sub(1, Ordering::SeqCst);
         return resp(StatusCode::FORBIDDEN, r#"{"error":"not yours"}"#.into());
+    }
+    if fake.bare_400_first.load(Ordering::SeqCst) > 0 {
+        fake.bare_400_first.fetch_sub(1, Ordering::SeqCst);
+        return resp(
+            StatusCode::BAD_REQUEST,
+            "<html><body><h1>400 Bad Request</h1>nginx</body></html>".into(),
+        );
+    }
+    if fake.skew_first.load(Ordering::SeqCst) > 0 {
+        fake.skew_first.fetch_sub(1, Ordering::SeqCst);
+        let msg = "results[0].started_at: 2026-12-01T10:00:00Z is 10m ahead of the collector's clock (at most 5m of skew is allowed)";
+        return resp(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({ "error": msg, "reason": "clock_skew" }).to_string(),
+        );
     }
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let mut json = Vec::new();
@@ -74,10 +93,32 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
         );
         return resp(
             StatusCode::BAD_REQUEST,
-            serde_json::json!({ "error": msg }).to_string(),
+            serde_json::json!({ "error": msg, "reason": "unknown_check" }).to_string(),
+        );
+    }
+    if batch.results.iter().any(|r| r.check.starts_with("huge")) {
+        return resp(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            r#"{"error":"too large"}"#.into(),
         );
     }
     let mut stored = fake.stored.lock().unwrap();
+    // Same seq, other bytes: 409 with the seq and this agent's max_seq.
+    if let Some(r) = batch
+        .results
+        .iter()
+        .find(|r| stored.get(&r.seq).is_some_and(|c| *c != r.check))
+    {
+        let max_seq = stored.keys().next_back().copied().unwrap_or(0);
+        return resp(
+            StatusCode::CONFLICT,
+            serde_json::json!({
+                "error": format!("results: seq {} is already stored with other content", r.seq),
+                "reason": "seq_conflict", "seq": r.seq, "max_seq": max_seq,
+            })
+            .to_string(),
+        );
+    }
     let mut max = 0;
     for r in &batch.results {
         if stored.insert(r.seq, r.check.clone()).is_some() {
@@ -278,4 +319,124 @@ async fn unauthorized_and_forbidden_keep_retrying_and_drop_nothing() {
         4,
         "three refusals, then one batch"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxys_bare_400_and_clock_skew_are_retried_and_drop_nothing() {
+    let fake = Arc::new(Fake::default());
+    fake.bare_400_first.store(3, Ordering::SeqCst);
+    fake.skew_first.store(2, Ordering::SeqCst);
+    let url = fake_collector(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = fill_spool(dir.path(), 40, &[]);
+    let stats = ship_until_drained(url, spool, 64, Duration::from_secs(30)).await;
+    let stored = fake.stored.lock().unwrap().clone();
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>(),
+        "nothing lost to a 400 that is not the collector's verdict on a result"
+    );
+    assert_eq!(stats.results_rejected.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        fake.posts.load(Ordering::SeqCst),
+        6,
+        "five refusals, then one batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_result_after_a_gap_is_dropped_not_resent_forever() {
+    let fake = Arc::new(Fake::default());
+    let url = fake_collector(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let small = SpoolOptions {
+        segment_bytes: 1024,
+        ..SpoolOptions::default()
+    };
+    {
+        let mut spool = Spool::open(dir.path(), small).unwrap();
+        for seq in 1..=20u64 {
+            let name = if seq == 6 {
+                "bad-6".to_string()
+            } else {
+                "good".into()
+            };
+            spool.append(&mut result(&name)).unwrap();
+        }
+        spool.sync().unwrap();
+    }
+    // The first segment is lost (dropped by the size bound, or cut as corrupt).
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segs.sort();
+    std::fs::remove_file(&segs[0]).unwrap();
+    let mut spool = Spool::open(dir.path(), small).unwrap();
+    let first_on_disk = spool.read_from(0, 1).unwrap()[0].0;
+    assert!(first_on_disk > 1 && first_on_disk <= 6, "{first_on_disk}");
+    let spool = Arc::new(Mutex::new(spool));
+    let stats = ship_until_drained(url, spool, 64, Duration::from_secs(15)).await;
+    let stored = fake.stored.lock().unwrap().clone();
+    let expected: Vec<u64> = (first_on_disk..=20).filter(|s| *s != 6).collect();
+    assert_eq!(stored.keys().copied().collect::<Vec<_>>(), expected);
+    assert_eq!(stats.results_rejected.load(Ordering::SeqCst), 1);
+    assert!(fake.posts.load(Ordering::SeqCst) < 10, "no resend loop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_413_result_is_dropped_and_the_rest_delivered() {
+    let fake = Arc::new(Fake::default());
+    let url = fake_collector(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Mutex::new(
+        Spool::open(dir.path(), SpoolOptions::default()).unwrap(),
+    ));
+    for seq in 1..=10u64 {
+        let name = if seq == 4 { "huge-4" } else { "good" };
+        spool.lock().unwrap().append(&mut result(name)).unwrap();
+    }
+    let stats = ship_until_drained(url, spool, 8, Duration::from_secs(20)).await;
+    let stored = fake.stored.lock().unwrap().clone();
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    );
+    assert_eq!(stats.results_rejected.load(Ordering::SeqCst), 1);
+    let posts = fake.posts.load(Ordering::SeqCst);
+    assert!(posts < 15, "{posts} posts: no resend loop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_moves_the_seq_past_the_collector_and_overwrites_nothing() {
+    let fake = Arc::new(Fake::default());
+    // The collector holds seqs 1..=30 from this agent's previous life.
+    {
+        let mut stored = fake.stored.lock().unwrap();
+        for seq in 1..=30 {
+            stored.insert(seq, format!("old-{seq}"));
+        }
+    }
+    let url = fake_collector(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = fill_spool(dir.path(), 12, &[]);
+    let stats = ship_until_drained(url, spool.clone(), 64, Duration::from_secs(15)).await;
+    let stored = fake.stored.lock().unwrap().clone();
+    for seq in 1..=30 {
+        assert_eq!(stored[&seq], format!("old-{seq}"), "seq {seq} overwritten");
+    }
+    let new: Vec<u64> = stored
+        .iter()
+        .filter(|(_, c)| *c == "good")
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(
+        new,
+        (31..=42).collect::<Vec<_>>(),
+        "every result delivered under a new seq"
+    );
+    assert_eq!(stats.seq_conflicts.load(Ordering::SeqCst), 1);
+    assert_eq!(stats.results_rejected.load(Ordering::SeqCst), 0);
+    assert_eq!(spool.lock().unwrap().last_seq(), 42);
 }

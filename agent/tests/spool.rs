@@ -166,6 +166,18 @@ fn reopen_continues_seq_and_replays_unacked() {
     assert_eq!(append(&mut spool, 6), 6);
 }
 
+/// The first seq named by the only segment file, which must be empty.
+fn only_the_floor_marker(dir: &Path) -> u64 {
+    let segs = segment_files(dir);
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!(fs::metadata(&segs[0]).unwrap().len(), 0);
+    let name = segs[0].file_name().unwrap().to_str().unwrap();
+    name.trim_start_matches("seg-")
+        .trim_end_matches(".log")
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn seq_survives_full_trim_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,15 +195,16 @@ fn seq_survives_full_trim_and_reopen() {
         let kept = fs::read(&segs[0]).unwrap();
         spool.ack(20).unwrap();
         assert_eq!((spool.unacked(), spool.bytes()), (0, 0));
-        assert!(
-            segment_files(dir.path()).is_empty(),
-            "every acked segment is deleted"
+        assert_eq!(
+            only_the_floor_marker(dir.path()),
+            21,
+            "every acked segment is deleted; an empty one names the next seq"
         );
         // As if one delete had been lost in a crash: open trims it again.
         fs::write(&segs[0], kept).unwrap();
     }
     let mut spool = Spool::open(dir.path(), small).unwrap();
-    assert!(segment_files(dir.path()).is_empty());
+    assert_eq!(only_the_floor_marker(dir.path()), 21);
     assert_eq!(
         (
             spool.last_seq(),
@@ -271,8 +284,21 @@ fn torn_tail_is_cut_and_the_rest_replays() {
     assert_eq!(spool.unwrap().last_seq(), 10);
 }
 
+/// Flips one byte of `seg` at `at`.
+fn flip(seg: &Path, at: u64) {
+    let mut f = OpenOptions::new().read(true).write(true).open(seg).unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x40]).unwrap();
+}
+
+/// A corrupt record costs only itself: open resynchronises on the next valid
+/// frame, keeps every intact record after it (in a segment of its own, so
+/// seqs stay consecutive per segment) and counts the loss.
 #[test]
-fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
+fn a_corrupt_record_costs_only_itself_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut spool = Spool::open(dir.path(), opts()).unwrap();
@@ -282,45 +308,83 @@ fn flipped_checksum_byte_is_cut_and_seq_respects_the_persisted_mark() {
         spool.sync().unwrap();
     }
     let seg = segment_files(dir.path()).pop().unwrap();
-    let flip = |at: u64| {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&seg)
-            .unwrap();
-        let mut b = [0u8; 1];
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.read_exact(&mut b).unwrap();
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(&[b[0] ^ 0x40]).unwrap();
-    };
     // Record 8's checksum (bytes 4..8 of its header).
-    flip(record_offsets(&seg)[7] + 5);
+    flip(&seg, record_offsets(&seg)[7] + 5);
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     let mut spool = spool.unwrap();
     assert!(logs.contains("checksum mismatch"), "{logs}");
     assert_eq!(
         seqs(&spool.read_from(0, 100).unwrap()),
-        (1..=7).collect::<Vec<_>>()
+        [1, 2, 3, 4, 5, 6, 7, 9, 10],
+        "the records after the damaged one are kept"
     );
+    assert_eq!(spool.dropped_corrupt(), 1);
+    assert_eq!(segment_files(dir.path()).len(), 2, "split at the damage");
     assert_eq!(
-        append(&mut spool, 8),
-        8,
+        append(&mut spool, 11),
+        11,
         "seq continues after the highest good record"
     );
 
-    // With an ack persisted (state says last_seq 8), a corrupt tail below
-    // that mark does not bring seqs back.
+    // A persisted ack, then damage in the middle of record 6's payload.
     spool.ack(2).unwrap();
     drop(spool);
-    flip(record_offsets(&seg)[5] + 20); // record 6's payload
+    flip(&seg, record_offsets(&seg)[5] + 20);
     let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
     let mut spool = spool.unwrap();
     assert!(logs.contains("checksum mismatch"), "{logs}");
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), [3, 4, 5]);
-    assert_eq!(spool.last_seq(), 8);
-    assert_eq!(append(&mut spool, 9), 9);
-    assert_eq!(seqs(&spool.read_from(0, 100).unwrap()), [3, 4, 5, 9]);
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        [3, 4, 5, 7, 9, 10, 11]
+    );
+    assert_eq!(spool.dropped_corrupt(), 1);
+    assert_eq!(spool.last_seq(), 11);
+    assert_eq!(append(&mut spool, 12), 12);
+    drop(spool);
+    // Clean now: a third open finds nothing wrong.
+    let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
+    let mut spool = spool.unwrap();
+    assert!(!logs.contains("corrupt"), "{logs}");
+    assert_eq!(spool.dropped_corrupt(), 0);
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        [3, 4, 5, 7, 9, 10, 11, 12]
+    );
+}
+
+/// A damaged length field is bounded before anything is allocated for it,
+/// on open and when the disk changes under an open spool.
+#[test]
+fn a_huge_length_field_is_never_allocated_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), opts()).unwrap();
+    for i in 1..=10 {
+        append(&mut spool, i);
+    }
+    spool.sync().unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let at = record_offsets(&seg)[4];
+    {
+        let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&0xFFFF_FFF0u32.to_le_bytes()).unwrap();
+    }
+    // Under the open spool: the rest of the segment is skipped and counted.
+    let got = spool.read_from(0, 100).expect("no allocation, no error");
+    assert_eq!(seqs(&got), [1, 2, 3, 4]);
+    assert_eq!(spool.dropped_corrupt(), 6);
+    spool.read_from(0, 100).unwrap();
+    assert_eq!(spool.dropped_corrupt(), 6, "counted once");
+    drop(spool);
+    // On open: resynchronised after the damaged record.
+    let (spool, logs) = logs_of(|| Spool::open(dir.path(), opts()));
+    let mut spool = spool.unwrap();
+    assert!(logs.contains("length beyond"), "{logs}");
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    );
+    assert_eq!(spool.dropped_corrupt(), 1);
 }
 
 #[test]
@@ -586,4 +650,105 @@ fn a_second_open_of_the_same_spool_is_refused_while_the_first_holds_it() {
     );
     drop(first);
     Spool::open(dir.path(), SpoolOptions::default()).expect("free again once the first is closed");
+}
+
+/// A crash after the segments are deleted but before `state` is renamed
+/// into place must not bring seqs back. Simulated by making the state write
+/// fail (a directory where `state.tmp` goes): the ack must then delete
+/// nothing, and a restart must continue after every seq ever handed out.
+#[test]
+fn failed_state_write_deletes_nothing_and_seq_is_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut spool = Spool::open(dir.path(), opts()).unwrap();
+        for i in 1..=20 {
+            append(&mut spool, i);
+        }
+        spool.ack(10).unwrap();
+        for i in 21..=30 {
+            append(&mut spool, i);
+        }
+        spool.sync().unwrap();
+        fs::create_dir(dir.path().join("state.tmp")).unwrap();
+        assert!(spool.ack(30).is_err(), "the state write fails");
+        assert!(
+            !segment_files(dir.path()).is_empty(),
+            "no segment deleted before the mark is persisted"
+        );
+    }
+    // The "crash": the process is gone; the failed temp file is cleared.
+    fs::remove_dir(dir.path().join("state.tmp")).unwrap();
+    let mut spool = Spool::open(dir.path(), opts()).unwrap();
+    assert_eq!(spool.last_seq(), 30);
+    assert_eq!(append(&mut spool, 31), 31, "no seq reused after the crash");
+    // The unacked tail (as far as the disk knows) replays.
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        (11..=31).collect::<Vec<_>>()
+    );
+}
+
+/// With every segment trimmed and `state` then lost (unreadable), the seq
+/// still continues: trim leaves an empty segment named after the next seq.
+#[test]
+fn unreadable_state_after_a_full_trim_does_not_reuse_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = SpoolOptions {
+        segment_bytes: 1024,
+        ..opts()
+    };
+    {
+        let mut spool = Spool::open(dir.path(), small).unwrap();
+        for i in 1..=20 {
+            append(&mut spool, i);
+        }
+        spool.ack(20).unwrap();
+        assert_eq!(spool.bytes(), 0);
+    }
+    fs::write(dir.path().join("state"), b"{\"acked\": 2").unwrap();
+    let (spool, logs) = logs_of(|| Spool::open(dir.path(), small));
+    let mut spool = spool.unwrap();
+    assert!(logs.contains("state unreadable"), "{logs}");
+    assert_eq!(spool.last_seq(), 20);
+    assert_eq!(append(&mut spool, 21), 21);
+    // And the state written from now on never goes below the floor.
+    spool.ack(21).unwrap();
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), small).unwrap();
+    assert_eq!(append(&mut spool, 22), 22);
+}
+
+/// A 409 from the collector (it holds other bytes under our seqs up to its
+/// max_seq): the unacked results at or below that mark are re-appended under
+/// new seqs past it, nothing is lost and no seq at or below it is sent again.
+#[test]
+fn move_past_a_conflict_keeps_every_result_under_a_new_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), opts()).unwrap();
+    for i in 1..=10 {
+        append(&mut spool, i);
+    }
+    spool.ack(3).unwrap();
+    // The collector already holds seqs up to 40 from a previous life.
+    assert_eq!(spool.move_past(40).unwrap(), 7);
+    assert_eq!(spool.acked(), 40);
+    let got = spool.read_from(0, 100).unwrap();
+    assert_eq!(seqs(&got), (41..=47).collect::<Vec<_>>());
+    let checks: Vec<String> = got
+        .iter()
+        .map(|(_, raw)| {
+            let r: ProbeResult = serde_json::from_slice(raw).unwrap();
+            r.check.split('-').nth(1).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(checks, ["4", "5", "6", "7", "8", "9", "10"]);
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), opts()).unwrap();
+    assert_eq!(append(&mut spool, 11), 48);
+    // A max_seq below what we hold only re-numbers the ones at or below it.
+    assert_eq!(spool.move_past(44).unwrap(), 4);
+    assert_eq!(
+        seqs(&spool.read_from(0, 100).unwrap()),
+        (45..=52).collect::<Vec<_>>()
+    );
 }

@@ -16,6 +16,8 @@ use slaprobe_agent::config::{Check, load_layers, parse_duration, validate_checks
 use slaprobe_wire::CheckSpec;
 
 pub use slaprobe_agent::config::ConfigError;
+// One rule for names and relative paths in both configs.
+use slaprobe_agent::config::{base_dir, valid_name};
 
 use crate::sla::{Contract, Objective, RawContract, validate_contracts};
 use crate::store::Location;
@@ -657,21 +659,6 @@ fn parse_sha256(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
-}
-
-fn base_dir(file: &Path) -> PathBuf {
-    file.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// Same rule as the agent's ids, locations and check names.
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
 #[cfg(test)]

@@ -81,6 +81,30 @@ pub struct Rejection {
     pub message: String,
 }
 
+/// A [`Rejection`] plus, for a 409, the conflicting seq and the highest seq
+/// stored for the agent (`seq`, `max_seq` in the body), so that it can move
+/// past it.
+#[derive(Debug)]
+struct Refusal {
+    rejection: Rejection,
+    conflict: Option<(u64, u64)>,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            conflict: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        self.rejection.respond(self.conflict)
+    }
+}
+
 /// Longest message a rejection carries (characters).
 pub const MAX_MESSAGE: usize = 1000;
 
@@ -110,11 +134,21 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response();
+        self.respond(None)
+    }
+}
+
+impl Rejection {
+    /// The JSON answer; a 409 also carries `seq` and `max_seq`.
+    fn respond(self, conflict: Option<(u64, u64)>) -> Response {
+        // `reason` lets an agent tell the collector's verdict on one result
+        // (`results[i]…` with a per-result reason) from anything else.
+        let mut body = serde_json::json!({ "error": self.message, "reason": self.reason });
+        if let Some((seq, max_seq)) = conflict {
+            body["seq"] = seq.into();
+            body["max_seq"] = max_seq.into();
+        }
+        let mut resp = (self.status, Json(body)).into_response();
         match self.status {
             StatusCode::UNAUTHORIZED => {
                 resp.headers_mut()
@@ -247,7 +281,8 @@ impl RateLimiter {
 pub async fn post_results(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match ingest(&app, &headers, body).await {
         Ok(ack) => Json(ack).into_response(),
-        Err(r) => {
+        Err(refusal) => {
+            let r = &refusal.rejection;
             app.metrics().rejected(r.reason);
             if app.should_log(r.reason) {
                 let status = r.status.as_u16();
@@ -257,12 +292,12 @@ pub async fn post_results(State(app): State<AppState>, headers: HeaderMap, body:
                     tracing::info!(status, reason = r.reason, message = %r.message, "ingest refused (logged once a minute per reason)");
                 }
             }
-            r.into_response()
+            refusal.into_response()
         }
     }
 }
 
-async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, Rejection> {
+async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, Refusal> {
     let who = app
         .auth()
         .authenticate(headers)
@@ -271,7 +306,7 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
     let limits = app.limits();
     let rate = app.rate_limiter();
     if let Err(wait) = rate.admit(&who.id) {
-        return Err(Rejection::rate_limited(&who.id, wait, rate.rate()));
+        return Err(Rejection::rate_limited(&who.id, wait, rate.rate()).into());
     }
 
     // Refuse a declared oversize body before reading a byte of it.
@@ -284,7 +319,8 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
         return Err(Rejection::too_large(format!(
             "body of {len} bytes is over the limit of {} bytes",
             limits.max_body_bytes
-        )));
+        ))
+        .into());
     }
     let encoding = Encoding::from_header(headers.get(CONTENT_ENCODING))?;
     let bytes = match Limited::new(body, limits.max_body_bytes).collect().await {
@@ -293,20 +329,21 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
             return Err(Rejection::too_large(format!(
                 "body is over the limit of {} bytes",
                 limits.max_body_bytes
-            )));
+            ))
+            .into());
         }
         Err(e) if crate::conn::is_body_timeout(e.as_ref()) => {
             return Err(Rejection::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
                 format!("reading the body failed: {e}"),
-            ));
+            )
+            .into());
         }
         Err(e) => {
-            return Err(Rejection::bad(
-                "malformed",
-                format!("reading the body failed: {e}"),
-            ));
+            return Err(
+                Rejection::bad("malformed", format!("reading the body failed: {e}")).into(),
+            );
         }
     };
 
@@ -350,11 +387,26 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Ack, 
         .insert_batch(&who.id, &who.location, received_ms, rows)
         .await
         .map_err(|e| match e {
-            StoreError::Overloaded => Rejection::unavailable("the store is busy; retry shortly"),
-            StoreError::Closed => Rejection::unavailable("the collector is shutting down"),
+            StoreError::Overloaded => {
+                Rejection::unavailable("the store is busy; retry shortly").into()
+            }
+            StoreError::Closed => Rejection::unavailable("the collector is shutting down").into(),
+            StoreError::SeqConflict { seq, max_seq } => {
+                app.metrics().conflict(&who.id);
+                tracing::error!(agent = who.id, seq, max_seq, "agent sent other content under a seq already stored (it reused seqs); batch refused with 409, nothing overwritten");
+                let r = Rejection::new(
+                    StatusCode::CONFLICT,
+                    "seq_conflict",
+                    format!("results: seq {seq} is already stored with other content; this agent reused seqs (lost spool state?). Move past max_seq {max_seq}"),
+                );
+                Refusal {
+                    rejection: r,
+                    conflict: Some((seq, max_seq)),
+                }
+            }
             other => {
                 tracing::error!(agent = who.id, error = %other, "storing a batch failed");
-                Rejection::unavailable("storing the batch failed; retry later")
+                Rejection::unavailable("storing the batch failed; retry later").into()
             }
         })?;
 
@@ -723,9 +775,9 @@ pub(crate) fn check_result(
     let skew_ms = i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX);
     if started > now_ms.saturating_add(skew_ms) {
         return Err(Rejection::bad(
-            "in_future",
+            "clock_skew",
             format!(
-                "{}: {} is {} ahead of the collector's clock (at most {} of skew is allowed)",
+                "{}: {} is {} ahead of the collector's clock (at most {} of skew is allowed; check NTP on the agent and the collector)",
                 at("started_at"),
                 r.started_at,
                 humantime::format_duration(Duration::from_secs(

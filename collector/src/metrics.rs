@@ -25,7 +25,7 @@ use crate::config::CollectorConfig;
 use crate::store::{AgentRow, ProbeCount, StoredResult};
 
 /// Why ingest refused a request: the values of `slaprobe_ingest_rejected_total{reason}`.
-pub const REJECT_REASONS: [&str; 15] = [
+pub const REJECT_REASONS: [&str; 16] = [
     "unauthorized",
     "forbidden",
     "too_large",
@@ -34,8 +34,9 @@ pub const REJECT_REASONS: [&str; 15] = [
     "invalid",
     "unknown_check",
     "too_old",
-    "in_future",
+    "clock_skew",
     "unavailable",
+    "seq_conflict",
     "rate_limited",
     "body_timeout",
     "not_assigned",
@@ -95,6 +96,8 @@ struct AgentState {
     last_seen: Option<f64>,
     results: u64,
     duplicates: u64,
+    /// Batches refused with 409: a seq already stored with other bytes.
+    conflicts: u64,
     /// Highest seq stored: `slaprobe_agent_missing_results` = max_seq − results.
     max_seq: u64,
 }
@@ -244,6 +247,13 @@ impl Metrics {
             .agents
             .get(agent)
             .and_then(|a| a.last_seen)
+    }
+
+    /// A batch from `agent` was refused with 409: one of its seqs is stored
+    /// with other bytes (`slaprobe_ingest_conflicts_total`).
+    pub fn conflict(&self, agent: &str) {
+        let mut st = self.write();
+        st.agents.entry(agent.to_string()).or_default().conflicts += 1;
     }
 
     /// A request was refused; `reason` is one of [`REJECT_REASONS`].
@@ -575,6 +585,12 @@ const FAMILIES: &[crate::metrics::FamilySpec] = &[
         MetricType::GAUGE,
         &["agent"],
     ),
+    (
+        "slaprobe_ingest_conflicts_total",
+        "Batches refused with 409 because a seq was already stored with other bytes (the agent reused seqs).",
+        MetricType::COUNTER,
+        &["agent"],
+    ),
 ];
 
 struct SlaprobeCollector {
@@ -684,6 +700,7 @@ impl Collector for SlaprobeCollector {
                 vec![lp("agent", id)],
                 a.max_seq.saturating_sub(a.results) as f64,
             ));
+            fams[16].push(counter(vec![lp("agent", id)], a.conflicts as f64));
         }
 
         debug_assert!(fams[..CHECK_FAMILIES].iter().all(Vec::is_empty));

@@ -521,7 +521,7 @@ async fn bad_requests_name_the_place() {
         (
             result("ams-1", "ams", 1, "acme-www", "http", -3600, true),
             "results[1].started_at:",
-            "in_future",
+            "clock_skew",
         ),
         (
             result("ams-1", "ams", 1, "acme-www", "dns", 1, true),
@@ -571,7 +571,7 @@ async fn bad_requests_name_the_place() {
             "seq_jump",
         ),
     ];
-    for (bad, prefix, _) in &cases {
+    for (bad, prefix, reason) in &cases {
         let good = result("ams-1", "ams", 7, "acme-www", "http", 1, true);
         let (status, body) = h
             .post_batch(AMS_TOKEN, "ams-1", vec![good, bad.clone()])
@@ -579,6 +579,7 @@ async fn bad_requests_name_the_place() {
         assert_eq!(status, 400, "{prefix}: {body}");
         let msg = body["error"].as_str().unwrap();
         assert!(msg.starts_with(prefix), "expected {prefix:?}, got {msg:?}");
+        assert_eq!(body["reason"], *reason, "{body}");
     }
     // A small clock skew is tolerated.
     let (status, body) = h
@@ -598,7 +599,7 @@ async fn bad_requests_name_the_place() {
         "malformed",
         "unknown_check",
         "too_old",
-        "in_future",
+        "clock_skew",
         "invalid",
         "not_assigned",
         "wrong_target",
@@ -744,7 +745,11 @@ async fn duplicates_are_stored_once_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
-    let r = |seq| result("ams-1", "ams", seq, "acme-www", "http", 5, true);
+    // An agent resends the spooled bytes exactly: build each result once.
+    let made: Vec<Value> = (0..=4)
+        .map(|seq| result("ams-1", "ams", seq, "acme-www", "http", 5, true))
+        .collect();
+    let r = |seq: u64| made[seq as usize].clone();
     assert_eq!(
         h.post_batch(AMS_TOKEN, "ams-1", vec![r(1), r(2)]).await,
         (200, json!({"acked": 2}))
@@ -786,6 +791,56 @@ async fn duplicates_are_stored_once_and_counted() {
             r#"slaprobe_probes_total{check="acme-www",location="ams"}"#
         ),
         Some(4.0)
+    );
+    h.stop().await;
+}
+
+/// The same (agent, seq) with other bytes is a reused seq: 409 naming the
+/// seq and the agent's max_seq, counted, nothing of the batch stored, the
+/// stored result untouched.
+#[tokio::test]
+async fn a_seq_resent_with_other_bytes_is_a_409_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path());
+    let h = Harness::start(dir.path(), ServerOptions::default()).await;
+    let first: Vec<Value> = (1..=3)
+        .map(|seq| result("ams-1", "ams", seq, "acme-www", "http", 5, true))
+        .collect();
+    assert_eq!(
+        h.post_batch(AMS_TOKEN, "ams-1", first.clone()).await,
+        (200, json!({"acked": 3}))
+    );
+    // A restarted agent that lost its spool state sends new results as 2..=4.
+    let reused: Vec<Value> = (2..=4)
+        .map(|seq| result("ams-1", "ams", seq, "acme-www", "http", 1, false))
+        .collect();
+    let (status, body) = h.post_batch(AMS_TOKEN, "ams-1", reused).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "seq_conflict", "{body}");
+    assert_eq!(body["seq"], 2, "{body}");
+    assert_eq!(body["max_seq"], 3, "{body}");
+    // An exact resend is still a plain duplicate.
+    assert_eq!(
+        h.post_batch(AMS_TOKEN, "ams-1", first).await,
+        (200, json!({"acked": 3}))
+    );
+    let (_, agents) = h.get_json("/api/v1/agents", None).await;
+    assert_eq!(agents[0]["results"], 3, "{agents}");
+    assert_eq!(
+        agents[0]["max_seq"], 3,
+        "nothing of the refused batch stored"
+    );
+    let m = h.metrics().await;
+    assert_eq!(
+        metric_value(&m, r#"slaprobe_ingest_conflicts_total{agent="ams-1"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_ingest_rejected_total{reason="seq_conflict"}"#
+        ),
+        Some(1.0)
     );
     h.stop().await;
 }
@@ -878,11 +933,13 @@ async fn restart_keeps_data_and_counters() {
     write_config(dir.path());
     let h = Harness::start(dir.path(), ServerOptions::default()).await;
     let r = |seq, ok| result("ams-1", "ams", seq, "acme-www", "http", 5, ok);
+    // Resent below byte for byte, as an agent does.
+    let second = r(2, false);
     assert_eq!(
         h.post_batch(
             AMS_TOKEN,
             "ams-1",
-            vec![r(1, true), r(2, false), r(4, true)]
+            vec![r(1, true), second.clone(), r(4, true)]
         )
         .await
         .0,
@@ -925,7 +982,7 @@ async fn restart_keeps_data_and_counters() {
     );
     // Still idempotent across the restart.
     assert_eq!(
-        h.post_batch(AMS_TOKEN, "ams-1", vec![r(2, false), r(3, true)])
+        h.post_batch(AMS_TOKEN, "ams-1", vec![second, r(3, true)])
             .await,
         (200, json!({"acked": 3}))
     );

@@ -163,6 +163,15 @@ fn read_all(r: &Reader) -> Result<Everything, StoreError> {
     ))
 }
 
+/// What every read returns now.
+async fn run_reads(store: &Store) -> Everything {
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.read_blocking(read_all))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn run(store: &Store) -> Snapshot {
     let mut outcomes = Vec::new();
     for (agent, loc, received, rows) in scenario() {
@@ -383,6 +392,32 @@ async fn both_backends_conform() {
         check_feed(store, &s_snap).await;
         check_ledger_rows(store, loc.clone()).await;
     }
+
+    // A reused seq (same agent and seq, other bytes) is a conflict on both
+    // backends: the batch stores nothing and names the agent's max_seq.
+    for store in [&sqlite, &postgres] {
+        let mut other = row("agent_a", 2, "web", "ams", 200, None);
+        other.raw = raw("agent_a", 2, "web", ",\"reused\":true");
+        let e = store
+            .insert_batch(
+                "agent_a",
+                "ams",
+                2_000,
+                vec![row("agent_a", 7, "web", "ams", 700, None), other],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::SeqConflict { seq: 2, max_seq: 6 }),
+            "{e}"
+        );
+    }
+    assert_eq!(run_reads(&sqlite).await, run_reads(&postgres).await);
+    assert_eq!(
+        run_reads(&sqlite).await.5,
+        12,
+        "nothing of the refused batch stored"
+    );
 
     // read_blocking (as the SLA replay uses it) sees the same.
     let p = postgres.clone();

@@ -80,6 +80,22 @@ impl DnsServer {
         })
     }
 
+    /// Like [`DnsServer::start`], plus `many.acme.test.` with
+    /// [`MANY_TXT_COUNT`] TXT records ([`many_txt`]`(i)`): a hostile answer
+    /// that only fits a TCP message (about 36 KB).
+    pub async fn start_hostile() -> anyhow::Result<Self> {
+        let catalog = test_catalog_with(MANY_TXT_COUNT)?;
+        let (tcp, udp) = bind_same_port().await?;
+        let addr = tcp.local_addr()?;
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
+        Ok(Self {
+            addr,
+            _server: server,
+        })
+    }
+
     /// Where it listens (UDP and TCP), e.g. `127.0.0.1:40123`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -102,7 +118,20 @@ async fn bind_same_port() -> anyhow::Result<(TcpListener, UdpSocket)> {
     ))
 }
 
+/// How many TXT records `many.acme.test.` holds in [`DnsServer::start_hostile`].
+pub const MANY_TXT_COUNT: usize = 2000;
+
+/// The `i`-th TXT record of `many.acme.test.`.
+pub fn many_txt(i: usize) -> String {
+    format!("m{i:04}")
+}
+
 fn test_catalog() -> anyhow::Result<Catalog> {
+    test_catalog_with(0)
+}
+
+/// The test zone, plus `many` TXT records at `many.acme.test.`.
+fn test_catalog_with(many: usize) -> anyhow::Result<Catalog> {
     let origin = Name::from_str(ZONE)?;
     let n = |s: &str| -> anyhow::Result<Name> { Ok(Name::from_str(s)?.append_domain(&origin)?) };
     let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
@@ -150,6 +179,13 @@ fn test_catalog() -> anyhow::Result<Catalog> {
             n("big")?,
             60,
             RData::TXT(TXT::new(vec![big_txt(i)])),
+        ));
+    }
+    for i in 0..many {
+        records.push(Record::from_rdata(
+            n("many")?,
+            60,
+            RData::TXT(TXT::new(vec![many_txt(i)])),
         ));
     }
     for record in records {

@@ -73,13 +73,16 @@ pub enum FailureClass {
     Timeout,
     PageResourceFailed,
     Protocol,
+    /// The agent's own fault (a probe that panicked, file descriptors
+    /// exhausted...), not the target's: excluded from SLA downtime as no data.
+    AgentError,
     /// A class from a newer agent that this build does not know.
     #[serde(other)]
     Other,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 15] = [
+    pub const ALL: [FailureClass; 16] = [
         Self::DnsError,
         Self::DnsRcode,
         Self::DnsAnswerMismatch,
@@ -95,6 +98,7 @@ impl FailureClass {
         Self::Timeout,
         Self::PageResourceFailed,
         Self::Protocol,
+        Self::AgentError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +118,7 @@ impl FailureClass {
             Self::Timeout => "timeout",
             Self::PageResourceFailed => "page_resource_failed",
             Self::Protocol => "protocol",
+            Self::AgentError => "agent_error",
             Self::Other => "other",
         }
     }
@@ -252,8 +257,12 @@ pub struct TlsDetail {
     pub issuer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The first SANs of the leaf (at most 100, and a few KiB).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sans: Vec<String>,
+    /// How many SANs the leaf has (more than `sans` lists when it was cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans_total: Option<u32>,
     #[serde(default)]
     pub chain_valid: bool,
     #[serde(default)]
@@ -273,8 +282,12 @@ pub struct DnsDetail {
     pub nameserver: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcode: Option<String>,
+    /// The first answers (at most 100, and a few KiB).
     #[serde(default)]
     pub answers: Vec<String>,
+    /// How many answers there were (more than `answers` lists when it was cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers_total: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<DnsServerDetail>,
 }
@@ -285,8 +298,12 @@ pub struct DnsServerDetail {
     pub nameserver: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcode: Option<String>,
+    /// The first answers (at most 100, and a few KiB).
     #[serde(default)]
     pub answers: Vec<String>,
+    /// How many answers there were (more than `answers` lists when it was cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers_total: Option<u32>,
     #[serde(default)]
     pub latency_seconds: f64,
     /// `udp`, or `tcp` after a truncated UDP answer.
@@ -309,7 +326,8 @@ pub struct PageDetail {
     pub failed_resources: u32,
     /// Time from the start until the document and every resource had arrived.
     pub load_seconds: f64,
-    /// The first few failed resources, for the report's "sample error".
+    /// The first failed resources (at most 20, and a few KiB), for the
+    /// report's "sample error"; `failed_resources` counts them all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<ResourceFailure>,
 }
@@ -368,6 +386,12 @@ pub struct CheckSpec {
     /// Body read cap in bytes (default 10 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
+    /// page: most connections to one origin at once (default 6, as browsers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_origin: Option<u32>,
+    /// page: most connections at once for the whole page (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
     /// Restrict to one address family: 4 or 6 (default: whichever resolves first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_version: Option<u8>,

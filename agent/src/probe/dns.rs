@@ -236,7 +236,12 @@ fn judge(spec: &DnsSpec, name: &Name, ns: SocketAddr, a: ServerAnswer) -> DnsSer
     let (rcode, records) = match a.result {
         Ok(r) => r,
         Err(message) => {
-            d.failure = Some(Failure::new(FailureClass::DnsError, message));
+            // Out of descriptors is the agent's fault, not the nameserver's.
+            d.failure = Some(if super::net::mentions_fd_exhaustion(&message) {
+                super::net::fd_exhaustion(&message)
+            } else {
+                Failure::new(FailureClass::DnsError, message)
+            });
             return d;
         }
     };
@@ -321,6 +326,7 @@ fn summarize(servers: Vec<DnsServerDetail>) -> Outcome {
             nameserver,
             rcode,
             answers,
+            answers_total: None,
             servers,
         }),
         ..Default::default()

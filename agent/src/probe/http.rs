@@ -29,11 +29,23 @@ pub const USER_AGENT: &str = concat!("slaprobe/", env!("CARGO_PKG_VERSION"));
 /// Aborts the task driving a connection when the connection is dropped, so
 /// a hostile peer cannot keep a background task alive past the probe.
 #[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Aborts the task and waits until it is gone (its socket closed).
+    async fn finish(mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
     }
 }
 
@@ -117,7 +129,7 @@ impl Conn {
             })
         };
         let (host, port) = host_port(url).map_err(|f| failed(f, Phases::default(), None, None))?;
-        let resolved = match net::resolve(host, port, net, deadline).await {
+        let resolved = match net::resolve(p.resolver(), host, port, net, deadline).await {
             Ok(r) => r,
             Err(f) => return Err(failed(f, phases, None, None)),
         };
@@ -165,6 +177,12 @@ impl Conn {
             }),
             Err(f) => Err(failed(f, phases, None, Some(remote))),
         }
+    }
+
+    /// Closes the connection and waits until its socket is released.
+    pub async fn close(self) {
+        drop(self.sender);
+        self._driver.finish().await;
     }
 
     /// True when the connection can take another request (keep-alive).
@@ -308,7 +326,7 @@ where
             let driver = tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Ok((sender, AbortOnDrop(driver)))
+            Ok((sender, AbortOnDrop(Some(driver))))
         }
     }
 }

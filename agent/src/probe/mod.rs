@@ -5,13 +5,18 @@
 //! built once and cloned cheaply. [`Prober::probe`] bounds every probe by the
 //! check's `timeout`, whatever the target does.
 
+pub mod bound;
 pub mod dns;
 pub mod http;
 pub mod net;
 pub mod page;
 pub mod tls;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use slaprobe_wire::{
@@ -39,10 +44,53 @@ impl Outcome {
     }
 }
 
+/// Polls a future, turning a panic inside it into `Err(panic message)`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                Poll::Ready(Err(msg))
+            }
+        }
+    }
+}
+
+/// Runs a probe's future; a panic inside it becomes an `agent_error`
+/// outcome (the agent's own fault, never the target's), so a bug triggered
+/// by one hostile target costs one result, not the check's future runs.
+pub async fn guarded(fut: impl Future<Output = Outcome>) -> Outcome {
+    match CatchUnwind(Box::pin(fut)).await {
+        Ok(o) => o,
+        Err(msg) => {
+            tracing::error!("probe panicked (an agent bug; reported as agent_error): {msg}");
+            let mut message = format!("the probe panicked (agent bug): {msg}");
+            bound::cut(&mut message, bound::MAX_MESSAGE);
+            Outcome::failed(FailureClass::AgentError, message)
+        }
+    }
+}
+
 /// Shared probe state, built once per process.
 #[derive(Clone)]
 pub struct Prober {
     inner: Arc<tls::TlsShared>,
+    /// Name resolution for http, tls and page probes (async, no blocking pool).
+    resolver: hickory_resolver::TokioResolver,
+    /// Test seam: a probe of a check with this name panics (to prove that a
+    /// panicking probe is reported and its check keeps running).
+    panic_for: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -61,11 +109,26 @@ impl Prober {
     pub fn new() -> Self {
         Self {
             inner: Arc::new(tls::TlsShared::new()),
+            resolver: net::system_resolver(),
+            panic_for: None,
         }
+    }
+
+    /// Makes every probe of the check named `check` panic (tests only: the
+    /// panic path must be exercised through the real scheduler).
+    #[doc(hidden)]
+    pub fn panicking_for(mut self, check: &str) -> Self {
+        self.panic_for = Some(check.into());
+        self
     }
 
     pub fn tls(&self) -> &tls::TlsShared {
         &self.inner
+    }
+
+    /// The resolver the probes share.
+    pub fn resolver(&self) -> &hickory_resolver::TokioResolver {
+        &self.resolver
     }
 
     /// Runs one probe of `check`, bounded by its timeout. `seq`, `agent` and
@@ -74,17 +137,20 @@ impl Prober {
         let started_at = Timestamp::now();
         let t0 = Instant::now();
         let deadline = tokio::time::Instant::now() + check.timeout;
-        let fut = async {
+        let fut = guarded(async {
+            if self.panic_for.as_deref() == Some(check.name.as_str()) {
+                panic!("injected panic for check {}", check.name);
+            }
             match &check.probe {
                 ProbeSpec::Http(spec) => http::probe(self, spec, deadline).await,
                 ProbeSpec::Page(spec) => page::probe(self, spec, deadline).await,
                 ProbeSpec::Dns(spec) => dns::probe(spec, deadline).await,
                 ProbeSpec::Tls(spec) => tls::probe(self, spec, deadline).await,
             }
-        };
+        });
         // The probes watch the deadline themselves to classify which phase
         // timed out; this outer bound is the guarantee.
-        let outcome = match tokio::time::timeout_at(deadline, fut).await {
+        let mut outcome = match tokio::time::timeout_at(deadline, fut).await {
             Ok(o) => o,
             Err(_) => Outcome::failed(
                 FailureClass::Timeout,
@@ -94,6 +160,7 @@ impl Prober {
                 ),
             ),
         };
+        bound::outcome(&mut outcome);
         ProbeResult {
             seq: 0,
             agent: String::new(),

@@ -2,8 +2,16 @@
 //! phase timed and bounded by the probe's deadline.
 //!
 //! Resolution honours the check's `resolve` overrides (like curl --resolve),
-//! IP literals and `ip_version`; everything else goes through the system
-//! resolver (`getaddrinfo`, so `/etc/hosts` applies as it does for curl).
+//! IP literals and `ip_version`; everything else goes through hickory's
+//! async resolver with the system configuration (`/etc/resolv.conf`
+//! nameservers and options, `/etc/hosts`), never `getaddrinfo` on tokio's
+//! blocking pool: that pool is shared by every check, so a few hostile names
+//! that make lookups hang would queue every other check's resolution behind
+//! them.
+//!
+//! Running out of file descriptors (EMFILE/ENFILE) while connecting is the
+//! agent's own fault, reported as `agent_error`, never as `connect_refused`
+//! blamed on the vendor.
 //! Connecting tries the addresses in order, sharing what is left of the
 //! deadline between them, and always sets TCP_NODELAY (DESIGN §4: without it
 //! Nagle plus delayed ACKs add ~44 ms per exchange and corrupt the phases).
@@ -16,7 +24,69 @@ use slaprobe_wire::{Failure, FailureClass};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{LookupIpStrategy, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
 use crate::config::{IpVersion, NetOptions};
+
+/// The resolver the http, tls and page probes share: the system's
+/// configuration, or (when it cannot be read) `/etc/hosts` only, never a
+/// public resolver the operator did not choose.
+pub fn system_resolver() -> TokioResolver {
+    let builder = match TokioResolver::builder_tokio() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the system resolver configuration ({e}); names resolve from /etc/hosts only"
+            );
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], vec![]),
+                TokioRuntimeProvider::default(),
+            )
+        }
+    };
+    let mut builder = builder;
+    // Both families, IPv4 first: the caller filters by `ip_version`.
+    builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                "cannot build the system resolver ({e}); names resolve from /etc/hosts only"
+            );
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], vec![]),
+                TokioRuntimeProvider::default(),
+            )
+            .build()
+            .expect("a resolver without nameservers builds")
+        }
+    }
+}
+
+/// True when an error text (a resolver's, wrapping an `io::Error`) says the
+/// process ran out of file descriptors (EMFILE 24, ENFILE 23).
+pub fn mentions_fd_exhaustion(text: &str) -> bool {
+    text.contains("os error 24") || text.contains("os error 23")
+}
+
+/// The failure for running out of descriptors: the agent's, not the target's.
+pub fn fd_exhaustion(detail: &str) -> Failure {
+    tracing::error!(
+        "out of file descriptors while probing (raise the agent's RLIMIT_NOFILE or lower concurrency); reported as agent_error"
+    );
+    Failure::new(
+        FailureClass::AgentError,
+        format!("the agent ran out of file descriptors (not the target's fault): {detail}"),
+    )
+}
+
+/// True for errors that mean this process is out of file descriptors.
+pub fn is_fd_exhaustion(e: &io::Error) -> bool {
+    // EMFILE (24): this process's limit; ENFILE (23): the system's.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
 
 /// Addresses a host name resolved to, and how long that took.
 #[derive(Debug, Clone)]
@@ -61,6 +131,7 @@ pub fn bare_host(host: &str) -> &str {
 /// addresses on `port`. Failures, including running out of time, are
 /// `dns_error`: the name could not be turned into an address in time.
 pub async fn resolve(
+    resolver: &TokioResolver,
     host: &str,
     port: u16,
     net: &NetOptions,
@@ -97,8 +168,7 @@ pub async fn resolve(
         });
     }
 
-    let found = match tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port))).await
-    {
+    let found = match tokio::time::timeout_at(deadline, resolver.lookup_ip(host)).await {
         Err(_) => {
             return Err(Failure::new(
                 FailureClass::DnsError,
@@ -109,16 +179,18 @@ pub async fn resolve(
             ));
         }
         Ok(Err(e)) => {
-            return Err(Failure::new(
-                FailureClass::DnsError,
-                format!("cannot resolve {host}: {e}"),
-            ));
+            let text = format!("cannot resolve {host}: {e}");
+            if mentions_fd_exhaustion(&text) {
+                return Err(fd_exhaustion(&text));
+            }
+            return Err(Failure::new(FailureClass::DnsError, text));
         }
         Ok(Ok(it)) => it,
     };
     let mut addrs: Vec<SocketAddr> = Vec::new();
-    for a in found {
-        if want(&a.ip()) && !addrs.contains(&a) {
+    for ip in found.iter() {
+        let a = SocketAddr::new(ip, port);
+        if want(&ip) && !addrs.contains(&a) {
             addrs.push(a);
         }
     }
@@ -156,6 +228,7 @@ pub async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Result<Connecte
     let t0 = Instant::now();
     let mut errors: Vec<String> = Vec::new();
     let mut timed_out = false;
+    let mut out_of_fds = false;
     for (i, addr) in addrs.iter().enumerate() {
         let now = Instant::now();
         if now >= deadline {
@@ -178,7 +251,10 @@ pub async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Result<Connecte
                     elapsed: t0.elapsed(),
                 });
             }
-            Ok(Err(e)) => errors.push(format!("{addr}: {}", describe_connect_error(&e))),
+            Ok(Err(e)) => {
+                out_of_fds |= is_fd_exhaustion(&e);
+                errors.push(format!("{addr}: {}", describe_connect_error(&e)));
+            }
             Err(_) => {
                 timed_out = true;
                 errors.push(format!(
@@ -187,6 +263,9 @@ pub async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Result<Connecte
                 ));
             }
         }
+    }
+    if out_of_fds {
+        return Err(fd_exhaustion(&errors.join("; ")));
     }
     let class = if timed_out {
         FailureClass::ConnectTimeout
@@ -210,12 +289,13 @@ fn describe_connect_error(e: &io::Error) -> String {
 
 /// Resolves then connects; the usual first two phases of a probe.
 pub async fn open(
+    resolver: &TokioResolver,
     host: &str,
     port: u16,
     net: &NetOptions,
     deadline: Instant,
 ) -> Result<(Resolved, Connected), (Option<Resolved>, Failure)> {
-    let resolved = resolve(host, port, net, deadline)
+    let resolved = resolve(resolver, host, port, net, deadline)
         .await
         .map_err(|f| (None, f))?;
     match connect(&resolved.addrs, deadline).await {
@@ -234,17 +314,23 @@ mod tests {
         Instant::now() + Duration::from_secs(5)
     }
 
+    fn sys() -> TokioResolver {
+        system_resolver()
+    }
+
     #[tokio::test]
     async fn literals_and_overrides_skip_dns() {
         let mut net = NetOptions::default();
-        let r = resolve("[::1]", 443, &net, far()).await.unwrap();
+        let r = resolve(&sys(), "[::1]", 443, &net, far()).await.unwrap();
         assert_eq!(r.addrs, vec!["[::1]:443".parse().unwrap()]);
         net.resolve =
             BTreeMap::from([("www.acme.example".to_string(), "127.0.0.2".parse().unwrap())]);
-        let r = resolve("WWW.Acme.Example.", 80, &net, far()).await.unwrap();
+        let r = resolve(&sys(), "WWW.Acme.Example.", 80, &net, far())
+            .await
+            .unwrap();
         assert_eq!(r.addrs, vec!["127.0.0.2:80".parse().unwrap()]);
         net.ip_version = Some(IpVersion::V6);
-        let f = resolve("www.acme.example", 80, &net, far())
+        let f = resolve(&sys(), "www.acme.example", 80, &net, far())
             .await
             .unwrap_err();
         assert_eq!(f.class, FailureClass::DnsError);
@@ -257,10 +343,18 @@ mod tests {
             ip_version: Some(IpVersion::V4),
             ..Default::default()
         };
-        let r = resolve("localhost", 80, &net, far()).await.unwrap();
+        let r = resolve(&sys(), "localhost", 80, &net, far()).await.unwrap();
         assert!(r.addrs.iter().all(|a| a.is_ipv4()), "{:?}", r.addrs);
         net.ip_version = None;
-        let f = resolve("nothing-here.invalid", 80, &net, far())
+        // A resolver with no nameserver (no traffic leaves the machine):
+        // a name /etc/hosts does not know fails as dns_error.
+        let none = TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(None, vec![], vec![]),
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .unwrap();
+        let f = resolve(&none, "nothing-here.invalid", 80, &net, far())
             .await
             .unwrap_err();
         assert_eq!(f.class, FailureClass::DnsError);

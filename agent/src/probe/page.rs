@@ -1,8 +1,9 @@
 //! The `page` probe: fetch the document as the http probe does, find the
 //! resources it references (scripts, stylesheets, preloads, icons, images)
-//! and fetch them concurrently like a browser: at most six connections per
-//! origin, each reused for several requests (keep-alive), every origin at
-//! once, all inside the one deadline.
+//! and fetch them concurrently like a browser: at most
+//! `max_connections_per_origin` connections per origin (default 6) and
+//! `max_connections` in all (default 32), each reused for several requests
+//! of its origin (keep-alive), all inside the one deadline.
 //!
 //! Bounds: the document and each resource are read up to `max_body_bytes`
 //! (resources are counted, not kept), at most [`MAX_RESOURCES`] resources,
@@ -26,10 +27,8 @@ use crate::config::{HttpSpec, NetOptions};
 
 /// Most resources fetched for one page; the rest are ignored.
 pub const MAX_RESOURCES: usize = 200;
-/// Connections per origin, as browsers do.
-pub const CONNECTIONS_PER_ORIGIN: usize = 6;
 /// Failed resources listed in the result.
-const MAX_LISTED_FAILURES: usize = 5;
+const MAX_LISTED_FAILURES: usize = super::bound::MAX_PAGE_FAILURES;
 /// Memory the HTML scanner may use for its own buffers.
 const SCANNER_MEMORY: usize = 8 * 1024 * 1024;
 
@@ -65,7 +64,7 @@ pub async fn probe(p: &Prober, spec: &HttpSpec, deadline: Instant) -> Outcome {
     drop(doc.body);
 
     let n = urls.len();
-    let results = fetch_all(p, &spec.net, spec.max_body_bytes, &urls, deadline).await;
+    let results = fetch_all(p, spec, &urls, deadline).await;
     let mut unfinished = 0u32;
     let mut last_arrival = None;
     for (url, res) in urls.iter().zip(&results) {
@@ -138,13 +137,53 @@ struct Loaded {
     done_at: Instant,
 }
 
-/// Fetches every URL, grouped by origin, at most six connections per
-/// origin. Returns one entry per URL in the same order; `None` for those
-/// still loading at the deadline.
+/// Which URLs of each origin are still to fetch, and how many connections
+/// each origin has open, shared by the page's workers.
+struct Pending {
+    queues: HashMap<Origin, VecDeque<(usize, Url)>>,
+    open: HashMap<Origin, usize>,
+    per_origin: usize,
+}
+
+type Origin = (String, String, u16);
+
+impl Pending {
+    /// The next URL for a worker on `on` (keep-alive: same origin first);
+    /// else, after releasing `on`, one from an origin under its cap. `None`:
+    /// nothing this worker may take (the workers already on the remaining
+    /// origins finish them).
+    fn next(&mut self, on: &mut Option<Origin>) -> Option<(usize, Url)> {
+        if let Some(o) = on.as_ref()
+            && let Some(job) = self.queues.get_mut(o).and_then(VecDeque::pop_front)
+        {
+            return Some(job);
+        }
+        if let Some(o) = on.take()
+            && let Some(n) = self.open.get_mut(&o)
+        {
+            *n = n.saturating_sub(1);
+        }
+        let per_origin = self.per_origin;
+        let open = &mut self.open;
+        let (origin, queue) = self
+            .queues
+            .iter_mut()
+            .find(|(o, q)| !q.is_empty() && open.get(*o).copied().unwrap_or(0) < per_origin)?;
+        let job = queue.pop_front()?;
+        *open.entry(origin.clone()).or_default() += 1;
+        *on = Some(origin.clone());
+        Some(job)
+    }
+}
+
+/// Fetches every URL like a browser: at most `per_origin` connections to an
+/// origin and `total` in all (one hostile page with hundreds of origins
+/// cannot take the agent's file descriptors from every other check), each
+/// connection reused for the next URL of its origin. Returns one entry per
+/// URL in the same order; `None` for those still loading at the deadline.
 async fn fetch_all(
     p: &Prober,
-    net: &NetOptions,
-    cap: u64,
+    spec: &HttpSpec,
     urls: &[Url],
     deadline: Instant,
 ) -> Vec<Option<Loaded>> {
@@ -152,44 +191,59 @@ async fn fetch_all(
     if urls.is_empty() {
         return results;
     }
-    let mut by_origin: HashMap<(String, String, u16), VecDeque<(usize, Url)>> = HashMap::new();
+    let mut queues: HashMap<Origin, VecDeque<(usize, Url)>> = HashMap::new();
     for (i, u) in urls.iter().enumerate() {
         let key = (
             u.scheme().to_string(),
             u.host_str().unwrap_or_default().to_string(),
             u.port_or_known_default().unwrap_or(0),
         );
-        by_origin.entry(key).or_default().push_back((i, u.clone()));
+        queues.entry(key).or_default().push_back((i, u.clone()));
     }
+    let per_origin = spec.max_connections_per_origin.max(1);
+    let workers = urls.len().min(spec.max_connections.max(1));
+    let pending = Arc::new(Mutex::new(Pending {
+        queues,
+        open: HashMap::new(),
+        per_origin,
+    }));
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Loaded)>();
     // The set owns every fetch task: dropping it (on return) aborts those
     // still running, so nothing outlives the probe.
     let mut tasks = JoinSet::new();
-    for (_, queue) in by_origin {
-        let workers = queue.len().min(CONNECTIONS_PER_ORIGIN);
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..workers {
-            let (p, net, queue, tx) = (p.clone(), net.clone(), queue.clone(), tx.clone());
-            tasks.spawn(async move {
-                let mut conn: Option<Conn> = None;
-                loop {
-                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                    let Some((i, url)) = job else { break };
-                    let loaded = load(&p, &net, &mut conn, &url, cap, deadline).await;
-                    if tx.send((i, loaded)).is_err() {
-                        break;
-                    }
+    for _ in 0..workers {
+        let (p, net, pending, tx) = (p.clone(), spec.net.clone(), pending.clone(), tx.clone());
+        let cap = spec.max_body_bytes;
+        tasks.spawn(async move {
+            let mut conn: Option<Conn> = None;
+            let mut on: Option<Origin> = None;
+            loop {
+                let (job, switched) = {
+                    let mut q = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let before = on.clone();
+                    let job = q.next(&mut on);
+                    (job, on != before)
+                };
+                if switched && let Some(c) = conn.take() {
+                    // Another origin (or none): this connection is done, and
+                    // closed before the next one opens (its descriptor freed).
+                    c.close().await;
                 }
-            });
-        }
+                let Some((i, url)) = job else { break };
+                let loaded = load(&p, &net, &mut conn, &url, cap, deadline).await;
+                if tx.send((i, loaded)).is_err() {
+                    break;
+                }
+            }
+        });
     }
     drop(tx);
-    let mut pending = urls.len();
-    while pending > 0 {
+    let mut left = urls.len();
+    while left > 0 {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some((i, loaded))) => {
                 if results[i].is_none() {
-                    pending -= 1;
+                    left -= 1;
                 }
                 results[i] = Some(loaded);
             }

@@ -575,15 +575,16 @@ fn name_matches(sans: &[String], server_name: &ServerName<'_>) -> bool {
 /// The `tls` probe: resolve, connect, handshake, report the certificate.
 pub async fn probe(p: &Prober, spec: &TlsSpec, deadline: Instant) -> Outcome {
     let deadline = net::probe_deadline(deadline);
-    let (_, connected) = match net::open(&spec.host, spec.port, &spec.net, deadline).await {
-        Ok(ok) => ok,
-        Err((_, failure)) => {
-            return Outcome {
-                failure: Some(failure),
-                ..Default::default()
-            };
-        }
-    };
+    let (_, connected) =
+        match net::open(p.resolver(), &spec.host, spec.port, &spec.net, deadline).await {
+            Ok(ok) => ok,
+            Err((_, failure)) => {
+                return Outcome {
+                    failure: Some(failure),
+                    ..Default::default()
+                };
+            }
+        };
     match handshake(
         p.tls(),
         connected.stream,

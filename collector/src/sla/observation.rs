@@ -57,14 +57,14 @@ impl<'a> Observation<'a> {
     }
 }
 
-/// Compact code of a failure class: 0 = none, 1..=15 = [`FailureClass::ALL`], 16 = other.
+/// Compact code of a failure class: 0 = none, 1..=N = [`FailureClass::ALL`], N + 1 = other.
 pub(crate) fn class_code(class: Option<FailureClass>) -> u8 {
     match class {
         None => 0,
         Some(c) => FailureClass::ALL
             .iter()
             .position(|x| *x == c)
-            .map_or(16, |i| i as u8 + 1),
+            .map_or(FailureClass::ALL.len() as u8 + 1, |i| i as u8 + 1),
     }
 }
 

@@ -358,6 +358,11 @@ pub enum StoreError {
     Overloaded,
     #[error("store is closed")]
     Closed,
+    /// A row's (agent, seq) is already stored with other bytes: the agent
+    /// reused a seq. Nothing of the batch was stored. `max_seq` is the highest
+    /// seq stored for the agent, so it can move past it.
+    #[error("seq {seq} is already stored with other content (highest stored seq: {max_seq})")]
+    SeqConflict { seq: u64, max_seq: u64 },
     #[error("store task failed: {0}")]
     Task(String),
     /// The ledger moved on under this writer (another collector leads now).
@@ -567,4 +572,25 @@ pub(crate) async fn submit_insert(
         TrySendError::Closed(_) => StoreError::Closed,
     })?;
     rx.await.map_err(|_| StoreError::Closed)?
+}
+
+/// What a row whose (agent, seq) is already stored is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicate {
+    /// The same bytes again (a resend after a lost ack): acked, stored once.
+    Same,
+    /// Other bytes under the same seq (the agent reused it): never acked as
+    /// a duplicate, answered 409.
+    Conflict,
+}
+
+/// Classifies a duplicate by comparing the stored raw JSON with the one sent
+/// again. Agents resend the spooled bytes exactly, so any difference means a
+/// reused seq.
+pub fn classify_duplicate(stored_raw: &[u8], sent_raw: &[u8]) -> Duplicate {
+    if stored_raw == sent_raw {
+        Duplicate::Same
+    } else {
+        Duplicate::Conflict
+    }
 }

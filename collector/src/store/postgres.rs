@@ -487,7 +487,8 @@ fn insert_batch(
                 tracing::debug!(agent, attempt, error = %e, "retrying a batch after a transaction conflict");
             }
             Err(e) => return Err(e.into()),
-            Ok(out) => return Ok(out),
+            Ok(Err((seq, max_seq))) => return Err(StoreError::SeqConflict { seq, max_seq }),
+            Ok(Ok(out)) => return Ok(out),
         }
     }
 }
@@ -498,7 +499,7 @@ fn try_insert_batch(
     location: &str,
     received_ms: i64,
     rows: &[NewResult],
-) -> Result<BatchOutcome, ::postgres::Error> {
+) -> Result<Result<BatchOutcome, (u64, u64)>, ::postgres::Error> {
     // Each seq once (the first occurrence stands for the batch), in seq
     // order: the unique-key locks are then taken in the same order by every
     // transaction, which rules out deadlocks between overlapping batches.
@@ -548,6 +549,37 @@ fn try_insert_batch(
         .zip(&first)
         .map(|(r, &first)| first && new_seqs.contains(&to_i64(r.seq)))
         .collect();
+    // A duplicate must carry the stored bytes; other bytes are a reused seq:
+    // refuse the whole batch (dropping `tx` rolls it back).
+    let dup_seqs: Vec<i64> = rows
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, new)| !**new)
+        .map(|(r, _)| to_i64(r.seq))
+        .collect();
+    if !dup_seqs.is_empty() {
+        let stored = tx.query(
+            "SELECT seq, raw FROM results WHERE agent = $1 AND seq = ANY($2)",
+            &[&agent, &dup_seqs],
+        )?;
+        let mut by_seq: std::collections::HashMap<i64, Vec<u8>> = std::collections::HashMap::new();
+        for r in &stored {
+            by_seq.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        for (r, _) in rows.iter().zip(&inserted).filter(|(_, new)| !**new) {
+            let conflict = by_seq.get(&to_i64(r.seq)).is_some_and(|s| {
+                super::classify_duplicate(s, &r.raw) == super::Duplicate::Conflict
+            });
+            if conflict {
+                let max_seq: i64 = tx
+                    .query_opt("SELECT max_seq FROM agents WHERE agent = $1", &[&agent])?
+                    .map(|row| row.try_get(0))
+                    .transpose()?
+                    .unwrap_or(0);
+                return Ok(Err((r.seq, u64::try_from(max_seq).unwrap_or(0))));
+            }
+        }
+    }
 
     // Aggregate the batch: one upsert per key, keys sorted (lock order).
     let super::BatchAggregate {
@@ -604,11 +636,11 @@ fn try_insert_batch(
         &[&agent, &location, &to_i64(max_seq), &to_i64(stored), &to_i64(duplicates), &received_ms],
     )?;
     tx.commit()?;
-    Ok(BatchOutcome {
+    Ok(Ok(BatchOutcome {
         inserted,
         stored,
         duplicates,
-    })
+    }))
 }
 
 fn migrate(client: &mut Client, describe: &str) -> Result<(), StoreError> {

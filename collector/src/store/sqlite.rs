@@ -358,6 +358,29 @@ fn insert_batch(
             inserted.push(n == 1);
         }
     }
+    // A duplicate must carry the stored bytes; other bytes are a reused seq:
+    // refuse the whole batch (the transaction rolls back on return).
+    if inserted.iter().any(|new| !new) {
+        let mut get = tx.prepare_cached("SELECT raw FROM results WHERE agent = ?1 AND seq = ?2")?;
+        for (r, _) in rows.iter().zip(&inserted).filter(|(_, new)| !**new) {
+            let stored: Vec<u8> = get.query_row(params![agent, to_i64(r.seq)], |row| row.get(0))?;
+            if super::classify_duplicate(&stored, &r.raw) == super::Duplicate::Conflict {
+                // Committed before this batch (the batch's rows roll back).
+                let max_seq: i64 = tx
+                    .query_row(
+                        "SELECT max_seq FROM agents WHERE agent = ?1",
+                        params![agent],
+                        |row| row.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0);
+                return Err(StoreError::SeqConflict {
+                    seq: r.seq,
+                    max_seq: u64::try_from(max_seq).unwrap_or(0),
+                });
+            }
+        }
+    }
 
     // Aggregate the batch first: one upsert per key instead of per row.
     let super::BatchAggregate {
