@@ -37,7 +37,7 @@ impl Rng {
 
 const LOCS: [&str; 3] = ["ams", "fra", "nyc"];
 const CHECKS: [&str; 3] = ["a", "b", "c"];
-const CLASSES: [&str; 3] = ["timeout", "http_status", "connect_refused"];
+const CLASSES: [&str; 4] = ["timeout", "http_status", "connect_refused", "agent_error"];
 
 fn the_contract() -> Contract {
     contract(
@@ -106,7 +106,7 @@ fn generate(seed: u64, n: usize) -> Vec<Gen> {
             + SignedDuration::from_secs(s)
             + SignedDuration::from_millis(rng.below(1000) as i64);
         let fail = (rng.below(100) < if s < bad_until { 70 } else { 3 })
-            .then(|| CLASSES[rng.below(3) as usize]);
+            .then(|| CLASSES[rng.below(4) as usize]);
         let processing = rng.below(1000) as f64 / 1000.0;
         seq[li] += 1;
         let delay = if rng.below(100) < 3 {

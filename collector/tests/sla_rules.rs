@@ -673,3 +673,42 @@ fn evidence_digest_is_sha256_of_lines() {
         )
     );
 }
+
+#[test]
+fn agent_error_is_no_data_never_downtime() {
+    // Slot 0: the only location's agent failed itself: NODATA, not DOWN.
+    // Slot 1: x fails for real while y's agent is at fault: x alone decides
+    // (min(quorum 2, 1 location with data) = 1): DOWN.
+    // Slot 2: a later agent_error does not hide an earlier PASS: UP.
+    let obs = vec![
+        fail(
+            "a",
+            "x",
+            at(t0(), 5),
+            FailureClass::AgentError,
+            "too many open files",
+        ),
+        fail(
+            "a",
+            "x",
+            at(t0(), 65),
+            FailureClass::ConnectRefused,
+            "refused",
+        ),
+        fail("a", "y", at(t0(), 66), FailureClass::AgentError, "panicked"),
+        pass("a", "x", at(t0(), 125), 0.1),
+        fail(
+            "a",
+            "x",
+            at(t0(), 170),
+            FailureClass::AgentError,
+            "panicked",
+        ),
+    ];
+    let r = eval("checks = [\"a\"]\nquorum = 2", &obs, LATER);
+    assert_eq!((r.slots.up, r.slots.down), (1, 1));
+    assert_eq!(r.slots.nodata, OCT_SLOTS - 2);
+    assert_eq!(r.incidents.len(), 1);
+    assert_eq!(r.incidents[0].locations, ["x"]);
+    assert_eq!(r.incidents[0].classes, ["connect_refused"]);
+}

@@ -666,12 +666,14 @@ impl Keeper {
                         }
                     }
                 }
-                decide(
-                    out.entry(slot).or_default(),
-                    k as u16,
-                    loc,
-                    pack(offset, &obs),
-                );
+                if !obs.is_agent_fault() {
+                    decide(
+                        out.entry(slot).or_default(),
+                        k as u16,
+                        loc,
+                        pack(offset, &obs),
+                    );
+                }
             },
         )?;
         if sketch_upto.is_some()
@@ -842,7 +844,7 @@ impl Keeper {
             w.changed = true;
             if settled {
                 w.dirty.insert(slot);
-            } else {
+            } else if !obs.is_agent_fault() {
                 decide(w.open.entry(slot).or_default(), k, loc, pack(offset, &obs));
             }
         }

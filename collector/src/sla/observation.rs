@@ -51,6 +51,12 @@ impl<'a> Observation<'a> {
         }
     }
 
+    /// Whether the result says nothing about the vendor: the agent's own
+    /// fault (`agent_error`). It counts as no data for its location.
+    pub fn is_agent_fault(&self) -> bool {
+        self.class == Some(FailureClass::AgentError)
+    }
+
     /// A phase's value, if the result measured it.
     pub fn phase(&self, p: Phase) -> Option<f64> {
         self.phases[p.index()]

@@ -211,6 +211,10 @@ impl MonthState {
         if check >= self.n_checks {
             return false;
         }
+        if obs.is_agent_fault() {
+            // The agent's own fault: no data for this location, never the vendor's downtime.
+            return true;
+        }
         let s = slot as usize;
         let n = self.frame.n_slots() as usize;
 
