@@ -59,6 +59,13 @@ pub trait SlaHook: Send + Sync + 'static {
     fn collector(&self) -> Option<Box<dyn prometheus::core::Collector>> {
         None
     }
+
+    /// The month-to-date status of every contract as of `now`, for the
+    /// status page; `None` while the engine is starting (or without one).
+    fn contract_status(&self, now: jiff::Timestamp) -> Option<Vec<crate::sla::ContractStatus>> {
+        let _ = now;
+        None
+    }
 }
 
 /// Knobs for [`Server::bind_with`]; the defaults are what `run` uses.
@@ -141,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/results", post(ingest::post_results))
         .route("/api/v1/checks", get(api::checks))
         .route("/api/v1/agents", get(api::agents))
+        .merge(crate::status_page::routes())
         .with_state(state)
         .merge(extra)
 }
