@@ -215,9 +215,9 @@ fn error_page(e: &PageError) -> Response {
     };
     let mut out = String::new();
     head(&mut out, "slaprobe status", 5);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<main><h1>slaprobe status</h1><p class=\"notice\">{}</p><p><a href=\"/\">Back to the overview</a></p></main></body></html>\n",
+        "<main><h1>slaprobe status</h1><p class=\"notice\">{}</p><p><a href=\"/\">Back to the overview</a></p></main></body></html>",
         Esc(&e.to_string())
     );
     let mut resp = html_response(status, out);
@@ -253,6 +253,9 @@ dl{display:grid;grid-template-columns:auto 1fr;gap:.15rem .8rem;margin:.6rem 0}
 dt{color:var(--mute)}
 dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:var(--bad)}
+.obj{list-style:none;padding:0;margin:.4rem 0}
+.obj li{display:flex;justify-content:space-between;gap:.5rem;padding:.1rem 0}
+td.t{white-space:nowrap}
 .reports{font-size:.9rem;border-top:1px solid var(--line);padding-top:.5rem;margin-top:.5rem}
 .reports div{margin:.15rem 0}
 table{width:100%;border-collapse:collapse;background:#fff;border:1px solid var(--line);border-radius:8px;font-variant-numeric:tabular-nums}
@@ -286,10 +289,10 @@ fn pct(v: Option<f64>, decimals: usize) -> String {
     }
 }
 
-/// `2026-12-01 14:05 +01:00` in `tz`.
+/// `Tue 1 Dec 14:05` in `tz` (the page names the zone once).
 fn local(ts: Timestamp, tz: &jiff::tz::TimeZone) -> String {
     ts.to_zoned(tz.clone())
-        .strftime("%Y-%m-%d %H:%M %:z")
+        .strftime("%a %-d %b %H:%M")
         .to_string()
 }
 
@@ -314,21 +317,33 @@ fn report_links(out: &mut String, contract: &str, month: Month) {
     out.push_str("</div>");
 }
 
-fn objective_line(o: &ObjectiveResult) -> String {
-    let mark = if o.met { "met" } else { "missed" };
-    if o.kind == "availability" {
-        format!("availability ≥ {} %: {mark}", o.target)
-    } else {
-        let attained = o
-            .attained
-            .map_or_else(|| "—".to_string(), |a| format!("{a:.3} s"));
-        format!(
-            "{} p{} ≤ {:.3} s: {attained}, {mark}",
-            o.phase.as_deref().unwrap_or("latency"),
-            o.percentile.unwrap_or(0.0),
-            o.target
-        )
+/// One line per objective: what is promised, what was attained, met or not.
+fn objectives(out: &mut String, list: &[ObjectiveResult]) {
+    out.push_str("<ul class=\"obj\">");
+    for o in list {
+        let text = if o.kind == "availability" {
+            format!("Availability ≥ {} %", o.target)
+        } else {
+            let attained = o
+                .attained
+                .map_or_else(|| "—".to_string(), |a| format!("{a:.3} s"));
+            format!(
+                "{} p{} ≤ {:.3} s (now {attained})",
+                o.phase.as_deref().unwrap_or("latency"),
+                o.percentile.unwrap_or(0.0),
+                o.target
+            )
+        };
+        let _ = write!(
+            out,
+            "<li data-objective=\"{}\">{}<span class=\"pill{}\">{}</span></li>",
+            Esc(&o.objective),
+            Esc(&text),
+            if o.met { "" } else { " no" },
+            if o.met { "met" } else { "missed" },
+        );
     }
+    out.push_str("</ul>");
 }
 
 /// The overview page.
@@ -336,9 +351,9 @@ pub fn render_overview(o: &Overview) -> String {
     let mut out = String::new();
     head(&mut out, "slaprobe status", REFRESH_SECONDS);
     let down = o.cards.iter().filter(|c| c.status.down_now).count();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<main><h1>slaprobe status</h1><p class=\"sub\">{} contracts, {} down now · as of {} UTC · refreshes every {REFRESH_SECONDS} s</p>\n",
+        "<main><h1>slaprobe status</h1><p class=\"sub\">{} contracts, {} down now · as of {} UTC · refreshes every {REFRESH_SECONDS} s</p>",
         o.cards.len(),
         down,
         o.now.strftime("%Y-%m-%d %H:%M:%S")
@@ -417,20 +432,14 @@ fn card(out: &mut String, c: &Card) {
         },
         pct(Some(s.credit_percent), 0),
     );
-    for o in &s.objectives {
-        let _ = write!(
-            out,
-            "<dt>Objective</dt><dd{}>{}</dd>",
-            if o.met { "" } else { " class=\"bad\"" },
-            Esc(&objective_line(o))
-        );
-    }
-    out.push_str("</dl><div class=\"reports\">Reports");
+    out.push_str("</dl>");
+    objectives(out, &s.objectives);
+    out.push_str("<div class=\"reports\">Reports");
     report_links(out, &s.contract, s.month);
     report_links(out, &s.contract, s.month.prev());
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<div><a href=\"/status/{}\">Incidents and daily availability</a></div></div></article>\n",
+        "<div><a href=\"/status/{}\">Incidents and daily availability</a></div></div></article>",
         Esc(&s.contract)
     );
 }
@@ -449,9 +458,9 @@ fn locations(out: &mut String, rows: &[LocationRow], now: Timestamp) {
             ),
             None => "never".to_string(),
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr data-location=\"{loc}\"><td>{loc}</td><td>{seen}</td><td>{state}</td><td class=\"hide-narrow\">{agents}</td></tr>\n",
+            "<tr data-location=\"{loc}\"><td>{loc}</td><td>{seen}</td><td>{state}</td><td class=\"hide-narrow\">{agents}</td></tr>",
             loc = Esc(&r.location),
             state = if r.silent {
                 "<span class=\"pill silent\">silent</span>"
@@ -500,15 +509,9 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
         human_duration(r.maintenance_seconds),
         human_duration(r.nodata_seconds),
     );
-    for o in &r.objectives {
-        let _ = write!(
-            out,
-            "<dt>Objective</dt><dd{}>{}</dd>",
-            if o.met { "" } else { " class=\"bad\"" },
-            Esc(&objective_line(o))
-        );
-    }
-    out.push_str("</dl><div class=\"reports\">Report");
+    out.push_str("</dl>");
+    objectives(&mut out, &r.objectives);
+    out.push_str("<div class=\"reports\">Report");
     report_links(&mut out, &r.contract, r.month);
     let prev = r.month.prev();
     let _ = write!(
@@ -528,19 +531,20 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
     }
     out.push_str("</div></div></article></div>\n");
 
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<section><h2>Incidents ({})</h2><div class=\"scroll\"><table><thead><tr><th>Start</th><th>Duration</th><th>Locations</th><th>Classes</th><th class=\"hide-narrow\">Sample error</th></tr></thead><tbody>\n",
-        r.incidents.len()
+        "<section><h2>Incidents ({})</h2><div class=\"scroll\"><table><thead><tr><th>Start ({})</th><th>Duration</th><th>Locations</th><th>Classes</th><th class=\"hide-narrow\">Sample error</th></tr></thead><tbody>",
+        r.incidents.len(),
+        Esc(&r.timezone)
     );
     if r.incidents.is_empty() {
         out.push_str("<tr><td colspan=\"5\">No incidents.</td></tr>\n");
     }
     // Newest first: the one that matters now is on top.
     for i in r.incidents.iter().rev() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr class=\"incident\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td></tr>\n",
+            "<tr class=\"incident\"><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td></tr>",
             Esc(&local(i.start, &tz)),
             human_duration(i.duration_seconds),
             Esc(&i.locations.join(", ")),
@@ -564,9 +568,9 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
     {
         let bad = matches!((d.availability_percent, target), (Some(a), Some(t)) if a < t);
         let width = d.availability_percent.unwrap_or(0.0).clamp(0.0, 100.0);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr class=\"day\"><td>{}</td><td{}>{}</td><td><div class=\"bar\"><span{} style=\"width:{width:.1}%\"></span></div></td><td>{}</td><td class=\"hide-narrow\">{}</td><td class=\"hide-narrow\">{}</td></tr>\n",
+            "<tr class=\"day\"><td class=\"t\">{}</td><td{}>{}</td><td><div class=\"bar\"><span{} style=\"width:{width:.1}%\"></span></div></td><td>{}</td><td class=\"hide-narrow\">{}</td><td class=\"hide-narrow\">{}</td></tr>",
             d.date,
             if bad { " class=\"bad\"" } else { "" },
             pct(d.availability_percent, 3),
@@ -577,9 +581,9 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
         );
     }
     out.push_str("</tbody></table></div></section>\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<footer>Slots of {}, quorum {}, locations: {}. Evidence: {} results.</footer></main></body></html>\n",
+        "<footer>Slots of {}, quorum {}, locations: {}. Evidence: {} results.</footer></main></body></html>",
         human_duration(r.slot_seconds),
         r.quorum,
         Esc(&r.locations.join(", ")),

@@ -173,7 +173,7 @@ objectives = [
   {{ kind = "latency", phase = "processing", percentile = 95, max = "800ms" }},
 ]
 maintenance = [ {{ weekly = "Sun 03:00", duration = "1h" }} ]
-credits = [ {{ below = 99.9, percent = 10 }}, {{ below = 99.0, percent = 25 }}, {{ below = 95.0, percent = 100 }} ]
+credits = [ {{ below = 99.9, percent = 10 }}, {{ below = 99.0, percent = 25 }}, {{ below = 90.0, percent = 50 }} ]
 
 [[contracts]]
 name = "dnsco-zone"

@@ -19,6 +19,15 @@
 //! - here: [`run`], which wires them and shuts them down in order.
 #![forbid(unsafe_code)]
 
+/// `println!` that never panics: a closed stdout (the terminal gone, a
+/// reader that stopped) must not stop a clean shutdown.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod certs;
 pub mod config;
 pub mod history;
@@ -89,7 +98,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             r = wait_ready(&state) => r?,
             _ = shutdown.cancelled() => return Ok(None),
         }
-        println!(
+        say!(
             "slaprobe demo: collector on http://{local}/ (data in {})",
             data_dir.display()
         );
@@ -101,7 +110,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             days: opts.history_days,
         };
         tokio::select! {
-            r = backfill.run(&state, Timestamp::now()) => r.context("back-filling the history")?,
+            r = backfill.run(&state, Timestamp::now()) => { r.context("back-filling the history")?; }
             _ = shutdown.cancelled() => return Ok(None),
         }
         let agents_stop = CancellationToken::new();
@@ -124,7 +133,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     let result = match outcome {
         Ok(Some((agents_stop, mut agents))) => {
             shutdown.cancelled().await;
-            println!("slaprobe demo: stopping");
+            say!("slaprobe demo: stopping");
             agents_stop.cancel();
             let mut result = Ok(());
             while let Some(r) = agents.join_next().await {
@@ -145,7 +154,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     }
     vendors.stop().await;
     if result.is_ok() {
-        println!("slaprobe demo: stopped; run it again to continue where it left off");
+        say!("slaprobe demo: stopped; run it again to continue where it left off");
     }
     result
 }
@@ -171,18 +180,18 @@ async fn wait_ready(state: &AppState) -> anyhow::Result<()> {
 
 fn print_urls(local: SocketAddr, config: &slaprobe_collector::CollectorConfig) {
     let base = format!("http://{local}");
-    println!(
+    say!(
         "slaprobe demo: running ({} locations probing live). Open:",
         LOCATIONS.len()
     );
-    println!("  {base}/                       status page");
+    say!("  {base}/                       status page");
     if let Some(c) = config.contracts.first() {
-        println!(
+        say!(
             "  {base}/status/{}          one contract: incidents, daily availability",
             c.name
         );
     }
-    println!("  {base}/api/v1/contracts       month to date, JSON");
-    println!("  {base}/metrics                Prometheus");
-    println!("Press Ctrl-C to stop.");
+    say!("  {base}/api/v1/contracts       month to date, JSON");
+    say!("  {base}/metrics                Prometheus");
+    say!("Press Ctrl-C to stop.");
 }

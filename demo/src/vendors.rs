@@ -105,7 +105,7 @@ impl Vendors {
 fn catalog(net: Net) -> anyhow::Result<Catalog> {
     let origin = Name::from_str(DNS_ZONE)?;
     let n = |s: &str| -> anyhow::Result<Name> { Ok(Name::from_str(s)?.append_domain(&origin)?) };
-    let serial = 2026_12_01_u32;
+    let serial: u32 = 2026120101;
     let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
         origin.clone(),
         ZoneType::Primary,
