@@ -254,7 +254,8 @@ dt{color:var(--mute)}
 dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:var(--bad)}
 .obj{list-style:none;padding:0;margin:.4rem 0}
-.obj li{display:flex;justify-content:space-between;gap:.5rem;padding:.1rem 0}
+.obj li{display:flex;justify-content:space-between;align-items:baseline;gap:.5rem;padding:.1rem 0}
+.obj .pill{flex:none;white-space:nowrap}
 td.t{white-space:nowrap}
 .reports{font-size:.9rem;border-top:1px solid var(--line);padding-top:.5rem;margin-top:.5rem}
 .reports div{margin:.15rem 0}
