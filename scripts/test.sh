@@ -14,6 +14,10 @@ declare -A need=(
   [faketime]=faketime
   [prometheus]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
+  # The demo's loopback-only test: a network namespace, lo up, connects traced.
+  [unshare]=util-linux
+  [ip]=iproute2
+  [strace]=strace
 )
 missing=()
 for cmd in "${!need[@]}"; do

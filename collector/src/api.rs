@@ -13,6 +13,7 @@ use slaprobe_wire::{AssignedChecks, Timestamp};
 
 use crate::ingest::Rejection;
 use crate::server::AppState;
+use crate::store::StoreError;
 
 /// `GET /healthz`: the process is up (always 200).
 pub async fn healthz() -> &'static str {
@@ -112,21 +113,30 @@ pub struct AgentStatus {
 
 /// `GET /api/v1/agents`: every configured agent and every agent the store has seen.
 pub async fn agents(State(app): State<AppState>) -> Response {
-    let Some(store) = app.store().cloned() else {
-        return Rejection::unavailable("the collector is starting (store not open yet)")
-            .into_response();
-    };
-    let rows = match store.read(|r| r.agents()).await {
-        Ok(rows) => rows,
+    match agent_statuses(&app).await {
+        Ok(Some(list)) => Json(list).into_response(),
+        Ok(None) => {
+            Rejection::unavailable("the collector is starting (store not open yet)").into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "reading agents failed");
-            return (
+            (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(serde_json::json!({ "error": e.to_string() })),
             )
-                .into_response();
+                .into_response()
         }
+    }
+}
+
+/// What `GET /api/v1/agents` lists (also the status page's locations):
+/// configured agents and every agent the store has seen, by id; `None`
+/// while the store is not open.
+pub async fn agent_statuses(app: &AppState) -> Result<Option<Vec<AgentStatus>>, StoreError> {
+    let Some(store) = app.store().cloned() else {
+        return Ok(None);
     };
+    let rows = store.read(|r| r.agents()).await?;
     let mut out: BTreeMap<String, AgentStatus> = BTreeMap::new();
     for p in app.auth().principals() {
         out.insert(
@@ -170,5 +180,5 @@ pub async fn agents(State(app): State<AppState>) -> Response {
             e.last_seen = Some(ts);
         }
     }
-    Json(out.into_values().collect::<Vec<AgentStatus>>()).into_response()
+    Ok(Some(out.into_values().collect()))
 }

@@ -12,6 +12,7 @@
 //! - [`api`]: `/api/v1/checks`, `/api/v1/agents`, `/metrics`, `/healthz`, `/readyz`.
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
 //! - [`server`]: shared state, router, start-up and graceful shutdown; [`run`].
+//! - [`status_page`]: the HTML status page at `/` and `/status/{contract}`.
 //! - [`sla`]: contracts and the SLA maths (pure functions).
 //! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), `/api/v1/contracts`,
 //!   `/api/v1/reports/...`, the `slaprobe_sla_*` metrics; the offline report function.
@@ -29,6 +30,7 @@ pub mod render;
 pub mod server;
 pub mod sla;
 pub mod sla_service;
+pub mod status_page;
 pub mod store;
 pub mod tls;
 

@@ -58,6 +58,13 @@ pub trait SlaHook: Send + Sync + 'static {
     fn collector(&self) -> Option<Box<dyn prometheus::core::Collector>> {
         None
     }
+
+    /// The month-to-date status of every contract as of `now`, for the
+    /// status page; `None` while the engine is starting (or without one).
+    fn contract_status(&self, now: jiff::Timestamp) -> Option<Vec<crate::sla::ContractStatus>> {
+        let _ = now;
+        None
+    }
 }
 
 /// Knobs for [`Server::bind_with`]; the defaults are what `run` uses.
@@ -164,6 +171,7 @@ pub fn read_routes(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(api::metrics))
         .route("/api/v1/agents", get(api::agents))
+        .merge(crate::status_page::routes())
         .with_state(state)
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(

@@ -330,6 +330,10 @@ impl SlaHook for SlaService {
             .with_state(self.inner.clone())
     }
 
+    fn contract_status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
+        self.inner.status(now)
+    }
+
     fn collector(&self) -> Option<Box<dyn Collector>> {
         match SlaCollector::new(self.inner.clone()) {
             Ok(c) => Some(Box::new(c)),
