@@ -67,8 +67,35 @@ async fn stored(c: &TestCollector) -> u64 {
         .unwrap_or(0)
 }
 
+/// Makes room for `n` open files in this process: both ends of every test
+/// connection live here. Raises the soft limit with prlimit(1) (util-linux)
+/// when it is lower (no unsafe code for setrlimit).
+fn ensure_open_files(n: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let soft: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if soft >= n {
+        return;
+    }
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={n}:"))
+        .output()
+        .expect("prlimit runs");
+    assert!(
+        out.status.success(),
+        "cannot raise the open-file limit to {n} (soft {soft}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_are_cut_while_an_agent_is_acked() {
+    ensure_open_files(8192);
     let tmp = tempfile::tempdir().unwrap();
     let target = TestServer::http(Routes::new().route("/", Route::ok("fine"))).await;
     let path = write_config(tmp.path(), &config_toml(&target.url("/"), ""));

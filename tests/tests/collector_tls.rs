@@ -30,6 +30,31 @@ async fn start_collector(
     embedded: bool,
     client: reqwest::Client,
 ) -> TestCollector {
+    start_collector_with(
+        dir,
+        cert,
+        key,
+        client_ca,
+        target,
+        embedded,
+        client,
+        ServerOptions::default(),
+    )
+    .await
+}
+
+/// [`start_collector`] with `options`.
+#[allow(clippy::too_many_arguments)]
+async fn start_collector_with(
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    target: &str,
+    embedded: bool,
+    client: reqwest::Client,
+    options: ServerOptions,
+) -> TestCollector {
     let mut toml = format!(
         "[collector]\npublic_read = true\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
         cert.display(),
@@ -48,7 +73,7 @@ async fn start_collector(
     std::fs::write(dir.join("collector.toml"), toml).unwrap();
     let config = CollectorConfig::load(&dir.join("collector.toml")).expect("config loads");
     assert!(config.collector.tls.is_some());
-    TestCollector::start_config(config, ServerOptions::default(), client).await
+    TestCollector::start_config(config, options, client).await
 }
 
 fn agent_config(
@@ -328,6 +353,110 @@ async fn embedded_agent_streams_into_an_mtls_collector_over_its_own_loopback_por
     assert_eq!(r.status(), 403);
     let r = plain.get(format!("{link}metrics")).send().await.unwrap();
     assert_eq!(r.status(), 403);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_cuts_slow_clients_and_lingers_like_the_plain_one() {
+    use std::io::{Read as _, Write as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = TestCa::new("slaprobe collector CA");
+    let ca_file = ca.write_pem(dir, "ca.pem");
+    let (cert, key) = ca.localhost().write_pem_files(dir, "collector");
+    let client = http_client(Some(&ca_file)).unwrap();
+    let c = start_collector_with(
+        dir,
+        &cert,
+        &key,
+        None,
+        "http://127.0.0.1:9/",
+        false,
+        client,
+        ServerOptions {
+            conn: Some(slaprobe_collector::conn::ConnLimits {
+                handshake_timeout: Duration::from_secs(1),
+                header_read_timeout: Duration::from_secs(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&ca_file).unwrap();
+    for cert in
+        <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+            &pem,
+        )
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+
+    // No handshake at all: dropped after the handshake timeout.
+    let mut silent = tokio::net::TcpStream::connect(c.addr).await.unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .expect("dropped")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    // A handshake, then half a request line: closed after the header timeout.
+    let tcp = tokio::net::TcpStream::connect(c.addr).await.unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(b"GET /api/v1/ag").await.unwrap();
+    let t = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(c.conn_stats.timeouts().0 >= 1 && c.conn_stats.timeouts().1 >= 1);
+
+    // An early 401 reaches a blocking client that writes its 4 MiB body first.
+    let port = c.port();
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        let conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let body = vec![b'x'; 4 << 20];
+        write!(
+            s,
+            "POST /api/v1/results HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .expect("head sent");
+        s.write_all(&body).expect("the whole body is taken, not reset");
+        s.flush().unwrap();
+        let mut raw = Vec::new();
+        // A close without close_notify after the answer is fine here.
+        let _ = s.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        (text.split_whitespace().nth(1).map(str::to_string), text)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.as_deref(), Some("401"), "{text}");
     c.stop().await;
 }
 
