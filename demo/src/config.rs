@@ -106,6 +106,8 @@ pub fn collector_toml(listen: SocketAddr, net: Net, keys: &[AgentKey]) -> String
 listen = "{listen}"
 data_dir = "."
 max_result_age = "45d"
+# The demo listens on loopback only: its pages are for whoever runs it.
+public_read = true
 # The back-fill posts a month of results at once.
 max_results_per_second_per_agent = 0
 

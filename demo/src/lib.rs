@@ -82,7 +82,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         config::write_collector(&data_dir, opts.listen, net, &keys, &pki.ca_pem)?;
     let vendors = vendors::Vendors::start(net, &pki).await?;
 
-    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::new(collector_config.contracts.clone()));
+    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::for_config(&collector_config));
     let options = ServerOptions {
         sla: Some(sla),
         ..ServerOptions::default()

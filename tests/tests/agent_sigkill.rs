@@ -55,7 +55,7 @@ fn a_sigkilled_agent_never_reuses_a_seq() {
         dir,
         "collector.toml",
         &format!(
-            "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\n\n[[agents]]\nid = \"ams-1\"\nlocation = \"ams\"\ntoken_sha256 = \"{hash}\"\n\n{checks}",
+            "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\npublic_read = true\n\n[[agents]]\nid = \"ams-1\"\nlocation = \"ams\"\ntoken_sha256 = \"{hash}\"\n\n{checks}",
             data = dir.join("data").display(),
             hash = sha256_hex(TOKEN),
         ),
