@@ -47,6 +47,11 @@ pub struct RawCollectorSection {
     /// Shared PostgreSQL store (DESIGN.md §9) instead of SQLite in `data_dir`:
     /// `postgres://user[:password]@host[:port]/database`.
     pub database_url: Option<String>,
+    // Evidence at rest (issue 12): compaction and retention.
+    /// Compact results received longer ago than this (default 1h).
+    pub compact_after: Option<String>,
+    /// Drop evidence older than this, once its month is archived (default: keep forever).
+    pub retention: Option<String>,
 }
 
 /// One `[[agents]]` entry as written.
@@ -98,7 +103,15 @@ pub struct CollectorSettings {
     /// Where results are stored: SQLite in `data_dir` (default) or the
     /// shared PostgreSQL of `database_url` (its `Debug` hides the password).
     pub store: Location,
+    // Evidence at rest (issue 12).
+    /// Settled results received longer ago than this are compacted.
+    pub compact_after: Duration,
+    /// Evidence older than this is dropped once its month is archived; `None`: kept forever.
+    pub retention: Option<Duration>,
 }
+
+/// Default of `[collector] compact_after`.
+pub const DEFAULT_COMPACT_AFTER: Duration = Duration::from_secs(3600);
 
 impl CollectorSettings {
     /// Where the store is ([`CollectorSettings::store`]).
@@ -244,6 +257,21 @@ impl CollectorConfig {
             Some(url) => Location::Postgres(url.trim().to_string()),
             None => Location::Sqlite(data_dir.clone()),
         };
+        let compact_after = match c.compact_after {
+            Some(s) => parse_duration(file, "collector.compact_after", &s)?,
+            None => DEFAULT_COMPACT_AFTER,
+        };
+        let retention = match c.retention {
+            Some(s) => Some(parse_duration(file, "collector.retention", &s)?),
+            None => None,
+        };
+        if retention.is_some_and(|r| r < max_result_age + compact_after) {
+            return Err(err(
+                "collector.retention",
+                "must be longer than max_result_age + compact_after (results still accepted would be dropped)"
+                    .into(),
+            ));
+        }
         let collector = CollectorSettings {
             listen,
             data_dir,
@@ -251,6 +279,8 @@ impl CollectorConfig {
             max_results_per_second_per_agent,
             tls,
             store,
+            compact_after,
+            retention,
         };
 
         let mut agents = Vec::with_capacity(raw.agents.len());
@@ -417,6 +447,13 @@ impl CollectorConfig {
                 pg @ Location::Postgres(_) => format!("database_url {}", pg.describe()),
             },
             format_duration(c.max_result_age)
+        );
+        let _ = writeln!(
+            s,
+            "evidence: compact_after {}, retention {}",
+            format_duration(c.compact_after),
+            c.retention
+                .map_or_else(|| "forever".to_string(), format_duration)
         );
         let _ = writeln!(s, "agents ({}):", self.agents.len());
         for a in &self.agents {

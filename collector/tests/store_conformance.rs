@@ -934,6 +934,21 @@ async fn compaction_conforms() {
             .await
             .unwrap();
         assert_eq!(stored, StoredSeq::Stored(raw("agent_a", 7, "web", "")));
+        if let Location::Sqlite(d) = loc {
+            let c = rusqlite::Connection::open(d.join("slaprobe.db")).unwrap();
+            let types: Vec<String> = c
+                .prepare("SELECT DISTINCT typeof(data) FROM evidence_chunks")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                types,
+                vec!["blob".to_string()],
+                "appended frames stay a BLOB"
+            );
+        }
         store.close().await;
         figures.push((without_batch(&last.3), last.0, last.1, last.2));
     }

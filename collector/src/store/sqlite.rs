@@ -1087,10 +1087,11 @@ impl Maintenance {
         let groups = group(&rows);
         {
             let mut find = tx.prepare_cached(
-                "SELECT id, frames FROM evidence_chunks WHERE check_name = ?1 AND day = ?2 AND agent = ?3 AND location = ?4",
+                "SELECT id, frames, data FROM evidence_chunks WHERE check_name = ?1 AND day = ?2 AND agent = ?3 AND location = ?4",
             )?;
+            // Concatenated here: SQLite's `||` makes TEXT of two BLOBs.
             let mut append = tx.prepare_cached(
-                "UPDATE evidence_chunks SET n = n + ?2, frames = ?3, data = data || ?4 WHERE id = ?1",
+                "UPDATE evidence_chunks SET n = n + ?2, frames = ?3, data = ?4 WHERE id = ?1",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO evidence_chunks (check_name, agent, location, day, n, frames, data)
@@ -1098,16 +1099,17 @@ impl Maintenance {
             )?;
             for g in &groups {
                 let (data, meta) = encode_frame(&g.rows)?;
-                let existing: Option<(i64, String)> = find
+                let existing: Option<(i64, String, Vec<u8>)> = find
                     .query_row(params![g.check, g.day, g.agent, g.location], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })
                     .optional()?;
                 match existing {
-                    Some((id, frames)) => {
+                    Some((id, frames, mut all)) => {
                         let mut frames = parse_frames(&frames)?;
                         frames.push(meta);
-                        append.execute(params![id, meta.n() as i64, frames_json(&frames), data])?;
+                        all.extend_from_slice(&data);
+                        append.execute(params![id, meta.n() as i64, frames_json(&frames), all])?;
                     }
                     None => {
                         insert.execute(params![
