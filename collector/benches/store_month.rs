@@ -47,7 +47,7 @@ fn ts(ms: i64) -> String {
 
 fn result(rng: &mut Rng, agent: usize, seq: u64, check: usize, started: i64) -> NewResult {
     let (id, loc) = AGENTS[agent];
-    let fail = rng.next() % 500 == 0;
+    let fail = rng.next().is_multiple_of(500);
     let (resolve, connect, tls) = (rng.secs(0.0004), rng.secs(0.0011), rng.secs(0.0042));
     let (processing, transfer) = (rng.secs(0.05), rng.secs(0.0002));
     let total = resolve + connect + tls + processing + transfer + rng.secs(0.0001);

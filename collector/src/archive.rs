@@ -439,10 +439,10 @@ pub fn verify_bundle(dir: &Path, contracts: Option<&[Contract]>) -> anyhow::Resu
             if !keys.contains(&line_key(l)) {
                 foreign += 1;
             }
-            if let Some(ev) = ev.as_mut() {
-                if let Ok(r) = serde_json::from_slice::<slaprobe_wire::ProbeResult>(l) {
-                    ev.observe(&Observation::from_result(&r));
-                }
+            if let Some(ev) = ev.as_mut()
+                && let Ok(r) = serde_json::from_slice::<slaprobe_wire::ProbeResult>(l)
+            {
+                ev.observe(&Observation::from_result(&r));
             }
         })?;
         if foreign > 0 {

@@ -100,7 +100,7 @@ fn fill(store: &Store, rt: &tokio::runtime::Runtime, seqs: &mut [u64; 2], from: 
         while t < to {
             for check in ["web", "api"] {
                 seqs[a] += 1;
-                let fail = seqs[a] % 97 == 0;
+                let fail = seqs[a].is_multiple_of(97);
                 rows.push(result(
                     agent,
                     loc,

@@ -35,10 +35,10 @@ use std::sync::Arc;
 
 use super::{StoreError, StoredResult};
 
-/// zstd level of the frames: compaction runs in the background, once per
-/// result, so a slow level that shrinks the evidence most is the right trade
-/// (~8 ms for an hour of one check's results, ~40 B a result).
-pub const ZSTD_LEVEL: i32 = 19;
+/// zstd level of the frames. Measured on ~110 agent-like results (70 KB):
+/// level 15 compresses to 39.9 B a result at ~7 MB/s on a loaded core,
+/// level 19 to 39.4 B at 1.4 MB/s, level 9 to 44.9 B at 74 MB/s.
+pub const ZSTD_LEVEL: i32 = 15;
 
 /// One UTC day in milliseconds: the span of a chunk row.
 pub const DAY_MS: i64 = 86_400_000;
@@ -76,6 +76,7 @@ pub struct FrameMeta(pub u64, pub u64, pub u64, pub u64);
 
 impl FrameMeta {
     /// Compressed length in `data`.
+    #[allow(clippy::len_without_is_empty)] // a frame's byte length, not a collection
     pub fn len(&self) -> u64 {
         self.0
     }
@@ -129,6 +130,41 @@ pub fn encode_frame(rows: &[&Row]) -> Result<(Vec<u8>, FrameMeta), StoreError> {
     );
     Ok((data, meta))
 }
+
+/// Re-encodes every frame of a chunk row as one frame (records merged by
+/// seq): a finished day compresses ~15% better in one frame than in hourly ones.
+pub fn reseal(data: &[u8], frames: &[FrameMeta]) -> Result<(Vec<u8>, FrameMeta), StoreError> {
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    for f in frames {
+        let end = offset + usize::try_from(f.len()).unwrap_or(usize::MAX);
+        let bytes = data
+            .get(offset..end)
+            .ok_or_else(|| StoreError::Corrupt("frame beyond its chunk".into()))?;
+        records.extend(decode_frame(bytes)?);
+        offset = end;
+    }
+    records.sort_by_key(|r| r.seq);
+    let rows: Vec<Row> = records
+        .into_iter()
+        .map(|r| Row {
+            id: 0,
+            agent: String::new(),
+            seq: r.seq,
+            check: String::new(),
+            location: String::new(),
+            started_at_ms: r.started_at_ms,
+            success: r.success,
+            class: r.class,
+            raw: r.raw,
+        })
+        .collect();
+    let refs: Vec<&Row> = rows.iter().collect();
+    encode_frame(&refs)
+}
+
+/// Chunk rows one sealing transaction re-encodes at most.
+pub const SEAL_PER_TX: i64 = 50;
 
 /// One decoded record of a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,11 +384,11 @@ impl Merge {
         f: &mut F,
     ) -> Result<(), StoreError> {
         // Agents before this one are finished.
-        if let Some(c) = self.current.clone() {
-            if *c < *row.agent {
-                self.drain_agent(&c, None, load, f)?;
-                self.current = None;
-            }
+        if let Some(c) = self.current.clone()
+            && *c < *row.agent
+        {
+            self.drain_agent(&c, None, load, f)?;
+            self.current = None;
         }
         while let Some(first) = self.pending.keys().next().cloned() {
             if *first >= *row.agent {
@@ -475,6 +511,8 @@ pub struct CompactStats {
     pub frames: u64,
     /// Transactions committed.
     pub transactions: u64,
+    /// Chunk rows of finished days re-encoded as one frame.
+    pub sealed: u64,
 }
 
 #[cfg(test)]
@@ -489,8 +527,8 @@ mod tests {
             check: check.into(),
             location: "ams".into(),
             started_at_ms: t,
-            success: seq % 3 != 0,
-            class: (seq % 3 == 0).then(|| "timeout".to_string()),
+            success: !seq.is_multiple_of(3),
+            class: seq.is_multiple_of(3).then(|| "timeout".to_string()),
             raw: format!("{{\"seq\":{seq},\n \"caf\u{e9}\":1}}").into_bytes(),
         }
     }
@@ -506,6 +544,12 @@ mod tests {
         let (data, meta) = encode_frame(&refs).unwrap();
         assert_eq!(meta, FrameMeta(data.len() as u64, 3, 1, 9));
         let back = decode_frame(&data).unwrap();
+        // Two frames resealed as one: the same records, merged by seq.
+        let (d2, m2) = encode_frame(&[&rows[1]]).unwrap();
+        let both = [data.clone(), d2].concat();
+        let (one, meta1) = reseal(&both, &[meta, m2]).unwrap();
+        let seqs: Vec<u64> = decode_frame(&one).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!((seqs, meta1.n()), (vec![1, 3, 3, 9], 4));
         for (r, b) in rows.iter().zip(&back) {
             assert_eq!(
                 (r.seq, r.started_at_ms, r.success, &r.class, &r.raw),

@@ -173,7 +173,7 @@ impl Store {
         location: Location,
         every: std::time::Duration,
         after: std::time::Duration,
-        mut after_pass: Box<dyn FnMut(&mut Maintenance, i64) + Send>,
+        mut after_pass: AfterPass,
     ) -> Result<(), StoreError> {
         let background = match self {
             Store::Sqlite(s) => s.background(),
@@ -485,6 +485,10 @@ pub struct ArchiveRecord {
     /// Results of the month dropped by retention since (0: none).
     pub pruned: u64,
 }
+
+/// Runs after each compaction pass with the maintenance connection and the
+/// pass's `now` (ms): retention ([`Store::start_compactor`]).
+pub type AfterPass = Box<dyn FnMut(&mut Maintenance, i64) + Send>;
 
 /// Whether a result is stored, and with which bytes ([`Reader::stored_seq`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

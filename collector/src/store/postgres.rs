@@ -1217,7 +1217,38 @@ impl Maintenance {
             stats.transactions += 1;
             after_id = last_id;
         }
+        stats.sealed = self.seal(super::compact::day_of(started_before_ms))?;
         Ok(stats)
+    }
+
+    /// See the SQLite twin: finished days' chunk rows as one frame each.
+    fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
+        use super::compact::{SEAL_PER_TX, frames_json, parse_frames, reseal};
+        let mut sealed = 0;
+        let mut after_id = 0i64;
+        loop {
+            let mut tx = self.client.transaction()?;
+            let rows = tx.query(
+                "SELECT id, frames, data FROM evidence_chunks
+                 WHERE id > $1 AND day < $2 AND frames LIKE '[[%],[%'
+                 ORDER BY id LIMIT $3 FOR UPDATE",
+                &[&after_id, &before_day, &SEAL_PER_TX],
+            )?;
+            let Some(last) = rows.last().map(|r| r.try_get::<_, i64>(0)).transpose()? else {
+                return Ok(sealed);
+            };
+            for r in &rows {
+                let id: i64 = r.try_get(0)?;
+                let (one, meta) = reseal(r.try_get(2)?, &parse_frames(r.try_get(1)?)?)?;
+                tx.execute(
+                    "UPDATE evidence_chunks SET frames = $2, data = $3 WHERE id = $1",
+                    &[&id, &frames_json(&[meta]), &one],
+                )?;
+            }
+            tx.commit()?;
+            sealed += rows.len() as u64;
+            after_id = last;
+        }
     }
 
     fn compact_tx(

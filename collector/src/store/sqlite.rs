@@ -1020,16 +1020,58 @@ impl Maintenance {
             stats.transactions += 1;
             after_id = last_id;
         }
-        if stats.results > 0 {
+        stats.sealed = self.seal(super::compact::day_of(started_before_ms))?;
+        if stats.results > 0 || stats.sealed > 0 {
             self.vacuum()?;
         }
         Ok(stats)
     }
 
+    /// Re-encodes the chunk rows of days before `before_day` that hold more
+    /// than one frame as one frame ([`super::compact::reseal`]), a few rows a transaction.
+    fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
+        use super::compact::{SEAL_PER_TX, frames_json, parse_frames, reseal};
+        let mut sealed = 0;
+        let mut after_id = 0i64;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let rows: Vec<(i64, String, Vec<u8>)> = tx
+                .prepare_cached(
+                    "SELECT id, frames, data FROM evidence_chunks
+                     WHERE id > ?1 AND day < ?2 AND frames LIKE '[[%],[%'
+                     ORDER BY id LIMIT ?3",
+                )?
+                .query_map(params![after_id, before_day, SEAL_PER_TX], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(last) = rows.last().map(|r| r.0) else {
+                return Ok(sealed);
+            };
+            {
+                let mut up = tx.prepare_cached(
+                    "UPDATE evidence_chunks SET frames = ?2, data = ?3 WHERE id = ?1",
+                )?;
+                for (id, frames, data) in &rows {
+                    let (one, meta) = reseal(data, &parse_frames(frames)?)?;
+                    up.execute(params![id, frames_json(&[meta]), one])?;
+                }
+            }
+            tx.commit()?;
+            sealed += rows.len() as u64;
+            after_id = last;
+        }
+    }
+
     /// Returns free pages to the file system (a no-op on a store created
     /// before `auto_vacuum = INCREMENTAL`; see the README).
     fn vacuum(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+        // Stepped to the end: each step of the pragma frees one page.
+        let mut st = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
         Ok(())
     }
 
@@ -1206,10 +1248,9 @@ fn add_ranges(conn: &Connection, agent: &str, runs: &[(u64, u64)]) -> Result<(),
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             })
             .optional()?
+            && lhi + 1 == lo
         {
-            if lhi + 1 == lo {
-                lo = llo;
-            }
+            lo = llo;
         }
         if let Some(rhi) = right
             .query_row(params![agent, hi + 1], |r| r.get::<_, i64>(0))
