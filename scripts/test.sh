@@ -26,6 +26,8 @@ done
 # The PostgreSQL tests start their own server: they need the server
 # binaries (initdb, pg_ctl), not just the psql client some images ship.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# scripts/evidence_digest.py (tested by sla_e2e) reads compacted evidence with it.
+/usr/bin/python3 -c 'import zstandard' >/dev/null 2>&1 || missing+=(python3-zstandard)
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""

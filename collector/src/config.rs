@@ -53,6 +53,11 @@ pub struct RawCollectorSection {
     /// Shared PostgreSQL store (DESIGN.md §9) instead of SQLite in `data_dir`:
     /// `postgres://user[:password]@host[:port]/database`.
     pub database_url: Option<String>,
+    // Evidence at rest (issue 12): compaction and retention.
+    /// Compact results received longer ago than this (default 1h).
+    pub compact_after: Option<String>,
+    /// Drop evidence older than this, once its month is archived (default: keep forever).
+    pub retention: Option<String>,
 }
 
 /// One `[[agents]]` entry as written.
@@ -119,7 +124,15 @@ pub struct CollectorSettings {
     /// Where results are stored: SQLite in `data_dir` (default) or the
     /// shared PostgreSQL of `database_url` (its `Debug` hides the password).
     pub store: Location,
+    // Evidence at rest (issue 12).
+    /// Settled results received longer ago than this are compacted.
+    pub compact_after: Duration,
+    /// Evidence older than this is dropped once its month is archived; `None`: kept forever.
+    pub retention: Option<Duration>,
 }
+
+/// Default of `[collector] compact_after`.
+pub const DEFAULT_COMPACT_AFTER: Duration = Duration::from_secs(3600);
 
 impl CollectorSettings {
     /// Where the store is ([`CollectorSettings::store`]).
@@ -276,6 +289,21 @@ impl CollectorConfig {
             Some(url) => Location::Postgres(url.trim().to_string()),
             None => Location::Sqlite(data_dir.clone()),
         };
+        let compact_after = match c.compact_after {
+            Some(s) => parse_duration(file, "collector.compact_after", &s)?,
+            None => DEFAULT_COMPACT_AFTER,
+        };
+        let retention = match c.retention {
+            Some(s) => Some(parse_duration(file, "collector.retention", &s)?),
+            None => None,
+        };
+        if retention.is_some_and(|r| r < max_result_age + compact_after) {
+            return Err(err(
+                "collector.retention",
+                "must be longer than max_result_age + compact_after (results still accepted would be dropped)"
+                    .into(),
+            ));
+        }
         let collector = CollectorSettings {
             listen,
             data_dir,
@@ -285,6 +313,8 @@ impl CollectorConfig {
             max_connections,
             public_read: c.public_read.unwrap_or(false),
             store,
+            compact_after,
+            retention,
         };
 
         let mut agents = Vec::with_capacity(raw.agents.len());
@@ -534,6 +564,13 @@ impl CollectorConfig {
         if let Some(w) = self.read_warning() {
             let _ = writeln!(s, "warning: {w}");
         }
+        let _ = writeln!(
+            s,
+            "evidence: compact_after {}, retention {}",
+            format_duration(c.compact_after),
+            c.retention
+                .map_or_else(|| "forever".to_string(), format_duration)
+        );
         let _ = writeln!(s, "agents ({}):", self.agents.len());
         for a in &self.agents {
             let _ = writeln!(s, "  {}  location {}", a.id, a.location);

@@ -49,6 +49,43 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Write the canonical evidence of a contract's month (JSONL: each stored
+    /// result's bytes then a newline, in (agent, seq) order); its sha256sum is
+    /// the report's evidence.sha256.
+    Evidence {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The contract's name.
+        #[arg(long, value_name = "NAME")]
+        contract: String,
+        /// The calendar month in the contract's zone, YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Write a month's self-contained bundle (results, every contract's
+    /// evidence and reports, a manifest of digests) and record the month as
+    /// archived, which lets `retention` drop its evidence.
+    Archive {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// YYYY-MM: every result started in that month in any time zone.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// The bundle's directory (created; must be empty).
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// Verify a bundle offline (digests, counts, each report's evidence);
+    /// with --config, also evaluate each report again from the bundle.
+    VerifyArchive {
+        /// The bundle's directory.
+        dir: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,7 +94,45 @@ fn main() -> ExitCode {
     let path = match &cli.command {
         Command::Run { config }
         | Command::CheckConfig { config }
-        | Command::Report { config, .. } => config.clone(),
+        | Command::Report { config, .. }
+        | Command::Evidence { config, .. }
+        | Command::Archive { config, .. } => config.clone(),
+        Command::VerifyArchive { dir, config } => {
+            let contracts = match config {
+                None => None,
+                Some(path) => match CollectorConfig::load(path) {
+                    Ok(c) => Some(c.contracts),
+                    Err(e) => {
+                        eprintln!("slaprobe-collector: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            return match slaprobe_collector::archive::verify_bundle(dir, contracts.as_deref()) {
+                Ok(v) => {
+                    println!(
+                        "bundle OK: month {}, {} results (sha256 {}), contracts: {}; reports reproduced: {}",
+                        v.month,
+                        v.results.results,
+                        v.results.sha256,
+                        v.contracts.join(", "),
+                        if v.reproduced.is_empty() {
+                            "none (no --config)".to_string()
+                        } else {
+                            v.reproduced.join(", ")
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "slaprobe-collector: {} does not verify: {e:#}",
+                        dir.display()
+                    );
+                    ExitCode::from(1)
+                }
+            };
+        }
     };
     let config = match CollectorConfig::load(&path) {
         Ok(c) => c,
@@ -84,6 +159,49 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Evidence {
+            contract,
+            month,
+            output,
+            ..
+        } => match evidence(&config, &contract, &month, output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("slaprobe-collector: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Archive { month, output, .. } => {
+            let m = match month.trim().parse::<slaprobe_collector::sla::Month>() {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("slaprobe-collector: --month: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match slaprobe_collector::archive::archive_month(
+                &config,
+                m,
+                &output,
+                jiff::Timestamp::now(),
+            ) {
+                Ok(s) => {
+                    println!(
+                        "archived {m} in {}: {} results (sha256 {}), {} contracts",
+                        s.dir.display(),
+                        s.results.results,
+                        s.results.sha256,
+                        s.contracts
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("slaprobe-collector: archive {m}: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::VerifyArchive { .. } => ExitCode::SUCCESS,
         Command::Run { .. } => {
             // The embedded agent's HTTP client (reqwest without a built-in
             // provider) needs a process default; the collector itself passes
@@ -154,6 +272,47 @@ fn report(
                 .map_err(|e| format!("cannot write the report: {e}"))
         }
     }
+}
+
+/// `evidence`: the canonical JSONL of a report's digest, from the store.
+fn evidence(
+    config: &CollectorConfig,
+    contract: &str,
+    month: &str,
+    output: Option<&Path>,
+) -> Result<(), String> {
+    let (contract, month) =
+        resolve_request(&config.contracts, contract, month, jiff::Timestamp::now()).map_err(
+            |e| match e {
+                ReportRequestError::BadMonth(m) => format!("--month: {m}"),
+                other => other.to_string(),
+            },
+        )?;
+    let reader = open_reader(config)?;
+    let write = |out: &mut dyn std::io::Write| {
+        slaprobe_collector::archive::write_evidence(&reader, contract, month, out)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let d = match output {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write(&mut std::io::BufWriter::new(f))?
+        }
+        None => write(&mut std::io::BufWriter::new(std::io::stdout().lock()))?,
+    };
+    eprintln!("{} results, sha256 {}", d.results, d.sha256);
+    Ok(())
+}
+
+fn open_reader(config: &CollectorConfig) -> Result<Reader, String> {
+    let location = config.collector.store_location();
+    let key = if matches!(location, Location::Postgres(_)) {
+        "collector.database_url"
+    } else {
+        "collector.data_dir"
+    };
+    Reader::open_at(location).map_err(|e| format!("{e} ({key} in {})", config.file.display()))
 }
 
 fn init_tracing() {

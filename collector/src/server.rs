@@ -432,6 +432,7 @@ async fn open_store(state: &AppState) -> anyhow::Result<()> {
     .await
     .context("opening the store")?
     .with_context(|| format!("opening the store in {}", location.describe()))?;
+    crate::archive::start_compactor(&store, state.config()).context("starting the compactor")?;
     let (latest, counts, agents) = store
         .read(|r| Ok((r.latest()?, r.probe_counts()?, r.agents()?)))
         .await

@@ -8,12 +8,14 @@
 //!   flags, credit), covering quorum (one failing location is not DOWN, two
 //!   are; one location with data is enough), the last result of a slot
 //!   deciding, maintenance (one-off and weekly), gaps, and October's DST day;
-//! - `evidence.sha256` equals the digest recomputed from the posted results
-//!   and from the SQLite file with the README's `sqlite3 | sha256sum` recipe,
-//!   and changes when one more result arrives;
+//! - `evidence.sha256` equals the digest recomputed from the posted results,
+//!   from the SQLite file by the README's independent script
+//!   (`scripts/evidence_digest.py`) and by `slaprobe-collector evidence`,
+//!   before and after every result is compacted, and changes when one more
+//!   result arrives;
 //! - the current month's report (from the engine) equals `evaluate_month` as of its `as_of`;
 //! - `/metrics` has the SLA families with the right labels and passes `promtool check metrics`;
-//! - the offline CLI report (collector stopped) equals the HTTP report byte for byte;
+//! - the offline CLI report (collector stopped, results compacted) equals the HTTP report byte for byte;
 //! - a restart rebuilds the same month-to-date status.
 
 use std::collections::HashMap;
@@ -389,40 +391,86 @@ fn windows(
     out
 }
 
-/// The README's recipe, run as written: `sqlite3 … | sha256sum`.
-fn recipe_digest(db: &Path, checks: &[&str], from_ms: i64, to_ms: i64) -> (u64, String) {
-    let list = checks
-        .iter()
-        .map(|c| format!("'{c}'"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let script = format!(
-        "sqlite3 -readonly '{}' \"SELECT CAST(raw AS TEXT) FROM results WHERE check_name IN ({list}) AND started_at >= {from_ms} AND started_at < {to_ms} ORDER BY agent, seq\" > \"$T\" && wc -l < \"$T\" && sha256sum < \"$T\"",
-        db.display()
-    );
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .env("T", tmp.path())
+/// The README's independent recipe: `scripts/evidence_digest.py` (Python 3
+/// with `zstandard`) reading the SQLite file itself, uncompacted rows and
+/// compacted chunks alike.
+fn script_digest(db: &Path, checks: &[&str], from_ms: i64, to_ms: i64) -> (u64, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/evidence_digest.py");
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg("--db")
+        .arg(db)
+        .args([
+            "--checks",
+            &checks.join(","),
+            "--from-ms",
+            &from_ms.to_string(),
+            "--to-ms",
+            &to_ms.to_string(),
+        ])
         .output()
-        .expect("sh");
+        .expect("python3");
     assert!(
         out.status.success(),
-        "recipe failed: {}",
+        "evidence_digest.py failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     let n: u64 = lines.next().unwrap().trim().parse().unwrap();
-    let sha = lines
-        .next()
+    (n, lines.next().unwrap().trim().to_string())
+}
+
+/// The README's other recipe: `slaprobe-collector evidence … | sha256sum`.
+fn cli_digest(clock: &TestClock, bin: &Path, cfg: &str, month: Month) -> (u64, String) {
+    let out = clock
+        .command(bin)
+        .args([
+            "evidence",
+            "--config",
+            cfg,
+            "--contract",
+            "hostco-web",
+            "--month",
+            &month.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "evidence failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
+    (n, sha256_hex(&out.stdout))
+}
+
+/// Compacts every stored result as the collector's compactor would once
+/// they are settled (an hour after the last one), after marking them
+/// consumed by the SLA ledger (compaction never takes rows it has not seen).
+fn compact_all(data_dir: &Path) -> u64 {
+    use slaprobe_collector::store::{LedgerConn, LedgerWrite, Location, Maintenance, Reader};
+    let loc = Location::Sqlite(data_dir.to_path_buf());
+    let reader = Reader::open_at(&loc).unwrap();
+    let head = reader.feed_head().unwrap();
+    let state = reader.ledger_since(u64::MAX).unwrap().state;
+    if state.cursor < head {
+        let mut conn = LedgerConn::open(&loc).unwrap();
+        conn.write(&LedgerWrite {
+            base: state.version,
+            cursor: head,
+            rows: vec![],
+            reset_contracts: vec![],
+        })
+        .unwrap();
+    }
+    let later = Timestamp::now().as_millisecond() + 400 * 86_400_000;
+    let stats = Maintenance::open(&loc)
         .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    (n, sha)
+        .compact(later, 3_600_000)
+        .unwrap();
+    assert_eq!(reader.count_results().unwrap() > 0, stats.results > 0);
+    stats.results
 }
 
 fn get_json(port: u16, path: &str) -> (u16, Value, String) {
@@ -707,7 +755,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(http.evidence.results, mine.len() as u64);
     assert_eq!(http.evidence.sha256, hex::encode(h.finalize()));
     let db = dir.path().join("data/slaprobe.db");
-    let recipe = recipe_digest(
+    let recipe = script_digest(
         &db,
         &["web", "api"],
         ps.as_millisecond(),
@@ -717,6 +765,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         recipe,
         (http.evidence.results, http.evidence.sha256.clone())
     );
+    assert_eq!(cli_digest(&clock, &bin, &cfg_s, prev), recipe);
 
     // One more result: the digest changes.
     seqs[2] += 1;
@@ -736,7 +785,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(http2.evidence.results, http.evidence.results + 1);
     assert_ne!(http2.evidence.sha256, http.evidence.sha256);
     assert_eq!(
-        recipe_digest(
+        script_digest(
             &db,
             &["web", "api"],
             ps.as_millisecond(),
@@ -890,8 +939,23 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         );
     }
 
-    // The CLI with the collector stopped: byte for byte the HTTP report.
+    // The CLI with the collector stopped: byte for byte the HTTP report,
+    // also once every result is compacted; both recipes agree on the
+    // compacted store.
     assert_eq!(collector.stop(Duration::from_secs(15)), Some(0));
+    let compacted = compact_all(&dir.path().join("data"));
+    assert!(compacted > http2.evidence.results, "{compacted} compacted");
+    let want = (http2.evidence.results, http2.evidence.sha256.clone());
+    assert_eq!(
+        script_digest(
+            &db,
+            &["web", "api"],
+            ps.as_millisecond(),
+            pe.as_millisecond()
+        ),
+        want
+    );
+    assert_eq!(cli_digest(&clock, &bin, &cfg_s, prev), want);
     let out_file = dir.path().join("report.json");
     let cli = clock
         .command(&bin)

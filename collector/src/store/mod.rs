@@ -33,6 +33,7 @@
 //! [`LedgerWrite`] names the version it was derived from and fails with
 //! [`StoreError::LedgerConflict`] when another writer moved on.
 
+pub mod compact;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
@@ -164,6 +165,55 @@ impl Store {
         }
     }
 
+    /// Starts the compactor thread: every `every`, [`Maintenance::compact`]
+    /// with `after` as the horizon, then `after_pass` (retention), on a
+    /// maintenance connection of its own. A failed pass is logged and tried
+    /// again at the next. Stops (and is joined) when the store closes.
+    pub fn start_compactor(
+        &self,
+        location: Location,
+        every: std::time::Duration,
+        after: std::time::Duration,
+        mut after_pass: AfterPass,
+    ) -> Result<(), StoreError> {
+        let background = match self {
+            Store::Sqlite(s) => s.background(),
+            Store::Postgres(s) => s.background(),
+        };
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let mut conn: Option<Maintenance> = None;
+        background.spawn("slaprobe-compactor", every, move || {
+            let m = match conn.as_mut() {
+                Some(m) => m,
+                None => match Maintenance::open(&location) {
+                    Ok(m) => conn.insert(m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "compactor: cannot open the store; retrying");
+                        return;
+                    }
+                },
+            };
+            let now = jiff::Timestamp::now().as_millisecond();
+            let t0 = std::time::Instant::now();
+            match m.compact(now, after_ms) {
+                Ok(s) if s.results > 0 => tracing::info!(
+                    results = s.results,
+                    frames = s.frames,
+                    transactions = s.transactions,
+                    secs = t0.elapsed().as_secs_f64(),
+                    "compacted settled results"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "compaction failed; retrying at the next pass");
+                    conn = None;
+                    return;
+                }
+            }
+            after_pass(m, now);
+        })
+    }
+
     /// Finishes the queued batches and stops the writer(s). Batches sent
     /// afterwards fail with [`StoreError::Closed`]; reads keep working.
     pub async fn close(&self) {
@@ -276,6 +326,31 @@ impl Reader {
         }
     }
 
+    /// Whether `(agent, seq)` is stored, and with which bytes, whether its
+    /// row is in `results` or was compacted (then it is found under `check`
+    /// and the UTC day of `started_at_ms`: the same bytes name the same
+    /// check and start). The one place per backend that answers it.
+    pub fn stored_seq(
+        &self,
+        agent: &str,
+        seq: u64,
+        check: &str,
+        started_at_ms: i64,
+    ) -> Result<StoredSeq, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.stored_seq(agent, seq, check, started_at_ms),
+            Reader::Postgres(r) => r.stored_seq(agent, seq, check, started_at_ms),
+        }
+    }
+
+    /// The archived months, by month.
+    pub fn archives(&self) -> Result<Vec<ArchiveRecord>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.archives(),
+            Reader::Postgres(r) => r.archives(),
+        }
+    }
+
     /// The number of the latest committed batch.
     pub fn feed_head(&self) -> Result<u64, StoreError> {
         match self {
@@ -329,6 +404,105 @@ impl LedgerConn {
     }
 }
 
+/// The connection compaction, archive records and retention write through
+/// (blocking: use it from a thread of its own, e.g. [`Store::start_compactor`]).
+#[derive(Debug)]
+pub enum Maintenance {
+    Sqlite(sqlite::Maintenance),
+    Postgres(postgres::Maintenance),
+}
+
+impl Maintenance {
+    /// Opens a maintenance connection to the existing store at `location`.
+    pub fn open(location: &Location) -> Result<Maintenance, StoreError> {
+        match location {
+            Location::Sqlite(dir) => sqlite::Maintenance::open(dir).map(Maintenance::Sqlite),
+            Location::Postgres(url) => postgres::Maintenance::open(url).map(Maintenance::Postgres),
+        }
+    }
+
+    /// Compacts the results that are settled as of `now_ms`: received more
+    /// than `after_ms` ago, started in an hour that was over by then, and
+    /// consumed by the SLA ledger (`batch_no` at most `ledger_state.cursor`;
+    /// rows without a batch number predate the feed and qualify). Bounded
+    /// transactions, each moving rows into chunks and deleting them
+    /// atomically, until none is left.
+    pub fn compact(
+        &mut self,
+        now_ms: i64,
+        after_ms: i64,
+    ) -> Result<compact::CompactStats, StoreError> {
+        let received_before = now_ms.saturating_sub(after_ms);
+        let started_before = received_before.div_euclid(compact::HOUR_MS) * compact::HOUR_MS;
+        match self {
+            Maintenance::Sqlite(m) => m.compact(received_before, started_before),
+            Maintenance::Postgres(m) => m.compact(received_before, started_before),
+        }
+    }
+
+    /// Records that `a.month` was archived (again: the newest bundle counts).
+    pub fn record_archive(&mut self, a: &ArchiveRecord) -> Result<(), StoreError> {
+        match self {
+            Maintenance::Sqlite(m) => m.record_archive(a),
+            Maintenance::Postgres(m) => m.record_archive(a),
+        }
+    }
+
+    /// Drops the compacted evidence of every UTC day before `before_day`
+    /// (days since the epoch) for which `keep` is false; returns how many
+    /// results were dropped. Uncompacted rows are never dropped (they are
+    /// compacted first). The seq ranges stay, so a result sent again after
+    /// its evidence was dropped is still a duplicate.
+    pub fn prune_days(
+        &mut self,
+        before_day: i64,
+        keep: &dyn Fn(i64) -> bool,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Maintenance::Sqlite(m) => m.prune_days(before_day, keep),
+            Maintenance::Postgres(m) => m.prune_days(before_day, keep),
+        }
+    }
+
+    /// Counts `results` dropped from archived `month` (the archive row's `pruned`).
+    pub fn mark_pruned(&mut self, month: &str, at_ms: i64, results: u64) -> Result<(), StoreError> {
+        match self {
+            Maintenance::Sqlite(m) => m.mark_pruned(month, at_ms, results),
+            Maintenance::Postgres(m) => m.mark_pruned(month, at_ms, results),
+        }
+    }
+}
+
+/// A month written to an archive bundle (`slaprobe-collector archive`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveRecord {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub archived_at_ms: i64,
+    /// Results in the bundle.
+    pub results: u64,
+    /// SHA-256 (hex) of the bundle's uncompressed `results.jsonl`.
+    pub sha256: String,
+    /// Results of the month dropped by retention since (0: none).
+    pub pruned: u64,
+}
+
+/// Runs after each compaction pass with the maintenance connection and the
+/// pass's `now` (ms): retention ([`Store::start_compactor`]).
+pub type AfterPass = Box<dyn FnMut(&mut Maintenance, i64) + Send>;
+
+/// Whether a result is stored, and with which bytes ([`Reader::stored_seq`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredSeq {
+    /// Not stored: a new result.
+    Absent,
+    /// Stored with these bytes (in `results`, or compacted).
+    Stored(Vec<u8>),
+    /// Stored and compacted, but not under the check and UTC day asked for,
+    /// so with other bytes — or its evidence was dropped by retention.
+    StoredOtherwise,
+}
+
 /// A store problem. Bad input never gets here: ingest validates first.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -373,6 +547,9 @@ pub enum StoreError {
     /// A database URL this build cannot use (TLS settings, `sslrootcert`); never holds the URL.
     #[error("database_url: {0}")]
     Config(String),
+    /// Compacted evidence that does not decode (a damaged or hand-edited store).
+    #[error("compacted evidence is damaged: {0}")]
+    Corrupt(String),
 }
 
 /// One validated result to store.
@@ -533,6 +710,53 @@ impl<'a> BatchAggregate<'a> {
         }
         agg.duplicates = rows.len() as u64 - agg.stored;
         agg
+    }
+}
+
+/// Background threads of a store handle (the compactor), stopped and
+/// joined by the backend's `close`.
+#[derive(Default)]
+pub(crate) struct Background {
+    threads: std::sync::Mutex<Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+}
+
+impl Background {
+    /// Runs `job` every `every` on a thread of its own until [`Background::stop`].
+    fn spawn(
+        &self,
+        name: &str,
+        every: std::time::Duration,
+        mut job: impl FnMut() + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    job();
+                }
+            })
+            .map_err(|e| StoreError::Task(format!("cannot start {name}: {e}")))?;
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((tx, h));
+        Ok(())
+    }
+
+    /// Signals every thread to stop and waits for the job they are running.
+    pub(crate) async fn stop(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if threads.is_empty() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for (tx, h) in threads {
+                drop(tx);
+                let _ = h.join();
+            }
+        })
+        .await;
     }
 }
 

@@ -149,6 +149,47 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ledger_version ON ledger (version);
     "#,
+    // 3: compacted evidence (`super::compact`), the compacted seqs per
+    // agent, `latest` carrying what it read from `results`, archived months.
+    r#"
+    CREATE TABLE evidence_chunks (
+        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        check_name TEXT COLLATE "C" NOT NULL,
+        agent      TEXT COLLATE "C" NOT NULL,
+        location   TEXT COLLATE "C" NOT NULL,
+        day        BIGINT NOT NULL,         -- UTC day of started_at: floor(started_at / 86400000)
+        n          BIGINT NOT NULL,
+        frames     TEXT   NOT NULL,         -- JSON [[len, n, seq_min, seq_max], ...]
+        data       BYTEA  NOT NULL,         -- concatenated zstd frames
+        UNIQUE (check_name, day, agent, location)
+    );
+    -- Already compressed: keep it out of line and uncompressed, so a
+    -- frame is read with substring() without detoasting the whole value.
+    ALTER TABLE evidence_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+    CREATE INDEX evidence_chunks_day ON evidence_chunks (day);
+
+    CREATE TABLE compacted_seqs (
+        agent TEXT COLLATE "C" NOT NULL,
+        lo    BIGINT NOT NULL,
+        hi    BIGINT NOT NULL,
+        PRIMARY KEY (agent, lo)
+    );
+
+    ALTER TABLE latest ADD COLUMN success BOOLEAN;
+    ALTER TABLE latest ADD COLUMN class TEXT COLLATE "C";
+    ALTER TABLE latest ADD COLUMN batch_no BIGINT;
+    UPDATE latest l SET success = r.success, class = r.class, batch_no = r.batch_no
+      FROM results r WHERE r.agent = l.agent AND r.seq = l.seq;
+
+    CREATE TABLE archives (
+        month       TEXT COLLATE "C" PRIMARY KEY,
+        archived_at BIGINT NOT NULL,
+        results     BIGINT NOT NULL,
+        sha256      TEXT   NOT NULL,
+        pruned_at   BIGINT,
+        pruned      BIGINT NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// Key of the session advisory lock the SLA ledger's keeper holds ("slaledgr").
@@ -238,6 +279,8 @@ struct Inner {
     reader: mpsc::Sender<ReadJob>,
     /// Writer threads, joined by [`Store::close`].
     writers: Mutex<Vec<JoinHandle<()>>>,
+    /// The compactor thread, stopped by [`Store::close`].
+    background: super::Background,
 }
 
 impl std::fmt::Debug for Store {
@@ -291,6 +334,7 @@ impl Store {
                 writer: wtx,
                 reader: rtx,
                 writers: Mutex::new(writers),
+                background: super::Background::default(),
             }),
         })
     }
@@ -298,6 +342,10 @@ impl Store {
     /// The database URL without its password.
     pub fn describe(&self) -> String {
         self.inner.describe.clone()
+    }
+
+    pub(crate) fn background(&self) -> &super::Background {
+        &self.inner.background
     }
 
     /// False once the writers have stopped: nothing more can be stored.
@@ -362,6 +410,7 @@ impl Store {
     /// Finishes the batches already taken, refuses the queued ones, stops
     /// and joins the writer threads. Reads keep working.
     pub async fn close(&self) {
+        self.inner.background.stop().await;
         let (tx, rx) = oneshot::channel();
         if self.inner.writer.send(WriteJob::Close(tx)).await.is_ok() {
             let _ = rx.await;
@@ -531,6 +580,30 @@ fn try_insert_batch(
             &[],
         )?
         .try_get(0)?;
+    // Seqs compacted away are stored too (see `super::compact`). Read under
+    // the feed lock: compaction holds it while it moves rows.
+    let compacted = compacted_ranges(&mut tx, agent)?;
+    let keep: Vec<bool> = seqs
+        .iter()
+        .map(|&q| !super::compact::in_ranges(&compacted, u64_col(q)))
+        .collect();
+    fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+        v.iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(x, _)| *x)
+            .collect()
+    }
+    let (seqs, checks, locations, kinds, started, success, classes, raws) = (
+        pick(&seqs, &keep),
+        pick(&checks, &keep),
+        pick(&locations, &keep),
+        pick(&kinds, &keep),
+        pick(&started, &keep),
+        pick(&success, &keep),
+        pick(&classes, &keep),
+        pick(&raws, &keep),
+    );
     let returned = tx.query(
         "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw, batch_no)
          SELECT $1, u.seq, u.check_name, u.location, u.kind, u.started_at, u.success, u.class, $2, u.raw, $11
@@ -613,16 +686,22 @@ fn try_insert_batch(
         let seqs: Vec<i64> = latest.values().map(|r| to_i64(r.seq)).collect();
         let started: Vec<i64> = latest.values().map(|r| r.started_at_ms).collect();
         let raws: Vec<&[u8]> = latest.values().map(|r| r.raw.as_slice()).collect();
+        let success: Vec<bool> = latest.values().map(|r| r.success).collect();
+        let classes: Vec<Option<&str>> = latest
+            .values()
+            .map(|r| r.class.map(|c| c.as_str()))
+            .collect();
         tx.execute(
-            "INSERT INTO latest (check_name, location, agent, seq, started_at, raw)
-             SELECT u.check_name, u.location, $1, u.seq, u.started_at, u.raw
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[])
-               AS u(check_name, location, seq, started_at, raw)
+            "INSERT INTO latest (check_name, location, agent, seq, started_at, raw, success, class, batch_no)
+             SELECT u.check_name, u.location, $1, u.seq, u.started_at, u.raw, u.success, u.class, $9
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[], $7::boolean[], $8::text[])
+               AS u(check_name, location, seq, started_at, raw, success, class)
              ON CONFLICT (check_name, location) DO UPDATE
-               SET agent = excluded.agent, seq = excluded.seq, started_at = excluded.started_at, raw = excluded.raw
+               SET agent = excluded.agent, seq = excluded.seq, started_at = excluded.started_at, raw = excluded.raw,
+                   success = excluded.success, class = excluded.class, batch_no = excluded.batch_no
                WHERE excluded.started_at > latest.started_at
                   OR (excluded.started_at = latest.started_at AND excluded.seq > latest.seq)",
-            &[&agent, &checks, &locs, &seqs, &started, &raws],
+            &[&agent, &checks, &locs, &seqs, &started, &raws, &success, &classes, &batch_no],
         )?;
     }
     tx.execute(
@@ -757,9 +836,8 @@ impl Reader {
     /// See [`super::Reader::latest`].
     pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
         let rows = self.client()?.query(
-            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw, r.batch_no
-             FROM latest l LEFT JOIN results r ON r.agent = l.agent AND r.seq = l.seq
-             ORDER BY l.check_name, l.location",
+            "SELECT agent, seq, check_name, location, started_at, success, class, raw, batch_no
+             FROM latest ORDER BY check_name, location",
             &[],
         )?;
         rows.iter().map(row_to_result).collect()
@@ -784,8 +862,9 @@ impl Reader {
     }
 
     /// See [`super::Reader::for_each_result`]. Streams through a portal
-    /// ([`FETCH_ROWS`] rows a round trip) inside one read-only transaction,
-    /// so the pass sees one snapshot.
+    /// ([`FETCH_ROWS`] rows a round trip) inside one read-only REPEATABLE
+    /// READ transaction, so the rows and the compacted frames (read with
+    /// `substring`, one frame at a time as the merge reaches it) are one snapshot.
     pub fn for_each_result<F>(
         &self,
         checks: &[String],
@@ -796,7 +875,8 @@ impl Reader {
     where
         F: FnMut(StoredResult),
     {
-        if checks.is_empty() {
+        use super::compact::{FrameRef, Interner, Merge, day_of, frame_refs};
+        if checks.is_empty() || from_ms >= to_ms {
             return Ok(());
         }
         let mut client = self.client()?;
@@ -805,18 +885,40 @@ impl Reader {
             .read_only(true)
             .isolation_level(::postgres::IsolationLevel::RepeatableRead)
             .start()?;
+        let mut frames = Vec::new();
+        let mut names = Interner::default();
+        for r in tx.query(
+            "SELECT id, agent, check_name, location, frames FROM evidence_chunks
+             WHERE check_name = ANY($1) AND day >= $2 AND day <= $3",
+            &[&checks, &day_of(from_ms), &day_of(to_ms - 1)],
+        )? {
+            let (agent, check, loc): (&str, &str, &str) =
+                (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            frame_refs(
+                &mut frames,
+                r.try_get(0)?,
+                names.get(agent),
+                names.get(check),
+                names.get(loc),
+                r.try_get(4)?,
+            )?;
+        }
+        let mut merge = Merge::new(frames, from_ms, to_ms);
         let sql = format!(
             "SELECT {RESULT_COLUMNS} FROM results
              WHERE check_name = ANY($1) AND started_at >= $2 AND started_at < $3
              ORDER BY agent, seq"
         );
         let portal = tx.bind(sql.as_str(), &[&checks, &from_ms, &to_ms])?;
+        let load_sql = "SELECT substring(data FROM $2 FOR $3) FROM evidence_chunks WHERE id = $1";
         loop {
             let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+            let mut load = |fr: &FrameRef| load_frame(&mut tx, load_sql, fr);
             for row in &rows {
-                f(row_to_result(row)?);
+                merge.push_row(row_to_result(row)?, &mut load, &mut f)?;
             }
             if rows.len() < FETCH_ROWS as usize {
+                merge.finish(&mut load, &mut f)?;
                 break;
             }
         }
@@ -824,13 +926,54 @@ impl Reader {
         Ok(())
     }
 
-    /// See [`super::Reader::count_results`].
+    /// See [`super::Reader::count_results`]: compacted results included.
     pub fn count_results(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .client()?
-            .query_one("SELECT count(*) FROM results", &[])?
+            .query_one(
+                "SELECT (SELECT count(*) FROM results) + (SELECT coalesce(sum(n), 0) FROM evidence_chunks)::bigint",
+                &[],
+            )?
             .try_get(0)?;
         Ok(u64_col(n))
+    }
+
+    /// See [`super::Reader::stored_seq`].
+    pub fn stored_seq(
+        &self,
+        agent: &str,
+        seq: u64,
+        check: &str,
+        started_at_ms: i64,
+    ) -> Result<super::StoredSeq, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .start()?;
+        let out = stored_seq(&mut tx, agent, seq, check, started_at_ms)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// See [`super::Reader::archives`].
+    pub fn archives(&self) -> Result<Vec<super::ArchiveRecord>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT month, archived_at, results, sha256, pruned FROM archives ORDER BY month",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::ArchiveRecord {
+                    month: r.try_get(0)?,
+                    archived_at_ms: r.try_get(1)?,
+                    results: u64_col(r.try_get(2)?),
+                    sha256: r.try_get(3)?,
+                    pruned: u64_col(r.try_get(4)?),
+                })
+            })
+            .collect()
     }
 
     /// See [`super::Reader::feed_after`]. The head is read first (in READ
@@ -986,6 +1129,340 @@ impl LedgerConn {
         tx.commit()?;
         Ok(w.base + 1)
     }
+}
+
+/// One frame's compressed bytes (`substring` is 1-based).
+fn load_frame(
+    tx: &mut ::postgres::Transaction<'_>,
+    sql: &str,
+    fr: &super::compact::FrameRef,
+) -> Result<Vec<u8>, StoreError> {
+    let row = tx.query_one(
+        sql,
+        &[
+            &fr.chunk_id,
+            &(i32::try_from(fr.offset + 1).unwrap_or(i32::MAX)),
+            &(i32::try_from(fr.len).unwrap_or(i32::MAX)),
+        ],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+/// `agent`'s compacted seq ranges, sorted.
+fn compacted_ranges(
+    tx: &mut ::postgres::Transaction<'_>,
+    agent: &str,
+) -> Result<Vec<(u64, u64)>, ::postgres::Error> {
+    let rows = tx.query(
+        "SELECT lo, hi FROM compacted_seqs WHERE agent = $1 ORDER BY lo",
+        &[&agent],
+    )?;
+    rows.iter()
+        .map(|r| Ok((u64_col(r.try_get(0)?), u64_col(r.try_get(1)?))))
+        .collect()
+}
+
+/// Whether `(agent, seq)` is stored, and with which bytes: the one place
+/// that answers it for this backend (see [`super::StoredSeq`] and the
+/// SQLite twin, `super::sqlite::stored_seq`).
+pub(crate) fn stored_seq(
+    tx: &mut ::postgres::Transaction<'_>,
+    agent: &str,
+    seq: u64,
+    check: &str,
+    started_at_ms: i64,
+) -> Result<super::StoredSeq, StoreError> {
+    if let Some(r) = tx.query_opt(
+        "SELECT raw FROM results WHERE agent = $1 AND seq = $2",
+        &[&agent, &to_i64(seq)],
+    )? {
+        return Ok(super::StoredSeq::Stored(r.try_get(0)?));
+    }
+    if !super::compact::in_ranges(&compacted_ranges(tx, agent)?, seq) {
+        return Ok(super::StoredSeq::Absent);
+    }
+    let chunks = tx.query(
+        "SELECT id, frames FROM evidence_chunks WHERE check_name = $1 AND day = $2 AND agent = $3",
+        &[&check, &super::compact::day_of(started_at_ms), &agent],
+    )?;
+    let load_sql = "SELECT substring(data FROM $2 FOR $3) FROM evidence_chunks WHERE id = $1";
+    for c in &chunks {
+        let id: i64 = c.try_get(0)?;
+        let mut offset = 0u64;
+        for fm in super::compact::parse_frames(c.try_get(1)?)? {
+            if (fm.seq_min()..=fm.seq_max()).contains(&seq) {
+                let fr = super::compact::FrameRef {
+                    agent: agent.into(),
+                    check: check.into(),
+                    location: "".into(),
+                    chunk_id: id,
+                    offset,
+                    len: fm.len(),
+                    seq_min: fm.seq_min(),
+                };
+                let data = load_frame(tx, load_sql, &fr)?;
+                if let Some(r) = super::compact::decode_frame(&data)?
+                    .into_iter()
+                    .find(|r| r.seq == seq)
+                {
+                    return Ok(super::StoredSeq::Stored(r.raw));
+                }
+            }
+            offset += fm.len();
+        }
+    }
+    Ok(super::StoredSeq::StoredOtherwise)
+}
+
+/// The PostgreSQL side of [`super::Maintenance`]: a connection of its own.
+/// Every compaction transaction takes the feed row's lock first, as every
+/// batch does, so a batch never checks the compacted ranges while rows
+/// move (it would store a seq twice) and two collectors never compact the
+/// same rows.
+pub struct Maintenance {
+    client: Client,
+}
+
+impl std::fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresMaintenance")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Maintenance {
+    /// Connects (blocking; not from an async task) and checks the schema.
+    pub fn open(url: &str) -> Result<Maintenance, StoreError> {
+        drop(Reader::open(url)?);
+        Ok(Maintenance {
+            client: connect(url)?,
+        })
+    }
+
+    /// See [`super::Maintenance::compact`].
+    pub fn compact(
+        &mut self,
+        received_before_ms: i64,
+        started_before_ms: i64,
+    ) -> Result<super::compact::CompactStats, StoreError> {
+        let mut stats = super::compact::CompactStats::default();
+        let mut after_id = 0i64;
+        loop {
+            let (moved, frames, last_id) =
+                self.compact_tx(received_before_ms, started_before_ms, after_id)?;
+            if moved == 0 {
+                break;
+            }
+            stats.results += moved;
+            stats.frames += frames;
+            stats.transactions += 1;
+            after_id = last_id;
+        }
+        stats.sealed = self.seal(super::compact::day_of(started_before_ms))?;
+        Ok(stats)
+    }
+
+    /// See the SQLite twin: finished days' chunk rows as one frame each.
+    fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
+        use super::compact::{SEAL_PER_TX, frames_json, parse_frames, reseal};
+        let mut sealed = 0;
+        let mut after_id = 0i64;
+        loop {
+            let mut tx = self.client.transaction()?;
+            let rows = tx.query(
+                "SELECT id, frames, data FROM evidence_chunks
+                 WHERE id > $1 AND day < $2 AND frames LIKE '[[%],[%'
+                 ORDER BY id LIMIT $3 FOR UPDATE",
+                &[&after_id, &before_day, &SEAL_PER_TX],
+            )?;
+            let Some(last) = rows.last().map(|r| r.try_get::<_, i64>(0)).transpose()? else {
+                return Ok(sealed);
+            };
+            for r in &rows {
+                let id: i64 = r.try_get(0)?;
+                let (one, meta) = reseal(r.try_get(2)?, &parse_frames(r.try_get(1)?)?)?;
+                tx.execute(
+                    "UPDATE evidence_chunks SET frames = $2, data = $3 WHERE id = $1",
+                    &[&id, &frames_json(&[meta]), &one],
+                )?;
+            }
+            tx.commit()?;
+            sealed += rows.len() as u64;
+            after_id = last;
+        }
+    }
+
+    fn compact_tx(
+        &mut self,
+        received_before_ms: i64,
+        started_before_ms: i64,
+        after_id: i64,
+    ) -> Result<(u64, u64, i64), StoreError> {
+        use super::compact::{Row, encode_frame, frames_json, group, parse_frames, seq_runs};
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")?;
+        tx.execute("SELECT last_batch FROM feed WHERE id = 1 FOR UPDATE", &[])?;
+        let cursor: i64 = tx
+            .query_one("SELECT cursor FROM ledger_state WHERE id = 1", &[])?
+            .try_get(0)?;
+        let rows: Vec<Row> = tx
+            .query(
+                "SELECT id, agent, seq, check_name, location, started_at, success, class, raw FROM results
+                 WHERE id > $1 AND received_at < $2 AND started_at < $3
+                   AND (batch_no IS NULL OR batch_no <= $4)
+                 ORDER BY id LIMIT $5",
+                &[
+                    &after_id,
+                    &received_before_ms,
+                    &started_before_ms,
+                    &cursor,
+                    &(super::compact::ROWS_PER_TX as i64),
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Row {
+                    id: r.try_get(0)?,
+                    agent: r.try_get(1)?,
+                    seq: u64_col(r.try_get(2)?),
+                    check: r.try_get(3)?,
+                    location: r.try_get(4)?,
+                    started_at_ms: r.try_get(5)?,
+                    success: r.try_get(6)?,
+                    class: r.try_get(7)?,
+                    raw: r.try_get(8)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let Some(last_id) = rows.last().map(|r| r.id) else {
+            return Ok((0, 0, after_id));
+        };
+        let groups = group(&rows);
+        for g in &groups {
+            let (data, meta) = encode_frame(&g.rows)?;
+            let existing = tx.query_opt(
+                "SELECT id, frames FROM evidence_chunks
+                 WHERE check_name = $1 AND day = $2 AND agent = $3 AND location = $4 FOR UPDATE",
+                &[&g.check, &g.day, &g.agent, &g.location],
+            )?;
+            match existing {
+                Some(r) => {
+                    let id: i64 = r.try_get(0)?;
+                    let mut frames = parse_frames(r.try_get(1)?)?;
+                    frames.push(meta);
+                    tx.execute(
+                        "UPDATE evidence_chunks SET n = n + $2, frames = $3, data = data || $4 WHERE id = $1",
+                        &[&id, &(meta.n() as i64), &frames_json(&frames), &data],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO evidence_chunks (check_name, agent, location, day, n, frames, data)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        &[
+                            &g.check,
+                            &g.agent,
+                            &g.location,
+                            &g.day,
+                            &(meta.n() as i64),
+                            &frames_json(&[meta]),
+                            &data,
+                        ],
+                    )?;
+                }
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        tx.execute("DELETE FROM results WHERE id = ANY($1)", &[&ids])?;
+        for (agent, runs) in seq_runs(&rows) {
+            add_ranges(&mut tx, agent, &runs)?;
+        }
+        tx.commit()?;
+        Ok((rows.len() as u64, groups.len() as u64, last_id))
+    }
+
+    /// See [`super::Maintenance::record_archive`].
+    pub fn record_archive(&mut self, a: &super::ArchiveRecord) -> Result<(), StoreError> {
+        self.client.execute(
+            "INSERT INTO archives (month, archived_at, results, sha256) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (month) DO UPDATE SET archived_at = excluded.archived_at,
+               results = excluded.results, sha256 = excluded.sha256",
+            &[&a.month, &a.archived_at_ms, &to_i64(a.results), &a.sha256],
+        )?;
+        Ok(())
+    }
+
+    /// See [`super::Maintenance::prune_days`].
+    pub fn prune_days(
+        &mut self,
+        before_day: i64,
+        keep: &dyn Fn(i64) -> bool,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let days: Vec<i64> = tx
+            .query(
+                "SELECT DISTINCT day FROM evidence_chunks WHERE day < $1 ORDER BY day",
+                &[&before_day],
+            )?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut dropped = 0i64;
+        for day in days.into_iter().filter(|d| !keep(*d)) {
+            let n: i64 = tx
+                .query_one(
+                    "WITH d AS (DELETE FROM evidence_chunks WHERE day = $1 RETURNING n)
+                     SELECT coalesce(sum(n), 0)::bigint FROM d",
+                    &[&day],
+                )?
+                .try_get(0)?;
+            dropped += n;
+        }
+        tx.commit()?;
+        Ok(u64_col(dropped))
+    }
+
+    /// See [`super::Maintenance::mark_pruned`].
+    pub fn mark_pruned(&mut self, month: &str, at_ms: i64, results: u64) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE archives SET pruned_at = $2, pruned = pruned + $3 WHERE month = $1",
+            &[&month, &at_ms, &to_i64(results)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Adds `runs` (sorted, disjoint from what is stored) to `agent`'s ranges,
+/// merging with the neighbours they touch.
+fn add_ranges(
+    tx: &mut ::postgres::Transaction<'_>,
+    agent: &str,
+    runs: &[(u64, u64)],
+) -> Result<(), StoreError> {
+    for &(lo, hi) in runs {
+        let (mut lo, mut hi) = (to_i64(lo), to_i64(hi));
+        if let Some(r) = tx.query_opt(
+            "SELECT lo, hi FROM compacted_seqs WHERE agent = $1 AND lo <= $2 ORDER BY lo DESC LIMIT 1",
+            &[&agent, &lo],
+        )? {
+            let (llo, lhi): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            if lhi + 1 == lo {
+                lo = llo;
+            }
+        }
+        if let Some(r) = tx.query_opt(
+            "DELETE FROM compacted_seqs WHERE agent = $1 AND lo = $2 RETURNING hi",
+            &[&agent, &(hi + 1)],
+        )? {
+            hi = r.try_get(0)?;
+        }
+        tx.execute(
+            "INSERT INTO compacted_seqs (agent, lo, hi) VALUES ($1, $2, $3)
+             ON CONFLICT (agent, lo) DO UPDATE SET hi = excluded.hi",
+            &[&agent, &lo, &hi],
+        )?;
+    }
+    Ok(())
 }
 
 fn row_to_result(r: &::postgres::Row) -> Result<StoredResult, StoreError> {

@@ -115,6 +115,47 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ledger_version ON ledger (version);
     "#,
+    // 3: compacted evidence (see `super::compact` for the format), the seqs
+    // compacted per agent (dedup after the rows are gone), `latest` carrying
+    // what it read from `results`, and the archived months.
+    r#"
+    CREATE TABLE evidence_chunks (
+        id         INTEGER PRIMARY KEY,
+        check_name TEXT    NOT NULL,
+        agent      TEXT    NOT NULL,
+        location   TEXT    NOT NULL,
+        day        INTEGER NOT NULL,        -- UTC day of started_at: floor(started_at / 86400000)
+        n          INTEGER NOT NULL,        -- results in data
+        frames     TEXT    NOT NULL,        -- JSON [[len, n, seq_min, seq_max], ...]
+        data       BLOB    NOT NULL,        -- concatenated zstd frames
+        UNIQUE (check_name, day, agent, location)
+    );
+    CREATE INDEX evidence_chunks_day ON evidence_chunks (day);
+
+    CREATE TABLE compacted_seqs (
+        agent TEXT    NOT NULL,
+        lo    INTEGER NOT NULL,
+        hi    INTEGER NOT NULL,             -- inclusive
+        PRIMARY KEY (agent, lo)
+    ) WITHOUT ROWID;
+
+    ALTER TABLE latest ADD COLUMN success INTEGER;
+    ALTER TABLE latest ADD COLUMN class TEXT;
+    ALTER TABLE latest ADD COLUMN batch_no INTEGER;
+    UPDATE latest SET
+        success  = (SELECT r.success  FROM results r WHERE r.agent = latest.agent AND r.seq = latest.seq),
+        class    = (SELECT r.class    FROM results r WHERE r.agent = latest.agent AND r.seq = latest.seq),
+        batch_no = (SELECT r.batch_no FROM results r WHERE r.agent = latest.agent AND r.seq = latest.seq);
+
+    CREATE TABLE archives (
+        month       TEXT    PRIMARY KEY,    -- YYYY-MM
+        archived_at INTEGER NOT NULL,       -- ms since the Unix epoch
+        results     INTEGER NOT NULL,       -- results in the bundle
+        sha256      TEXT    NOT NULL,       -- of the bundle's results.jsonl
+        pruned_at   INTEGER,                -- when its evidence was dropped (retention)
+        pruned      INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -131,6 +172,8 @@ struct Inner {
     writer: mpsc::Sender<WriteJob>,
     /// Idle read connections, reused so each read does not reopen the file.
     readers: Mutex<Vec<super::Reader>>,
+    /// The compactor thread, stopped by [`Store::close`].
+    background: super::Background,
 }
 
 impl std::fmt::Debug for Store {
@@ -153,6 +196,10 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Only takes effect on a new (empty) file: compaction then gives
+        // freed pages back to the file system (`PRAGMA incremental_vacuum`
+        // after each pass). An older store keeps its mode until a VACUUM (README).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         // journal_mode answers with a row, so it cannot go through pragma_update.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -192,6 +239,7 @@ impl Store {
                 dir: data_dir.to_path_buf(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                background: super::Background::default(),
             }),
         })
     }
@@ -204,6 +252,10 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    pub(crate) fn background(&self) -> &super::Background {
+        &self.inner.background
     }
 
     /// Stores one agent's batch in one transaction and updates the agent's
@@ -257,6 +309,7 @@ impl Store {
     /// Finishes the queued batches, checkpoints the WAL and stops the writer.
     /// Batches sent afterwards fail with [`StoreError::Closed`].
     pub async fn close(&self) {
+        self.inner.background.stop().await;
         let (tx, rx) = oneshot::channel();
         if self.inner.writer.send(WriteJob::Close(tx)).await.is_ok() {
             let _ = rx.await;
@@ -335,6 +388,8 @@ fn insert_batch(
         )?
         .query_row([], |r| r.get(0))?;
     let mut inserted = Vec::with_capacity(rows.len());
+    // Seqs compacted away are stored too (see `super::compact`).
+    let compacted = compacted_ranges(&tx, agent)?;
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO results (agent, seq, check_name, location, kind, started_at, success, class, received_at, raw, batch_no)
@@ -342,6 +397,10 @@ fn insert_batch(
              ON CONFLICT (agent, seq) DO NOTHING",
         )?;
         for r in rows {
+            if super::compact::in_ranges(&compacted, r.seq) {
+                inserted.push(false);
+                continue;
+            }
             let n = ins.execute(params![
                 agent,
                 to_i64(r.seq),
@@ -399,9 +458,11 @@ fn insert_batch(
             up.execute(params![check, loc, class, n])?;
         }
         let mut up = tx.prepare_cached(
-            "INSERT INTO latest (check_name, location, agent, seq, started_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO latest (check_name, location, agent, seq, started_at, raw, success, class, batch_no)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (check_name, location) DO UPDATE
-               SET agent = excluded.agent, seq = excluded.seq, started_at = excluded.started_at, raw = excluded.raw
+               SET agent = excluded.agent, seq = excluded.seq, started_at = excluded.started_at, raw = excluded.raw,
+                   success = excluded.success, class = excluded.class, batch_no = excluded.batch_no
                WHERE excluded.started_at > latest.started_at
                   OR (excluded.started_at = latest.started_at AND excluded.seq > latest.seq)",
         )?;
@@ -412,7 +473,10 @@ fn insert_batch(
                 agent,
                 to_i64(r.seq),
                 r.started_at_ms,
-                r.raw
+                r.raw,
+                r.success,
+                r.class.map(|c| c.as_str()),
+                batch_no,
             ])?;
         }
         let mut up = tx.prepare_cached(
@@ -439,6 +503,72 @@ fn insert_batch(
         stored,
         duplicates,
     })
+}
+
+/// `agent`'s compacted seq ranges, sorted.
+fn compacted_ranges(conn: &Connection, agent: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+    let mut st =
+        conn.prepare_cached("SELECT lo, hi FROM compacted_seqs WHERE agent = ?1 ORDER BY lo")?;
+    let rows = st.query_map([agent], |r| Ok((u64_col(r.get(0)?), u64_col(r.get(1)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether `(agent, seq)` is stored, and with which bytes: the one place
+/// that answers it, for `results` rows and compacted ones alike (see
+/// [`super::StoredSeq`]). A compacted result is looked up under `check`
+/// and the UTC day of `started_at_ms`: the same bytes carry the same check
+/// and start, so a result not found there was stored with other bytes.
+pub(crate) fn stored_seq(
+    conn: &Connection,
+    agent: &str,
+    seq: u64,
+    check: &str,
+    started_at_ms: i64,
+) -> Result<super::StoredSeq, StoreError> {
+    let raw: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT raw FROM results WHERE agent = ?1 AND seq = ?2")?
+        .query_row(params![agent, to_i64(seq)], |r| r.get(0))
+        .optional()?;
+    if let Some(raw) = raw {
+        return Ok(super::StoredSeq::Stored(raw));
+    }
+    if !super::compact::in_ranges(&compacted_ranges(conn, agent)?, seq) {
+        return Ok(super::StoredSeq::Absent);
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT id, frames FROM evidence_chunks WHERE check_name = ?1 AND day = ?2 AND agent = ?3",
+    )?;
+    let chunks = st
+        .query_map(
+            params![check, super::compact::day_of(started_at_ms), agent],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, frames) in chunks {
+        let mut offset = 0u64;
+        for fm in super::compact::parse_frames(&frames)? {
+            if (fm.seq_min()..=fm.seq_max()).contains(&seq) {
+                let data = read_blob(conn, id, offset, fm.len())?;
+                if let Some(r) = super::compact::decode_frame(&data)?
+                    .into_iter()
+                    .find(|r| r.seq == seq)
+                {
+                    return Ok(super::StoredSeq::Stored(r.raw));
+                }
+            }
+            offset += fm.len();
+        }
+    }
+    Ok(super::StoredSeq::StoredOtherwise)
+}
+
+/// `len` bytes at `offset` of chunk `id`'s data (incremental blob I/O: the
+/// other frames of the row are not copied).
+fn read_blob(conn: &Connection, id: i64, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+    let blob = conn.blob_open(rusqlite::MAIN_DB, c"evidence_chunks", c"data", id, true)?;
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    blob.read_at_exact(&mut buf, usize::try_from(offset).unwrap_or(usize::MAX))?;
+    Ok(buf)
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -545,9 +675,8 @@ impl Reader {
     /// The newest result per (check, location), raw JSON.
     pub fn latest(&self) -> Result<Vec<StoredResult>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT l.agent, l.seq, l.check_name, l.location, l.started_at, r.success, r.class, l.raw, r.batch_no
-             FROM latest l LEFT JOIN results r ON r.agent = l.agent AND r.seq = l.seq
-             ORDER BY l.check_name, l.location",
+            "SELECT agent, seq, check_name, location, started_at, success, class, raw, batch_no
+             FROM latest ORDER BY check_name, location",
         )?;
         let rows = st.query_map([], row_to_result)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -571,8 +700,9 @@ impl Reader {
     }
 
     /// Calls `f` for every result of `checks` started in `[from_ms, to_ms)`,
-    /// in (agent, seq) order — the canonical order evidence digests use.
-    /// Streams, so a month of results need not fit in memory.
+    /// compacted or not, in (agent, seq) order — the canonical order
+    /// evidence digests use. One read transaction (one snapshot); streams
+    /// the rows and opens compacted frames only as the merge reaches them.
     pub fn for_each_result<F>(
         &self,
         checks: &[String],
@@ -583,35 +713,120 @@ impl Reader {
     where
         F: FnMut(StoredResult),
     {
-        if checks.is_empty() {
+        if checks.is_empty() || from_ms >= to_ms {
             return Ok(());
         }
+        self.conn.execute_batch("BEGIN")?;
+        let out = self.for_each_result_in_tx(checks, from_ms, to_ms, &mut f);
+        let end = self.conn.execute_batch("COMMIT");
+        out?;
+        Ok(end?)
+    }
+
+    fn for_each_result_in_tx<F>(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        f: &mut F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut(StoredResult),
+    {
+        use super::compact::{Interner, Merge, day_of, frame_refs};
         let placeholders = vec!["?"; checks.len()].join(", ");
+        let mut values: Vec<rusqlite::types::Value> = checks
+            .iter()
+            .map(|c| rusqlite::types::Value::Text(c.clone()))
+            .collect();
+
+        let mut frames = Vec::new();
+        {
+            let sql = format!(
+                "SELECT id, agent, check_name, location, frames FROM evidence_chunks
+                 WHERE check_name IN ({placeholders}) AND day >= ? AND day <= ?"
+            );
+            let mut st = self.conn.prepare(&sql)?;
+            let mut v = values.clone();
+            v.push(rusqlite::types::Value::Integer(day_of(from_ms)));
+            v.push(rusqlite::types::Value::Integer(day_of(to_ms - 1)));
+            let mut rows = st.query(rusqlite::params_from_iter(v))?;
+            let mut names = Interner::default();
+            while let Some(r) = rows.next()? {
+                let (agent, check, loc): (String, String, String) =
+                    (r.get(1)?, r.get(2)?, r.get(3)?);
+                frame_refs(
+                    &mut frames,
+                    r.get(0)?,
+                    names.get(&agent),
+                    names.get(&check),
+                    names.get(&loc),
+                    &r.get::<_, String>(4)?,
+                )?;
+            }
+        }
+        let conn = &self.conn;
+        let mut load =
+            |fr: &super::compact::FrameRef| read_blob(conn, fr.chunk_id, fr.offset, fr.len);
+        let mut merge = Merge::new(frames, from_ms, to_ms);
+
         let sql = format!(
             "SELECT {RESULT_COLUMNS} FROM results
              WHERE check_name IN ({placeholders}) AND started_at >= ? AND started_at < ?
              ORDER BY agent, seq"
         );
         let mut st = self.conn.prepare(&sql)?;
-        let mut values: Vec<rusqlite::types::Value> = checks
-            .iter()
-            .map(|c| rusqlite::types::Value::Text(c.clone()))
-            .collect();
         values.push(rusqlite::types::Value::Integer(from_ms));
         values.push(rusqlite::types::Value::Integer(to_ms));
         let mut rows = st.query(rusqlite::params_from_iter(values))?;
         while let Some(row) = rows.next()? {
-            f(row_to_result(row)?);
+            merge.push_row(row_to_result(row)?, &mut load, f)?;
         }
-        Ok(())
+        merge.finish(&mut load, f)
     }
 
-    /// How many results are stored in all.
+    /// How many results are stored in all (compacted ones included; not
+    /// those dropped by retention).
     pub fn count_results(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM results", [], |r| r.get(0))?;
-        Ok(u64_col(n))
+        self.conn.execute_batch("BEGIN")?;
+        let n = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM results) + (SELECT coalesce(sum(n), 0) FROM evidence_chunks)",
+            [],
+            |r| r.get::<_, i64>(0),
+        );
+        self.conn.execute_batch("COMMIT")?;
+        Ok(u64_col(n?))
+    }
+
+    /// See [`super::Reader::stored_seq`].
+    pub fn stored_seq(
+        &self,
+        agent: &str,
+        seq: u64,
+        check: &str,
+        started_at_ms: i64,
+    ) -> Result<super::StoredSeq, StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = stored_seq(&self.conn, agent, seq, check, started_at_ms);
+        self.conn.execute_batch("COMMIT")?;
+        out
+    }
+
+    /// See [`super::Reader::archives`].
+    pub fn archives(&self) -> Result<Vec<super::ArchiveRecord>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT month, archived_at, results, sha256, pruned FROM archives ORDER BY month",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(super::ArchiveRecord {
+                month: r.get(0)?,
+                archived_at_ms: r.get(1)?,
+                results: u64_col(r.get(2)?),
+                sha256: r.get(3)?,
+                pruned: u64_col(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// See [`super::Reader::feed_after`].
@@ -768,6 +983,308 @@ impl LedgerConn {
         tx.commit()?;
         Ok(w.base + 1)
     }
+}
+
+/// The SQLite side of [`super::Maintenance`]: a write connection of its own
+/// for compaction, archive records and retention (WAL lets it take turns
+/// with the batch writer; each transaction is bounded).
+pub struct Maintenance {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteMaintenance").finish_non_exhaustive()
+    }
+}
+
+impl Maintenance {
+    /// Opens a write connection to the existing store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Maintenance, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 =
+            conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(Maintenance { conn })
+    }
+
+    /// See [`super::Maintenance::compact`]: bounded transactions until
+    /// nothing is left, then the freed pages go back to the file system.
+    pub fn compact(
+        &mut self,
+        received_before_ms: i64,
+        started_before_ms: i64,
+    ) -> Result<super::compact::CompactStats, StoreError> {
+        let mut stats = super::compact::CompactStats::default();
+        let mut after_id = 0i64;
+        loop {
+            let (moved, frames, last_id) =
+                self.compact_tx(received_before_ms, started_before_ms, after_id)?;
+            if moved == 0 {
+                break;
+            }
+            stats.results += moved;
+            stats.frames += frames;
+            stats.transactions += 1;
+            after_id = last_id;
+        }
+        stats.sealed = self.seal(super::compact::day_of(started_before_ms))?;
+        if stats.results > 0 || stats.sealed > 0 {
+            self.vacuum()?;
+        }
+        Ok(stats)
+    }
+
+    /// Re-encodes the chunk rows of days before `before_day` that hold more
+    /// than one frame as one frame ([`super::compact::reseal`]), a few rows a transaction.
+    fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
+        use super::compact::{SEAL_PER_TX, frames_json, parse_frames, reseal};
+        let mut sealed = 0;
+        let mut after_id = 0i64;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let rows: Vec<(i64, String, Vec<u8>)> = tx
+                .prepare_cached(
+                    "SELECT id, frames, data FROM evidence_chunks
+                     WHERE id > ?1 AND day < ?2 AND frames LIKE '[[%],[%'
+                     ORDER BY id LIMIT ?3",
+                )?
+                .query_map(params![after_id, before_day, SEAL_PER_TX], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(last) = rows.last().map(|r| r.0) else {
+                return Ok(sealed);
+            };
+            {
+                let mut up = tx.prepare_cached(
+                    "UPDATE evidence_chunks SET frames = ?2, data = ?3 WHERE id = ?1",
+                )?;
+                for (id, frames, data) in &rows {
+                    let (one, meta) = reseal(data, &parse_frames(frames)?)?;
+                    up.execute(params![id, frames_json(&[meta]), one])?;
+                }
+            }
+            tx.commit()?;
+            sealed += rows.len() as u64;
+            after_id = last;
+        }
+    }
+
+    /// Returns free pages to the file system (a no-op on a store created
+    /// before `auto_vacuum = INCREMENTAL`; see the README).
+    fn vacuum(&mut self) -> Result<(), StoreError> {
+        // Stepped to the end: each step of the pragma frees one page.
+        let mut st = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
+        Ok(())
+    }
+
+    /// One transaction: up to [`super::compact::ROWS_PER_TX`] eligible rows
+    /// (by id, after `after_id`) become frames; their rows go, their seqs join
+    /// the agent's ranges. Returns (rows moved, frames, last id seen).
+    fn compact_tx(
+        &mut self,
+        received_before_ms: i64,
+        started_before_ms: i64,
+        after_id: i64,
+    ) -> Result<(u64, u64, i64), StoreError> {
+        use super::compact::{Row, encode_frame, frames_json, group, parse_frames, seq_runs};
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let cursor: i64 =
+            tx.query_row("SELECT cursor FROM ledger_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        let rows: Vec<Row> = {
+            let mut st = tx.prepare_cached(
+                "SELECT id, agent, seq, check_name, location, started_at, success, class, raw FROM results
+                 WHERE id > ?1 AND received_at < ?2 AND started_at < ?3
+                   AND (batch_no IS NULL OR batch_no <= ?4)
+                 ORDER BY id LIMIT ?5",
+            )?;
+            st.query_map(
+                params![
+                    after_id,
+                    received_before_ms,
+                    started_before_ms,
+                    cursor,
+                    super::compact::ROWS_PER_TX as i64
+                ],
+                |r| {
+                    Ok(Row {
+                        id: r.get(0)?,
+                        agent: r.get(1)?,
+                        seq: u64_col(r.get(2)?),
+                        check: r.get(3)?,
+                        location: r.get(4)?,
+                        started_at_ms: r.get(5)?,
+                        success: r.get(6)?,
+                        class: r.get(7)?,
+                        raw: r.get(8)?,
+                    })
+                },
+            )?
+            .collect::<Result<_, _>>()?
+        };
+        let Some(last_id) = rows.last().map(|r| r.id) else {
+            return Ok((0, 0, after_id));
+        };
+        let groups = group(&rows);
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT id, frames, data FROM evidence_chunks WHERE check_name = ?1 AND day = ?2 AND agent = ?3 AND location = ?4",
+            )?;
+            // Concatenated here: SQLite's `||` makes TEXT of two BLOBs.
+            let mut append = tx.prepare_cached(
+                "UPDATE evidence_chunks SET n = n + ?2, frames = ?3, data = ?4 WHERE id = ?1",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO evidence_chunks (check_name, agent, location, day, n, frames, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for g in &groups {
+                let (data, meta) = encode_frame(&g.rows)?;
+                let existing: Option<(i64, String, Vec<u8>)> = find
+                    .query_row(params![g.check, g.day, g.agent, g.location], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                match existing {
+                    Some((id, frames, mut all)) => {
+                        let mut frames = parse_frames(&frames)?;
+                        frames.push(meta);
+                        all.extend_from_slice(&data);
+                        append.execute(params![id, meta.n() as i64, frames_json(&frames), all])?;
+                    }
+                    None => {
+                        insert.execute(params![
+                            g.check,
+                            g.agent,
+                            g.location,
+                            g.day,
+                            meta.n() as i64,
+                            frames_json(&[meta]),
+                            data
+                        ])?;
+                    }
+                }
+            }
+            let mut del = tx.prepare_cached("DELETE FROM results WHERE id = ?1")?;
+            for r in &rows {
+                del.execute([r.id])?;
+            }
+        }
+        for (agent, runs) in seq_runs(&rows) {
+            add_ranges(&tx, agent, &runs)?;
+        }
+        tx.commit()?;
+        Ok((rows.len() as u64, groups.len() as u64, last_id))
+    }
+
+    /// See [`super::Maintenance::record_archive`].
+    pub fn record_archive(&mut self, a: &super::ArchiveRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO archives (month, archived_at, results, sha256) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (month) DO UPDATE SET archived_at = excluded.archived_at,
+               results = excluded.results, sha256 = excluded.sha256",
+            params![a.month, a.archived_at_ms, to_i64(a.results), a.sha256],
+        )?;
+        Ok(())
+    }
+
+    /// See [`super::Maintenance::prune_days`].
+    pub fn prune_days(
+        &mut self,
+        before_day: i64,
+        keep: &dyn Fn(i64) -> bool,
+    ) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let days: Vec<i64> = tx
+            .prepare("SELECT DISTINCT day FROM evidence_chunks WHERE day < ?1 ORDER BY day")?
+            .query_map([before_day], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut dropped = 0i64;
+        for day in days.into_iter().filter(|d| !keep(*d)) {
+            dropped += tx.query_row(
+                "SELECT coalesce(sum(n), 0) FROM evidence_chunks WHERE day = ?1",
+                [day],
+                |r| r.get::<_, i64>(0),
+            )?;
+            tx.execute("DELETE FROM evidence_chunks WHERE day = ?1", [day])?;
+        }
+        tx.commit()?;
+        if dropped > 0 {
+            self.vacuum()?;
+        }
+        Ok(u64_col(dropped))
+    }
+
+    /// See [`super::Maintenance::mark_pruned`].
+    pub fn mark_pruned(&mut self, month: &str, at_ms: i64, results: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE archives SET pruned_at = ?2, pruned = pruned + ?3 WHERE month = ?1",
+            params![month, at_ms, to_i64(results)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Adds `runs` (sorted, disjoint from what is stored) to `agent`'s ranges,
+/// merging with the neighbours they touch.
+fn add_ranges(conn: &Connection, agent: &str, runs: &[(u64, u64)]) -> Result<(), StoreError> {
+    let mut left = conn.prepare_cached(
+        "SELECT lo, hi FROM compacted_seqs WHERE agent = ?1 AND lo <= ?2 ORDER BY lo DESC LIMIT 1",
+    )?;
+    let mut right =
+        conn.prepare_cached("SELECT hi FROM compacted_seqs WHERE agent = ?1 AND lo = ?2")?;
+    let mut del = conn.prepare_cached("DELETE FROM compacted_seqs WHERE agent = ?1 AND lo = ?2")?;
+    let mut put = conn.prepare_cached(
+        "INSERT INTO compacted_seqs (agent, lo, hi) VALUES (?1, ?2, ?3)
+         ON CONFLICT (agent, lo) DO UPDATE SET hi = excluded.hi",
+    )?;
+    for &(lo, hi) in runs {
+        let (mut lo, mut hi) = (to_i64(lo), to_i64(hi));
+        if let Some((llo, lhi)) = left
+            .query_row(params![agent, lo], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?
+            && lhi + 1 == lo
+        {
+            lo = llo;
+        }
+        if let Some(rhi) = right
+            .query_row(params![agent, hi + 1], |r| r.get::<_, i64>(0))
+            .optional()?
+        {
+            del.execute(params![agent, hi + 1])?;
+            hi = rhi;
+        }
+        put.execute(params![agent, lo, hi])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
