@@ -47,7 +47,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 config() { # dir nchecks ncontracts
     local dir=$1 n=$2 k=$3 per=$(( $2 / $3 ))
     {
-        printf '[collector]\nlisten = "%s"\ndata_dir = "%s/data"\nmax_result_age = "60d"\nmax_results_per_second_per_agent = 10000000\npublic_read = true\n' "$ADDR" "$dir"
+        printf '[collector]\nlisten = "%s"\ndata_dir = "%s/data"\nmax_result_age = "60d"\nmax_results_per_second_per_agent = 10000000\npublic_read = true\ncompact_after = "1s"\n' "$ADDR" "$dir"
         for a in ams nyc sgp; do
             printf '[[agents]]\nid = "b-%s"\nlocation = "%s"\ntoken_sha256 = "%s"\n' "$a" "$a" "$(sha "tok-$a-0123456789")"
         done
@@ -88,6 +88,17 @@ disk_per_result() { # dir results
     awk -v b="$bytes" -v n="$2" 'BEGIN { printf "%.1f B/result (%.2f GB for %d results)", b / n, b / 1e9, n }'
 }
 
+compacted() { # waits until (almost) every result left the raw table; prints seconds waited
+    local t0 n; t0=$(date +%s)
+    while :; do
+        n=$(sqlite3 -readonly "$1/data/slaprobe.db" "SELECT count(*) FROM results" 2>/dev/null || echo busy)
+        [ "$n" != busy ] && [ "$n" -lt 20000 ] && break
+        [ $(( $(date +%s) - t0 )) -gt 1800 ] && { echo "(gave up after 30 min, $n raw rows left) "; break; }
+        sleep 10
+    done
+    echo $(( $(date +%s) - t0 ))
+}
+
 stored() { curl -fsS "http://$ADDR/api/v1/agents" | json 'sum(a["results"] for a in d)'; }
 
 AGENTS="b-ams:ams:tok-ams-0123456789,b-nyc:nyc:tok-nyc-0123456789,b-sgp:sgp:tok-sgp-0123456789"
@@ -101,7 +112,9 @@ if [ -z "$ONLY" ] || [ "$ONLY" = month ]; then
     echo "ledger caught up $(caught_up) s after the last ack"
     N=$(stored)
     echo "collector after the month: RSS $(rss_mb "$PID") MB, peak $(hwm_mb "$PID") MB"
-    echo "on disk: $(disk_per_result "$D" "$N")"
+    echo "on disk before compaction: $(disk_per_result "$D" "$N")"
+    echo "compaction caught up after $(compacted "$D") s"
+    echo "on disk once compacted: $(disk_per_result "$D" "$N")"
     curl -fsS "http://$ADDR/api/v1/contracts" > "$D/live.json"
     stop
     start "$D" "$OFF"; echo "restart: /readyz after ${READY_S} s (RSS $(rss_mb "$PID") MB)"
@@ -137,7 +150,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = wide ]; then
     R2=$(rss_mb "$PID"); N=$(stored)
     echo "collector RSS after day 1: $R1 MB, after day 2: $R2 MB, peak $(hwm_mb "$PID") MB"
     awk -v a="$R1" -v b="$R2" 'BEGIN { printf "month-end projection (day 2 + 28 x the day-2 growth): %.0f MB\n", b + 28 * (b - a) }'
-    echo "on disk: $(disk_per_result "$D" "$N")"
+    echo "on disk before compaction: $(disk_per_result "$D" "$N")"
     stop
     start "$D" "$OFF"; echo "restart: /readyz after ${READY_S} s (RSS $(rss_mb "$PID") MB)"
     stop

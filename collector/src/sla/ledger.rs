@@ -160,6 +160,18 @@ pub struct MonthLedger {
     pub latency: Vec<LatencySketch>,
 }
 
+impl MonthLedger {
+    /// A month before any data: every slot NODATA or MAINTENANCE, empty sketches.
+    fn blank(c: &Contract, frame: &MonthFrame, base_batch: u64) -> MonthLedger {
+        MonthLedger {
+            settled: 0,
+            base_batch,
+            verdicts: blank_verdicts(frame),
+            latency: vec![LatencySketch::default(); c.latency_objectives().count()],
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct MonthRow {
     settled: u32,
@@ -234,20 +246,12 @@ impl LedgerData {
                 .get(&c.name)
                 .is_some_and(|l| l.months.contains_key(&month));
             if !held {
-                let blank = blank_verdicts(self.frame(c, month));
+                let m = MonthLedger::blank(c, self.frame(c, month), 0);
                 self.contracts
                     .entry(c.name.clone())
                     .or_default()
                     .months
-                    .insert(
-                        month,
-                        MonthLedger {
-                            settled: 0,
-                            base_batch: 0,
-                            verdicts: blank,
-                            latency: vec![LatencySketch::default(); c.latency_objectives().count()],
-                        },
-                    );
+                    .insert(month, m);
             }
             let Some(m) = self
                 .contracts
@@ -700,25 +704,16 @@ impl Keeper {
     ) -> Result<(), StoreError> {
         let c = self.contracts[ci].clone();
         let head = src.feed_head()?;
-        let blank = blank_verdicts(self.data.frame(&c, month));
-        let (start, end) = {
+        let (start, end, m) = {
             let f = self.data.frame(&c, month);
-            (f.start, f.end)
+            (f.start, f.end, MonthLedger::blank(&c, f, head))
         };
         self.data
             .contracts
             .entry(c.name.clone())
             .or_default()
             .months
-            .insert(
-                month,
-                MonthLedger {
-                    settled: 0,
-                    base_batch: head,
-                    verdicts: blank,
-                    latency: vec![LatencySketch::default(); c.latency_objectives().count()],
-                },
-            );
+            .insert(month, m);
         let to = end.min(now + SignedDuration::from_hours(24)).max(start);
         let cells = self.derive_cells(src, ci, month, start, to, Some(head))?;
         let w = self.working.entry((ci, month)).or_default();
