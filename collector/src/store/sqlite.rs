@@ -422,8 +422,14 @@ fn insert_batch(
     if inserted.iter().any(|new| !new) {
         let mut get = tx.prepare_cached("SELECT raw FROM results WHERE agent = ?1 AND seq = ?2")?;
         for (r, _) in rows.iter().zip(&inserted).filter(|(_, new)| !**new) {
-            let stored: Vec<u8> = get.query_row(params![agent, to_i64(r.seq)], |row| row.get(0))?;
-            if super::classify_duplicate(&stored, &r.raw) == super::Duplicate::Conflict {
+            // A compacted duplicate is not compared (as on PostgreSQL): the
+            // seqs an agent could reuse after a crash are its latest, still raw.
+            let stored: Option<Vec<u8>> = get
+                .query_row(params![agent, to_i64(r.seq)], |row| row.get(0))
+                .optional()?;
+            if stored.is_some_and(|stored| {
+                super::classify_duplicate(&stored, &r.raw) == super::Duplicate::Conflict
+            }) {
                 // Committed before this batch (the batch's rows roll back).
                 let max_seq: i64 = tx
                     .query_row(
