@@ -26,6 +26,19 @@
 //! (the SLA ledger) follow the feed with [`Reader::feed_after`] and a cursor,
 //! never an ingest request's future.
 //!
+//! # Compacted evidence
+//! Settled results move from `results` into zstd-compressed chunks
+//! ([`compact`] has the format; [`Maintenance::compact`] the rule: old
+//! enough, hour over, consumed by the ledger). Reads are unchanged:
+//! [`Reader::for_each_result`] merges chunks and rows in one snapshot
+//! (a compacted result reads back with `batch_no` 0), [`Reader::count_results`]
+//! counts both, `latest` keeps its own copy. Dedup stays exact through
+//! per-agent compacted seq ranges; [`Reader::stored_seq`] is the one place
+//! per backend that says whether a seq is stored and with which bytes.
+//! [`Store::start_compactor`] runs the passes on a thread of the store;
+//! [`Maintenance`] also records archived months and drops their evidence
+//! (retention, `crate::archive`).
+//!
 //! # The ledger's rows
 //! The SLA ledger persists its derived state in one table of opaque rows
 //! keyed by (contract, month, chunk) with the version that last wrote them,
@@ -273,8 +286,10 @@ impl Reader {
     }
 
     /// Calls `f` for every result of `checks` started in `[from_ms, to_ms)`,
-    /// in (agent, seq) order (bytewise on `agent`) — the canonical order
-    /// evidence digests use. Streams, so a month of results need not fit in memory.
+    /// compacted or not, in (agent, seq) order (bytewise on `agent`) — the
+    /// canonical order evidence digests use. One snapshot; streams (memory
+    /// holds about one decompressed frame per check read), so a month of
+    /// results need not fit in memory. Compacted results have `batch_no` 0.
     pub fn for_each_result<F>(
         &self,
         checks: &[String],
@@ -313,7 +328,8 @@ impl Reader {
 
     /// Calls `f` for every stored result of the batches numbered after
     /// `cursor` and at most `cursor + max_batches`, in (batch, agent, seq)
-    /// order. Returns the new cursor: every batch up to it has been
+    /// order. Only uncompacted rows: compaction takes none above the
+    /// ledger's cursor, so a follower at that cursor misses nothing. Returns the new cursor: every batch up to it has been
     /// delivered whole (batches whose rows were all duplicates have none),
     /// and nothing numbered below it can appear later.
     pub fn feed_after<F>(&self, cursor: u64, max_batches: u64, f: F) -> Result<u64, StoreError>
@@ -612,7 +628,8 @@ pub struct StoredResult {
     pub class: Option<String>,
     /// The JSON exactly as the agent sent it.
     pub raw: String,
-    /// The batch number it was committed with (0 for results stored before the feed existed).
+    /// The batch number it was committed with (0 for results stored before
+    /// the feed existed, and for compacted results).
     pub batch_no: u64,
 }
 
