@@ -427,6 +427,14 @@ token_sha256 = "{h2}"
             })
         },
     );
+    // The whole garbage list answered at least once (the collector is up
+    // again): on a loaded machine one pass can outlast the outage scenario.
+    let list_len = garbage_list().len() as u64;
+    wait_for(
+        "the whole garbage list to be answered once",
+        Duration::from_secs(120),
+        || (gstats.answered.load(Ordering::Relaxed) >= list_len).then_some(()),
+    );
     stop.store(true, Ordering::SeqCst);
     garbage.join().unwrap();
 
@@ -525,7 +533,7 @@ token_sha256 = "{h2}"
         "every garbage request is answered while the collector is up"
     );
     assert!(
-        g.answered.load(Ordering::Relaxed) >= 18,
+        g.answered.load(Ordering::Relaxed) >= garbage_list().len() as u64,
         "the whole garbage list was sent at least once"
     );
     assert!(
