@@ -80,13 +80,14 @@ start() { # dir offset
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=; }
 
 caught_up() { # waits until the ledger's cursor stops moving; prints seconds waited
-    local t0 last=-1 cur; t0=$(date +%s)
+    local t0 last=-1 cur same=0; t0=$(date +%s)
     while :; do
         cur=$(curl -fsS "http://$ADDR/api/v1/contracts" | json 'd["ledger"]["cursor"]')
-        [ "$cur" = "$last" ] && break
+        if [ "$cur" = "$last" ]; then same=$((same + 1)); else same=0; fi
+        [ "$same" -ge 2 ] && break
         last=$cur; sleep 3
     done
-    echo $(( $(date +%s) - t0 - 3 ))
+    echo $(( $(date +%s) - t0 - 6 ))
 }
 
 disk_per_result() { # dir results

@@ -118,6 +118,8 @@ pub const CHUNK_SLOTS: u32 = 256;
 const FEED_BATCHES: u64 = 16;
 /// Feed steps per round at most: a longer backlog is written in parts.
 const MAX_FEED_STEPS: usize = 256;
+/// Work per round before it writes what it has (a backlog is written in parts).
+const ROUND_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
 
 const STATE_BITS: u8 = 0b11;
 /// Counted in `eligible` (and the state was UP or DOWN then).
@@ -753,7 +755,13 @@ impl Keeper {
             }
         }
         let start_cursor = self.data.cursor;
+        // A backlog is written in parts, about every ROUND_BUDGET of work, so
+        // the served figures (and the persisted cursor) move while catching up.
+        let began = std::time::Instant::now();
         for _ in 0..MAX_FEED_STEPS {
+            if began.elapsed() > ROUND_BUDGET {
+                break;
+            }
             let mut rows = Vec::new();
             let cursor = src.feed_after(self.data.cursor, FEED_BATCHES, &mut |r| rows.push(r))?;
             for row in &rows {
