@@ -924,6 +924,22 @@ fn ledger_rows(
     Ok((state, rows.collect::<Result<_, _>>()?))
 }
 
+/// A write connection of its own to the existing store in `data_dir`
+/// (durable commits, waiting out the other writers' locks).
+fn open_writer(data_dir: &Path) -> Result<Connection, StoreError> {
+    let path = data_dir.join(DB_FILE);
+    if !path.exists() {
+        return Err(StoreError::Missing(path));
+    }
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
 /// The SQLite side of [`super::LedgerConn`]: a write connection of its own
 /// (WAL lets it take turns with the batch writer; each ledger write is small).
 pub struct LedgerConn {
@@ -939,17 +955,9 @@ impl std::fmt::Debug for LedgerConn {
 impl LedgerConn {
     /// Opens a write connection to the existing store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<LedgerConn, StoreError> {
-        let path = data_dir.join(DB_FILE);
-        if !path.exists() {
-            return Err(StoreError::Missing(path));
-        }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(LedgerConn { conn })
+        Ok(LedgerConn {
+            conn: open_writer(data_dir)?,
+        })
     }
 
     /// See [`super::LedgerConn::write`].
@@ -1007,21 +1015,12 @@ impl std::fmt::Debug for Maintenance {
 impl Maintenance {
     /// Opens a write connection to the existing store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Maintenance, StoreError> {
-        let path = data_dir.join(DB_FILE);
-        if !path.exists() {
-            return Err(StoreError::Missing(path));
-        }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let conn = open_writer(data_dir)?;
         let version: i64 =
             conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
-                path,
+                path: data_dir.join(DB_FILE),
                 found: version,
                 known: SCHEMA_VERSION,
             });
