@@ -4,36 +4,41 @@
 //! # Layout
 //! - [`config`]: the collector config file (figment, then a typed, cross-checked config).
 //! - [`conn`]: the accept loop: connection cap, header/body timeouts, lingering close.
-//! - [`embedded_link`]: the embedded agent's plain loopback port when the listener speaks TLS.
 //! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
 //! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
 //! - [`read_auth`]: who may read (`[[viewers]]`, `/login` cookies, `public_read`): a layer on the read routes.
-//! - [`ingest`]: `POST /api/v1/results`: limits, decompression, validation, ack after commit.
-//! - [`api`]: `/api/v1/checks`, `/api/v1/agents`, `/metrics`, `/healthz`, `/readyz`.
+//! - [`ingest`]: what ingest decides about a batch (limits, decoding, validation, rate), without HTTP.
+//! - [`app`]: the state every handler shares ([`app::AppState`]); knows no handler.
+//! - [`http`]: the handlers and the router: ingest, the read endpoints, the SLA endpoints, the status page.
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
-//! - [`server`]: shared state, router, start-up and graceful shutdown; [`run`].
-//! - [`status_page`]: the HTML status page at `/` and `/status/{contract}`.
-//! - [`sla`]: contracts and the SLA maths (pure functions).
-//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), `/api/v1/contracts`,
-//!   `/api/v1/reports/...`, the `slaprobe_sla_*` metrics; the offline report function.
+//! - [`probe_feed`]: the probe metrics follow the store's feed of committed batches.
+//! - [`wake`]: how the store's followers sleep, wake and stop.
+//! - [`server`]: bind, start-up (store, followers), graceful shutdown; [`run`].
+//! - [`sla`]: contracts and the SLA maths (pure functions), the ledger.
+//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), its status,
+//!   the `slaprobe_sla_*` metrics; reports from the store (also the offline CLI's).
+//! - [`archive`]: the compactor's schedule, retention, `archive` and `verify-archive`.
+//! - [`render`]: a month report as JSON, CSV or HTML.
+//! - [`tls`]: the listener's rustls config.
 #![forbid(unsafe_code)]
 
-pub mod api;
+pub mod app;
 pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod conn;
-pub mod embedded_link;
+pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod probe_feed;
 pub mod read_auth;
 pub mod render;
 pub mod server;
 pub mod sla;
 pub mod sla_service;
-pub mod status_page;
 pub mod store;
 pub mod tls;
+pub mod wake;
 
 pub use config::CollectorConfig;
-pub use server::{Server, ServerOptions, SlaHook, run};
+pub use server::{Server, ServerOptions, run};

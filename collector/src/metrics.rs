@@ -22,7 +22,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use slaprobe_wire::{Phases, ProbeResult};
 
 use crate::config::CollectorConfig;
-use crate::store::{AgentRow, ProbeCount, StoredResult};
+use crate::store::MetricsSeed;
 
 /// Why ingest refused a request: the values of `slaprobe_ingest_rejected_total{reason}`.
 pub const REJECT_REASONS: [&str; 16] = [
@@ -173,19 +173,24 @@ impl Metrics {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Newly stored results: the latest per (check, location) replaces an
+    /// Newly stored results, as the store's feed delivers them (see
+    /// [`crate::probe_feed`]): the latest per (check, location) replaces an
     /// older one (replays of old results never move a gauge back), counts grow.
     pub fn observe<'a>(&self, results: impl IntoIterator<Item = &'a ProbeResult>) {
         let mut st = self.write();
         for r in results {
             match st.agents.get_mut(&r.agent) {
-                Some(a) => a.max_seq = a.max_seq.max(r.seq),
+                Some(a) => {
+                    a.max_seq = a.max_seq.max(r.seq);
+                    a.results += 1;
+                }
                 None => {
                     st.agents.insert(
                         r.agent.clone(),
                         AgentState {
                             location: r.location.clone(),
                             max_seq: r.seq,
+                            results: 1,
                             ..Default::default()
                         },
                     );
@@ -211,12 +216,13 @@ impl Metrics {
         }
     }
 
-    /// A batch from `agent` was committed: `stored` new results, `duplicates` seen again.
-    pub fn ingested(&self, agent: &str, location: &str, stored: u64, duplicates: u64, now_s: f64) {
+    /// A batch from `agent` was committed by this collector with
+    /// `duplicates` results it had stored before (the new ones are counted
+    /// by [`Metrics::observe`] from the feed).
+    pub fn received(&self, agent: &str, location: &str, duplicates: u64, now_s: f64) {
         let mut st = self.write();
         let a = st.agents.entry(agent.to_string()).or_default();
         a.location = location.to_string();
-        a.results += stored;
         a.duplicates += duplicates;
         a.last_seen = Some(a.last_seen.map_or(now_s, |t| t.max(now_s)));
     }
@@ -263,12 +269,8 @@ impl Metrics {
 
     /// Restores state after a restart from what the store keeps. Only checks
     /// still in the config come back.
-    pub fn seed_from_store(
-        &self,
-        latest: &[StoredResult],
-        counts: &[ProbeCount],
-        agents: &[AgentRow],
-    ) {
+    pub fn seed_from_store(&self, seed: &MetricsSeed) {
+        let (latest, counts, agents) = (&seed.latest, &seed.counts, &seed.agents);
         let mut st = self.write();
         let known: std::collections::HashSet<&str> =
             st.checks.iter().map(|(c, _, _)| c.as_str()).collect();

@@ -4,180 +4,35 @@
 //! The listener is bound before the store opens so `/healthz` answers at
 //! once; `/readyz` and the API answer 503 until the store is open and migrated.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::routing::{get, post};
 use slaprobe_agent::config::{AgentConfig, ConfigError, RawAgentFile, RawAgentSection, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::{AppParts, AppState};
 use crate::auth::{Auth, token_sha256};
 use crate::config::CollectorConfig;
 use crate::conn::{ConnCollector, ConnLimits, ConnStats};
 use crate::ingest::IngestLimits;
 use crate::metrics::Metrics;
+use crate::probe_feed::ProbeFeed;
 use crate::read_auth::ReadAccess;
 use crate::sla_service::SlaService;
 use crate::store::Store;
-use crate::{api, ingest, read_auth};
 
 /// How long in-flight requests may take to finish after shutdown is asked.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How often each kind of ingest refusal is logged at most.
-const LOG_EVERY: Duration = Duration::from_secs(60);
-
-/// What the SLA service plugs into the running collector (passed in [`ServerOptions::sla`]).
-pub trait SlaHook: Send + Sync + 'static {
-    /// A hint after a batch committed: the ledger follows the store's feed,
-    /// so nothing is lost when this is never called (a request cut off).
-    fn on_committed(&self) {}
-
-    /// Called at shutdown, before the store closes: background loops end.
-    fn on_shutdown(&self) {}
-
-    /// Called once on the blocking pool when the store is open, **before**
-    /// ingest accepts results (readiness waits for it). An error stops the start-up.
-    fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
-        let _ = store;
-        Ok(())
-    }
-
-    /// Extra routes merged into the server (`/api/v1/contracts`,
-    /// `/api/v1/reports/...`). The router carries its own state.
-    fn routes(&self) -> Router {
-        Router::new()
-    }
-
-    /// A Prometheus collector for the SLA families, registered with the others.
-    fn collector(&self) -> Option<Box<dyn prometheus::core::Collector>> {
-        None
-    }
-
-    /// The month-to-date status of every contract as of `now`, for the
-    /// status page; `None` while the engine is starting (or without one).
-    fn contract_status(&self, now: jiff::Timestamp) -> Option<Vec<crate::sla::ContractStatus>> {
-        let _ = now;
-        None
-    }
-}
-
 /// Knobs for [`Server::bind_with`]; the defaults are what `run` uses.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ServerOptions {
     pub limits: IngestLimits,
-    pub sla: Option<Arc<dyn SlaHook>>,
     /// Connection bounds; `None`: the defaults with `[collector] max_connections`.
     pub conn: Option<ConnLimits>,
-}
-
-/// State every handler shares; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<AppInner>,
-}
-
-struct AppInner {
-    config: Arc<CollectorConfig>,
-    auth: Auth,
-    /// Who may call the read routes (`[[viewers]]`, `public_read`).
-    read: ReadAccess,
-    metrics: Metrics,
-    /// Set once the store is open and migrated (what `/readyz` reports).
-    store: OnceLock<Store>,
-    limits: IngestLimits,
-    sla: Option<Arc<dyn SlaHook>>,
-    /// When each kind of refusal was last logged: a misconfigured agent
-    /// retrying must not flood the log (the metric counts every one).
-    log_gate: Mutex<HashMap<&'static str, Instant>>,
-    /// Per-agent results rate (`[collector] max_results_per_second_per_agent`).
-    rate: ingest::RateLimiter,
-}
-
-impl AppState {
-    pub fn config(&self) -> &Arc<CollectorConfig> {
-        &self.inner.config
-    }
-    pub fn auth(&self) -> &Auth {
-        &self.inner.auth
-    }
-    /// The read credentials.
-    pub fn read_access(&self) -> &ReadAccess {
-        &self.inner.read
-    }
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-    /// The store, once open.
-    pub fn store(&self) -> Option<&Store> {
-        self.inner.store.get()
-    }
-    pub fn limits(&self) -> IngestLimits {
-        self.inner.limits
-    }
-    /// The per-agent rate limit of ingest.
-    pub fn rate_limiter(&self) -> &ingest::RateLimiter {
-        &self.inner.rate
-    }
-    pub fn sla(&self) -> Option<&Arc<dyn SlaHook>> {
-        self.inner.sla.as_ref()
-    }
-    /// Whether a refusal for `reason` should be logged now (at most once a minute each).
-    pub(crate) fn should_log(&self, reason: &'static str) -> bool {
-        let mut gate = self
-            .inner
-            .log_gate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        match gate.get(reason) {
-            Some(t) if now.duration_since(*t) < LOG_EVERY => false,
-            _ => {
-                gate.insert(reason, now);
-                true
-            }
-        }
-    }
-}
-
-/// The router of every endpoint (DESIGN.md §5, §7): the open routes
-/// (health, the agents' own endpoints with their tokens, `/login`) and
-/// [`read_routes`].
-pub fn router(state: AppState) -> Router {
-    let login = Router::new()
-        .route("/login", get(read_auth::login_form).post(read_auth::login))
-        .with_state(state.read_access().clone());
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/api/v1/results", post(ingest::post_results))
-        .route("/api/v1/checks", get(api::checks))
-        .with_state(state.clone())
-        .merge(login)
-        .merge(read_routes(state))
-}
-
-/// Every route that shows what the collector holds, behind read credentials
-/// ([`read_auth::require_viewer`]). A new read endpoint or page (a status
-/// page at `/`) is protected by adding it here.
-pub fn read_routes(state: AppState) -> Router {
-    let extra = state.sla().map(|s| s.routes()).unwrap_or_default();
-    let access = state.read_access().clone();
-    Router::new()
-        .route("/metrics", get(api::metrics))
-        .route("/api/v1/agents", get(api::agents))
-        .merge(crate::status_page::routes())
-        .with_state(state)
-        .merge(extra)
-        .layer(axum::middleware::from_fn_with_state(
-            access,
-            read_auth::require_viewer,
-        ))
 }
 
 /// A bound, not yet serving, collector.
@@ -252,12 +107,12 @@ impl Server {
             .map(|(id, loc, _)| (id.clone(), loc.clone()))
             .collect();
         let metrics = Metrics::new(&config, &extra_agents).context("building metrics")?;
-        if let Some(c) = options.sla.as_ref().and_then(|s| s.collector()) {
-            metrics
-                .registry()
-                .register(c)
-                .context("registering the SLA metrics")?;
-        }
+        let sla = SlaService::for_config(&config);
+        metrics
+            .registry()
+            .register(sla.collector().context("building the SLA metrics")?)
+            .context("registering the SLA metrics")?;
+        let probe_feed = ProbeFeed::new(metrics.clone(), config.collector.store_location().clone());
         let conn = options.conn.unwrap_or(ConnLimits {
             max_connections: config.collector.max_connections,
             ..ConnLimits::default()
@@ -267,20 +122,15 @@ impl Server {
             .registry()
             .register(Box::new(ConnCollector::new(conn_stats.clone())?))
             .context("registering the connection metrics")?;
-        let rate = ingest::RateLimiter::new(config.collector.max_results_per_second_per_agent);
-        let state = AppState {
-            inner: Arc::new(AppInner {
-                config: Arc::new(config),
-                auth,
-                read,
-                metrics,
-                store: OnceLock::new(),
-                limits: options.limits,
-                sla: options.sla,
-                log_gate: Mutex::new(HashMap::new()),
-                rate,
-            }),
-        };
+        let state = AppState::new(AppParts {
+            config,
+            auth,
+            read,
+            metrics,
+            limits: options.limits,
+            sla,
+            probe_feed,
+        });
         Ok(Server {
             listener,
             state,
@@ -327,6 +177,7 @@ impl Server {
             link,
         } = self;
         let local = listener.local_addr()?;
+        let shutdown_root = shutdown.clone();
         // Cancelled once the caller's shutdown has stopped the embedded agent
         // (so its last results still reach us), or by us when the store
         // cannot open.
@@ -351,7 +202,7 @@ impl Server {
                 stop.cancel();
             });
         }
-        let app = router(state.clone());
+        let app = crate::http::router(state.clone());
         let link_task = match (link, &embedded) {
             (Some(l), Some(agent)) => {
                 if let Ok(at) = l.local_addr() {
@@ -360,7 +211,7 @@ impl Server {
                 Some(tokio::spawn(crate::conn::serve(
                     l,
                     None,
-                    crate::embedded_link::router(state.clone(), agent.agent.id.clone()),
+                    crate::http::embedded_link::router(state.clone(), agent.agent.id.clone()),
                     conn,
                     conn_stats.clone(),
                     stop.clone(),
@@ -381,7 +232,7 @@ impl Server {
             tracing::warn!("{w}");
         }
 
-        let open = open_store(&state);
+        let open = open_store(&state, shutdown_root.clone());
         let opened = tokio::select! {
             r = open => r,
             r = &mut server => {
@@ -412,8 +263,14 @@ impl Server {
             // Stopped with the main listener; its agent is gone already.
             let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
         }
-        if let Some(sla) = state.sla() {
-            sla.on_shutdown();
+        // The followers of the store end before it closes.
+        {
+            let (sla, feed) = (state.sla().clone(), state.probe_feed().clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                sla.stop();
+                feed.stop();
+            })
+            .await;
         }
         if let Some(store) = state.store() {
             store.close().await;
@@ -423,7 +280,10 @@ impl Server {
     }
 }
 
-async fn open_store(state: &AppState) -> anyhow::Result<()> {
+/// Opens the store, starts the compactor and the store's followers (the
+/// probe metrics, the SLA ledger), then marks the state ready. Every loop
+/// started here ends when `shutdown` is cancelled.
+async fn open_store(state: &AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let location = state.config().collector.store_location().clone();
     let store = tokio::task::spawn_blocking({
         let location = location.clone();
@@ -433,19 +293,20 @@ async fn open_store(state: &AppState) -> anyhow::Result<()> {
     .context("opening the store")?
     .with_context(|| format!("opening the store in {}", location.describe()))?;
     crate::archive::start_compactor(&store, state.config()).context("starting the compactor")?;
-    let (latest, counts, agents) = store
-        .read(|r| Ok((r.latest()?, r.probe_counts()?, r.agents()?)))
-        .await
-        .context("reading the store to rebuild metrics")?;
-    state.metrics().seed_from_store(&latest, &counts, &agents);
-    if let Some(sla) = state.sla().cloned() {
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || sla.on_store_open(&s))
-            .await
-            .context("SLA start-up task")?
-            .context("loading the SLA ledger")?;
-    }
-    let _ = state.inner.store.set(store);
+    let (feed, sla, s, stop) = (
+        state.probe_feed().clone(),
+        state.sla().clone(),
+        store.clone(),
+        shutdown,
+    );
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        feed.start(&s, stop.clone())
+            .context("reading the store to rebuild metrics")?;
+        sla.start(&s, stop).context("loading the SLA ledger")
+    })
+    .await
+    .context("start-up task")??;
+    state.set_store(store);
     Ok(())
 }
 
@@ -523,15 +384,7 @@ fn random_token() -> String {
 
 /// Serves `config` (with the SLA engine over its contracts) until `shutdown` is cancelled.
 pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::for_config(&config));
-    let options = ServerOptions {
-        sla: Some(sla),
-        ..ServerOptions::default()
-    };
-    Server::bind_with(config, options)
-        .await?
-        .serve(shutdown)
-        .await
+    Server::bind(config).await?.serve(shutdown).await
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

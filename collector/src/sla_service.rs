@@ -1,8 +1,8 @@
 //! The SLA ledger wired into the running collector (DESIGN.md §6–§8, §6b):
-//! [`SlaService`] implements [`SlaHook`], keeps the ledger ([`Keeper`]) or
-//! follows it, serves `/api/v1/contracts` and
-//! `/api/v1/reports/{contract}/{YYYY-MM}`, and exports the `slaprobe_sla_*`
-//! families through a custom Prometheus collector.
+//! [`SlaService`] keeps the ledger ([`Keeper`]) or follows it, answers the
+//! status that `/api/v1/contracts` and the status page serve (the handlers
+//! are [`crate::http::sla`]), builds reports from the store, and exports the
+//! `slaprobe_sla_*` families through a custom Prometheus collector.
 //!
 //! # Where the figures come from
 //!
@@ -36,34 +36,25 @@
 //! and abandoned when the client goes away. The offline CLI
 //! (`slaprobe-collector report`) uses the same function, [`report_from_store`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use jiff::Timestamp;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Metric, MetricFamily, MetricType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use slaprobe_wire::ProbeResult;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{counter, gauge, lp};
-use crate::render::{self, Format};
-use crate::server::SlaHook;
-use crate::sla::report::{Evidence, ObjectiveResult, SlotCounts};
+use crate::sla::report::Evidence;
 use crate::sla::{
     Contract, ContractStatus, Keeper, LedgerData, Month, MonthEvaluator, MonthReport, Observation,
-    SlaCounters,
 };
 use crate::store::{LedgerConn, Location, Reader, Store, StoreError};
+use crate::wake::Wake;
 
 #[cfg(doc)]
 use crate::sla::{evaluate_month, evidence_digest};
@@ -78,6 +69,7 @@ const RETRY_AFTER_ERROR: Duration = Duration::from_secs(2);
 pub const REPORTS_AT_ONCE: usize = 2;
 
 /// The SLA ledger in the collector. Cheap to share (`Arc`).
+#[derive(Clone)]
 pub struct SlaService {
     inner: Arc<Inner>,
 }
@@ -93,12 +85,12 @@ struct Inner {
     view: Mutex<Option<LedgerData>>,
     /// Set once the store is open: reports read it.
     store: std::sync::OnceLock<Store>,
-    /// Wakes the ledger thread (a batch was committed, or shutdown).
-    wake: (Mutex<bool>, Condvar),
-    /// Set at shutdown: the ledger thread ends.
-    stop: AtomicBool,
+    /// Wakes the ledger thread (a batch was committed) and stops it (shutdown).
+    wake: Arc<Wake>,
     /// Reports being built (at most [`REPORTS_AT_ONCE`]).
     reports: Arc<tokio::sync::Semaphore>,
+    /// The ledger thread, once started.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for SlaService {
@@ -124,9 +116,9 @@ impl SlaService {
                 keep_after_end,
                 view: Mutex::new(None),
                 store: std::sync::OnceLock::new(),
-                wake: (Mutex::new(false), Condvar::new()),
-                stop: AtomicBool::new(false),
+                wake: Arc::new(Wake::default()),
                 reports: Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE)),
+                thread: Mutex::new(None),
             }),
         }
     }
@@ -158,23 +150,12 @@ impl Inner {
     }
 
     fn wake(&self) {
-        let (flag, cv) = &self.wake;
-        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
+        self.wake.notify();
     }
 
     /// Sleeps until woken or `timeout`; false once stopping.
     fn wait(&self, timeout: Duration) -> bool {
-        let (flag, cv) = &self.wake;
-        let mut woken = flag.lock().unwrap_or_else(|e| e.into_inner());
-        if !*woken && !self.stop.load(Ordering::SeqCst) {
-            woken = cv
-                .wait_timeout(woken, timeout)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        *woken = false;
-        !self.stop.load(Ordering::SeqCst)
+        self.wake.wait(timeout)
     }
 
     /// Applies rows read from or written to the store to the served view.
@@ -214,7 +195,7 @@ fn load(reader: &Reader, contracts: &[Contract]) -> Result<LedgerData, StoreErro
 /// The ledger thread: keep the ledger while this collector holds the role,
 /// follow it otherwise; until the service stops.
 fn ledger_thread(inner: Arc<Inner>) {
-    while !inner.stop.load(Ordering::SeqCst) {
+    while !inner.wake.is_stopped() {
         if let Err(e) = keep_or_follow(&inner) {
             tracing::warn!(error = %e, "SLA ledger: round failed; retrying");
             inner.wait(RETRY_AFTER_ERROR);
@@ -294,12 +275,19 @@ fn keep_or_follow(inner: &Inner) -> Result<(), StoreError> {
     }
 }
 
-impl SlaHook for SlaService {
-    fn on_committed(&self) {
+impl SlaService {
+    /// Wakes the ledger thread: a batch was committed. Only a hint: the
+    /// ledger follows the store's feed, so nothing is lost when a request
+    /// is cut off before this is called.
+    pub fn wake(&self) {
         self.inner.wake();
     }
 
-    fn on_store_open(&self, store: &Store) -> anyhow::Result<()> {
+    /// Loads the ledger's rows and starts the ledger thread. Call once on
+    /// the blocking pool when the store is open, **before** ingest accepts
+    /// results (readiness waits for it). The thread ends when `stop` is
+    /// cancelled (or [`SlaService::stop`]).
+    pub fn start(&self, store: &Store, stop: CancellationToken) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let contracts = self.inner.contracts.clone();
         let data = store.read_blocking(move |r| load(r, &contracts))?;
@@ -312,37 +300,71 @@ impl SlaHook for SlaService {
         *self.inner.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
         let _ = self.inner.store.set(store.clone());
         let inner = self.inner.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("slaprobe-sla-ledger".into())
             .spawn(move || ledger_thread(inner))?;
+        *self.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        self.inner.wake.stop_on(stop);
         Ok(())
     }
 
-    fn on_shutdown(&self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        self.inner.wake();
-    }
-
-    fn routes(&self) -> Router {
-        Router::new()
-            .route("/api/v1/contracts", get(contracts_handler))
-            .route("/api/v1/reports/{contract}/{month}", get(report_handler))
-            .with_state(self.inner.clone())
-    }
-
-    fn contract_status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
-        self.inner.status(now)
-    }
-
-    fn collector(&self) -> Option<Box<dyn Collector>> {
-        match SlaCollector::new(self.inner.clone()) {
-            Ok(c) => Some(Box::new(c)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the SLA metrics");
-                None
-            }
+    /// Stops the ledger thread and waits for it (at most a round's worth of
+    /// work, ~0.5 s). Idempotent.
+    pub fn stop(&self) {
+        self.inner.wake.stop();
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
         }
     }
+
+    /// The validated contracts, config order.
+    pub fn contracts(&self) -> &[Contract] {
+        &self.inner.contracts
+    }
+
+    /// The contract called `name`.
+    pub fn contract(&self, name: &str) -> Option<&Contract> {
+        self.inner.contract(name)
+    }
+
+    /// The store, once [`SlaService::start`] ran.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.store.get()
+    }
+
+    /// The ledger version served and the feed position it reflects.
+    pub fn position(&self) -> LedgerPosition {
+        let view = self.inner.view.lock().unwrap_or_else(|e| e.into_inner());
+        let v = view.as_ref();
+        LedgerPosition {
+            version: v.map_or(0, |v| v.version),
+            cursor: v.map_or(0, |v| v.cursor),
+        }
+    }
+
+    /// A slot in the report pool (at most [`REPORTS_AT_ONCE`]), or `None` when it is full.
+    pub fn report_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.reports.clone().try_acquire_owned().ok()
+    }
+
+    /// A Prometheus collector of the `slaprobe_sla_*` families over this service.
+    pub fn collector(&self) -> Result<Box<dyn Collector>, prometheus::Error> {
+        Ok(Box::new(SlaCollector::new(self.inner.clone())?))
+    }
+}
+
+/// The ledger version served and the feed position (batch number) it reflects:
+/// two collectors showing the same version show the same figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LedgerPosition {
+    pub version: u64,
+    pub cursor: u64,
 }
 
 /// `[period_start, period_end)` of `month` in the contract's zone, in ms (the store's unit).
@@ -404,18 +426,9 @@ pub fn report_from_store(
     report_from_store_until(reader, contract, month, now, &AtomicBool::new(false))
 }
 
-/// Sets its flag when dropped (the request's future was abandoned).
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
 /// [`report_from_store`] that stops evaluating once `cancel` is set (the
 /// rest of the rows are skipped unread; the result is then meaningless).
-fn report_from_store_until(
+pub fn report_from_store_until(
     reader: &Reader,
     contract: &Contract,
     month: Month,
@@ -496,187 +509,6 @@ pub fn resolve_request<'c>(
         });
     }
     Ok((contract, month))
-}
-
-fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
-}
-
-fn not_ready() -> Response {
-    let mut r = json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the collector is starting (store not open yet)",
-    );
-    r.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        HeaderValue::from_static("5"),
-    );
-    r
-}
-
-/// One contract in `GET /api/v1/contracts` (documented in the README).
-#[derive(Debug, Clone, Serialize)]
-pub struct ContractView {
-    /// The contract's name (`contract` label).
-    pub name: String,
-    pub vendor: String,
-    /// The current month in the contract's zone, `YYYY-MM`.
-    pub month: Month,
-    pub timezone: String,
-    pub period_start: Timestamp,
-    pub period_end: Timestamp,
-    /// Slots that started by now, by state.
-    pub slots: SlotCounts,
-    /// Month to date, percent; `null` without UP or DOWN slots.
-    pub availability_percent: Option<f64>,
-    /// The availability objective's target, percent (`null` without one).
-    pub target_percent: Option<f64>,
-    pub downtime_seconds: u64,
-    /// Every objective is met so far.
-    pub met: bool,
-    /// Per objective: `kind`, `objective`, `target`, `attained`, `met` (as in the report).
-    pub objectives: Vec<ObjectiveResult>,
-    /// The latest settled slot is DOWN.
-    pub down_now: bool,
-    /// Error budget remaining, ratio (`null` without an availability objective).
-    pub error_budget_remaining: Option<f64>,
-    pub credit_percent: f64,
-    /// DOWN runs so far this month.
-    pub incidents: u32,
-    /// The monotonic counters behind `slaprobe_sla_*_total`.
-    pub counters: SlaCounters,
-}
-
-impl ContractView {
-    fn new(s: ContractStatus, contract: Option<&Contract>) -> ContractView {
-        ContractView {
-            met: s.objectives.iter().all(|o| o.met),
-            target_percent: contract.and_then(Contract::availability_target),
-            timezone: contract.map(|c| c.timezone.clone()).unwrap_or_default(),
-            name: s.contract,
-            vendor: s.vendor,
-            month: s.month,
-            period_start: s.period_start,
-            period_end: s.period_end,
-            slots: s.slots,
-            availability_percent: s.availability_percent,
-            downtime_seconds: s.downtime_seconds,
-            objectives: s.objectives,
-            down_now: s.down_now,
-            error_budget_remaining: s.error_budget_remaining,
-            credit_percent: s.credit_percent,
-            incidents: s.incidents,
-            counters: s.counters,
-        }
-    }
-}
-
-/// Body of `GET /api/v1/contracts`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ContractsResponse {
-    /// The instant the figures are as of.
-    pub as_of: Timestamp,
-    /// Which ledger the figures come from.
-    pub ledger: LedgerPosition,
-    pub contracts: Vec<ContractView>,
-}
-
-/// The ledger version served and the feed position (batch number) it reflects:
-/// two collectors showing the same version show the same figures.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct LedgerPosition {
-    pub version: u64,
-    pub cursor: u64,
-}
-
-/// `GET /api/v1/contracts`: month-to-date status of every contract.
-async fn contracts_handler(State(inner): State<Arc<Inner>>) -> Response {
-    let now = Timestamp::now();
-    let Some(status) = inner.status(now) else {
-        return not_ready();
-    };
-    let contracts = status.into_iter().map(|s| {
-        let c = inner.contract(&s.contract);
-        ContractView::new(s, c)
-    });
-    let ledger = {
-        let view = inner.view.lock().unwrap_or_else(|e| e.into_inner());
-        let v = view.as_ref();
-        LedgerPosition {
-            version: v.map_or(0, |v| v.version),
-            cursor: v.map_or(0, |v| v.cursor),
-        }
-    };
-    Json(ContractsResponse {
-        as_of: now,
-        ledger,
-        contracts: contracts.collect(),
-    })
-    .into_response()
-}
-
-/// `GET /api/v1/reports/{contract}/{YYYY-MM}?format=json|csv|html`.
-async fn report_handler(
-    State(inner): State<Arc<Inner>>,
-    Path((name, month)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let format = match query.get("format").map(|f| f.parse::<Format>()) {
-        None => Format::Json,
-        Some(Ok(f)) => f,
-        Some(Err(e)) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let now = Timestamp::now();
-    let (contract, month) = match resolve_request(&inner.contracts, &name, &month, now) {
-        Ok(x) => x,
-        Err(e @ ReportRequestError::UnknownContract { .. }) => {
-            return json_error(StatusCode::NOT_FOUND, e.to_string());
-        }
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let Some(store) = inner.store.get().cloned() else {
-        return not_ready();
-    };
-    // A bounded pool: a report reads a month from the store, and clients
-    // asking for many at once must not starve ingest's readers.
-    let Ok(permit) = inner.reports.clone().try_acquire_owned() else {
-        let mut r = json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("{REPORTS_AT_ONCE} reports are being built already; retry shortly"),
-        );
-        r.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            HeaderValue::from_static("2"),
-        );
-        return r;
-    };
-    // Dropped with this future when the client goes away: the pass stops reading.
-    let cancel = Arc::new(AtomicBool::new(false));
-    let _guard = CancelOnDrop(cancel.clone());
-    let contract = contract.clone();
-    let result = store
-        .read(move |r| {
-            let _permit = permit;
-            report_from_store_until(r, &contract, month, now, &cancel)
-        })
-        .await;
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(contract = name, %month, error = %e, "building a report failed");
-            return json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("reading the store failed: {e}"),
-            );
-        }
-    };
-    // Rendering a month of days into HTML is CPU work, but small (tens of KB): inline.
-    let body = render::render(&report, format);
-    let mut resp = body.into_response();
-    if let Ok(v) = HeaderValue::from_str(format.content_type()) {
-        resp.headers_mut().insert(CONTENT_TYPE, v);
-    }
-    resp
 }
 
 /// The `slaprobe_sla_*` families: name, help, type, labels.

@@ -202,12 +202,14 @@ fn open(location: Location) -> Store {
         .unwrap()
 }
 
-fn out(inserted: &[bool]) -> BatchOutcome {
+/// The outcome of the scenario's `batch_no`th batch (every batch is numbered, an empty one too).
+fn out(batch_no: u64, inserted: &[bool]) -> BatchOutcome {
     let stored = inserted.iter().filter(|b| **b).count() as u64;
     BatchOutcome {
         inserted: inserted.to_vec(),
         stored,
         duplicates: inserted.len() as u64 - stored,
+        batch_no,
     }
 }
 
@@ -217,12 +219,12 @@ fn check_expected(s: &Snapshot) {
     assert_eq!(
         s.outcomes,
         vec![
-            out(&[t, t, t, t]),
-            out(&[t, t, t, f, t]),
-            out(&[f, f, t, t]),
-            out(&[]),
-            out(&[t, t]),
-            out(&[f, f])
+            out(1, &[t, t, t, t]),
+            out(2, &[t, t, t, f, t]),
+            out(3, &[f, f, t, t]),
+            out(4, &[]),
+            out(5, &[t, t]),
+            out(6, &[f, f])
         ]
     );
     let agents: Vec<(&str, &str, u64, u64, u64, i64, u64)> = s

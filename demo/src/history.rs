@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
-use slaprobe_collector::server::AppState;
+use slaprobe_collector::app::AppState;
 use slaprobe_wire::{
     Batch, CheckKind, DnsDetail, DnsServerDetail, Failure, FailureClass, HttpDetail, Phases,
     ProbeResult, TlsDetail,

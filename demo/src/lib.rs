@@ -36,14 +36,12 @@ pub mod world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use jiff::Timestamp;
-use slaprobe_collector::server::AppState;
-use slaprobe_collector::sla_service::SlaService;
-use slaprobe_collector::{Server, ServerOptions, SlaHook};
+use slaprobe_collector::Server;
+use slaprobe_collector::app::AppState;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -82,12 +80,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         config::write_collector(&data_dir, opts.listen, net, &keys, &pki.ca_pem)?;
     let vendors = vendors::Vendors::start(net, &pki).await?;
 
-    let sla: Arc<dyn SlaHook> = Arc::new(SlaService::for_config(&collector_config));
-    let options = ServerOptions {
-        sla: Some(sla),
-        ..ServerOptions::default()
-    };
-    let server = Server::bind_with(collector_config.clone(), options).await?;
+    let server = Server::bind(collector_config.clone()).await?;
     let local = server.local_addr();
     let state = server.state().clone();
     let collector_stop = CancellationToken::new();
@@ -163,10 +156,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
 async fn wait_ready(state: &AppState) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     loop {
-        let ready = state.store().is_some()
-            && state
-                .sla()
-                .is_some_and(|s| s.contract_status(Timestamp::now()).is_some());
+        let ready = state.store().is_some() && state.sla().status(Timestamp::now()).is_some();
         if ready {
             return Ok(());
         }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slaprobe_collector::conn::ConnStats;
-use slaprobe_collector::sla_service::SlaService;
-use slaprobe_collector::{CollectorConfig, Server, ServerOptions, SlaHook};
+use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
 use tokio_util::sync::CancellationToken;
 
 /// A running in-process collector.
@@ -35,11 +34,7 @@ impl TestCollector {
     pub async fn start(path: &Path) -> TestCollector {
         let config = CollectorConfig::load(path)
             .unwrap_or_else(|e| panic!("{}: config does not load: {e}", path.display()));
-        let sla: Arc<dyn SlaHook> = Arc::new(SlaService::for_config(&config));
-        let options = ServerOptions {
-            sla: Some(sla),
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default();
         let _ = rustls::crypto::ring::default_provider().install_default();
         Self::start_config(config, options, reqwest::Client::new()).await
     }
@@ -50,8 +45,7 @@ impl TestCollector {
         Self::start(&path).await
     }
 
-    /// Loads the config at `path` and serves it with `options` (no SLA
-    /// engine unless `options.sla` is set).
+    /// Loads the config at `path` and serves it with `options`.
     pub async fn start_with(path: &Path, options: ServerOptions) -> TestCollector {
         let config = CollectorConfig::load(path)
             .unwrap_or_else(|e| panic!("{}: config does not load: {e}", path.display()));

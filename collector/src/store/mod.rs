@@ -375,6 +375,16 @@ impl Reader {
         }
     }
 
+    /// What the probe metrics start from, in one snapshot: the feed's head
+    /// and everything committed up to it (latest results, counts, agents).
+    /// A follower of the feed from `head` on then counts every result once.
+    pub fn metrics_seed(&self) -> Result<MetricsSeed, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.metrics_seed(),
+            Reader::Postgres(r) => r.metrics_seed(),
+        }
+    }
+
     /// The ledger's state and the rows written after `since` (one snapshot).
     pub fn ledger_since(&self, since: u64) -> Result<LedgerChanges, StoreError> {
         match self {
@@ -583,6 +593,15 @@ pub struct NewResult {
     pub raw: Vec<u8>,
 }
 
+/// See [`Reader::metrics_seed`].
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSeed {
+    pub head: u64,
+    pub latest: Vec<StoredResult>,
+    pub counts: Vec<ProbeCount>,
+    pub agents: Vec<AgentRow>,
+}
+
 /// What happened to a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -590,6 +609,9 @@ pub struct BatchOutcome {
     pub inserted: Vec<bool>,
     pub stored: u64,
     pub duplicates: u64,
+    /// The feed's number of this batch's transaction (see the feed above):
+    /// a follower at or past it has seen the batch.
+    pub batch_no: u64,
 }
 
 /// Per-agent bookkeeping kept by the store.

@@ -719,6 +719,7 @@ fn try_insert_batch(
         inserted,
         stored,
         duplicates,
+        batch_no: u64_col(batch_no),
     }))
 }
 
@@ -1014,6 +1015,24 @@ impl Reader {
             .query_one("SELECT last_batch FROM feed WHERE id = 1", &[])?
             .try_get(0)?;
         Ok(u64_col(n))
+    }
+
+    /// See [`super::Reader::metrics_seed`]: one REPEATABLE READ snapshot
+    /// (the reads below run on this reader's one session, inside it).
+    pub fn metrics_seed(&self) -> Result<super::MetricsSeed, StoreError> {
+        self.client()?
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let out = (|| -> Result<_, StoreError> {
+            Ok(super::MetricsSeed {
+                head: self.feed_head()?,
+                latest: self.latest()?,
+                counts: self.probe_counts()?,
+                agents: self.agents()?,
+            })
+        })();
+        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.client()?.batch_execute(end)?;
+        out
     }
 
     /// See [`super::Reader::ledger_since`]: one REPEATABLE READ snapshot.

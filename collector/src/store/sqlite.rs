@@ -508,6 +508,7 @@ fn insert_batch(
         inserted,
         stored,
         duplicates,
+        batch_no: u64_col(batch_no),
     })
 }
 
@@ -863,6 +864,21 @@ impl Reader {
             .conn
             .query_row("SELECT last_batch FROM feed WHERE id = 1", [], |r| r.get(0))?;
         Ok(u64_col(n))
+    }
+
+    /// See [`super::Reader::metrics_seed`]: one read transaction.
+    pub fn metrics_seed(&self) -> Result<super::MetricsSeed, StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = (|| -> Result<_, StoreError> {
+            Ok(super::MetricsSeed {
+                head: self.feed_head()?,
+                latest: self.latest()?,
+                counts: self.probe_counts()?,
+                agents: self.agents()?,
+            })
+        })();
+        self.conn.execute_batch("COMMIT")?;
+        out
     }
 
     /// See [`super::Reader::ledger_since`]: state and rows in one read transaction.
@@ -1338,7 +1354,8 @@ mod tests {
             BatchOutcome {
                 inserted: vec![true, true, true],
                 stored: 3,
-                duplicates: 0
+                duplicates: 0,
+                batch_no: 1,
             }
         );
         let out = store

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use slaprobe_wire::{AssignedChecks, Timestamp};
 
+use crate::app::AppState;
 use crate::ingest::Rejection;
-use crate::server::AppState;
 use crate::store::StoreError;
 
 /// `GET /healthz`: the process is up (always 200).

@@ -5,7 +5,7 @@
 //! Server-rendered HTML: inline CSS, no script, no external assets (a
 //! `<meta http-equiv="refresh">` keeps it current), one column on a phone.
 //! Everything shown comes from the public SLA service API
-//! ([`SlaHook::contract_status`], [`report_from_store`]) and the agents'
+//! ([`crate::sla_service::SlaService::status`], [`report_from_store`]) and the agents'
 //! rows ([`agent_statuses`]); [`gather`] and [`gather_contract`] are the
 //! only functions that read the collector's state, so re-pointing the page
 //! at another source means changing those two. Rendering is pure
@@ -25,12 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::{AgentStatus, agent_statuses};
+use super::read::{AgentStatus, agent_statuses};
+use crate::app::AppState;
 use crate::render::html::Esc;
 use crate::render::human_duration;
-use crate::server::AppState;
-#[cfg(doc)]
-use crate::server::SlaHook;
 use crate::sla::report::ObjectiveResult;
 use crate::sla::{Contract, ContractStatus, Month, MonthReport};
 use crate::sla_service::{ReportRequestError, report_from_store, resolve_request};
@@ -85,6 +83,9 @@ pub enum PageError {
     /// The store is not open or the SLA replay is running.
     #[error("the collector is starting (store not open or SLA replay running)")]
     Starting,
+    /// The report pool is full ([`crate::sla_service::REPORTS_AT_ONCE`]).
+    #[error("reports are being built already; this page reloads shortly")]
+    Busy,
     #[error("{0}")]
     Request(#[from] ReportRequestError),
     #[error("reading the store failed: {0}")]
@@ -93,10 +94,7 @@ pub enum PageError {
 
 /// Gathers the overview: the SLA service's status and the agents' rows.
 pub async fn gather(app: &AppState, now: Timestamp) -> Result<Overview, PageError> {
-    let status = app
-        .sla()
-        .and_then(|s| s.contract_status(now))
-        .ok_or(PageError::Starting)?;
+    let status = app.sla().status(now).ok_or(PageError::Starting)?;
     let agents = agent_statuses(app).await?.ok_or(PageError::Starting)?;
     let contracts = &app.config().contracts;
     let cards = status
@@ -133,12 +131,17 @@ pub async fn gather_contract(
         .unwrap_or_default();
     let (contract, month) = resolve_request(contracts, name, month.unwrap_or(&current), now)?;
     let store = app.store().cloned().ok_or(PageError::Starting)?;
-    if app.sla().and_then(|s| s.contract_status(now)).is_none() {
+    if app.sla().status(now).is_none() {
         return Err(PageError::Starting);
     }
+    // The same bounded pool as the report endpoint: a page is a report.
+    let permit = app.sla().report_permit().ok_or(PageError::Busy)?;
     let contract = contract.clone();
     Ok(store
-        .read(move |r| report_from_store(r, &contract, month, now))
+        .read(move |r| {
+            let _permit = permit;
+            report_from_store(r, &contract, month, now)
+        })
         .await?)
 }
 
@@ -206,6 +209,7 @@ fn html_response(status: StatusCode, body: String) -> Response {
 fn error_page(e: &PageError) -> Response {
     let status = match e {
         PageError::Starting => StatusCode::SERVICE_UNAVAILABLE,
+        PageError::Busy => StatusCode::TOO_MANY_REQUESTS,
         PageError::Request(ReportRequestError::UnknownContract { .. }) => StatusCode::NOT_FOUND,
         PageError::Request(_) => StatusCode::BAD_REQUEST,
         PageError::Store(_) => {
@@ -221,7 +225,7 @@ fn error_page(e: &PageError) -> Response {
         Esc(&e.to_string())
     );
     let mut resp = html_response(status, out);
-    if matches!(e, PageError::Starting) {
+    if matches!(e, PageError::Starting | PageError::Busy) {
         resp.headers_mut().insert(
             axum::http::header::RETRY_AFTER,
             HeaderValue::from_static("5"),

@@ -18,15 +18,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::{ingest, read};
+use crate::app::AppState;
 use crate::ingest::Rejection;
-use crate::server::AppState;
-use crate::{api, ingest};
 
 /// The routes of the link: the agent endpoints, for `agent_id` only.
 pub fn router(state: AppState, agent_id: String) -> Router {
     Router::new()
         .route("/api/v1/results", post(ingest::post_results))
-        .route("/api/v1/checks", get(api::checks))
+        .route("/api/v1/checks", get(read::checks))
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), agent_id),
             only_the_embedded_agent,
