@@ -520,6 +520,13 @@ fn month(
     let from: Timestamp = from.parse().map_err(|e| format!("FROM: {e}"))?;
     let to: Timestamp = to.parse().map_err(|e| format!("TO: {e}"))?;
     let names = Arc::new(check_names(nchecks));
+    // Seqs count from the start of FROM's UTC month, so a run that goes on
+    // where another stopped (the wide scenario's day 2) continues its seqs.
+    let month_start: Timestamp = format!("{}-01T00:00:00Z", &from.to_string()[..7])
+        .parse()
+        .map_err(|e| format!("FROM: {e}"))?;
+    let first_seq =
+        1 + ((from.as_second() - month_start.as_second()) / every) as u64 * nchecks as u64;
     let t0 = Instant::now();
     let handles: Vec<_> = agents
         .iter()
@@ -529,7 +536,7 @@ fn month(
             std::thread::spawn(move || -> Result<u64, String> {
                 let mut rng = Rng(0x9e37_79b9 + ai as u64);
                 let mut client = Client::connect(&addr)?;
-                let mut seq = 1u64;
+                let mut seq = first_seq;
                 let mut batch: Vec<String> = Vec::with_capacity(BATCH);
                 let mut sent = 0u64;
                 let mut t = from;
