@@ -45,7 +45,10 @@ credits = [{{ below = 99.9, percent = 10 }}, {{ below = 99.0, percent = 25 }}]
 
 /// Every (slot, check, location) of the month once, a few seconds into the
 /// slot; an outage of an hour on day 10 and scattered single failures.
-fn month_results(start: Timestamp, slots: u32) -> impl Iterator<Item = Observation<'static>> {
+fn month_results(
+    start: Timestamp,
+    slots: u32,
+) -> impl Iterator<Item = Observation<'static>> + Clone {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..slots)
         .flat_map(move |s| {

@@ -426,8 +426,20 @@ pub fn report_from_store(
     report_from_store_until(reader, contract, month, now, &AtomicBool::new(false))
 }
 
+/// Times a report starts over when the store changed between its passes.
+const REPORT_ATTEMPTS: usize = 3;
+
 /// [`report_from_store`] that stops evaluating once `cancel` is set (the
 /// rest of the rows are skipped unread; the result is then meaningless).
+///
+/// The first pass decides every slot, hashes the evidence and counts the
+/// latency values; a second pass (rarely more) over the same rows finds the
+/// exact percentiles (see [`crate::sla::select`]), so memory does not grow
+/// with the month. Every pass reads the results of the batches committed
+/// before it began (the feed's head then; compacted results always), so a
+/// batch committed meanwhile is in none of them. Should the rows still
+/// differ between passes (a result compacted in between keeps its place: this
+/// is a guard), the report starts over.
 pub fn report_from_store_until(
     reader: &Reader,
     contract: &Contract,
@@ -436,27 +448,51 @@ pub fn report_from_store_until(
     cancel: &AtomicBool,
 ) -> Result<MonthReport, StoreError> {
     let (from, to) = period_ms(contract, month);
-    let mut ev = MonthEvaluator::new(contract, month);
-    let mut h = EvidenceHasher::default();
-    let mut bad = 0u64;
-    reader.for_each_result(&contract.checks, from, to, |row| {
-        if cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        h.add(row.raw.as_bytes());
-        match serde_json::from_str::<ProbeResult>(&row.raw) {
-            Ok(r) => {
-                ev.observe(&Observation::from_result(&r));
+    for _ in 0..REPORT_ATTEMPTS {
+        let head = reader.feed_head()?;
+        let mut ev = MonthEvaluator::new(contract, month, now);
+        let mut h = EvidenceHasher::default();
+        let mut bad = 0u64;
+        reader.for_each_result(&contract.checks, from, to, |row| {
+            if cancel.load(Ordering::Relaxed) || row.batch_no > head {
+                return;
             }
-            Err(_) => bad += 1,
+            h.add(row.raw.as_bytes());
+            match serde_json::from_str::<ProbeResult>(&row.raw) {
+                Ok(r) => {
+                    ev.observe(&Observation::from_result(&r));
+                }
+                Err(_) => bad += 1,
+            }
+        })?;
+        if bad > 0 {
+            tracing::warn!(contract = contract.name, %month, bad, "stored results that no longer parse were left out of the report");
         }
-    })?;
-    if bad > 0 {
-        tracing::warn!(contract = contract.name, %month, bad, "stored results that no longer parse were left out of the report");
+        let consistent = loop {
+            match ev.end_pass() {
+                Ok(false) => break true,
+                Err(_) => break false,
+                Ok(true) => reader.for_each_result(&contract.checks, from, to, |row| {
+                    if cancel.load(Ordering::Relaxed) || row.batch_no > head {
+                        return;
+                    }
+                    if let Ok(r) = serde_json::from_str::<ProbeResult>(&row.raw) {
+                        ev.resample(&Observation::from_result(&r));
+                    }
+                })?,
+            }
+        };
+        if consistent || cancel.load(Ordering::Relaxed) {
+            let mut report = ev.report();
+            report.evidence = h.finish();
+            return Ok(report);
+        }
+        tracing::info!(contract = contract.name, %month, "the month's results changed between the report's passes; starting over");
     }
-    let mut report = ev.report(now);
-    report.evidence = h.finish();
-    Ok(report)
+    Err(StoreError::Task(format!(
+        "the results of {} for {month} kept changing while the report read them ({REPORT_ATTEMPTS} attempts)",
+        contract.name
+    )))
 }
 
 /// Why a report cannot be made (before touching the store).

@@ -26,7 +26,7 @@ pub mod month;
 pub mod observation;
 pub mod report;
 pub mod rules;
-mod samples;
+pub mod select;
 pub mod sketch;
 mod state;
 

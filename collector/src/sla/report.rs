@@ -17,7 +17,6 @@ use super::month::{MaintenanceWindow, Month, MonthFrame};
 use super::observation::class_from_code;
 use super::rules::{
     MET_WITHOUT_DATA, SlotState, availability_percent, credit_percent, error_budget_remaining,
-    percentile,
 };
 use super::state::{MonthState, Tally};
 
@@ -235,14 +234,18 @@ pub(crate) fn build_report(
     loc_names: &[String],
     now: Timestamp,
 ) -> MonthReport {
-    let counted = state.frame.counted(now);
+    let counted = state.counted;
+    debug_assert_eq!(counted, state.frame.counted(now));
     let tally = state.tally(counted);
 
     let percentiles: Vec<f64> = contract.latency_objectives().map(|(_, p, _)| p).collect();
-    let latency: Vec<(usize, Option<f64>)> = percentiles
+    let latency: Vec<(usize, Option<f64>)> = state
+        .latency
         .iter()
-        .enumerate()
-        .map(|(k, &p)| state.samples[k].percentile_below(counted, p))
+        .map(|l| {
+            let (n, v) = l.month.result();
+            (n as usize, v)
+        })
         .collect();
     let objectives = objective_results(contract, &tally, &latency);
     let availability = availability_percent(tally.up_seconds, tally.down_seconds);
@@ -355,13 +358,6 @@ fn days(
     counted: u32,
 ) -> Vec<DayFigures> {
     let frame = &state.frame;
-    let n_days = frame.days.len();
-    // Per latency objective, per day: the values.
-    let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n_days]; percentiles.len()];
-    for (k, per_day) in values.iter_mut().enumerate() {
-        state.samples[k]
-            .for_each_below(counted, |slot, v| per_day[frame.day_of_slot(slot)].push(v));
-    }
     let labels: Vec<(String, &'static str)> = contract
         .objectives
         .iter()
@@ -385,13 +381,13 @@ fn days(
             .iter()
             .enumerate()
             .map(|(k, &p)| {
-                let v = &mut values[k][d];
+                let (samples, value) = state.latency[k].days[d].result();
                 DayLatency {
                     objective: labels[k].0.clone(),
                     phase: labels[k].1.to_string(),
                     percentile: p,
-                    samples: v.len() as u64,
-                    value: percentile(v, p),
+                    samples,
+                    value,
                 }
             })
             .collect();

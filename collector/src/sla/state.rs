@@ -27,7 +27,7 @@ use super::month::{Month, MonthFrame};
 use super::observation::{Observation, class_code};
 use super::report::{MonthReport, build_report};
 use super::rules::{SlotState, check_state, contract_state};
-use super::samples::SampleIndex;
+use super::select::{Inconsistent, Selection};
 
 pub(crate) const PRESENT: u64 = 0x80;
 pub(crate) const FAIL: u64 = 0x40;
@@ -152,8 +152,36 @@ pub(crate) struct MonthState {
     verdict: Vec<u8>,
     /// Phase of each latency objective (contract order).
     latency_phases: Vec<Phase>,
-    /// Per latency objective, the successful results' values outside maintenance.
-    pub(crate) samples: Vec<SampleIndex>,
+    /// Slots `[0, counted)` count (as of the report's `now`).
+    pub(crate) counted: u32,
+    /// Per latency objective, the percentile of the successful results'
+    /// values outside maintenance in counted slots: the month's and each day's.
+    pub(crate) latency: Vec<LatencySelection>,
+}
+
+/// One latency objective's selections: the month's, then one per local day.
+#[derive(Debug)]
+pub(crate) struct LatencySelection {
+    pub(crate) month: Selection,
+    pub(crate) days: Vec<Selection>,
+}
+
+impl LatencySelection {
+    fn new(p: f64, n_days: usize) -> LatencySelection {
+        LatencySelection {
+            month: Selection::new(p),
+            days: (0..n_days).map(|_| Selection::new(p)).collect(),
+        }
+    }
+
+    /// Ends a pass of every selection: whether another is needed.
+    fn end_pass(&mut self) -> Result<bool, Inconsistent> {
+        let mut more = self.month.end_pass()?;
+        for d in &mut self.days {
+            more |= d.end_pass()?;
+        }
+        Ok(more)
+    }
 }
 
 fn cell_key(check: usize, loc: u16, slot: u32) -> u64 {
@@ -173,8 +201,11 @@ fn ensure_len<T: Clone + Default>(v: &mut Vec<T>, len: usize, max: usize) {
 }
 
 impl MonthState {
-    pub(crate) fn new(contract: &Contract, month: Month) -> MonthState {
+    /// The state of `month` for a report as of `now`.
+    pub(crate) fn new(contract: &Contract, month: Month, now: jiff::Timestamp) -> MonthState {
         let frame = MonthFrame::new(contract, month);
+        let counted = frame.counted(now);
+        let n_days = frame.days.len();
         let n = frame.n_slots();
         let verdict = (0..n)
             .map(|i| {
@@ -194,10 +225,11 @@ impl MonthState {
             messages: HashMap::new(),
             check_states: vec![Vec::new(); contract.checks.len()],
             verdict,
-            samples: latency_phases
-                .iter()
-                .map(|_| SampleIndex::default())
+            latency: contract
+                .latency_objectives()
+                .map(|(_, p, _)| LatencySelection::new(p, n_days))
                 .collect(),
+            counted,
             latency_phases,
         }
     }
@@ -218,13 +250,7 @@ impl MonthState {
         let s = slot as usize;
         let n = self.frame.n_slots() as usize;
 
-        if obs.success && !self.frame.is_maintenance(slot) {
-            for (k, phase) in self.latency_phases.iter().enumerate() {
-                if let Some(v) = obs.phase(*phase) {
-                    self.samples[k].insert(v, slot);
-                }
-            }
-        }
+        self.sample(slot, obs);
 
         let fail = !obs.success;
         let packed = pack(offset, obs);
@@ -250,6 +276,45 @@ impl MonthState {
             self.recompute(check, slot);
         }
         true
+    }
+
+    /// Offers `obs`'s latency values (from `slot`) to the selections:
+    /// successful results outside maintenance in counted slots.
+    fn sample(&mut self, slot: u32, obs: &Observation<'_>) {
+        if !obs.success || slot >= self.counted || self.frame.is_maintenance(slot) {
+            return;
+        }
+        let day = self.frame.day_of_slot(slot);
+        for (k, phase) in self.latency_phases.iter().enumerate() {
+            if let Some(v) = obs.phase(*phase) {
+                let sel = &mut self.latency[k];
+                sel.month.add(v);
+                if let Some(d) = sel.days.get_mut(day) {
+                    d.add(v);
+                }
+            }
+        }
+    }
+
+    /// A later pass over the same observations: only the latency values.
+    pub(crate) fn resample(&mut self, check: usize, obs: &Observation<'_>) {
+        let Some((slot, _)) = self.frame.slot_of(obs.started_at) else {
+            return;
+        };
+        if check >= self.n_checks || obs.is_agent_fault() {
+            return;
+        }
+        self.sample(slot, obs);
+    }
+
+    /// Ends a pass over the observations: whether another is needed for
+    /// the percentiles ([`Inconsistent`] when the pass saw other values).
+    pub(crate) fn end_pass(&mut self) -> Result<bool, Inconsistent> {
+        let mut more = false;
+        for l in &mut self.latency {
+            more |= l.end_pass()?;
+        }
+        Ok(more)
     }
 
     /// Re-derives check `check`'s state in `slot` and, if it changed, the contract's.
@@ -333,59 +398,98 @@ impl MonthState {
     }
 }
 
-/// Offline evaluation of one contract-month: feed every stored result of the
-/// month (any order), then ask for the report.
+/// Offline evaluation of one contract-month as of an instant: feed every
+/// stored result of the month (any order), then pass over the same results
+/// again with [`MonthEvaluator::resample`] while [`MonthEvaluator::end_pass`]
+/// asks for it (the exact latency percentiles, in bounded memory: see
+/// [`super::select`]; usually one more pass), then ask for the report.
 #[derive(Debug)]
 pub struct MonthEvaluator<'c> {
     contract: &'c Contract,
     state: MonthState,
     locations: Locations,
+    now: jiff::Timestamp,
 }
 
 impl<'c> MonthEvaluator<'c> {
-    /// An empty evaluation of `month` (in the contract's zone).
-    pub fn new(contract: &'c Contract, month: Month) -> MonthEvaluator<'c> {
+    /// An empty evaluation of `month` (in the contract's zone) as of `now`
+    /// (slots starting after `now` are not counted; for a past month every slot counts).
+    pub fn new(contract: &'c Contract, month: Month, now: jiff::Timestamp) -> MonthEvaluator<'c> {
         MonthEvaluator {
             contract,
-            state: MonthState::new(contract, month),
+            state: MonthState::new(contract, month, now),
             locations: Locations::default(),
+            now,
         }
     }
 
-    /// Applies one result; `false` when it is not about this contract-month
-    /// (another check, or started outside the period).
+    /// The contract's index of `obs`'s check, when `obs` is about this contract-month.
+    fn covered(&self, obs: &Observation<'_>) -> Option<usize> {
+        let check = self.contract.checks.iter().position(|c| c == obs.check)?;
+        self.state.frame.contains(obs.started_at).then_some(check)
+    }
+
+    /// Applies one result (the first pass); `false` when it is not about
+    /// this contract-month (another check, or started outside the period).
     pub fn observe(&mut self, obs: &Observation<'_>) -> bool {
-        let Some(check) = self.contract.checks.iter().position(|c| c == obs.check) else {
+        let Some(check) = self.covered(obs) else {
             return false;
         };
-        if !self.state.frame.contains(obs.started_at) {
-            return false;
-        }
         let Some(loc) = self.locations.id(obs.location) else {
             return false;
         };
         self.state.observe(check, loc, obs)
     }
 
-    /// The report as of `now` (slots starting after `now` are not counted;
-    /// for a past month every slot counts). `evidence` is left for the caller.
-    pub fn report(&mut self, now: jiff::Timestamp) -> MonthReport {
-        build_report(self.contract, &mut self.state, self.locations.names(), now)
+    /// Offers one result again, in a pass after the first (latency only).
+    pub fn resample(&mut self, obs: &Observation<'_>) {
+        if let Some(check) = self.covered(obs) {
+            self.state.resample(check, obs);
+        }
+    }
+
+    /// Ends a pass over the results: `Ok(true)` when the percentiles need
+    /// another; [`Inconsistent`] when this pass saw other results than the
+    /// one before (the store changed in between: start over).
+    pub fn end_pass(&mut self) -> Result<bool, Inconsistent> {
+        self.state.end_pass()
+    }
+
+    /// The report, once [`MonthEvaluator::end_pass`] said no pass is needed.
+    /// `evidence` is left for the caller.
+    pub fn report(&mut self) -> MonthReport {
+        build_report(
+            self.contract,
+            &mut self.state,
+            self.locations.names(),
+            self.now,
+        )
     }
 }
 
-/// One-shot offline evaluation (the CLI reads the store with the collector
-/// stopped): the month's report from its observations, as of `now`.
-/// The SLA ledger's verdicts equal this evaluation's on the same results.
-pub fn evaluate_month<'a>(
+/// One-shot offline evaluation: the month's report from its observations
+/// (iterated once per pass), as of `now`. The SLA ledger's verdicts equal
+/// this evaluation's on the same results.
+pub fn evaluate_month<'a, I>(
     contract: &Contract,
     month: Month,
-    observations: impl IntoIterator<Item = Observation<'a>>,
+    observations: I,
     now: jiff::Timestamp,
-) -> MonthReport {
-    let mut ev = MonthEvaluator::new(contract, month);
-    for obs in observations {
+) -> MonthReport
+where
+    I: IntoIterator<Item = Observation<'a>>,
+    I::IntoIter: Clone,
+{
+    let all = observations.into_iter();
+    let mut ev = MonthEvaluator::new(contract, month, now);
+    for obs in all.clone() {
         ev.observe(&obs);
     }
-    ev.report(now)
+    // The same observations each pass: never inconsistent.
+    while ev.end_pass().unwrap_or(false) {
+        for obs in all.clone() {
+            ev.resample(&obs);
+        }
+    }
+    ev.report()
 }
