@@ -46,13 +46,13 @@ pub const DAY_MS: i64 = 86_400_000;
 /// One hour in milliseconds: results are compacted once their hour is over.
 pub const HOUR_MS: i64 = 3_600_000;
 
-/// Rows one compaction transaction moves at most. The rows are compressed
-/// inside the write transaction, so this bounds how long ingest's writer
-/// waits behind it: ~1,000 results are ~450 KB of JSON, well under 0.2 s of
-/// zstd on a busy core. (20,000 held SQLite's write lock past the writer's
-/// 10 s busy timeout in the month bench on a loaded box: "database is
-/// locked" for batches and the ledger.)
-pub const ROWS_PER_TX: usize = 1_000;
+/// Rows one compaction step moves at most. The rows are read and
+/// compressed outside any write transaction ([`encode_groups`]); the write
+/// transaction only deletes the rows, writes the frames and the seq ranges
+/// (milliseconds for 5,000 rows), so ingest's writer never waits behind
+/// zstd. (Compressing inside it, 20,000 rows held SQLite's write lock past
+/// the writer's 10 s busy timeout in the month bench on a loaded box.)
+pub const ROWS_PER_TX: usize = 5_000;
 
 /// The day (chunk key) of a start time.
 pub fn day_of(started_at_ms: i64) -> i64 {
@@ -222,6 +222,36 @@ pub struct Group<'a> {
     pub day: i64,
     /// Sorted by seq.
     pub rows: Vec<&'a Row>,
+}
+
+/// One group's frame, compressed: what a compaction write transaction stores.
+#[derive(Debug)]
+pub struct Encoded<'a> {
+    pub check: &'a str,
+    pub agent: &'a str,
+    pub location: &'a str,
+    pub day: i64,
+    pub data: Vec<u8>,
+    pub meta: FrameMeta,
+}
+
+/// Groups `rows` by chunk key and compresses each group into a frame (the
+/// CPU part of compaction, done before the write transaction opens).
+pub fn encode_groups(rows: &[Row]) -> Result<Vec<Encoded<'_>>, StoreError> {
+    group(rows)
+        .into_iter()
+        .map(|g| {
+            let (data, meta) = encode_frame(&g.rows)?;
+            Ok(Encoded {
+                check: g.check,
+                agent: g.agent,
+                location: g.location,
+                day: g.day,
+                data,
+                meta,
+            })
+        })
+        .collect()
 }
 
 /// Groups rows by chunk key (check, agent, location, day), each sorted by seq.

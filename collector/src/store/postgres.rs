@@ -1311,20 +1311,24 @@ impl Maintenance {
         }
     }
 
+    /// See the SQLite twin: rows read and compressed outside the write
+    /// transaction, which then takes the feed lock (ingest's dedup must see
+    /// rows and ranges move together), deletes the rows (all of them, or it
+    /// rolls back: another collector's compactor took some), stores the
+    /// frames and the ranges.
     fn compact_tx(
         &mut self,
         received_before_ms: i64,
         started_before_ms: i64,
         after_id: i64,
     ) -> Result<(u64, u64, i64), StoreError> {
-        use super::compact::{Row, encode_frame, frames_json, group, parse_frames, seq_runs};
-        let mut tx = self.client.transaction()?;
-        tx.batch_execute("SET LOCAL synchronous_commit = on")?;
-        tx.execute("SELECT last_batch FROM feed WHERE id = 1 FOR UPDATE", &[])?;
-        let cursor: i64 = tx
+        use super::compact::{Row, encode_groups, frames_json, parse_frames, seq_runs};
+        let cursor: i64 = self
+            .client
             .query_one("SELECT cursor FROM ledger_state WHERE id = 1", &[])?
             .try_get(0)?;
-        let rows: Vec<Row> = tx
+        let rows: Vec<Row> = self
+            .client
             .query(
                 "SELECT id, agent, seq, check_name, location, started_at, success, class, raw FROM results
                  WHERE id > $1 AND received_at < $2 AND started_at < $3
@@ -1356,22 +1360,29 @@ impl Maintenance {
         let Some(last_id) = rows.last().map(|r| r.id) else {
             return Ok((0, 0, after_id));
         };
-        let groups = group(&rows);
-        for g in &groups {
-            let (data, meta) = encode_frame(&g.rows)?;
+        let frames = encode_groups(&rows)?;
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")?;
+        tx.execute("SELECT last_batch FROM feed WHERE id = 1 FOR UPDATE", &[])?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        if tx.execute("DELETE FROM results WHERE id = ANY($1)", &[&ids])? != ids.len() as u64 {
+            // Taken meanwhile: leave it all to the next pass (drop rolls back).
+            return Ok((0, 0, after_id));
+        }
+        for f in &frames {
             let existing = tx.query_opt(
                 "SELECT id, frames FROM evidence_chunks
                  WHERE check_name = $1 AND day = $2 AND agent = $3 AND location = $4 FOR UPDATE",
-                &[&g.check, &g.day, &g.agent, &g.location],
+                &[&f.check, &f.day, &f.agent, &f.location],
             )?;
             match existing {
                 Some(r) => {
                     let id: i64 = r.try_get(0)?;
-                    let mut frames = parse_frames(r.try_get(1)?)?;
-                    frames.push(meta);
+                    let mut metas = parse_frames(r.try_get(1)?)?;
+                    metas.push(f.meta);
                     tx.execute(
                         "UPDATE evidence_chunks SET n = n + $2, frames = $3, data = data || $4 WHERE id = $1",
-                        &[&id, &(meta.n() as i64), &frames_json(&frames), &data],
+                        &[&id, &(f.meta.n() as i64), &frames_json(&metas), &f.data],
                     )?;
                 }
                 None => {
@@ -1379,25 +1390,23 @@ impl Maintenance {
                         "INSERT INTO evidence_chunks (check_name, agent, location, day, n, frames, data)
                          VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         &[
-                            &g.check,
-                            &g.agent,
-                            &g.location,
-                            &g.day,
-                            &(meta.n() as i64),
-                            &frames_json(&[meta]),
-                            &data,
+                            &f.check,
+                            &f.agent,
+                            &f.location,
+                            &f.day,
+                            &(f.meta.n() as i64),
+                            &frames_json(&[f.meta]),
+                            &f.data,
                         ],
                     )?;
                 }
             }
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        tx.execute("DELETE FROM results WHERE id = ANY($1)", &[&ids])?;
         for (agent, runs) in seq_runs(&rows) {
             add_ranges(&mut tx, agent, &runs)?;
         }
         tx.commit()?;
-        Ok((rows.len() as u64, groups.len() as u64, last_id))
+        Ok((rows.len() as u64, frames.len() as u64, last_id))
     }
 
     /// See [`super::Maintenance::record_archive`].

@@ -1119,25 +1119,26 @@ impl Maintenance {
         Ok(())
     }
 
-    /// One transaction: up to [`super::compact::ROWS_PER_TX`] eligible rows
-    /// (by id, after `after_id`) become frames; their rows go, their seqs join
-    /// the agent's ranges. Returns (rows moved, frames, last id seen).
+    /// One step: up to [`super::compact::ROWS_PER_TX`] eligible rows (by
+    /// id, after `after_id`) are read and compressed outside any write
+    /// transaction; then one short transaction deletes them, stores their
+    /// frames and joins their seqs to the agent's ranges. Should a row be gone
+    /// by then (another compactor took it), the transaction is rolled back and
+    /// the step moves nothing. Returns (rows moved, frames, last id seen).
     fn compact_tx(
         &mut self,
         received_before_ms: i64,
         started_before_ms: i64,
         after_id: i64,
     ) -> Result<(u64, u64, i64), StoreError> {
-        use super::compact::{Row, encode_frame, frames_json, group, parse_frames, seq_runs};
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        use super::compact::{Row, encode_groups, frames_json, parse_frames, seq_runs};
         let cursor: i64 =
-            tx.query_row("SELECT cursor FROM ledger_state WHERE id = 1", [], |r| {
-                r.get(0)
-            })?;
+            self.conn
+                .query_row("SELECT cursor FROM ledger_state WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?;
         let rows: Vec<Row> = {
-            let mut st = tx.prepare_cached(
+            let mut st = self.conn.prepare_cached(
                 "SELECT id, agent, seq, check_name, location, started_at, success, class, raw FROM results
                  WHERE id > ?1 AND received_at < ?2 AND started_at < ?3
                    AND (batch_no IS NULL OR batch_no <= ?4)
@@ -1170,8 +1171,18 @@ impl Maintenance {
         let Some(last_id) = rows.last().map(|r| r.id) else {
             return Ok((0, 0, after_id));
         };
-        let groups = group(&rows);
+        let frames = encode_groups(&rows)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
+            let mut del = tx.prepare_cached("DELETE FROM results WHERE id = ?1")?;
+            for r in &rows {
+                if del.execute([r.id])? != 1 {
+                    // Taken meanwhile: leave it all to the next pass (drop rolls back).
+                    return Ok((0, 0, after_id));
+                }
+            }
             let mut find = tx.prepare_cached(
                 "SELECT id, frames, data FROM evidence_chunks WHERE check_name = ?1 AND day = ?2 AND agent = ?3 AND location = ?4",
             )?;
@@ -1183,43 +1194,38 @@ impl Maintenance {
                 "INSERT INTO evidence_chunks (check_name, agent, location, day, n, frames, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for g in &groups {
-                let (data, meta) = encode_frame(&g.rows)?;
+            for f in &frames {
                 let existing: Option<(i64, String, Vec<u8>)> = find
-                    .query_row(params![g.check, g.day, g.agent, g.location], |r| {
+                    .query_row(params![f.check, f.day, f.agent, f.location], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })
                     .optional()?;
                 match existing {
-                    Some((id, frames, mut all)) => {
-                        let mut frames = parse_frames(&frames)?;
-                        frames.push(meta);
-                        all.extend_from_slice(&data);
-                        append.execute(params![id, meta.n() as i64, frames_json(&frames), all])?;
+                    Some((id, metas, mut all)) => {
+                        let mut metas = parse_frames(&metas)?;
+                        metas.push(f.meta);
+                        all.extend_from_slice(&f.data);
+                        append.execute(params![id, f.meta.n() as i64, frames_json(&metas), all])?;
                     }
                     None => {
                         insert.execute(params![
-                            g.check,
-                            g.agent,
-                            g.location,
-                            g.day,
-                            meta.n() as i64,
-                            frames_json(&[meta]),
-                            data
+                            f.check,
+                            f.agent,
+                            f.location,
+                            f.day,
+                            f.meta.n() as i64,
+                            frames_json(&[f.meta]),
+                            f.data
                         ])?;
                     }
                 }
-            }
-            let mut del = tx.prepare_cached("DELETE FROM results WHERE id = ?1")?;
-            for r in &rows {
-                del.execute([r.id])?;
             }
         }
         for (agent, runs) in seq_runs(&rows) {
             add_ranges(&tx, agent, &runs)?;
         }
         tx.commit()?;
-        Ok((rows.len() as u64, groups.len() as u64, last_id))
+        Ok((rows.len() as u64, frames.len() as u64, last_id))
     }
 
     /// See [`super::Maintenance::record_archive`].
