@@ -21,13 +21,15 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use slaprobe_wire::{Failure, FailureClass, Timestamp, TlsDetail};
+use slaprobe_wire::{
+    Failure, FailureClass, Revocation, RevocationSource, RevocationStatus, Timestamp, TlsDetail,
+};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
-use super::{Outcome, Prober, net};
-use crate::config::TlsSpec;
+use super::{Outcome, Prober, net, revocation};
+use crate::config::{NetOptions, TlsSpec};
 
 /// Days before expiry that http and page probes flag as `expiring_soon`
 /// (tls checks have their own `warn_days`).
@@ -51,6 +53,8 @@ pub struct TlsShared {
     /// One client config per distinct set of extra roots (`ca_file`/`ca_pem`),
     /// so a probe neither clones the root store nor rebuilds a verifier.
     extra_configs: Mutex<HashMap<Vec<CertificateDer<'static>>, Arc<ClientConfig>>>,
+    /// Verified OCSP answers and CRLs, until their nextUpdate.
+    revocation: revocation::Cache,
 }
 
 /// Distinct extra-root sets kept in [`TlsShared`]; past this the cache starts
@@ -124,6 +128,7 @@ impl TlsShared {
             roots_source: source.into(),
             system_config,
             extra_configs: Mutex::new(HashMap::new()),
+            revocation: revocation::Cache::default(),
         })
     }
 
@@ -189,6 +194,8 @@ pub struct Captured {
     pub chain: Vec<CertificateDer<'static>>,
     /// webpki's verdict (one error only: expired > untrusted > name).
     pub verify_error: Option<rustls::Error>,
+    /// The OCSP response the server stapled (empty when none).
+    pub ocsp: Vec<u8>,
 }
 
 /// Wraps webpki: records the chain and its verdict into the running task's
@@ -223,6 +230,7 @@ impl ServerCertVerifier for RecordingVerifier {
                 .map(|d| d.clone().into_owned())
                 .collect();
             c.verify_error = verdict.take().and_then(Result::err);
+            c.ocsp = ocsp_response.to_vec();
         });
         verdict.unwrap_or(Ok(ServerCertVerified::assertion()))
     }
@@ -269,17 +277,21 @@ pub struct HandshakeFailed {
 }
 
 /// Runs a TLS handshake on `tcp` for `host` (a DNS name or an IP literal,
-/// brackets allowed) and verifies the certificate against the system roots
-/// plus `extra_roots`. Running out of time is `timeout`: the connection is up
-/// and the server is not answering, as with a request that hangs.
+/// brackets allowed), verifies the certificate against the system roots
+/// plus `net.extra_roots`, then checks its revocation as `net.revocation`
+/// says (after the `tls` phase is timed: the revocation check is not part
+/// of the handshake). Running out of time is `timeout`: the connection is
+/// up and the server is not answering, as with a request that hangs.
 pub async fn handshake(
-    shared: &TlsShared,
+    p: &Prober,
     tcp: TcpStream,
     host: &str,
-    extra_roots: &[CertificateDer<'static>],
+    net: &NetOptions,
     warn_days: f64,
     deadline: Instant,
 ) -> Result<Session, HandshakeFailed> {
+    let shared = p.tls();
+    let extra_roots: &[CertificateDer<'static>] = &net.extra_roots;
     let t0 = Instant::now();
     let fail = |failure: Failure, detail: Option<TlsDetail>| HandshakeFailed {
         failure,
@@ -307,9 +319,13 @@ pub async fn handshake(
     let connect = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp));
     let res = CAPTURE.scope(captured.clone(), connect).await;
     let elapsed = t0.elapsed();
-    let (chain, verify_error) = {
+    let (chain, verify_error, staple) = {
         let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
-        (std::mem::take(&mut c.chain), c.verify_error.take())
+        (
+            std::mem::take(&mut c.chain),
+            c.verify_error.take(),
+            std::mem::take(&mut c.ocsp),
+        )
     };
     let now = Timestamp::now();
     let mut detail = (!chain.is_empty())
@@ -352,7 +368,34 @@ pub async fn handshake(
         .and_then(|s| s.suite().as_str())
         .map(cipher_name);
     if let Some(ve) = &verify_error {
+        d.revocation = Some(Revocation::without_source(
+            RevocationStatus::NotChecked,
+            "the certificate chain did not verify",
+        ));
         let failure = cert_failure(ve, detail.as_ref(), host);
+        return Err(HandshakeFailed {
+            failure,
+            detail,
+            elapsed,
+        });
+    }
+    let policy = net.revocation;
+    let verdict = revocation::check(revocation::Request {
+        mode: policy.mode,
+        chain: &chain,
+        staple: &staple,
+        roots: &shared.roots,
+        extra_roots,
+        resolver: p.resolver(),
+        net,
+        cache: &shared.revocation,
+        deadline,
+        now: Timestamp::now(),
+    })
+    .await;
+    let failure = revocation_failure(&verdict, policy.required);
+    d.revocation = Some(verdict);
+    if let Some(failure) = failure {
         return Err(HandshakeFailed {
             failure,
             detail,
@@ -364,6 +407,42 @@ pub async fn handshake(
         detail: detail.unwrap_or_default(),
         elapsed,
     })
+}
+
+/// The failure a revocation verdict calls for: `tls_cert_revoked` when
+/// revoked; with `required`, `tls_cert_untrusted` when the status could
+/// not be established (the chain cannot be trusted without it).
+fn revocation_failure(v: &Revocation, required: bool) -> Option<Failure> {
+    let source = match v.source {
+        Some(RevocationSource::Staple) => "the stapled OCSP response",
+        Some(RevocationSource::Responder) => "the OCSP responder",
+        Some(RevocationSource::Crl) => "the CRL",
+        None => "nothing",
+    };
+    match v.status {
+        RevocationStatus::Revoked => {
+            let at = v
+                .revoked_at
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "at an unknown time".into());
+            let reason = v.reason.as_deref().unwrap_or("no reason given");
+            Some(Failure::new(
+                FailureClass::TlsCertRevoked,
+                format!("certificate revoked {at} (reason: {reason}), per {source}"),
+            ))
+        }
+        RevocationStatus::Good => None,
+        RevocationStatus::Unknown | RevocationStatus::NotChecked if required => {
+            let detail = v.detail.as_deref().unwrap_or("no detail");
+            Some(Failure::new(
+                FailureClass::TlsCertUntrusted,
+                format!(
+                    "revocation status could not be established and revocation_required is set: {detail}"
+                ),
+            ))
+        }
+        RevocationStatus::Unknown | RevocationStatus::NotChecked => None,
+    }
 }
 
 /// "TLSv1_3" (rustls) → "TLSv1.3" (what openssl and humans write).
@@ -586,10 +665,10 @@ pub async fn probe(p: &Prober, spec: &TlsSpec, deadline: Instant) -> Outcome {
             }
         };
     match handshake(
-        p.tls(),
+        p,
         connected.stream,
         &spec.host,
-        &spec.net.extra_roots,
+        &spec.net,
         spec.warn_days,
         deadline,
     )
