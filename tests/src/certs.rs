@@ -415,6 +415,13 @@ impl TestCa {
         self.leaf(&spec)
     }
 
+    /// A localhost leaf with `n` extra DNS SANs (10,000 make ~200 KB).
+    pub fn many_sans(&self, n: usize) -> ServerCert {
+        let mut names: Vec<String> = LOCAL_NAMES.iter().map(|s| s.to_string()).collect();
+        names.extend((0..n).map(|i| format!("host-{i:05}.many-sans.example")));
+        self.leaf(&LeafSpec::new(&names))
+    }
+
     /// A valid leaf for other names only (not localhost or its addresses).
     pub fn wrong_host(&self) -> ServerCert {
         self.leaf(&LeafSpec::new(&[

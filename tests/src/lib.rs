@@ -27,3 +27,4 @@ pub mod postgres;
 pub mod procs;
 pub mod prom;
 pub mod results;
+pub mod tls_raw;

@@ -10,6 +10,7 @@ pub mod dns;
 pub mod http;
 pub mod net;
 pub mod page;
+pub mod record_tap;
 pub mod revocation;
 pub mod tls;
 

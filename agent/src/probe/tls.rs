@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
+use super::record_tap::{MAX_HANDSHAKE_MESSAGE, Tapped};
 use super::{Outcome, Prober, net, revocation};
 use crate::config::{NetOptions, TlsSpec};
 
@@ -261,7 +262,7 @@ impl ServerCertVerifier for RecordingVerifier {
 /// A verified TLS session, ready for HTTP.
 #[derive(Debug)]
 pub struct Session {
-    pub stream: TlsStream<TcpStream>,
+    pub stream: TlsStream<Tapped>,
     pub detail: TlsDetail,
     /// Handshake time (the `tls` phase).
     pub elapsed: Duration,
@@ -316,7 +317,12 @@ pub async fn handshake(
         .map_err(|f| fail(f, None))?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
     let captured = Arc::new(Mutex::new(Captured::default()));
-    let connect = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp));
+    let connect = tokio::time::timeout_at(
+        deadline,
+        connector
+            .connect(server_name.clone(), Tapped::new(tcp))
+            .into_fallible(),
+    );
     let res = CAPTURE.scope(captured.clone(), connect).await;
     let elapsed = t0.elapsed();
     let (chain, verify_error, staple) = {
@@ -346,10 +352,11 @@ pub async fn handshake(
                 elapsed,
             });
         }
-        Ok(Err(e)) => {
+        Ok(Err((e, io))) => {
             // A certificate verdict explains the failure better than what followed it.
             let failure = match &verify_error {
                 Some(ve) => cert_failure(ve, detail.as_ref(), host),
+                None if is_too_large(&e) => oversized(io, host, deadline).await,
                 None => handshake_failure(&e, host),
             };
             return Err(HandshakeFailed {
@@ -358,7 +365,10 @@ pub async fn handshake(
                 elapsed,
             });
         }
-        Ok(Ok(s)) => s,
+        Ok(Ok(mut s)) => {
+            s.get_mut().0.tap.done = true;
+            s
+        }
     };
     let (_, conn) = stream.get_ref();
     let d = detail.get_or_insert_with(TlsDetail::default);
@@ -527,6 +537,59 @@ fn cert_failure(err: &rustls::Error, detail: Option<&TlsDetail>, host: &str) -> 
         _ => format!("certificate rejected: {err}"),
     };
     Failure::new(class, message)
+}
+
+/// rustls refused a handshake message over its 64 KiB cap.
+fn is_too_large(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::HandshakePayloadTooLarge
+        ))
+    )
+}
+
+/// Most bytes read after the refusal to size a TLS 1.3 server's flight.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
+/// A pause this long ends the flight.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
+/// The `tls_handshake` failure for a certificate message over rustls' cap,
+/// with its size: exact from the plaintext header (TLS 1.2); in TLS 1.3
+/// the message is encrypted, so the rest of the server's flight is read
+/// (bounded in bytes and time) and its encrypted size reported instead.
+async fn oversized(mut io: Tapped, host: &str, deadline: Instant) -> Failure {
+    use tokio::io::AsyncReadExt;
+    let limit = MAX_HANDSHAKE_MESSAGE + 1;
+    if let Some(n) = io.tap.certificate_len {
+        return Failure::new(
+            FailureClass::TlsHandshake,
+            format!(
+                "TLS handshake with {host} failed: server certificate message of {n} bytes exceeds the 64 KiB limit ({limit} bytes)"
+            ),
+        );
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut read = 0u64;
+    while read < DRAIN_LIMIT {
+        let until = deadline.min(Instant::now() + DRAIN_QUIET);
+        match tokio::time::timeout_at(until, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => read += n as u64,
+            _ => break,
+        }
+    }
+    let flight = io.tap.encrypted_bytes;
+    let size = if flight > limit as u64 {
+        format!(" (the server's encrypted handshake messages came to {flight} bytes)")
+    } else {
+        String::new()
+    };
+    Failure::new(
+        FailureClass::TlsHandshake,
+        format!(
+            "TLS handshake with {host} failed: server certificate message exceeds the 64 KiB limit ({limit} bytes){size}"
+        ),
+    )
 }
 
 /// Classifies a failed handshake with no certificate verdict: alerts,
