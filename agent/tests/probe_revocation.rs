@@ -154,21 +154,21 @@ async fn staples_that_cannot_be_believed_are_unknown_not_failures() {
     let no_eku = fx.ca.ocsp_responder(false);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
-            "stale",
+            "stale good",
             ResponseSpec {
                 this_update: now() - 3 * 86_400,
                 next_update: Some(now() - 86_400),
-                ..ResponseSpec::revoked(&fx.ca, &leaf, Some(1))
+                ..ResponseSpec::good(&fx.ca, &leaf)
             }
             .build(),
             "nextUpdate",
         ),
         (
-            "from the future",
+            "good from the future",
             ResponseSpec {
                 this_update: now() + 86_400,
                 next_update: Some(now() + 2 * 86_400),
-                ..ResponseSpec::revoked(&fx.ca, &leaf, Some(1))
+                ..ResponseSpec::good(&fx.ca, &leaf)
             }
             .build(),
             "in the future",
@@ -233,6 +233,42 @@ async fn staples_that_cannot_be_believed_are_unknown_not_failures() {
             "{name}: {r:#?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_stale_revocation_is_still_a_revocation_unless_on_hold() {
+    let fx = fixture();
+    let leaf = fx.ca.localhost();
+    let stale = |reason| ResponseSpec {
+        this_update: now() - 30 * 86_400,
+        next_update: Some(now() - 20 * 86_400),
+        ..ResponseSpec::revoked(&fx.ca, &leaf, reason)
+    };
+    let srv = serve(&leaf, stale(Some(1)).build()).await;
+    let r = run(&tls_check(&fx, srv.addr().port(), |_| {})).await;
+    assert_class(&r, FailureClass::TlsCertRevoked);
+    assert!(detail(&r).contains("stale"), "{r:#?}");
+    // certificateHold can be lifted: a stale hold proves nothing.
+    let srv = serve(&leaf, stale(Some(6)).build()).await;
+    let r = run(&tls_check(&fx, srv.addr().port(), |_| {})).await;
+    assert_ok(&r);
+    assert_status(
+        &r,
+        RevocationStatus::Unknown,
+        Some(RevocationSource::Staple),
+    );
+    // A fresh hold is a revocation for now.
+    let srv = serve(&leaf, ResponseSpec::revoked(&fx.ca, &leaf, Some(6)).build()).await;
+    let r = run(&tls_check(&fx, srv.addr().port(), |_| {})).await;
+    assert_class(&r, FailureClass::TlsCertRevoked);
+    assert!(
+        r.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("certificateHold"),
+        "{r:#?}"
+    );
 }
 
 #[tokio::test]

@@ -325,11 +325,11 @@ pub async fn check(req: Request<'_>) -> Revocation {
         notes.source = Some(RevocationSource::Staple);
         match ocsp::verify(req.staple, &leaf, &issuer, req.now) {
             Ok(v) if v.status != ocsp::CertStatus::Unknown => {
-                return answered(
-                    RevocationSource::Staple,
-                    v.status,
-                    "stapled OCSP response".into(),
-                );
+                let how = match &v.stale {
+                    Some(why) => format!("stapled OCSP response, stale ({why}) but final"),
+                    None => "stapled OCSP response".into(),
+                };
+                return answered(RevocationSource::Staple, v.status, how);
             }
             Ok(_) => notes
                 .parts
@@ -361,12 +361,12 @@ pub async fn check(req: Request<'_>) -> Revocation {
                     continue;
                 }
                 let status = v.status.clone();
+                let how = match &v.stale {
+                    Some(why) => format!("OCSP responder {url}, stale ({why}) but final"),
+                    None => format!("OCSP responder {url}"),
+                };
                 cache_put(&req.cache.ocsp, key, v, |v| v.next_update, req.now);
-                return answered(
-                    RevocationSource::Responder,
-                    status,
-                    format!("OCSP responder {url}"),
-                );
+                return answered(RevocationSource::Responder, status, how);
             }
             Err((answered_at_all, e)) => {
                 if answered_at_all {

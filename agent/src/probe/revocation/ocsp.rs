@@ -3,7 +3,9 @@
 //! response, signed by the issuer or by a responder certificate the issuer
 //! delegated (EKU id-kp-OCSPSigning), naming this certificate (CertID:
 //! issuer name and key hashes, serial), and fresh (thisUpdate not in the
-//! future, nextUpdate not passed).
+//! future, nextUpdate not passed). One exception to freshness: a signed
+//! "revoked" (other than certificateHold) is believed when stale, since a
+//! revocation is never undone.
 
 use std::time::Duration;
 
@@ -48,6 +50,9 @@ pub struct Verified {
     pub status: CertStatus,
     pub this_update: Timestamp,
     pub next_update: Option<Timestamp>,
+    /// Set when a revocation is believed although the response is outside
+    /// its validity window (see [`verify`]): why it is stale.
+    pub stale: Option<String>,
 }
 
 /// Why a response was not believed.
@@ -161,7 +166,18 @@ pub fn verify(
     while !rs.is_empty() {
         let single = rs.expect(der::SEQUENCE, "SingleResponse")?;
         if let Some(v) = single_response(single.reader(), leaf, issuer)? {
-            return fresh(v, now);
+            return match fresh(v.clone(), now) {
+                // A revocation is final (RFC 5280 §3.3; only certificateHold
+                // can be lifted): a signed "revoked" for this serial stays
+                // true after its nextUpdate, so a server stapling an old
+                // one is still serving a revoked certificate. Stale "good"
+                // and "unknown" answers prove nothing.
+                Err(OcspError::Stale(why)) if revocation_is_final(&v.status) => Ok(Verified {
+                    stale: Some(why),
+                    ..v
+                }),
+                other => other,
+            };
         }
     }
     Err(OcspError::NoMatch(hex_serial(&leaf.serial)))
@@ -220,7 +236,12 @@ fn single_response(
         status,
         this_update,
         next_update,
+        stale: None,
     }))
+}
+
+fn revocation_is_final(s: &CertStatus) -> bool {
+    matches!(s, CertStatus::Revoked { reason, .. } if reason.as_deref() != Some("certificateHold"))
 }
 
 /// Accepts `v` only within its validity window (RFC 6960 §3.2, 4.2.2.1).
