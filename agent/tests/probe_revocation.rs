@@ -597,3 +597,43 @@ fn config_rejects_bad_revocation_settings() {
         Check::from_spec(&s, 0, Path::new("a.toml"), Path::new("/")).expect(ok);
     }
 }
+
+#[tokio::test]
+async fn the_probe_command_prints_tls_revocation() {
+    let fx = fixture();
+    let leaf = fx.ca.localhost();
+    let srv = serve(&leaf, ResponseSpec::revoked(&fx.ca, &leaf, Some(1)).build()).await;
+    let cfg = fx.dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nid = \"ams-1\"\nlocation = \"ams\"\n\
+             [[checks]]\nname = \"acme-tls\"\nkind = \"tls\"\nhost = \"localhost\"\nport = {}\n\
+             ca_file = \"ca.pem\"\ntimeout = \"5s\"\nrevocation = \"staple\"\n",
+            srv.addr().port()
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_slaprobe-agent"))
+            .args(["probe", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("run slaprobe-agent")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(r["failure"]["class"], "tls_cert_revoked", "{r}");
+    assert_eq!(r["tls"]["revocation"]["status"], "revoked", "{r}");
+    assert_eq!(r["tls"]["revocation"]["source"], "staple", "{r}");
+    assert_eq!(r["tls"]["revocation"]["reason"], "keyCompromise", "{r}");
+    assert!(r["tls"]["revocation"]["revoked_at"].is_string(), "{r}");
+}
