@@ -550,6 +550,26 @@ mod tests {
     }
 
     #[test]
+    fn revocation_reads_as_documented() {
+        let none = Revocation::without_source(RevocationStatus::Unknown, "responder unreachable");
+        let v = serde_json::to_value(&none).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "unknown", "source": null, "detail": "responder unreachable"})
+        );
+        let json = r#"{"status":"revoked","source":"crl","reason":"keyCompromise","revoked_at":"2026-11-30T10:00:00Z"}"#;
+        let r: Revocation = serde_json::from_str(json).unwrap();
+        assert_eq!(r.status, RevocationStatus::Revoked);
+        assert_eq!(r.source, Some(RevocationSource::Crl));
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        let nc: Revocation = serde_json::from_str(r#"{"status":"not_checked"}"#).unwrap();
+        assert_eq!(nc.source, None);
+        // Results of older agents have no revocation at all.
+        let t: TlsDetail = serde_json::from_str(r#"{"chain_valid":true}"#).unwrap();
+        assert!(t.revocation.is_none());
+    }
+
+    #[test]
     fn check_spec_rejects_unknown_keys() {
         let err = serde_json::from_str::<CheckSpec>(r#"{"name":"a","kind":"http","bogus":1}"#)
             .unwrap_err();
