@@ -272,6 +272,45 @@ async fn a_stale_revocation_is_still_a_revocation_unless_on_hold() {
 }
 
 #[tokio::test]
+async fn staples_arrive_over_tls12_too() {
+    let fx = fixture();
+    let leaf = fx.ca.localhost();
+    let cfg = leaf.server_config_stapling_versions(
+        ResponseSpec::revoked(&fx.ca, &leaf, Some(1)).build(),
+        &[&rustls::version::TLS12],
+    );
+    let srv = TestServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Routes::new().route("/", Route::ok("ok")),
+        Some(cfg),
+    )
+    .await;
+    let r = run(&tls_check(&fx, srv.addr().port(), |_| {})).await;
+    assert_eq!(r.tls.as_ref().unwrap().version.as_deref(), Some("TLSv1.2"));
+    assert_class(&r, FailureClass::TlsCertRevoked);
+}
+
+#[tokio::test]
+async fn a_black_holed_responder_leaves_time_for_the_request() {
+    let fx = fixture();
+    let silent = slaprobe_tests::http_server::SilentServer::start().await;
+    let leaf = fx
+        .ca
+        .leaf(&LeafSpec::new(&["localhost"]).ocsp(&format!("http://{}/ocsp", silent.addr())));
+    let srv = serve(&leaf, Vec::new()).await;
+    let ca = fx.ca_file.to_string_lossy().into_owned();
+    let h = run(&http(&srv.url_for_host("localhost", "/"), "2s", |s| {
+        s.ca_file = Some(ca.clone());
+        s.revocation = Some("ocsp".into());
+    }))
+    .await;
+    assert_ok(&h);
+    assert_status(&h, RevocationStatus::Unknown, None);
+    assert!(detail(&h).contains("no answer within"), "{h:#?}");
+    assert!(h.duration_seconds < 1.9, "{}", h.duration_seconds);
+}
+
+#[tokio::test]
 async fn a_delegated_responder_and_sha256_cert_ids_are_understood() {
     let fx = fixture();
     let leaf = fx.ca.localhost();

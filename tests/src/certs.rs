@@ -488,9 +488,18 @@ impl ServerCert {
     /// Like [`ServerCert::server_config`], stapling `ocsp` (a DER OCSP
     /// response) to every handshake.
     pub fn server_config_stapling(&self, ocsp: Vec<u8>) -> Arc<rustls::ServerConfig> {
+        self.server_config_stapling_versions(ocsp, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like [`ServerCert::server_config_stapling`], limited to `versions`.
+    pub fn server_config_stapling_versions(
+        &self,
+        ocsp: Vec<u8>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("protocol versions")
             .with_no_client_auth()
             .with_single_cert_with_ocsp(self.chain.clone(), self.key(), ocsp)

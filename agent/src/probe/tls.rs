@@ -390,6 +390,10 @@ pub async fn handshake(
         });
     }
     let policy = net.revocation;
+    // Half the time left at most: an http or page probe still needs the
+    // rest for its request when a responder black-holes the fetch.
+    let now_i = Instant::now();
+    let revocation_deadline = now_i + deadline.saturating_duration_since(now_i) / 2;
     let verdict = revocation::check(revocation::Request {
         mode: policy.mode,
         chain: &chain,
@@ -399,7 +403,7 @@ pub async fn handshake(
         resolver: p.resolver(),
         net,
         cache: &shared.revocation,
-        deadline,
+        deadline: revocation_deadline,
         now: Timestamp::now(),
     })
     .await;

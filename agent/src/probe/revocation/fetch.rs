@@ -1,6 +1,6 @@
 //! One plain-HTTP exchange with an OCSP responder (POST) or a CRL
 //! distribution point (GET): the probe's resolution and connect rules
-//! (`resolve` overrides, `ip_version`), its deadline, and a size bound on
+//! (`resolve` overrides, `ip_version`), a deadline, and a size bound on
 //! the answer. CAs publish both over http:// (RFC 5280 §4.2.1.13, RFC
 //! 6960 appendix A): the answers are signed, and fetching them over TLS
 //! would need a revocation check of its own.
@@ -93,7 +93,11 @@ pub async fn fetch(
     .map_err(|e| unreachable(format!("cannot build the request: {e}")))?;
 
     let resp = match tokio::time::timeout_at(deadline, sender.send_request(request)).await {
-        Err(_) => return Err(unreachable("no answer within the check's timeout".into())),
+        Err(_) => {
+            return Err(unreachable(
+                "no answer within the time allowed (half the check's remaining timeout)".into(),
+            ));
+        }
         Ok(Err(e)) => return Err(unreachable(format!("HTTP: {e}"))),
         Ok(Ok(r)) => r,
     };
@@ -117,7 +121,11 @@ pub async fn fetch(
     let mut out = Vec::new();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(bad_answer("answer not complete within the timeout".into())),
+            Err(_) => {
+                return Err(bad_answer(
+                    "answer not complete within the time allowed".into(),
+                ));
+            }
             Ok(None) => break,
             Ok(Some(Err(e))) => return Err(bad_answer(format!("reading the answer: {e}"))),
             Ok(Some(Ok(f))) => f,
