@@ -42,8 +42,10 @@ pub const MAX_OCSP_RESPONSE_BYTES: usize = 64 * 1024;
 pub const MAX_CRL_BYTES: usize = 8 * 1024 * 1024;
 /// Responder and CRL URLs tried per certificate, at most.
 const MAX_URLS: usize = 2;
-/// Entries in each cache; past this, expired entries go, then everything.
-const MAX_CACHED: usize = 4096;
+/// OCSP answers cached; past this, expired entries go, then everything.
+const MAX_CACHED_ANSWERS: usize = 4096;
+/// CRLs cached: a large CA's CRL holds ~10^5 serials (some MB in memory).
+const MAX_CACHED_CRLS: usize = 16;
 
 /// id-ad-ocsp (1.3.6.1.5.5.7.48.1), the access method of an OCSP responder.
 const AD_OCSP: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 0x30, 1];
@@ -143,6 +145,7 @@ fn cache_get<K: std::hash::Hash + Eq, V: Clone>(
 
 fn cache_put<K: std::hash::Hash + Eq, V>(
     map: &Mutex<HashMap<K, V>>,
+    max: usize,
     key: K,
     value: V,
     expiry: impl Fn(&V) -> Option<Timestamp>,
@@ -152,9 +155,9 @@ fn cache_put<K: std::hash::Hash + Eq, V>(
         return; // no nextUpdate: nothing says how long it holds
     }
     let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-    if m.len() >= MAX_CACHED {
+    if m.len() >= max {
         m.retain(|_, v| expiry(v).is_some_and(|t| t > now));
-        if m.len() >= MAX_CACHED {
+        if m.len() >= max {
             m.clear();
         }
     }
@@ -365,7 +368,14 @@ pub async fn check(req: Request<'_>) -> Revocation {
                     Some(why) => format!("OCSP responder {url}, stale ({why}) but final"),
                     None => format!("OCSP responder {url}"),
                 };
-                cache_put(&req.cache.ocsp, key, v, |v| v.next_update, req.now);
+                cache_put(
+                    &req.cache.ocsp,
+                    MAX_CACHED_ANSWERS,
+                    key,
+                    v,
+                    |v| v.next_update,
+                    req.now,
+                );
                 return answered(RevocationSource::Responder, status, how);
             }
             Err((answered_at_all, e)) => {
@@ -463,6 +473,7 @@ async fn crl_for(
     let list = Arc::new(crl::verify(&bytes, issuer, req.now).map_err(|e| (true, e))?);
     cache_put(
         &req.cache.crls,
+        MAX_CACHED_CRLS,
         key,
         list.clone(),
         |c| c.next_update,
