@@ -328,6 +328,37 @@ async fn a_delegated_responder_and_sha256_cert_ids_are_understood() {
 }
 
 #[tokio::test]
+async fn a_responder_certificate_left_out_of_the_response_is_found_in_ca_file() {
+    let fx = fixture();
+    let leaf = fx.ca.localhost();
+    let responder = fx.ca.ocsp_responder(true);
+    let staple = ResponseSpec {
+        signer: Signer::Delegated(&responder),
+        omit_certs: true,
+        ..ResponseSpec::revoked(&fx.ca, &leaf, Some(1))
+    }
+    .build();
+    let srv = serve(&leaf, staple).await;
+    // Not known: the signature cannot be checked.
+    let r = run(&tls_check(&fx, srv.addr().port(), |_| {})).await;
+    assert_ok(&r);
+    assert_status(
+        &r,
+        RevocationStatus::Unknown,
+        Some(RevocationSource::Staple),
+    );
+    // Known from ca_pem (next to the CA): believed.
+    let ca = fx.ca.pem.clone();
+    let r = run(&check(CheckKind::Tls, "3s", |s| {
+        s.host = Some("localhost".into());
+        s.port = Some(srv.addr().port());
+        s.ca_pem = Some(format!("{ca}{}", responder.leaf_pem));
+    }))
+    .await;
+    assert_class(&r, FailureClass::TlsCertRevoked);
+}
+
+#[tokio::test]
 async fn an_intermediate_issued_leaf_is_checked_against_the_intermediate() {
     let fx = fixture();
     let inter = fx.ca.intermediate("slaprobe Revocation Intermediate", 365);

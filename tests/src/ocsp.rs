@@ -131,6 +131,8 @@ pub struct ResponseSpec<'a> {
     pub sha256: bool,
     /// Flip a bit of the signature.
     pub corrupt_signature: bool,
+    /// Leave a delegated responder's certificate out of the response.
+    pub omit_certs: bool,
 }
 
 fn now() -> i64 {
@@ -149,6 +151,7 @@ impl<'a> ResponseSpec<'a> {
             signer: Signer::Ca,
             sha256: false,
             corrupt_signature: false,
+            omit_certs: false,
         }
     }
 
@@ -240,7 +243,9 @@ impl<'a> ResponseSpec<'a> {
         let mut basic = tbs;
         basic.extend(sig_alg);
         basic.extend(der::item(der::BIT_STRING, &bits));
-        if let Signer::Delegated(r) = self.signer {
+        if let Signer::Delegated(r) = self.signer
+            && !self.omit_certs
+        {
             basic.extend(der::item(
                 0xa0,
                 &der::item(der::SEQUENCE, r.chain[0].as_ref()),

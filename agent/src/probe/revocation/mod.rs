@@ -248,6 +248,17 @@ fn find_issuer(leaf: &X509Certificate<'_>, req: &Request<'_>) -> Option<Issuer> 
     None
 }
 
+/// Certificates besides the response's own that may be a delegated
+/// responder's: the presented intermediates and the extra roots.
+fn known_certs<'a>(req: &Request<'a>) -> Vec<&'a [u8]> {
+    req.chain
+        .iter()
+        .skip(1)
+        .chain(req.extra_roots.iter())
+        .map(|c| c.as_ref())
+        .collect()
+}
+
 /// What the sources said so far, for an `unknown` verdict.
 #[derive(Default)]
 struct Notes {
@@ -326,7 +337,7 @@ pub async fn check(req: Request<'_>) -> Revocation {
 
     if !req.staple.is_empty() {
         notes.source = Some(RevocationSource::Staple);
-        match ocsp::verify(req.staple, &leaf, &issuer, req.now) {
+        match ocsp::verify(req.staple, &leaf, &issuer, &known_certs(&req), req.now) {
             Ok(v) if v.status != ocsp::CertStatus::Unknown => {
                 let how = match &v.stale {
                     Some(why) => format!("stapled OCSP response, stale ({why}) but final"),
@@ -446,7 +457,8 @@ async fn ask_responder(
     )
     .await
     .map_err(|e| (e.answered, e.message))?;
-    ocsp::verify(&bytes, leaf, issuer, req.now).map_err(|e| (true, e.to_string()))
+    ocsp::verify(&bytes, leaf, issuer, &known_certs(req), req.now)
+        .map_err(|e| (true, e.to_string()))
 }
 
 /// The verified CRL at `url` for `issuer`, from the cache or downloaded.

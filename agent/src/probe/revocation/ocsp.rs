@@ -112,11 +112,13 @@ fn digest_alg(oid: &[u8]) -> Option<&'static ring::digest::Algorithm> {
     })
 }
 
-/// Parses `response` and checks it as the module docs say, at `now`.
+/// Parses `response` and checks it as the module docs say, at `now`;
+/// `known` are certificates that may be a delegated responder's.
 pub fn verify(
     response: &[u8],
     leaf: &Leaf,
     issuer: &Issuer,
+    known: &[&[u8]],
     now: Timestamp,
 ) -> Result<Verified, OcspError> {
     let mut top = Reader(response);
@@ -155,7 +157,7 @@ pub fn verify(
         AlgorithmIdentifier::from_der(alg_tlv.raw).map_err(|_| DerError("signatureAlgorithm"))?;
     let (&unused, sig_bits) = sig.value.split_first().ok_or(DerError("empty signature"))?;
     let sig = BitString::new(unused, sig_bits);
-    check_signature(tbs.raw, &alg, &sig, certs, issuer, now)?;
+    check_signature(tbs.raw, &alg, &sig, certs, known, issuer, now)?;
 
     let mut t = tbs.reader();
     let _version = t.optional(der::ctx(0))?;
@@ -270,13 +272,16 @@ fn fresh(v: Verified, now: Timestamp) -> Result<Verified, OcspError> {
     }
 }
 
-/// The response is signed by the issuer itself, or by a certificate in
-/// `certs` that the issuer signed for OCSP signing and that is valid now.
+/// The response is signed by the issuer itself, or by a certificate that
+/// the issuer signed for OCSP signing and that is valid now: one the
+/// response carries (`certs`), else one of `known` (the presented chain and
+/// the extra roots: a responder may leave its certificate out).
 fn check_signature(
     tbs: &[u8],
     alg: &AlgorithmIdentifier<'_>,
     sig: &BitString<'_>,
     certs: Option<der::Tlv<'_>>,
+    known: &[&[u8]],
     issuer: &Issuer,
     now: Timestamp,
 ) -> Result<(), OcspError> {
@@ -284,24 +289,29 @@ fn check_signature(
     if x509_parser::verify::verify_signature(&issuer_spki, alg, sig, tbs).is_ok() {
         return Ok(());
     }
-    let mut why = "not signed by the issuer, and no delegated responder certificate".to_string();
+    let mut candidates: Vec<&[u8]> = Vec::new();
     if let Some(certs) = certs {
         let mut list = certs.reader().expect(der::SEQUENCE, "certs")?.reader();
         while !list.is_empty() {
-            let c = list.any()?;
-            let Ok((_, cert)) = X509Certificate::from_der(c.raw) else {
-                continue;
-            };
-            match delegated(&cert, issuer, &issuer_spki, now) {
-                Err(e) => why = e,
-                Ok(()) => {
-                    return x509_parser::verify::verify_signature(cert.public_key(), alg, sig, tbs)
-                        .map_err(|e| {
-                            OcspError::Signature(format!(
-                                "bad signature by responder {}: {e}",
-                                cert.subject()
-                            ))
-                        });
+            candidates.push(list.any()?.raw);
+        }
+    }
+    let carried = candidates.len();
+    candidates.extend_from_slice(known);
+    let mut why = "not signed by the issuer, and no delegated responder certificate".to_string();
+    for (i, der) in candidates.into_iter().enumerate() {
+        let Ok((_, cert)) = X509Certificate::from_der(der) else {
+            continue;
+        };
+        match delegated(&cert, issuer, &issuer_spki, now) {
+            // Only the response's own certificates explain a failure;
+            // the chain's are tried on the off chance.
+            Err(e) if i < carried => why = e,
+            Err(_) => {}
+            Ok(()) => {
+                match x509_parser::verify::verify_signature(cert.public_key(), alg, sig, tbs) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => why = format!("bad signature by responder {}: {e}", cert.subject()),
                 }
             }
         }
