@@ -42,6 +42,11 @@ pub struct RecordTap {
 }
 
 impl RecordTap {
+    /// Whether the server has switched to encrypted records.
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
+    }
+
     /// Feeds bytes read from the server, in order.
     pub fn feed(&mut self, mut b: &[u8]) {
         while !b.is_empty() && !self.done {
@@ -56,7 +61,11 @@ impl RecordTap {
                     self.rec_left = usize::from(u16::from_be_bytes([self.hdr[3], self.hdr[4]]));
                     match self.rec_type {
                         CHANGE_CIPHER_SPEC => self.encrypted = true,
-                        APPLICATION_DATA => self.encrypted_bytes += self.rec_left as u64,
+                        // TLS 1.3 servers need not send the compatibility CCS.
+                        APPLICATION_DATA => {
+                            self.encrypted = true;
+                            self.encrypted_bytes += self.rec_left as u64;
+                        }
                         _ => {}
                     }
                 }
@@ -176,7 +185,7 @@ mod tests {
     fn finds_the_certificate_length_across_records_and_reads() {
         // ServerHello (6 bytes body), then a Certificate header declaring
         // 200,000 bytes, split over two records, fed one byte at a time.
-        let mut hs = vec![2, 0, 0, 6, 1, 2, 3, 4, 5, 6, 11, 0x03];
+        let hs = [2, 0, 0, 6, 1, 2, 3, 4, 5, 6, 11, 0x03];
         let rest = [0x0d, 0x40, 9, 9, 9];
         let mut wire = record(HANDSHAKE, &hs);
         wire.extend(record(HANDSHAKE, &rest));
@@ -185,8 +194,18 @@ mod tests {
             tap.feed(std::slice::from_ref(b));
         }
         assert_eq!(tap.certificate_len, Some(200_000));
-        hs.clear();
         assert_eq!(tap.encrypted_bytes, 0);
+        assert!(!tap.encrypted());
+    }
+
+    #[test]
+    fn application_data_without_ccs_counts_as_encrypted() {
+        let mut wire = record(HANDSHAKE, &[2, 0, 0, 1, 0]);
+        wire.extend(record(APPLICATION_DATA, &[0; 700]));
+        let mut tap = RecordTap::default();
+        tap.feed(&wire);
+        assert!(tap.encrypted());
+        assert_eq!(tap.encrypted_bytes, 700);
     }
 
     #[test]

@@ -565,11 +565,24 @@ const DRAIN_QUIET: Duration = Duration::from_millis(200);
 async fn oversized(mut io: Tapped, host: &str, deadline: Instant) -> Failure {
     use tokio::io::AsyncReadExt;
     let limit = MAX_HANDSHAKE_MESSAGE + 1;
-    if let Some(n) = io.tap.certificate_len {
+    if let Some(n) = io
+        .tap
+        .certificate_len
+        .filter(|&n| n > MAX_HANDSHAKE_MESSAGE)
+    {
         return Failure::new(
             FailureClass::TlsHandshake,
             format!(
                 "TLS handshake with {host} failed: server certificate message of {n} bytes exceeds the 64 KiB limit ({limit} bytes)"
+            ),
+        );
+    }
+    if !io.tap.encrypted() {
+        // Plaintext, and not the Certificate: another message is too big.
+        return Failure::new(
+            FailureClass::TlsHandshake,
+            format!(
+                "TLS handshake with {host} failed: a server handshake message exceeds the 64 KiB limit ({limit} bytes)"
             ),
         );
     }
