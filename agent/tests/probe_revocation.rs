@@ -452,8 +452,25 @@ async fn staple_mode_makes_no_extra_traffic() {
     let r = run(&tls_check(&fx, srv.addr().port(), |_| {})).await;
     assert_ok(&r);
     assert_status(&r, RevocationStatus::NotChecked, None);
-    assert!(detail(&r).contains("no stapled OCSP response"), "{r:#?}");
+    // The usual case stays short: most https results carry it.
+    assert_eq!(revocation(&r).detail, None, "{r:#?}");
+    let json = serde_json::to_string(&r.tls.as_ref().unwrap().revocation).unwrap();
+    assert_eq!(json, r#"{"status":"not_checked","source":null}"#);
     assert_eq!(placeholder.stats().connections(), 0);
+    // Required: must-staple in effect.
+    let r = run(&tls_check(&fx, srv.addr().port(), |s| {
+        s.revocation_required = Some(true)
+    }))
+    .await;
+    assert_class(&r, FailureClass::TlsCertUntrusted);
+    assert!(
+        r.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("stapled no OCSP response"),
+        "{r:#?}"
+    );
 }
 
 /// A free loopback address, for a server whose URL must be in a

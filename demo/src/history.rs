@@ -436,10 +436,7 @@ fn tls_detail(leaf: &Leaf, host: &str, at: Timestamp) -> TlsDetail {
         // Only the TLS check has warn_days (14); the http checks report none.
         expiring_soon: false,
         // What the live agents say of the simulated vendors (no staple).
-        revocation: Some(slaprobe_wire::Revocation::without_source(
-            slaprobe_wire::RevocationStatus::NotChecked,
-            "no stapled OCSP response (revocation = \"staple\")",
-        )),
+        revocation: Some(slaprobe_wire::Revocation::not_checked()),
     }
 }
 

@@ -305,6 +305,19 @@ pub struct Revocation {
 }
 
 impl Revocation {
+    /// `not_checked` with nothing to add: the usual case (revocation off, or
+    /// no staple in "staple" mode), kept short since most https results
+    /// carry it.
+    pub fn not_checked() -> Self {
+        Self {
+            status: RevocationStatus::NotChecked,
+            source: None,
+            reason: None,
+            revoked_at: None,
+            detail: None,
+        }
+    }
+
     /// A status with no source (`not_checked`, or `unknown` when nothing answered).
     pub fn without_source(status: RevocationStatus, detail: impl Into<String>) -> Self {
         Self {

@@ -447,7 +447,11 @@ fn revocation_failure(v: &Revocation, required: bool) -> Option<Failure> {
         }
         RevocationStatus::Good => None,
         RevocationStatus::Unknown | RevocationStatus::NotChecked if required => {
-            let detail = v.detail.as_deref().unwrap_or("no detail");
+            // Without a detail: "staple" mode and no staple came.
+            let detail = v
+                .detail
+                .as_deref()
+                .unwrap_or("the server stapled no OCSP response (revocation = \"staple\")");
             Some(Failure::new(
                 FailureClass::TlsCertUntrusted,
                 format!(
