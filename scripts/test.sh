@@ -12,6 +12,10 @@ declare -A need=(
   [pdftotext]=poppler-utils
   [sqlite3]=sqlite3
   [faketime]=faketime
+  # Revocation and oversized-certificate tests: `openssl ocsp` makes OCSP
+  # responses the way CA software does, `openssl s_server` sends a >64 KiB
+  # TLS 1.3 certificate message (rustls' server will not).
+  [openssl]=openssl
   [prometheus]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
   # The demo's loopback-only test: a network namespace, lo up, connects traced.

@@ -579,6 +579,53 @@ pub struct NetOptions {
     pub ip_version: Option<IpVersion>,
     /// Extra trusted roots (from `ca_file` / `ca_pem`), on top of the system roots.
     pub extra_roots: Arc<Vec<CertificateDer<'static>>>,
+    /// How the leaf's revocation is checked (`revocation`, `revocation_required`).
+    pub revocation: RevocationPolicy,
+}
+
+/// `revocation`: how far the probe goes to learn whether the leaf was revoked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum RevocationMode {
+    /// Never looked at.
+    Off,
+    /// Only a stapled OCSP response is used: no extra network traffic.
+    #[default]
+    Staple,
+    /// The staple, else the OCSP responder named in the certificate (AIA).
+    Ocsp,
+    /// As `Ocsp`, then the CRL distribution point when OCSP gives no answer.
+    OcspCrl,
+}
+
+impl RevocationMode {
+    /// Parses a config value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "off" => Self::Off,
+            "staple" => Self::Staple,
+            "ocsp" => Self::Ocsp,
+            "ocsp+crl" => Self::OcspCrl,
+            _ => return None,
+        })
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Staple => "staple",
+            Self::Ocsp => "ocsp",
+            Self::OcspCrl => "ocsp+crl",
+        }
+    }
+}
+
+/// A check's revocation settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevocationPolicy {
+    pub mode: RevocationMode,
+    /// An unknown (or unestablished) status fails the probe.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -746,7 +793,14 @@ struct SpecCx<'a> {
 
 /// Which keys each kind takes (besides name, kind, interval, timeout, locations).
 fn keys_of(kind: CheckKind) -> &'static [&'static str] {
-    const NET: [&str; 4] = ["ip_version", "ca_file", "ca_pem", "resolve"];
+    const NET: [&str; 6] = [
+        "ip_version",
+        "ca_file",
+        "ca_pem",
+        "resolve",
+        "revocation",
+        "revocation_required",
+    ];
     match kind {
         CheckKind::Http => &[
             "url",
@@ -758,6 +812,8 @@ fn keys_of(kind: CheckKind) -> &'static [&'static str] {
             NET[1],
             NET[2],
             NET[3],
+            NET[4],
+            NET[5],
         ],
         CheckKind::Page => &[
             "url",
@@ -771,9 +827,21 @@ fn keys_of(kind: CheckKind) -> &'static [&'static str] {
             NET[1],
             NET[2],
             NET[3],
+            NET[4],
+            NET[5],
         ],
         CheckKind::Dns => &["query", "record_type", "nameservers", "expect_answers"],
-        CheckKind::Tls => &["host", "port", "warn_days", NET[0], NET[1], NET[2], NET[3]],
+        CheckKind::Tls => &[
+            "host",
+            "port",
+            "warn_days",
+            NET[0],
+            NET[1],
+            NET[2],
+            NET[3],
+            NET[4],
+            NET[5],
+        ],
     }
 }
 
@@ -841,7 +909,7 @@ impl<'a> SpecCx<'a> {
     /// Keys that do not apply to the kind are mistakes worth reporting.
     fn only_keys_of_the_kind(&self) -> Result<(), ConfigError> {
         let spec = self.spec;
-        let set: [(&str, bool); 18] = [
+        let set: [(&str, bool); 20] = [
             ("url", spec.url.is_some()),
             ("expect_status", spec.expect_status.is_some()),
             ("body_contains", spec.body_contains.is_some()),
@@ -863,6 +931,8 @@ impl<'a> SpecCx<'a> {
             ("host", spec.host.is_some()),
             ("port", spec.port.is_some()),
             ("warn_days", spec.warn_days.is_some()),
+            ("revocation", spec.revocation.is_some()),
+            ("revocation_required", spec.revocation_required.is_some()),
         ];
         let allowed = keys_of(spec.kind);
         match set
@@ -934,7 +1004,30 @@ impl<'a> SpecCx<'a> {
             resolve,
             ip_version,
             extra_roots: Arc::new(roots),
+            revocation: self.revocation()?,
         })
+    }
+
+    /// `revocation` (default "staple") and `revocation_required` (default false).
+    fn revocation(&self) -> Result<RevocationPolicy, ConfigError> {
+        let spec = self.spec;
+        let mode = match spec.revocation.as_deref() {
+            None => RevocationMode::default(),
+            Some(s) => RevocationMode::parse(s).ok_or_else(|| {
+                self.err(
+                    "revocation",
+                    format!("{s:?} is not one of \"off\", \"staple\", \"ocsp\", \"ocsp+crl\""),
+                )
+            })?,
+        };
+        let required = spec.revocation_required.unwrap_or(false);
+        if required && mode == RevocationMode::Off {
+            return Err(self.err(
+                "revocation_required",
+                "is true but revocation = \"off\": nothing would be checked".into(),
+            ));
+        }
+        Ok(RevocationPolicy { mode, required })
     }
 
     /// An http or page check.

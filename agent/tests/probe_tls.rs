@@ -415,3 +415,95 @@ async fn http_probe_stops_before_the_request_on_a_bad_certificate() {
     .await;
     assert_ok(&r);
 }
+
+#[tokio::test]
+async fn an_oversized_certificate_message_says_how_big_it_is() {
+    let fx = fixture();
+    let leaf = fx.ca.many_sans(10_000);
+    let chain: Vec<Vec<u8>> = leaf.chain.iter().map(|c| c.to_vec()).collect();
+    assert!(chain[0].len() > 150_000, "{} bytes", chain[0].len());
+    let srv = slaprobe_tests::tls_raw::BigCertServer::start(&chain).await;
+    let r = run(&tls_check(
+        "localhost",
+        srv.addr().port(),
+        Some(&fx.ca_file),
+        14.0,
+    ))
+    .await;
+    assert_class(&r, FailureClass::TlsHandshake);
+    let msg = &r.failure.as_ref().unwrap().message;
+    assert!(
+        msg.contains(&format!(
+            "server certificate message of {} bytes exceeds the 64 KiB limit",
+            srv.certificate_len
+        )),
+        "{msg}"
+    );
+}
+
+/// `openssl s_server` (TLS 1.3 only) on a free loopback port presenting
+/// `leaf`; killed when dropped. rustls' server refuses to send a
+/// certificate message over 64 KiB, openssl does not.
+struct OpensslServer(std::process::Child, u16);
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn openssl_tls13(leaf: &ServerCert, dir: &std::path::Path) -> OpensslServer {
+    let (cert, key) = leaf.write_pem_files(dir, "big");
+    let port = slaprobe_tests::http_server::refused_addr().port();
+    let child = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-tls1_3", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run openssl s_server (Debian package openssl)");
+    let srv = OpensslServer(child, port);
+    let t0 = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "openssl s_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    srv
+}
+
+#[tokio::test]
+async fn an_oversized_tls13_certificate_message_reports_the_encrypted_flight() {
+    let fx = fixture();
+    let leaf = fx.ca.many_sans(10_000);
+    let srv = openssl_tls13(&leaf, fx._dir.path()).await;
+    let r = run(&tls_check("localhost", srv.1, Some(&fx.ca_file), 14.0)).await;
+    assert_class(&r, FailureClass::TlsHandshake);
+    let msg = &r.failure.as_ref().unwrap().message;
+    assert!(
+        msg.contains("server certificate message exceeds the 64 KiB limit"),
+        "{msg}"
+    );
+    let flight: u64 = msg
+        .split("came to ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no flight size in {msg}"));
+    let cert_len = leaf.chain[0].len() as u64;
+    assert!(
+        flight > cert_len && flight < cert_len + 4096,
+        "{flight} vs certificate {cert_len}"
+    );
+}

@@ -27,6 +27,8 @@ const TOKEN: &str = "test-token-123";
 struct Fake {
     /// seq → check name, for every result received (duplicates counted).
     seqs: Mutex<BTreeMap<u64, String>>,
+    /// Every result received, as sent.
+    results: Mutex<Vec<slaprobe_wire::ProbeResult>>,
     duplicates: AtomicU32,
     batches: AtomicU32,
     /// Answer 503 + Retry-After: 1 to this many batch posts first.
@@ -98,6 +100,10 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
                 }
                 max = max.max(r.seq);
             }
+            fake.results
+                .lock()
+                .unwrap()
+                .extend(batch.results.iter().cloned());
             resp(
                 StatusCode::OK,
                 serde_json::to_string(&Ack { acked: max }).unwrap(),
@@ -325,5 +331,56 @@ async fn probing_goes_on_while_the_collector_is_down_and_results_arrive_later() 
         "backlog ({spooled}) and new results delivered: {after}"
     );
     assert_eq!(s.fake.duplicates.load(Ordering::SeqCst), 0);
+    s.stop.cancel();
+}
+
+/// The scheduled path carries revocation like `probe` does: a tls check
+/// pulled from the collector with `revocation` set reaches a server
+/// stapling a revoked answer, and the shipped result says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_results_carry_tls_revocation() {
+    use slaprobe_tests::certs::TestCa;
+    use slaprobe_tests::http_server::{Route, Routes, TestServer};
+    use slaprobe_tests::ocsp::ResponseSpec;
+    let ca = TestCa::new("slaprobe Scheduled CA");
+    let leaf = ca.localhost();
+    let srv = TestServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Routes::new().route("/", Route::ok("ok")),
+        Some(leaf.server_config_stapling(ResponseSpec::revoked(&ca, &leaf, Some(1)).build())),
+    )
+    .await;
+    let s = fake_collector().await;
+    *s.fake.checks.lock().unwrap() = vec![CheckSpec {
+        name: "acme-tls".into(),
+        kind: CheckKind::Tls,
+        interval: Some("1s".into()),
+        timeout: Some("1s".into()),
+        host: Some("localhost".into()),
+        port: Some(srv.addr().port()),
+        ca_pem: Some(ca.pem.clone()),
+        revocation: Some("ocsp".into()),
+        revocation_required: Some(true),
+        ..Default::default()
+    }];
+    let spool = tempfile::tempdir().unwrap();
+    run_agent_for(
+        agent_config(s.addr, spool.path()),
+        Duration::from_millis(2500),
+    )
+    .await;
+    let results = s.fake.results.lock().unwrap().clone();
+    let r = results
+        .iter()
+        .find(|r| r.check == "acme-tls")
+        .unwrap_or_else(|| panic!("no acme-tls result in {results:#?}"));
+    assert_eq!(
+        r.class(),
+        Some(slaprobe_wire::FailureClass::TlsCertRevoked),
+        "{r:#?}"
+    );
+    let rev = r.tls.as_ref().unwrap().revocation.as_ref().unwrap();
+    assert_eq!(rev.status, slaprobe_wire::RevocationStatus::Revoked);
+    assert_eq!(rev.reason.as_deref(), Some("keyCompromise"));
     s.stop.cancel();
 }

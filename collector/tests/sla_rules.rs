@@ -712,3 +712,54 @@ fn agent_error_is_no_data_never_downtime() {
     assert_eq!(r.incidents[0].locations, ["x"]);
     assert_eq!(r.incidents[0].classes, ["connect_refused"]);
 }
+
+/// Revoked certificates (class `tls_cert_revoked`, as an agent's result
+/// line carries it) are an incident class like the others, in the JSON,
+/// HTML and CSV reports; a build that did not know the class would say
+/// `other`.
+#[test]
+fn revoked_certificates_are_an_incident_class() {
+    let line = |loc: &str, secs: i64| {
+        format!(
+            r#"{{"seq":1,"agent":"{loc}-1","location":"{loc}","check":"a","kind":"tls",
+            "target":"www.acme.example:443","started_at":"{}","duration_seconds":0.02,
+            "success":false,"failure":{{"class":"tls_cert_revoked",
+            "message":"certificate revoked 2026-09-30T10:00:00Z (reason: keyCompromise), per the stapled OCSP response"}},
+            "tls":{{"chain_valid":true,"hostname_valid":true,"chain_length":2,
+            "revocation":{{"status":"revoked","source":"staple","reason":"keyCompromise",
+            "revoked_at":"2026-09-30T10:00:00Z"}}}}}}"#,
+            at(t0(), secs)
+        )
+    };
+    let results: Vec<slaprobe_wire::ProbeResult> = [("x", 5), ("y", 7), ("x", 65), ("y", 67)]
+        .iter()
+        .map(|(l, s)| serde_json::from_str(&line(l, *s)).unwrap())
+        .collect();
+    let rev = results[0]
+        .tls
+        .as_ref()
+        .unwrap()
+        .revocation
+        .as_ref()
+        .unwrap();
+    assert_eq!(rev.status, slaprobe_wire::RevocationStatus::Revoked);
+    let obs: Vec<Observation<'_>> = results.iter().map(Observation::from_result).collect();
+    let r = eval("checks = [\"a\"]\nquorum = 2", &obs, LATER);
+    assert_eq!(r.incidents.len(), 1);
+    assert_eq!(r.incidents[0].classes, ["tls_cert_revoked"]);
+    assert_eq!(r.incidents[0].slots, 2);
+    let json = slaprobe_collector::render::json(&r);
+    assert!(json.contains("\"tls_cert_revoked\""), "{json}");
+    let html = slaprobe_collector::render::html(&r);
+    assert!(html.contains("tls_cert_revoked"));
+    assert!(
+        html.contains("keyCompromise"),
+        "the sample message is shown"
+    );
+    let csv = slaprobe_collector::render::csv(&r);
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("incident") && l.contains("tls_cert_revoked")),
+        "{csv}"
+    );
+}

@@ -435,6 +435,8 @@ fn tls_detail(leaf: &Leaf, host: &str, at: Timestamp) -> TlsDetail {
         chain_length: leaf.chain.len() as u32,
         // Only the TLS check has warn_days (14); the http checks report none.
         expiring_soon: false,
+        // What the live agents say of the simulated vendors (no staple).
+        revocation: Some(slaprobe_wire::Revocation::not_checked()),
     }
 }
 

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    SigningKey,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
@@ -49,6 +50,8 @@ pub struct TestCa {
     chain_not_after: Vec<i64>,
     /// Expiry of this CA's certificate (unix seconds).
     pub not_after: i64,
+    /// This CA's private key in PEM (PKCS#8), for `openssl ocsp -rkey`.
+    pub key_pem: String,
 }
 
 impl std::fmt::Debug for TestCa {
@@ -68,6 +71,10 @@ pub struct LeafSpec {
     pub common_name: String,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// The OCSP responder URL to put in the AIA extension.
+    pub ocsp_url: Option<String>,
+    /// The URL to put in the CRL distribution points extension.
+    pub crl_url: Option<String>,
 }
 
 impl LeafSpec {
@@ -80,7 +87,21 @@ impl LeafSpec {
             names,
             not_before: n - time::Duration::days(1),
             not_after: n + time::Duration::days(90),
+            ocsp_url: None,
+            crl_url: None,
         }
+    }
+
+    /// Names `url` as the OCSP responder (AIA).
+    pub fn ocsp(mut self, url: &str) -> Self {
+        self.ocsp_url = Some(url.into());
+        self
+    }
+
+    /// Names `url` as the CRL distribution point.
+    pub fn crl(mut self, url: &str) -> Self {
+        self.crl_url = Some(url.into());
+        self
     }
 
     /// Valid from now - `before` to now + `after`.
@@ -113,6 +134,28 @@ pub struct ServerCert {
     pub leaf_pem: String,
     /// The private key in PEM (PKCS#8), for `tls_key_file`.
     pub key_pem: String,
+    /// The serial number's bytes (big-endian, positive), for OCSP and CRLs.
+    pub serial: Vec<u8>,
+}
+
+/// A fresh serial, unique in this process: positive, 9 bytes.
+fn next_serial() -> Vec<u8> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = OffsetDateTime::now_utc().unix_timestamp() as u32;
+    let mut v = vec![0x11];
+    v.extend_from_slice(&t.to_be_bytes());
+    v.extend_from_slice(&n.to_be_bytes());
+    v
+}
+
+/// The AIA extension content naming one OCSP responder.
+fn aia_ocsp(url: &str) -> Vec<u8> {
+    use crate::ocsp::der;
+    // id-ad-ocsp 1.3.6.1.5.5.7.48.1
+    let mut ad = der::item(der::OID, &[0x2b, 6, 1, 5, 5, 7, 0x30, 1]);
+    ad.extend(der::item(0x86, url.as_bytes())); // [6] IMPLICIT IA5String
+    der::item(der::SEQUENCE, &der::item(der::SEQUENCE, &ad))
 }
 
 impl TestCa {
@@ -132,6 +175,7 @@ impl TestCa {
         let not_after = params.not_after.unix_timestamp();
         let cert = params.self_signed(&key).expect("self-sign CA");
         TestCa {
+            key_pem: key.serialize_pem(),
             cert: cert.der().clone(),
             pem: cert.pem(),
             subject: format!("CN={common_name}"),
@@ -165,6 +209,7 @@ impl TestCa {
         let mut chain_not_after = vec![not_after];
         chain_not_after.extend(self.chain_not_after.iter().copied());
         TestCa {
+            key_pem: key.serialize_pem(),
             cert: cert.der().clone(),
             pem: cert.pem(),
             subject: format!("CN={common_name}"),
@@ -185,6 +230,21 @@ impl TestCa {
         params.use_authority_key_identifier_extension = true;
         params.not_before = spec.not_before;
         params.not_after = spec.not_after;
+        let serial = next_serial();
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        if let Some(url) = &spec.ocsp_url {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                    aia_ocsp(url),
+                ));
+        }
+        if let Some(url) = &spec.crl_url {
+            params.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
         let mut chain = vec![cert.der().clone()];
         chain.extend(self.chain_above.iter().cloned());
@@ -205,7 +265,97 @@ impl TestCa {
             earliest_not_after,
             leaf_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            serial,
         }
+    }
+
+    /// A delegated OCSP responder certificate signed by this CA (EKU
+    /// id-kp-OCSPSigning), or with `ocsp_signing = false` one without that
+    /// EKU (which must not be believed).
+    pub fn ocsp_responder(&self, ocsp_signing: bool) -> ServerCert {
+        let key = KeyPair::generate().expect("generate responder key");
+        let spec = LeafSpec::new(&["ocsp.responder.test"]);
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("no SANs");
+        params.distinguished_name = dn("slaprobe Test OCSP responder");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![if ocsp_signing {
+            ExtendedKeyUsagePurpose::OcspSigning
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = spec.not_before;
+        params.not_after = spec.not_after;
+        let serial = next_serial();
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign responder cert");
+        ServerCert {
+            chain: vec![cert.der().clone()],
+            key_der: key.serialize_der(),
+            subject: "CN=slaprobe Test OCSP responder".into(),
+            issuer: self.subject.clone(),
+            sans: Vec::new(),
+            not_before: spec.not_before.unix_timestamp(),
+            not_after: spec.not_after.unix_timestamp(),
+            earliest_not_after: spec.not_after.unix_timestamp(),
+            leaf_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial,
+        }
+    }
+
+    /// Signs `msg` with this CA's key (ECDSA P-256, SHA-256, ASN.1 form).
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.issuer.key().sign(msg).expect("sign")
+    }
+
+    /// This CA's subjectPublicKey bits (what an OCSP CertID hashes).
+    pub fn public_key_bits(&self) -> Vec<u8> {
+        rcgen::PublicKeyData::der_bytes(self.issuer.key()).to_vec()
+    }
+
+    /// A CRL signed by this CA, valid from an hour ago until
+    /// `next_update_in` seconds from now (negative: already stale), listing
+    /// `revoked` with RFC 5280 reason codes (1 = keyCompromise, ...).
+    pub fn crl(&self, revoked: &[(&ServerCert, Option<u8>)], next_update_in: i64) -> Vec<u8> {
+        use rcgen::RevocationReason as R;
+        let n = now();
+        let next = n + time::Duration::seconds(next_update_in);
+        let this_update = next.min(n) - time::Duration::hours(1);
+        let reason = |c: u8| match c {
+            1 => R::KeyCompromise,
+            2 => R::CaCompromise,
+            3 => R::AffiliationChanged,
+            4 => R::Superseded,
+            5 => R::CessationOfOperation,
+            6 => R::CertificateHold,
+            9 => R::PrivilegeWithdrawn,
+            10 => R::AaCompromise,
+            _ => R::Unspecified,
+        };
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update: next,
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|(c, r)| rcgen::RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&c.serial),
+                    revocation_time: this_update,
+                    reason_code: r.map(reason),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer)
+            .expect("sign CRL")
+            .der()
+            .to_vec()
     }
 
     /// A client certificate (EKU clientAuth) for mTLS, CN `name`.
@@ -233,6 +383,7 @@ impl TestCa {
             earliest_not_after: spec.not_after.unix_timestamp(),
             leaf_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            serial: Vec::new(),
         }
     }
 
@@ -262,6 +413,13 @@ impl TestCa {
         let spec = LeafSpec::new(&LOCAL_NAMES)
             .valid_for(time::Duration::days(30), time::Duration::days(days));
         self.leaf(&spec)
+    }
+
+    /// A localhost leaf with `n` extra DNS SANs (10,000 make ~200 KB).
+    pub fn many_sans(&self, n: usize) -> ServerCert {
+        let mut names: Vec<String> = LOCAL_NAMES.iter().map(|s| s.to_string()).collect();
+        names.extend((0..n).map(|i| format!("host-{i:05}.many-sans.example")));
+        self.leaf(&LeafSpec::new(&names))
     }
 
     /// A valid leaf for other names only (not localhost or its addresses).
@@ -300,6 +458,7 @@ pub fn self_signed() -> ServerCert {
         earliest_not_after: spec.not_after.unix_timestamp(),
         leaf_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        serial: Vec::new(),
     }
 }
 
@@ -324,6 +483,29 @@ impl ServerCert {
     /// ALPN http/1.1, ring provider passed explicitly).
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         self.server_config_versions(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like [`ServerCert::server_config`], stapling `ocsp` (a DER OCSP
+    /// response) to every handshake.
+    pub fn server_config_stapling(&self, ocsp: Vec<u8>) -> Arc<rustls::ServerConfig> {
+        self.server_config_stapling_versions(ocsp, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like [`ServerCert::server_config_stapling`], limited to `versions`.
+    pub fn server_config_stapling_versions(
+        &self,
+        ocsp: Vec<u8>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert_with_ocsp(self.chain.clone(), self.key(), ocsp)
+            .expect("certificate and key match");
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
     }
 
     /// Like [`ServerCert::server_config`], limited to `versions`.

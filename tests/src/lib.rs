@@ -6,6 +6,8 @@
 //! - [`clock`]: a test's "now" as of a chosen instant, and `faketime` for the binaries it runs.
 //! - [`certs`]: a test CA and leaf certificates (valid, expired, wrong host, self-signed).
 //! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
+//! - [`ocsp`]: OCSP responses (made in Rust and by `openssl ocsp`) for revocation tests.
+//! - [`tls_raw`]: a hand-written TLS 1.2 server sending an oversized certificate message.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
 //! - [`prom`]: Prometheus text-format helpers, `promtool check metrics`, token hashes.
 //! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
@@ -20,7 +22,9 @@ pub mod clock;
 pub mod collector;
 pub mod dns_server;
 pub mod http_server;
+pub mod ocsp;
 pub mod postgres;
 pub mod procs;
 pub mod prom;
 pub mod results;
+pub mod tls_raw;

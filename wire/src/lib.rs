@@ -76,13 +76,18 @@ pub enum FailureClass {
     /// The agent's own fault (a probe that panicked, file descriptors
     /// exhausted...), not the target's: excluded from SLA downtime as no data.
     AgentError,
+    /// The certificate was revoked by its CA (a stapled OCSP response, the
+    /// OCSP responder or the CRL said so); the message gives reason and time.
+    TlsCertRevoked,
     /// A class from a newer agent that this build does not know.
     #[serde(other)]
     Other,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 16] = [
+    /// Every known class. New classes go at the end: the collector's
+    /// compact class codes and tiebreaks follow this order.
+    pub const ALL: [FailureClass; 17] = [
         Self::DnsError,
         Self::DnsRcode,
         Self::DnsAnswerMismatch,
@@ -99,6 +104,7 @@ impl FailureClass {
         Self::PageResourceFailed,
         Self::Protocol,
         Self::AgentError,
+        Self::TlsCertRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +125,7 @@ impl FailureClass {
             Self::PageResourceFailed => "page_resource_failed",
             Self::Protocol => "protocol",
             Self::AgentError => "agent_error",
+            Self::TlsCertRevoked => "tls_cert_revoked",
             Self::Other => "other",
         }
     }
@@ -273,6 +280,82 @@ pub struct TlsDetail {
     /// `days_left` is below the check's `warn_days` (a warning, not a failure).
     #[serde(default, skip_serializing_if = "is_false")]
     pub expiring_soon: bool,
+    /// Whether the leaf was revoked, and who said so (absent in results of
+    /// agents that predate revocation checking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
+}
+
+/// The leaf certificate's revocation status (`tls.revocation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub status: RevocationStatus,
+    /// Where the status came from; `null` when nothing answered.
+    #[serde(default)]
+    pub source: Option<RevocationSource>,
+    /// The CRL reason of a revocation (`keyCompromise`, ...), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the certificate was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+    /// Why the status is `unknown` or `not_checked`, or what was consulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Revocation {
+    /// `not_checked` with nothing to add: the usual case (revocation off, or
+    /// no staple in "staple" mode), kept short since most https results
+    /// carry it.
+    pub fn not_checked() -> Self {
+        Self {
+            status: RevocationStatus::NotChecked,
+            source: None,
+            reason: None,
+            revoked_at: None,
+            detail: None,
+        }
+    }
+
+    /// A status with no source (`not_checked`, or `unknown` when nothing answered).
+    pub fn without_source(status: RevocationStatus, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            source: None,
+            reason: None,
+            revoked_at: None,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// What revocation checking found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationStatus {
+    /// A valid, fresh answer said the certificate is not revoked.
+    Good,
+    /// A valid, fresh answer said the certificate is revoked.
+    Revoked,
+    /// A check was made but gave no valid answer (responder unreachable,
+    /// bad signature, stale response, the responder does not know it).
+    Unknown,
+    /// No check was made (revocation off, no staple in `staple` mode, no
+    /// responder named, or the chain itself did not verify).
+    NotChecked,
+}
+
+/// Who answered a revocation check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationSource {
+    /// An OCSP response stapled to the TLS handshake.
+    Staple,
+    /// The OCSP responder named in the certificate's AIA extension.
+    Responder,
+    /// The CRL at the certificate's CRL distribution point.
+    Crl,
 }
 
 /// DNS answers. With several nameservers the top-level fields describe the
@@ -423,6 +506,15 @@ pub struct CheckSpec {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_days: Option<f64>,
+
+    // http, tls, page (https)
+    /// How far to check the leaf's revocation: "off", "staple" (default),
+    /// "ocsp" or "ocsp+crl".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<String>,
+    /// Fail the probe when the revocation status cannot be established.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_required: Option<bool>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -468,6 +560,26 @@ mod tests {
         assert_eq!(r.started_at.to_string(), "2026-11-22T15:00:00.123Z");
         let again: ProbeResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(again, r);
+    }
+
+    #[test]
+    fn revocation_reads_as_documented() {
+        let none = Revocation::without_source(RevocationStatus::Unknown, "responder unreachable");
+        let v = serde_json::to_value(&none).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "unknown", "source": null, "detail": "responder unreachable"})
+        );
+        let json = r#"{"status":"revoked","source":"crl","reason":"keyCompromise","revoked_at":"2026-11-30T10:00:00Z"}"#;
+        let r: Revocation = serde_json::from_str(json).unwrap();
+        assert_eq!(r.status, RevocationStatus::Revoked);
+        assert_eq!(r.source, Some(RevocationSource::Crl));
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        let nc: Revocation = serde_json::from_str(r#"{"status":"not_checked"}"#).unwrap();
+        assert_eq!(nc.source, None);
+        // Results of older agents have no revocation at all.
+        let t: TlsDetail = serde_json::from_str(r#"{"chain_valid":true}"#).unwrap();
+        assert!(t.revocation.is_none());
     }
 
     #[test]

@@ -115,6 +115,15 @@ fn tls(t: &mut TlsDetail) {
         let total = u32::try_from(total).unwrap_or(u32::MAX);
         t.sans_total = Some(t.sans_total.unwrap_or(0).max(total));
     }
+    if let Some(r) = &mut t.revocation {
+        // Names responder and CRL URLs, which the certificate chooses.
+        if let Some(d) = &mut r.detail {
+            cut(d, MAX_MESSAGE);
+        }
+        if let Some(reason) = &mut r.reason {
+            cut(reason, 64);
+        }
+    }
 }
 
 fn dns(d: &mut DnsDetail) {
@@ -165,6 +174,24 @@ mod tests {
         let mut short = "fine".to_string();
         cut(&mut short, 10);
         assert_eq!(short, "fine");
+    }
+
+    #[test]
+    fn revocation_details_are_cut() {
+        let mut t = TlsDetail {
+            revocation: Some(slaprobe_wire::Revocation::without_source(
+                slaprobe_wire::RevocationStatus::Unknown,
+                format!("OCSP responder http://{}/: refused", "a".repeat(50_000)),
+            )),
+            ..Default::default()
+        };
+        tls(&mut t);
+        let d = t.revocation.unwrap().detail.unwrap();
+        assert!(
+            d.len() <= MAX_MESSAGE && d.ends_with("bytes]"),
+            "{}",
+            d.len()
+        );
     }
 
     #[test]

@@ -143,10 +143,10 @@ impl Conn {
         let started = match url.scheme() {
             "https" => {
                 let session = match tls::handshake(
-                    p.tls(),
+                    p,
                     connected.stream,
                     host,
-                    &net.extra_roots,
+                    net,
                     tls::DEFAULT_WARN_DAYS,
                     deadline,
                 )

@@ -10,6 +10,8 @@ pub mod dns;
 pub mod http;
 pub mod net;
 pub mod page;
+pub mod record_tap;
+pub mod revocation;
 pub mod tls;
 
 use std::future::Future;

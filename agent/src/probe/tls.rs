@@ -21,13 +21,16 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use slaprobe_wire::{Failure, FailureClass, Timestamp, TlsDetail};
+use slaprobe_wire::{
+    Failure, FailureClass, Revocation, RevocationSource, RevocationStatus, Timestamp, TlsDetail,
+};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
-use super::{Outcome, Prober, net};
-use crate::config::TlsSpec;
+use super::record_tap::{MAX_HANDSHAKE_MESSAGE, Tapped};
+use super::{Outcome, Prober, net, revocation};
+use crate::config::{NetOptions, TlsSpec};
 
 /// Days before expiry that http and page probes flag as `expiring_soon`
 /// (tls checks have their own `warn_days`).
@@ -51,6 +54,8 @@ pub struct TlsShared {
     /// One client config per distinct set of extra roots (`ca_file`/`ca_pem`),
     /// so a probe neither clones the root store nor rebuilds a verifier.
     extra_configs: Mutex<HashMap<Vec<CertificateDer<'static>>, Arc<ClientConfig>>>,
+    /// Verified OCSP answers and CRLs, until their nextUpdate.
+    revocation: revocation::Cache,
 }
 
 /// Distinct extra-root sets kept in [`TlsShared`]; past this the cache starts
@@ -124,6 +129,7 @@ impl TlsShared {
             roots_source: source.into(),
             system_config,
             extra_configs: Mutex::new(HashMap::new()),
+            revocation: revocation::Cache::default(),
         })
     }
 
@@ -189,6 +195,8 @@ pub struct Captured {
     pub chain: Vec<CertificateDer<'static>>,
     /// webpki's verdict (one error only: expired > untrusted > name).
     pub verify_error: Option<rustls::Error>,
+    /// The OCSP response the server stapled (empty when none).
+    pub ocsp: Vec<u8>,
 }
 
 /// Wraps webpki: records the chain and its verdict into the running task's
@@ -223,6 +231,7 @@ impl ServerCertVerifier for RecordingVerifier {
                 .map(|d| d.clone().into_owned())
                 .collect();
             c.verify_error = verdict.take().and_then(Result::err);
+            c.ocsp = ocsp_response.to_vec();
         });
         verdict.unwrap_or(Ok(ServerCertVerified::assertion()))
     }
@@ -253,7 +262,7 @@ impl ServerCertVerifier for RecordingVerifier {
 /// A verified TLS session, ready for HTTP.
 #[derive(Debug)]
 pub struct Session {
-    pub stream: TlsStream<TcpStream>,
+    pub stream: TlsStream<Tapped>,
     pub detail: TlsDetail,
     /// Handshake time (the `tls` phase).
     pub elapsed: Duration,
@@ -269,17 +278,21 @@ pub struct HandshakeFailed {
 }
 
 /// Runs a TLS handshake on `tcp` for `host` (a DNS name or an IP literal,
-/// brackets allowed) and verifies the certificate against the system roots
-/// plus `extra_roots`. Running out of time is `timeout`: the connection is up
-/// and the server is not answering, as with a request that hangs.
+/// brackets allowed), verifies the certificate against the system roots
+/// plus `net.extra_roots`, then checks its revocation as `net.revocation`
+/// says (after the `tls` phase is timed: the revocation check is not part
+/// of the handshake). Running out of time is `timeout`: the connection is
+/// up and the server is not answering, as with a request that hangs.
 pub async fn handshake(
-    shared: &TlsShared,
+    p: &Prober,
     tcp: TcpStream,
     host: &str,
-    extra_roots: &[CertificateDer<'static>],
+    net: &NetOptions,
     warn_days: f64,
     deadline: Instant,
 ) -> Result<Session, HandshakeFailed> {
+    let shared = p.tls();
+    let extra_roots: &[CertificateDer<'static>] = &net.extra_roots;
     let t0 = Instant::now();
     let fail = |failure: Failure, detail: Option<TlsDetail>| HandshakeFailed {
         failure,
@@ -304,12 +317,21 @@ pub async fn handshake(
         .map_err(|f| fail(f, None))?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
     let captured = Arc::new(Mutex::new(Captured::default()));
-    let connect = tokio::time::timeout_at(deadline, connector.connect(server_name.clone(), tcp));
+    let connect = tokio::time::timeout_at(
+        deadline,
+        connector
+            .connect(server_name.clone(), Tapped::new(tcp))
+            .into_fallible(),
+    );
     let res = CAPTURE.scope(captured.clone(), connect).await;
     let elapsed = t0.elapsed();
-    let (chain, verify_error) = {
+    let (chain, verify_error, staple) = {
         let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
-        (std::mem::take(&mut c.chain), c.verify_error.take())
+        (
+            std::mem::take(&mut c.chain),
+            c.verify_error.take(),
+            std::mem::take(&mut c.ocsp),
+        )
     };
     let now = Timestamp::now();
     let mut detail = (!chain.is_empty())
@@ -330,10 +352,11 @@ pub async fn handshake(
                 elapsed,
             });
         }
-        Ok(Err(e)) => {
+        Ok(Err((e, io))) => {
             // A certificate verdict explains the failure better than what followed it.
             let failure = match &verify_error {
                 Some(ve) => cert_failure(ve, detail.as_ref(), host),
+                None if is_too_large(&e) => oversized(io, host, deadline).await,
                 None => handshake_failure(&e, host),
             };
             return Err(HandshakeFailed {
@@ -342,7 +365,10 @@ pub async fn handshake(
                 elapsed,
             });
         }
-        Ok(Ok(s)) => s,
+        Ok(Ok(mut s)) => {
+            s.get_mut().0.tap.done = true;
+            s
+        }
     };
     let (_, conn) = stream.get_ref();
     let d = detail.get_or_insert_with(TlsDetail::default);
@@ -352,7 +378,38 @@ pub async fn handshake(
         .and_then(|s| s.suite().as_str())
         .map(cipher_name);
     if let Some(ve) = &verify_error {
+        d.revocation = Some(Revocation::without_source(
+            RevocationStatus::NotChecked,
+            "the certificate chain did not verify",
+        ));
         let failure = cert_failure(ve, detail.as_ref(), host);
+        return Err(HandshakeFailed {
+            failure,
+            detail,
+            elapsed,
+        });
+    }
+    let policy = net.revocation;
+    // Half the time left at most: an http or page probe still needs the
+    // rest for its request when a responder black-holes the fetch.
+    let now_i = Instant::now();
+    let revocation_deadline = now_i + deadline.saturating_duration_since(now_i) / 2;
+    let verdict = revocation::check(revocation::Request {
+        mode: policy.mode,
+        chain: &chain,
+        staple: &staple,
+        roots: &shared.roots,
+        extra_roots,
+        resolver: p.resolver(),
+        net,
+        cache: &shared.revocation,
+        deadline: revocation_deadline,
+        now: Timestamp::now(),
+    })
+    .await;
+    let failure = revocation_failure(&verdict, policy.required);
+    d.revocation = Some(verdict);
+    if let Some(failure) = failure {
         return Err(HandshakeFailed {
             failure,
             detail,
@@ -364,6 +421,46 @@ pub async fn handshake(
         detail: detail.unwrap_or_default(),
         elapsed,
     })
+}
+
+/// The failure a revocation verdict calls for: `tls_cert_revoked` when
+/// revoked; with `required`, `tls_cert_untrusted` when the status could
+/// not be established (the chain cannot be trusted without it).
+fn revocation_failure(v: &Revocation, required: bool) -> Option<Failure> {
+    let source = match v.source {
+        Some(RevocationSource::Staple) => "the stapled OCSP response",
+        Some(RevocationSource::Responder) => "the OCSP responder",
+        Some(RevocationSource::Crl) => "the CRL",
+        None => "nothing",
+    };
+    match v.status {
+        RevocationStatus::Revoked => {
+            let at = v
+                .revoked_at
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "at an unknown time".into());
+            let reason = v.reason.as_deref().unwrap_or("no reason given");
+            Some(Failure::new(
+                FailureClass::TlsCertRevoked,
+                format!("certificate revoked {at} (reason: {reason}), per {source}"),
+            ))
+        }
+        RevocationStatus::Good => None,
+        RevocationStatus::Unknown | RevocationStatus::NotChecked if required => {
+            // Without a detail: "staple" mode and no staple came.
+            let detail = v
+                .detail
+                .as_deref()
+                .unwrap_or("the server stapled no OCSP response (revocation = \"staple\")");
+            Some(Failure::new(
+                FailureClass::TlsCertUntrusted,
+                format!(
+                    "revocation status could not be established and revocation_required is set: {detail}"
+                ),
+            ))
+        }
+        RevocationStatus::Unknown | RevocationStatus::NotChecked => None,
+    }
 }
 
 /// "TLSv1_3" (rustls) → "TLSv1.3" (what openssl and humans write).
@@ -448,6 +545,72 @@ fn cert_failure(err: &rustls::Error, detail: Option<&TlsDetail>, host: &str) -> 
         _ => format!("certificate rejected: {err}"),
     };
     Failure::new(class, message)
+}
+
+/// rustls refused a handshake message over its 64 KiB cap.
+fn is_too_large(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::HandshakePayloadTooLarge
+        ))
+    )
+}
+
+/// Most bytes read after the refusal to size a TLS 1.3 server's flight.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
+/// A pause this long ends the flight.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
+/// The `tls_handshake` failure for a certificate message over rustls' cap,
+/// with its size: exact from the plaintext header (TLS 1.2); in TLS 1.3
+/// the message is encrypted, so the rest of the server's flight is read
+/// (bounded in bytes and time) and its encrypted size reported instead.
+async fn oversized(mut io: Tapped, host: &str, deadline: Instant) -> Failure {
+    use tokio::io::AsyncReadExt;
+    let limit = MAX_HANDSHAKE_MESSAGE + 1;
+    if let Some(n) = io
+        .tap
+        .certificate_len
+        .filter(|&n| n > MAX_HANDSHAKE_MESSAGE)
+    {
+        return Failure::new(
+            FailureClass::TlsHandshake,
+            format!(
+                "TLS handshake with {host} failed: server certificate message of {n} bytes exceeds the 64 KiB limit ({limit} bytes)"
+            ),
+        );
+    }
+    if !io.tap.encrypted() {
+        // Plaintext, and not the Certificate: another message is too big.
+        return Failure::new(
+            FailureClass::TlsHandshake,
+            format!(
+                "TLS handshake with {host} failed: a server handshake message exceeds the 64 KiB limit ({limit} bytes)"
+            ),
+        );
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut read = 0u64;
+    while read < DRAIN_LIMIT {
+        let until = deadline.min(Instant::now() + DRAIN_QUIET);
+        match tokio::time::timeout_at(until, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => read += n as u64,
+            _ => break,
+        }
+    }
+    let flight = io.tap.encrypted_bytes;
+    let size = if flight > limit as u64 {
+        format!(" (the server's encrypted handshake messages came to {flight} bytes)")
+    } else {
+        String::new()
+    };
+    Failure::new(
+        FailureClass::TlsHandshake,
+        format!(
+            "TLS handshake with {host} failed: server certificate message exceeds the 64 KiB limit ({limit} bytes){size}"
+        ),
+    )
 }
 
 /// Classifies a failed handshake with no certificate verdict: alerts,
@@ -586,10 +749,10 @@ pub async fn probe(p: &Prober, spec: &TlsSpec, deadline: Instant) -> Outcome {
             }
         };
     match handshake(
-        p.tls(),
+        p,
         connected.stream,
         &spec.host,
-        &spec.net.extra_roots,
+        &spec.net,
         spec.warn_days,
         deadline,
     )
