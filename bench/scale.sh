@@ -11,8 +11,9 @@
 # collector runs as of 2026-11-30T23:50Z (libfaketime), so November is its
 # current month: the live figures are month to date.
 # Scenario "wide": 1,000 sites = 3,000 checks x 3 locations, 60 s, two days
-# (2026-11-01..03, 25.9 M results), 1,000 contracts; the month-end memory is
-# projected from the growth measured between day 1 and day 2.
+# (2026-11-01..03, 25.9 M results; WIDE_HOURS=12: two half days), 1,000
+# contracts; the month-end memory is projected from the growth measured
+# over the second period.
 #
 # Prints, per scenario: ingest rate, collector RSS at the end, restart until
 # /readyz, bytes per result on disk, and the time and peak memory of one
@@ -148,18 +149,25 @@ PY
 fi
 
 if [ -z "$ONLY" ] || [ "$ONLY" = wide ]; then
+    # WIDE_HOURS: the length of each of the two measured periods (default a
+    # day each; 12 halves the run and its ~14 GB of uncompacted store).
+    H=${WIDE_HOURS:-24}
     D=$WORK/wide; mkdir -p "$D"; config "$D" 3000 1000
-    OFF=$(offset_to 2026-11-03T00:00:00Z)
-    log "wide: 3,000 checks x 3 locations, 2 days at 60 s, 1,000 contracts"
+    T1=$(date -u -d "2026-11-01T00:00:00Z + $H hours" +%Y-%m-%dT%H:%M:%SZ)
+    T2=$(date -u -d "2026-11-01T00:00:00Z + $((2 * H)) hours" +%Y-%m-%dT%H:%M:%SZ)
+    OFF=$(offset_to "$T2")
+    log "wide: 3,000 checks x 3 locations, 2 x $H h at 60 s, 1,000 contracts (as of $T2)"
     start "$D" "$OFF"; echo "empty collector: RSS $(rss_mb "$PID") MB, ready in ${READY_S} s"
-    "$BENCH" month "$ADDR" "$AGENTS" 3000 2026-11-01T00:00:00Z 2026-11-02T00:00:00Z 60
+    "$BENCH" month "$ADDR" "$AGENTS" 3000 2026-11-01T00:00:00Z "$T1" 60
     caught_up > /dev/null; R1=$(rss_mb "$PID")
-    "$BENCH" month "$ADDR" "$AGENTS" 3000 2026-11-02T00:00:00Z 2026-11-02T23:59:00Z 60 | sed 's/^/day 2: /'
+    "$BENCH" month "$ADDR" "$AGENTS" 3000 "$T1" "$(date -u -d "$T2 - 1 minute" +%Y-%m-%dT%H:%M:%SZ)" 60 | sed 's/^/period 2: /'
     echo "ledger caught up $(caught_up) s after the last ack"
     R2=$(rss_mb "$PID"); N=$(stored)
-    echo "collector RSS after day 1: $R1 MB, after day 2: $R2 MB, peak $(hwm_mb "$PID") MB"
-    awk -v a="$R1" -v b="$R2" 'BEGIN { printf "month-end projection (day 2 + 28 x the day-2 growth): %.0f MB\n", b + 28 * (b - a) }'
+    echo "collector RSS after $H h: $R1 MB, after $((2 * H)) h: $R2 MB, peak $(hwm_mb "$PID") MB"
+    awk -v a="$R1" -v b="$R2" -v h="$H" 'BEGIN { n = (720 - 2 * h) / h; printf "month-end projection (RSS after %d h + %.0f x the growth of the second %d h): %.0f MB\n", 2 * h, n, h, b + n * (b - a) }'
     echo "on disk before compaction: $(disk_per_result "$D" "$N")"
+    curl -fsS -o /dev/null -w "GET /api/v1/contracts (1,000 contracts): %{time_total} s, %{size_download} bytes\n" "http://$ADDR/api/v1/contracts"
+    curl -fsS -o /dev/null -w "GET /metrics: %{time_total} s, %{size_download} bytes\n" "http://$ADDR/metrics"
     stop
     start "$D" "$OFF"; echo "restart: /readyz after ${READY_S} s (RSS $(rss_mb "$PID") MB)"
     stop
