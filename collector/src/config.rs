@@ -656,8 +656,9 @@ fn describe_objective(o: &Objective) -> String {
     }
 }
 
-/// The spec handed to agents: `ca_file` replaced by its PEM (agents do not
-/// have the collector's files), everything else as written.
+/// The spec handed to agents: `ca_file` replaced by its PEM and
+/// `dnssec_trust_anchor` by its records (agents do not have the collector's
+/// files), everything else as written.
 fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, ConfigError> {
     let mut spec = check.spec.clone();
     if let Some(ca_file) = spec.ca_file.take() {
@@ -672,6 +673,21 @@ fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, Con
         spec.ca_pem = Some(match spec.ca_pem.take() {
             Some(inline) => format!("{}\n{}", inline.trim_end(), pem),
             None => pem,
+        });
+    }
+    // The trust anchor likewise travels as its records.
+    if let Some(anchor_file) = spec.dnssec_trust_anchor.take() {
+        let path = base.join(&anchor_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                file,
+                format!("checks[{}].dnssec_trust_anchor", check.name),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        spec.dnssec_trust_anchor_records = Some(match spec.dnssec_trust_anchor_records.take() {
+            Some(inline) => format!("{}\n{}", inline.trim_end(), text),
+            None => text,
         });
     }
     Ok(spec)
