@@ -1150,13 +1150,11 @@ impl<'a> SpecCx<'a> {
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            TrustAnchor::parse(&text).map_err(|m| {
-                self.err("dnssec_trust_anchor", format!("{}: {m}", path.display()))
-            })?;
+            TrustAnchor::parse(&text)
+                .map_err(|m| self.err("dnssec_trust_anchor", format!("{}: {m}", path.display())))?;
         }
         if let Some(inline) = &spec.dnssec_trust_anchor_records {
-            TrustAnchor::parse(inline)
-                .map_err(|m| self.err("dnssec_trust_anchor_records", m))?;
+            TrustAnchor::parse(inline).map_err(|m| self.err("dnssec_trust_anchor_records", m))?;
             text.push('\n');
             text.push_str(inline);
         }
@@ -1177,20 +1175,14 @@ impl<'a> SpecCx<'a> {
         let spec = self.spec;
         if spec.consistency != Some(true) {
             if spec.serial_lag.is_some() {
-                return Err(self.err(
-                    "serial_lag",
-                    "applies only with consistency = true".into(),
-                ));
+                return Err(self.err("serial_lag", "applies only with consistency = true".into()));
             }
             return Ok(None);
         }
         if !matches!(record_type, RecordType::Ns | RecordType::Soa) {
             return Err(self.err(
                 "consistency",
-                format!(
-                    "applies to NS and SOA checks, not {}",
-                    record_type.as_str()
-                ),
+                format!("applies to NS and SOA checks, not {}", record_type.as_str()),
             ));
         }
         if nameservers == 0 {
@@ -1213,10 +1205,9 @@ impl<'a> SpecCx<'a> {
     /// A domain check.
     fn domain(&self) -> Result<DomainSpec, ConfigError> {
         let spec = self.spec;
-        let raw = spec
-            .domain
-            .as_deref()
-            .ok_or_else(|| self.missing("domain", "the registered domain, e.g. \"acme.example\""))?;
+        let raw = spec.domain.as_deref().ok_or_else(|| {
+            self.missing("domain", "the registered domain, e.g. \"acme.example\"")
+        })?;
         let trimmed = raw.trim().trim_end_matches('.');
         let domain = match url::Host::parse(trimmed) {
             Ok(url::Host::Domain(d)) if d.contains('.') && d.len() <= 253 => d.to_string(),

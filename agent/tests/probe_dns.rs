@@ -18,6 +18,8 @@ fn spec(query: &str, rtype: RecordType, nameservers: &[SocketAddr]) -> DnsSpec {
         record_type: rtype,
         nameservers: nameservers.to_vec(),
         expect_answers: None,
+        dnssec: None,
+        consistency: None,
     }
 }
 

@@ -7,6 +7,9 @@
 //! - [`certs`]: a test CA and leaf certificates (valid, expired, wrong host, self-signed).
 //! - [`http_server`]: HTTP/HTTPS servers on 127.0.0.1, including misbehaving ones.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
+//! - [`dns_client`]: a one-shot DNS query (readiness, reading a server's records).
+//! - [`knot`]: knotd serving DNSSEC-signed zones (good, expired, mismatched DS, unsigned); zone keys.
+//! - [`rdap_server`]: an RDAP server (axum) with RFC 9083-shaped domain answers, held and hostile ones.
 //! - [`prom`]: Prometheus text-format helpers, `promtool check metrics`, token hashes.
 //! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
 //! - [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a loopback port).
@@ -18,9 +21,12 @@ pub mod certs;
 pub mod clock;
 #[cfg(feature = "collector")]
 pub mod collector;
+pub mod dns_client;
 pub mod dns_server;
 pub mod http_server;
+pub mod knot;
 pub mod postgres;
 pub mod procs;
 pub mod prom;
+pub mod rdap_server;
 pub mod results;

@@ -36,13 +36,7 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 5] = [
-        Self::Http,
-        Self::Dns,
-        Self::Tls,
-        Self::Page,
-        Self::Domain,
-    ];
+    pub const ALL: [CheckKind; 5] = [Self::Http, Self::Dns, Self::Tls, Self::Page, Self::Domain];
 
     pub fn as_str(self) -> &'static str {
         match self {

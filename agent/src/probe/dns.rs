@@ -131,7 +131,9 @@ pub async fn probe(spec: &DnsSpec, deadline: Instant) -> Outcome {
         set.spawn(async move {
             let a = query(ns, name, rtype, answer_by, anchor.is_some()).await;
             let validated = match (&anchor, &a.result) {
-                (Some(anchor), Ok(r)) if r.rcode == ResponseCode::NoError && !r.records.is_empty() => {
+                (Some(anchor), Ok(r))
+                    if r.rcode == ResponseCode::NoError && !r.records.is_empty() =>
+                {
                     let fetch = ServerFetch { ns, answer_by };
                     Some(dnssec::validate(&r.records, anchor, &fetch, unix_now()).await)
                 }
@@ -492,7 +494,10 @@ fn compare_servers(
             name_servers(servers, &not_aa)
         ));
         for &i in &not_aa {
-            differing.push((i, format!("{} answered without the AA bit", servers[i].nameserver)));
+            differing.push((
+                i,
+                format!("{} answered without the AA bit", servers[i].nameserver),
+            ));
         }
     }
 

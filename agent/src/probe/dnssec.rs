@@ -83,9 +83,7 @@ impl TrustAnchor {
                 let owner = r.name.to_lowercase();
                 match &r.data {
                     RData::DNSSEC(DNSSECRData::DS(ds)) => anchor.ds.push((owner, ds.clone())),
-                    RData::DNSSEC(DNSSECRData::DNSKEY(k)) => {
-                        anchor.keys.push((owner, k.clone()))
-                    }
+                    RData::DNSSEC(DNSSECRData::DNSKEY(k)) => anchor.keys.push((owner, k.clone())),
                     other => {
                         return Err(format!(
                             "{} {}: only DS and DNSKEY records make a trust anchor",
@@ -300,7 +298,10 @@ impl<F: Fetch> Validation<'_, F> {
                         display(z)
                     )));
                 }
-                return Err(insecure(format!("the DS set of {} is not signed", display(z))));
+                return Err(insecure(format!(
+                    "the DS set of {} is not signed",
+                    display(z)
+                )));
             };
             if !signer.zone_of(z) || signer == *z {
                 return Err(bogus(format!(
@@ -366,7 +367,12 @@ impl<F: Fetch> Validation<'_, F> {
             }));
         }
         let entry: Vec<DNSKEY> = match ds {
-            None => self.anchor.vouched(zone, &keys).into_iter().cloned().collect(),
+            None => self
+                .anchor
+                .vouched(zone, &keys)
+                .into_iter()
+                .cloned()
+                .collect(),
             Some(ds) => keys
                 .iter()
                 .filter(|k| ds.iter().any(|d| ds_matches(d, zone, k)))
@@ -374,7 +380,10 @@ impl<F: Fetch> Validation<'_, F> {
                 .collect(),
         };
         if entry.is_empty() {
-            let have: Vec<u16> = keys.iter().filter_map(|k| k.calculate_key_tag().ok()).collect();
+            let have: Vec<u16> = keys
+                .iter()
+                .filter_map(|k| k.calculate_key_tag().ok())
+                .collect();
             return Err(bogus(match ds {
                 None => format!(
                     "no DNSKEY of {} matches the trust anchor (anchor key tags {:?}, zone key tags {have:?})",
@@ -391,7 +400,10 @@ impl<F: Fetch> Validation<'_, F> {
         let what = format!("{} DNSKEY", display(zone));
         self.verify_set(&what, zone, &records, &sigs, &entry)?;
         // Every zone key of a proven set may sign the zone's data.
-        Ok(keys.into_iter().filter(|k| k.zone_key() && !k.revoke()).collect())
+        Ok(keys
+            .into_iter()
+            .filter(|k| k.zone_key() && !k.revoke())
+            .collect())
     }
 
     /// The records of `name`/`rtype` and the RRSIGs covering them.
@@ -464,18 +476,16 @@ impl<F: Fetch> Validation<'_, F> {
                 ));
                 continue;
             }
-            let verified = candidates
-                .iter()
-                .any(|k| k.verify_rrsig(name, DNSClass::IN, sig, records.iter()).is_ok());
+            let verified = candidates.iter().any(|k| {
+                k.verify_rrsig(name, DNSClass::IN, sig, records.iter())
+                    .is_ok()
+            });
             if verified {
                 let exp = unix_of(expiration, self.now);
                 self.earliest = Some(self.earliest.map_or(exp, |e| e.min(exp)));
                 return Ok(());
             }
-            problems.push(format!(
-                "RRSIG (key tag {}) does not verify",
-                input.key_tag
-            ));
+            problems.push(format!("RRSIG (key tag {}) does not verify", input.key_tag));
         }
         Err(bogus(format!("{what}: {}", problems.join("; "))))
     }
@@ -564,7 +574,12 @@ mod tests {
         let anchor = TrustAnchor::iana_root();
         let ksk = hickory_root_ksk();
         assert_eq!(ksk.calculate_key_tag().unwrap(), 20326);
-        assert_eq!(anchor.vouched(&Name::root(), std::slice::from_ref(&ksk)).len(), 1);
+        assert_eq!(
+            anchor
+                .vouched(&Name::root(), std::slice::from_ref(&ksk))
+                .len(),
+            1
+        );
         assert!(anchor.covers_any_ancestor(&Name::from_str("www.acme.example.").unwrap()));
     }
 

@@ -78,8 +78,7 @@ impl RdapBootstrap {
                 bytes.len()
             ));
         }
-        let v: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
         let services = v
             .get("services")
             .and_then(Value::as_array)
@@ -98,11 +97,7 @@ impl RdapBootstrap {
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .map(with_slash)
                 .collect();
-            let Some(url) = urls
-                .iter()
-                .find(|u| u.scheme() == "https")
-                .or(urls.first())
-            else {
+            let Some(url) = urls.iter().find(|u| u.scheme() == "https").or(urls.first()) else {
                 continue;
             };
             for suffix in suffixes.iter().filter_map(Value::as_str) {
@@ -259,7 +254,11 @@ pub async fn probe(
         domain: spec.domain.clone(),
         ..Default::default()
     };
-    let base = match spec.rdap_url.as_ref().or_else(|| bootstrap.base_for(&spec.domain)) {
+    let base = match spec
+        .rdap_url
+        .as_ref()
+        .or_else(|| bootstrap.base_for(&spec.domain))
+    {
         Some(b) => b.clone(),
         None => {
             return failed(
@@ -284,8 +283,8 @@ pub async fn probe(
     };
     detail.rdap_url = Some(url.to_string());
     // Finish a little before the deadline to say what was slow.
-    let margin = (deadline.saturating_duration_since(Instant::now()) / 20)
-        .min(Duration::from_millis(50));
+    let margin =
+        (deadline.saturating_duration_since(Instant::now()) / 20).min(Duration::from_millis(50));
     let answer_by = deadline.checked_sub(margin).unwrap_or(deadline);
     let fetched = tokio::time::timeout_at(answer_by, fetch(client, &url)).await;
     let (status, body) = match fetched {

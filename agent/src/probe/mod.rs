@@ -22,8 +22,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use slaprobe_wire::{
-    DnsDetail, DomainDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult,
-    Timestamp, TlsDetail,
+    DnsDetail, DomainDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp,
+    TlsDetail,
 };
 
 use crate::config::{Check, ProbeSpec};
@@ -163,16 +163,24 @@ impl Prober {
                 ProbeSpec::Page(spec) => page::probe(self, spec, deadline).await,
                 ProbeSpec::Dns(spec) => dns::probe(spec, deadline).await,
                 ProbeSpec::Tls(spec) => tls::probe(self, spec, deadline).await,
-                ProbeSpec::Domain(spec) => match self.rdap_client.get_or_init(domain::rdap_client) {
-                    Ok(client) => {
-                        domain::probe(client, &self.rdap_bootstrap, spec, deadline, Timestamp::now())
+                ProbeSpec::Domain(spec) => {
+                    match self.rdap_client.get_or_init(domain::rdap_client) {
+                        Ok(client) => {
+                            domain::probe(
+                                client,
+                                &self.rdap_bootstrap,
+                                spec,
+                                deadline,
+                                Timestamp::now(),
+                            )
                             .await
+                        }
+                        Err(e) => Outcome::failed(
+                            FailureClass::AgentError,
+                            format!("cannot build the RDAP HTTP client: {e}"),
+                        ),
                     }
-                    Err(e) => Outcome::failed(
-                        FailureClass::AgentError,
-                        format!("cannot build the RDAP HTTP client: {e}"),
-                    ),
-                },
+                }
             }
         });
         // The probes watch the deadline themselves to classify which phase
