@@ -32,7 +32,7 @@ pub async fn query(
     let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(udp);
     let bg = tokio::spawn(bg);
     let resp = client
-        .lookup(Query::query(name.clone(), rtype), opts.clone())
+        .lookup(Query::query(name.clone(), rtype), opts)
         .first_answer()
         .await;
     bg.abort();

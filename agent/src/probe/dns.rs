@@ -298,7 +298,7 @@ async fn query(
     let resp = tokio::time::timeout_at(
         answer_by,
         client
-            .lookup(Query::query(name.clone(), rtype), opts.clone())
+            .lookup(Query::query(name.clone(), rtype), opts)
             .first_answer(),
     )
     .await;
