@@ -465,7 +465,7 @@ async fn ns_sets_must_match() {
 #[tokio::test]
 async fn every_server_must_be_authoritative() {
     let a = DnsServer::start().await.unwrap();
-    let relay = slaprobe_tests::dns_server::NotAuthoritative::start(a.addr())
+    let relay = slaprobe_tests::dns_server::DnsRelay::clearing_aa(a.addr())
         .await
         .unwrap();
     let ns = [a.addr(), relay.addr()];

@@ -110,6 +110,56 @@ async fn knot_signed_zones() {
     assert!(r.dns.as_ref().unwrap().dnssec.is_none());
 }
 
+/// Each nameserver is validated on its own: a second server that serves the
+/// same zone without its signatures fails the check, the first stays secure.
+#[tokio::test]
+async fn each_nameserver_on_its_own() {
+    let now = Timestamp::now().as_second();
+    let knot = KnotZones::start(now).await.unwrap();
+    std::fs::write(knot.dir().join("anchor.ds"), knot.anchor()).unwrap();
+    let stripper = slaprobe_tests::dns_server::DnsRelay::stripping_signatures(knot.addr())
+        .await
+        .unwrap();
+    let spec = CheckSpec {
+        name: "t".into(),
+        kind: CheckKind::Dns,
+        timeout: Some("5s".into()),
+        query: Some("www.good.test".into()),
+        nameservers: Some(vec![knot.addr().to_string(), stripper.addr().to_string()]),
+        dnssec: Some(true),
+        dnssec_trust_anchor: Some("anchor.ds".into()),
+        ..Default::default()
+    };
+    let check = Check::from_spec(&spec, 0, &knot.dir().join("a.toml"), knot.dir()).unwrap();
+    let r = run(&check).await;
+    assert_class(&r, FailureClass::DnsDnssecInsecure);
+    let d = r.dns.as_ref().unwrap();
+    assert_eq!(d.nameserver, stripper.addr().to_string());
+    assert_eq!(
+        d.servers[0].dnssec.as_ref().unwrap().status,
+        DnssecStatus::Secure
+    );
+    assert!(d.servers[0].success);
+    assert_eq!(
+        d.servers[1].dnssec.as_ref().unwrap().status,
+        DnssecStatus::Insecure
+    );
+    let top = d.dnssec.as_ref().unwrap();
+    assert_eq!(top.status, DnssecStatus::Insecure);
+    assert!(
+        top.reason
+            .as_deref()
+            .unwrap()
+            .starts_with(&stripper.addr().to_string())
+    );
+    // The secure server's signatures still give the expiry.
+    assert_eq!(
+        top.rrsig_expires_at,
+        d.servers[0].dnssec.as_ref().unwrap().rrsig_expires_at
+    );
+    assert!(top.rrsig_expires_at.is_some());
+}
+
 /// The trust anchor is checked when the config is loaded.
 #[test]
 fn anchor_config_errors() {

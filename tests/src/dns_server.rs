@@ -6,7 +6,8 @@
 //!
 //! For nameserver-consistency tests, [`DnsServer::start_variant`] serves the
 //! same zone with another SOA serial and/or an extra NS record, and
-//! [`NotAuthoritative`] relays to a server with the AA bit cleared.
+//! [`DnsRelay`] relays to a server with the AA bit cleared (or, for DNSSEC
+//! tests, with the signatures stripped).
 //!
 //! The test zone is [`ZONE`] (`acme.test.`):
 //!
@@ -121,18 +122,33 @@ impl DnsServer {
     }
 }
 
-/// A UDP relay to another DNS server that clears the AA bit of every
-/// answer: a server that answers, but not authoritatively (like a resolver
-/// or a lame delegation). Stops when dropped.
+/// A UDP relay to another DNS server that alters every answer on the way:
+/// [`DnsRelay::clearing_aa`] (a server that answers, but not authoritatively,
+/// like a resolver or a lame delegation) or [`DnsRelay::stripping_signatures`].
+/// Stops when dropped.
 #[derive(Debug)]
-pub struct NotAuthoritative {
+pub struct DnsRelay {
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
-impl NotAuthoritative {
-    /// Relays to `upstream`.
-    pub async fn start(upstream: SocketAddr) -> anyhow::Result<Self> {
+impl DnsRelay {
+    /// Relays to `upstream` with the AA bit cleared.
+    pub async fn clearing_aa(upstream: SocketAddr) -> anyhow::Result<Self> {
+        Self::relay(upstream, |msg| msg.metadata.authoritative = false).await
+    }
+
+    /// Relays to `upstream`, AA bit kept, with every RRSIG removed from the
+    /// answers: a server that serves the zone unsigned (a stale secondary).
+    pub async fn stripping_signatures(upstream: SocketAddr) -> anyhow::Result<Self> {
+        Self::relay(upstream, |msg| {
+            msg.answers
+                .retain(|r| r.record_type() != hickory_server::proto::rr::RecordType::RRSIG);
+        })
+        .await
+    }
+
+    async fn relay(upstream: SocketAddr, edit: fn(&mut Message)) -> anyhow::Result<Self> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = socket.local_addr()?;
         let task = tokio::spawn(async move {
@@ -156,7 +172,7 @@ impl NotAuthoritative {
                 let Ok(mut msg) = Message::from_vec(&reply[..n]) else {
                     continue;
                 };
-                msg.metadata.authoritative = false;
+                edit(&mut msg);
                 if let Ok(bytes) = msg.to_vec() {
                     let _ = socket.send_to(&bytes, peer).await;
                 }
@@ -171,7 +187,7 @@ impl NotAuthoritative {
     }
 }
 
-impl Drop for NotAuthoritative {
+impl Drop for DnsRelay {
     fn drop(&mut self) {
         self.task.abort();
     }
