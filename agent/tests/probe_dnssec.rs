@@ -425,3 +425,33 @@ async fn every_rrset_of_the_answer_counts() {
     assert_eq!(v.status, DnssecStatus::Insecure);
     assert!(v.reason.unwrap().contains("acme.test SOA is not signed"));
 }
+
+#[tokio::test]
+async fn signature_checks_are_bounded() {
+    // 20 signatures by keys the zone does not have (KeyTrap-style padding):
+    // only the first 8 are tried, and the verdict says so.
+    let c = chain(good_ds);
+    let a = c.answer[0].clone();
+    let mut answer = vec![a.clone()];
+    for _ in 0..20 {
+        let rogue = ZoneKey::generate("acme.test.").unwrap();
+        answer.push(
+            rogue
+                .sign(std::slice::from_ref(&a), NOW - DAY, NOW + DAY)
+                .unwrap(),
+        );
+    }
+    let v = validate(&answer, &anchor_of(&c.parent), &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Bogus);
+    let reason = v.reason.unwrap();
+    assert!(
+        reason.contains("20 RRSIGs, only the first 8 tried"),
+        "{reason}"
+    );
+    assert_eq!(
+        reason
+            .matches("no DNSKEY of acme.test with key tag")
+            .count(),
+        8
+    );
+}

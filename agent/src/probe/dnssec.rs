@@ -50,6 +50,16 @@ pub const IANA_ROOT_ANCHOR: &str =
 /// most 127 labels; real chains have 2-5 cuts). Bounds a hostile chain.
 const MAX_CHAIN: usize = 16;
 
+/// Signature checks are bounded as validating resolvers bound them since
+/// KeyTrap (CVE-2023-50387): a hostile zone with many colliding key tags
+/// and signatures must not cost more than a few dozen verifications.
+/// Most RRSIGs tried per RRset:
+const MAX_SIGS_PER_SET: usize = 8;
+/// Most keys tried for one RRSIG (keys sharing its tag and algorithm):
+const MAX_KEYS_PER_SIG: usize = 4;
+/// Most RRsets of one answer validated.
+const MAX_RRSETS: usize = 32;
+
 /// The keys and DS digests a validation starts from, by owner name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrustAnchor {
@@ -247,6 +257,12 @@ impl<F: Fetch> Validation<'_, F> {
         if sets.is_empty() {
             return Err(insecure("no records in the answer to validate".into()));
         }
+        if sets.len() > MAX_RRSETS {
+            return Err(bogus(format!(
+                "{} RRsets in the answer, more than the {MAX_RRSETS} validated",
+                sets.len()
+            )));
+        }
         for ((name, rtype), records) in &sets {
             let sigs = sigs_for(answers, name, *rtype);
             let what = format!("{} {rtype}", display(name));
@@ -440,7 +456,13 @@ impl<F: Fetch> Validation<'_, F> {
             return Err(bogus(format!("{what} has no RRSIG")));
         }
         let mut problems = Vec::new();
-        for sig in sigs {
+        if sigs.len() > MAX_SIGS_PER_SET {
+            problems.push(format!(
+                "{} RRSIGs, only the first {MAX_SIGS_PER_SET} tried",
+                sigs.len()
+            ));
+        }
+        for sig in sigs.iter().take(MAX_SIGS_PER_SET) {
             let input = sig.input();
             let (inception, expiration) = (input.sig_inception.get(), input.sig_expiration.get());
             let candidates: Vec<&DNSKEY> = keys
@@ -449,6 +471,7 @@ impl<F: Fetch> Validation<'_, F> {
                     k.algorithm() == input.algorithm
                         && k.calculate_key_tag().ok() == Some(input.key_tag)
                 })
+                .take(MAX_KEYS_PER_SIG)
                 .collect();
             if candidates.is_empty() {
                 problems.push(format!(
