@@ -22,6 +22,8 @@ declare -A need=(
   [unshare]=util-linux
   [ip]=iproute2
   [strace]=strace
+  # DNSSEC tests: knotd serves signed zones on 127.0.0.1 (tests/src/knot.rs).
+  [knotd]=knot
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -113,7 +113,7 @@ pub fn describe_checks(checks: &[Check]) -> String {
     for c in checks {
         let _ = writeln!(
             out,
-            "  {:<24} {:<5} every {:<6} timeout {:<6} {}{}",
+            "  {:<24} {:<6} every {:<6} timeout {:<6} {}{}",
             c.name,
             c.kind.as_str(),
             humantime::format_duration(c.interval).to_string(),
@@ -171,7 +171,10 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         .filter(|c| only.is_empty() || only.contains(&c.name))
         .cloned()
         .collect();
-    let prober = Prober::new();
+    let mut prober = Prober::new();
+    if let Some(b) = &config.agent.rdap_bootstrap {
+        prober = prober.with_rdap_bootstrap(b.clone());
+    }
     let permits = Arc::new(Semaphore::new(config.agent.concurrency));
     let tasks: Vec<_> = selected
         .into_iter()

@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use slaprobe_wire::{CheckKind, CheckSpec};
 use url::Url;
 
+use crate::probe::dnssec::TrustAnchor;
+use crate::probe::domain::RdapBootstrap;
+
 /// Default probe interval when a check sets none.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Default probe timeout when a check sets none (capped at the interval).
@@ -224,6 +227,8 @@ pub struct RawAgentSection {
     /// Refuse a plain `http://` collector that is not on loopback (default
     /// false: such a collector only gets a warning).
     pub require_tls: Option<bool>,
+    /// An RDAP bootstrap file (IANA's `dns.json`) newer than the shipped one.
+    pub rdap_bootstrap: Option<PathBuf>,
 }
 
 /// An agent config file as written.
@@ -256,6 +261,8 @@ pub struct AgentSettings {
     pub spool_fsync: Duration,
     /// A plain-http collector off loopback is an error, not a warning.
     pub require_tls: bool,
+    /// `rdap_bootstrap`, read and parsed (None: the shipped snapshot).
+    pub rdap_bootstrap: Option<Arc<RdapBootstrap>>,
 }
 
 impl AgentSettings {
@@ -502,6 +509,25 @@ impl AgentSettings {
                 ));
             }
         };
+        let rdap_bootstrap = match raw.rdap_bootstrap {
+            None => None,
+            Some(p) => {
+                let p = base.join(p);
+                let bytes = std::fs::read(&p).map_err(|e| {
+                    err(
+                        "agent.rdap_bootstrap",
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })?;
+                let b = RdapBootstrap::parse(&bytes).map_err(|m| {
+                    err(
+                        "agent.rdap_bootstrap",
+                        format!("{}: {m} (expected IANA's dns.json, RFC 9224)", p.display()),
+                    )
+                })?;
+                Some(Arc::new(b))
+            }
+        };
         let spool_max_bytes = raw.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
         if spool_max_bytes < 1024 * 1024 {
             return Err(err(
@@ -525,6 +551,7 @@ impl AgentSettings {
             spool_max_bytes,
             spool_fsync,
             require_tls: raw.require_tls.unwrap_or(false),
+            rdap_bootstrap,
         })
     }
 }
@@ -553,6 +580,25 @@ pub enum ProbeSpec {
     Dns(DnsSpec),
     Tls(TlsSpec),
     Page(HttpSpec),
+    Domain(DomainSpec),
+}
+
+/// A domain registration lookup (RDAP).
+#[derive(Debug, Clone)]
+pub struct DomainSpec {
+    /// Lowercase ASCII (IDNA applied), no trailing dot.
+    pub domain: String,
+    /// Expiring within this many days is flagged (`domain.expiring_soon`), not failed.
+    pub warn_days: f64,
+    /// The RDAP base URL to ask instead of the bootstrap's (ends with `/`).
+    pub rdap_url: Option<Url>,
+}
+
+/// `consistency = true`: what the nameservers must agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consistency {
+    /// How far an SOA serial may trail the highest one (serial arithmetic).
+    pub serial_lag: u32,
 }
 
 /// An HTTP (or page document) request.
@@ -643,6 +689,10 @@ pub struct DnsSpec {
     pub nameservers: Vec<SocketAddr>,
     /// When set, the exact answer set each nameserver must return.
     pub expect_answers: Option<BTreeSet<String>>,
+    /// `dnssec = true`: the anchor each answer's chain of trust must reach.
+    pub dnssec: Option<Arc<TrustAnchor>>,
+    /// `consistency = true` (NS and SOA checks): compare the servers.
+    pub consistency: Option<Consistency>,
 }
 
 /// Record types a DNS check may ask for.
@@ -758,6 +808,11 @@ impl Check {
                 let t = format!("{} {}", d.query, d.record_type.as_str());
                 (ProbeSpec::Dns(d), t)
             }
+            CheckKind::Domain => {
+                let d = cx.domain()?;
+                let t = d.domain.clone();
+                (ProbeSpec::Domain(d), t)
+            }
             CheckKind::Tls => {
                 let t = cx.tls()?;
                 let target = if t.host.contains(':') {
@@ -830,7 +885,18 @@ fn keys_of(kind: CheckKind) -> &'static [&'static str] {
             NET[4],
             NET[5],
         ],
-        CheckKind::Dns => &["query", "record_type", "nameservers", "expect_answers"],
+        CheckKind::Dns => &[
+            "query",
+            "record_type",
+            "nameservers",
+            "expect_answers",
+            "dnssec",
+            "dnssec_trust_anchor",
+            "dnssec_trust_anchor_records",
+            "consistency",
+            "serial_lag",
+        ],
+        CheckKind::Domain => &["domain", "warn_days", "rdap_url"],
         CheckKind::Tls => &[
             "host",
             "port",
@@ -909,7 +975,7 @@ impl<'a> SpecCx<'a> {
     /// Keys that do not apply to the kind are mistakes worth reporting.
     fn only_keys_of_the_kind(&self) -> Result<(), ConfigError> {
         let spec = self.spec;
-        let set: [(&str, bool); 20] = [
+        let set: [(&str, bool); 27] = [
             ("url", spec.url.is_some()),
             ("expect_status", spec.expect_status.is_some()),
             ("body_contains", spec.body_contains.is_some()),
@@ -933,6 +999,16 @@ impl<'a> SpecCx<'a> {
             ("warn_days", spec.warn_days.is_some()),
             ("revocation", spec.revocation.is_some()),
             ("revocation_required", spec.revocation_required.is_some()),
+            ("dnssec", spec.dnssec.is_some()),
+            ("dnssec_trust_anchor", spec.dnssec_trust_anchor.is_some()),
+            (
+                "dnssec_trust_anchor_records",
+                spec.dnssec_trust_anchor_records.is_some(),
+            ),
+            ("consistency", spec.consistency.is_some()),
+            ("serial_lag", spec.serial_lag.is_some()),
+            ("domain", spec.domain.is_some()),
+            ("rdap_url", spec.rdap_url.is_some()),
         ];
         let allowed = keys_of(spec.kind);
         match set
@@ -1124,11 +1200,146 @@ impl<'a> SpecCx<'a> {
             .expect_answers
             .as_ref()
             .map(|v| v.iter().map(|a| normalize_answer(a)).collect());
+        let dnssec = self.dnssec()?;
+        let consistency = self.consistency(record_type, nameservers.len())?;
         Ok(DnsSpec {
             query,
             record_type,
             nameservers,
             expect_answers,
+            dnssec,
+            consistency,
+        })
+    }
+
+    /// `dnssec`, `dnssec_trust_anchor` (a file, relative to the config's
+    /// directory) and `dnssec_trust_anchor_records` (inline).
+    fn dnssec(&self) -> Result<Option<Arc<TrustAnchor>>, ConfigError> {
+        let spec = self.spec;
+        let on = spec.dnssec.unwrap_or(false);
+        let anchor_key = if spec.dnssec_trust_anchor.is_some() {
+            Some("dnssec_trust_anchor")
+        } else if spec.dnssec_trust_anchor_records.is_some() {
+            Some("dnssec_trust_anchor_records")
+        } else {
+            None
+        };
+        if !on {
+            return match anchor_key {
+                Some(k) => Err(self.err(
+                    k,
+                    "applies only with dnssec = true (the answers are not validated otherwise)"
+                        .into(),
+                )),
+                None => Ok(None),
+            };
+        }
+        let mut text = String::new();
+        if let Some(path) = &spec.dnssec_trust_anchor {
+            let path = self.base.join(path);
+            text = std::fs::read_to_string(&path).map_err(|e| {
+                self.err(
+                    "dnssec_trust_anchor",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            TrustAnchor::parse(&text)
+                .map_err(|m| self.err("dnssec_trust_anchor", format!("{}: {m}", path.display())))?;
+        }
+        if let Some(inline) = &spec.dnssec_trust_anchor_records {
+            TrustAnchor::parse(inline).map_err(|m| self.err("dnssec_trust_anchor_records", m))?;
+            text.push('\n');
+            text.push_str(inline);
+        }
+        let anchor = if text.trim().is_empty() {
+            TrustAnchor::iana_root()
+        } else {
+            TrustAnchor::parse(&text).map_err(|m| self.err("dnssec_trust_anchor", m))?
+        };
+        Ok(Some(Arc::new(anchor)))
+    }
+
+    /// `consistency` and `serial_lag`.
+    fn consistency(
+        &self,
+        record_type: RecordType,
+        nameservers: usize,
+    ) -> Result<Option<Consistency>, ConfigError> {
+        let spec = self.spec;
+        if spec.consistency != Some(true) {
+            if spec.serial_lag.is_some() {
+                return Err(self.err("serial_lag", "applies only with consistency = true".into()));
+            }
+            return Ok(None);
+        }
+        if !matches!(record_type, RecordType::Ns | RecordType::Soa) {
+            return Err(self.err(
+                "consistency",
+                format!("applies to NS and SOA checks, not {}", record_type.as_str()),
+            ));
+        }
+        if nameservers == 0 {
+            return Err(self.err(
+                "consistency",
+                "needs `nameservers`: the zone's authoritative servers to compare".into(),
+            ));
+        }
+        if spec.serial_lag.is_some() && record_type != RecordType::Soa {
+            return Err(self.err(
+                "serial_lag",
+                "applies to SOA checks (NS answers carry no serial)".into(),
+            ));
+        }
+        Ok(Some(Consistency {
+            serial_lag: spec.serial_lag.unwrap_or(0),
+        }))
+    }
+
+    /// A domain check.
+    fn domain(&self) -> Result<DomainSpec, ConfigError> {
+        let spec = self.spec;
+        let raw = spec.domain.as_deref().ok_or_else(|| {
+            self.missing("domain", "the registered domain, e.g. \"acme.example\"")
+        })?;
+        let trimmed = raw.trim().trim_end_matches('.');
+        let domain = match url::Host::parse(trimmed) {
+            Ok(url::Host::Domain(d)) if d.contains('.') && d.len() <= 253 => d.to_string(),
+            _ => {
+                return Err(self.err(
+                    "domain",
+                    format!("{raw:?} is not a registered domain name (e.g. \"acme.example\")"),
+                ));
+            }
+        };
+        let warn_days = spec.warn_days.unwrap_or(30.0);
+        if !warn_days.is_finite() || warn_days < 0.0 {
+            return Err(self.err(
+                "warn_days",
+                format!("{warn_days} must be a number of days >= 0"),
+            ));
+        }
+        let rdap_url = match &spec.rdap_url {
+            None => None,
+            Some(s) => {
+                let mut url = Url::parse(s)
+                    .map_err(|e| self.err("rdap_url", format!("invalid URL {s:?}: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(self.err(
+                        "rdap_url",
+                        format!("{s:?} must be an http:// or https:// URL with a host"),
+                    ));
+                }
+                if !url.path().ends_with('/') {
+                    let p = format!("{}/", url.path());
+                    url.set_path(&p);
+                }
+                Some(url)
+            }
+        };
+        Ok(DomainSpec {
+            domain,
+            warn_days,
+            rdap_url,
         })
     }
 

@@ -133,10 +133,14 @@ pub async fn run_with_stats(
         let shutdown = shutdown.clone();
         let stats = stats.clone();
         let concurrency = a.concurrency;
+        let mut prober = Prober::new();
+        if let Some(b) = &a.rdap_bootstrap {
+            prober = prober.with_rdap_bootstrap(b.clone());
+        }
         tasks.spawn("scheduler", true, async move {
             schedule::run(
                 checks_rx,
-                Prober::new(),
+                prober,
                 identity,
                 concurrency,
                 results_tx,

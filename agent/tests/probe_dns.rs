@@ -18,6 +18,8 @@ fn spec(query: &str, rtype: RecordType, nameservers: &[SocketAddr]) -> DnsSpec {
         record_type: rtype,
         nameservers: nameservers.to_vec(),
         expect_answers: None,
+        dnssec: None,
+        consistency: None,
     }
 }
 
@@ -356,4 +358,189 @@ async fn nameservers_are_queried_concurrently() {
     assert_eq!(class(&o), Some(FailureClass::DnsError));
     assert_eq!(detail(&o).servers.len(), 4);
     assert!(detail(&o).servers.iter().all(|s| !s.success));
+}
+
+// ---------------------------------------------------------------------------
+// consistency = true: the nameservers of an NS or SOA check must agree.
+
+fn consistent(mut s: DnsSpec, serial_lag: u32) -> DnsSpec {
+    s.consistency = Some(slaprobe_agent::config::Consistency { serial_lag });
+    s
+}
+
+#[tokio::test]
+async fn consistent_servers_pass() {
+    let a = DnsServer::start().await.unwrap();
+    let b = DnsServer::start().await.unwrap();
+    let o = run(&consistent(
+        spec("acme.test", RecordType::Soa, &[a.addr(), b.addr()]),
+        0,
+    ))
+    .await;
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    let d = detail(&o);
+    assert!(d.servers.iter().all(|s| s.authoritative == Some(true)));
+    let o = run(&consistent(
+        spec("acme.test", RecordType::Ns, &[a.addr(), b.addr()]),
+        0,
+    ))
+    .await;
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+}
+
+#[tokio::test]
+async fn soa_serials_must_agree_within_the_lag() {
+    let a = DnsServer::start().await.unwrap();
+    let b = DnsServer::start().await.unwrap();
+    let behind = DnsServer::start_variant(SERIAL - 2, None).await.unwrap();
+    let ns = [a.addr(), behind.addr(), b.addr()];
+    let o = run(&consistent(spec("acme.test", RecordType::Soa, &ns), 0)).await;
+    assert_eq!(class(&o), Some(FailureClass::DnsInconsistent));
+    let msg = &o.failure.as_ref().unwrap().message;
+    assert!(
+        msg.contains(&format!("{} has {}", behind.addr(), SERIAL - 2)),
+        "{msg}"
+    );
+    assert!(!msg.contains(&format!("{} has", a.addr())), "{msg}");
+    // The lagging server is the one marked, and is reported on top.
+    let d = detail(&o);
+    assert_eq!(d.nameserver, behind.addr().to_string());
+    assert!(d.servers[0].success && !d.servers[1].success && d.servers[2].success);
+    // Within serial_lag: fine.
+    let o = run(&consistent(spec("acme.test", RecordType::Soa, &ns), 2)).await;
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    let o = run(&consistent(spec("acme.test", RecordType::Soa, &ns), 1)).await;
+    assert_eq!(class(&o), Some(FailureClass::DnsInconsistent));
+    // Without consistency the serials are not compared.
+    let o = run(&spec("acme.test", RecordType::Soa, &ns)).await;
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+}
+
+#[tokio::test]
+async fn serials_compare_in_serial_arithmetic() {
+    // 5 is ahead of 4294967290 (RFC 1982: the counter wrapped).
+    let old = DnsServer::start_variant(4_294_967_290, None).await.unwrap();
+    let new = DnsServer::start_variant(5, None).await.unwrap();
+    let o = run(&consistent(
+        spec("acme.test", RecordType::Soa, &[new.addr(), old.addr()]),
+        0,
+    ))
+    .await;
+    let msg = &o.failure.as_ref().unwrap().message;
+    assert!(
+        msg.contains(&format!("{} has 4294967290", old.addr())),
+        "{msg}"
+    );
+    let o = run(&consistent(
+        spec("acme.test", RecordType::Soa, &[new.addr(), old.addr()]),
+        11,
+    ))
+    .await;
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+}
+
+#[tokio::test]
+async fn ns_sets_must_match() {
+    let a = DnsServer::start().await.unwrap();
+    let b = DnsServer::start().await.unwrap();
+    let odd = DnsServer::start_variant(SERIAL, Some("ns3")).await.unwrap();
+    let o = run(&consistent(
+        spec(
+            "acme.test",
+            RecordType::Ns,
+            &[a.addr(), odd.addr(), b.addr()],
+        ),
+        0,
+    ))
+    .await;
+    assert_eq!(class(&o), Some(FailureClass::DnsInconsistent));
+    let msg = &o.failure.as_ref().unwrap().message;
+    assert!(
+        msg.contains(&odd.addr().to_string()) && msg.contains("ns3.acme.test"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&a.addr().to_string()), "{msg}");
+}
+
+#[tokio::test]
+async fn every_server_must_be_authoritative() {
+    let a = DnsServer::start().await.unwrap();
+    let relay = slaprobe_tests::dns_server::DnsRelay::clearing_aa(a.addr())
+        .await
+        .unwrap();
+    let ns = [a.addr(), relay.addr()];
+    let o = run(&consistent(spec("acme.test", RecordType::Soa, &ns), 0)).await;
+    assert_eq!(class(&o), Some(FailureClass::DnsInconsistent));
+    let msg = &o.failure.as_ref().unwrap().message;
+    assert!(
+        msg.contains("not authoritative") && msg.contains(&relay.addr().to_string()),
+        "{msg}"
+    );
+    let d = detail(&o);
+    assert_eq!(d.servers[1].authoritative, Some(false));
+    // A server failing on its own is reported as such, not as inconsistency.
+    let silent = SilentUdp::bind().unwrap();
+    let s = consistent(
+        spec("acme.test", RecordType::Soa, &[a.addr(), silent.addr()]),
+        0,
+    );
+    let o = dns::probe(&s, tokio::time::Instant::now() + Duration::from_millis(500)).await;
+    assert_eq!(class(&o), Some(FailureClass::DnsError));
+}
+
+#[tokio::test]
+async fn many_differing_servers_are_named_within_bounds() {
+    let good = DnsServer::start().await.unwrap();
+    let mut lagging = Vec::new();
+    for i in 0..8 {
+        lagging.push(
+            DnsServer::start_variant(SERIAL - 1 - i, None)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut ns = vec![good.addr()];
+    ns.extend(lagging.iter().map(|s| s.addr()));
+    let o = run(&consistent(spec("acme.test", RecordType::Soa, &ns), 0)).await;
+    let msg = &o.failure.as_ref().unwrap().message;
+    assert!(msg.contains("and 3 more"), "{msg}");
+    assert!(msg.len() < 1024, "{}", msg.len());
+}
+
+#[test]
+fn consistency_config() {
+    let base = CheckSpec {
+        name: "c".into(),
+        kind: CheckKind::Dns,
+        query: Some("acme.test".into()),
+        record_type: Some("A".into()),
+        nameservers: Some(vec!["127.0.0.1:53".into()]),
+        consistency: Some(true),
+        ..Default::default()
+    };
+    let check = |s: &CheckSpec| Check::from_spec(s, 0, Path::new("a.toml"), Path::new("/"));
+    let e = check(&base).unwrap_err();
+    assert_eq!(e.key, "checks[c].consistency");
+    assert!(e.message.contains("NS and SOA"), "{e}");
+    let mut s = base.clone();
+    s.record_type = Some("NS".into());
+    assert!(check(&s).is_ok());
+    s.serial_lag = Some(3);
+    assert_eq!(check(&s).unwrap_err().key, "checks[c].serial_lag");
+    s.record_type = Some("SOA".into());
+    let c = check(&s).unwrap();
+    let slaprobe_agent::config::ProbeSpec::Dns(d) = c.probe else {
+        panic!()
+    };
+    assert_eq!(d.consistency.unwrap().serial_lag, 3);
+    s.nameservers = None;
+    assert!(
+        check(&s)
+            .unwrap_err()
+            .message
+            .contains("needs `nameservers`")
+    );
+    s.consistency = None;
+    s.nameservers = Some(vec!["127.0.0.1:53".into()]);
+    assert_eq!(check(&s).unwrap_err().key, "checks[c].serial_lag");
 }

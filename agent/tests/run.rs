@@ -37,6 +37,8 @@ struct Fake {
     checks: Mutex<Vec<CheckSpec>>,
     /// When false, every request is answered 500 (down but listening).
     up: AtomicBool,
+    /// The latest result of each check.
+    latest: Mutex<BTreeMap<String, slaprobe_wire::ProbeResult>>,
 }
 
 async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
@@ -95,6 +97,10 @@ async fn handle(fake: Arc<Fake>, req: Request<hyper::body::Incoming>) -> Respons
             for r in &batch.results {
                 assert_eq!(r.agent, "ams-1");
                 assert_eq!(r.location, "ams");
+                fake.latest
+                    .lock()
+                    .unwrap()
+                    .insert(r.check.clone(), r.clone());
                 if seqs.insert(r.seq, r.check.clone()).is_some() {
                     fake.duplicates.fetch_add(1, Ordering::SeqCst);
                 }
@@ -382,5 +388,63 @@ async fn scheduled_results_carry_tls_revocation() {
     let rev = r.tls.as_ref().unwrap().revocation.as_ref().unwrap();
     assert_eq!(rev.status, slaprobe_wire::RevocationStatus::Revoked);
     assert_eq!(rev.reason.as_deref(), Some("keyCompromise"));
+}
+
+/// The scheduled path runs domain checks assigned by the collector, finding
+/// the RDAP server through `[agent] rdap_bootstrap`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigned_domain_checks_run_on_schedule() {
+    let now = slaprobe_wire::Timestamp::now().as_second();
+    let rdap = slaprobe_tests::rdap_server::RdapServer::start(now)
+        .await
+        .unwrap();
+    let s = fake_collector().await;
+    let domain = |name: &str, domain: &str| CheckSpec {
+        name: name.into(),
+        kind: CheckKind::Domain,
+        interval: Some("1s".into()),
+        timeout: Some("1s".into()),
+        domain: Some(domain.into()),
+        ..Default::default()
+    };
+    *s.fake.checks.lock().unwrap() = vec![
+        domain("dom-ok", "ok.example"),
+        domain("dom-held", "held.example"),
+    ];
+    let spool = tempfile::tempdir().unwrap();
+    let boot = spool.path().join("dns.json");
+    std::fs::write(
+        &boot,
+        format!(
+            r#"{{"version":"1.0","services":[[["example"],["{}"]]]}}"#,
+            rdap.base_url()
+        ),
+    )
+    .unwrap();
+    let mut config = agent_config(s.addr, spool.path());
+    let raw = RawAgentSection {
+        id: Some("ams-1".into()),
+        location: Some("ams".into()),
+        rdap_bootstrap: Some(boot),
+        ..Default::default()
+    };
+    config.agent.rdap_bootstrap = AgentConfig::from_raw(
+        RawAgentFile {
+            agent: raw,
+            checks: vec![],
+        },
+        Path::new("test-agent.toml"),
+    )
+    .unwrap()
+    .agent
+    .rdap_bootstrap;
+    run_agent_for(config, Duration::from_millis(2500)).await;
+    let latest = s.fake.latest.lock().unwrap().clone();
+    let ok = latest.get("dom-ok").expect("dom-ok results arrived");
+    assert!(ok.success, "{ok:?}");
+    assert!(ok.domain.as_ref().unwrap().expires_at.is_some());
+    let held = latest.get("dom-held").expect("dom-held results arrived");
+    assert_eq!(held.class(), Some(slaprobe_wire::FailureClass::DomainHeld));
+    assert!(rdap.requests().len() >= 2);
     s.stop.cancel();
 }

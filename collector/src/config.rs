@@ -85,6 +85,8 @@ pub struct RawViewerEntry {
 pub struct RawEmbeddedAgent {
     pub id: Option<String>,
     pub location: Option<String>,
+    /// A newer RDAP bootstrap file for the embedded agent's domain checks.
+    pub rdap_bootstrap: Option<PathBuf>,
 }
 
 /// A collector config file as written.
@@ -168,6 +170,8 @@ pub struct AgentEntry {
 pub struct EmbeddedAgent {
     pub id: String,
     pub location: String,
+    /// `rdap_bootstrap`, resolved against the config's directory (checked at load).
+    pub rdap_bootstrap: Option<PathBuf>,
 }
 
 /// A check as the collector holds it: the validated check plus the spec it
@@ -442,7 +446,35 @@ impl CollectorConfig {
                         format!("{location:?} is not a valid location"),
                     ));
                 }
-                Some(EmbeddedAgent { id, location })
+                let rdap_bootstrap = match e.rdap_bootstrap {
+                    None => None,
+                    Some(p) => {
+                        let p = base.join(p);
+                        let bytes = std::fs::read(&p).map_err(|e| {
+                            err(
+                                "embedded_agent.rdap_bootstrap",
+                                format!("cannot read {}: {e}", p.display()),
+                            )
+                        })?;
+                        slaprobe_agent::probe::domain::RdapBootstrap::parse(&bytes).map_err(
+                            |m| {
+                                err(
+                                    "embedded_agent.rdap_bootstrap",
+                                    format!(
+                                        "{}: {m} (expected IANA's dns.json, RFC 9224)",
+                                        p.display()
+                                    ),
+                                )
+                            },
+                        )?;
+                        Some(p)
+                    }
+                };
+                Some(EmbeddedAgent {
+                    id,
+                    location,
+                    rdap_bootstrap,
+                })
             }
         };
 
@@ -656,8 +688,9 @@ fn describe_objective(o: &Objective) -> String {
     }
 }
 
-/// The spec handed to agents: `ca_file` replaced by its PEM (agents do not
-/// have the collector's files), everything else as written.
+/// The spec handed to agents: `ca_file` replaced by its PEM and
+/// `dnssec_trust_anchor` by its records (agents do not have the collector's
+/// files), everything else as written.
 fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, ConfigError> {
     let mut spec = check.spec.clone();
     if let Some(ca_file) = spec.ca_file.take() {
@@ -672,6 +705,21 @@ fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, Con
         spec.ca_pem = Some(match spec.ca_pem.take() {
             Some(inline) => format!("{}\n{}", inline.trim_end(), pem),
             None => pem,
+        });
+    }
+    // The trust anchor likewise travels as its records.
+    if let Some(anchor_file) = spec.dnssec_trust_anchor.take() {
+        let path = base.join(&anchor_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                file,
+                format!("checks[{}].dnssec_trust_anchor", check.name),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        spec.dnssec_trust_anchor_records = Some(match spec.dnssec_trust_anchor_records.take() {
+            Some(inline) => format!("{}\n{}", inline.trim_end(), text),
+            None => text,
         });
     }
     Ok(spec)
@@ -722,6 +770,32 @@ mod tests {
         assert_eq!(c.collector.max_result_age, DEFAULT_MAX_RESULT_AGE);
         let e = c.embedded_agent.unwrap();
         assert_eq!((e.id.as_str(), e.location.as_str()), ("embedded", "local"));
+        assert_eq!(e.rdap_bootstrap, None);
+    }
+
+    #[test]
+    fn embedded_rdap_bootstrap_is_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let boot = dir.path().join("dns.json");
+        std::fs::write(
+            &boot,
+            r#"{"services":[[["example"],["https://rdap.test/"]]]}"#,
+        )
+        .unwrap();
+        let c = parse(&format!(
+            "[embedded_agent]\nrdap_bootstrap = \"{}\"\n",
+            boot.display()
+        ))
+        .unwrap();
+        assert_eq!(c.embedded_agent.unwrap().rdap_bootstrap, Some(boot.clone()));
+        std::fs::write(&boot, "not json").unwrap();
+        let e = parse(&format!(
+            "[embedded_agent]\nrdap_bootstrap = \"{}\"\n",
+            boot.display()
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "embedded_agent.rdap_bootstrap");
+        assert!(e.message.contains("not JSON"), "{e}");
     }
 
     #[test]

@@ -55,6 +55,10 @@ struct ProbeState {
     http_status: Option<u16>,
     cert_expiry: Option<f64>,
     page: Option<(u64, u32, f64)>,
+    /// `dns.dnssec.rrsig_expires_at` (Unix seconds).
+    rrsig_expiry: Option<f64>,
+    /// `domain.expires_at` (Unix seconds).
+    domain_expiry: Option<f64>,
 }
 
 impl ProbeState {
@@ -80,6 +84,16 @@ impl ProbeState {
                 .page
                 .as_ref()
                 .map(|p| (p.total_bytes, p.resources, p.load_seconds)),
+            rrsig_expiry: r
+                .dns
+                .as_ref()
+                .and_then(|d| d.dnssec.as_ref()?.rrsig_expires_at)
+                .map(|ts| ts.as_second() as f64),
+            domain_expiry: r
+                .domain
+                .as_ref()
+                .and_then(|d| d.expires_at)
+                .map(|ts| ts.as_second() as f64),
         }
     }
 }
@@ -331,7 +345,7 @@ impl Metrics {
 
 /// How many leading [`FAMILIES`] are per check (and location) and rendered
 /// by [`render_check_families`]; the collector produces the rest.
-const CHECK_FAMILIES: usize = 10;
+const CHECK_FAMILIES: usize = 12;
 
 /// Writes families `0..CHECK_FAMILIES` in the text format, series sorted by
 /// label values as the registry would sort them; empty families are left out.
@@ -408,12 +422,14 @@ fn render_check_families(st: &State, out: &mut String) {
         }
     });
     type Pick = fn(&ProbeState) -> Option<f64>;
-    let per_probe: [(usize, Pick); 5] = [
+    let per_probe: [(usize, Pick); 7] = [
         (4, |p| p.http_status.map(f64::from)),
         (5, |p| p.cert_expiry),
         (6, |p| p.page.map(|(b, _, _)| b as f64)),
         (7, |p| p.page.map(|(_, r, _)| f64::from(r))),
         (8, |p| p.page.map(|(_, _, t)| t)),
+        (9, |p| p.rrsig_expiry),
+        (10, |p| p.domain_expiry),
     ];
     for (i, pick) in per_probe {
         fam(i, out, &mut |out| {
@@ -424,13 +440,13 @@ fn render_check_families(st: &State, out: &mut String) {
             }
         });
     }
-    fam(9, out, &mut |out| {
+    fam(11, out, &mut |out| {
         let mut checks: Vec<&(String, String, String)> = st.checks.iter().collect();
         checks.sort_unstable();
         for (c, kind, target) in checks {
             sample(
                 out,
-                FAMILIES[9].0,
+                FAMILIES[11].0,
                 &[("check", c), ("kind", kind), ("target", target)],
                 None,
                 1.0,
@@ -542,6 +558,18 @@ const FAMILIES: &[crate::metrics::FamilySpec] = &[
     (
         "slaprobe_page_load_seconds",
         "Time until the document and every resource had arrived in the latest page load.",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_dns_rrsig_expiry_timestamp_seconds",
+        "Earliest expiry of the RRSIGs the latest DNSSEC validation relied on, over every nameserver (Unix seconds).",
+        MetricType::GAUGE,
+        &["check", "location"],
+    ),
+    (
+        "slaprobe_domain_expiry_timestamp_seconds",
+        "Registration expiry of the domain as its registry's RDAP server reported it in the latest probe (Unix seconds).",
         MetricType::GAUGE,
         &["check", "location"],
     ),
@@ -688,21 +716,21 @@ impl Collector for SlaprobeCollector {
         // writes them as text directly, so they stay empty here.
         for (id, a) in &st.agents {
             if let Some(t) = a.last_seen {
-                fams[10].push(gauge(vec![lp("agent", id), lp("location", &a.location)], t));
+                fams[12].push(gauge(vec![lp("agent", id), lp("location", &a.location)], t));
             }
-            fams[11].push(counter(vec![lp("agent", id)], a.results as f64));
-            fams[12].push(counter(vec![lp("agent", id)], a.duplicates as f64));
+            fams[13].push(counter(vec![lp("agent", id)], a.results as f64));
+            fams[14].push(counter(vec![lp("agent", id)], a.duplicates as f64));
         }
         for (reason, n) in &st.rejected {
-            fams[13].push(counter(vec![lp("reason", reason)], *n as f64));
+            fams[15].push(counter(vec![lp("reason", reason)], *n as f64));
         }
-        fams[14].push(gauge(vec![lp("version", env!("CARGO_PKG_VERSION"))], 1.0));
+        fams[16].push(gauge(vec![lp("version", env!("CARGO_PKG_VERSION"))], 1.0));
         for (id, a) in &st.agents {
-            fams[15].push(gauge(
+            fams[17].push(gauge(
                 vec![lp("agent", id)],
                 a.max_seq.saturating_sub(a.results) as f64,
             ));
-            fams[16].push(counter(vec![lp("agent", id)], a.conflicts as f64));
+            fams[18].push(counter(vec![lp("agent", id)], a.conflicts as f64));
         }
 
         debug_assert!(fams[..CHECK_FAMILIES].iter().all(Vec::is_empty));

@@ -354,6 +354,7 @@ pub fn embedded_agent_config(
             collector: Some(format!("http://{}", SocketAddr::new(ip, local.port()))),
             token: Some(Secret::new(token)),
             spool_dir: Some(config.collector.data_dir.join("embedded-agent")),
+            rdap_bootstrap: e.rdap_bootstrap.clone(),
             ..Default::default()
         },
         checks: Vec::new(),

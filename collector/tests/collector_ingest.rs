@@ -1108,3 +1108,113 @@ async fn ingest_throughput() {
     assert_eq!(agents[0]["results"], n);
     h.stop().await;
 }
+
+/// DNSSEC and domain checks: the served spec carries the trust anchor's
+/// records, and the latest results' expiries become the two gauges.
+#[tokio::test]
+async fn dnssec_and_domain_expiry_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("anchor.ds"),
+        "acme.example. IN DS 12345 13 2 00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF\n",
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+[collector]
+public_read = true
+listen = "127.0.0.1:0"
+data_dir = "data"
+
+[[agents]]
+id = "ams-1"
+location = "ams"
+token_sha256 = "{ams}"
+
+[[checks]]
+name = "acme-dnssec"
+kind = "dns"
+query = "www.acme.example"
+nameservers = ["192.0.2.53"]
+dnssec = true
+dnssec_trust_anchor = "anchor.ds"
+
+[[checks]]
+name = "acme-domain"
+kind = "domain"
+domain = "acme.example"
+warn_days = 30
+"#,
+        ams = sha256_hex(AMS_TOKEN)
+    );
+    std::fs::write(dir.path().join("collector.toml"), toml).unwrap();
+    let h = Harness::start(dir.path(), ServerOptions::default()).await;
+
+    let (status, checks) = h.get_json("/api/v1/checks", Some(AMS_TOKEN)).await;
+    assert_eq!(status, 200, "{checks}");
+    let dnssec = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "acme-dnssec")
+        .unwrap();
+    assert!(dnssec.get("dnssec_trust_anchor").is_none(), "{dnssec}");
+    assert!(
+        dnssec["dnssec_trust_anchor_records"]
+            .as_str()
+            .unwrap()
+            .contains("IN DS 12345 13 2"),
+        "{dnssec}"
+    );
+
+    let mut dns = TestResult::new("ams-1", "ams", 1, "acme-dnssec")
+        .kind("dns")
+        .target("www.acme.example A")
+        .ago(5)
+        .failure("dns_dnssec_bogus", "DNSSEC bogus at 192.0.2.53:53: expired")
+        .json();
+    dns["dns"] = json!({"nameserver": "192.0.2.53:53", "rcode": "NOERROR", "answers": ["192.0.2.10"],
+        "dnssec": {"status": "bogus", "reason": "RRSIG expired", "rrsig_expires_at": "2026-12-03T00:00:00Z"}});
+    let mut domain = TestResult::new("ams-1", "ams", 2, "acme-domain")
+        .kind("domain")
+        .target("acme.example")
+        .ago(5)
+        .json();
+    domain["domain"] = json!({"domain": "acme.example", "expires_at": "2027-01-01T00:00:00Z",
+        "days_left": 31.0, "registrar": "Example Registrar, Inc.", "statuses": ["active"]});
+    let (status, body) = h.post_batch(AMS_TOKEN, "ams-1", vec![dns, domain]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let m = h.metrics().await;
+    let at = |ts: &str| ts.parse::<Timestamp>().unwrap().as_second() as f64;
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_dns_rrsig_expiry_timestamp_seconds{check="acme-dnssec",location="ams"}"#
+        ),
+        Some(at("2026-12-03T00:00:00Z")),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_domain_expiry_timestamp_seconds{check="acme-domain",location="ams"}"#
+        ),
+        Some(at("2027-01-01T00:00:00Z"))
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_probe_failures_total{check="acme-dnssec",location="ams",class="dns_dnssec_bogus"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"slaprobe_check_info{check="acme-domain",kind="domain",target="acme.example"}"#
+        ),
+        Some(1.0)
+    );
+    h.stop().await;
+}

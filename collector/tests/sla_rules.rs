@@ -763,3 +763,45 @@ fn revoked_certificates_are_an_incident_class() {
         "{csv}"
     );
 }
+
+#[test]
+fn dnssec_and_domain_failures_are_incident_classes() {
+    // Two locations agree the zone is bogus, then the domain is held: one
+    // incident per run of DOWN slots, each with the class that caused it.
+    let obs = vec![
+        fail(
+            "a",
+            "x",
+            at(t0(), 5),
+            FailureClass::DnsDnssecBogus,
+            "RRSIG expired",
+        ),
+        fail(
+            "a",
+            "y",
+            at(t0(), 6),
+            FailureClass::DnsDnssecBogus,
+            "RRSIG expired",
+        ),
+        pass("a", "x", at(t0(), 65), 0.1),
+        pass("a", "y", at(t0(), 66), 0.1),
+        fail(
+            "a",
+            "x",
+            at(t0(), 125),
+            FailureClass::DomainHeld,
+            "client hold",
+        ),
+        fail(
+            "a",
+            "y",
+            at(t0(), 126),
+            FailureClass::DnsInconsistent,
+            "serials differ",
+        ),
+    ];
+    let r = eval("checks = [\"a\"]\nquorum = 2", &obs, LATER);
+    assert_eq!(r.incidents.len(), 2, "{:?}", r.incidents);
+    assert_eq!(r.incidents[0].classes, ["dns_dnssec_bogus"]);
+    assert_eq!(r.incidents[1].classes, ["dns_inconsistent", "domain_held"]);
+}

@@ -377,6 +377,7 @@ impl<'a> Generator<'a> {
             rcode: Some("NOERROR".into()),
             answers: answers.clone(),
             answers_total: None,
+            dnssec: None,
             servers: vec![DnsServerDetail {
                 nameserver: ns,
                 rcode: Some("NOERROR".into()),
@@ -385,7 +386,7 @@ impl<'a> Generator<'a> {
                 latency_seconds: latency,
                 transport: Some("udp".into()),
                 success: true,
-                failure: None,
+                ..Default::default()
             }],
         });
         r
@@ -414,6 +415,7 @@ fn base(
         tls: None,
         dns: None,
         page: None,
+        domain: None,
     }
 }
 

@@ -4,6 +4,11 @@
 //!
 //! Every fixture binds `127.0.0.1:0` and stops when dropped.
 //!
+//! For nameserver-consistency tests, [`DnsServer::start_variant`] serves the
+//! same zone with another SOA serial and/or an extra NS record, and
+//! [`DnsRelay`] relays to a server with the AA bit cleared (or, for DNSSEC
+//! tests, with the signatures stripped).
+//!
 //! The test zone is [`ZONE`] (`acme.test.`):
 //!
 //! | name                 | type  | data                                                       |
@@ -96,9 +101,95 @@ impl DnsServer {
         })
     }
 
+    /// The test zone with SOA serial `serial` and, when set, one more NS
+    /// record (`extra_ns`, relative to the zone, e.g. `"ns3"`).
+    pub async fn start_variant(serial: u32, extra_ns: Option<&str>) -> anyhow::Result<Self> {
+        let catalog = catalog_of(serial, 0, extra_ns)?;
+        let (tcp, udp) = bind_same_port().await?;
+        let addr = tcp.local_addr()?;
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
+        Ok(Self {
+            addr,
+            _server: server,
+        })
+    }
+
     /// Where it listens (UDP and TCP), e.g. `127.0.0.1:40123`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+/// A UDP relay to another DNS server that alters every answer on the way:
+/// [`DnsRelay::clearing_aa`] (a server that answers, but not authoritatively,
+/// like a resolver or a lame delegation) or [`DnsRelay::stripping_signatures`].
+/// Stops when dropped.
+#[derive(Debug)]
+pub struct DnsRelay {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl DnsRelay {
+    /// Relays to `upstream` with the AA bit cleared.
+    pub async fn clearing_aa(upstream: SocketAddr) -> anyhow::Result<Self> {
+        Self::relay(upstream, |msg| msg.metadata.authoritative = false).await
+    }
+
+    /// Relays to `upstream`, AA bit kept, with every RRSIG removed from the
+    /// answers: a server that serves the zone unsigned (a stale secondary).
+    pub async fn stripping_signatures(upstream: SocketAddr) -> anyhow::Result<Self> {
+        Self::relay(upstream, |msg| {
+            msg.answers
+                .retain(|r| r.record_type() != hickory_server::proto::rr::RecordType::RRSIG);
+        })
+        .await
+    }
+
+    async fn relay(upstream: SocketAddr, edit: fn(&mut Message)) -> anyhow::Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let addr = socket.local_addr()?;
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            loop {
+                let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let Ok(up) = UdpSocket::bind("127.0.0.1:0").await else {
+                    continue;
+                };
+                if up.send_to(&buf[..len], upstream).await.is_err() {
+                    continue;
+                }
+                let mut reply = vec![0u8; 65_535];
+                let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_secs(2), up.recv(&mut reply)).await
+                else {
+                    continue;
+                };
+                let Ok(mut msg) = Message::from_vec(&reply[..n]) else {
+                    continue;
+                };
+                edit(&mut msg);
+                if let Ok(bytes) = msg.to_vec() {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// Where it listens (UDP only).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DnsRelay {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -132,6 +223,12 @@ fn test_catalog() -> anyhow::Result<Catalog> {
 
 /// The test zone, plus `many` TXT records at `many.acme.test.`.
 fn test_catalog_with(many: usize) -> anyhow::Result<Catalog> {
+    catalog_of(SERIAL, many, None)
+}
+
+/// The test zone with SOA `serial`, `many` TXT records at `many.acme.test.`
+/// and, when set, an extra NS record.
+fn catalog_of(serial: u32, many: usize, extra_ns: Option<&str>) -> anyhow::Result<Catalog> {
     let origin = Name::from_str(ZONE)?;
     let n = |s: &str| -> anyhow::Result<Name> { Ok(Name::from_str(s)?.append_domain(&origin)?) };
     let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
@@ -139,7 +236,7 @@ fn test_catalog_with(many: usize) -> anyhow::Result<Catalog> {
         ZoneType::Primary,
         AxfrPolicy::Deny,
     );
-    let soa = SOA::new(n("ns1")?, n("hostmaster")?, SERIAL, 3600, 600, 86400, 60);
+    let soa = SOA::new(n("ns1")?, n("hostmaster")?, serial, 3600, 600, 86400, 60);
     let mut records = vec![
         Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
         Record::from_rdata(origin.clone(), 3600, RData::NS(NS(n("ns1")?))),
@@ -181,6 +278,13 @@ fn test_catalog_with(many: usize) -> anyhow::Result<Catalog> {
             RData::TXT(TXT::new(vec![big_txt(i)])),
         ));
     }
+    if let Some(extra) = extra_ns {
+        records.push(Record::from_rdata(
+            origin.clone(),
+            3600,
+            RData::NS(NS(n(extra)?)),
+        ));
+    }
     for i in 0..many {
         records.push(Record::from_rdata(
             n("many")?,
@@ -190,7 +294,7 @@ fn test_catalog_with(many: usize) -> anyhow::Result<Catalog> {
     }
     for record in records {
         let what = format!("{record}");
-        anyhow::ensure!(zone.upsert_mut(record, SERIAL), "test zone refused {what}");
+        anyhow::ensure!(zone.upsert_mut(record, serial), "test zone refused {what}");
     }
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::from(&origin), vec![Arc::new(zone)]);

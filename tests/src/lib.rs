@@ -9,6 +9,9 @@
 //! - [`ocsp`]: OCSP responses (made in Rust and by `openssl ocsp`) for revocation tests.
 //! - [`tls_raw`]: a hand-written TLS 1.2 server sending an oversized certificate message.
 //! - [`dns_server`]: an authoritative hickory DNS server with a test zone.
+//! - [`dns_client`]: a one-shot DNS query (readiness, reading a server's records).
+//! - [`knot`]: knotd serving DNSSEC-signed zones (good, expired, mismatched DS, unsigned); zone keys.
+//! - [`rdap_server`]: an RDAP server (axum) with RFC 9083-shaped domain answers, held and hostile ones.
 //! - [`prom`]: Prometheus text-format helpers, `promtool check metrics`, token hashes.
 //! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
 //! - [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a loopback port).
@@ -20,11 +23,14 @@ pub mod certs;
 pub mod clock;
 #[cfg(feature = "collector")]
 pub mod collector;
+pub mod dns_client;
 pub mod dns_server;
 pub mod http_server;
+pub mod knot;
 pub mod ocsp;
 pub mod postgres;
 pub mod procs;
 pub mod prom;
+pub mod rdap_server;
 pub mod results;
 pub mod tls_raw;

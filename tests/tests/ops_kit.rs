@@ -48,10 +48,15 @@ const DESIGN_METRICS: &[&str] = &[
     "slaprobe_build_info",
 ];
 
-/// Metrics the dashboards use that DESIGN.md §8 does not list yet: the
-/// collector is to export them (a gauge per agent: seqs up to its highest
-/// never received, the `missing` of `/api/v1/agents`).
-const PROPOSED_METRICS: &[&str] = &["slaprobe_agent_missing_results"];
+/// Metrics the dashboards use that DESIGN.md §8 does not list yet (the
+/// README's metrics table does): a gauge per agent (seqs up to its highest
+/// never received, the `missing` of `/api/v1/agents`), the earliest RRSIG
+/// expiry of DNSSEC checks and the registration expiry of domain checks.
+const PROPOSED_METRICS: &[&str] = &[
+    "slaprobe_agent_missing_results",
+    "slaprobe_dns_rrsig_expiry_timestamp_seconds",
+    "slaprobe_domain_expiry_timestamp_seconds",
+];
 
 /// The dashboards every alert's `dashboard` link and the README point at.
 const DASHBOARD_UIDS: &[&str] = &[

@@ -191,6 +191,14 @@ async fn prometheus_alertmanager_and_dashboards_against_a_live_collector() {
     )
     .await;
     let dns = DnsServer::start().await.unwrap();
+    // A DNSSEC-signed zone (knotd) and a registry whose domain expires in 5 days.
+    let now = slaprobe_wire::Timestamp::now().as_second();
+    let knot = slaprobe_tests::knot::KnotZones::start(now).await.unwrap();
+    let anchor_file = dir.join("anchor.ds");
+    std::fs::write(&anchor_file, knot.anchor()).unwrap();
+    let rdap = slaprobe_tests::rdap_server::RdapServer::start(now)
+        .await
+        .unwrap();
 
     let collector_port = free_port();
     let collector_cfg = dir.join("collector.toml");
@@ -258,6 +266,24 @@ interval = "1s"
 timeout = "1s"
 url = "{healthy_url}"
 
+[[checks]]
+name = "signed-dns"
+kind = "dns"
+interval = "1s"
+timeout = "1s"
+query = "www.good.test"
+nameservers = ["{knot_addr}"]
+dnssec = true
+dnssec_trust_anchor = "{anchor_file}"
+
+[[checks]]
+name = "expiring-domain"
+kind = "domain"
+interval = "1s"
+timeout = "1s"
+domain = "expiring.example"
+rdap_url = "{rdap_url}"
+
 [[contracts]]
 name = "healthy"
 vendor = "HealthyCo"
@@ -280,6 +306,9 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             tls_port = expiring.addr().port(),
             ca_file = ca_file.display(),
             dns_addr = dns.addr(),
+            knot_addr = knot.addr(),
+            anchor_file = anchor_file.display(),
+            rdap_url = rdap.base_url(),
         ),
     )
     .unwrap();
@@ -440,6 +469,21 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             .find(|a| a["labels"]["alertname"] == "SlaprobeCertExpiringSoon")
     });
     assert_eq!(cert["labels"]["check"], "expiring-tls");
+
+    // The domain with 5 days left: the 7-day page (and the 30-day ticket).
+    let domain = wait_for("domain alert firing", Duration::from_secs(60), || {
+        firing_alerts(prom_port)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "SlaprobeDomainExpiringCritical")
+    });
+    assert_eq!(domain["labels"]["check"], "expiring-domain");
+    // knotd's signatures have ~14 days left: no DNSSEC alert.
+    assert!(
+        !firing_alerts(prom_port)
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "SlaprobeDnssecSignaturesExpiring"),
+        "DNSSEC alert on a freshly signed zone"
+    );
 
     // Every dashboard panel query parses, evaluates and, on this live setup
     // with every kind of check, returns data.

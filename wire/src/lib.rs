@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`ProbeResult`] and its per-kind sections ([`HttpDetail`], [`TlsDetail`],
-//!   [`DnsDetail`], [`PageDetail`]): one probe's outcome, DESIGN.md §4.
+//!   [`DnsDetail`] with [`DnssecDetail`], [`PageDetail`], [`DomainDetail`]):
+//!   one probe's outcome, DESIGN.md §4.
 //! - [`FailureClass`]: the stable, snake_case vocabulary of what went wrong.
 //! - [`Batch`] / [`Ack`]: the body of `POST /api/v1/results` and its answer, §5.
 //! - [`CheckSpec`]: one `[[checks]]` entry exactly as written in a config file
@@ -30,10 +31,12 @@ pub enum CheckKind {
     Dns,
     Tls,
     Page,
+    /// Domain registration (RDAP): expiry, registrar, hold status.
+    Domain,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 4] = [Self::Http, Self::Dns, Self::Tls, Self::Page];
+    pub const ALL: [CheckKind; 5] = [Self::Http, Self::Dns, Self::Tls, Self::Page, Self::Domain];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +44,7 @@ impl CheckKind {
             Self::Dns => "dns",
             Self::Tls => "tls",
             Self::Page => "page",
+            Self::Domain => "domain",
         }
     }
 }
@@ -79,6 +83,22 @@ pub enum FailureClass {
     /// The certificate was revoked by its CA (a stapled OCSP response, the
     /// OCSP responder or the CRL said so); the message gives reason and time.
     TlsCertRevoked,
+    /// DNSSEC validation failed: a bad or expired signature, no DNSKEY for a
+    /// DS (or the trust anchor), a DS that matches no key.
+    DnsDnssecBogus,
+    /// DNSSEC was required (`dnssec = true`) but the answer is unsigned.
+    DnsDnssecInsecure,
+    /// The nameservers of a `consistency = true` check disagree (SOA serial,
+    /// NS set) or one of them does not answer authoritatively.
+    DnsInconsistent,
+    /// The registry reports the domain on hold or pending delete
+    /// (`clientHold`, `serverHold`, `pendingDelete`): it is off the air.
+    DomainHeld,
+    /// The domain's registration has expired.
+    DomainExpired,
+    /// No usable registration data: RDAP server unreachable, an error
+    /// status, or a response that is not RDAP.
+    DomainLookup,
     /// A class from a newer agent that this build does not know.
     #[serde(other)]
     Other,
@@ -87,7 +107,7 @@ pub enum FailureClass {
 impl FailureClass {
     /// Every known class. New classes go at the end: the collector's
     /// compact class codes and tiebreaks follow this order.
-    pub const ALL: [FailureClass; 17] = [
+    pub const ALL: [FailureClass; 23] = [
         Self::DnsError,
         Self::DnsRcode,
         Self::DnsAnswerMismatch,
@@ -105,6 +125,12 @@ impl FailureClass {
         Self::Protocol,
         Self::AgentError,
         Self::TlsCertRevoked,
+        Self::DnsDnssecBogus,
+        Self::DnsDnssecInsecure,
+        Self::DnsInconsistent,
+        Self::DomainHeld,
+        Self::DomainExpired,
+        Self::DomainLookup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +152,12 @@ impl FailureClass {
             Self::Protocol => "protocol",
             Self::AgentError => "agent_error",
             Self::TlsCertRevoked => "tls_cert_revoked",
+            Self::DnsDnssecBogus => "dns_dnssec_bogus",
+            Self::DnsDnssecInsecure => "dns_dnssec_insecure",
+            Self::DnsInconsistent => "dns_inconsistent",
+            Self::DomainHeld => "domain_held",
+            Self::DomainExpired => "domain_expired",
+            Self::DomainLookup => "domain_lookup",
             Self::Other => "other",
         }
     }
@@ -178,6 +210,8 @@ pub struct ProbeResult {
     pub dns: Option<DnsDetail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<PageDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainDetail>,
 }
 
 impl ProbeResult {
@@ -373,6 +407,73 @@ pub struct DnsDetail {
     pub answers_total: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<DnsServerDetail>,
+    /// `dnssec = true` checks: the worst verdict among the servers (bogus,
+    /// then insecure, then secure), with the earliest RRSIG expiry of all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecDetail>,
+}
+
+/// A DNSSEC verdict on an answer (RFC 4035 §4.3 terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnssecStatus {
+    /// Signed, and the chain from the trust anchor verifies.
+    Secure,
+    /// Not signed (or not provably signed): no RRSIG, no DS for the zone.
+    Insecure,
+    /// Signed but the signatures or the chain do not verify.
+    Bogus,
+}
+
+impl DnssecStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Secure => "secure",
+            Self::Insecure => "insecure",
+            Self::Bogus => "bogus",
+        }
+    }
+}
+
+/// The DNSSEC validation of one answer (or of the check, in `dns.dnssec`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnssecDetail {
+    pub status: DnssecStatus,
+    /// Why it is not secure (absent when secure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The earliest expiration of the RRSIGs the verdict relied on (answer,
+    /// DNSKEY and DS sets): when re-signing must have happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrsig_expires_at: Option<Timestamp>,
+}
+
+/// A domain's registration, as its registry's RDAP server reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainDetail {
+    /// The domain asked about (lowercase, no trailing dot).
+    pub domain: String,
+    /// The RDAP URL asked (the domain lookup itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdap_url: Option<String>,
+    /// HTTP status of the RDAP answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The `expiration` event's date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Days until `expires_at` (negative once expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<f64>,
+    /// The registrar entity's name (vCard `fn`), else its handle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<String>,
+    /// The RDAP status values as served (at most 20), e.g. `client transfer prohibited`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<String>,
+    /// `days_left` is below the check's `warn_days` (a warning, not a failure).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub expiring_soon: bool,
 }
 
 /// One nameserver's answer.
@@ -392,6 +493,12 @@ pub struct DnsServerDetail {
     /// `udp`, or `tcp` after a truncated UDP answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    /// The answer's AA bit (the server answered authoritatively).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authoritative: Option<bool>,
+    /// `dnssec = true` checks: this server's answer validated on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecDetail>,
     #[serde(default)]
     pub success: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -498,8 +605,31 @@ pub struct CheckSpec {
     pub nameservers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_answers: Option<Vec<String>>,
+    /// Validate each answer's DNSSEC chain of trust (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<bool>,
+    /// File of DS or DNSKEY records to trust (default: the IANA root KSK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec_trust_anchor: Option<String>,
+    /// The trust anchor's records, inline (zone file text). The collector
+    /// fills it from `dnssec_trust_anchor` when handing a check to agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec_trust_anchor_records: Option<String>,
+    /// NS or SOA checks: compare what every nameserver says (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<bool>,
+    /// With `consistency`: how far SOA serials may trail the highest (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_lag: Option<u32>,
 
-    // tls
+    // domain
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The RDAP base URL to ask (default: from the IANA bootstrap for the TLD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdap_url: Option<String>,
+
+    // tls (and warn_days: domain)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

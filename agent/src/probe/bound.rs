@@ -95,6 +95,12 @@ pub fn outcome(o: &mut Outcome) {
     if let Some(p) = &mut o.page {
         page(p);
     }
+    if let Some(d) = &mut o.domain {
+        cut(&mut d.domain, 256);
+        if let Some(u) = &mut d.rdap_url {
+            cut(u, MAX_URL);
+        }
+    }
 }
 
 fn http(h: &mut HttpDetail) {
@@ -139,6 +145,12 @@ fn dns(d: &mut DnsDetail) {
         if let Some(f) = &mut s.failure {
             cut(&mut f.message, message_budget);
         }
+        if let Some(r) = s.dnssec.as_mut().and_then(|d| d.reason.as_mut()) {
+            cut(r, message_budget);
+        }
+    }
+    if let Some(r) = d.dnssec.as_mut().and_then(|d| d.reason.as_mut()) {
+        cut(r, MAX_MESSAGE);
     }
 }
 

@@ -44,28 +44,46 @@
 //! comparing (so `2001:DB8:0::10`, `WWW.Acme.Example.` or
 //! `0 issue letsencrypt.org` match), TXT data is compared exactly.
 //!
+//! - `dns_dnssec_bogus` / `dns_dnssec_insecure` (`dnssec = true`): the
+//!   server's answer, validated on its own from the trust anchor (see
+//!   [`super::dnssec`]), is bogus, or unsigned where a signed one is required.
+//!   The query then carries the DO bit.
+//! - `dns_inconsistent` (`consistency = true`, NS and SOA checks): every
+//!   server answered, but not all authoritatively (AA bit), or their SOA
+//!   serials differ by more than `serial_lag`, or their NS sets differ. The
+//!   message names the servers that differ (the first few, bounded).
+//!
 //! # Result
 //! `dns.servers` lists every nameserver in the configured order; the
 //! top-level `nameserver`, `rcode` and `answers` describe the first failing
-//! one, else the first (DESIGN.md §4).
+//! one, else the first (DESIGN.md §4). `dns.dnssec` is the worst DNSSEC
+//! verdict of the servers (bogus, insecure, secure) with the earliest RRSIG
+//! expiry among them.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::net::NetError;
-use hickory_resolver::net::client::{Client, ClientHandle};
+use hickory_resolver::net::client::Client;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::tcp::TcpClientStream;
 use hickory_resolver::net::udp::UdpClientStream;
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType as WireType};
-use slaprobe_wire::{DnsDetail, DnsServerDetail, Failure, FailureClass};
+use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer};
+use hickory_resolver::proto::op::{DnsRequestOptions, DnsResponse, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType as WireType};
+use slaprobe_wire::{
+    DnsDetail, DnsServerDetail, DnssecDetail, DnssecStatus, Failure, FailureClass, Timestamp,
+};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Outcome;
-use crate::config::{DnsSpec, RecordType};
+use super::dnssec::{self, Fetch};
+use crate::config::{Consistency, DnsSpec, RecordType};
+
+/// Most servers named in a `dns_inconsistent` message (the rest are counted).
+const MAX_NAMED_SERVERS: usize = 5;
 
 /// Where the system's nameservers are listed.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -109,33 +127,126 @@ pub async fn probe(spec: &DnsSpec, deadline: Instant) -> Outcome {
     let mut set = JoinSet::new();
     for (i, ns) in nameservers.iter().copied().enumerate() {
         let name = name.clone();
-        set.spawn(async move { (i, query(ns, name, rtype, answer_by).await) });
+        let anchor = spec.dnssec.clone();
+        set.spawn(async move {
+            let a = query(ns, name, rtype, answer_by, anchor.is_some()).await;
+            let validated = match (&anchor, &a.result) {
+                (Some(anchor), Ok(r))
+                    if r.rcode == ResponseCode::NoError && !r.records.is_empty() =>
+                {
+                    let fetch = ServerFetch { ns, answer_by };
+                    Some(dnssec::validate(&r.records, anchor, &fetch, unix_now()).await)
+                }
+                _ => None,
+            };
+            (i, a, validated)
+        });
     }
-    let mut answers: Vec<Option<ServerAnswer>> = vec![None; nameservers.len()];
+    let mut answers: Vec<Option<(ServerAnswer, Option<DnssecDetail>)>> =
+        vec![None; nameservers.len()];
     while let Some(joined) = set.join_next().await {
-        if let Ok((i, a)) = joined {
-            answers[i] = Some(a);
+        if let Ok((i, a, v)) = joined {
+            answers[i] = Some((a, v));
         }
     }
 
-    let servers: Vec<DnsServerDetail> = nameservers
+    let mut servers: Vec<DnsServerDetail> = nameservers
         .iter()
         .zip(answers)
         .map(|(ns, a)| {
             // A query task only ends without an answer if it panicked.
-            let a = a.unwrap_or_else(|| {
-                ServerAnswer::failed("query task failed".into(), Duration::ZERO)
+            let (a, v) = a.unwrap_or_else(|| {
+                (
+                    ServerAnswer::failed("query task failed".into(), Duration::ZERO),
+                    None,
+                )
             });
-            judge(spec, &name, *ns, a)
+            let mut d = judge(spec, &name, *ns, a);
+            if let Some(v) = v {
+                judge_dnssec(&mut d, v);
+            }
+            d
         })
         .collect();
-    summarize(servers)
+    let inconsistent = spec
+        .consistency
+        .and_then(|c| compare_servers(c, spec.record_type, &mut servers));
+    summarize(servers, inconsistent)
+}
+
+/// Seconds since the epoch, as RRSIG times count them.
+fn unix_now() -> u32 {
+    // Truncation is RFC 4034's serial arithmetic: it wraps in 2106.
+    Timestamp::now().as_second() as u32
+}
+
+/// Fetches the records of a chain of trust: from the nameserver under test,
+/// then (when it has none) from the system resolvers.
+struct ServerFetch {
+    ns: SocketAddr,
+    answer_by: Instant,
+}
+
+impl Fetch for ServerFetch {
+    async fn fetch(&self, name: &Name, rtype: WireType) -> Result<Vec<Record>, String> {
+        let has = |r: &Reply| {
+            r.records
+                .iter()
+                .any(|x| x.record_type() == rtype && x.name.to_lowercase() == name.to_lowercase())
+        };
+        let first = query(self.ns, name.clone(), rtype, self.answer_by, true).await;
+        if let Ok(r) = &first.result
+            && has(r)
+        {
+            return Ok(r.records.clone());
+        }
+        // An authoritative server of the child only has NODATA for the
+        // child's DS (and nothing for the parents): ask the resolvers.
+        let resolvers = std::fs::read_to_string(RESOLV_CONF)
+            .map(|t| parse_resolv_conf(&t))
+            .unwrap_or_default();
+        for r in resolvers {
+            let a = query(r, name.clone(), rtype, self.answer_by, true).await;
+            if let Ok(reply) = &a.result
+                && has(reply)
+            {
+                return Ok(reply.records.clone());
+            }
+        }
+        match first.result {
+            Ok(r) if matches!(r.rcode, ResponseCode::NoError | ResponseCode::NXDomain) => {
+                Ok(Vec::new())
+            }
+            Ok(r) => Err(format!("{} answered {}", self.ns, rcode_name(r.rcode))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What one nameserver answered.
+#[derive(Debug, Clone)]
+struct Reply {
+    rcode: ResponseCode,
+    /// The answer section (RRSIGs included when DO was set).
+    records: Vec<Record>,
+    /// The AA bit.
+    authoritative: bool,
+}
+
+impl Reply {
+    fn of(r: &DnsResponse) -> Self {
+        Self {
+            rcode: r.response_code,
+            records: r.answers.clone(),
+            authoritative: r.authoritative,
+        }
+    }
 }
 
 /// What one nameserver said, before it is judged against the check.
 #[derive(Debug, Clone)]
 struct ServerAnswer {
-    result: Result<(ResponseCode, Vec<Record>), String>,
+    result: Result<Reply, String>,
     latency: Duration,
     transport: &'static str,
 }
@@ -151,7 +262,17 @@ impl ServerAnswer {
 }
 
 /// One query to one server: UDP, then TCP if the UDP answer was truncated.
-async fn query(ns: SocketAddr, name: Name, rtype: WireType, answer_by: Instant) -> ServerAnswer {
+/// `dnssec_ok` sets the EDNS DO bit (the server then sends RRSIGs).
+async fn query(
+    ns: SocketAddr,
+    name: Name,
+    rtype: WireType,
+    answer_by: Instant,
+    dnssec_ok: bool,
+) -> ServerAnswer {
+    let mut opts = DnsRequestOptions::default();
+    opts.use_edns = true;
+    opts.edns_set_dnssec_ok = dnssec_ok;
     let t0 = Instant::now();
     let budget = answer_by.saturating_duration_since(t0);
     if budget.is_zero() {
@@ -171,11 +292,16 @@ async fn query(ns: SocketAddr, name: Name, rtype: WireType, answer_by: Instant) 
         .with_timeout(Some(budget))
         .with_max_retries(1)
         .build();
-    let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(udp);
+    let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(udp);
     let bg = tokio::spawn(bg);
     // The client has its own timer; this bound is the guarantee.
-    let resp =
-        tokio::time::timeout_at(answer_by, client.query(name.clone(), DNSClass::IN, rtype)).await;
+    let resp = tokio::time::timeout_at(
+        answer_by,
+        client
+            .lookup(Query::query(name.clone(), rtype), opts)
+            .first_answer(),
+    )
+    .await;
     bg.abort();
     let resp = match resp {
         Err(_) | Ok(Err(NetError::Timeout)) => {
@@ -191,7 +317,7 @@ async fn query(ns: SocketAddr, name: Name, rtype: WireType, answer_by: Instant) 
     };
     if !resp.truncation {
         return ServerAnswer {
-            result: Ok((resp.response_code, resp.answers.clone())),
+            result: Ok(Reply::of(&resp)),
             latency: t0.elapsed(),
             transport: "udp",
         };
@@ -201,10 +327,13 @@ async fn query(ns: SocketAddr, name: Name, rtype: WireType, answer_by: Instant) 
     let left = answer_by.saturating_duration_since(Instant::now());
     let tcp = async {
         let (connect, handle) = TcpClientStream::new(ns, None, Some(left), provider);
-        let (mut client, bg) =
+        let (client, bg) =
             Client::<TokioRuntimeProvider>::with_timeout(connect.await?, handle, left);
         let bg = tokio::spawn(bg);
-        let resp = client.query(name, DNSClass::IN, rtype).await;
+        let resp = client
+            .lookup(Query::query(name, rtype), opts)
+            .first_answer()
+            .await;
         bg.abort();
         resp
     };
@@ -216,7 +345,7 @@ async fn query(ns: SocketAddr, name: Name, rtype: WireType, answer_by: Instant) 
         Ok(Err(e)) => Err(format!(
             "answer from {ns} truncated over udp; retry over tcp failed: {e}"
         )),
-        Ok(Ok(r)) => Ok((r.response_code, r.answers.clone())),
+        Ok(Ok(r)) => Ok(Reply::of(&r)),
     };
     ServerAnswer {
         result,
@@ -234,7 +363,10 @@ fn judge(spec: &DnsSpec, name: &Name, ns: SocketAddr, a: ServerAnswer) -> DnsSer
         ..Default::default()
     };
     let (rcode, records) = match a.result {
-        Ok(r) => r,
+        Ok(r) => {
+            d.authoritative = Some(r.authoritative);
+            (r.rcode, r.records)
+        }
         Err(message) => {
             // Out of descriptors is the agent's fault, not the nameserver's.
             d.failure = Some(if super::net::mentions_fd_exhaustion(&message) {
@@ -297,8 +429,211 @@ fn judge(spec: &DnsSpec, name: &Name, ns: SocketAddr, a: ServerAnswer) -> DnsSer
     d
 }
 
-/// Builds the outcome: the first failing server (else the first) on top.
-fn summarize(servers: Vec<DnsServerDetail>) -> Outcome {
+/// Adds a server's DNSSEC verdict; a server that passed otherwise fails
+/// when its answer is not secure.
+fn judge_dnssec(d: &mut DnsServerDetail, v: DnssecDetail) {
+    if d.success && v.status != DnssecStatus::Secure {
+        let (class, what) = match v.status {
+            DnssecStatus::Bogus => (FailureClass::DnsDnssecBogus, "bogus"),
+            _ => (FailureClass::DnsDnssecInsecure, "insecure"),
+        };
+        d.success = false;
+        d.failure = Some(Failure::new(
+            class,
+            format!(
+                "DNSSEC {what} at {}: {}",
+                d.nameserver,
+                v.reason.as_deref().unwrap_or("(no reason)")
+            ),
+        ));
+    }
+    d.dnssec = Some(v);
+}
+
+/// The check's DNSSEC verdict: the worst server's, with the earliest expiry.
+fn overall_dnssec(servers: &[DnsServerDetail]) -> Option<DnssecDetail> {
+    let worst = servers
+        .iter()
+        .filter_map(|s| s.dnssec.as_ref().map(|d| (s, d)))
+        .max_by_key(|(_, d)| d.status)?;
+    let earliest = servers
+        .iter()
+        .filter_map(|s| s.dnssec.as_ref()?.rrsig_expires_at)
+        .min();
+    Some(DnssecDetail {
+        status: worst.1.status,
+        reason: worst
+            .1
+            .reason
+            .as_ref()
+            .map(|r| format!("{}: {r}", worst.0.nameserver)),
+        rrsig_expires_at: earliest,
+    })
+}
+
+/// `consistency = true`: compares the servers that answered as expected.
+/// Marks the ones that differ and returns the check's failure, naming them.
+fn compare_servers(
+    c: Consistency,
+    rtype: RecordType,
+    servers: &mut [DnsServerDetail],
+) -> Option<Failure> {
+    if servers.iter().any(|s| !s.success) {
+        // Some server failed on its own: that is the failure to report.
+        return None;
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut differing: Vec<(usize, String)> = Vec::new();
+
+    let not_aa: Vec<usize> = (0..servers.len())
+        .filter(|&i| servers[i].authoritative != Some(true))
+        .collect();
+    if !not_aa.is_empty() {
+        problems.push(format!(
+            "not authoritative (AA bit clear): {}",
+            name_servers(servers, &not_aa)
+        ));
+        for &i in &not_aa {
+            differing.push((
+                i,
+                format!("{} answered without the AA bit", servers[i].nameserver),
+            ));
+        }
+    }
+
+    match rtype {
+        RecordType::Soa => {
+            let serials: Vec<Option<u32>> = servers
+                .iter()
+                .map(|s| {
+                    let only = (s.answers.len() == 1).then(|| s.answers.first())??;
+                    only.split_whitespace().nth(2)?.parse().ok()
+                })
+                .collect();
+            let known: Vec<u32> = serials.iter().flatten().copied().collect();
+            // RFC 1982: the highest serial is the one no other is ahead of.
+            let highest = known.iter().copied().reduce(|best, s| {
+                if (s.wrapping_sub(best) as i32) > 0 {
+                    s
+                } else {
+                    best
+                }
+            });
+            if let Some(highest) = highest {
+                let behind: Vec<usize> = (0..servers.len())
+                    .filter(|&i| match serials[i] {
+                        Some(s) => highest.wrapping_sub(s) > c.serial_lag,
+                        None => true,
+                    })
+                    .collect();
+                if !behind.is_empty() {
+                    let holder = (0..servers.len())
+                        .find(|&i| serials[i] == Some(highest))
+                        .map(|i| servers[i].nameserver.clone())
+                        .unwrap_or_default();
+                    let listed: Vec<String> = behind
+                        .iter()
+                        .take(MAX_NAMED_SERVERS)
+                        .map(|&i| match serials[i] {
+                            Some(s) => format!("{} has {s}", servers[i].nameserver),
+                            None => format!("{} has no single SOA", servers[i].nameserver),
+                        })
+                        .collect();
+                    problems.push(format!(
+                        "SOA serials differ by more than {} from {highest} (at {holder}): {}{}",
+                        c.serial_lag,
+                        listed.join(", "),
+                        more(behind.len())
+                    ));
+                    for &i in &behind {
+                        differing.push((
+                            i,
+                            format!(
+                                "{} has SOA serial {}, {holder} has {highest} (serial_lag {})",
+                                servers[i].nameserver,
+                                serials[i].map_or("none".to_string(), |s| s.to_string()),
+                                c.serial_lag
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        RecordType::Ns => {
+            // The NS set most servers give is the reference (the first on a tie).
+            let sets: Vec<BTreeSet<&String>> =
+                servers.iter().map(|s| s.answers.iter().collect()).collect();
+            let reference = (0..sets.len())
+                .max_by_key(|&i| {
+                    (
+                        sets.iter().filter(|s| **s == sets[i]).count(),
+                        std::cmp::Reverse(i),
+                    )
+                })
+                .map(|i| sets[i].clone());
+            if let Some(reference) = reference {
+                let odd: Vec<usize> = (0..sets.len()).filter(|&i| sets[i] != reference).collect();
+                if !odd.is_empty() {
+                    problems.push(format!(
+                        "NS sets differ from {reference:?}: {}",
+                        odd.iter()
+                            .take(MAX_NAMED_SERVERS)
+                            .map(|&i| format!("{} has {:?}", servers[i].nameserver, sets[i]))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            + &more(odd.len())
+                    ));
+                    for &i in &odd {
+                        differing.push((
+                            i,
+                            format!(
+                                "{} answered NS {:?}, the others {reference:?}",
+                                servers[i].nameserver, sets[i]
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    for (i, message) in differing {
+        let s = &mut servers[i];
+        s.success = false;
+        if s.failure.is_none() {
+            s.failure = Some(Failure::new(FailureClass::DnsInconsistent, message));
+        }
+    }
+    Some(Failure::new(
+        FailureClass::DnsInconsistent,
+        format!("nameservers disagree: {}", problems.join("; ")),
+    ))
+}
+
+/// The first few servers of `idx` by name, plus how many more.
+fn name_servers(servers: &[DnsServerDetail], idx: &[usize]) -> String {
+    idx.iter()
+        .take(MAX_NAMED_SERVERS)
+        .map(|&i| servers[i].nameserver.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+        + &more(idx.len())
+}
+
+fn more(n: usize) -> String {
+    if n > MAX_NAMED_SERVERS {
+        format!(" and {} more", n - MAX_NAMED_SERVERS)
+    } else {
+        String::new()
+    }
+}
+
+/// Builds the outcome: the first failing server (else the first) on top;
+/// a consistency failure is the check's own message.
+fn summarize(servers: Vec<DnsServerDetail>, inconsistent: Option<Failure>) -> Outcome {
     let failing = servers.iter().filter(|s| !s.success).count();
     let top = servers.iter().find(|s| !s.success).or(servers.first());
     let (nameserver, rcode, answers, failure) = match top {
@@ -310,8 +645,9 @@ fn summarize(servers: Vec<DnsServerDetail>) -> Outcome {
         ),
         None => (String::new(), None, Vec::new(), None),
     };
-    let failure = failure.map(|mut f| {
-        if servers.len() > 1 {
+    let dnssec = overall_dnssec(&servers);
+    let failure = inconsistent.or(failure).map(|mut f| {
+        if servers.len() > 1 && f.class != FailureClass::DnsInconsistent {
             f.message = format!(
                 "{} ({failing} of {} nameservers failed)",
                 f.message,
@@ -328,6 +664,7 @@ fn summarize(servers: Vec<DnsServerDetail>) -> Outcome {
             answers,
             answers_total: None,
             servers,
+            dnssec,
         }),
         ..Default::default()
     }

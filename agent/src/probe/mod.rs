@@ -1,4 +1,4 @@
-//! The four probes. Each takes a validated check and returns what it saw; a
+//! The probes (http, page, dns, tls, domain). Each takes a validated check and returns what it saw; a
 //! failed probe is data (a result with a failure class), never an `Err`.
 //!
 //! [`Prober`] holds what probes share (trusted roots, crypto provider) and is
@@ -7,6 +7,8 @@
 
 pub mod bound;
 pub mod dns;
+pub mod dnssec;
+pub mod domain;
 pub mod http;
 pub mod net;
 pub mod page;
@@ -17,12 +19,13 @@ pub mod tls;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use slaprobe_wire::{
-    DnsDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp, TlsDetail,
+    DnsDetail, DomainDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp,
+    TlsDetail,
 };
 
 use crate::config::{Check, ProbeSpec};
@@ -35,6 +38,7 @@ pub struct Outcome {
     pub tls: Option<TlsDetail>,
     pub dns: Option<DnsDetail>,
     pub page: Option<PageDetail>,
+    pub domain: Option<DomainDetail>,
 }
 
 impl Outcome {
@@ -93,6 +97,10 @@ pub struct Prober {
     /// Test seam: a probe of a check with this name panics (to prove that a
     /// panicking probe is reported and its check keeps running).
     panic_for: Option<Arc<str>>,
+    /// Which RDAP server serves which TLD (domain checks).
+    rdap_bootstrap: Arc<domain::RdapBootstrap>,
+    /// The HTTP client for RDAP, built on the first domain probe.
+    rdap_client: Arc<OnceLock<Result<reqwest::Client, String>>>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -113,7 +121,16 @@ impl Prober {
             inner: Arc::new(tls::TlsShared::new()),
             resolver: net::system_resolver(),
             panic_for: None,
+            rdap_bootstrap: Arc::new(domain::RdapBootstrap::builtin()),
+            rdap_client: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Uses `bootstrap` (e.g. `[agent] rdap_bootstrap`) instead of the
+    /// shipped snapshot to find RDAP servers.
+    pub fn with_rdap_bootstrap(mut self, bootstrap: Arc<domain::RdapBootstrap>) -> Self {
+        self.rdap_bootstrap = bootstrap;
+        self
     }
 
     /// Makes every probe of the check named `check` panic (tests only: the
@@ -148,6 +165,24 @@ impl Prober {
                 ProbeSpec::Page(spec) => page::probe(self, spec, deadline).await,
                 ProbeSpec::Dns(spec) => dns::probe(spec, deadline).await,
                 ProbeSpec::Tls(spec) => tls::probe(self, spec, deadline).await,
+                ProbeSpec::Domain(spec) => {
+                    match self.rdap_client.get_or_init(domain::rdap_client) {
+                        Ok(client) => {
+                            domain::probe(
+                                client,
+                                &self.rdap_bootstrap,
+                                spec,
+                                deadline,
+                                Timestamp::now(),
+                            )
+                            .await
+                        }
+                        Err(e) => Outcome::failed(
+                            FailureClass::AgentError,
+                            format!("cannot build the RDAP HTTP client: {e}"),
+                        ),
+                    }
+                }
             }
         });
         // The probes watch the deadline themselves to classify which phase
@@ -178,6 +213,7 @@ impl Prober {
             tls: outcome.tls,
             dns: outcome.dns,
             page: outcome.page,
+            domain: outcome.domain,
         }
     }
 }
