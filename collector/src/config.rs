@@ -85,6 +85,37 @@ pub struct RawViewerEntry {
 pub struct RawEmbeddedAgent {
     pub id: Option<String>,
     pub location: Option<String>,
+    /// Run the default canary (rule 1a) from the embedded agent (default true).
+    pub canary: Option<bool>,
+    /// The canary's DNS name (default `.`, the root: any recursive resolver answers it).
+    pub canary_query: Option<String>,
+    /// The canary's record type (default `NS`).
+    pub canary_record_type: Option<String>,
+    /// Nameservers the canary asks (default: none = the system resolver, `/etc/resolv.conf`).
+    pub canary_nameservers: Option<Vec<String>>,
+}
+
+/// Name of the embedded agent's default canary check.
+pub const EMBEDDED_CANARY: &str = "embedded-canary";
+
+/// The embedded agent's default canary: a DNS query to the system resolver
+/// (or `canary_nameservers`). Not the collector's own `/healthz`: over
+/// loopback that proves nothing about the network the checks cross; the
+/// resolver is what every check needs first and is independent of every
+/// vendor under contract.
+fn embedded_canary(e: &RawEmbeddedAgent, location: &str) -> CheckSpec {
+    CheckSpec {
+        name: EMBEDDED_CANARY.to_string(),
+        kind: slaprobe_wire::CheckKind::Dns,
+        interval: Some("30s".into()),
+        timeout: Some("5s".into()),
+        locations: Some(vec![location.to_string()]),
+        canary: true,
+        query: Some(e.canary_query.clone().unwrap_or_else(|| ".".into())),
+        record_type: Some(e.canary_record_type.clone().unwrap_or_else(|| "NS".into())),
+        nameservers: e.canary_nameservers.clone(),
+        ..CheckSpec::default()
+    }
 }
 
 /// A collector config file as written.
@@ -168,6 +199,8 @@ pub struct AgentEntry {
 pub struct EmbeddedAgent {
     pub id: String,
     pub location: String,
+    /// Whether it runs the default canary [`EMBEDDED_CANARY`].
+    pub canary: bool,
 }
 
 /// A check as the collector holds it: the validated check plus the spec it
@@ -417,12 +450,16 @@ impl CollectorConfig {
             ));
         }
 
+        let mut raw_checks = raw.checks;
         let embedded_agent = match raw.embedded_agent {
             None => None,
             Some(e) => {
-                let id = e.id.unwrap_or_else(|| DEFAULT_EMBEDDED_ID.to_string());
+                let id =
+                    e.id.clone()
+                        .unwrap_or_else(|| DEFAULT_EMBEDDED_ID.to_string());
                 let location = e
                     .location
+                    .clone()
                     .unwrap_or_else(|| DEFAULT_EMBEDDED_LOCATION.to_string());
                 if !valid_name(&id) {
                     return Err(err(
@@ -442,11 +479,35 @@ impl CollectorConfig {
                         format!("{location:?} is not a valid location"),
                     ));
                 }
-                Some(EmbeddedAgent { id, location })
+                let canary = e.canary.unwrap_or(true);
+                if canary {
+                    if raw_checks.iter().any(|c| c.name == EMBEDDED_CANARY) {
+                        return Err(err(
+                            "embedded_agent.canary",
+                            format!(
+                                "a [[checks]] entry is named {EMBEDDED_CANARY:?}, the embedded agent's default canary: rename it, or set canary = false"
+                            ),
+                        ));
+                    }
+                    raw_checks.push(embedded_canary(&e, &location));
+                } else if e.canary_query.is_some()
+                    || e.canary_record_type.is_some()
+                    || e.canary_nameservers.is_some()
+                {
+                    return Err(err(
+                        "embedded_agent.canary",
+                        "is false but canary_query / canary_record_type / canary_nameservers are set".into(),
+                    ));
+                }
+                Some(EmbeddedAgent {
+                    id,
+                    location,
+                    canary,
+                })
             }
         };
 
-        let validated = validate_checks(&raw.checks, file, &base)?;
+        let validated = validate_checks(&raw_checks, file, &base)?;
         let known_locations: BTreeSet<&str> = agents
             .iter()
             .map(|a| a.location.as_str())
@@ -489,7 +550,25 @@ impl CollectorConfig {
             .iter()
             .map(|c| (c.check.name.clone(), c.check.interval))
             .collect();
-        let contracts = validate_contracts(&raw.contracts, &intervals, file)?;
+        let mut contracts = validate_contracts(&raw.contracts, &intervals, file)?;
+        // Rule 1a: canaries belong to no contract, and every contract reads them.
+        let mut canaries: Vec<String> = checks
+            .iter()
+            .filter(|c| c.check.spec.canary)
+            .map(|c| c.check.name.clone())
+            .collect();
+        canaries.sort();
+        for k in &mut contracts {
+            if let Some(c) = k.checks.iter().find(|c| canaries.contains(c)) {
+                return Err(err(
+                    &format!("contracts[{}].checks", k.name),
+                    format!(
+                        "check {c:?} is a canary (canary = true): canaries tell when a location itself is impaired and belong to no contract; list a check of the vendor instead"
+                    ),
+                ));
+            }
+            k.canaries = canaries.clone();
+        }
 
         Ok(Self {
             file: file.to_path_buf(),
@@ -596,12 +675,13 @@ impl CollectorConfig {
                 .map_or_else(|| "all".to_string(), |l| l.join(", "));
             let _ = writeln!(
                 s,
-                "  {}  {}  every {}  {}  locations: {}",
+                "  {}  {}  every {}  {}  locations: {}{}",
                 ch.name,
                 ch.kind,
                 format_duration(ch.interval),
                 ch.target,
-                locs
+                locs,
+                if ch.spec.canary { "  (canary)" } else { "" }
             );
         }
         let _ = writeln!(s, "contracts ({}):", self.contracts.len());

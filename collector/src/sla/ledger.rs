@@ -65,7 +65,7 @@ use super::observation::Observation;
 use super::report::{ObjectiveResult, SlotCounts, budget_in, objective_results};
 use super::rules::{SlotState, availability_percent, check_state, contract_state, credit_percent};
 use super::sketch::LatencySketch;
-use super::state::{FAIL, PRESENT, pack, tally_of};
+use super::state::{FAIL, PRESENT, impair_flags, impaired, pack, tally_of};
 use crate::store::{LedgerRow, LedgerWrite, StoreError, StoredResult};
 
 /// Monotonic per-contract counters for `slaprobe_sla_*_total` (seconds are
@@ -146,6 +146,11 @@ pub fn fingerprint(c: &Contract) -> String {
         c.objectives
     );
     h.update(text.as_bytes());
+    // Canaries decide impairment (rule 1a); absent, the fingerprint is the
+    // one ledgers written before canaries existed hold.
+    if !c.canaries.is_empty() {
+        h.update(format!("|canaries {:?}", c.canaries).as_bytes());
+    }
     hex::encode(&h.finalize()[..12])
 }
 
@@ -422,22 +427,53 @@ impl LedgerSource for crate::store::Reader {
     }
 }
 
-/// The deciding results of one open slot: (check index, location id, packed key).
-type Cells = Vec<(u16, u16, u64)>;
+/// What one open slot holds: the deciding results and each location's rule 1a flags.
+#[derive(Debug, Clone, Default)]
+struct Cells {
+    /// (check index, location id, packed key).
+    decided: Vec<(u16, u16, u64)>,
+    /// (location id, rule 1a flags: [`CANARY_SEEN`] …), ORed.
+    flags: Vec<(u16, u8)>,
+}
+
+/// The check index that marks a canary in [`Keeper::by_check`].
+const CANARY: u16 = u16::MAX;
 
 fn decide(cells: &mut Cells, check: u16, loc: u16, key: u64) {
-    match cells.iter_mut().find(|(c, l, _)| *c == check && *l == loc) {
+    match cells
+        .decided
+        .iter_mut()
+        .find(|(c, l, _)| *c == check && *l == loc)
+    {
         Some(e) => e.2 = e.2.max(key),
-        None => cells.push((check, loc, key)),
+        None => cells.decided.push((check, loc, key)),
+    }
+}
+
+/// ORs rule 1a `flags` into location `loc`'s.
+fn flag(cells: &mut Cells, loc: u16, flags: u8) {
+    match cells.flags.iter_mut().find(|(l, _)| *l == loc) {
+        Some(e) => e.1 |= flags,
+        None => cells.flags.push((loc, flags)),
+    }
+}
+
+/// Applies one observation of check index `k` (or [`CANARY`]) to an open
+/// slot's cells, exactly as the offline evaluator does (`MonthState::observe`).
+fn apply_obs(cells: &mut Cells, k: u16, loc: u16, offset: u64, obs: &Observation<'_>) {
+    flag(cells, loc, impair_flags(obs, k == CANARY));
+    if k != CANARY && !obs.is_agent_fault() {
+        decide(cells, k, loc, pack(offset, obs));
     }
 }
 
 /// The contract's state in a slot from its cells (maintenance aside).
 fn verdict_of(cells: &Cells, n_checks: usize, quorum: u32) -> SlotState {
+    let is_impaired = |loc: u16| cells.flags.iter().any(|&(l, f)| l == loc && impaired(f));
     let states = (0..n_checks).map(|k| {
         let (mut pass, mut fail) = (0u32, 0u32);
-        for &(c, _, key) in cells {
-            if usize::from(c) == k && key & PRESENT != 0 {
+        for &(c, loc, key) in &cells.decided {
+            if usize::from(c) == k && key & PRESENT != 0 && !is_impaired(loc) {
                 if key & FAIL != 0 {
                     fail += 1;
                 } else {
@@ -494,7 +530,8 @@ struct Working {
 #[derive(Debug)]
 pub struct Keeper {
     contracts: Vec<Contract>,
-    /// Check name → (contract index, check index in it).
+    /// Check name → (contract index, check index in it, or [`CANARY`]: a
+    /// canary is read by every contract, rule 1a).
     by_check: HashMap<String, Vec<(usize, u16)>>,
     /// Location name → id (cells key).
     locations: HashMap<String, u16>,
@@ -525,6 +562,12 @@ impl Keeper {
                     .entry(check.clone())
                     .or_default()
                     .push((ci, k as u16));
+            }
+            for canary in &c.canaries {
+                by_check
+                    .entry(canary.clone())
+                    .or_default()
+                    .push((ci, CANARY));
             }
         }
         let mut reset = Vec::new();
@@ -648,7 +691,7 @@ impl Keeper {
         let (locations, unparsable) = (&mut self.locations, &mut self.unparsable);
         // Streamed: a month of results is never held at once.
         src.results_between(
-            &c.checks,
+            &c.evidence_checks(),
             from.as_millisecond(),
             to.as_millisecond(),
             &mut |row| {
@@ -660,28 +703,27 @@ impl Keeper {
                     return;
                 };
                 let obs = Observation::from_result(&p.result);
-                let Some(k) = c.checks.iter().position(|x| x == obs.check) else {
-                    return;
+                let k = match c.checks.iter().position(|x| x == obs.check) {
+                    Some(k) => k as u16,
+                    None if c.canaries.iter().any(|x| x == obs.check) => CANARY,
+                    None => return,
                 };
                 let Some((slot, offset)) = frame.slot_of(obs.started_at) else {
                     return;
                 };
                 let loc = loc_id(locations, obs.location);
-                if sketch_upto.is_some() && obs.success && !frame.is_maintenance(slot) {
+                if k != CANARY
+                    && sketch_upto.is_some()
+                    && obs.success
+                    && !frame.is_maintenance(slot)
+                {
                     for (s, (ph, max)) in sketches.iter_mut().zip(lat) {
                         if let Some(v) = obs.phase(*ph) {
                             s.add(v, *max);
                         }
                     }
                 }
-                if !obs.is_agent_fault() {
-                    decide(
-                        out.entry(slot).or_default(),
-                        k as u16,
-                        loc,
-                        pack(offset, &obs),
-                    );
-                }
+                apply_obs(out.entry(slot).or_default(), k, loc, offset, &obs);
             },
         )?;
         if sketch_upto.is_some()
@@ -837,7 +879,7 @@ impl Keeper {
             if p.batch_no != 0 && p.batch_no <= m.base_batch {
                 continue;
             }
-            if obs.success && !maint {
+            if k != CANARY && obs.success && !maint {
                 for (s, (ph, max)) in m.latency.iter_mut().zip(&self.latency[ci]) {
                     if let Some(v) = obs.phase(*ph) {
                         s.add(v, *max);
@@ -848,9 +890,10 @@ impl Keeper {
             let w = self.working.entry((ci, month)).or_default();
             w.changed = true;
             if settled {
+                // A late result (a canary's too: it may impair the location) re-derives the slot.
                 w.dirty.insert(slot);
-            } else if !obs.is_agent_fault() {
-                decide(w.open.entry(slot).or_default(), k, loc, pack(offset, &obs));
+            } else {
+                apply_obs(w.open.entry(slot).or_default(), k, loc, offset, &obs);
             }
         }
         Ok(())
