@@ -7,7 +7,8 @@
 //! `evaluate_month` over the committed results to the slot: slot counts,
 //! availability, downtime, incidents, credit, budget and the latency `met`
 //! flags; the latency value is within the sketch's stated 0.2 %; the
-//! counters never step back and count back-filled slots.
+//! counters never step back and count back-filled slots. Canary results and
+//! `agent_error`s (rule 1a) are among them, back-filled canaries too.
 
 mod sla_common;
 
@@ -38,8 +39,16 @@ impl Rng {
 const LOCS: [&str; 3] = ["ams", "fra", "nyc"];
 const CHECKS: [&str; 3] = ["a", "b", "c"];
 const CLASSES: [&str; 4] = ["timeout", "http_status", "connect_refused", "agent_error"];
+/// Canaries (rule 1a): part of no contract, read by every one.
+const CANARIES: [&str; 2] = ["cn-dns", "cn-web"];
 
 fn the_contract() -> Contract {
+    let mut c = the_contract_without_canaries();
+    c.canaries = CANARIES.iter().map(|s| s.to_string()).collect();
+    c
+}
+
+fn the_contract_without_canaries() -> Contract {
     contract(
         r#"name = "k"
 vendor = "V"
@@ -87,7 +96,9 @@ fn raw(
 
 /// Results from 2026-09-30T21:00Z to 2026-11-01T01:00Z: bursts of failures,
 /// a few results per slot and location, exact ties; most committed within a
-/// minute, 3 % back-filled up to 6 hours late.
+/// minute, 3 % back-filled up to 6 hours late. A quarter are canary results;
+/// each location's network goes down for stretches in which its canaries
+/// (mostly) and its checks fail together, and `agent_error`s occur anywhere.
 fn generate(seed: u64, n: usize) -> Vec<Gen> {
     let mut rng = Rng(seed);
     let start = ts("2026-09-30T21:00:00Z");
@@ -95,18 +106,42 @@ fn generate(seed: u64, n: usize) -> Vec<Gen> {
     let mut out = Vec::with_capacity(n);
     let mut bad_until = 0i64;
     let mut seq = [0u64; 3];
+    // Per location, stretches [from, to) in seconds from `start` when its own network is down.
+    let net_down: Vec<Vec<(i64, i64)>> = (0..3)
+        .map(|_| {
+            (0..10)
+                .map(|_| {
+                    let from = rng.below(span) as i64;
+                    (from, from + 600 + rng.below(3 * 3600) as i64)
+                })
+                .collect()
+        })
+        .collect();
     for _ in 0..n {
         let s = (rng.below(span) as i64) / 20 * 20;
         if rng.below(150) == 0 {
             bad_until = s + rng.below(3 * 3600) as i64;
         }
         let li = rng.below(3) as usize;
-        let check = CHECKS[rng.below(3) as usize];
+        let canary = rng.below(4) == 0;
+        let check = if canary {
+            CANARIES[rng.below(2) as usize]
+        } else {
+            CHECKS[rng.below(3) as usize]
+        };
         let t = start
             + SignedDuration::from_secs(s)
             + SignedDuration::from_millis(rng.below(1000) as i64);
-        let fail = (rng.below(100) < if s < bad_until { 70 } else { 3 })
-            .then(|| CLASSES[rng.below(4) as usize]);
+        let down = net_down[li].iter().any(|&(a, b)| s >= a && s < b);
+        let fail = if down {
+            // A few canaries still get through: such slots are not impaired.
+            (rng.below(100) < 92).then_some("connect_timeout")
+        } else if canary {
+            (rng.below(100) < 2).then(|| CLASSES[rng.below(4) as usize])
+        } else {
+            (rng.below(100) < if s < bad_until { 70 } else { 3 })
+                .then(|| CLASSES[rng.below(4) as usize])
+        };
         let processing = rng.below(1000) as f64 / 1000.0;
         seq[li] += 1;
         let delay = if rng.below(100) < 3 {
@@ -321,6 +356,22 @@ fn ledger_equals_offline_evaluation_while_results_arrive() {
         // October is over and settled: the whole month equals the offline report.
         let oct: Month = "2026-10".parse().unwrap();
         let r = offline(&c, &mem, oct, end);
+        // Rule 1a mattered: without it, the network stretches confirm more downtime.
+        let naive = offline(&the_contract_without_canaries(), &mem, oct, end);
+        assert!(
+            naive.slots.down > r.slots.down,
+            "canaries changed nothing: {:?} vs {:?}",
+            naive.slots,
+            r.slots
+        );
+        for l in &r.locations {
+            assert!(l.impaired_seconds > 0, "{l:?}");
+        }
+        assert!(
+            r.locations.iter().any(|l| !l.excluded_failures.is_empty()),
+            "{:?}",
+            r.locations
+        );
         let m = &follower.contracts["k"].months[&oct];
         assert_eq!(m.settled as usize, m.verdicts.len(), "every slot settled");
         assert!(
