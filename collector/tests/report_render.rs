@@ -99,7 +99,8 @@ fn the_synthetic_month_is_what_the_tests_expect() {
         "{:?}",
         r.objectives
     );
-    assert_eq!(r.locations, ["ams", "fra", "nyc"]);
+    let names: Vec<&str> = r.locations.iter().map(|l| l.location.as_str()).collect();
+    assert_eq!(names, ["ams", "fra", "nyc"]);
     assert!(r.as_of.is_none());
     assert!(acme_to_date().as_of.is_some());
     assert!(
@@ -432,7 +433,15 @@ fn check_csv_against_json(r: &MonthReport) {
     let (kinds, t) = csv_tables(&text);
     assert_eq!(
         kinds,
-        ["summary", "objective", "day", "incident", "maintenance"]
+        [
+            "summary",
+            "objective",
+            "day",
+            "incident",
+            "maintenance",
+            "location",
+            "excluded_failure"
+        ]
     );
 
     // Summary: the documented keys, in order, each equal to the JSON.
@@ -465,7 +474,15 @@ fn check_csv_against_json(r: &MonthReport) {
     ];
     assert_eq!(keys, expected.iter().map(|(k, _)| *k).collect::<Vec<_>>());
     for (row, (key, ptr)) in t["summary"].iter().zip(expected) {
-        if key == "incidents" {
+        if key == "locations" {
+            let names: Vec<&str> = json["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["location"].as_str().unwrap())
+                .collect();
+            assert_eq!(unguard(&row["value"]), names.join(";"), "locations");
+        } else if key == "incidents" {
             assert_eq!(
                 row["value"],
                 json["incidents"].as_array().unwrap().len().to_string()
@@ -578,6 +595,34 @@ fn check_csv_against_json(r: &MonthReport) {
             e.duration_since(s).as_secs().to_string()
         );
         assert_eq!(row["start_local"].parse::<Timestamp>().unwrap(), s);
+    }
+
+    // Monitoring coverage (rule 1a).
+    let locs = json["locations"].as_array().unwrap();
+    assert_eq!(t["location"].len(), locs.len());
+    let mut excluded = Vec::new();
+    for (row, l) in t["location"].iter().zip(locs) {
+        for col in ["location", "impaired_seconds", "silent_seconds"] {
+            same(&row[col], &l[col], col);
+        }
+        let x = l["excluded_failures"].as_array().unwrap();
+        assert_eq!(row["excluded_failures"], x.len().to_string());
+        excluded.extend(x.iter().map(|x| (l["location"].clone(), x.clone())));
+    }
+    assert_eq!(t["excluded_failure"].len(), excluded.len());
+    for (row, (loc, x)) in t["excluded_failure"].iter().zip(&excluded) {
+        same(&row["location"], loc, "excluded location");
+        for col in [
+            "start",
+            "end",
+            "duration_seconds",
+            "slots",
+            "checks",
+            "classes",
+            "reasons",
+        ] {
+            same(&row[col], &x[col], &format!("excluded {col}"));
+        }
     }
 }
 
