@@ -379,7 +379,7 @@ impl EvidenceHasher {
 }
 
 /// The evidence of `contract`'s `month`: count and SHA-256 over the raw
-/// stored results of its checks started in the period, ordered by
+/// stored results of its checks and canaries started in the period, ordered by
 /// `(agent, seq)` — the canonical order (see [`evidence_digest`]).
 pub fn evidence_from_store(
     reader: &Reader,
@@ -388,7 +388,9 @@ pub fn evidence_from_store(
 ) -> Result<Evidence, StoreError> {
     let (from, to) = period_ms(contract, month);
     let mut h = EvidenceHasher::default();
-    reader.for_each_result(&contract.checks, from, to, |row| h.add(row.raw.as_bytes()))?;
+    reader.for_each_result(&contract.evidence_checks(), from, to, |row| {
+        h.add(row.raw.as_bytes())
+    })?;
     Ok(h.finish())
 }
 
@@ -426,7 +428,7 @@ fn report_from_store_until(
     let mut ev = MonthEvaluator::new(contract, month);
     let mut h = EvidenceHasher::default();
     let mut bad = 0u64;
-    reader.for_each_result(&contract.checks, from, to, |row| {
+    reader.for_each_result(&contract.evidence_checks(), from, to, |row| {
         if cancel.load(Ordering::Relaxed) {
             return;
         }
