@@ -153,6 +153,14 @@ impl Inner {
         Some(view.as_mut()?.status(&self.contracts, now))
     }
 
+    /// The location track as served (rule 1a per location).
+    fn locations(&self) -> crate::sla::ledger::LocationsLedger {
+        let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        view.as_ref()
+            .map(|v| v.locations.clone())
+            .unwrap_or_default()
+    }
+
     fn contract(&self, name: &str) -> Option<&Contract> {
         self.contracts.iter().find(|c| c.name == name)
     }
@@ -755,6 +763,18 @@ const FAMILIES: &[crate::metrics::FamilySpec] = &[
         MetricType::COUNTER,
         &["contract", "vendor"],
     ),
+    (
+        "slaprobe_location_impaired",
+        "1 if the location was impaired (rule 1a: its canaries all failed, or agent_error) in the latest settled minute.",
+        MetricType::GAUGE,
+        &["location"],
+    ),
+    (
+        "slaprobe_location_impaired_seconds_total",
+        "Settled time the location was impaired (rule 1a), one-minute grid.",
+        MetricType::COUNTER,
+        &["location"],
+    ),
 ];
 
 /// A Prometheus collector over the ledger's `status(now)` at scrape time.
@@ -772,8 +792,11 @@ impl SlaCollector {
     }
 }
 
-/// The SLA families for `status` (pure, for tests).
-fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
+/// The SLA families for `status` and the location track (pure, for tests).
+fn families(
+    status: &[ContractStatus],
+    locations: &crate::sla::ledger::LocationsLedger,
+) -> Vec<MetricFamily> {
     let mut fams: Vec<Vec<Metric>> = FAMILIES.iter().map(|_| Vec::new()).collect();
     let b = |v: bool| if v { 1.0 } else { 0.0 };
     for s in status {
@@ -817,6 +840,13 @@ fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
         }
         fams[11].push(counter(cv(), c.incidents as f64));
     }
+    for (name, l) in &locations.locations {
+        fams[12].push(gauge(vec![lp("location", name)], b(l.impaired)));
+        fams[13].push(counter(
+            vec![lp("location", name)],
+            l.impaired_seconds as f64,
+        ));
+    }
     crate::metrics::assemble(FAMILIES, fams)
 }
 
@@ -827,7 +857,7 @@ impl Collector for SlaCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         match self.inner.status(Timestamp::now()) {
-            Some(status) => families(&status),
+            Some(status) => families(&status, &self.inner.locations()),
             None => Vec::new(),
         }
     }

@@ -427,3 +427,90 @@ fn keeper_rows(data: &LedgerData, c: &Contract) -> Vec<slaprobe_collector::store
     }
     rows
 }
+
+/// The location track behind `slaprobe_location_impaired*`: rule 1a per
+/// location on a one-minute grid, settled one minute after each minute's
+/// end, persisted in the ledger's rows (a follower serves the same).
+#[test]
+fn location_track_counts_impaired_minutes() {
+    let c = the_contract();
+    let contracts = vec![c.clone()];
+    let mut mem = Mem::default();
+    let mut keeper = Keeper::new(
+        contracts.clone(),
+        LedgerData::default(),
+        Duration::from_secs(45 * 86_400),
+    );
+    let mut follower = LedgerData::default();
+    let t0 = ts("2026-10-12T10:00:00Z");
+    let mut seq = 0;
+    let mut row = |loc: &str, check: &str, min: i64, fail: Option<&str>| {
+        seq += 1;
+        let t = t0 + SignedDuration::from_secs(min * 60 + 7);
+        StoredResult {
+            agent: format!("ag-{loc}"),
+            seq,
+            check: check.into(),
+            location: loc.into(),
+            started_at_ms: t.as_millisecond(),
+            success: fail.is_none(),
+            class: fail.map(str::to_string),
+            raw: raw(seq, loc, check, t, fail, 0.1),
+            batch_no: 0,
+        }
+    };
+    // ams: canaries fail in minutes 0-4, pass from 5; fra: one agent_error in
+    // minute 2 (a covered check), canaries pass; nyc: a canary failure and a
+    // pass in the same minute (not impaired), and an agent_error of a check
+    // no contract reads (not rule 1a's input).
+    let mut batch = Vec::new();
+    for m in 0..8 {
+        batch.push(row(
+            "ams",
+            "cn-dns",
+            m,
+            (m < 5).then_some("connect_timeout"),
+        ));
+        batch.push(row("fra", "cn-web", m, None));
+        batch.push(row("nyc", "cn-dns", m, Some("timeout")));
+        batch.push(row("nyc", "cn-web", m, None));
+    }
+    batch.push(row("fra", "a", 2, Some("agent_error")));
+    batch.push(row("nyc", "other", 3, Some("agent_error")));
+    mem.commit(batch);
+    let mut status_at = |min: i64, keeper: &mut Keeper, follower: &mut LedgerData| {
+        let now = t0 + SignedDuration::from_secs(min * 60 + 30);
+        if let Some(w) = keeper.round(&mut mem, now).unwrap() {
+            let v = w.base + 1;
+            keeper.written(v);
+            follower.apply(&contracts, &w.rows, v, w.cursor);
+        }
+        assert_eq!(follower.locations, keeper.data.locations);
+        let l = &follower.locations.locations;
+        [
+            (l["ams"].impaired, l["ams"].impaired_seconds),
+            (l["fra"].impaired, l["fra"].impaired_seconds),
+            (l["nyc"].impaired, l["nyc"].impaired_seconds),
+        ]
+    };
+    // At 10:01:30 nothing has settled: minute 0 settles at 10:02.
+    assert_eq!(
+        status_at(1, &mut keeper, &mut follower),
+        [(false, 0), (false, 0), (false, 0)]
+    );
+    // At 10:03:30 minutes 0 and 1 have settled; ams was impaired in both.
+    assert_eq!(
+        status_at(3, &mut keeper, &mut follower),
+        [(true, 120), (false, 0), (false, 0)]
+    );
+    // At 10:04:30 minute 2 settled: fra's agent_error impaired it.
+    assert_eq!(
+        status_at(4, &mut keeper, &mut follower),
+        [(true, 180), (true, 60), (false, 0)]
+    );
+    // At 10:09:30 all eight minutes settled: ams five, fra one, nyc none.
+    assert_eq!(
+        status_at(9, &mut keeper, &mut follower),
+        [(false, 300), (false, 60), (false, 0)]
+    );
+}

@@ -210,8 +210,38 @@ pub struct LedgerData {
     pub cursor: u64,
     /// By contract name.
     pub contracts: HashMap<String, ContractLedger>,
+    /// Rule 1a applied to each location itself, minute by minute (the
+    /// `slaprobe_location_impaired*` metrics).
+    pub locations: LocationsLedger,
     /// Month frames, computed once per (contract, month).
     frames: HashMap<(String, Month), MonthFrame>,
+}
+
+/// The ledger row (its `contract` column) holding [`LocationsLedger`]; not a
+/// valid contract name, so it meets none.
+pub const LOCATIONS_ROW: &str = "#locations";
+
+/// One location's impairment as the metrics show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationStatus {
+    /// `slaprobe_location_impaired`: the latest settled minute was impaired.
+    pub impaired: bool,
+    /// `slaprobe_location_impaired_seconds_total`: impaired minutes settled so far × 60.
+    pub impaired_seconds: u64,
+}
+
+/// Rule 1a per location on a one-minute UTC grid (minute `m` is
+/// `[m × 60 s, (m + 1) × 60 s)` since the epoch), over the results rule 1a
+/// reads for the contracts: canaries, and `agent_error` of covered checks
+/// and canaries. A minute settles one minute after its end, like a slot;
+/// a result for a settled minute changes no counter (the contracts' slots
+/// it touches are re-derived all the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationsLedger {
+    /// Minutes `< settled` have settled.
+    pub settled: i64,
+    /// By location name.
+    pub locations: BTreeMap<String, LocationStatus>,
 }
 
 impl LedgerData {
@@ -229,6 +259,12 @@ impl LedgerData {
     /// and `cursor`. Rows of unknown contracts are ignored.
     pub fn apply(&mut self, contracts: &[Contract], rows: &[LedgerRow], version: u64, cursor: u64) {
         for row in rows {
+            if row.contract == LOCATIONS_ROW {
+                if let Ok(l) = serde_json::from_slice::<LocationsLedger>(&row.data) {
+                    self.locations = l;
+                }
+                continue;
+            }
             let Some(c) = contracts.iter().find(|c| c.name == row.contract) else {
                 continue;
             };
@@ -486,6 +522,11 @@ fn verdict_of(cells: &Cells, n_checks: usize, quorum: u32) -> SlotState {
     contract_state(states, false)
 }
 
+/// The location track's minute of `ms` since the epoch.
+fn minute_of(ms: i64) -> i64 {
+    ms.div_euclid(60_000)
+}
+
 /// The id of location `name`, interning it.
 fn loc_id(locations: &mut HashMap<String, u16>, name: &str) -> u16 {
     if let Some(&id) = locations.get(name) {
@@ -548,6 +589,14 @@ pub struct Keeper {
     keep_after_end: Duration,
     /// Results that did not parse (logged by the caller).
     pub unparsable: u64,
+    /// Every check rule 1a reads for some contract (covered checks and canaries).
+    rule_checks: Vec<String>,
+    /// The canaries.
+    canaries: BTreeSet<String>,
+    /// Open minutes of the location track: (minute, location) → rule 1a flags.
+    open_minutes: BTreeMap<(i64, String), u8>,
+    /// The location track changed since the last write.
+    locations_changed: bool,
 }
 
 impl Keeper {
@@ -604,7 +653,21 @@ impl Keeper {
                     .collect()
             })
             .collect();
+        let canaries: BTreeSet<String> = contracts
+            .iter()
+            .flat_map(|c| c.canaries.iter().cloned())
+            .collect();
+        let rule_checks: Vec<String> = contracts
+            .iter()
+            .flat_map(|c| c.evidence_checks())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         Keeper {
+            rule_checks,
+            canaries,
+            open_minutes: BTreeMap::new(),
+            locations_changed: false,
             contracts,
             by_check,
             locations: HashMap::new(),
@@ -630,6 +693,21 @@ impl Keeper {
         src: &mut dyn LedgerSource,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        // The location track's open minutes (a few at most).
+        let from = self
+            .data
+            .locations
+            .settled
+            .max(minute_of(now.as_millisecond()) - 2)
+            * 60_000;
+        let checks = self.rule_checks.clone();
+        let mut rows = Vec::new();
+        src.results_between(&checks, from, now.as_millisecond() + 3_600_000, &mut |r| {
+            rows.push(r)
+        })?;
+        for r in &rows {
+            self.track_location(r);
+        }
         let months: Vec<(usize, Month, u32)> = self
             .contracts
             .iter()
@@ -816,6 +894,7 @@ impl Keeper {
             }
         }
         self.settle(now);
+        self.settle_minutes(now);
         self.rederive(src, now)?;
         self.drop_old_months(now);
         let write = self.collect_write();
@@ -834,6 +913,7 @@ impl Keeper {
         row: &StoredResult,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.track_location(row);
         let Some(targets) = self.by_check.get(&row.check) else {
             return Ok(());
         };
@@ -897,6 +977,79 @@ impl Keeper {
             }
         }
         Ok(())
+    }
+
+    /// Feeds the location track with one committed result (rule 1a's inputs only).
+    fn track_location(&mut self, row: &StoredResult) {
+        let canary = self.canaries.contains(&row.check);
+        let agent_error = row.class.as_deref() == Some("agent_error");
+        if !canary && !(agent_error && self.rule_checks.contains(&row.check)) {
+            return;
+        }
+        let m = minute_of(row.started_at_ms);
+        if m < self.data.locations.settled {
+            return;
+        }
+        let mut f = 0;
+        if agent_error {
+            f |= super::state::AGENT_ERROR;
+        }
+        if canary {
+            f |= super::state::CANARY_SEEN;
+            if row.success {
+                f |= super::state::CANARY_PASS;
+            }
+        }
+        *self
+            .open_minutes
+            .entry((m, row.location.clone()))
+            .or_default() |= f;
+        if !self.data.locations.locations.contains_key(&row.location) {
+            self.data
+                .locations
+                .locations
+                .insert(row.location.clone(), LocationStatus::default());
+            self.locations_changed = true;
+        }
+    }
+
+    /// Settles the location track's minutes due by `now` (one minute after their end).
+    fn settle_minutes(&mut self, now: Timestamp) {
+        if self.rule_checks.is_empty() {
+            return;
+        }
+        let due = minute_of(now.as_millisecond()) - 1;
+        let l = &mut self.data.locations;
+        if l.settled == 0 {
+            // A fresh ledger: nothing before the open window is counted.
+            l.settled = self
+                .open_minutes
+                .keys()
+                .next()
+                .map_or(due, |(m, _)| (*m).min(due));
+            self.locations_changed = true;
+        }
+        if due <= l.settled {
+            return;
+        }
+        // The latest settled minute decides the gauge; every impaired one counts.
+        let last = due - 1;
+        for st in l.locations.values_mut() {
+            st.impaired = false;
+        }
+        let keep = self.open_minutes.split_off(&(due, String::new()));
+        for ((m, loc), flags) in std::mem::replace(&mut self.open_minutes, keep) {
+            if !super::state::impaired(flags) {
+                continue;
+            }
+            let st = l.locations.entry(loc).or_default();
+            st.impaired_seconds += 60;
+            if m == last {
+                st.impaired = true;
+            }
+        }
+        l.settled = due;
+        self.locations_changed = true;
     }
 
     /// Sets slot `s` of contract `ci`'s `month` to `state`, counting as the
@@ -1177,6 +1330,14 @@ impl Keeper {
                     });
                 }
             }
+        }
+        if std::mem::take(&mut self.locations_changed) {
+            rows.push(LedgerRow {
+                contract: LOCATIONS_ROW.to_string(),
+                month: String::new(),
+                chunk: -1,
+                data: serde_json::to_vec(&self.data.locations).unwrap_or_default(),
+            });
         }
         rows.sort_by(|a, b| {
             (&a.contract, &a.month, a.chunk).cmp(&(&b.contract, &b.month, b.chunk))
