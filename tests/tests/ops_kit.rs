@@ -51,7 +51,12 @@ const DESIGN_METRICS: &[&str] = &[
 /// Metrics the dashboards use that DESIGN.md §8 does not list yet: the
 /// collector is to export them (a gauge per agent: seqs up to its highest
 /// never received, the `missing` of `/api/v1/agents`).
-const PROPOSED_METRICS: &[&str] = &["slaprobe_agent_missing_results"];
+const PROPOSED_METRICS: &[&str] = &[
+    "slaprobe_agent_missing_results",
+    // Rule 1a (issue 17): the location's own impairment.
+    "slaprobe_location_impaired",
+    "slaprobe_location_impaired_seconds_total",
+];
 
 /// The dashboards every alert's `dashboard` link and the README point at.
 const DASHBOARD_UIDS: &[&str] = &[
