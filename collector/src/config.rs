@@ -881,6 +881,50 @@ mod tests {
     }
 
     #[test]
+    fn canaries_belong_to_no_contract() {
+        let base = format!(
+            "[[agents]]\nid=\"a\"\nlocation=\"ams\"\ntoken_sha256=\"{HASH}\"\n[[checks]]\nname=\"w\"\nkind=\"http\"\nurl=\"http://x/\"\n[[checks]]\nname=\"cn\"\nkind=\"dns\"\nquery=\".\"\ncanary=true\n"
+        );
+        let ok = parse(&format!(
+            "{base}[[contracts]]\nname=\"c\"\nchecks=[\"w\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.contracts[0].canaries, ["cn"]);
+        assert_eq!(ok.contracts[0].evidence_checks(), ["w", "cn"]);
+        assert!(ok.summary().contains("(canary)"), "{}", ok.summary());
+        let e = parse(&format!(
+            "{base}[[contracts]]\nname=\"c\"\nchecks=[\"w\", \"cn\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "contracts[c].checks");
+        assert!(e.message.contains("canary"), "{e}");
+    }
+
+    #[test]
+    fn embedded_agent_gets_a_dns_canary_by_default() {
+        let c = parse("[embedded_agent]\n").unwrap();
+        let cn = c.check(EMBEDDED_CANARY).expect("default canary");
+        assert!(cn.check.spec.canary && cn.runs_at("local") && !cn.runs_at("ams"));
+        assert_eq!(cn.check.kind, slaprobe_wire::CheckKind::Dns);
+        assert_eq!(cn.served.query.as_deref(), Some("."));
+        assert_eq!(cn.served.nameservers, None, "the system resolver");
+        assert!(c.embedded_agent.unwrap().canary);
+        let moved = parse(
+            "[embedded_agent]\ncanary_query = \"acme.test\"\ncanary_nameservers = [\"127.0.0.1:5353\"]\n",
+        )
+        .unwrap();
+        let cn = moved.check(EMBEDDED_CANARY).unwrap();
+        assert_eq!(
+            cn.served.nameservers.as_deref(),
+            Some(&["127.0.0.1:5353".to_string()][..])
+        );
+        let off = parse("[embedded_agent]\ncanary = false\n").unwrap();
+        assert!(off.check(EMBEDDED_CANARY).is_none());
+        let e = parse("[embedded_agent]\ncanary = false\ncanary_query = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "embedded_agent.canary");
+    }
+
+    #[test]
     fn check_locations_must_exist() {
         let t = format!(
             "[[agents]]\nid=\"a\"\nlocation=\"ams\"\ntoken_sha256=\"{HASH}\"\n[[checks]]\nname=\"w\"\nkind=\"http\"\nurl=\"http://x/\"\nlocations=[\"nyc\"]\n"
