@@ -26,6 +26,18 @@
 //! rebuilds its open slots' cells from the store too (cells are idempotent:
 //! a result seen twice decides nothing twice).
 //!
+//! Canaries (rule 1a) feed every contract: an open slot also holds each
+//! location's rule 1a flags (`Cells::flags`, ORed exactly as the offline
+//! evaluator does), and a late canary result marks the slot dirty in every
+//! contract, which re-derives it from the store's covered checks **and**
+//! canaries ([`Contract::evidence_checks`]).
+//!
+//! # Location track (`slaprobe_location_impaired*`)
+//! Rule 1a per location on a one-minute UTC grid, from the same inputs
+//! (canaries, `agent_error` of covered checks and canaries), settled one
+//! minute after each minute's end and persisted as the row
+//! [`LOCATIONS_ROW`] ([`LocationsLedger`]).
+//!
 //! # Counters (`slaprobe_sla_*_total`)
 //! Per contract, never stepping back, persisted with the ledger:
 //! - when a slot settles it adds its seconds to `maintenance`, `nodata` or

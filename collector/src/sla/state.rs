@@ -16,6 +16,17 @@
 //! by (agent, seq) before anything reads them): a replayed duplicate would
 //! not change a slot but would add its latency sample twice.
 //!
+//! # Impaired locations (§6 rule 1a)
+//!
+//! Per (location, slot) a byte of flags, ORed as results arrive (so the
+//! outcome does not depend on their order either): a canary result was
+//! seen, one passed, an `agent_error` was seen (a covered check's or a
+//! canary's), any result was seen. A location is impaired when it saw a
+//! canary result and none passed, or an `agent_error`; its deciding results
+//! then do not vote in that slot (they stay held, for the report's
+//! coverage: what would have been confirmed without the exclusion). When a
+//! location's impairment flips, every check of the slot is re-derived.
+//!
 //! A deciding result is packed in one `u64`: nanoseconds since the slot
 //! start (bits 8..), a presence bit, a FAIL bit and the class code, so that
 //! "later wins, then the tiebreak" is a plain integer comparison.
