@@ -277,6 +277,43 @@ fn html_is_self_contained_balanced_and_complete() {
     assert_eq!(html, render::html(r));
 }
 
+/// The monitoring coverage (rule 1a) in both renderings: a table per
+/// location in the HTML, `location` and `excluded_failure` rows in the CSV
+/// equal to the JSON, user text escaped and guarded.
+#[test]
+fn coverage_renders_in_html_and_csv() {
+    use slaprobe_collector::sla::report::{ExcludedFailure, LocationCoverage};
+    let mut r = acme().clone();
+    r.canaries = vec!["canary-dns".into()];
+    let start = ts("2026-10-03T10:00:00Z");
+    r.locations.push(LocationCoverage {
+        location: "=<b>zrh</b>".into(),
+        impaired_seconds: 5400,
+        silent_seconds: 60,
+        excluded_failures: vec![ExcludedFailure {
+            start,
+            end: ts("2026-10-03T11:30:00Z"),
+            duration_seconds: 5400,
+            slots: 90,
+            checks: vec!["www".into()],
+            classes: vec!["connect_timeout".into()],
+            reasons: vec!["canaries_failed".into()],
+        }],
+    });
+    check_csv_against_json(&r);
+    let csv = render::csv(&r);
+    assert!(
+        csv.contains("\r\nlocation,'=<b>zrh</b>,5400,60,1\r\n"),
+        "{csv}"
+    );
+    let html = render::html(&r);
+    check_html(&html).unwrap_or_else(|e| panic!("HTML not well formed: {e}"));
+    assert!(html.contains("<section id=\"coverage\">"));
+    assert!(html.contains("=&lt;b&gt;zrh&lt;/b&gt;") && !html.contains("<b>zrh"));
+    assert!(html.contains("canaries_failed") && html.contains("1 h 30 min"));
+    assert!(html.contains("canary-dns"), "the method lists the canaries");
+}
+
 #[test]
 fn html_escapes_user_input() {
     let mut r = acme().clone();
