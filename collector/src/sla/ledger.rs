@@ -995,7 +995,8 @@ impl Keeper {
     fn track_location(&mut self, row: &StoredResult) {
         let canary = self.canaries.contains(&row.check);
         let agent_error = row.class.as_deref() == Some("agent_error");
-        if !canary && !(agent_error && self.rule_checks.contains(&row.check)) {
+        let input = canary || (agent_error && self.rule_checks.contains(&row.check));
+        if !input {
             return;
         }
         let m = minute_of(row.started_at_ms);

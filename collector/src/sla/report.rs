@@ -334,25 +334,30 @@ fn coverage(
     let frame = &state.frame;
     let (mut impaired_seconds, mut silent_seconds) = (0u64, 0u64);
     let mut excluded: Vec<ExcludedFailure> = Vec::new();
-    // The run being built: (first slot, last slot, checks, classes, reasons).
-    let mut run: Option<(u32, u32, Vec<bool>, BTreeSet<String>, BTreeSet<&str>)> = None;
-    let close = |run: (u32, u32, Vec<bool>, BTreeSet<String>, BTreeSet<&str>),
-                 out: &mut Vec<ExcludedFailure>| {
-        let (first, last, checks, classes, reasons) = run;
+    // The run being built.
+    struct Run<'r> {
+        first: u32,
+        last: u32,
+        checks: Vec<bool>,
+        classes: BTreeSet<String>,
+        reasons: BTreeSet<&'r str>,
+    }
+    let mut run: Option<Run<'_>> = None;
+    let close = |r: Run<'_>, out: &mut Vec<ExcludedFailure>| {
         out.push(ExcludedFailure {
-            start: frame.slot_start(first),
-            end: frame.slot_end(last),
-            duration_seconds: (first..=last).map(|s| frame.slot_seconds(s)).sum(),
-            slots: last - first + 1,
+            start: frame.slot_start(r.first),
+            end: frame.slot_end(r.last),
+            duration_seconds: (r.first..=r.last).map(|s| frame.slot_seconds(s)).sum(),
+            slots: r.last - r.first + 1,
             checks: contract
                 .checks
                 .iter()
-                .zip(&checks)
+                .zip(&r.checks)
                 .filter(|(_, d)| **d)
                 .map(|(n, _)| n.clone())
                 .collect(),
-            classes: classes.into_iter().collect(),
-            reasons: reasons.into_iter().map(str::to_string).collect(),
+            classes: r.classes.into_iter().collect(),
+            reasons: r.reasons.into_iter().map(str::to_string).collect(),
         });
     };
     for s in 0..counted {
@@ -394,19 +399,25 @@ fn coverage(
                     reasons.insert("canaries_failed");
                 }
                 match run.as_mut() {
-                    Some(r) if r.1 + 1 == s => {
-                        r.1 = s;
-                        for (a, b) in r.2.iter_mut().zip(&checks) {
+                    Some(r) if r.last + 1 == s => {
+                        r.last = s;
+                        for (a, b) in r.checks.iter_mut().zip(&checks) {
                             *a |= *b;
                         }
-                        r.3.extend(classes);
-                        r.4.extend(reasons);
+                        r.classes.extend(classes);
+                        r.reasons.extend(reasons);
                     }
                     _ => {
                         if let Some(r) = run.take() {
                             close(r, &mut excluded);
                         }
-                        run = Some((s, s, checks, classes, reasons));
+                        run = Some(Run {
+                            first: s,
+                            last: s,
+                            checks,
+                            classes,
+                            reasons,
+                        });
                     }
                 }
             }
