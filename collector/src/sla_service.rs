@@ -589,6 +589,18 @@ pub struct ContractsResponse {
     /// Which ledger the figures come from.
     pub ledger: LedgerPosition,
     pub contracts: Vec<ContractView>,
+    /// Rule 1a per location, live: the `slaprobe_location_impaired*` figures.
+    pub locations: Vec<LocationView>,
+}
+
+/// One location's live impairment (rule 1a) in `GET /api/v1/contracts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationView {
+    pub location: String,
+    /// Impaired in the latest settled minute.
+    pub impaired: bool,
+    /// Impaired minutes settled so far × 60 (`slaprobe_location_impaired_seconds_total`).
+    pub impaired_seconds: u64,
 }
 
 /// The ledger version served and the feed position (batch number) it reflects:
@@ -617,10 +629,21 @@ async fn contracts_handler(State(inner): State<Arc<Inner>>) -> Response {
             cursor: v.map_or(0, |v| v.cursor),
         }
     };
+    let locations = inner
+        .locations()
+        .locations
+        .into_iter()
+        .map(|(location, l)| LocationView {
+            location,
+            impaired: l.impaired,
+            impaired_seconds: l.impaired_seconds,
+        })
+        .collect();
     Json(ContractsResponse {
         as_of: now,
         ledger,
         contracts: contracts.collect(),
+        locations,
     })
     .into_response()
 }

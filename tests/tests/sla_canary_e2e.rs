@@ -505,5 +505,15 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             })
         },
     );
+    // The same over the API, next to the contracts' live figures.
+    let (_, cs, _) = get_json(port, "/api/v1/contracts");
+    let ams = cs["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["location"] == "ams")
+        .unwrap()
+        .clone();
+    assert_eq!(ams["impaired_seconds"], 60, "{cs}");
     assert_eq!(collector.stop(Duration::from_secs(30)), Some(0));
 }
