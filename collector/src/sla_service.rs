@@ -99,6 +99,9 @@ struct Inner {
     stop: AtomicBool,
     /// Reports being built (at most [`REPORTS_AT_ONCE`]).
     reports: Arc<tokio::sync::Semaphore>,
+    /// The configured agents' locations: the location metrics show each
+    /// (0 until rule 1a impairs it), so dashboards and alerts see them.
+    known_locations: Vec<String>,
 }
 
 impl std::fmt::Debug for SlaService {
@@ -127,6 +130,7 @@ impl SlaService {
                 wake: (Mutex::new(false), Condvar::new()),
                 stop: AtomicBool::new(false),
                 reports: Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE)),
+                known_locations: Vec::new(),
             }),
         }
     }
@@ -134,11 +138,20 @@ impl SlaService {
     /// The service for a collector's config: its contracts, its store,
     /// months kept as long as results are accepted (`max_result_age`).
     pub fn for_config(config: &crate::CollectorConfig) -> SlaService {
-        SlaService::new(
+        let mut s = SlaService::new(
             config.contracts.clone(),
             config.collector.store_location().clone(),
             config.collector.max_result_age,
-        )
+        );
+        if let Some(inner) = Arc::get_mut(&mut s.inner) {
+            inner.known_locations = config
+                .agents
+                .iter()
+                .map(|a| a.location.clone())
+                .chain(config.embedded_agent.iter().map(|e| e.location.clone()))
+                .collect();
+        }
+        s
     }
 
     /// The status of every contract as of `now` (`None` before the store opened).
@@ -156,9 +169,14 @@ impl Inner {
     /// The location track as served (rule 1a per location).
     fn locations(&self) -> crate::sla::ledger::LocationsLedger {
         let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        view.as_ref()
+        let mut l = view
+            .as_ref()
             .map(|v| v.locations.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for name in &self.known_locations {
+            l.locations.entry(name.clone()).or_default();
+        }
+        l
     }
 
     fn contract(&self, name: &str) -> Option<&Contract> {
