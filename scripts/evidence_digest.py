@@ -7,7 +7,8 @@ python3-zstandard), following the on-disk format documented in the README
 ("Recomputing the evidence digest"): uncompacted rows of `results` plus the
 zstd frames of `evidence_chunks`. Prints the count and the SHA-256 of the
 canonical JSONL (each result's raw bytes then "\\n", ordered by agent
-bytewise, then seq), which must equal the report's `evidence`.
+bytewise, then seq), which must equal the report's `evidence`. The selection
+is the report's `checks` plus its `canaries` (rule 1a read them).
 
     scripts/evidence_digest.py --db data/slaprobe.db --report report.json
     scripts/evidence_digest.py --db data/slaprobe.db --checks a,b --from-ms F --to-ms T
@@ -81,8 +82,8 @@ def evidence(db, checks, from_ms, to_ms):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", required=True, help="data_dir/slaprobe.db")
-    ap.add_argument("--report", help="a JSON report: its checks and period select the results")
-    ap.add_argument("--checks", help="comma-separated check names (without --report)")
+    ap.add_argument("--report", help="a JSON report: its checks, canaries and period select the results")
+    ap.add_argument("--checks", help="comma-separated check names, canaries included (without --report)")
     ap.add_argument("--from-ms", type=int, help="period start, ms since the epoch (without --report)")
     ap.add_argument("--to-ms", type=int, help="period end, exclusive (without --report)")
     ap.add_argument("--output", help="also write the canonical JSONL here")
@@ -90,7 +91,9 @@ def main():
     if a.report:
         with open(a.report, encoding="utf-8") as f:
             rep = json.load(f)
-        checks, from_ms, to_ms = rep["checks"], ms(rep["period_start"]), ms(rep["period_end"])
+        # The covered checks and the canaries rule 1a read (reports before canaries have none).
+        checks = rep["checks"] + rep.get("canaries", [])
+        from_ms, to_ms = ms(rep["period_start"]), ms(rep["period_end"])
     elif a.checks is not None and a.from_ms is not None and a.to_ms is not None:
         checks, from_ms, to_ms = a.checks.split(","), a.from_ms, a.to_ms
     else:

@@ -113,7 +113,7 @@ pub fn describe_checks(checks: &[Check]) -> String {
     for c in checks {
         let _ = writeln!(
             out,
-            "  {:<24} {:<6} every {:<6} timeout {:<6} {}{}",
+            "  {:<24} {:<6} every {:<6} timeout {:<6} {}{}{}",
             c.name,
             c.kind.as_str(),
             humantime::format_duration(c.interval).to_string(),
@@ -122,7 +122,8 @@ pub fn describe_checks(checks: &[Check]) -> String {
             c.locations
                 .as_ref()
                 .map(|l| format!("  (locations: {})", l.join(", ")))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if c.spec.canary { "  (canary)" } else { "" }
         );
     }
     out

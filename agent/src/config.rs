@@ -1436,6 +1436,21 @@ mod tests {
     }
 
     #[test]
+    fn any_kind_can_be_a_canary() {
+        let mut s = spec(CheckKind::Dns);
+        s.query = Some(".".into());
+        s.canary = true;
+        let c = check(&s).unwrap();
+        assert!(c.spec.canary);
+        assert!(crate::app::describe_checks(&[c]).contains("(canary)"));
+        // Only a canary carries the key on the wire (assignments stay as they were).
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"canary\":true"), "{json}");
+        s.canary = false;
+        assert!(!serde_json::to_string(&s).unwrap().contains("canary"));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let mut s = spec(CheckKind::Http);
         let e = check(&s).unwrap_err();

@@ -123,6 +123,42 @@ fn main() {
         offline.objectives[1].attained
     );
 
+    // Rule 1a: the same month plus one canary result per location and
+    // minute (ams's canary failing for an hour on day 20), the contract
+    // reading it.
+    let mut with_canary = c.clone();
+    with_canary.canaries = vec!["cn".into()];
+    let canaries = (0..slots).flat_map(move |s| {
+        (0..LOCS.len()).map(move |l| Observation {
+            check: "cn",
+            location: LOCS[l],
+            started_at: start
+                .checked_add(SignedDuration::from_secs(i64::from(s) * 60 + 40))
+                .expect("in range"),
+            success: !(l == 0 && (28_000..28_060).contains(&s)),
+            class: None,
+            message: None,
+            phases: [None; 6],
+        })
+    });
+    reset_peak();
+    let t = Instant::now();
+    let r = evaluate_month(
+        &with_canary,
+        month,
+        month_results(start, slots).chain(canaries),
+        after,
+    );
+    let dt = t.elapsed();
+    println!(
+        "evaluate_month with a canary ({} more results): {:.3} s, peak RSS {:.1} MB  (down slots {}, ams impaired {} s)",
+        slots as usize * LOCS.len(),
+        dt.as_secs_f64(),
+        peak_rss_mb(),
+        r.slots.down,
+        r.locations[0].impaired_seconds
+    );
+
     // The live figures come from the SLA ledger now (collector/src/sla/ledger.rs):
     // its costs at scale are measured end to end by bench/scale.sh.
     let _ = n;

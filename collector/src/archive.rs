@@ -111,7 +111,8 @@ impl<W: Write> Canonical<W> {
 }
 
 /// Writes the canonical evidence of `contract`'s `month` to `out`: every
-/// stored result (compacted or not) of its checks started in the period,
+/// stored result (compacted or not) of its checks and of the canaries
+/// (rule 1a) started in the period,
 /// in (agent, seq) order, each result's bytes then `\n`. Its `sha256sum` is
 /// the report's `evidence.sha256`.
 pub fn write_evidence(
@@ -124,7 +125,7 @@ pub fn write_evidence(
     let mut c = Canonical::new(out);
     reader
         .for_each_result(
-            &contract.checks,
+            &contract.evidence_checks(),
             from.as_millisecond(),
             to.as_millisecond(),
             |r| c.add(r.raw.as_bytes()),
@@ -228,7 +229,7 @@ pub fn archive_month(
         .map(|c| c.check)
         .collect();
     for c in &config.contracts {
-        checks.extend(c.checks.iter().cloned());
+        checks.extend(c.evidence_checks());
     }
     let mut c = Canonical::new(zstd_writer(&dir.join("results.jsonl.zst"))?);
     for check in &checks {

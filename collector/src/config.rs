@@ -87,6 +87,37 @@ pub struct RawEmbeddedAgent {
     pub location: Option<String>,
     /// A newer RDAP bootstrap file for the embedded agent's domain checks.
     pub rdap_bootstrap: Option<PathBuf>,
+    /// Run the default canary (rule 1a) from the embedded agent (default true).
+    pub canary: Option<bool>,
+    /// The canary's DNS name (default `.`, the root: any recursive resolver answers it).
+    pub canary_query: Option<String>,
+    /// The canary's record type (default `NS`).
+    pub canary_record_type: Option<String>,
+    /// Nameservers the canary asks (default: none = the system resolver, `/etc/resolv.conf`).
+    pub canary_nameservers: Option<Vec<String>>,
+}
+
+/// Name of the embedded agent's default canary check.
+pub const EMBEDDED_CANARY: &str = "embedded-canary";
+
+/// The embedded agent's default canary: a DNS query to the system resolver
+/// (or `canary_nameservers`). Not the collector's own `/healthz`: over
+/// loopback that proves nothing about the network the checks cross; the
+/// resolver is what every check needs first and is independent of every
+/// vendor under contract.
+fn embedded_canary(e: &RawEmbeddedAgent, location: &str) -> CheckSpec {
+    CheckSpec {
+        name: EMBEDDED_CANARY.to_string(),
+        kind: slaprobe_wire::CheckKind::Dns,
+        interval: Some("30s".into()),
+        timeout: Some("5s".into()),
+        locations: Some(vec![location.to_string()]),
+        canary: true,
+        query: Some(e.canary_query.clone().unwrap_or_else(|| ".".into())),
+        record_type: Some(e.canary_record_type.clone().unwrap_or_else(|| "NS".into())),
+        nameservers: e.canary_nameservers.clone(),
+        ..CheckSpec::default()
+    }
 }
 
 /// A collector config file as written.
@@ -172,6 +203,8 @@ pub struct EmbeddedAgent {
     pub location: String,
     /// `rdap_bootstrap`, resolved against the config's directory (checked at load).
     pub rdap_bootstrap: Option<PathBuf>,
+    /// Whether it runs the default canary [`EMBEDDED_CANARY`].
+    pub canary: bool,
 }
 
 /// A check as the collector holds it: the validated check plus the spec it
@@ -421,12 +454,16 @@ impl CollectorConfig {
             ));
         }
 
+        let mut raw_checks = raw.checks;
         let embedded_agent = match raw.embedded_agent {
             None => None,
             Some(e) => {
-                let id = e.id.unwrap_or_else(|| DEFAULT_EMBEDDED_ID.to_string());
+                let id =
+                    e.id.clone()
+                        .unwrap_or_else(|| DEFAULT_EMBEDDED_ID.to_string());
                 let location = e
                     .location
+                    .clone()
                     .unwrap_or_else(|| DEFAULT_EMBEDDED_LOCATION.to_string());
                 if !valid_name(&id) {
                     return Err(err(
@@ -444,6 +481,26 @@ impl CollectorConfig {
                     return Err(err(
                         "embedded_agent.location",
                         format!("{location:?} is not a valid location"),
+                    ));
+                }
+                let canary = e.canary.unwrap_or(true);
+                if canary {
+                    if raw_checks.iter().any(|c| c.name == EMBEDDED_CANARY) {
+                        return Err(err(
+                            "embedded_agent.canary",
+                            format!(
+                                "a [[checks]] entry is named {EMBEDDED_CANARY:?}, the embedded agent's default canary: rename it, or set canary = false"
+                            ),
+                        ));
+                    }
+                    raw_checks.push(embedded_canary(&e, &location));
+                } else if e.canary_query.is_some()
+                    || e.canary_record_type.is_some()
+                    || e.canary_nameservers.is_some()
+                {
+                    return Err(err(
+                        "embedded_agent.canary",
+                        "is false but canary_query / canary_record_type / canary_nameservers are set".into(),
                     ));
                 }
                 let rdap_bootstrap = match e.rdap_bootstrap {
@@ -474,11 +531,12 @@ impl CollectorConfig {
                     id,
                     location,
                     rdap_bootstrap,
+                    canary,
                 })
             }
         };
 
-        let validated = validate_checks(&raw.checks, file, &base)?;
+        let validated = validate_checks(&raw_checks, file, &base)?;
         let known_locations: BTreeSet<&str> = agents
             .iter()
             .map(|a| a.location.as_str())
@@ -521,7 +579,25 @@ impl CollectorConfig {
             .iter()
             .map(|c| (c.check.name.clone(), c.check.interval))
             .collect();
-        let contracts = validate_contracts(&raw.contracts, &intervals, file)?;
+        let mut contracts = validate_contracts(&raw.contracts, &intervals, file)?;
+        // Rule 1a: canaries belong to no contract, and every contract reads them.
+        let mut canaries: Vec<String> = checks
+            .iter()
+            .filter(|c| c.check.spec.canary)
+            .map(|c| c.check.name.clone())
+            .collect();
+        canaries.sort();
+        for k in &mut contracts {
+            if let Some(c) = k.checks.iter().find(|c| canaries.contains(c)) {
+                return Err(err(
+                    &format!("contracts[{}].checks", k.name),
+                    format!(
+                        "check {c:?} is a canary (canary = true): canaries tell when a location itself is impaired and belong to no contract; list a check of the vendor instead"
+                    ),
+                ));
+            }
+            k.canaries = canaries.clone();
+        }
 
         Ok(Self {
             file: file.to_path_buf(),
@@ -628,12 +704,13 @@ impl CollectorConfig {
                 .map_or_else(|| "all".to_string(), |l| l.join(", "));
             let _ = writeln!(
                 s,
-                "  {}  {}  every {}  {}  locations: {}",
+                "  {}  {}  every {}  {}  locations: {}{}",
                 ch.name,
                 ch.kind,
                 format_duration(ch.interval),
                 ch.target,
-                locs
+                locs,
+                if ch.spec.canary { "  (canary)" } else { "" }
             );
         }
         let _ = writeln!(s, "contracts ({}):", self.contracts.len());
@@ -872,6 +949,50 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(zone.key, "contracts[c].timezone", "{zone}");
+    }
+
+    #[test]
+    fn canaries_belong_to_no_contract() {
+        let base = format!(
+            "[[agents]]\nid=\"a\"\nlocation=\"ams\"\ntoken_sha256=\"{HASH}\"\n[[checks]]\nname=\"w\"\nkind=\"http\"\nurl=\"http://x/\"\n[[checks]]\nname=\"cn\"\nkind=\"dns\"\nquery=\".\"\ncanary=true\n"
+        );
+        let ok = parse(&format!(
+            "{base}[[contracts]]\nname=\"c\"\nchecks=[\"w\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.contracts[0].canaries, ["cn"]);
+        assert_eq!(ok.contracts[0].evidence_checks(), ["w", "cn"]);
+        assert!(ok.summary().contains("(canary)"), "{}", ok.summary());
+        let e = parse(&format!(
+            "{base}[[contracts]]\nname=\"c\"\nchecks=[\"w\", \"cn\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "contracts[c].checks");
+        assert!(e.message.contains("canary"), "{e}");
+    }
+
+    #[test]
+    fn embedded_agent_gets_a_dns_canary_by_default() {
+        let c = parse("[embedded_agent]\n").unwrap();
+        let cn = c.check(EMBEDDED_CANARY).expect("default canary");
+        assert!(cn.check.spec.canary && cn.runs_at("local") && !cn.runs_at("ams"));
+        assert_eq!(cn.check.kind, slaprobe_wire::CheckKind::Dns);
+        assert_eq!(cn.served.query.as_deref(), Some("."));
+        assert_eq!(cn.served.nameservers, None, "the system resolver");
+        assert!(c.embedded_agent.unwrap().canary);
+        let moved = parse(
+            "[embedded_agent]\ncanary_query = \"acme.test\"\ncanary_nameservers = [\"127.0.0.1:5353\"]\n",
+        )
+        .unwrap();
+        let cn = moved.check(EMBEDDED_CANARY).unwrap();
+        assert_eq!(
+            cn.served.nameservers.as_deref(),
+            Some(&["127.0.0.1:5353".to_string()][..])
+        );
+        let off = parse("[embedded_agent]\ncanary = false\n").unwrap();
+        assert!(off.check(EMBEDDED_CANARY).is_none());
+        let e = parse("[embedded_agent]\ncanary = false\ncanary_query = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "embedded_agent.canary");
     }
 
     #[test]

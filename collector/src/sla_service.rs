@@ -91,6 +91,9 @@ struct Inner {
     reports: Arc<tokio::sync::Semaphore>,
     /// The ledger thread, once started.
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The configured agents' locations: the location metrics show each
+    /// (0 until rule 1a impairs it), so dashboards and alerts see them.
+    known_locations: Vec<String>,
 }
 
 impl std::fmt::Debug for SlaService {
@@ -119,6 +122,7 @@ impl SlaService {
                 wake: Arc::new(Wake::default()),
                 reports: Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE)),
                 thread: Mutex::new(None),
+                known_locations: Vec::new(),
             }),
         }
     }
@@ -126,11 +130,20 @@ impl SlaService {
     /// The service for a collector's config: its contracts, its store,
     /// months kept as long as results are accepted (`max_result_age`).
     pub fn for_config(config: &crate::CollectorConfig) -> SlaService {
-        SlaService::new(
+        let mut s = SlaService::new(
             config.contracts.clone(),
             config.collector.store_location().clone(),
             config.collector.max_result_age,
-        )
+        );
+        if let Some(inner) = Arc::get_mut(&mut s.inner) {
+            inner.known_locations = config
+                .agents
+                .iter()
+                .map(|a| a.location.clone())
+                .chain(config.embedded_agent.iter().map(|e| e.location.clone()))
+                .collect();
+        }
+        s
     }
 
     /// The status of every contract as of `now` (`None` before the store opened).
@@ -143,6 +156,19 @@ impl Inner {
     fn status(&self, now: Timestamp) -> Option<Vec<ContractStatus>> {
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         Some(view.as_mut()?.status(&self.contracts, now))
+    }
+
+    /// The location track as served (rule 1a per location).
+    fn locations(&self) -> crate::sla::ledger::LocationsLedger {
+        let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let mut l = view
+            .as_ref()
+            .map(|v| v.locations.clone())
+            .unwrap_or_default();
+        for name in &self.known_locations {
+            l.locations.entry(name.clone()).or_default();
+        }
+        l
     }
 
     fn contract(&self, name: &str) -> Option<&Contract> {
@@ -338,6 +364,11 @@ impl SlaService {
         self.inner.store.get()
     }
 
+    /// Rule 1a per location as served (every configured location, 0 until impaired).
+    pub fn locations(&self) -> crate::sla::ledger::LocationsLedger {
+        self.inner.locations()
+    }
+
     /// The ledger version served and the feed position it reflects.
     pub fn position(&self) -> LedgerPosition {
         let view = self.inner.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -401,7 +432,7 @@ impl EvidenceHasher {
 }
 
 /// The evidence of `contract`'s `month`: count and SHA-256 over the raw
-/// stored results of its checks started in the period, ordered by
+/// stored results of its checks and canaries started in the period, ordered by
 /// `(agent, seq)` — the canonical order (see [`evidence_digest`]).
 pub fn evidence_from_store(
     reader: &Reader,
@@ -410,7 +441,9 @@ pub fn evidence_from_store(
 ) -> Result<Evidence, StoreError> {
     let (from, to) = period_ms(contract, month);
     let mut h = EvidenceHasher::default();
-    reader.for_each_result(&contract.checks, from, to, |row| h.add(row.raw.as_bytes()))?;
+    reader.for_each_result(&contract.evidence_checks(), from, to, |row| {
+        h.add(row.raw.as_bytes())
+    })?;
     Ok(h.finish())
 }
 
@@ -453,7 +486,7 @@ pub fn report_from_store_until(
         let mut ev = MonthEvaluator::new(contract, month, now);
         let mut h = EvidenceHasher::default();
         let mut bad = 0u64;
-        reader.for_each_result(&contract.checks, from, to, |row| {
+        reader.for_each_result(&contract.evidence_checks(), from, to, |row| {
             if cancel.load(Ordering::Relaxed) || row.batch_no > head {
                 return;
             }
@@ -472,14 +505,16 @@ pub fn report_from_store_until(
             match ev.end_pass() {
                 Ok(false) => break true,
                 Err(_) => break false,
-                Ok(true) => reader.for_each_result(&contract.checks, from, to, |row| {
-                    if cancel.load(Ordering::Relaxed) || row.batch_no > head {
-                        return;
-                    }
-                    if let Ok(r) = serde_json::from_str::<ProbeResult>(&row.raw) {
-                        ev.resample(&Observation::from_result(&r));
-                    }
-                })?,
+                Ok(true) => {
+                    reader.for_each_result(&contract.evidence_checks(), from, to, |row| {
+                        if cancel.load(Ordering::Relaxed) || row.batch_no > head {
+                            return;
+                        }
+                        if let Ok(r) = serde_json::from_str::<ProbeResult>(&row.raw) {
+                            ev.resample(&Observation::from_result(&r));
+                        }
+                    })?
+                }
             }
         };
         if consistent || cancel.load(Ordering::Relaxed) {
@@ -621,6 +656,18 @@ const FAMILIES: &[crate::metrics::FamilySpec] = &[
         MetricType::COUNTER,
         &["contract", "vendor"],
     ),
+    (
+        "slaprobe_location_impaired",
+        "1 if the location was impaired (rule 1a: its canaries all failed, or agent_error) in the latest settled minute.",
+        MetricType::GAUGE,
+        &["location"],
+    ),
+    (
+        "slaprobe_location_impaired_seconds_total",
+        "Settled time the location was impaired (rule 1a), one-minute grid.",
+        MetricType::COUNTER,
+        &["location"],
+    ),
 ];
 
 /// A Prometheus collector over the ledger's `status(now)` at scrape time.
@@ -638,8 +685,11 @@ impl SlaCollector {
     }
 }
 
-/// The SLA families for `status` (pure, for tests).
-fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
+/// The SLA families for `status` and the location track (pure, for tests).
+fn families(
+    status: &[ContractStatus],
+    locations: &crate::sla::ledger::LocationsLedger,
+) -> Vec<MetricFamily> {
     let mut fams: Vec<Vec<Metric>> = FAMILIES.iter().map(|_| Vec::new()).collect();
     let b = |v: bool| if v { 1.0 } else { 0.0 };
     for s in status {
@@ -683,6 +733,13 @@ fn families(status: &[ContractStatus]) -> Vec<MetricFamily> {
         }
         fams[11].push(counter(cv(), c.incidents as f64));
     }
+    for (name, l) in &locations.locations {
+        fams[12].push(gauge(vec![lp("location", name)], b(l.impaired)));
+        fams[13].push(counter(
+            vec![lp("location", name)],
+            l.impaired_seconds as f64,
+        ));
+    }
     crate::metrics::assemble(FAMILIES, fams)
 }
 
@@ -693,7 +750,7 @@ impl Collector for SlaCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         match self.inner.status(Timestamp::now()) {
-            Some(status) => families(&status),
+            Some(status) => families(&status, &self.inner.locations()),
             None => Vec::new(),
         }
     }

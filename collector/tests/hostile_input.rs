@@ -447,6 +447,7 @@ const CHECK_KEYS: &[&str] = &[
     "nameservers",
     "expect_answers",
     "locations",
+    "canary",
 ];
 
 /// A section: valid `base` keys, 0–3 of them (or of `keys`) given random values.

@@ -99,7 +99,8 @@ fn the_synthetic_month_is_what_the_tests_expect() {
         "{:?}",
         r.objectives
     );
-    assert_eq!(r.locations, ["ams", "fra", "nyc"]);
+    let names: Vec<&str> = r.locations.iter().map(|l| l.location.as_str()).collect();
+    assert_eq!(names, ["ams", "fra", "nyc"]);
     assert!(r.as_of.is_none());
     assert!(acme_to_date().as_of.is_some());
     assert!(
@@ -276,6 +277,43 @@ fn html_is_self_contained_balanced_and_complete() {
     assert_eq!(html, render::html(r));
 }
 
+/// The monitoring coverage (rule 1a) in both renderings: a table per
+/// location in the HTML, `location` and `excluded_failure` rows in the CSV
+/// equal to the JSON, user text escaped and guarded.
+#[test]
+fn coverage_renders_in_html_and_csv() {
+    use slaprobe_collector::sla::report::{ExcludedFailure, LocationCoverage};
+    let mut r = acme().clone();
+    r.canaries = vec!["canary-dns".into()];
+    let start = ts("2026-10-03T10:00:00Z");
+    r.locations.push(LocationCoverage {
+        location: "=<b>zrh</b>".into(),
+        impaired_seconds: 5400,
+        silent_seconds: 60,
+        excluded_failures: vec![ExcludedFailure {
+            start,
+            end: ts("2026-10-03T11:30:00Z"),
+            duration_seconds: 5400,
+            slots: 90,
+            checks: vec!["www".into()],
+            classes: vec!["connect_timeout".into()],
+            reasons: vec!["canaries_failed".into()],
+        }],
+    });
+    check_csv_against_json(&r);
+    let csv = render::csv(&r);
+    assert!(
+        csv.contains("\r\nlocation,'=<b>zrh</b>,5400,60,1\r\n"),
+        "{csv}"
+    );
+    let html = render::html(&r);
+    check_html(&html).unwrap_or_else(|e| panic!("HTML not well formed: {e}"));
+    assert!(html.contains("<section id=\"coverage\">"));
+    assert!(html.contains("=&lt;b&gt;zrh&lt;/b&gt;") && !html.contains("<b>zrh"));
+    assert!(html.contains("canaries_failed") && html.contains("1 h 30 min"));
+    assert!(html.contains("canary-dns"), "the method lists the canaries");
+}
+
 #[test]
 fn html_escapes_user_input() {
     let mut r = acme().clone();
@@ -432,7 +470,15 @@ fn check_csv_against_json(r: &MonthReport) {
     let (kinds, t) = csv_tables(&text);
     assert_eq!(
         kinds,
-        ["summary", "objective", "day", "incident", "maintenance"]
+        [
+            "summary",
+            "objective",
+            "day",
+            "incident",
+            "maintenance",
+            "location",
+            "excluded_failure"
+        ]
     );
 
     // Summary: the documented keys, in order, each equal to the JSON.
@@ -465,7 +511,15 @@ fn check_csv_against_json(r: &MonthReport) {
     ];
     assert_eq!(keys, expected.iter().map(|(k, _)| *k).collect::<Vec<_>>());
     for (row, (key, ptr)) in t["summary"].iter().zip(expected) {
-        if key == "incidents" {
+        if key == "locations" {
+            let names: Vec<&str> = json["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["location"].as_str().unwrap())
+                .collect();
+            assert_eq!(unguard(&row["value"]), names.join(";"), "locations");
+        } else if key == "incidents" {
             assert_eq!(
                 row["value"],
                 json["incidents"].as_array().unwrap().len().to_string()
@@ -578,6 +632,34 @@ fn check_csv_against_json(r: &MonthReport) {
             e.duration_since(s).as_secs().to_string()
         );
         assert_eq!(row["start_local"].parse::<Timestamp>().unwrap(), s);
+    }
+
+    // Monitoring coverage (rule 1a).
+    let locs = json["locations"].as_array().unwrap();
+    assert_eq!(t["location"].len(), locs.len());
+    let mut excluded = Vec::new();
+    for (row, l) in t["location"].iter().zip(locs) {
+        for col in ["location", "impaired_seconds", "silent_seconds"] {
+            same(&row[col], &l[col], col);
+        }
+        let x = l["excluded_failures"].as_array().unwrap();
+        assert_eq!(row["excluded_failures"], x.len().to_string());
+        excluded.extend(x.iter().map(|x| (l["location"].clone(), x.clone())));
+    }
+    assert_eq!(t["excluded_failure"].len(), excluded.len());
+    for (row, (loc, x)) in t["excluded_failure"].iter().zip(&excluded) {
+        same(&row["location"], loc, "excluded location");
+        for col in [
+            "start",
+            "end",
+            "duration_seconds",
+            "slots",
+            "checks",
+            "classes",
+            "reasons",
+        ] {
+            same(&row[col], &x[col], &format!("excluded {col}"));
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! `evaluate_month` over the committed results to the slot: slot counts,
 //! availability, downtime, incidents, credit, budget and the latency `met`
 //! flags; the latency value is within the sketch's stated 0.2 %; the
-//! counters never step back and count back-filled slots.
+//! counters never step back and count back-filled slots. Canary results and
+//! `agent_error`s (rule 1a) are among them, back-filled canaries too.
 
 mod sla_common;
 
@@ -38,8 +39,16 @@ impl Rng {
 const LOCS: [&str; 3] = ["ams", "fra", "nyc"];
 const CHECKS: [&str; 3] = ["a", "b", "c"];
 const CLASSES: [&str; 4] = ["timeout", "http_status", "connect_refused", "agent_error"];
+/// Canaries (rule 1a): part of no contract, read by every one.
+const CANARIES: [&str; 2] = ["cn-dns", "cn-web"];
 
 fn the_contract() -> Contract {
+    let mut c = the_contract_without_canaries();
+    c.canaries = CANARIES.iter().map(|s| s.to_string()).collect();
+    c
+}
+
+fn the_contract_without_canaries() -> Contract {
     contract(
         r#"name = "k"
 vendor = "V"
@@ -87,7 +96,9 @@ fn raw(
 
 /// Results from 2026-09-30T21:00Z to 2026-11-01T01:00Z: bursts of failures,
 /// a few results per slot and location, exact ties; most committed within a
-/// minute, 3 % back-filled up to 6 hours late.
+/// minute, 3 % back-filled up to 6 hours late. A quarter are canary results;
+/// each location's network goes down for stretches in which its canaries
+/// (mostly) and its checks fail together, and `agent_error`s occur anywhere.
 fn generate(seed: u64, n: usize) -> Vec<Gen> {
     let mut rng = Rng(seed);
     let start = ts("2026-09-30T21:00:00Z");
@@ -95,18 +106,42 @@ fn generate(seed: u64, n: usize) -> Vec<Gen> {
     let mut out = Vec::with_capacity(n);
     let mut bad_until = 0i64;
     let mut seq = [0u64; 3];
+    // Per location, stretches [from, to) in seconds from `start` when its own network is down.
+    let net_down: Vec<Vec<(i64, i64)>> = (0..3)
+        .map(|_| {
+            (0..10)
+                .map(|_| {
+                    let from = rng.below(span) as i64;
+                    (from, from + 600 + rng.below(3 * 3600) as i64)
+                })
+                .collect()
+        })
+        .collect();
     for _ in 0..n {
         let s = (rng.below(span) as i64) / 20 * 20;
         if rng.below(150) == 0 {
             bad_until = s + rng.below(3 * 3600) as i64;
         }
         let li = rng.below(3) as usize;
-        let check = CHECKS[rng.below(3) as usize];
+        let canary = rng.below(4) == 0;
+        let check = if canary {
+            CANARIES[rng.below(2) as usize]
+        } else {
+            CHECKS[rng.below(3) as usize]
+        };
         let t = start
             + SignedDuration::from_secs(s)
             + SignedDuration::from_millis(rng.below(1000) as i64);
-        let fail = (rng.below(100) < if s < bad_until { 70 } else { 3 })
-            .then(|| CLASSES[rng.below(4) as usize]);
+        let down = net_down[li].iter().any(|&(a, b)| s >= a && s < b);
+        let fail = if down {
+            // A few canaries still get through: such slots are not impaired.
+            (rng.below(100) < 92).then_some("connect_timeout")
+        } else if canary {
+            (rng.below(100) < 2).then(|| CLASSES[rng.below(4) as usize])
+        } else {
+            (rng.below(100) < if s < bad_until { 70 } else { 3 })
+                .then(|| CLASSES[rng.below(4) as usize])
+        };
         let processing = rng.below(1000) as f64 / 1000.0;
         seq[li] += 1;
         let delay = if rng.below(100) < 3 {
@@ -321,6 +356,22 @@ fn ledger_equals_offline_evaluation_while_results_arrive() {
         // October is over and settled: the whole month equals the offline report.
         let oct: Month = "2026-10".parse().unwrap();
         let r = offline(&c, &mem, oct, end);
+        // Rule 1a mattered: without it, the network stretches confirm more downtime.
+        let naive = offline(&the_contract_without_canaries(), &mem, oct, end);
+        assert!(
+            naive.slots.down > r.slots.down,
+            "canaries changed nothing: {:?} vs {:?}",
+            naive.slots,
+            r.slots
+        );
+        for l in &r.locations {
+            assert!(l.impaired_seconds > 0, "{l:?}");
+        }
+        assert!(
+            r.locations.iter().any(|l| !l.excluded_failures.is_empty()),
+            "{:?}",
+            r.locations
+        );
         let m = &follower.contracts["k"].months[&oct];
         assert_eq!(m.settled as usize, m.verdicts.len(), "every slot settled");
         assert!(
@@ -375,4 +426,91 @@ fn keeper_rows(data: &LedgerData, c: &Contract) -> Vec<slaprobe_collector::store
         }
     }
     rows
+}
+
+/// The location track behind `slaprobe_location_impaired*`: rule 1a per
+/// location on a one-minute grid, settled one minute after each minute's
+/// end, persisted in the ledger's rows (a follower serves the same).
+#[test]
+fn location_track_counts_impaired_minutes() {
+    let c = the_contract();
+    let contracts = vec![c.clone()];
+    let mut mem = Mem::default();
+    let mut keeper = Keeper::new(
+        contracts.clone(),
+        LedgerData::default(),
+        Duration::from_secs(45 * 86_400),
+    );
+    let mut follower = LedgerData::default();
+    let t0 = ts("2026-10-12T10:00:00Z");
+    let mut seq = 0;
+    let mut row = |loc: &str, check: &str, min: i64, fail: Option<&str>| {
+        seq += 1;
+        let t = t0 + SignedDuration::from_secs(min * 60 + 7);
+        StoredResult {
+            agent: format!("ag-{loc}"),
+            seq,
+            check: check.into(),
+            location: loc.into(),
+            started_at_ms: t.as_millisecond(),
+            success: fail.is_none(),
+            class: fail.map(str::to_string),
+            raw: raw(seq, loc, check, t, fail, 0.1),
+            batch_no: 0,
+        }
+    };
+    // ams: canaries fail in minutes 0-4, pass from 5; fra: one agent_error in
+    // minute 2 (a covered check), canaries pass; nyc: a canary failure and a
+    // pass in the same minute (not impaired), and an agent_error of a check
+    // no contract reads (not rule 1a's input).
+    let mut batch = Vec::new();
+    for m in 0..8 {
+        batch.push(row(
+            "ams",
+            "cn-dns",
+            m,
+            (m < 5).then_some("connect_timeout"),
+        ));
+        batch.push(row("fra", "cn-web", m, None));
+        batch.push(row("nyc", "cn-dns", m, Some("timeout")));
+        batch.push(row("nyc", "cn-web", m, None));
+    }
+    batch.push(row("fra", "a", 2, Some("agent_error")));
+    batch.push(row("nyc", "other", 3, Some("agent_error")));
+    mem.commit(batch);
+    let mut status_at = |min: i64, keeper: &mut Keeper, follower: &mut LedgerData| {
+        let now = t0 + SignedDuration::from_secs(min * 60 + 30);
+        if let Some(w) = keeper.round(&mut mem, now).unwrap() {
+            let v = w.base + 1;
+            keeper.written(v);
+            follower.apply(&contracts, &w.rows, v, w.cursor);
+        }
+        assert_eq!(follower.locations, keeper.data.locations);
+        let l = &follower.locations.locations;
+        [
+            (l["ams"].impaired, l["ams"].impaired_seconds),
+            (l["fra"].impaired, l["fra"].impaired_seconds),
+            (l["nyc"].impaired, l["nyc"].impaired_seconds),
+        ]
+    };
+    // At 10:01:30 nothing has settled: minute 0 settles at 10:02.
+    assert_eq!(
+        status_at(1, &mut keeper, &mut follower),
+        [(false, 0), (false, 0), (false, 0)]
+    );
+    // At 10:03:30 minutes 0 and 1 have settled; ams was impaired in both.
+    assert_eq!(
+        status_at(3, &mut keeper, &mut follower),
+        [(true, 120), (false, 0), (false, 0)]
+    );
+    // At 10:04:30 minute 2 settled: fra's agent_error impaired it.
+    assert_eq!(
+        status_at(4, &mut keeper, &mut follower),
+        [(true, 180), (true, 60), (false, 0)]
+    );
+    // At 10:09:30 all eight minutes settled: ams five, fra one, nyc none.
+    assert_eq!(
+        status_at(9, &mut keeper, &mut follower),
+        [(false, 300), (false, 60), (false, 0)]
+    );
 }

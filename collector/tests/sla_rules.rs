@@ -649,7 +649,15 @@ fn report_json_has_the_design_fields() {
         assert!(v["incidents"][0].get(key).is_some(), "{key}");
     }
     assert_eq!(v["incidents"][0]["locations"], serde_json::json!(["nyc"]));
-    assert_eq!(v["locations"], serde_json::json!(["ams", "nyc"]));
+    // The monitoring coverage (rule 1a): one object per location.
+    let month = 31 * 86_400 - 60;
+    assert_eq!(
+        v["locations"],
+        serde_json::json!([
+            {"location": "ams", "impaired_seconds": 0, "silent_seconds": month, "excluded_failures": []},
+            {"location": "nyc", "impaired_seconds": 0, "silent_seconds": month, "excluded_failures": []},
+        ])
+    );
     assert_eq!(v["evidence"]["results"], 0);
     assert_eq!(v["maintenance"].as_array().unwrap().len(), 4);
     let back: MonthReport = serde_json::from_value(v).unwrap();
@@ -675,11 +683,12 @@ fn evidence_digest_is_sha256_of_lines() {
 }
 
 #[test]
-fn agent_error_is_no_data_never_downtime() {
-    // Slot 0: the only location's agent failed itself: NODATA, not DOWN.
-    // Slot 1: x fails for real while y's agent is at fault: x alone decides
-    // (min(quorum 2, 1 location with data) = 1): DOWN.
-    // Slot 2: a later agent_error does not hide an earlier PASS: UP.
+fn agent_error_impairs_its_location_for_the_slot() {
+    // Rule 1a, second clause. Slot 0: the only location's agent failed
+    // itself: NODATA, not DOWN. Slot 1: x fails for real while y's agent is
+    // at fault: x alone decides (min(quorum 2, 1 location with data) = 1):
+    // DOWN. Slot 2: an agent_error anywhere in the slot impairs x, so its
+    // earlier PASS counts as no data too: NODATA (before rule 1a: UP).
     let obs = vec![
         fail(
             "a",
@@ -706,11 +715,92 @@ fn agent_error_is_no_data_never_downtime() {
         ),
     ];
     let r = eval("checks = [\"a\"]\nquorum = 2", &obs, LATER);
-    assert_eq!((r.slots.up, r.slots.down), (1, 1));
-    assert_eq!(r.slots.nodata, OCT_SLOTS - 2);
+    assert_eq!((r.slots.up, r.slots.down), (0, 1));
+    assert_eq!(r.slots.nodata, OCT_SLOTS - 1);
     assert_eq!(r.incidents.len(), 1);
     assert_eq!(r.incidents[0].locations, ["x"]);
     assert_eq!(r.incidents[0].classes, ["connect_refused"]);
+    let cov: Vec<(&str, u64, u64)> = r
+        .locations
+        .iter()
+        .map(|l| (l.location.as_str(), l.impaired_seconds, l.silent_seconds))
+        .collect();
+    let month = u64::from(OCT_SLOTS) * 60;
+    assert_eq!(cov, [("x", 120, month - 180), ("y", 60, month - 60)]);
+    assert!(r.locations.iter().all(|l| l.excluded_failures.is_empty()));
+}
+
+/// `eval` with canary checks `cn1`, `cn2` configured.
+fn eval_canaries(body: &str, obs: &[Observation<'_>]) -> MonthReport {
+    let mut c = contract(&format!("name = \"k\"\n{body}"));
+    c.canaries = vec!["cn1".into(), "cn2".into()];
+    evaluate_month(
+        &c,
+        "2026-10".parse().unwrap(),
+        obs.iter().copied(),
+        ts(LATER),
+    )
+}
+
+#[test]
+fn failed_canaries_impair_the_location_and_its_failures_are_excluded() {
+    let refused = |c: &'static str, l: &'static str, s: i64| {
+        fail(c, l, at(t0(), s), FailureClass::ConnectTimeout, "no route")
+    };
+    let obs = vec![
+        // Slot 0: x's network is down: its canaries and its check fail; y passes.
+        refused("cn1", "x", 1),
+        refused("cn2", "x", 2),
+        refused("a", "x", 3),
+        pass("a", "y", at(t0(), 4), 0.1),
+        // Slot 1: the same, and y has no result: no location counts, NODATA.
+        refused("cn1", "x", 61),
+        refused("a", "x", 62),
+        // Slot 2: one of x's canaries gets through: x is not impaired, its
+        // failure counts (quorum 1): DOWN.
+        refused("cn1", "x", 121),
+        pass("cn2", "x", at(t0(), 122), 0.01),
+        refused("a", "x", 123),
+        pass("a", "y", at(t0(), 124), 0.1),
+        // Slot 3: x fails without any canary result: not impaired: DOWN.
+        refused("a", "x", 181),
+        // Slot 4: y's canary failed but y's check passed; x is fine: UP.
+        refused("cn1", "y", 241),
+        pass("a", "y", at(t0(), 242), 0.1),
+        pass("a", "x", at(t0(), 243), 0.1),
+    ];
+    let body = "checks = [\"a\"]\nquorum = 1";
+    let r = eval_canaries(body, &obs);
+    assert_eq!(
+        (r.slots.up, r.slots.down, r.slots.nodata),
+        (2, 2, OCT_SLOTS - 4)
+    );
+    assert_eq!(r.incidents.len(), 1);
+    assert_eq!(
+        (r.incidents[0].start, r.incidents[0].slots),
+        (at(t0(), 120), 2)
+    );
+    assert_eq!(r.canaries, ["cn1", "cn2"]);
+    let x = &r.locations[0];
+    assert_eq!((x.location.as_str(), x.impaired_seconds), ("x", 120));
+    assert_eq!(x.excluded_failures.len(), 1, "{:?}", x.excluded_failures);
+    let e = &x.excluded_failures[0];
+    // Slot 1 would have been DOWN too (x alone had data): one run of two slots.
+    assert_eq!((e.start, e.slots, e.duration_seconds), (t0(), 2, 120));
+    assert_eq!(e.checks, ["a"]);
+    assert_eq!(e.classes, ["connect_timeout"]);
+    assert_eq!(e.reasons, ["canaries_failed"]);
+    let y = &r.locations[1];
+    assert_eq!((y.location.as_str(), y.impaired_seconds), ("y", 60));
+    assert!(y.excluded_failures.is_empty());
+    // Any order of arrival gives the same report.
+    let mut rev = obs.clone();
+    rev.reverse();
+    assert_eq!(eval_canaries(body, &rev), r);
+    // Without canaries configured, the same results confirm x's network outage.
+    let naive = eval(body, &obs, LATER);
+    assert_eq!((naive.slots.up, naive.slots.down), (1, 4));
+    assert!(naive.locations.iter().all(|l| l.impaired_seconds == 0));
 }
 
 /// Revoked certificates (class `tls_cert_revoked`, as an agent's result

@@ -64,7 +64,8 @@ async fn start_collector_with(
         toml.push_str(&format!("tls_client_ca_file = \"{}\"\n", ca.display()));
     }
     if embedded {
-        toml.push_str("\n[embedded_agent]\nlocation = \"local\"\n");
+        // No canary: it would ask the system resolver (tests stay on loopback).
+        toml.push_str("\n[embedded_agent]\nlocation = \"local\"\ncanary = false\n");
     }
     toml.push_str(&format!(
         "\n[[agents]]\nid = \"ams-1\"\nlocation = \"ams\"\ntoken_sha256 = \"{}\"\n\n[[checks]]\nname = \"c\"\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"1s\"\nurl = \"{target}\"\n",

@@ -13,6 +13,11 @@ async fn embedded_agent_probes_and_streams_into_its_own_collector() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let site = TestServer::http(Routes::new().route("/", Route::ok("hello"))).await;
+    // The default canary asks a resolver: here an in-process one on loopback
+    // (tests never ask the system's).
+    let dns = slaprobe_tests::dns_server::DnsServer::start()
+        .await
+        .unwrap();
     let port = free_port();
     let cfg = dir.join("collector.toml");
     std::fs::write(
@@ -26,6 +31,8 @@ data_dir = "data"
 
 [embedded_agent]
 location = "local"
+canary_query = "acme.test"
+canary_nameservers = ["{dns}"]
 
 [[checks]]
 name = "site"
@@ -35,7 +42,8 @@ timeout = "1s"
 url = "{url}"
 body_contains = "hello"
 "#,
-            url = site.url("/")
+            url = site.url("/"),
+            dns = dns.addr()
         ),
     )
     .unwrap();
@@ -65,6 +73,16 @@ body_contains = "hello"
     assert!(
         metrics.contains(r#"slaprobe_probe_success{check="site",location="local"} 1"#),
         "{metrics}"
+    );
+    // The default canary ran (its first run lands within its 30 s interval).
+    wait_for(
+        "the embedded agent's canary result",
+        Duration::from_secs(40),
+        || {
+            let (_, m) = http_get(port, "/metrics", None)?;
+            m.contains(r#"slaprobe_probe_success{check="embedded-canary",location="local"} 1"#)
+                .then_some(())
+        },
     );
 
     assert_eq!(

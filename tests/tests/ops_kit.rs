@@ -51,11 +51,14 @@ const DESIGN_METRICS: &[&str] = &[
 /// Metrics the dashboards use that DESIGN.md §8 does not list yet (the
 /// README's metrics table does): a gauge per agent (seqs up to its highest
 /// never received, the `missing` of `/api/v1/agents`), the earliest RRSIG
-/// expiry of DNSSEC checks and the registration expiry of domain checks.
+/// expiry of DNSSEC checks, the registration expiry of domain checks, and
+/// rule 1a's location impairment (issue 17).
 const PROPOSED_METRICS: &[&str] = &[
     "slaprobe_agent_missing_results",
     "slaprobe_dns_rrsig_expiry_timestamp_seconds",
     "slaprobe_domain_expiry_timestamp_seconds",
+    "slaprobe_location_impaired",
+    "slaprobe_location_impaired_seconds_total",
 ];
 
 /// The dashboards every alert's `dashboard` link and the README point at.

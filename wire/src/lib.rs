@@ -563,6 +563,11 @@ pub struct CheckSpec {
     /// Collector only: which locations run it (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locations: Option<Vec<String>>,
+    /// A canary (DESIGN.md §6 rule 1a): a target independent of the vendors
+    /// under contract, whose failing says the location itself is impaired.
+    /// It belongs to no contract.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub canary: bool,
 
     // http, page
     #[serde(default, skip_serializing_if = "Option::is_none")]

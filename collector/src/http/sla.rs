@@ -111,6 +111,18 @@ pub struct ContractsResponse {
     /// Which ledger the figures come from.
     pub ledger: LedgerPosition,
     pub contracts: Vec<ContractView>,
+    /// Rule 1a per location, live: the `slaprobe_location_impaired*` figures.
+    pub locations: Vec<LocationView>,
+}
+
+/// One location's live impairment (rule 1a) in `GET /api/v1/contracts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationView {
+    pub location: String,
+    /// Impaired in the latest settled minute.
+    pub impaired: bool,
+    /// Impaired minutes settled so far × 60 (`slaprobe_location_impaired_seconds_total`).
+    pub impaired_seconds: u64,
 }
 
 /// `GET /api/v1/contracts`: month-to-date status of every contract.
@@ -125,10 +137,21 @@ pub async fn contracts(State(app): State<AppState>) -> Response {
         ContractView::new(s, c)
     });
     let ledger = sla.position();
+    let locations = sla
+        .locations()
+        .locations
+        .into_iter()
+        .map(|(location, l)| LocationView {
+            location,
+            impaired: l.impaired,
+            impaired_seconds: l.impaired_seconds,
+        })
+        .collect();
     Json(ContractsResponse {
         as_of: now,
         ledger,
         contracts: contracts.collect(),
+        locations,
     })
     .into_response()
 }

@@ -591,7 +591,12 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
         "<footer>Slots of {}, quorum {}, locations: {}. Evidence: {} results.</footer></main></body></html>",
         human_duration(r.slot_seconds),
         r.quorum,
-        Esc(&r.locations.join(", ")),
+        Esc(&r
+            .locations
+            .iter()
+            .map(|l| l.location.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")),
         r.evidence.results
     );
     out

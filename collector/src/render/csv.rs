@@ -14,7 +14,8 @@
 //! Records: the **first field of every record names its kind**, and **the
 //! first record of each kind is that kind's header** (its column names, the
 //! first of which is the kind itself). Kinds come in this order, each as one
-//! block: `summary`, `objective`, `day`, `incident`, `maintenance`. A kind
+//! block: `summary`, `objective`, `day`, `incident`, `maintenance`,
+//! `location`, `excluded_failure`. A kind
 //! without data still has its header. A script groups records by their first
 //! field and zips each group's rows with its first row; a spreadsheet user
 //! filters column A on a kind and sees its header on top.
@@ -39,6 +40,8 @@
 //! | `day` | `date`, `up_slots`, `down_slots`, `maintenance_slots`, `nodata_slots`, `availability_percent`, `downtime_seconds`, `maintenance_seconds`, `nodata_seconds`, then per latency objective (contract order) `<name>_seconds`, `<name>_samples` |
 //! | `incident` | `number` (1-based), `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `slots`, `checks`, `locations`, `classes`, `sample_message` (full text) |
 //! | `maintenance` | `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `rule` |
+//! | `location` | `location`, `impaired_seconds`, `silent_seconds`, `excluded_failures` (count): the monitoring coverage (rule 1a) |
+//! | `excluded_failure` | `location`, `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `slots`, `checks`, `classes`, `reasons` |
 //!
 //! `summary` keys, in this order: `contract`, `vendor`, `month`, `timezone`,
 //! `period_start`, `period_end`, `as_of` (empty unless month to date),
@@ -88,7 +91,8 @@ pub fn csv(r: &MonthReport) -> String {
     kv("credit_percent", num(r.credit_percent));
     kv("error_budget_remaining", opt_num(r.error_budget_remaining));
     kv("incidents", int(r.incidents.len()));
-    kv("locations", Cell::Owned(guard(&r.locations.join(";"))));
+    let loc_names: Vec<&str> = r.locations.iter().map(|l| l.location.as_str()).collect();
+    kv("locations", Cell::Owned(guard(&loc_names.join(";"))));
     kv("checks", Cell::Owned(guard(&r.checks.join(";"))));
     kv("evidence_results", int(r.evidence.results));
     kv("evidence_sha256", Cell::Text(&r.evidence.sha256));
@@ -241,6 +245,59 @@ pub fn csv(r: &MonthReport) -> String {
             int(secs),
             Cell::Text(&m.rule),
         ]);
+    }
+
+    // Monitoring coverage (rule 1a): one row per location, then the
+    // failures its impairment kept out of the verdict.
+    w.header(
+        "location",
+        &[
+            "location",
+            "impaired_seconds",
+            "silent_seconds",
+            "excluded_failures",
+        ],
+    );
+    for l in &r.locations {
+        w.record(&[
+            Cell::Raw("location"),
+            Cell::Text(&l.location),
+            int(l.impaired_seconds),
+            int(l.silent_seconds),
+            int(l.excluded_failures.len()),
+        ]);
+    }
+    w.header(
+        "excluded_failure",
+        &[
+            "location",
+            "start",
+            "end",
+            "start_local",
+            "end_local",
+            "duration_seconds",
+            "slots",
+            "checks",
+            "classes",
+            "reasons",
+        ],
+    );
+    for l in &r.locations {
+        for x in &l.excluded_failures {
+            w.record(&[
+                Cell::Raw("excluded_failure"),
+                Cell::Text(&l.location),
+                Cell::Owned(x.start.to_string()),
+                Cell::Owned(x.end.to_string()),
+                local(x.start, &tz),
+                local(x.end, &tz),
+                int(x.duration_seconds),
+                int(x.slots),
+                Cell::Owned(guard(&x.checks.join(";"))),
+                Cell::Owned(guard(&x.classes.join(";"))),
+                Cell::Owned(guard(&x.reasons.join(";"))),
+            ]);
+        }
     }
     w.out
 }

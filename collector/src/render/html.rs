@@ -233,6 +233,7 @@ fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     incidents(out, c)?;
     latency_section(out, c)?;
     maintenance(out, c)?;
+    coverage(out, c)?;
     method(out, c)?;
     evidence(out, c)?;
     appendix(out, c)?;
@@ -1138,6 +1139,61 @@ fn maintenance(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     Ok(())
 }
 
+/// Monitoring coverage per location (rule 1a): impaired and silent time,
+/// and the failures impairment kept from being confirmed.
+fn coverage(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
+    let r = c.r;
+    out.push_str("<section id=\"coverage\">\n<h2>Monitoring coverage</h2>\n");
+    if r.locations.is_empty() {
+        out.push_str("<p class=\"none\">No location had results.</p>\n</section>\n");
+        return Ok(());
+    }
+    out.push_str(
+        "<p class=\"lead\">Impaired: the location's canaries all failed, or one of its results was the agent's own \
+         fault (<code>agent_error</code>); its results then counted as no data (see Method). Silent: no result at all \
+         from the location. Excluded failures: stretches the contract would have been DOWN had the impaired \
+         location's results counted.</p>\n\
+         <table class=\"coverage\">\n<thead><tr><th>Location</th><th class=\"num\">Impaired</th>\
+         <th class=\"num\">Silent</th><th class=\"num\">Excluded failures</th></tr></thead>\n<tbody>\n",
+    );
+    for l in &r.locations {
+        writeln!(
+            out,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            Esc(&l.location),
+            Esc(&human_duration(l.impaired_seconds)),
+            Esc(&human_duration(l.silent_seconds)),
+            l.excluded_failures.len()
+        )?;
+    }
+    out.push_str("</tbody>\n</table>\n");
+    let any = r.locations.iter().any(|l| !l.excluded_failures.is_empty());
+    if any {
+        out.push_str(
+            "<table class=\"excluded\">\n<thead><tr><th>Location</th><th>Start</th><th>End</th>\
+             <th class=\"num\">Duration</th><th>Checks</th><th>Failure classes</th><th>Why excluded</th></tr></thead>\n<tbody>\n",
+        );
+        for l in &r.locations {
+            for x in &l.excluded_failures {
+                writeln!(
+                    out,
+                    "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    Esc(&l.location),
+                    two_line_time(c, x.start),
+                    two_line_time(c, x.end),
+                    Esc(&human_duration(x.duration_seconds)),
+                    list(&x.checks),
+                    list(&x.classes),
+                    list(&x.reasons),
+                )?;
+            }
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    out.push_str("</section>\n");
+    Ok(())
+}
+
 fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     let q = r.quorum;
@@ -1157,12 +1213,23 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     writeln!(
         out,
         "<div><dt>Locations</dt><dd>{}</dd></div>",
-        inline_list(&r.locations, "none had results")
+        inline_list(
+            &r.locations
+                .iter()
+                .map(|l| l.location.clone())
+                .collect::<Vec<_>>(),
+            "none had results"
+        )
     )?;
     writeln!(
         out,
         "<div><dt>Checks</dt><dd>{}</dd></div>",
         inline_list(&r.checks, "none")
+    )?;
+    writeln!(
+        out,
+        "<div><dt>Canaries</dt><dd>{}</dd></div>",
+        inline_list(&r.canaries, "none configured")
     )?;
     out.push_str("</dl>\n<ol class=\"rules\">\n");
     writeln!(
@@ -1173,7 +1240,12 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     )?;
     out.push_str(
         "<li><b>Each location.</b> A location's state for a check in a slot is the outcome of its <em>last</em> result \
-         started in that slot: pass or fail. No result in the slot means no data from that location.</li>\n",
+         started in that slot: pass or fail. No result in the slot means no data from that location.</li>\n\
+         <li><b>Impaired locations.</b> A location is impaired in a slot when it has at least one canary result (a check \
+         independent of every vendor, part of no contract) started in that slot and every one of them failed, or when any \
+         of its results in the slot has class <code>agent_error</code>. An impaired location's results in that slot count \
+         as no data for that location; the next rule then applies to the other locations. A location without canary \
+         results in a slot is not impaired by the first clause. The monitor's own faults are never the vendor's downtime.</li>\n",
     );
     writeln!(
         out,
@@ -1200,7 +1272,7 @@ fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     writeln!(
         out,
         "<h3>Recomputing the evidence digest</h3>\n<p>The digest in the next section is SHA-256 over the stored results the \
-         figures were computed from: every result of the checks above whose <code>started_at</code> lies in the period \
+         figures were computed from: every result of the checks and the canaries above whose <code>started_at</code> lies in the period \
          [{}, {}) UTC, ordered by agent id (bytewise) and then by <code>seq</code>, each result's JSON exactly as stored \
          followed by one newline. Export them one per line in that order to <code>results.jsonl</code> and run \
          <code>sha256sum results.jsonl</code>: it prints this digest, and <code>wc -l</code> gives the result count. \

@@ -100,9 +100,22 @@ pub struct Contract {
     pub maintenance: Vec<MaintenanceRule>,
     /// Credit tiers sorted by `below` descending (so `percent` ascends).
     pub credits: Vec<CreditTier>,
+    /// The configured canary checks (`canary = true`), sorted: part of no
+    /// contract, but rule 1a reads them to tell when a location is impaired.
+    /// Filled by the collector config (empty from [`Contract::from_raw`]).
+    pub canaries: Vec<String>,
 }
 
 impl Contract {
+    /// Every check whose results the contract's figures are computed from:
+    /// its covered checks, then the canaries (rule 1a). What the store reads
+    /// for a report and what the evidence digest covers.
+    pub fn evidence_checks(&self) -> Vec<String> {
+        let mut v = self.checks.clone();
+        v.extend(self.canaries.iter().cloned());
+        v
+    }
+
     /// The availability target in percent, if the contract has that objective.
     pub fn availability_target(&self) -> Option<f64> {
         self.objectives.iter().find_map(|o| match o {
@@ -408,6 +421,7 @@ impl Contract {
             objectives,
             maintenance,
             credits,
+            canaries: Vec::new(),
         })
     }
 }

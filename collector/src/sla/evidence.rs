@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 /// **exactly as stored** followed by one `\n`.
 ///
 /// Canonical order and selection (the caller — the store — supplies them so):
-/// the results of the contract's covered checks whose `started_at` lies in
-/// the month period `[period_start, period_end)`, ordered by `(agent, seq)`
+/// the results of the contract's covered checks and of every canary check
+/// (those rule 1a read: [`crate::sla::Contract::evidence_checks`]) whose
+/// `started_at` lies in the month period `[period_start, period_end)`, ordered by `(agent, seq)`
 /// ascending (agent ids compared bytewise). Anyone holding the same results
 /// can recompute the digest: `sha256sum results.jsonl` over a file holding
 /// one stored result per line, in that order, with a final newline.

@@ -26,6 +26,18 @@
 //! rebuilds its open slots' cells from the store too (cells are idempotent:
 //! a result seen twice decides nothing twice).
 //!
+//! Canaries (rule 1a) feed every contract: an open slot also holds each
+//! location's rule 1a flags (`Cells::flags`, ORed exactly as the offline
+//! evaluator does), and a late canary result marks the slot dirty in every
+//! contract, which re-derives it from the store's covered checks **and**
+//! canaries ([`Contract::evidence_checks`]).
+//!
+//! # Location track (`slaprobe_location_impaired*`)
+//! Rule 1a per location on a one-minute UTC grid, from the same inputs
+//! (canaries, `agent_error` of covered checks and canaries), settled one
+//! minute after each minute's end and persisted as the row
+//! [`LOCATIONS_ROW`] ([`LocationsLedger`]).
+//!
 //! # Counters (`slaprobe_sla_*_total`)
 //! Per contract, never stepping back, persisted with the ledger:
 //! - when a slot settles it adds its seconds to `maintenance`, `nodata` or
@@ -65,7 +77,7 @@ use super::observation::Observation;
 use super::report::{ObjectiveResult, SlotCounts, budget_in, objective_results};
 use super::rules::{SlotState, availability_percent, check_state, contract_state, credit_percent};
 use super::sketch::LatencySketch;
-use super::state::{FAIL, PRESENT, pack, tally_of};
+use super::state::{FAIL, PRESENT, impair_flags, impaired, pack, tally_of};
 use crate::store::{LedgerRow, LedgerWrite, StoreError, StoredResult};
 
 /// Monotonic per-contract counters for `slaprobe_sla_*_total` (seconds are
@@ -146,6 +158,11 @@ pub fn fingerprint(c: &Contract) -> String {
         c.objectives
     );
     h.update(text.as_bytes());
+    // Canaries decide impairment (rule 1a); absent, the fingerprint is the
+    // one ledgers written before canaries existed hold.
+    if !c.canaries.is_empty() {
+        h.update(format!("|canaries {:?}", c.canaries).as_bytes());
+    }
     hex::encode(&h.finalize()[..12])
 }
 
@@ -205,8 +222,38 @@ pub struct LedgerData {
     pub cursor: u64,
     /// By contract name.
     pub contracts: HashMap<String, ContractLedger>,
+    /// Rule 1a applied to each location itself, minute by minute (the
+    /// `slaprobe_location_impaired*` metrics).
+    pub locations: LocationsLedger,
     /// Month frames, computed once per (contract, month).
     frames: HashMap<(String, Month), MonthFrame>,
+}
+
+/// The ledger row (its `contract` column) holding [`LocationsLedger`]; not a
+/// valid contract name, so it meets none.
+pub const LOCATIONS_ROW: &str = "#locations";
+
+/// One location's impairment as the metrics show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationStatus {
+    /// `slaprobe_location_impaired`: the latest settled minute was impaired.
+    pub impaired: bool,
+    /// `slaprobe_location_impaired_seconds_total`: impaired minutes settled so far × 60.
+    pub impaired_seconds: u64,
+}
+
+/// Rule 1a per location on a one-minute UTC grid (minute `m` is
+/// `[m × 60 s, (m + 1) × 60 s)` since the epoch), over the results rule 1a
+/// reads for the contracts: canaries, and `agent_error` of covered checks
+/// and canaries. A minute settles one minute after its end, like a slot;
+/// a result for a settled minute changes no counter (the contracts' slots
+/// it touches are re-derived all the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationsLedger {
+    /// Minutes `< settled` have settled.
+    pub settled: i64,
+    /// By location name.
+    pub locations: BTreeMap<String, LocationStatus>,
 }
 
 impl LedgerData {
@@ -224,6 +271,12 @@ impl LedgerData {
     /// and `cursor`. Rows of unknown contracts are ignored.
     pub fn apply(&mut self, contracts: &[Contract], rows: &[LedgerRow], version: u64, cursor: u64) {
         for row in rows {
+            if row.contract == LOCATIONS_ROW {
+                if let Ok(l) = serde_json::from_slice::<LocationsLedger>(&row.data) {
+                    self.locations = l;
+                }
+                continue;
+            }
             let Some(c) = contracts.iter().find(|c| c.name == row.contract) else {
                 continue;
             };
@@ -422,22 +475,53 @@ impl LedgerSource for crate::store::Reader {
     }
 }
 
-/// The deciding results of one open slot: (check index, location id, packed key).
-type Cells = Vec<(u16, u16, u64)>;
+/// What one open slot holds: the deciding results and each location's rule 1a flags.
+#[derive(Debug, Clone, Default)]
+struct Cells {
+    /// (check index, location id, packed key).
+    decided: Vec<(u16, u16, u64)>,
+    /// (location id, rule 1a flags: [`CANARY_SEEN`] …), ORed.
+    flags: Vec<(u16, u8)>,
+}
+
+/// The check index that marks a canary in [`Keeper::by_check`].
+const CANARY: u16 = u16::MAX;
 
 fn decide(cells: &mut Cells, check: u16, loc: u16, key: u64) {
-    match cells.iter_mut().find(|(c, l, _)| *c == check && *l == loc) {
+    match cells
+        .decided
+        .iter_mut()
+        .find(|(c, l, _)| *c == check && *l == loc)
+    {
         Some(e) => e.2 = e.2.max(key),
-        None => cells.push((check, loc, key)),
+        None => cells.decided.push((check, loc, key)),
+    }
+}
+
+/// ORs rule 1a `flags` into location `loc`'s.
+fn flag(cells: &mut Cells, loc: u16, flags: u8) {
+    match cells.flags.iter_mut().find(|(l, _)| *l == loc) {
+        Some(e) => e.1 |= flags,
+        None => cells.flags.push((loc, flags)),
+    }
+}
+
+/// Applies one observation of check index `k` (or [`CANARY`]) to an open
+/// slot's cells, exactly as the offline evaluator does (`MonthState::observe`).
+fn apply_obs(cells: &mut Cells, k: u16, loc: u16, offset: u64, obs: &Observation<'_>) {
+    flag(cells, loc, impair_flags(obs, k == CANARY));
+    if k != CANARY && !obs.is_agent_fault() {
+        decide(cells, k, loc, pack(offset, obs));
     }
 }
 
 /// The contract's state in a slot from its cells (maintenance aside).
 fn verdict_of(cells: &Cells, n_checks: usize, quorum: u32) -> SlotState {
+    let is_impaired = |loc: u16| cells.flags.iter().any(|&(l, f)| l == loc && impaired(f));
     let states = (0..n_checks).map(|k| {
         let (mut pass, mut fail) = (0u32, 0u32);
-        for &(c, _, key) in cells {
-            if usize::from(c) == k && key & PRESENT != 0 {
+        for &(c, loc, key) in &cells.decided {
+            if usize::from(c) == k && key & PRESENT != 0 && !is_impaired(loc) {
                 if key & FAIL != 0 {
                     fail += 1;
                 } else {
@@ -448,6 +532,11 @@ fn verdict_of(cells: &Cells, n_checks: usize, quorum: u32) -> SlotState {
         check_state(pass, fail, quorum)
     });
     contract_state(states, false)
+}
+
+/// The location track's minute of `ms` since the epoch.
+fn minute_of(ms: i64) -> i64 {
+    ms.div_euclid(60_000)
 }
 
 /// The id of location `name`, interning it.
@@ -494,7 +583,8 @@ struct Working {
 #[derive(Debug)]
 pub struct Keeper {
     contracts: Vec<Contract>,
-    /// Check name → (contract index, check index in it).
+    /// Check name → (contract index, check index in it, or [`CANARY`]: a
+    /// canary is read by every contract, rule 1a).
     by_check: HashMap<String, Vec<(usize, u16)>>,
     /// Location name → id (cells key).
     locations: HashMap<String, u16>,
@@ -511,6 +601,14 @@ pub struct Keeper {
     keep_after_end: Duration,
     /// Results that did not parse (logged by the caller).
     pub unparsable: u64,
+    /// Every check rule 1a reads for some contract (covered checks and canaries).
+    rule_checks: Vec<String>,
+    /// The canaries.
+    canaries: BTreeSet<String>,
+    /// Open minutes of the location track: (minute, location) → rule 1a flags.
+    open_minutes: BTreeMap<(i64, String), u8>,
+    /// The location track changed since the last write.
+    locations_changed: bool,
 }
 
 impl Keeper {
@@ -525,6 +623,12 @@ impl Keeper {
                     .entry(check.clone())
                     .or_default()
                     .push((ci, k as u16));
+            }
+            for canary in &c.canaries {
+                by_check
+                    .entry(canary.clone())
+                    .or_default()
+                    .push((ci, CANARY));
             }
         }
         let mut reset = Vec::new();
@@ -561,7 +665,21 @@ impl Keeper {
                     .collect()
             })
             .collect();
+        let canaries: BTreeSet<String> = contracts
+            .iter()
+            .flat_map(|c| c.canaries.iter().cloned())
+            .collect();
+        let rule_checks: Vec<String> = contracts
+            .iter()
+            .flat_map(|c| c.evidence_checks())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         Keeper {
+            rule_checks,
+            canaries,
+            open_minutes: BTreeMap::new(),
+            locations_changed: false,
             contracts,
             by_check,
             locations: HashMap::new(),
@@ -587,6 +705,21 @@ impl Keeper {
         src: &mut dyn LedgerSource,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        // The location track's open minutes (a few at most).
+        let from = self
+            .data
+            .locations
+            .settled
+            .max(minute_of(now.as_millisecond()) - 2)
+            * 60_000;
+        let checks = self.rule_checks.clone();
+        let mut rows = Vec::new();
+        src.results_between(&checks, from, now.as_millisecond() + 3_600_000, &mut |r| {
+            rows.push(r)
+        })?;
+        for r in &rows {
+            self.track_location(r);
+        }
         let months: Vec<(usize, Month, u32)> = self
             .contracts
             .iter()
@@ -648,7 +781,7 @@ impl Keeper {
         let (locations, unparsable) = (&mut self.locations, &mut self.unparsable);
         // Streamed: a month of results is never held at once.
         src.results_between(
-            &c.checks,
+            &c.evidence_checks(),
             from.as_millisecond(),
             to.as_millisecond(),
             &mut |row| {
@@ -660,28 +793,27 @@ impl Keeper {
                     return;
                 };
                 let obs = Observation::from_result(&p.result);
-                let Some(k) = c.checks.iter().position(|x| x == obs.check) else {
-                    return;
+                let k = match c.checks.iter().position(|x| x == obs.check) {
+                    Some(k) => k as u16,
+                    None if c.canaries.iter().any(|x| x == obs.check) => CANARY,
+                    None => return,
                 };
                 let Some((slot, offset)) = frame.slot_of(obs.started_at) else {
                     return;
                 };
                 let loc = loc_id(locations, obs.location);
-                if sketch_upto.is_some() && obs.success && !frame.is_maintenance(slot) {
+                if k != CANARY
+                    && sketch_upto.is_some()
+                    && obs.success
+                    && !frame.is_maintenance(slot)
+                {
                     for (s, (ph, max)) in sketches.iter_mut().zip(lat) {
                         if let Some(v) = obs.phase(*ph) {
                             s.add(v, *max);
                         }
                     }
                 }
-                if !obs.is_agent_fault() {
-                    decide(
-                        out.entry(slot).or_default(),
-                        k as u16,
-                        loc,
-                        pack(offset, &obs),
-                    );
-                }
+                apply_obs(out.entry(slot).or_default(), k, loc, offset, &obs);
             },
         )?;
         if sketch_upto.is_some()
@@ -774,6 +906,7 @@ impl Keeper {
             }
         }
         self.settle(now);
+        self.settle_minutes(now);
         self.rederive(src, now)?;
         self.drop_old_months(now);
         let write = self.collect_write();
@@ -792,6 +925,7 @@ impl Keeper {
         row: &StoredResult,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.track_location(row);
         let Some(targets) = self.by_check.get(&row.check) else {
             return Ok(());
         };
@@ -837,7 +971,7 @@ impl Keeper {
             if p.batch_no != 0 && p.batch_no <= m.base_batch {
                 continue;
             }
-            if obs.success && !maint {
+            if k != CANARY && obs.success && !maint {
                 for (s, (ph, max)) in m.latency.iter_mut().zip(&self.latency[ci]) {
                     if let Some(v) = obs.phase(*ph) {
                         s.add(v, *max);
@@ -848,12 +982,87 @@ impl Keeper {
             let w = self.working.entry((ci, month)).or_default();
             w.changed = true;
             if settled {
+                // A late result (a canary's too: it may impair the location) re-derives the slot.
                 w.dirty.insert(slot);
-            } else if !obs.is_agent_fault() {
-                decide(w.open.entry(slot).or_default(), k, loc, pack(offset, &obs));
+            } else {
+                apply_obs(w.open.entry(slot).or_default(), k, loc, offset, &obs);
             }
         }
         Ok(())
+    }
+
+    /// Feeds the location track with one committed result (rule 1a's inputs only).
+    fn track_location(&mut self, row: &StoredResult) {
+        let canary = self.canaries.contains(&row.check);
+        let agent_error = row.class.as_deref() == Some("agent_error");
+        let input = canary || (agent_error && self.rule_checks.contains(&row.check));
+        if !input {
+            return;
+        }
+        let m = minute_of(row.started_at_ms);
+        if m < self.data.locations.settled {
+            return;
+        }
+        let mut f = 0;
+        if agent_error {
+            f |= super::state::AGENT_ERROR;
+        }
+        if canary {
+            f |= super::state::CANARY_SEEN;
+            if row.success {
+                f |= super::state::CANARY_PASS;
+            }
+        }
+        *self
+            .open_minutes
+            .entry((m, row.location.clone()))
+            .or_default() |= f;
+        if !self.data.locations.locations.contains_key(&row.location) {
+            self.data
+                .locations
+                .locations
+                .insert(row.location.clone(), LocationStatus::default());
+            self.locations_changed = true;
+        }
+    }
+
+    /// Settles the location track's minutes due by `now` (one minute after their end).
+    fn settle_minutes(&mut self, now: Timestamp) {
+        if self.rule_checks.is_empty() {
+            return;
+        }
+        let due = minute_of(now.as_millisecond()) - 1;
+        let l = &mut self.data.locations;
+        if l.settled == 0 {
+            // A fresh ledger: nothing before the open window is counted.
+            l.settled = self
+                .open_minutes
+                .keys()
+                .next()
+                .map_or(due, |(m, _)| (*m).min(due));
+            self.locations_changed = true;
+        }
+        if due <= l.settled {
+            return;
+        }
+        // The latest settled minute decides the gauge; every impaired one counts.
+        let last = due - 1;
+        for st in l.locations.values_mut() {
+            st.impaired = false;
+        }
+        let keep = self.open_minutes.split_off(&(due, String::new()));
+        for ((m, loc), flags) in std::mem::replace(&mut self.open_minutes, keep) {
+            if !super::state::impaired(flags) {
+                continue;
+            }
+            let st = l.locations.entry(loc).or_default();
+            st.impaired_seconds += 60;
+            if m == last {
+                st.impaired = true;
+            }
+        }
+        l.settled = due;
+        self.locations_changed = true;
     }
 
     /// Sets slot `s` of contract `ci`'s `month` to `state`, counting as the
@@ -1134,6 +1343,14 @@ impl Keeper {
                     });
                 }
             }
+        }
+        if std::mem::take(&mut self.locations_changed) {
+            rows.push(LedgerRow {
+                contract: LOCATIONS_ROW.to_string(),
+                month: String::new(),
+                chunk: -1,
+                data: serde_json::to_vec(&self.data.locations).unwrap_or_default(),
+            });
         }
         rows.sort_by(|a, b| {
             (&a.contract, &a.month, a.chunk).cmp(&(&b.contract, &b.month, b.chunk))

@@ -16,9 +16,10 @@ use super::contract::{Contract, Objective};
 use super::month::{MaintenanceWindow, Month, MonthFrame};
 use super::observation::class_from_code;
 use super::rules::{
-    MET_WITHOUT_DATA, SlotState, availability_percent, credit_percent, error_budget_remaining,
+    MET_WITHOUT_DATA, SlotState, availability_percent, check_state, credit_percent,
+    error_budget_remaining,
 };
-use super::state::{MonthState, Tally};
+use super::state::{AGENT_ERROR, CANARY_PASS, CANARY_SEEN, HEARD, MonthState, Tally, impaired};
 
 /// Slots by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,37 @@ pub struct Incident {
     pub classes: Vec<String>,
     /// The message of the first of those results (by slot, check, location name).
     pub sample_message: Option<String>,
+}
+
+/// A stretch in which rule 1a kept a location's failures out of the verdict:
+/// a maximal run of slots where the location was impaired and the contract
+/// would have been DOWN had its results counted, yet was not DOWN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExcludedFailure {
+    /// Start of the first such slot.
+    pub start: Timestamp,
+    /// End of the last such slot (exclusive).
+    pub end: Timestamp,
+    pub duration_seconds: u64,
+    pub slots: u32,
+    /// The checks that would have been DOWN (contract order).
+    pub checks: Vec<String>,
+    /// Failure classes of the location's excluded results for those checks (sorted).
+    pub classes: Vec<String>,
+    /// Why the location was impaired: `canaries_failed` and/or `agent_error` (sorted).
+    pub reasons: Vec<String>,
+}
+
+/// Monitoring coverage of one location over the counted slots (rule 1a).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocationCoverage {
+    pub location: String,
+    /// Seconds of slots in which the location was impaired (its results counted as no data).
+    pub impaired_seconds: u64,
+    /// Seconds of slots with no result at all from the location (covered checks and canaries).
+    pub silent_seconds: u64,
+    /// The incidents its impairment prevented from being confirmed.
+    pub excluded_failures: Vec<ExcludedFailure>,
 }
 
 /// One latency objective on one day.
@@ -158,10 +190,14 @@ pub struct MonthReport {
     pub days: Vec<DayFigures>,
     /// Maintenance windows that overlap the month.
     pub maintenance: Vec<MaintenanceWindow>,
-    /// Locations with results in the counted slots (sorted).
-    pub locations: Vec<String>,
+    /// Monitoring coverage of every location with results (covered checks or
+    /// canaries) in the counted slots, sorted by name.
+    pub locations: Vec<LocationCoverage>,
     /// The covered checks.
     pub checks: Vec<String>,
+    /// The canary checks rule 1a read (their results are in the evidence).
+    #[serde(default)]
+    pub canaries: Vec<String>,
     pub evidence: Evidence,
 }
 
@@ -253,6 +289,12 @@ pub(crate) fn build_report(
     // Locations in name order: the deterministic order for incidents.
     let mut locs = state.locations_with_data(counted);
     locs.sort_by(|a, b| loc_names[*a as usize].cmp(&loc_names[*b as usize]));
+    let mut heard = state.locations_heard(counted);
+    heard.sort_by(|a, b| loc_names[*a as usize].cmp(&loc_names[*b as usize]));
+    let locations = heard
+        .iter()
+        .map(|&l| coverage(contract, state, l, &loc_names[l as usize], counted))
+        .collect();
 
     let incidents = incidents(contract, state, &locs, loc_names, counted);
     let days = days(contract, state, &percentiles, counted);
@@ -278,12 +320,126 @@ pub(crate) fn build_report(
         error_budget_remaining: budget(contract, state, &tally),
         days,
         maintenance: state.frame.windows.clone(),
-        locations: locs
-            .iter()
-            .map(|&l| loc_names[l as usize].clone())
-            .collect(),
+        locations,
         checks: contract.checks.clone(),
+        canaries: contract.canaries.clone(),
         evidence: Evidence::default(),
+    }
+}
+
+/// Location `loc`'s coverage over slots `[0, counted)`.
+fn coverage(
+    contract: &Contract,
+    state: &MonthState,
+    loc: u16,
+    name: &str,
+    counted: u32,
+) -> LocationCoverage {
+    let frame = &state.frame;
+    let (mut impaired_seconds, mut silent_seconds) = (0u64, 0u64);
+    let mut excluded: Vec<ExcludedFailure> = Vec::new();
+    // The run being built.
+    struct Run<'r> {
+        first: u32,
+        last: u32,
+        checks: Vec<bool>,
+        classes: BTreeSet<String>,
+        reasons: BTreeSet<&'r str>,
+    }
+    let mut run: Option<Run<'_>> = None;
+    let close = |r: Run<'_>, out: &mut Vec<ExcludedFailure>| {
+        out.push(ExcludedFailure {
+            start: frame.slot_start(r.first),
+            end: frame.slot_end(r.last),
+            duration_seconds: (r.first..=r.last).map(|s| frame.slot_seconds(s)).sum(),
+            slots: r.last - r.first + 1,
+            checks: contract
+                .checks
+                .iter()
+                .zip(&r.checks)
+                .filter(|(_, d)| **d)
+                .map(|(n, _)| n.clone())
+                .collect(),
+            classes: r.classes.into_iter().collect(),
+            reasons: r.reasons.into_iter().map(str::to_string).collect(),
+        });
+    };
+    for s in 0..counted {
+        let flags = state.flags(loc, s);
+        let secs = frame.slot_seconds(s);
+        if flags & HEARD == 0 {
+            silent_seconds += secs;
+        }
+        let mut hit: Option<(Vec<bool>, BTreeSet<String>)> = None;
+        if impaired(flags) {
+            impaired_seconds += secs;
+            if !frame.is_maintenance(s) && state.verdict(s) != SlotState::Down {
+                // Would the contract have been DOWN with this location's results?
+                let mut checks = vec![false; state.n_checks()];
+                let mut classes = BTreeSet::new();
+                for (c, down) in checks.iter_mut().enumerate() {
+                    let (pass, fail) = state.votes(c, s, Some(loc));
+                    if check_state(pass, fail, state.quorum()) == SlotState::Down
+                        && let Some((true, code)) = state.cell(c, loc, s)
+                    {
+                        *down = true;
+                        if let Some(class) = class_from_code(code) {
+                            classes.insert(class.as_str().to_string());
+                        }
+                    }
+                }
+                if checks.iter().any(|d| *d) {
+                    hit = Some((checks, classes));
+                }
+            }
+        }
+        match hit {
+            Some((checks, classes)) => {
+                let mut reasons = BTreeSet::new();
+                if flags & AGENT_ERROR != 0 {
+                    reasons.insert("agent_error");
+                }
+                if flags & (CANARY_SEEN | CANARY_PASS) == CANARY_SEEN {
+                    reasons.insert("canaries_failed");
+                }
+                match run.as_mut() {
+                    Some(r) if r.last + 1 == s => {
+                        r.last = s;
+                        for (a, b) in r.checks.iter_mut().zip(&checks) {
+                            *a |= *b;
+                        }
+                        r.classes.extend(classes);
+                        r.reasons.extend(reasons);
+                    }
+                    _ => {
+                        if let Some(r) = run.take() {
+                            close(r, &mut excluded);
+                        }
+                        run = Some(Run {
+                            first: s,
+                            last: s,
+                            checks,
+                            classes,
+                            reasons,
+                        });
+                    }
+                }
+            }
+            None => {
+                if let Some(r) = run.take() {
+                    close(r, &mut excluded);
+                }
+            }
+        }
+    }
+    if let Some(r) = run.take() {
+        close(r, &mut excluded);
+    }
+    LocationCoverage {
+        location: name.to_string(),
+        impaired_seconds,
+        silent_seconds,
+        excluded_failures: excluded,
     }
 }
 
@@ -317,6 +473,10 @@ fn incidents(
                 }
                 *seen = true;
                 for &l in locs {
+                    if impaired(state.flags(l, s)) {
+                        // Rule 1a: its results did not count.
+                        continue;
+                    }
                     if let Some((true, code)) = state.cell(c, l, s) {
                         locations.insert(loc_names[l as usize].clone());
                         if let Some(class) = class_from_code(code) {

@@ -16,6 +16,17 @@
 //! by (agent, seq) before anything reads them): a replayed duplicate would
 //! not change a slot but would add its latency sample twice.
 //!
+//! # Impaired locations (§6 rule 1a)
+//!
+//! Per (location, slot) a byte of flags, ORed as results arrive (so the
+//! outcome does not depend on their order either): a canary result was
+//! seen, one passed, an `agent_error` was seen (a covered check's or a
+//! canary's), any result was seen. A location is impaired when it saw a
+//! canary result and none passed, or an `agent_error`; its deciding results
+//! then do not vote in that slot (they stay held, for the report's
+//! coverage: what would have been confirmed without the exclusion). When a
+//! location's impairment flips, every check of the slot is re-derived.
+//!
 //! A deciding result is packed in one `u64`: nanoseconds since the slot
 //! start (bits 8..), a presence bit, a FAIL bit and the class code, so that
 //! "later wins, then the tiebreak" is a plain integer comparison.
@@ -28,6 +39,36 @@ use super::observation::{Observation, class_code};
 use super::report::{MonthReport, build_report};
 use super::rules::{SlotState, check_state, contract_state};
 use super::select::{Inconsistent, Selection};
+
+/// Rule 1a flags of one (location, slot): it had a canary result…
+pub(crate) const CANARY_SEEN: u8 = 1;
+/// …at least one of which passed…
+pub(crate) const CANARY_PASS: u8 = 2;
+/// …a result of class `agent_error` (covered check or canary)…
+pub(crate) const AGENT_ERROR: u8 = 4;
+/// …any result at all (for the coverage's silent time).
+pub(crate) const HEARD: u8 = 8;
+
+/// Rule 1a: whether a location with these flags is impaired in the slot:
+/// some canary result and none passed, or an `agent_error`.
+pub(crate) fn impaired(flags: u8) -> bool {
+    flags & AGENT_ERROR != 0 || flags & (CANARY_SEEN | CANARY_PASS) == CANARY_SEEN
+}
+
+/// The rule 1a flags one observation contributes (`canary`: of a canary check).
+pub(crate) fn impair_flags(obs: &Observation<'_>, canary: bool) -> u8 {
+    let mut f = HEARD;
+    if obs.is_agent_fault() {
+        f |= AGENT_ERROR;
+    }
+    if canary {
+        f |= CANARY_SEEN;
+        if obs.success {
+            f |= CANARY_PASS;
+        }
+    }
+    f
+}
 
 pub(crate) const PRESENT: u64 = 0x80;
 pub(crate) const FAIL: u64 = 0x40;
@@ -146,6 +187,8 @@ pub(crate) struct MonthState {
     cells: Vec<Vec<Vec<u64>>>,
     /// Messages of FAIL deciding results, by [`cell_key`].
     messages: HashMap<u64, Box<str>>,
+    /// `[location id]` → per slot the rule 1a flags ([`CANARY_SEEN`]…).
+    impair: Vec<Vec<u8>>,
     /// `[check]` → per slot the check's [`SlotState`] code.
     check_states: Vec<Vec<u8>>,
     /// Per slot the contract's [`SlotState`] code (MAINTENANCE preset).
@@ -223,6 +266,7 @@ impl MonthState {
             n_checks: contract.checks.len(),
             cells: vec![Vec::new(); contract.checks.len()],
             messages: HashMap::new(),
+            impair: Vec::new(),
             check_states: vec![Vec::new(); contract.checks.len()],
             verdict,
             latency: contract
@@ -243,8 +287,10 @@ impl MonthState {
         if check >= self.n_checks {
             return false;
         }
+        self.flag(loc, slot, impair_flags(obs, false));
         if obs.is_agent_fault() {
-            // The agent's own fault: no data for this location, never the vendor's downtime.
+            // The agent's own fault (rule 1a): the location is impaired in
+            // this slot, never the vendor's downtime.
             return true;
         }
         let s = slot as usize;
@@ -317,17 +363,91 @@ impl MonthState {
         Ok(more)
     }
 
-    /// Re-derives check `check`'s state in `slot` and, if it changed, the contract's.
-    fn recompute(&mut self, check: usize, slot: u32) {
+    /// Applies one result of a canary check from location `loc` (rule 1a).
+    /// Returns whether it lies in this month.
+    pub(crate) fn observe_canary(&mut self, loc: u16, obs: &Observation<'_>) -> bool {
+        let Some((slot, _)) = self.frame.slot_of(obs.started_at) else {
+            return false;
+        };
+        self.flag(loc, slot, impair_flags(obs, true));
+        true
+    }
+
+    /// ORs `flags` into (loc, slot)'s rule 1a flags; when that changes
+    /// whether the location is impaired, every check of the slot is re-derived.
+    fn flag(&mut self, loc: u16, slot: u32, flags: u8) {
+        let n = self.frame.n_slots() as usize;
+        ensure_len(
+            &mut self.impair,
+            loc as usize + 1,
+            usize::from(u16::MAX) + 1,
+        );
+        let col = &mut self.impair[loc as usize];
+        ensure_len(col, slot as usize + 1, n);
+        let old = col[slot as usize];
+        let new = old | flags;
+        if new == old {
+            return;
+        }
+        col[slot as usize] = new;
+        if impaired(old) != impaired(new) {
+            for check in 0..self.n_checks {
+                self.recompute(check, slot);
+            }
+        }
+    }
+
+    /// The rule 1a flags of (loc, slot).
+    pub(crate) fn flags(&self, loc: u16, slot: u32) -> u8 {
+        self.impair
+            .get(loc as usize)
+            .and_then(|c| c.get(slot as usize))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Location ids with any result in this month (covered checks or canaries).
+    pub(crate) fn locations_heard(&self, below: u32) -> Vec<u16> {
+        (0..self.impair.len())
+            .filter(|&l| {
+                let col = &self.impair[l];
+                col[..col.len().min(below as usize)]
+                    .iter()
+                    .any(|&f| f & HEARD != 0)
+            })
+            .map(|l| l as u16)
+            .collect()
+    }
+
+    /// PASS and FAIL counts of `check` in `slot` over the locations that
+    /// count (not impaired), plus location `extra` when given (the
+    /// counterfactual of the coverage's excluded failures).
+    pub(crate) fn votes(&self, check: usize, slot: u32, extra: Option<u16>) -> (u32, u32) {
         let s = slot as usize;
         let (mut pass, mut fail) = (0u32, 0u32);
-        for col in &self.cells[check] {
+        for (loc, col) in self.cells[check].iter().enumerate() {
+            let loc = loc as u16;
+            if impaired(self.flags(loc, slot)) && extra != Some(loc) {
+                continue;
+            }
             match col.get(s) {
                 Some(&c) if c & FAIL != 0 => fail += 1,
                 Some(&c) if c & PRESENT != 0 => pass += 1,
                 _ => {}
             }
         }
+        (pass, fail)
+    }
+
+    /// The contract's quorum.
+    pub(crate) fn quorum(&self) -> u32 {
+        self.quorum
+    }
+
+    /// Re-derives check `check`'s state in `slot` and, if it changed, the contract's.
+    fn recompute(&mut self, check: usize, slot: u32) {
+        let s = slot as usize;
+        let (pass, fail) = self.votes(check, slot, None);
         let state = check_state(pass, fail, self.quorum).code();
         let n = self.frame.n_slots() as usize;
         let cs = &mut self.check_states[check];
@@ -411,6 +531,14 @@ pub struct MonthEvaluator<'c> {
     now: jiff::Timestamp,
 }
 
+/// What a result is to a contract-month.
+enum Covered {
+    /// A result of the contract's check at this index.
+    Check(usize),
+    /// A canary's result (rule 1a).
+    Canary,
+}
+
 impl<'c> MonthEvaluator<'c> {
     /// An empty evaluation of `month` (in the contract's zone) as of `now`
     /// (slots starting after `now` are not counted; for a past month every slot counts).
@@ -423,27 +551,35 @@ impl<'c> MonthEvaluator<'c> {
         }
     }
 
-    /// The contract's index of `obs`'s check, when `obs` is about this contract-month.
-    fn covered(&self, obs: &Observation<'_>) -> Option<usize> {
-        let check = self.contract.checks.iter().position(|c| c == obs.check)?;
-        self.state.frame.contains(obs.started_at).then_some(check)
+    /// What `obs` is to this contract-month, if anything.
+    fn covered(&self, obs: &Observation<'_>) -> Option<Covered> {
+        let what = match self.contract.checks.iter().position(|c| c == obs.check) {
+            Some(i) => Covered::Check(i),
+            None if self.contract.canaries.iter().any(|c| c == obs.check) => Covered::Canary,
+            None => return None,
+        };
+        self.state.frame.contains(obs.started_at).then_some(what)
     }
 
-    /// Applies one result (the first pass); `false` when it is not about
-    /// this contract-month (another check, or started outside the period).
+    /// Applies one result (of a covered check or a canary; the first pass);
+    /// `false` when it is not about this contract-month (another check, or
+    /// started outside the period).
     pub fn observe(&mut self, obs: &Observation<'_>) -> bool {
-        let Some(check) = self.covered(obs) else {
+        let Some(what) = self.covered(obs) else {
             return false;
         };
         let Some(loc) = self.locations.id(obs.location) else {
             return false;
         };
-        self.state.observe(check, loc, obs)
+        match what {
+            Covered::Check(check) => self.state.observe(check, loc, obs),
+            Covered::Canary => self.state.observe_canary(loc, obs),
+        }
     }
 
     /// Offers one result again, in a pass after the first (latency only).
     pub fn resample(&mut self, obs: &Observation<'_>) {
-        if let Some(check) = self.covered(obs) {
+        if let Some(Covered::Check(check)) = self.covered(obs) {
             self.state.resample(check, obs);
         }
     }
