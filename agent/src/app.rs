@@ -171,7 +171,7 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         .filter(|c| only.is_empty() || only.contains(&c.name))
         .cloned()
         .collect();
-    let prober = Prober::new();
+    let prober = Prober::new().with_browser(config.agent.browser.clone());
     let permits = Arc::new(Semaphore::new(config.agent.concurrency));
     let tasks: Vec<_> = selected
         .into_iter()

@@ -133,10 +133,11 @@ pub async fn run_with_stats(
         let shutdown = shutdown.clone();
         let stats = stats.clone();
         let concurrency = a.concurrency;
+        let browser = a.browser.clone();
         tasks.spawn("scheduler", true, async move {
             schedule::run(
                 checks_rx,
-                Prober::new(),
+                Prober::new().with_browser(browser),
                 identity,
                 concurrency,
                 results_tx,

@@ -177,6 +177,7 @@ fn result(check: &str) -> ProbeResult {
         tls: None,
         dns: None,
         page: None,
+        browser: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn result(i: usize, pad: usize) -> ProbeResult {
         tls: None,
         dns: None,
         page: None,
+        browser: None,
     }
 }
 

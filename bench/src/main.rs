@@ -199,6 +199,7 @@ fn template(agent: &Agent, check: &str, fail: bool) -> String {
         tls: None,
         dns: None,
         page: None,
+        browser: None,
     };
     let s = serde_json::to_string(&r).unwrap_or_default();
     s.strip_prefix("{\"seq\":0")
@@ -503,6 +504,7 @@ fn month_result(
         tls: None,
         dns: None,
         page: None,
+        browser: None,
     };
     serde_json::to_string(&r).unwrap_or_default()
 }

@@ -414,6 +414,7 @@ fn base(
         tls: None,
         dns: None,
         page: None,
+        browser: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The four probes. Each takes a validated check and returns what it saw; a
+//! The probes (http, dns, tls, page, browser). Each takes a validated check and returns what it saw; a
 //! failed probe is data (a result with a failure class), never an `Err`.
 //!
 //! [`Prober`] holds what probes share (trusted roots, crypto provider) and is
@@ -6,6 +6,7 @@
 //! check's `timeout`, whatever the target does.
 
 pub mod bound;
+pub mod browser;
 pub mod dns;
 pub mod http;
 pub mod net;
@@ -20,7 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use slaprobe_wire::{
-    DnsDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp, TlsDetail,
+    BrowserDetail, DnsDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult,
+    Timestamp, TlsDetail,
 };
 
 use crate::config::{Check, ProbeSpec};
@@ -33,6 +35,7 @@ pub struct Outcome {
     pub tls: Option<TlsDetail>,
     pub dns: Option<DnsDetail>,
     pub page: Option<PageDetail>,
+    pub browser: Option<BrowserDetail>,
 }
 
 impl Outcome {
@@ -88,6 +91,8 @@ pub struct Prober {
     inner: Arc<tls::TlsShared>,
     /// Name resolution for http, tls and page probes (async, no blocking pool).
     resolver: hickory_resolver::TokioResolver,
+    /// The agent's Chromium for browser checks (started on first use).
+    browser: Arc<browser::Browser>,
     /// Test seam: a probe of a check with this name panics (to prove that a
     /// panicking probe is reported and its check keeps running).
     panic_for: Option<Arc<str>>,
@@ -110,8 +115,20 @@ impl Prober {
         Self {
             inner: Arc::new(tls::TlsShared::new()),
             resolver: net::system_resolver(),
+            browser: Arc::new(browser::Browser::new(Default::default())),
             panic_for: None,
         }
+    }
+
+    /// Uses `settings` for browser checks (binary, concurrency, memory bound).
+    pub fn with_browser(mut self, settings: crate::config::BrowserSettings) -> Self {
+        self.browser = Arc::new(browser::Browser::new(settings));
+        self
+    }
+
+    /// The agent's Chromium (for browser checks).
+    pub fn browser(&self) -> &browser::Browser {
+        &self.browser
     }
 
     /// Makes every probe of the check named `check` panic (tests only: the
@@ -146,6 +163,7 @@ impl Prober {
                 ProbeSpec::Page(spec) => page::probe(self, spec, deadline).await,
                 ProbeSpec::Dns(spec) => dns::probe(spec, deadline).await,
                 ProbeSpec::Tls(spec) => tls::probe(self, spec, deadline).await,
+                ProbeSpec::Browser(spec) => browser::probe(&self.browser, spec, deadline).await,
             }
         });
         // The probes watch the deadline themselves to classify which phase
@@ -176,6 +194,7 @@ impl Prober {
             tls: outcome.tls,
             dns: outcome.dns,
             page: outcome.page,
+            browser: outcome.browser,
         }
     }
 }
