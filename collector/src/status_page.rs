@@ -330,7 +330,7 @@ fn objectives(out: &mut String, list: &[ObjectiveResult]) {
                 .map_or_else(|| "—".to_string(), |a| format!("{a:.3} s"));
             format!(
                 "{} p{} ≤ {:.3} s (now {attained})",
-                o.phase.as_deref().unwrap_or("latency"),
+                o.quantity().unwrap_or("latency"),
                 o.percentile.unwrap_or(0.0),
                 o.target
             )
@@ -663,6 +663,7 @@ mod tests {
                 percentile: None,
                 max: None,
                 samples: None,
+                metric: None,
             }],
             down_now,
             error_budget_remaining: Some(-0.5),
