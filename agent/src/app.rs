@@ -113,7 +113,7 @@ pub fn describe_checks(checks: &[Check]) -> String {
     for c in checks {
         let _ = writeln!(
             out,
-            "  {:<24} {:<5} every {:<6} timeout {:<6} {}{}",
+            "  {:<24} {:<7} every {:<6} timeout {:<6} {}{}",
             c.name,
             c.kind.as_str(),
             humantime::format_duration(c.interval).to_string(),
