@@ -265,7 +265,11 @@ async fn never_finishing_pages_and_many_requests() {
     let mut routes = Routes::new()
         .route("/stuck", Route::ok(stuck))
         .route("/never.png", Route::hang())
-        .route("/silent", Route::hang());
+        .route("/silent", Route::hang())
+        .route(
+            "/spin",
+            Route::ok("<!doctype html><p>x</p><script>for (;;) {}</script>"),
+        );
     for i in 0..500 {
         many.push_str(&format!("<img src=\"/i/{i}.svg\" width=2 height=2>"));
         routes = routes.route(
@@ -281,7 +285,13 @@ async fn never_finishing_pages_and_many_requests() {
     let srv = TestServer::http(routes.route("/many", Route::ok(many))).await;
     let p = prober();
 
-    for (path, reached_document) in [("/stuck", true), ("/silent", false)] {
+    // (path, document answered, first paint happened)
+    for (path, answered, painted) in [
+        ("/stuck", true, true),
+        ("/silent", false, false),
+        // A script that never returns: the page's main thread is gone for good.
+        ("/spin", true, false),
+    ] {
         let t0 = Instant::now();
         let r = p.probe(&browser_check(&srv.url(path), "6s", |_| {})).await;
         let took = t0.elapsed();
@@ -289,8 +299,8 @@ async fn never_finishing_pages_and_many_requests() {
         assert!(took <= Duration::from_millis(6500), "{path}: took {took:?}");
         let b = detail(&r);
         assert_eq!(b.load, None, "{path}: {}", show(&r));
-        assert_eq!(b.fcp.is_some(), reached_document, "{path}: {}", show(&r));
-        assert_eq!(b.status.is_some(), reached_document, "{path}: {}", show(&r));
+        assert_eq!(b.fcp.is_some(), painted, "{path}: {}", show(&r));
+        assert_eq!(b.status.is_some(), answered, "{path}: {}", show(&r));
     }
 
     let r = p
@@ -298,6 +308,11 @@ async fn never_finishing_pages_and_many_requests() {
         .await;
     assert_ok(&r);
     let b = detail(&r);
+    assert_eq!(
+        p.browser().restarts(),
+        0,
+        "the spinning page did not cost the browser"
+    );
     assert_eq!(b.requests, 501, "{}", show(&r));
     assert_eq!(b.failed_requests, 0, "{}", show(&r));
     assert!(b.load.is_some());
