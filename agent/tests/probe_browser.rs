@@ -325,7 +325,29 @@ async fn browser_restarts_after_a_crash_and_over_its_memory_bound() {
     let srv = TestServer::http(Routes::new().route("/", Route::ok("<h1>Hi</h1>"))).await;
     let c = browser_check(&srv.url("/"), "30s", |_| {});
     let p = prober();
+    // A timeout shorter than Chromium's start-up: no data (agent_error), not
+    // the site's timeout, and the browser still comes up for the next probe.
+    let r = p.probe(&browser_check(&srv.url("/"), "50ms", |_| {})).await;
+    assert_class(&r, FailureClass::AgentError);
+    assert!(
+        r.failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("still starting"),
+        "{}",
+        show(&r)
+    );
+    let t0 = Instant::now();
+    while p.browser().current().await.is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the browser never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_ok(&p.probe(&c).await);
+    assert_eq!(p.browser().restarts(), 0);
     let (pid, mem) = p.browser().current().await.expect("a running browser");
     assert!(
         mem > 10 << 20,

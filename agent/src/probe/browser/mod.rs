@@ -58,7 +58,11 @@ const BROWSER_ANSWER: Duration = Duration::from_secs(10);
 pub struct Browser {
     settings: BrowserSettings,
     permits: Arc<Semaphore>,
-    slot: tokio::sync::Mutex<Option<Arc<Instance>>>,
+    /// The running browser. A launch holds the lock from a task of its
+    /// own, so a probe that times out while Chromium starts does not throw
+    /// the half-started browser away (it would never start under a timeout
+    /// shorter than its start-up).
+    slot: Arc<tokio::sync::Mutex<Option<Arc<Instance>>>>,
     restarts: AtomicU64,
 }
 
@@ -111,7 +115,7 @@ impl Browser {
         Self {
             permits: Arc::new(Semaphore::new(settings.concurrency)),
             settings,
-            slot: tokio::sync::Mutex::new(None),
+            slot: Arc::new(tokio::sync::Mutex::new(None)),
             restarts: AtomicU64::new(0),
         }
     }
@@ -135,7 +139,7 @@ impl Browser {
     }
 
     async fn instance(&self) -> Result<Arc<Instance>, LaunchError> {
-        let mut slot = self.slot.lock().await;
+        let mut slot = self.slot.clone().lock_owned().await;
         if let Some(inst) = slot.as_ref() {
             match inst.unhealthy(self.settings.max_rss) {
                 None => return Ok(inst.clone()),
@@ -146,14 +150,24 @@ impl Browser {
                 }
             }
         }
-        let p = process::launch(&self.settings).await?;
-        let inst = Arc::new(Instance {
-            cdp: p.cdp.clone(),
-            process: Mutex::new(p),
-            hung: Mutex::new(None),
+        let settings = self.settings.clone();
+        let launch = tokio::spawn(async move {
+            let p = process::launch(&settings).await?;
+            let inst = Arc::new(Instance {
+                cdp: p.cdp.clone(),
+                process: Mutex::new(p),
+                hung: Mutex::new(None),
+            });
+            *slot = Some(inst.clone());
+            Ok(inst)
         });
-        *slot = Some(inst.clone());
-        Ok(inst)
+        match launch.await {
+            Ok(r) => r,
+            Err(e) => Err(LaunchError::NoAnswer {
+                why: format!("the launch task failed: {e}"),
+                stderr: String::new(),
+            }),
+        }
     }
 }
 
@@ -449,9 +463,20 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
         .acquire_owned()
         .await
         .expect("the browser semaphore is never closed");
-    let inst = match browser.instance().await {
-        Ok(i) => i,
-        Err(e) => return Outcome::failed(FailureClass::AgentError, e.to_string()),
+    // Chromium's start-up is the agent's business, not the site's: a probe
+    // whose time runs out before the browser is up is no data.
+    let up_by = deadline
+        .checked_sub(Duration::from_millis(20))
+        .unwrap_or(deadline);
+    let inst = match tokio::time::timeout_at(up_by, browser.instance()).await {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => return Outcome::failed(FailureClass::AgentError, e.to_string()),
+        Err(_) => {
+            return Outcome::failed(
+                FailureClass::AgentError,
+                "Chromium was still starting when the probe's time ran out",
+            );
+        }
     };
     let now = Instant::now();
     let budget = deadline.saturating_duration_since(now);
