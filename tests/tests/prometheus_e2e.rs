@@ -258,6 +258,13 @@ interval = "1s"
 timeout = "1s"
 url = "{healthy_url}"
 
+[[checks]]
+name = "healthy-browser"
+kind = "browser"
+interval = "3s"
+timeout = "3s"
+url = "{healthy_url}"
+
 [[contracts]]
 name = "healthy"
 vendor = "HealthyCo"
