@@ -9,6 +9,8 @@ declare -A need=(
   [promtool]=prometheus
   [amtool]=prometheus-alertmanager
   [chromium]=chromium
+  # The browser probe ties Chromium to the agent with setpriv --pdeathsig.
+  [setpriv]=util-linux
   [pdftotext]=poppler-utils
   [sqlite3]=sqlite3
   [faketime]=faketime

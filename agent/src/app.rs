@@ -113,7 +113,7 @@ pub fn describe_checks(checks: &[Check]) -> String {
     for c in checks {
         let _ = writeln!(
             out,
-            "  {:<24} {:<6} every {:<6} timeout {:<6} {}{}{}",
+            "  {:<24} {:<7} every {:<6} timeout {:<6} {}{}{}",
             c.name,
             c.kind.as_str(),
             humantime::format_duration(c.interval).to_string(),
@@ -172,7 +172,7 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         .filter(|c| only.is_empty() || only.contains(&c.name))
         .cloned()
         .collect();
-    let mut prober = Prober::new();
+    let mut prober = Prober::new().with_browser(config.agent.browser.clone());
     if let Some(b) = &config.agent.rdap_bootstrap {
         prober = prober.with_rdap_bootstrap(b.clone());
     }

@@ -38,6 +38,10 @@ pub const DEFAULT_PAGE_CONNECTIONS_PER_ORIGIN: usize = 6;
 pub const DEFAULT_PAGE_CONNECTIONS: usize = 32;
 /// Default spool bound.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 512 * 1024 * 1024;
+/// Default number of browser probes at once (each is a Chromium tab).
+pub const DEFAULT_BROWSER_CONCURRENCY: usize = 2;
+/// Default memory (PSS of the whole process tree) over which Chromium is restarted.
+pub const DEFAULT_BROWSER_MAX_RSS: u64 = 1024 * 1024 * 1024;
 
 /// What kind of configuration problem it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +233,69 @@ pub struct RawAgentSection {
     pub require_tls: Option<bool>,
     /// An RDAP bootstrap file (IANA's `dns.json`) newer than the shipped one.
     pub rdap_bootstrap: Option<PathBuf>,
+    /// browser checks: the Chromium binary (default: `chromium` on PATH).
+    pub chromium_path: Option<PathBuf>,
+    /// browser checks: most probes at once (default 2).
+    pub browser_concurrency: Option<usize>,
+    /// browser checks: restart Chromium above this memory, bytes or "1GiB" (default 1 GiB).
+    pub browser_max_rss: Option<ByteSize>,
+}
+
+/// A size in bytes: a number, or a string with a unit ("512MiB", "1GiB", "800MB").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    /// The size in bytes, or what is wrong with it.
+    pub fn bytes(&self) -> Result<u64, String> {
+        let s = match self {
+            Self::Bytes(n) => return Ok(*n),
+            Self::Text(s) => s.trim(),
+        };
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1000 * 1000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1000 * 1000 * 1000,
+            "gib" => 1 << 30,
+            u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB)")),
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size (e.g. \"1GiB\", \"512MiB\")"))?;
+        Ok((n * mult as f64) as u64)
+    }
+}
+
+/// How the agent runs Chromium for browser checks.
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// The binary; a bare name is looked up on PATH.
+    pub chromium_path: PathBuf,
+    /// Most browser probes at once.
+    pub concurrency: usize,
+    /// Memory of the browser's process tree over which it is restarted.
+    pub max_rss: u64,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        Self {
+            chromium_path: PathBuf::from("chromium"),
+            concurrency: DEFAULT_BROWSER_CONCURRENCY,
+            max_rss: DEFAULT_BROWSER_MAX_RSS,
+        }
+    }
 }
 
 /// An agent config file as written.
@@ -263,6 +330,8 @@ pub struct AgentSettings {
     pub require_tls: bool,
     /// `rdap_bootstrap`, read and parsed (None: the shipped snapshot).
     pub rdap_bootstrap: Option<Arc<RdapBootstrap>>,
+    /// Chromium for browser checks.
+    pub browser: BrowserSettings,
 }
 
 impl AgentSettings {
@@ -535,6 +604,39 @@ impl AgentSettings {
                 "must be at least 1 MiB (1048576)".into(),
             ));
         }
+        let browser_concurrency = raw
+            .browser_concurrency
+            .unwrap_or(DEFAULT_BROWSER_CONCURRENCY);
+        if !(1..=64).contains(&browser_concurrency) {
+            return Err(err(
+                "agent.browser_concurrency",
+                format!("{browser_concurrency} is out of range 1..=64"),
+            ));
+        }
+        let max_rss = match &raw.browser_max_rss {
+            None => DEFAULT_BROWSER_MAX_RSS,
+            Some(b) => b.bytes().map_err(|m| err("agent.browser_max_rss", m))?,
+        };
+        if max_rss < 64 * 1024 * 1024 {
+            return Err(err(
+                "agent.browser_max_rss",
+                format!("{max_rss} bytes is less than 64 MiB; Chromium needs more to load a page"),
+            ));
+        }
+        let browser = BrowserSettings {
+            chromium_path: raw
+                .chromium_path
+                .map(|p| {
+                    if p.components().count() > 1 {
+                        base.join(p)
+                    } else {
+                        p
+                    }
+                })
+                .unwrap_or_else(|| PathBuf::from("chromium")),
+            concurrency: browser_concurrency,
+            max_rss,
+        };
         Ok(Self {
             id,
             location,
@@ -552,6 +654,7 @@ impl AgentSettings {
             spool_fsync,
             require_tls: raw.require_tls.unwrap_or(false),
             rdap_bootstrap,
+            browser,
         })
     }
 }
@@ -581,6 +684,7 @@ pub enum ProbeSpec {
     Tls(TlsSpec),
     Page(HttpSpec),
     Domain(DomainSpec),
+    Browser(BrowserSpec),
 }
 
 /// A domain registration lookup (RDAP).
@@ -599,6 +703,18 @@ pub struct DomainSpec {
 pub struct Consistency {
     /// How far an SOA serial may trail the highest one (serial arithmetic).
     pub serial_lag: u32,
+}
+
+/// A page load in headless Chromium.
+#[derive(Debug, Clone)]
+pub struct BrowserSpec {
+    pub url: Url,
+    /// None: any 2xx/3xx document status after redirects.
+    pub expect_status: Option<Vec<u16>>,
+    /// A CSS selector that must match once the page has loaded.
+    pub selector_present: Option<String>,
+    /// An uncaught JavaScript error fails the probe.
+    pub fail_on_js_error: bool,
 }
 
 /// An HTTP (or page document) request.
@@ -803,6 +919,11 @@ impl Check {
                 let t = h.url.to_string();
                 (ProbeSpec::Page(h), t)
             }
+            CheckKind::Browser => {
+                let b = cx.browser()?;
+                let t = b.url.to_string();
+                (ProbeSpec::Browser(b), t)
+            }
             CheckKind::Dns => {
                 let d = cx.dns()?;
                 let t = format!("{} {}", d.query, d.record_type.as_str());
@@ -908,6 +1029,12 @@ fn keys_of(kind: CheckKind) -> &'static [&'static str] {
             NET[4],
             NET[5],
         ],
+        CheckKind::Browser => &[
+            "url",
+            "expect_status",
+            "selector_present",
+            "fail_on_js_error",
+        ],
     }
 }
 
@@ -975,7 +1102,7 @@ impl<'a> SpecCx<'a> {
     /// Keys that do not apply to the kind are mistakes worth reporting.
     fn only_keys_of_the_kind(&self) -> Result<(), ConfigError> {
         let spec = self.spec;
-        let set: [(&str, bool); 27] = [
+        let set: [(&str, bool); 29] = [
             ("url", spec.url.is_some()),
             ("expect_status", spec.expect_status.is_some()),
             ("body_contains", spec.body_contains.is_some()),
@@ -1009,6 +1136,8 @@ impl<'a> SpecCx<'a> {
             ("serial_lag", spec.serial_lag.is_some()),
             ("domain", spec.domain.is_some()),
             ("rdap_url", spec.rdap_url.is_some()),
+            ("selector_present", spec.selector_present.is_some()),
+            ("fail_on_js_error", spec.fail_on_js_error.is_some()),
         ];
         let allowed = keys_of(spec.kind);
         match set
@@ -1170,6 +1299,27 @@ impl<'a> SpecCx<'a> {
                 DEFAULT_PAGE_CONNECTIONS,
             )?,
             net: self.net()?,
+        })
+    }
+
+    /// A browser check: the URL and status rules of an http check, plus
+    /// the browser's own assertions.
+    fn browser(&self) -> Result<BrowserSpec, ConfigError> {
+        let spec = self.spec;
+        let h = self.http()?;
+        if let Some(sel) = &spec.selector_present
+            && (sel.trim().is_empty() || sel.len() > 1024)
+        {
+            return Err(self.err(
+                "selector_present",
+                "must be a CSS selector of 1 to 1024 characters".into(),
+            ));
+        }
+        Ok(BrowserSpec {
+            url: h.url,
+            expect_status: h.expect_status,
+            selector_present: spec.selector_present.clone(),
+            fail_on_js_error: spec.fail_on_js_error.unwrap_or(false),
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: figment loading and the typed, validated config.
-//! - [`probe`]: the probes (`http`, `dns` with DNSSEC, `tls`, `page`, `domain`) and what they share.
+//! - [`probe`]: the probes (`http`, `dns` with DNSSEC, `tls`, `page`, `domain`, `browser`:
+//!   headless Chromium over the DevTools pipe) and what they share.
 //! - [`app`]: logging, signals, `check-config` and one-shot `probe`.
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
 //! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.

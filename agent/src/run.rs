@@ -133,7 +133,7 @@ pub async fn run_with_stats(
         let shutdown = shutdown.clone();
         let stats = stats.clone();
         let concurrency = a.concurrency;
-        let mut prober = Prober::new();
+        let mut prober = Prober::new().with_browser(a.browser.clone());
         if let Some(b) = &a.rdap_bootstrap {
             prober = prober.with_rdap_bootstrap(b.clone());
         }

@@ -178,6 +178,7 @@ fn result(check: &str) -> ProbeResult {
         dns: None,
         page: None,
         domain: None,
+        browser: None,
     }
 }
 

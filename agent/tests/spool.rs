@@ -37,6 +37,7 @@ fn result(i: usize, pad: usize) -> ProbeResult {
         dns: None,
         page: None,
         domain: None,
+        browser: None,
     }
 }
 

@@ -200,6 +200,7 @@ fn template(agent: &Agent, check: &str, fail: bool) -> String {
         dns: None,
         page: None,
         domain: None,
+        browser: None,
     };
     let s = serde_json::to_string(&r).unwrap_or_default();
     s.strip_prefix("{\"seq\":0")
@@ -505,6 +506,7 @@ fn month_result(
         dns: None,
         page: None,
         domain: None,
+        browser: None,
     };
     serde_json::to_string(&r).unwrap_or_default()
 }

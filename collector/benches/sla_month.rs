@@ -66,7 +66,7 @@ fn month_results(
                 .expect("in range");
             let outage = (13_000..13_060).contains(&s) && c == 0;
             let ok = !outage && x % 500 != 7;
-            let mut phases = [None; 6];
+            let mut phases = [None; 11];
             phases[3] = Some((x >> 20) as f64 % 900.0 / 1000.0);
             phases[5] = Some((x >> 30) as f64 % 1500.0 / 1000.0);
             Observation {
@@ -138,7 +138,7 @@ fn main() {
             success: !(l == 0 && (28_000..28_060).contains(&s)),
             class: None,
             message: None,
-            phases: [None; 6],
+            phases: [None; 11],
         })
     });
     reset_peak();

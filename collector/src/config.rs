@@ -762,6 +762,17 @@ fn describe_objective(o: &Objective) -> String {
             percentile,
             max,
         } => format!("{phase} p{percentile} <= {}", format_duration(*max)),
+        Objective::WebVital {
+            metric,
+            percentile,
+            max,
+        } => match metric {
+            crate::sla::Phase::Cls => format!("web vital {metric} p{percentile} <= {max}"),
+            _ => format!(
+                "web vital {metric} p{percentile} <= {}",
+                format_duration(Duration::from_secs_f64(*max))
+            ),
+        },
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
-use slaprobe_wire::{Phases, ProbeResult};
+use slaprobe_wire::{BrowserDetail, Phases, ProbeResult};
 
 use crate::config::CollectorConfig;
 use crate::store::MetricsSeed;
@@ -59,6 +59,8 @@ struct ProbeState {
     rrsig_expiry: Option<f64>,
     /// `domain.expires_at` (Unix seconds).
     domain_expiry: Option<f64>,
+    /// browser: the Web Vitals (in `BrowserDetail::VITALS` order), requests, failed requests.
+    browser: Option<([Option<f64>; 5], u32, u32)>,
 }
 
 impl ProbeState {
@@ -94,6 +96,13 @@ impl ProbeState {
                 .as_ref()
                 .and_then(|d| d.expires_at)
                 .map(|ts| ts.as_second() as f64),
+            browser: r.browser.as_ref().map(|b| {
+                (
+                    BrowserDetail::VITALS.map(|m| b.metric(m)),
+                    b.requests,
+                    b.failed_requests,
+                )
+            }),
         }
     }
 }
@@ -102,6 +111,8 @@ impl ProbeState {
 struct ProbeCounts {
     total: u64,
     failures: BTreeMap<String, u64>,
+    /// browser: uncaught JavaScript errors seen (restarts at 0 with the collector).
+    js_errors: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -213,6 +224,7 @@ impl Metrics {
             let key = (r.check.clone(), r.location.clone());
             let counts = st.counts.entry(key.clone()).or_default();
             counts.total += 1;
+            counts.js_errors += r.browser.as_ref().map_or(0, |b| u64::from(b.js_errors));
             if let Some(class) = r.class() {
                 *counts
                     .failures
@@ -440,6 +452,7 @@ fn render_check_families(st: &State, out: &mut String) {
             }
         });
     }
+    render_browser_families(&probes, &counts, out);
     fam(11, out, &mut |out| {
         let mut checks: Vec<&(String, String, String)> = st.checks.iter().collect();
         checks.sort_unstable();
@@ -453,6 +466,81 @@ fn render_check_families(st: &State, out: &mut String) {
             );
         }
     });
+}
+
+/// Name, help and type of the browser probe's families (per check and
+/// location, written as text like the families above).
+const BROWSER_FAMILIES: [(&str, &str, &str); 4] = [
+    (
+        "slaprobe_browser_web_vital",
+        "Core Web Vitals of the latest browser probe, by metric (lcp, cls, fcp, ttfb, tbt); seconds, CLS unitless.",
+        "gauge",
+    ),
+    (
+        "slaprobe_browser_requests",
+        "Requests the page made in the latest browser probe (the document included).",
+        "gauge",
+    ),
+    (
+        "slaprobe_browser_failed_requests",
+        "Requests that failed (network error or status >= 400) in the latest browser probe.",
+        "gauge",
+    ),
+    (
+        "slaprobe_browser_js_errors_total",
+        "Uncaught JavaScript errors seen by browser probes (restarts at 0 with the collector).",
+        "counter",
+    ),
+];
+
+type ProbeRows<'a> = [(&'a (String, String), &'a ProbeState)];
+type CountRows<'a> = [(&'a (String, String), &'a ProbeCounts)];
+
+/// The browser families; a family without samples is left out.
+fn render_browser_families(probes: &ProbeRows<'_>, counts: &CountRows<'_>, out: &mut String) {
+    let browser = || {
+        probes
+            .iter()
+            .filter_map(|((c, l), p)| p.browser.as_ref().map(|b| (c, l, b)))
+    };
+    if browser().next().is_none() {
+        return;
+    }
+    for (i, (name, help, kind)) in BROWSER_FAMILIES.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {}\n# TYPE {name} {kind}",
+            escape_help(help)
+        );
+        match i {
+            0 => {
+                for (c, l, (vitals, _, _)) in browser() {
+                    for (m, v) in BrowserDetail::VITALS.iter().zip(vitals) {
+                        if let Some(v) = v {
+                            sample(out, name, &cl(c, l), Some(("metric", m)), *v);
+                        }
+                    }
+                }
+            }
+            1 | 2 => {
+                for (c, l, (_, requests, failed)) in browser() {
+                    let v = if i == 1 { *requests } else { *failed };
+                    sample(out, name, &cl(c, l), None, f64::from(v));
+                }
+            }
+            _ => {
+                // Both lists are sorted by key: a binary search per count.
+                for (key, n) in counts {
+                    let is_browser = probes
+                        .binary_search_by(|(k, _)| (*k).cmp(key))
+                        .is_ok_and(|i| probes[i].1.browser.is_some());
+                    if is_browser {
+                        sample(out, name, &cl(&key.0, &key.1), None, n.js_errors as f64);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The (check, location) label pairs.

@@ -253,6 +253,41 @@ const BAD: &[(&str, &str, &str)] = &[
         "duplicate objective latency_tls_p95",
     ),
     (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"web_vital\", metric = \"inp\", percentile = 75, max = \"200ms\" }]",
+        "objectives[0].metric",
+        "unknown Web Vital",
+    ),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"web_vital\", percentile = 75, max = \"2.5s\" }]",
+        "objectives[0].metric",
+        "missing",
+    ),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"web_vital\", metric = \"cls\", percentile = 75, max = \"100ms\" }]",
+        "objectives[0].max",
+        "unitless",
+    ),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"web_vital\", metric = \"lcp\", percentile = 75, max = 2.5 }]",
+        "objectives[0].max",
+        "write a duration",
+    ),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"web_vital\", metric = \"lcp\", phase = \"tls\", percentile = 75, max = \"2.5s\" }]",
+        "objectives[0].phase",
+        "not used by a web_vital",
+    ),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"latency\", phase = \"tls\", metric = \"lcp\", percentile = 95, max = \"1s\" }]",
+        "objectives[0].metric",
+        "not used by a latency",
+    ),
+    (
+        "checks = [\"acme-www\"]\nobjectives = [{ kind = \"web_vital\", metric = \"lcp\", percentile = 75, max = \"2.5s\" }, { kind = \"web_vital\", metric = \"lcp\", percentile = 75, max = \"4s\" }]",
+        "objectives[1]",
+        "duplicate objective web_vital_lcp_p75",
+    ),
+    (
         "checks = [\"acme-www\"]\nmaintenance = [{ duration = \"1h\" }]",
         "maintenance[0].start",
         "missing",
@@ -381,4 +416,43 @@ fn validate_contracts_rejects_duplicate_names() {
     let bad = raw("name = \"c\"\nchecks = [\"nope\"]");
     let e = validate_contracts(&[bad], &checks(), Path::new("c.toml")).unwrap_err();
     assert_eq!(e.key, "contracts[c].checks");
+}
+
+#[test]
+fn web_vital_objectives() {
+    let c = validate(&raw(r#"
+name = "agency"
+checks = ["acme-www"]
+objectives = [
+  { kind = "web_vital", metric = "lcp", percentile = 75, max = "2.5s" },
+  { kind = "web_vital", metric = "cls", percentile = 75, max = 0.1 },
+  { kind = "web_vital", metric = "tbt", percentile = 75, max = "200ms" },
+]
+"#))
+    .unwrap();
+    assert_eq!(
+        c.objectives[0],
+        Objective::WebVital {
+            metric: Phase::Lcp,
+            percentile: 75.0,
+            max: 2.5
+        }
+    );
+    assert_eq!(c.objectives[0].label(), "web_vital_lcp_p75");
+    assert_eq!(c.objectives[0].kind(), "web_vital");
+    assert_eq!(
+        c.objectives[1],
+        Objective::WebVital {
+            metric: Phase::Cls,
+            percentile: 75.0,
+            max: 0.1
+        }
+    );
+    assert_eq!(c.availability_target(), None);
+    // Sampled like latency objectives, in contract order.
+    let sampled: Vec<(Phase, f64)> = c.latency_objectives().map(|(p, q, _)| (p, q)).collect();
+    assert_eq!(
+        sampled,
+        vec![(Phase::Lcp, 75.0), (Phase::Cls, 75.0), (Phase::Tbt, 75.0)]
+    );
 }

@@ -416,6 +416,7 @@ fn base(
         dns: None,
         page: None,
         domain: None,
+        browser: None,
     }
 }
 

@@ -148,6 +148,8 @@ pub struct SeenRequest {
     pub headers: Vec<(String, String)>,
     /// Which accepted connection (0, 1, …) carried it.
     pub connection: usize,
+    /// When its head had been read (ground truth for browser timings).
+    pub received: std::time::Instant,
 }
 
 impl SeenRequest {
@@ -478,6 +480,7 @@ fn parse_head(head: &[u8], connection: usize) -> Option<SeenRequest> {
         target,
         headers,
         connection,
+        received: std::time::Instant::now(),
     })
 }
 

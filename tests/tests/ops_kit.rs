@@ -29,6 +29,11 @@ const DESIGN_METRICS: &[&str] = &[
     "slaprobe_page_resources",
     "slaprobe_page_load_seconds",
     "slaprobe_check_info",
+    // Browser checks (README: "Browser checks").
+    "slaprobe_browser_web_vital",
+    "slaprobe_browser_requests",
+    "slaprobe_browser_failed_requests",
+    "slaprobe_browser_js_errors_total",
     // SLA.
     "slaprobe_sla_target_ratio",
     "slaprobe_sla_attained_ratio",

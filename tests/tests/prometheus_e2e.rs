@@ -284,6 +284,13 @@ timeout = "1s"
 domain = "expiring.example"
 rdap_url = "{rdap_url}"
 
+[[checks]]
+name = "healthy-browser"
+kind = "browser"
+interval = "3s"
+timeout = "3s"
+url = "{healthy_url}"
+
 [[contracts]]
 name = "healthy"
 vendor = "HealthyCo"

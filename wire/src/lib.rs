@@ -33,10 +33,19 @@ pub enum CheckKind {
     Page,
     /// Domain registration (RDAP): expiry, registrar, hold status.
     Domain,
+    /// Headless Chromium over the DevTools protocol: Web Vitals, requests, JS errors.
+    Browser,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 5] = [Self::Http, Self::Dns, Self::Tls, Self::Page, Self::Domain];
+    pub const ALL: [CheckKind; 6] = [
+        Self::Http,
+        Self::Dns,
+        Self::Tls,
+        Self::Page,
+        Self::Domain,
+        Self::Browser,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +54,7 @@ impl CheckKind {
             Self::Tls => "tls",
             Self::Page => "page",
             Self::Domain => "domain",
+            Self::Browser => "browser",
         }
     }
 }
@@ -99,6 +109,9 @@ pub enum FailureClass {
     /// No usable registration data: RDAP server unreachable, an error
     /// status, or a response that is not RDAP.
     DomainLookup,
+    /// browser: the page threw an uncaught JavaScript error (only with
+    /// `fail_on_js_error = true`).
+    PageJsError,
     /// A class from a newer agent that this build does not know.
     #[serde(other)]
     Other,
@@ -107,7 +120,7 @@ pub enum FailureClass {
 impl FailureClass {
     /// Every known class. New classes go at the end: the collector's
     /// compact class codes and tiebreaks follow this order.
-    pub const ALL: [FailureClass; 23] = [
+    pub const ALL: [FailureClass; 24] = [
         Self::DnsError,
         Self::DnsRcode,
         Self::DnsAnswerMismatch,
@@ -131,6 +144,7 @@ impl FailureClass {
         Self::DomainHeld,
         Self::DomainExpired,
         Self::DomainLookup,
+        Self::PageJsError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -158,6 +172,7 @@ impl FailureClass {
             Self::DomainHeld => "domain_held",
             Self::DomainExpired => "domain_expired",
             Self::DomainLookup => "domain_lookup",
+            Self::PageJsError => "page_js_error",
             Self::Other => "other",
         }
     }
@@ -212,6 +227,8 @@ pub struct ProbeResult {
     pub page: Option<PageDetail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<DomainDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<BrowserDetail>,
 }
 
 impl ProbeResult {
@@ -529,6 +546,85 @@ pub struct ResourceFailure {
     pub message: String,
 }
 
+/// A page load in headless Chromium (the `browser` check kind). Times are
+/// seconds from the start of the navigation (the page's time origin); a
+/// point the page never reached is `null`. `cls` is unitless.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrowserDetail {
+    /// Time to first byte of the document (`responseStart`).
+    pub ttfb: Option<f64>,
+    /// First Contentful Paint.
+    pub fcp: Option<f64>,
+    /// Largest Contentful Paint (the last candidate before the probe ended).
+    pub lcp: Option<f64>,
+    /// Cumulative Layout Shift: the largest session window (web-vitals).
+    pub cls: Option<f64>,
+    /// Total Blocking Time: long tasks' time over 50 ms after FCP.
+    pub tbt: Option<f64>,
+    /// `DOMContentLoaded` fired (`domContentLoadedEventStart`).
+    pub dom_content_loaded: Option<f64>,
+    /// `load` fired (`loadEventStart`).
+    pub load: Option<f64>,
+    /// HTTP status of the document (after redirects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Requests the page made, the document included.
+    pub requests: u32,
+    /// Requests that failed (network error, or status 400 and above).
+    pub failed_requests: u32,
+    /// The first failed requests (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<RequestFailure>,
+    /// Bytes received over the network (encoded, headers included).
+    pub transfer_bytes: u64,
+    /// Uncaught JavaScript exceptions.
+    pub js_errors: u32,
+    /// The first uncaught exceptions' messages (at most 5, each at most 1 KiB).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub js_error_messages: Vec<String>,
+    /// The document's URL after redirects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
+    /// Failed probes only: a PNG of the viewport, base64, at most 200 KB decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
+    /// Why there is no screenshot on a failed probe (too big, capture failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot_note: Option<String>,
+}
+
+impl BrowserDetail {
+    /// The Web Vitals a contract objective may name.
+    pub const VITALS: [&'static str; 5] = ["lcp", "cls", "fcp", "ttfb", "tbt"];
+
+    /// A Web Vital or timing by its name (`lcp`, `cls`, `fcp`, `ttfb`, `tbt`,
+    /// `dom_content_loaded`, `load`).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "lcp" => self.lcp,
+            "cls" => self.cls,
+            "fcp" => self.fcp,
+            "ttfb" => self.ttfb,
+            "tbt" => self.tbt,
+            "dom_content_loaded" => self.dom_content_loaded,
+            "load" => self.load,
+            _ => None,
+        }
+    }
+}
+
+/// One request of a browser probe that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestFailure {
+    pub url: String,
+    /// The HTTP status, when one arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Chromium's network error (`net::ERR_…`), when no status arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Body of `POST /api/v1/results`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -650,6 +746,14 @@ pub struct CheckSpec {
     /// Fail the probe when the revocation status cannot be established.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_required: Option<bool>,
+
+    // browser
+    /// browser: a CSS selector that must match an element once the page loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector_present: Option<String>,
+    /// browser: an uncaught JavaScript error fails the probe (`page_js_error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on_js_error: Option<bool>,
 }
 
 fn is_false(b: &bool) -> bool {

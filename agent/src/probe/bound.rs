@@ -7,7 +7,7 @@
 //! cut lists keep their first entries and report the full count next to
 //! them (`tls.sans_total`, `dns.answers_total`, `page.failed_resources`).
 
-use slaprobe_wire::{DnsDetail, HttpDetail, PageDetail, TlsDetail};
+use slaprobe_wire::{BrowserDetail, DnsDetail, HttpDetail, PageDetail, TlsDetail};
 
 use super::Outcome;
 
@@ -100,6 +100,39 @@ pub fn outcome(o: &mut Outcome) {
         if let Some(u) = &mut d.rdap_url {
             cut(u, MAX_URL);
         }
+    }
+    if let Some(b) = &mut o.browser {
+        browser(b);
+    }
+}
+
+/// A browser result's lists and URLs. Its `screenshot` (failed probes only,
+/// at most 200 KB) is the one field outside [`MAX_RESULT_BYTES`].
+fn browser(b: &mut BrowserDetail) {
+    if let Some(u) = &mut b.final_url {
+        cut(u, MAX_URL);
+    }
+    let mut used = 0usize;
+    let mut keep = 0usize;
+    for f in b.failures.iter_mut() {
+        if keep == MAX_PAGE_FAILURES {
+            break;
+        }
+        cut(&mut f.url, MAX_URL);
+        if let Some(e) = &mut f.error {
+            cut(e, 256);
+        }
+        let size = f.url.len() + f.error.as_ref().map_or(0, String::len) + 40;
+        if used + size > PAGE_FAILURE_BYTES {
+            break;
+        }
+        used += size;
+        keep += 1;
+    }
+    b.failures.truncate(keep);
+    b.js_error_messages.truncate(5);
+    for m in &mut b.js_error_messages {
+        cut(m, MAX_MESSAGE);
     }
 }
 

@@ -1,4 +1,4 @@
-//! The probes (http, page, dns, tls, domain). Each takes a validated check and returns what it saw; a
+//! The probes (http, page, dns, tls, domain, browser). Each takes a validated check and returns what it saw; a
 //! failed probe is data (a result with a failure class), never an `Err`.
 //!
 //! [`Prober`] holds what probes share (trusted roots, crypto provider) and is
@@ -6,6 +6,7 @@
 //! check's `timeout`, whatever the target does.
 
 pub mod bound;
+pub mod browser;
 pub mod dns;
 pub mod dnssec;
 pub mod domain;
@@ -24,8 +25,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use slaprobe_wire::{
-    DnsDetail, DomainDetail, Failure, FailureClass, HttpDetail, PageDetail, ProbeResult, Timestamp,
-    TlsDetail,
+    BrowserDetail, DnsDetail, DomainDetail, Failure, FailureClass, HttpDetail, PageDetail,
+    ProbeResult, Timestamp, TlsDetail,
 };
 
 use crate::config::{Check, ProbeSpec};
@@ -39,6 +40,7 @@ pub struct Outcome {
     pub dns: Option<DnsDetail>,
     pub page: Option<PageDetail>,
     pub domain: Option<DomainDetail>,
+    pub browser: Option<BrowserDetail>,
 }
 
 impl Outcome {
@@ -94,6 +96,8 @@ pub struct Prober {
     inner: Arc<tls::TlsShared>,
     /// Name resolution for http, tls and page probes (async, no blocking pool).
     resolver: hickory_resolver::TokioResolver,
+    /// The agent's Chromium for browser checks (started on first use).
+    browser: Arc<browser::Browser>,
     /// Test seam: a probe of a check with this name panics (to prove that a
     /// panicking probe is reported and its check keeps running).
     panic_for: Option<Arc<str>>,
@@ -120,6 +124,7 @@ impl Prober {
         Self {
             inner: Arc::new(tls::TlsShared::new()),
             resolver: net::system_resolver(),
+            browser: Arc::new(browser::Browser::new(Default::default())),
             panic_for: None,
             rdap_bootstrap: Arc::new(domain::RdapBootstrap::builtin()),
             rdap_client: Arc::new(OnceLock::new()),
@@ -131,6 +136,17 @@ impl Prober {
     pub fn with_rdap_bootstrap(mut self, bootstrap: Arc<domain::RdapBootstrap>) -> Self {
         self.rdap_bootstrap = bootstrap;
         self
+    }
+
+    /// Uses `settings` for browser checks (binary, concurrency, memory bound).
+    pub fn with_browser(mut self, settings: crate::config::BrowserSettings) -> Self {
+        self.browser = Arc::new(browser::Browser::new(settings));
+        self
+    }
+
+    /// The agent's Chromium (for browser checks).
+    pub fn browser(&self) -> &browser::Browser {
+        &self.browser
     }
 
     /// Makes every probe of the check named `check` panic (tests only: the
@@ -183,6 +199,7 @@ impl Prober {
                         ),
                     }
                 }
+                ProbeSpec::Browser(spec) => browser::probe(&self.browser, spec, deadline).await,
             }
         });
         // The probes watch the deadline themselves to classify which phase
@@ -214,6 +231,7 @@ impl Prober {
             dns: outcome.dns,
             page: outcome.page,
             domain: outcome.domain,
+            browser: outcome.browser,
         }
     }
 }

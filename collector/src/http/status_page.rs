@@ -329,12 +329,18 @@ fn objectives(out: &mut String, list: &[ObjectiveResult]) {
         let text = if o.kind == "availability" {
             format!("Availability ≥ {} %", o.target)
         } else {
+            // CLS is unitless; every other percentile objective is seconds.
+            let unit = if o.metric.as_deref() == Some("cls") {
+                ""
+            } else {
+                " s"
+            };
             let attained = o
                 .attained
-                .map_or_else(|| "—".to_string(), |a| format!("{a:.3} s"));
+                .map_or_else(|| "—".to_string(), |a| format!("{a:.3}{unit}"));
             format!(
-                "{} p{} ≤ {:.3} s (now {attained})",
-                o.phase.as_deref().unwrap_or("latency"),
+                "{} p{} ≤ {:.3}{unit} (now {attained})",
+                o.quantity().unwrap_or("latency"),
                 o.percentile.unwrap_or(0.0),
                 o.target
             )
@@ -672,6 +678,7 @@ mod tests {
                 percentile: None,
                 max: None,
                 samples: None,
+                metric: None,
             }],
             down_now,
             error_budget_remaining: Some(-0.5),

@@ -190,12 +190,12 @@ fn parse_batch(
     let mut parsed = Vec::with_capacity(batch.results.len());
     let mut rows = Vec::with_capacity(batch.results.len());
     for (i, raw) in batch.results.iter().enumerate() {
-        if raw.get().len() > MAX_RESULT_BYTES {
+        if raw.get().len() > MAX_BROWSER_RESULT_BYTES {
             // 400, not 413: the agent drops this one result and keeps the rest.
             return Err(Rejection::bad(
                 "too_large",
                 format!(
-                    "results[{i}]: {} bytes; a single result may be at most {MAX_RESULT_BYTES} bytes",
+                    "results[{i}]: {} bytes; a single result may be at most {MAX_BROWSER_RESULT_BYTES} bytes",
                     raw.get().len()
                 ),
             ));
@@ -210,6 +210,15 @@ fn parse_batch(
             };
             Rejection::bad("malformed", format!("{place}: {}", e.inner()))
         })?;
+        if r.kind != slaprobe_wire::CheckKind::Browser && raw.get().len() > MAX_RESULT_BYTES {
+            return Err(Rejection::bad(
+                "too_large",
+                format!(
+                    "results[{i}]: {} bytes; a single result may be at most {MAX_RESULT_BYTES} bytes",
+                    raw.get().len()
+                ),
+            ));
+        }
         check_result(i, &r, who, config, now, limits.max_clock_skew)?;
         rows.push(NewResult {
             seq: r.seq,
@@ -232,6 +241,9 @@ fn parse_batch(
 /// Largest single result accepted (its raw JSON): the agent bounds its
 /// fields far below this, and the collector must not rely on that.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// Largest browser result: a failed browser probe carries a screenshot of
+/// up to 200 KB (base64: ~267 KB) besides its figures.
+pub const MAX_BROWSER_RESULT_BYTES: usize = 320 * 1024;
 
 /// Largest step a result's seq may take above the agent's highest stored
 /// seq: a seq far ahead would make every seq in between count as missing.

@@ -18,7 +18,8 @@
 //!   check must run at that location, its `target` must be the check's (a
 //!   result about another site must not count for this one), its seq may be
 //!   at most [`MAX_SEQ_JUMP`] above the agent's highest stored seq, and it
-//!   may be at most [`MAX_RESULT_BYTES`] long.
+//!   may be at most [`MAX_RESULT_BYTES`] long ([`MAX_BROWSER_RESULT_BYTES`]
+//!   for a browser result, which may carry a screenshot).
 //! - Everything about the request itself (token, size, encoding, JSON,
 //!   validation) is answered before the store is needed, so hostile input gets
 //!   its 4xx even while the store is still opening; only a valid batch can get
@@ -44,7 +45,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 pub use decode::{
-    DecodedBatch, MAX_RESULT_BYTES, MAX_SEQ_JUMP, check_seq_jump, clip, decode_batch,
+    DecodedBatch, MAX_BROWSER_RESULT_BYTES, MAX_RESULT_BYTES, MAX_SEQ_JUMP, check_seq_jump, clip,
+    decode_batch,
 };
 pub use rate::RateLimiter;
 

@@ -36,8 +36,8 @@
 //! | kind | columns after the kind |
 //! |---|---|
 //! | `summary` | `key`, `value` |
-//! | `objective` | `name` (JSON `objective`), `kind`, `target`, `attained`, `met`, `phase`, `percentile`, `max`, `samples` |
-//! | `day` | `date`, `up_slots`, `down_slots`, `maintenance_slots`, `nodata_slots`, `availability_percent`, `downtime_seconds`, `maintenance_seconds`, `nodata_seconds`, then per latency objective (contract order) `<name>_seconds`, `<name>_samples` |
+//! | `objective` | `name` (JSON `objective`), `kind`, `target`, `attained`, `met`, `phase` (a web_vital objective's metric), `percentile`, `max`, `samples` |
+//! | `day` | `date`, `up_slots`, `down_slots`, `maintenance_slots`, `nodata_slots`, `availability_percent`, `downtime_seconds`, `maintenance_seconds`, `nodata_seconds`, then per latency and web_vital objective (contract order) `<name>_seconds` (CLS: its unitless value), `<name>_samples` |
 //! | `incident` | `number` (1-based), `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `slots`, `checks`, `locations`, `classes`, `sample_message` (full text) |
 //! | `maintenance` | `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `rule` |
 //! | `location` | `location`, `impaired_seconds`, `silent_seconds`, `excluded_failures` (count): the monitoring coverage (rule 1a) |
@@ -119,7 +119,7 @@ pub fn csv(r: &MonthReport) -> String {
             num(o.target),
             opt_num(o.attained),
             Cell::Raw(if o.met { "true" } else { "false" }),
-            o.phase.as_deref().map_or(Cell::Raw(""), Cell::Text),
+            o.quantity().map_or(Cell::Raw(""), Cell::Text),
             opt_num(o.percentile),
             opt_num(o.max),
             o.samples.map_or(Cell::Raw(""), int),
@@ -131,7 +131,7 @@ pub fn csv(r: &MonthReport) -> String {
     let latency_names: Vec<String> = r
         .objectives
         .iter()
-        .filter(|o| o.kind == "latency")
+        .filter(|o| o.is_sampled())
         .map(|o| o.objective.clone())
         .collect();
     let latency_names = if latency_names.is_empty() {

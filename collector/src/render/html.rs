@@ -161,6 +161,20 @@ fn dec(v: f64) -> String {
     format!("{v}")
 }
 
+/// An objective's value for reading: a CLS score as a plain number
+/// (`0.117`), any other value as a [`latency`].
+fn value_text(o: &ObjectiveResult, v: f64) -> String {
+    if o.metric.as_deref() == Some("cls") {
+        if !v.is_finite() {
+            return "–".to_string();
+        }
+        let s = format!("{:.3}", (v * 1000.0 - 1e-9).ceil() / 1000.0);
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        latency(v)
+    }
+}
+
 /// Seconds of latency for reading, rounded **up** to 0.1 ms below 10 s
 /// (`812.4 ms`, `800 ms`) and to 0.01 s above (`12.35 s`).
 fn latency(v: f64) -> String {
@@ -231,7 +245,8 @@ fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     figures(out, c)?;
     day_chart(out, c)?;
     incidents(out, c)?;
-    latency_section(out, c)?;
+    latency_section(out, c, "latency", "latency", "Latency by day")?;
+    latency_section(out, c, "web_vital", "web-vitals", "Web Vitals by day")?;
     maintenance(out, c)?;
     coverage(out, c)?;
     method(out, c)?;
@@ -311,6 +326,11 @@ fn objective_name(o: &ObjectiveResult) -> String {
     match (o.kind.as_str(), &o.phase, o.percentile) {
         ("availability", _, _) => "Availability".to_string(),
         ("latency", Some(phase), Some(p)) => format!("Latency: {phase}, {}th percentile", dec(p)),
+        ("web_vital", _, Some(p)) => format!(
+            "Web Vital: {}, {}th percentile",
+            o.metric.as_deref().unwrap_or("").to_ascii_uppercase(),
+            dec(p)
+        ),
         _ => o.objective.clone(),
     }
 }
@@ -358,15 +378,15 @@ fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
          <thead><tr><th>Objective</th><th class=\"num\">Target</th><th class=\"num\">Attained</th><th>Result</th></tr></thead>\n<tbody>\n",
     );
     for o in &r.objectives {
-        let is_latency = o.kind == "latency";
+        let is_latency = o.is_sampled();
         let target = if is_latency {
-            format!("≤ {}", latency(o.target))
+            format!("≤ {}", value_text(o, o.target))
         } else {
             format!("≥ {} %", dec(o.target))
         };
         let attained = match (o.attained, is_latency) {
             (None, _) => "no data".to_string(),
-            (Some(v), true) => latency(v),
+            (Some(v), true) => value_text(o, v),
             (Some(v), false) => format!("{} %", pct(v)),
         };
         write!(out, "<tr><td>{}", Esc(&objective_name(o)),)?;
@@ -944,19 +964,28 @@ fn nice_axis(v: f64) -> (f64, f64) {
     ((v / step).ceil() * step, step)
 }
 
-fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
+/// The daily chart of each percentile objective of `kind` (latency or
+/// web_vital), under heading `title` in section `id`.
+fn latency_section(
+    out: &mut String,
+    c: &Ctx<'_>,
+    kind: &str,
+    id: &str,
+    title: &str,
+) -> fmt::Result {
     let r = c.r;
     let objectives: Vec<(usize, &ObjectiveResult)> = r
         .objectives
         .iter()
-        .filter(|o| o.kind == "latency")
+        .filter(|o| o.kind == kind)
         .enumerate()
         .collect();
     if objectives.is_empty() {
         return Ok(());
     }
-    out.push_str("<section id=\"latency\">\n<h2>Latency by day</h2>\n");
+    writeln!(out, "<section id=\"{id}\">\n<h2>{title}</h2>")?;
     for (k, o) in objectives {
+        let latency = |v: f64| value_text(o, v);
         let max = o.max.unwrap_or(o.target);
         // This objective's value per counted day (matched by label, else by position).
         let value_of = |d: &DayFigures| {
@@ -1081,13 +1110,18 @@ fn latency_section(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         out.push_str("\n</svg>\n");
         writeln!(
             out,
-            "<figcaption>The {}th percentile (nearest rank) of the <b>{}</b> phase over each day's successful results \
+            "<figcaption>The {}th percentile (nearest rank) of {} over each day's successful results \
              outside maintenance; the month's value is {} over {} samples (max {}).</figcaption>\n</figure>",
             o.percentile.map(dec).unwrap_or_default(),
-            Esc(o.phase.as_deref().unwrap_or("")),
+            match (&o.phase, &o.metric) {
+                (Some(p), _) => format!("the <b>{}</b> phase", Esc(p)),
+                (None, Some(m)) =>
+                    format!("<b>{}</b> in the browser", Esc(&m.to_ascii_uppercase())),
+                _ => String::new(),
+            },
             Esc(&o
                 .attained
-                .map(latency)
+                .map(&latency)
                 .unwrap_or_else(|| "not measured".into())),
             int(o.samples.unwrap_or(0)),
             Esc(&latency(max))
@@ -1317,11 +1351,7 @@ fn evidence(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
 fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    let lat: Vec<&ObjectiveResult> = r
-        .objectives
-        .iter()
-        .filter(|o| o.kind == "latency")
-        .collect();
+    let lat: Vec<&ObjectiveResult> = r.objectives.iter().filter(|o| o.is_sampled()).collect();
     out.push_str("<section id=\"days\" class=\"appendix\">\n<h2>Appendix: daily figures</h2>\n");
     if r.days.is_empty() {
         out.push_str("<p class=\"none\">No day of the month is counted yet.</p>\n</section>\n");
@@ -1335,7 +1365,7 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             "<th class=\"num\">{}</th>",
             Esc(&format!(
                 "{} p{}",
-                o.phase.as_deref().unwrap_or(""),
+                o.quantity().unwrap_or(""),
                 o.percentile.map(dec).unwrap_or_default()
             ))
         )?;
@@ -1369,7 +1399,7 @@ fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
                 "<td class=\"num\">{}{}</td>",
                 Esc(&l
                     .and_then(|l| l.value)
-                    .map(latency)
+                    .map(|v| value_text(o, v))
                     .unwrap_or_else(|| "–".into())),
                 if over { " ▲" } else { "" }
             )?;

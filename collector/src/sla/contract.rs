@@ -33,8 +33,9 @@ pub struct RawContract {
     pub credits: Vec<RawCreditTier>,
 }
 
-/// `{ kind = "availability", target = 99.9 }` or
-/// `{ kind = "latency", phase = "processing", percentile = 95, max = "800ms" }`.
+/// `{ kind = "availability", target = 99.9 }`,
+/// `{ kind = "latency", phase = "processing", percentile = 95, max = "800ms" }` or
+/// `{ kind = "web_vital", metric = "lcp", percentile = 75, max = "2.5s" }` (CLS: `max = 0.1`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawObjective {
@@ -46,7 +47,27 @@ pub struct RawObjective {
     #[serde(default)]
     pub percentile: Option<f64>,
     #[serde(default)]
-    pub max: Option<String>,
+    pub max: Option<RawMax>,
+    /// web_vital: `lcp`, `cls`, `fcp`, `ttfb` or `tbt`.
+    #[serde(default)]
+    pub metric: Option<String>,
+}
+
+/// An objective's `max`: a duration string, or a plain number (CLS is unitless).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawMax {
+    Text(String),
+    Number(f64),
+}
+
+impl RawMax {
+    fn text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Number(n) => n.to_string(),
+        }
+    }
 }
 
 /// `{ start = "2026-11-01T02:00:00", duration = "2h" }` (contract-local) or
@@ -120,11 +141,13 @@ impl Contract {
     pub fn availability_target(&self) -> Option<f64> {
         self.objectives.iter().find_map(|o| match o {
             Objective::Availability { target } => Some(*target),
-            Objective::Latency { .. } => None,
+            Objective::Latency { .. } | Objective::WebVital { .. } => None,
         })
     }
 
-    /// The latency objectives, in config order (the order of every per-latency list in reports).
+    /// The latency and web_vital objectives (the percentile objectives over
+    /// samples), in config order (the order of every per-latency list in
+    /// reports). A web vital's `max` is carried as seconds (CLS: its value).
     pub fn latency_objectives(&self) -> impl Iterator<Item = (Phase, f64, Duration)> + '_ {
         self.objectives.iter().filter_map(|o| match o {
             Objective::Latency {
@@ -132,6 +155,11 @@ impl Contract {
                 percentile,
                 max,
             } => Some((*phase, *percentile, *max)),
+            Objective::WebVital {
+                metric,
+                percentile,
+                max,
+            } => Some((*metric, *percentile, Duration::from_secs_f64(*max))),
             Objective::Availability { .. } => None,
         })
     }
@@ -153,6 +181,14 @@ pub enum Objective {
         percentile: f64,
         max: Duration,
     },
+    /// The nearest-rank `percentile` of a Web Vital (`metric`, one of
+    /// [`Phase::VITALS`]) over successful browser results must be <= `max`
+    /// (seconds; CLS unitless), evaluated exactly like a latency objective.
+    WebVital {
+        metric: Phase,
+        percentile: f64,
+        max: f64,
+    },
 }
 
 impl Objective {
@@ -161,6 +197,7 @@ impl Objective {
         match self {
             Self::Availability { .. } => "availability",
             Self::Latency { .. } => "latency",
+            Self::WebVital { .. } => "web_vital",
         }
     }
 
@@ -172,6 +209,9 @@ impl Objective {
             Self::Latency {
                 phase, percentile, ..
             } => format!("latency_{}_p{}", phase.as_str(), percentile),
+            Self::WebVital {
+                metric, percentile, ..
+            } => format!("web_vital_{}_p{}", metric.as_str(), percentile),
         }
     }
 }
@@ -187,11 +227,32 @@ pub enum Phase {
     Processing,
     Transfer,
     Total,
+    // Web Vitals of browser results (`browser.lcp` ...): the quantities a
+    // web_vital objective names.
+    Lcp,
+    Cls,
+    Fcp,
+    Ttfb,
+    Tbt,
 }
 
 impl Phase {
-    /// Every phase, in the order of [`Phase::index`].
-    pub const ALL: [Phase; 6] = [
+    /// Every quantity, in the order of [`Phase::index`].
+    pub const ALL: [Phase; 11] = [
+        Self::Resolve,
+        Self::Connect,
+        Self::Tls,
+        Self::Processing,
+        Self::Transfer,
+        Self::Total,
+        Self::Lcp,
+        Self::Cls,
+        Self::Fcp,
+        Self::Ttfb,
+        Self::Tbt,
+    ];
+    /// The phases a latency objective can name.
+    pub const LATENCY: [Phase; 6] = [
         Self::Resolve,
         Self::Connect,
         Self::Tls,
@@ -199,6 +260,8 @@ impl Phase {
         Self::Transfer,
         Self::Total,
     ];
+    /// The Web Vitals a web_vital objective can name.
+    pub const VITALS: [Phase; 5] = [Self::Lcp, Self::Cls, Self::Fcp, Self::Ttfb, Self::Tbt];
 
     /// The DESIGN.md name.
     pub fn as_str(self) -> &'static str {
@@ -209,6 +272,11 @@ impl Phase {
             Self::Processing => "processing",
             Self::Transfer => "transfer",
             Self::Total => "total",
+            Self::Lcp => "lcp",
+            Self::Cls => "cls",
+            Self::Fcp => "fcp",
+            Self::Ttfb => "ttfb",
+            Self::Tbt => "tbt",
         }
     }
 
@@ -217,9 +285,14 @@ impl Phase {
         self as usize
     }
 
-    /// Parses a DESIGN.md phase name.
+    /// Parses a DESIGN.md phase name (a latency objective's `phase`).
     pub fn parse(s: &str) -> Option<Phase> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
+        Self::LATENCY.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Parses a Web Vital's name (a web_vital objective's `metric`).
+    pub fn parse_vital(s: &str) -> Option<Phase> {
+        Self::VITALS.into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -516,13 +589,20 @@ fn objective_from_raw(o: &RawObjective, file: &Path, key: &str) -> Result<Object
                     format!("{percentile} is not in (0, 100]"),
                 ));
             }
-            let Some(max_s) = o.max.as_deref() else {
+            if o.metric.is_some() {
+                return Err(err(
+                    "metric",
+                    "is not used by a latency objective (web_vital objectives take `metric`)"
+                        .into(),
+                ));
+            }
+            let Some(max_s) = o.max.as_ref().map(RawMax::text) else {
                 return Err(err(
                     "max",
                     "missing: the largest acceptable value, e.g. \"800ms\"".into(),
                 ));
             };
-            let max = parse_duration(file, &format!("{key}.max"), max_s)?;
+            let max = parse_duration(file, &format!("{key}.max"), &max_s)?;
             if max.is_zero() {
                 return Err(err("max", "must be greater than 0".into()));
             }
@@ -532,11 +612,94 @@ fn objective_from_raw(o: &RawObjective, file: &Path, key: &str) -> Result<Object
                 max,
             })
         }
+        "web_vital" => web_vital_from_raw(o, file, key),
         other => Err(err(
             "kind",
-            format!("unknown objective kind {other:?}; use \"availability\" or \"latency\""),
+            format!(
+                "unknown objective kind {other:?}; use \"availability\", \"latency\" or \"web_vital\""
+            ),
         )),
     }
+}
+
+/// `{ kind = "web_vital", metric = "lcp", percentile = 75, max = "2.5s" }`;
+/// CLS takes a plain number (`max = 0.1`).
+fn web_vital_from_raw(o: &RawObjective, file: &Path, key: &str) -> Result<Objective, ConfigError> {
+    let err = |field: &str, msg: String| ConfigError::new(file, format!("{key}.{field}"), msg);
+    for (field, set) in [("target", o.target.is_some()), ("phase", o.phase.is_some())] {
+        if set {
+            return Err(err(
+                field,
+                "is not used by a web_vital objective (it takes `metric`, `percentile`, `max`)"
+                    .into(),
+            ));
+        }
+    }
+    let Some(metric_s) = o.metric.as_deref() else {
+        return Err(err(
+            "metric",
+            "missing: one of lcp, cls, fcp, ttfb, tbt".into(),
+        ));
+    };
+    let Some(metric) = Phase::parse_vital(metric_s.trim()) else {
+        return Err(err(
+            "metric",
+            format!("unknown Web Vital {metric_s:?}; use one of lcp, cls, fcp, ttfb, tbt"),
+        ));
+    };
+    let Some(percentile) = o.percentile else {
+        return Err(err(
+            "percentile",
+            "missing: e.g. 75 (what Google's Core Web Vitals thresholds use)".into(),
+        ));
+    };
+    if !(percentile > 0.0 && percentile <= 100.0) {
+        return Err(err(
+            "percentile",
+            format!("{percentile} is not in (0, 100]"),
+        ));
+    }
+    let max = match (&o.max, metric) {
+        (None, _) => {
+            return Err(err("max", "missing: e.g. \"2.5s\" (LCP), 0.1 (CLS)".into()));
+        }
+        (Some(m), Phase::Cls) => {
+            let v = match m {
+                RawMax::Number(n) => *n,
+                RawMax::Text(t) => t.trim().parse().map_err(|_| {
+                    err(
+                        "max",
+                        format!("{t:?}: CLS is unitless; write a number, e.g. 0.1"),
+                    )
+                })?,
+            };
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(err(
+                    "max",
+                    format!("{v} is not a CLS value (a number >= 0)"),
+                ));
+            }
+            v
+        }
+        (Some(RawMax::Number(n)), _) => {
+            return Err(err(
+                "max",
+                format!("{n}: {metric} is a time; write a duration, e.g. \"2.5s\""),
+            ));
+        }
+        (Some(RawMax::Text(t)), _) => {
+            let d = parse_duration(file, &format!("{key}.max"), t)?;
+            if d.is_zero() {
+                return Err(err("max", "must be greater than 0".into()));
+            }
+            d.as_secs_f64()
+        }
+    };
+    Ok(Objective::WebVital {
+        metric,
+        percentile,
+        max,
+    })
 }
 
 fn maintenance_from_raw(

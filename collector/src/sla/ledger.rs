@@ -373,7 +373,7 @@ impl LedgerData {
         // `met` from the sketch's exact count, not from the approximate value.
         let mut k = 0;
         for o in &mut objectives {
-            if o.kind == "latency" {
+            if o.is_sampled() {
                 if let (Some(s), Some(p)) = (sketches.get(k), o.percentile)
                     && let Some(met) = s.met(p)
                 {

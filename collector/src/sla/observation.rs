@@ -19,14 +19,15 @@ pub struct Observation<'a> {
     /// The failure message of a FAIL.
     pub message: Option<&'a str>,
     /// Phase values in seconds, indexed by [`Phase::index`]; `total` is the
-    /// result's `duration_seconds`, the others come from `http.phases`.
-    pub phases: [Option<f64>; 6],
+    /// result's `duration_seconds`, the phases come from `http.phases`, the
+    /// Web Vitals from `browser` (CLS unitless).
+    pub phases: [Option<f64>; 11],
 }
 
 impl<'a> Observation<'a> {
     /// The observation of a stored probe result.
     pub fn from_result(r: &'a ProbeResult) -> Observation<'a> {
-        let mut phases = [None; 6];
+        let mut phases = [None; 11];
         if let Some(http) = &r.http {
             let p = &http.phases;
             phases[Phase::Resolve.index()] = p.resolve;
@@ -36,6 +37,11 @@ impl<'a> Observation<'a> {
             phases[Phase::Transfer.index()] = p.transfer;
         }
         phases[Phase::Total.index()] = Some(r.duration_seconds);
+        if let Some(b) = &r.browser {
+            for v in Phase::VITALS {
+                phases[v.index()] = b.metric(v.as_str());
+            }
+        }
         let (class, message) = match (&r.failure, r.success) {
             (Some(f), false) => (Some(f.class), Some(f.message.as_str())),
             _ => (None, None),

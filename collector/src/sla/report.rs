@@ -66,6 +66,23 @@ pub struct ObjectiveResult {
     /// Latency: the number of samples the percentile was taken over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<u64>,
+    /// web_vital: the Web Vital (`lcp`, `cls`, `fcp`, `ttfb`, `tbt`); its
+    /// `target`, `attained` and `max` are seconds, or unitless for CLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+}
+
+impl ObjectiveResult {
+    /// A percentile objective over samples (latency or web_vital): these
+    /// have a `percentile`, `max`, `samples` and a daily series in `days`.
+    pub fn is_sampled(&self) -> bool {
+        matches!(self.kind.as_str(), "latency" | "web_vital")
+    }
+
+    /// What the percentile is taken of: the latency phase or the Web Vital.
+    pub fn quantity(&self) -> Option<&str> {
+        self.phase.as_deref().or(self.metric.as_deref())
+    }
 }
 
 /// A maximal run of consecutive DOWN slots (§6.5). MAINTENANCE, NODATA and
@@ -120,10 +137,11 @@ pub struct LocationCoverage {
     pub excluded_failures: Vec<ExcludedFailure>,
 }
 
-/// One latency objective on one day.
+/// One latency (or web_vital) objective on one day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DayLatency {
     pub objective: String,
+    /// The phase, or the Web Vital of a web_vital objective.
     pub phase: String,
     pub percentile: f64,
     /// Seconds; `null` without samples that day.
@@ -223,6 +241,7 @@ pub(crate) fn objective_results(
                 percentile: None,
                 max: None,
                 samples: None,
+                metric: None,
             },
             Objective::Latency {
                 phase,
@@ -241,6 +260,26 @@ pub(crate) fn objective_results(
                     percentile: Some(percentile),
                     max: Some(max_s),
                     samples: Some(n as u64),
+                    metric: None,
+                }
+            }
+            Objective::WebVital {
+                metric,
+                percentile,
+                max,
+            } => {
+                let (n, value) = lat.next().copied().unwrap_or((0, None));
+                ObjectiveResult {
+                    kind: o.kind().to_string(),
+                    objective: o.label(),
+                    target: max,
+                    attained: value,
+                    met: value.map_or(MET_WITHOUT_DATA, |v| v <= max),
+                    phase: None,
+                    percentile: Some(percentile),
+                    max: Some(max),
+                    samples: Some(n as u64),
+                    metric: Some(metric.as_str().to_string()),
                 }
             }
         })
@@ -523,6 +562,7 @@ fn days(
         .iter()
         .filter_map(|o| match o {
             Objective::Latency { phase, .. } => Some((o.label(), phase.as_str())),
+            Objective::WebVital { metric, .. } => Some((o.label(), metric.as_str())),
             Objective::Availability { .. } => None,
         })
         .collect();

@@ -181,7 +181,11 @@ pub fn month_of_results(
                             success: false,
                             class: Some(o.class),
                             message: Some(o.message),
-                            phases: [None, None, None, None, None, Some(10.0)],
+                            phases: {
+                                let mut p = [None; 11];
+                                p[5] = Some(10.0);
+                                p
+                            },
                         },
                         None => {
                             let processing = if at >= slow.0 && at < slow.1 {
@@ -189,7 +193,7 @@ pub fn month_of_results(
                             } else {
                                 0.25 + noise * 0.25
                             };
-                            let mut phases = [None; 6];
+                            let mut phases = [None; 11];
                             phases[3] = Some(processing);
                             phases[5] = Some(processing + 0.05);
                             Observation {

@@ -35,7 +35,7 @@ pub fn ts(s: &str) -> Timestamp {
 
 /// A PASS with `processing` and `total` phases.
 pub fn pass<'a>(check: &'a str, loc: &'a str, at: Timestamp, processing: f64) -> Observation<'a> {
-    let mut phases = [None; 6];
+    let mut phases = [None; 11];
     phases[3] = Some(processing);
     phases[5] = Some(processing * 2.0);
     Observation {
@@ -64,7 +64,19 @@ pub fn fail<'a>(
         success: false,
         class: Some(class),
         message: Some(message),
-        phases: [None, Some(0.001), None, None, None, Some(10.0)],
+        phases: [
+            None,
+            Some(0.001),
+            None,
+            None,
+            None,
+            Some(10.0),
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
     }
 }
 

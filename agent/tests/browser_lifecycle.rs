@@ -1,0 +1,157 @@
+//! The agent binary with a browser check: `probe` prints the browser
+//! section, and Chromium's processes never outlive the agent, whether it
+//! exits normally or is SIGKILLed in the middle of `run`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use slaprobe_tests::http_server::{Route, Routes, TestServer};
+
+/// Pids whose command line mentions `needle` (Chromium's processes carry
+/// their profile directory, which lives under the agent's TMPDIR).
+fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false);
+        if cmd.contains(needle) && !zombie {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+fn wait_until_gone(needle: &str, within: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "browser processes outlived the agent by {within:?}: {left:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn config(dir: &Path, url: &str, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("agent.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"[agent]
+id = "b-1"
+location = "lab"
+{extra}
+[[checks]]
+name = "site-browser"
+kind = "browser"
+url = "{url}"
+interval = "3s"
+timeout = "3s"
+selector_present = "h1"
+"#
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_prints_the_browser_section_and_leaves_no_browser() {
+    let srv = TestServer::http(Routes::new().route("/", Route::ok("<h1>Shop</h1>"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let cfg = config(dir.path(), &srv.url("/"), "");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_slaprobe-agent"))
+            .args(["probe", "--config"])
+            .arg(&cfg)
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["kind"], "browser");
+    let b = &r["browser"];
+    for k in [
+        "ttfb",
+        "fcp",
+        "lcp",
+        "cls",
+        "tbt",
+        "dom_content_loaded",
+        "load",
+    ] {
+        assert!(b[k].is_number(), "{k}: {b}");
+    }
+    assert_eq!(b["requests"], 1, "{b}");
+    assert_eq!(b["failed_requests"], 0, "{b}");
+    assert_eq!(b["js_errors"], 0, "{b}");
+    let needle = dir.path().join("tmp").display().to_string();
+    wait_until_gone(&needle, Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_agent_takes_its_browser_with_it() {
+    let srv = TestServer::http(Routes::new().route("/", Route::ok("<h1>Shop</h1>"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // A collector nobody listens on: the agent spools and keeps probing.
+    let dead = slaprobe_tests::http_server::refused_addr();
+    let extra = format!(
+        "collector = \"http://{dead}\"\ntoken = \"t\"\nspool_dir = \"{}\"\n",
+        dir.path().join("spool").display()
+    );
+    let cfg = config(dir.path(), &srv.url("/"), &extra);
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_slaprobe-agent"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = tmp.display().to_string();
+    // Wait for the browser and for a probe to have loaded the page.
+    let t0 = Instant::now();
+    while srv.stats().requests().is_empty() || processes_mentioning(&needle).len() < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no browser probe within 60 s: {:?}",
+            processes_mentioning(&needle)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = processes_mentioning(&needle).len();
+    agent.kill().unwrap(); // SIGKILL
+    agent.wait().unwrap();
+    wait_until_gone(&needle, Duration::from_secs(10));
+    assert!(before >= 3, "Chromium runs several processes: {before}");
+}
