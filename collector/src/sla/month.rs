@@ -198,8 +198,10 @@ pub struct MonthFrame {
     end_ns: i128,
     slot_ns: i128,
     n_slots: u32,
-    /// Per slot: its start lies in a maintenance window.
-    maint: Vec<bool>,
+    /// The slots whose start lies in a maintenance window, as sorted,
+    /// disjoint `[lo, hi)` ranges (a few per window, not a byte per slot:
+    /// the ledger keeps a frame per contract-month, 1,000 contracts included).
+    maint: Vec<(u32, u32)>,
     /// Seconds of MAINTENANCE slots in the whole month (computed once: status asks per scrape).
     maint_seconds: u64,
     /// The windows that overlap the period, sorted by start.
@@ -281,13 +283,17 @@ impl MonthFrame {
         windows.sort_by_key(|w| (w.start, w.end));
         windows.dedup();
 
-        let mut maint = vec![false; n_slots as usize];
+        let mut maint: Vec<(u32, u32)> = Vec::new();
         for w in &windows {
-            let lo =
-                div_ceil(ns(w.start) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as usize;
-            let hi = div_ceil(ns(w.end) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as usize;
-            for m in &mut maint[lo..hi.max(lo)] {
-                *m = true;
+            let lo = div_ceil(ns(w.start) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as u32;
+            let hi = div_ceil(ns(w.end) - start_ns, slot_ns).clamp(0, i128::from(n_slots)) as u32;
+            if hi <= lo {
+                continue;
+            }
+            match maint.last_mut() {
+                // Windows are sorted by start: merge an overlapping or touching one.
+                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                _ => maint.push((lo, hi)),
             }
         }
 
@@ -305,8 +311,10 @@ impl MonthFrame {
             days,
             day_first_slot,
         };
-        frame.maint_seconds = (0..n_slots)
-            .filter(|&i| frame.maint[i as usize])
+        frame.maint_seconds = frame
+            .maint
+            .iter()
+            .flat_map(|&(lo, hi)| lo..hi)
             .map(|i| frame.slot_seconds(i))
             .sum();
         frame
@@ -368,7 +376,9 @@ impl MonthFrame {
 
     /// Whether slot `i` is MAINTENANCE.
     pub fn is_maintenance(&self, i: u32) -> bool {
-        self.maint.get(i as usize).copied().unwrap_or(false)
+        // The last range starting at or before `i` holds it, if any does.
+        let k = self.maint.partition_point(|&(lo, _)| lo <= i);
+        k > 0 && i < self.maint[k - 1].1
     }
 
     /// Seconds of MAINTENANCE slots in the whole month (scheduled, known in advance).

@@ -41,6 +41,8 @@ use crate::config::{BrowserSettings, BrowserSpec};
 const VITALS_JS: &str = include_str!("vitals.js");
 /// Network quiet after `load` that ends a probe.
 pub const QUIET: Duration = Duration::from_secs(1);
+/// Longest wait for the page to render a frame before its figures are read.
+const FRAME_WAIT: Duration = Duration::from_millis(500);
 /// Longest wait after `load` for the network to go quiet.
 pub const SETTLE_MAX: Duration = Duration::from_secs(5);
 /// Largest screenshot kept (decoded PNG bytes).
@@ -599,6 +601,25 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
             FailureClass::AgentError,
             format!("Chromium went away during the probe: {why}"),
         );
+    }
+
+    // Let the page render a frame first (two animation frames): on a
+    // loaded machine the first paint of a page that just loaded can trail
+    // its `load` event. Bounded, and nothing is lost if it does not come.
+    if !watch.crashed {
+        let frame_by = (Instant::now() + FRAME_WAIT).min(give_up + reserve / 4);
+        let _ = call_by(
+            &cdp,
+            frame_by,
+            s,
+            "Runtime.evaluate",
+            json!({
+                "expression": "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))",
+                "awaitPromise": true,
+                "returnByValue": true,
+            }),
+        )
+        .await;
     }
 
     // Read the figures from the page.

@@ -38,6 +38,12 @@
       // TBT: each long task's time over 50 ms, counting only what lies after
       // FCP (Lighthouse clips a task that spans FCP), up to now (the probe
       // ends once the page has been quiet after load: a stand-in for TTI).
+      // The observer's callback runs as a task of its own: on a starved
+      // renderer it may not have run yet although the paint is recorded.
+      if (s.fcp === null) {
+        const p = performance.getEntriesByName('first-contentful-paint')[0];
+        if (p) s.fcp = p.startTime;
+      }
       let tbt = null;
       if (s.fcp !== null) {
         tbt = 0;
