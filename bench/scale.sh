@@ -29,7 +29,7 @@ ONLY=${SCALE_ONLY:-}
 # horizon (1 h) leaves the month uncompacted during the run.
 COMPACT=${SCALE_COMPACT:-0}
 if [ "$COMPACT" = 1 ]; then COMPACT_AFTER=1s; else COMPACT_AFTER=1h; fi
-PORT=19474
+PORT=${SCALE_PORT:-19474}
 ADDR=127.0.0.1:$PORT
 FAKE=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
 [ -n "$FAKE" ] || { apt-get install -y -qq faketime >/dev/null; FAKE=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -1); }
