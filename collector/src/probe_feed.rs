@@ -17,7 +17,7 @@
 //! so in practice only a collector stopped mid-backlog) would not count the
 //! compacted results; the latest gauges and the SLA figures are unaffected.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use slaprobe_wire::ProbeResult;
@@ -49,7 +49,6 @@ struct Inner {
     wake: Arc<Wake>,
     /// The feed position every batch up to which the metrics show.
     cursor: watch::Sender<u64>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for ProbeFeed {
@@ -70,7 +69,6 @@ impl ProbeFeed {
                 location,
                 wake: Arc::new(Wake::default()),
                 cursor: watch::Sender::new(0),
-                thread: Mutex::new(None),
             }),
         }
     }
@@ -86,7 +84,7 @@ impl ProbeFeed {
         let thread = std::thread::Builder::new()
             .name("slaprobe-probe-feed".into())
             .spawn(move || follow(&inner, seed.head))?;
-        *self.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        self.inner.wake.attach(thread);
         self.inner.wake.stop_on(stop);
         Ok(())
     }
@@ -108,16 +106,7 @@ impl ProbeFeed {
 
     /// Stops the thread and waits for it. Idempotent.
     pub fn stop(&self) {
-        self.inner.wake.stop();
-        let thread = self
-            .inner
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
+        self.inner.wake.stop_and_join();
     }
 }
 

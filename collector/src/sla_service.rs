@@ -89,8 +89,6 @@ struct Inner {
     wake: Arc<Wake>,
     /// Reports being built (at most [`REPORTS_AT_ONCE`]).
     reports: Arc<tokio::sync::Semaphore>,
-    /// The ledger thread, once started.
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The configured agents' locations: the location metrics show each
     /// (0 until rule 1a impairs it), so dashboards and alerts see them.
     known_locations: Vec<String>,
@@ -121,7 +119,6 @@ impl SlaService {
                 store: std::sync::OnceLock::new(),
                 wake: Arc::new(Wake::default()),
                 reports: Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE)),
-                thread: Mutex::new(None),
                 known_locations: Vec::new(),
             }),
         }
@@ -329,7 +326,7 @@ impl SlaService {
         let thread = std::thread::Builder::new()
             .name("slaprobe-sla-ledger".into())
             .spawn(move || ledger_thread(inner))?;
-        *self.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        self.inner.wake.attach(thread);
         self.inner.wake.stop_on(stop);
         Ok(())
     }
@@ -337,16 +334,7 @@ impl SlaService {
     /// Stops the ledger thread and waits for it (at most a round's worth of
     /// work, ~0.5 s). Idempotent.
     pub fn stop(&self) {
-        self.inner.wake.stop();
-        let thread = self
-            .inner
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
+        self.inner.wake.stop_and_join();
     }
 
     /// The validated contracts, config order.

@@ -8,12 +8,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A wake-up flag with a stop flag: [`Wake::wait`] returns early on
-/// [`Wake::notify`] and false once [`Wake::stop`] was called.
+/// [`Wake::notify`] and false once [`Wake::stop`] was called. It also holds
+/// the sleeper's thread, so that [`Wake::stop_and_join`] can wait for it.
 #[derive(Debug, Default)]
 pub struct Wake {
     woken: Mutex<bool>,
     cv: Condvar,
     stopped: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Wake {
@@ -41,6 +43,20 @@ impl Wake {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.notify();
+    }
+
+    /// Keeps the sleeper's thread for [`Wake::stop_and_join`].
+    pub fn attach(&self, thread: std::thread::JoinHandle<()>) {
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+    }
+
+    /// Stops the sleeper and waits for its thread to end. Idempotent.
+    pub fn stop_and_join(&self) {
+        self.stop();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
     }
 
     /// Whether [`Wake::stop`] was called.
