@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::rules::nearest_rank;
+use super::select::{key, unkey};
 
 /// Counts of latency values by bucket, plus the count at or below a threshold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,23 +29,6 @@ pub struct LatencySketch {
     at_most_max: u64,
 }
 
-/// Order-preserving map of a finite f64 onto u64 (the IEEE total order).
-fn key(v: f64) -> u64 {
-    let bits = v.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | (1 << 63)
-    }
-}
-
-fn unkey(k: u64) -> f64 {
-    if k >> 63 == 1 {
-        f64::from_bits(k & !(1 << 63))
-    } else {
-        f64::from_bits(!k)
-    }
-}
 
 const SHIFT: u32 = 44;
 
