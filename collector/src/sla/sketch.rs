@@ -29,7 +29,6 @@ pub struct LatencySketch {
     at_most_max: u64,
 }
 
-
 const SHIFT: u32 = 44;
 
 /// The bucket of a value.
