@@ -181,6 +181,28 @@ pub fn http_get(port: u16, path: &str, bearer: Option<&str>) -> Option<(u16, Str
     http_request(port, "GET", path, bearer, &[], &[])
 }
 
+/// Posts one batch of raw result JSON as agent `id` (bearer `token`) to the
+/// collector on `port`, retrying overload answers (429, 503) as an agent
+/// would, for up to 60 s; panics unless it is stored (200).
+pub fn post_batch(port: u16, id: &str, token: &str, raws: &[&str]) {
+    let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, raws.join(","));
+    let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
+        let r = http_request(
+            port,
+            "POST",
+            "/api/v1/results",
+            Some(token),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
+        (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        })
+    });
+    assert_eq!(status, 200, "ingest refused a batch: {text}");
+}
+
 /// A blocking HTTP/1.1 request on 127.0.0.1 (std only, `Connection: close`).
 pub fn http_request(
     port: u16,

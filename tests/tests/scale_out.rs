@@ -21,7 +21,7 @@ use serde_json::Value;
 use slaprobe_collector::sla::Month;
 use slaprobe_tests::clock::TestClock;
 use slaprobe_tests::postgres::PgServer;
-use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, post_batch, wait_for};
 use slaprobe_tests::prom::sha256_hex;
 use slaprobe_tests::results::TestResult;
 
@@ -149,22 +149,8 @@ fn hang_up_after_sending(port: u16, token: &str, body: &[u8], wait: Duration) {
 
 fn post(port: u16, agent: usize, rows: &[String]) {
     let (id, _, token) = AGENTS[agent];
-    let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, rows.join(","));
-    let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-        let r = http_request(
-            port,
-            "POST",
-            "/api/v1/results",
-            Some(token),
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )?;
-        (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
-            std::thread::sleep(Duration::from_millis(100));
-            None
-        })
-    });
-    assert_eq!(status, 200, "ingest refused a batch: {text}");
+    let raws: Vec<&str> = rows.iter().map(String::as_str).collect();
+    post_batch(port, id, token, &raws);
 }
 
 /// Batches of 400 per agent, each repeating the previous batch's last 60

@@ -25,7 +25,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use slaprobe_collector::sla::{Month, MonthReport};
 use slaprobe_tests::clock::TestClock;
-use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, post_batch, wait_for};
 use slaprobe_tests::prom::{sha256_hex, value_exact};
 use slaprobe_tests::results::TestResult;
 
@@ -104,22 +104,7 @@ fn post(port: u16, agent: usize, raws: &[&str]) -> u64 {
     let (id, _, token) = AGENTS[agent];
     let mut batches = 0;
     for chunk in raws.chunks(2000) {
-        let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, chunk.join(","));
-        let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-            let r = http_request(
-                port,
-                "POST",
-                "/api/v1/results",
-                Some(token),
-                &[("Content-Type", "application/json")],
-                body.as_bytes(),
-            )?;
-            (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
-                std::thread::sleep(Duration::from_millis(200));
-                None
-            })
-        });
-        assert_eq!(status, 200, "ingest refused a batch: {text}");
+        post_batch(port, id, token, chunk);
         batches += 1;
     }
     batches

@@ -32,7 +32,7 @@ use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render;
 use slaprobe_collector::sla::{Month, MonthReport, Observation, evaluate_month};
 use slaprobe_tests::clock::TestClock;
-use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, http_request, wait_for};
+use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, post_batch, wait_for};
 use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value_exact};
 use slaprobe_tests::results::TestResult;
 use slaprobe_wire::ProbeResult;
@@ -192,32 +192,8 @@ fn post_all(port: u16, results: &[Gen]) -> u64 {
     for (agent, (id, _, token)) in AGENTS.iter().enumerate() {
         let mine: Vec<&Gen> = results.iter().filter(|g| g.agent == agent).collect();
         for chunk in mine.chunks(2500) {
-            let body = format!(
-                r#"{{"agent":"{}","results":[{}]}}"#,
-                id,
-                chunk
-                    .iter()
-                    .map(|g| g.raw.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            let (status, text) =
-                wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-                    let r = http_request(
-                        port,
-                        "POST",
-                        "/api/v1/results",
-                        Some(token),
-                        &[("Content-Type", "application/json")],
-                        body.as_bytes(),
-                    )?;
-                    // Overload answers (429/503) are retried like an agent would.
-                    (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
-                        std::thread::sleep(Duration::from_millis(200));
-                        None
-                    })
-                });
-            assert_eq!(status, 200, "ingest refused a batch: {text}");
+            let raws: Vec<&str> = chunk.iter().map(|g| g.raw.as_str()).collect();
+            post_batch(port, id, token, &raws);
             batches += 1;
         }
     }
