@@ -460,10 +460,34 @@ impl Maintenance {
     ) -> Result<compact::CompactStats, StoreError> {
         let received_before = now_ms.saturating_sub(after_ms);
         let started_before = received_before.div_euclid(compact::HOUR_MS) * compact::HOUR_MS;
-        match self {
-            Maintenance::Sqlite(m) => m.compact(received_before, started_before),
-            Maintenance::Postgres(m) => m.compact(received_before, started_before),
+        // Bounded steps until nothing is left, then the finished days'
+        // frames are resealed; SQLite then returns freed pages.
+        let mut stats = compact::CompactStats::default();
+        let mut after_id = 0i64;
+        loop {
+            let (moved, frames, last_id) = match self {
+                Maintenance::Sqlite(m) => m.compact_tx(received_before, started_before, after_id),
+                Maintenance::Postgres(m) => m.compact_tx(received_before, started_before, after_id),
+            }?;
+            if moved == 0 {
+                break;
+            }
+            stats.results += moved;
+            stats.frames += frames;
+            stats.transactions += 1;
+            after_id = last_id;
         }
+        let before_day = compact::day_of(started_before);
+        stats.sealed = match self {
+            Maintenance::Sqlite(m) => m.seal(before_day)?,
+            Maintenance::Postgres(m) => m.seal(before_day)?,
+        };
+        if let Maintenance::Sqlite(m) = self
+            && (stats.results > 0 || stats.sealed > 0)
+        {
+            m.vacuum()?;
+        }
+        Ok(stats)
     }
 
     /// Records that `a.month` was archived (again: the newest bundle counts).

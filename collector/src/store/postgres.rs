@@ -1258,31 +1258,8 @@ impl Maintenance {
         })
     }
 
-    /// See [`super::Maintenance::compact`].
-    pub fn compact(
-        &mut self,
-        received_before_ms: i64,
-        started_before_ms: i64,
-    ) -> Result<super::compact::CompactStats, StoreError> {
-        let mut stats = super::compact::CompactStats::default();
-        let mut after_id = 0i64;
-        loop {
-            let (moved, frames, last_id) =
-                self.compact_tx(received_before_ms, started_before_ms, after_id)?;
-            if moved == 0 {
-                break;
-            }
-            stats.results += moved;
-            stats.frames += frames;
-            stats.transactions += 1;
-            after_id = last_id;
-        }
-        stats.sealed = self.seal(super::compact::day_of(started_before_ms))?;
-        Ok(stats)
-    }
-
     /// See the SQLite twin: finished days' chunk rows as one frame each.
-    fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
+    pub(super) fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
         use super::compact::{SEAL_PER_TX, frames_json, parse_frames, reseal};
         let mut sealed = 0;
         let mut after_id = 0i64;
@@ -1316,7 +1293,7 @@ impl Maintenance {
     /// rows and ranges move together), deletes the rows (all of them, or it
     /// rolls back: another collector's compactor took some), stores the
     /// frames and the ranges.
-    fn compact_tx(
+    pub(super) fn compact_tx(
         &mut self,
         received_before_ms: i64,
         started_before_ms: i64,

@@ -1044,36 +1044,9 @@ impl Maintenance {
         Ok(Maintenance { conn })
     }
 
-    /// See [`super::Maintenance::compact`]: bounded transactions until
-    /// nothing is left, then the freed pages go back to the file system.
-    pub fn compact(
-        &mut self,
-        received_before_ms: i64,
-        started_before_ms: i64,
-    ) -> Result<super::compact::CompactStats, StoreError> {
-        let mut stats = super::compact::CompactStats::default();
-        let mut after_id = 0i64;
-        loop {
-            let (moved, frames, last_id) =
-                self.compact_tx(received_before_ms, started_before_ms, after_id)?;
-            if moved == 0 {
-                break;
-            }
-            stats.results += moved;
-            stats.frames += frames;
-            stats.transactions += 1;
-            after_id = last_id;
-        }
-        stats.sealed = self.seal(super::compact::day_of(started_before_ms))?;
-        if stats.results > 0 || stats.sealed > 0 {
-            self.vacuum()?;
-        }
-        Ok(stats)
-    }
-
     /// Re-encodes the chunk rows of days before `before_day` that hold more
     /// than one frame as one frame ([`super::compact::reseal`]), a few rows a transaction.
-    fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
+    pub(super) fn seal(&mut self, before_day: i64) -> Result<u64, StoreError> {
         use super::compact::{SEAL_PER_TX, frames_json, parse_frames, reseal};
         let mut sealed = 0;
         let mut after_id = 0i64;
@@ -1111,7 +1084,7 @@ impl Maintenance {
 
     /// Returns free pages to the file system (a no-op on a store created
     /// before `auto_vacuum = INCREMENTAL`; see the README).
-    fn vacuum(&mut self) -> Result<(), StoreError> {
+    pub(super) fn vacuum(&mut self) -> Result<(), StoreError> {
         // Stepped to the end: each step of the pragma frees one page.
         let mut st = self.conn.prepare("PRAGMA incremental_vacuum")?;
         let mut rows = st.query([])?;
@@ -1125,7 +1098,7 @@ impl Maintenance {
     /// frames and joins their seqs to the agent's ranges. Should a row be gone
     /// by then (another compactor took it), the transaction is rolled back and
     /// the step moves nothing. Returns (rows moved, frames, last id seen).
-    fn compact_tx(
+    pub(super) fn compact_tx(
         &mut self,
         received_before_ms: i64,
         started_before_ms: i64,
