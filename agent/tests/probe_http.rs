@@ -46,9 +46,13 @@ async fn plain_http_success_reports_phases_and_sends_host() {
         "processing {:?} < server delay",
         p.processing
     );
+    // The server's 100 ms pause starts when it has written the head; the
+    // probe stamps the head when it has read and parsed it, a little later.
+    // So the transfer phase may fall a few milliseconds short of the pause
+    // (CI saw 0.0998 s), but never by a large part of it.
     assert!(
-        p.transfer.unwrap() >= 0.1,
-        "transfer {:?} < body delay",
+        p.transfer.unwrap() >= 0.08,
+        "transfer {:?} well under the 100 ms body delay",
         p.transfer
     );
     assert!(
