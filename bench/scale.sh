@@ -5,6 +5,7 @@
 #   SCALE_ONLY=month bash bench/scale.sh
 #   SCALE_ONLY=wide bash bench/scale.sh
 #   SCALE_COMPACT=1 bash bench/scale.sh   # also compact the month and measure it
+#   SCALE_TRIM=1 bash bench/scale.sh      # also show RSS after malloc_trim(0) (needs gdb)
 #
 # Scenario "month": 20 sites = 60 checks x 3 locations, a result every 60 s
 # for all of November 2026 (7.78 M results), 20 contracts of 3 checks. The
@@ -165,6 +166,13 @@ if [ -z "$ONLY" ] || [ "$ONLY" = wide ]; then
     R2=$(rss_mb "$PID"); N=$(stored)
     echo "collector RSS after $H h: $R1 MB, after $((2 * H)) h: $R2 MB, peak $(hwm_mb "$PID") MB"
     awk -v a="$R1" -v b="$R2" -v h="$H" 'BEGIN { n = (720 - 2 * h) / h; printf "month-end projection (RSS after %d h + %.0f x the growth of the second %d h): %.0f MB\n", 2 * h, n, h, b + n * (b - a) }'
+    # How much of that RSS is memory the allocator holds free (freed by the
+    # process, not yet returned to the system): glibc's malloc_trim(0) hands
+    # it back, so RSS after it is what the collector really holds.
+    if [ "${SCALE_TRIM:-0}" = 1 ] && command -v gdb >/dev/null; then
+        gdb -p "$PID" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1
+        echo "after malloc_trim(0): RSS $(rss_mb "$PID") MB (the rest of the RSS above was free heap)"
+    fi
     echo "on disk before compaction: $(disk_per_result "$D" "$N")"
     curl -fsS -o /dev/null -w "GET /api/v1/contracts (1,000 contracts): %{time_total} s, %{size_download} bytes\n" "http://$ADDR/api/v1/contracts"
     curl -fsS -o /dev/null -w "GET /metrics: %{time_total} s, %{size_download} bytes\n" "http://$ADDR/metrics"
