@@ -27,7 +27,7 @@ fn expecting(mut s: DnsSpec, answers: &[&str]) -> DnsSpec {
     s.expect_answers = Some(
         answers
             .iter()
-            .map(|a| slaprobe_agent::config::normalize_answer(a))
+            .map(|a| slaprobe_agent::config::trim_answer(a))
             .collect(),
     );
     s
