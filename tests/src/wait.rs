@@ -8,6 +8,14 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// How late a timer, a deadline or a probe's end may come on a loaded
+/// 2-core machine (the suite shares its two cores with builds and other
+/// tests; load averages of 16 were seen): the slack upper bounds of the form
+/// "it ends at its timeout" allow. Large next to scheduling noise, small next
+/// to what a missing timeout would take (the hostile servers hang for 30 s
+/// or for ever).
+pub const LOADED_SLACK: Duration = Duration::from_millis(1500);
+
 /// Polls `probe` every 50 ms until it returns `Some` (returned) or
 /// `timeout` passes (panics: "timed out after … waiting for `what`").
 pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Option<T>) -> T {
@@ -60,14 +68,35 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    wait_until_state(what, timeout, interval, || {
+        let answer = probe();
+        async move { answer.await.ok_or(()) }
+    })
+    .await
+}
+
+/// The async [`wait_for_state`]: awaits `probe()` every `interval` until it
+/// returns `Ok`, or panics after `timeout` naming `what` and the last `Err`.
+pub async fn wait_until_state<T, S, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: F,
+) -> T
+where
+    S: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, S>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
+        let last = match probe().await {
+            Ok(v) => return v,
+            Err(last) => last,
+        };
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what} (last seen: {last:?})"
         );
         tokio::time::sleep(interval).await;
     }
