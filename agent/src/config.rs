@@ -1349,7 +1349,7 @@ impl<'a> SpecCx<'a> {
         let expect_answers = spec
             .expect_answers
             .as_ref()
-            .map(|v| v.iter().map(|a| normalize_answer(a)).collect());
+            .map(|v| v.iter().map(|a| trim_answer(a)).collect());
         let dnssec = self.dnssec()?;
         let consistency = self.consistency(record_type, nameservers.len())?;
         Ok(DnsSpec {
@@ -1540,7 +1540,7 @@ pub fn parse_nameserver(s: &str) -> Option<SocketAddr> {
 /// form depends on the record type (a trailing dot is part of a TXT string but
 /// not of a name), so the DNS probe canonicalises both sides with
 /// [`crate::probe::dns::canonical_answer`] when it compares.
-pub fn normalize_answer(a: &str) -> String {
+pub fn trim_answer(a: &str) -> String {
     a.trim().to_string()
 }
 

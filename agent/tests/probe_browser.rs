@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use slaprobe_agent::config::{BrowserSettings, Check};
 use slaprobe_agent::probe::Prober;
 use slaprobe_tests::http_server::{Route, Routes, TestServer};
+use slaprobe_tests::wait::{wait_until, wait_until_state};
 use slaprobe_wire::{BrowserDetail, CheckKind, CheckSpec, FailureClass, ProbeResult};
 use support::{assert_class, assert_ok, check};
 
@@ -99,8 +100,10 @@ async fn lcp_is_the_delayed_hero_image() {
     let ttfb = b.ttfb.expect("ttfb");
     let sent = (hero.received - doc.received).as_secs_f64() + 0.8 + ttfb;
     let lcp = b.lcp.expect("lcp");
+    // Within 0.1 s on an idle machine; a loaded one may paint the hero a
+    // little later than it arrives (the FCP check below keeps the two apart).
     assert!(
-        (lcp - sent).abs() <= 0.1,
+        (lcp - sent).abs() <= 0.25,
         "lcp {lcp:.3}s, hero sent at {sent:.3}s: {}",
         show(&r)
     );
@@ -163,7 +166,10 @@ requestAnimationFrame(() => setTimeout(() => { const t = performance.now(); whil
         .await;
     assert_ok(&r);
     let tbt = detail(&r).tbt.expect("tbt");
-    assert!((tbt - 0.25).abs() <= 0.06, "tbt {tbt}: {}", show(&r));
+    // 0.25 s on an idle machine. A loaded one (other processes on the two
+    // cores) stretches the page's other tasks past 50 ms too, which adds to
+    // TBT (0.352 s was seen at load 16); it never takes from the busy loop's.
+    assert!((0.19..=0.45).contains(&tbt), "tbt {tbt}: {}", show(&r));
     assert_eq!(detail(&r).cls, Some(0.0), "nothing shifts: {}", show(&r));
 }
 
@@ -338,14 +344,13 @@ async fn browser_restarts_after_a_crash_and_over_its_memory_bound() {
         "{}",
         show(&r)
     );
-    let t0 = Instant::now();
-    while p.browser().current().await.is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the browser never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the browser to come up",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || p.browser().current(),
+    )
+    .await;
     assert_ok(&p.probe(&c).await);
     assert_eq!(p.browser().restarts(), 0);
     let (pid, mem) = p.browser().current().await.expect("a running browser");
@@ -359,14 +364,16 @@ async fn browser_restarts_after_a_crash_and_over_its_memory_bound() {
         .status()
         .unwrap();
     // Its helpers (renderer, zygote, GPU/utility) follow it out.
-    let t0 = Instant::now();
-    while !slaprobe_agent::probe::browser::process::group_members(pgid).is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "browser processes linger"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_state(
+        "the killed browser's processes to go",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let left = slaprobe_agent::probe::browser::process::group_members(pgid);
+            async move { if left.is_empty() { Ok(()) } else { Err(left) } }
+        },
+    )
+    .await;
     assert_ok(&p.probe(&c).await);
     assert_eq!(p.browser().restarts(), 1);
     let (pid2, _) = p.browser().current().await.unwrap();

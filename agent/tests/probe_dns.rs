@@ -10,6 +10,7 @@ use slaprobe_agent::probe::{Outcome, Prober, dns};
 use slaprobe_tests::dns_server::{
     BIG_TXT_COUNT, DnsServer, RcodeServer, SERIAL, SilentUdp, big_txt,
 };
+use slaprobe_tests::wait::LOADED_SLACK;
 use slaprobe_wire::{CheckKind, CheckSpec, DnsDetail, FailureClass};
 
 fn spec(query: &str, rtype: RecordType, nameservers: &[SocketAddr]) -> DnsSpec {
@@ -27,7 +28,7 @@ fn expecting(mut s: DnsSpec, answers: &[&str]) -> DnsSpec {
     s.expect_answers = Some(
         answers
             .iter()
-            .map(|a| slaprobe_agent::config::normalize_answer(a))
+            .map(|a| slaprobe_agent::config::trim_answer(a))
             .collect(),
     );
     s
@@ -187,7 +188,11 @@ async fn silent_server_is_dns_error_within_the_timeout() {
     let t0 = Instant::now();
     let r = Prober::new().probe(&check).await;
     let took = t0.elapsed();
-    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    // The 2 s timeout, plus what a loaded machine may add to it.
+    assert!(
+        took < Duration::from_secs(2) + LOADED_SLACK,
+        "took {took:?}"
+    );
     assert!(
         took >= Duration::from_millis(1500),
         "gave up early: {took:?}"
@@ -350,8 +355,10 @@ async fn nameservers_are_queried_concurrently() {
         tokio::time::Instant::now() + Duration::from_millis(500),
     )
     .await;
+    // Under the 2 s four servers queried one after another take, with
+    // room for a loaded machine (0.5 s on an idle one).
     assert!(
-        t0.elapsed() < Duration::from_millis(1000),
+        t0.elapsed() < Duration::from_millis(1600),
         "took {:?}",
         t0.elapsed()
     );

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use slaprobe_agent::config::Check;
 use slaprobe_tests::certs::TestCa;
 use slaprobe_tests::http_server::{Route, Routes, TestServer, page_with_resources};
+use slaprobe_tests::wait::LOADED_SLACK;
 use slaprobe_wire::{CheckKind, FailureClass, ProbeResult};
 use support::{assert_class, assert_ok, check, run};
 
@@ -92,12 +93,14 @@ async fn resources_load_concurrently_six_per_origin_with_reuse() {
     assert_eq!(p.resources, 12);
     // Serially this would take 12 × 300 ms; six connections make two rounds.
     assert!(p.load_seconds >= 0.6, "load {}", p.load_seconds);
+    // Under the 3.6 s a serial load takes, with room for a loaded machine
+    // (two rounds of 300 ms take 0.6 s on an idle one).
     assert!(
-        p.load_seconds < 1.8,
+        p.load_seconds < 2.8,
         "load {} not concurrent",
         p.load_seconds
     );
-    assert!(took < Duration::from_millis(1800), "took {took:?}");
+    assert!(took < Duration::from_millis(3000), "took {took:?}");
     // One connection for the document, then six reused for twelve resources.
     assert_eq!(srv.stats().connections(), 7);
     assert!(
@@ -165,7 +168,11 @@ async fn hanging_resource_is_a_timeout_within_the_deadline() {
     let r = run(&page(&srv.url("/"), "2s", |_| {})).await;
     let took = t0.elapsed();
     assert_class(&r, FailureClass::Timeout);
-    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    // The timeout, plus what a loaded machine may add to it.
+    assert!(
+        took < Duration::from_secs(2) + LOADED_SLACK,
+        "took {took:?}"
+    );
     let p = detail(&r);
     assert_eq!(p.resources, 2);
     assert_eq!(p.failed_resources, 1);

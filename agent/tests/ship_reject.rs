@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use slaprobe_agent::config::Secret;
 use slaprobe_agent::ship::{self, ShipConfig, ShipStats};
 use slaprobe_agent::spool::{Spool, SpoolOptions};
+use slaprobe_tests::wait::wait_until_state;
 use slaprobe_wire::{Ack, Batch, CheckKind, ProbeResult, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -229,21 +230,23 @@ async fn ship_until_drained(
         writer_done,
         Duration::from_secs(2),
     ));
-    let start = std::time::Instant::now();
-    loop {
-        {
+    wait_until_state(
+        "the spool to drain",
+        limit,
+        Duration::from_millis(20),
+        || {
             let s = spool.lock().unwrap();
-            if s.acked() == s.last_seq() {
-                break;
+            let (acked, last) = (s.acked(), s.last_seq());
+            async move {
+                if acked == last {
+                    Ok(())
+                } else {
+                    Err(format!("acked {acked} of {last}"))
+                }
             }
-        }
-        assert!(
-            start.elapsed() < limit,
-            "spool not drained within {limit:?}: acked {}",
-            spool.lock().unwrap().acked()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        },
+    )
+    .await;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use figment::providers::Format;
 use jiff::{SignedDuration, Timestamp};
 use slaprobe_collector::sla::contract::RawContract;
-use slaprobe_collector::sla::{Contract, Month, Observation, evaluate_month};
+use slaprobe_collector::sla::{Contract, Month, Observation, Phase, evaluate_month};
 use slaprobe_wire::FailureClass;
 
 const CHECKS: [&str; 10] = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
@@ -66,9 +66,9 @@ fn month_results(
                 .expect("in range");
             let outage = (13_000..13_060).contains(&s) && c == 0;
             let ok = !outage && x % 500 != 7;
-            let mut phases = [None; 11];
-            phases[3] = Some((x >> 20) as f64 % 900.0 / 1000.0);
-            phases[5] = Some((x >> 30) as f64 % 1500.0 / 1000.0);
+            let mut phases = [None; Phase::ALL.len()];
+            phases[Phase::Processing.index()] = Some((x >> 20) as f64 % 900.0 / 1000.0);
+            phases[Phase::Total.index()] = Some((x >> 30) as f64 % 1500.0 / 1000.0);
             Observation {
                 check: CHECKS[c],
                 location: LOCS[l],
@@ -138,7 +138,7 @@ fn main() {
             success: !(l == 0 && (28_000..28_060).contains(&s)),
             class: None,
             message: None,
-            phases: [None; 11],
+            phases: [None; Phase::ALL.len()],
         })
     });
     reset_peak();

@@ -17,6 +17,7 @@ use slaprobe_tests::collector::{TestCollector, write_config};
 use slaprobe_tests::http_server::{Route, Routes, TestServer};
 use slaprobe_tests::prom::sha256_hex;
 use slaprobe_tests::results::{TestResult, batch};
+use slaprobe_tests::wait::wait_until;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -252,16 +253,19 @@ async fn connections_beyond_max_connections_are_refused_and_counted() {
     assert!(c.conn_stats.refused() >= 1);
     drop(idle);
     // Slots come back once those close.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let metrics = loop {
-        if let Ok(r) = c.client.get(c.url("/metrics")).send().await
-            && r.status() == 200
-        {
-            break r.text().await.unwrap();
-        }
-        assert!(Instant::now() < deadline, "no slot came back");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let metrics = wait_until(
+        "a connection slot to come back",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async {
+            let r = c.client.get(c.url("/metrics")).send().await.ok()?;
+            if r.status() != 200 {
+                return None;
+            }
+            Some(r.text().await.unwrap())
+        },
+    )
+    .await;
     let refused = slaprobe_tests::prom::value(
         &metrics,
         "slaprobe_collector_connections_refused_total",

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slaprobe_collector::conn::ConnStats;
 use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
@@ -95,23 +95,20 @@ impl TestCollector {
 
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(
-                !self.handle.is_finished(),
-                "the collector stopped before it was ready"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "collector not ready after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait::wait_until(
+            "the collector's /readyz to answer 200",
+            timeout,
+            Duration::from_millis(20),
+            || async {
+                assert!(
+                    !self.handle.is_finished(),
+                    "the collector stopped before it was ready"
+                );
+                let r = self.client.get(self.url("/readyz")).send().await.ok()?;
+                (r.status() == 200).then_some(())
+            },
+        )
+        .await
     }
 
     /// The URL of `path` on this collector.

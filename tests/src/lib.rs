@@ -13,9 +13,11 @@
 //! - [`knot`]: knotd serving DNSSEC-signed zones (good, expired, mismatched DS, unsigned); zone keys.
 //! - [`rdap_server`]: an RDAP server (axum) with RFC 9083-shaped domain answers, held and hostile ones.
 //! - [`prom`]: Prometheus text-format helpers, `promtool check metrics`, token hashes.
-//! - [`procs`]: the real binaries as child processes, plain HTTP requests, waiting.
+//! - [`procs`]: the real binaries as child processes, plain HTTP requests.
+//! - [`wait`]: waiting for a condition with a deadline (polling, with a failure message naming what never happened).
 //! - [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a loopback port).
 //! - [`results`]: probe results as agents send them (a JSON builder) and batches.
+//! - [`sla_month`]: the SLA end-to-end tests' month: agents, collector config, the real collector, its CLI and the evidence recipe.
 //! - [`collector`]: an in-process collector (bind, serve, wait for `/readyz`); feature `collector`.
 #![forbid(unsafe_code)]
 
@@ -33,4 +35,6 @@ pub mod procs;
 pub mod prom;
 pub mod rdap_server;
 pub mod results;
+pub mod sla_month;
 pub mod tls_raw;
+pub mod wait;

@@ -161,20 +161,7 @@ impl Drop for Proc {
     }
 }
 
-/// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use crate::wait::{wait_for, wait_for_every};
 
 /// A blocking HTTP GET on 127.0.0.1 (std only): `(status, body)`.
 pub fn http_get(port: u16, path: &str, bearer: Option<&str>) -> Option<(u16, String)> {
@@ -186,20 +173,22 @@ pub fn http_get(port: u16, path: &str, bearer: Option<&str>) -> Option<(u16, Str
 /// would, for up to 60 s; panics unless it is stored (200).
 pub fn post_batch(port: u16, id: &str, token: &str, raws: &[&str]) {
     let body = format!(r#"{{"agent":"{id}","results":[{}]}}"#, raws.join(","));
-    let (status, text) = wait_for("ingest to accept a batch", Duration::from_secs(60), || {
-        let r = http_request(
-            port,
-            "POST",
-            "/api/v1/results",
-            Some(token),
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )?;
-        (r.0 != 429 && r.0 != 503).then_some(r).or_else(|| {
-            std::thread::sleep(Duration::from_millis(100));
-            None
-        })
-    });
+    let (status, text) = wait_for_every(
+        "ingest to accept a batch",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let r = http_request(
+                port,
+                "POST",
+                "/api/v1/results",
+                Some(token),
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )?;
+            (r.0 != 429 && r.0 != 503).then_some(r)
+        },
+    );
     assert_eq!(status, 200, "ingest refused a batch: {text}");
 }
 

@@ -15,6 +15,7 @@ use slaprobe_collector::{CollectorConfig, Server, ServerOptions};
 use slaprobe_tests::certs::TestCa;
 use slaprobe_tests::collector::TestCollector;
 use slaprobe_tests::http_server::{Route, Routes, TestServer};
+use slaprobe_tests::wait::wait_until;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "tls-agent-token-0123456789";
@@ -118,20 +119,18 @@ async fn agent_row(client: &reqwest::Client, port: u16) -> Option<(u64, u64)> {
 async fn agent_delivers(config: AgentConfig, client: &reqwest::Client, port: u16, n: u64) {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(slaprobe_agent::run(config, shutdown.clone()));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some((results, missing)) = agent_row(client, port).await
-            && results >= n
-        {
-            assert_eq!(missing, 0);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent results did not arrive over TLS"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let missing = wait_until(
+        "agent results to arrive over TLS",
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || async {
+            agent_row(client, port)
+                .await
+                .and_then(|(results, missing)| (results >= n).then_some(missing))
+        },
+    )
+    .await;
+    assert_eq!(missing, 0);
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), task)
         .await
@@ -304,32 +303,30 @@ async fn embedded_agent_streams_into_an_mtls_collector_over_its_own_loopback_por
     .await;
 
     // Its results arrive (read over mTLS like any reader would).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v: serde_json::Value = good
-            .get(c.url("/api/v1/agents"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let n = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["id"] == "embedded")
-            .and_then(|a| a["results"].as_u64())
-            .unwrap_or(0);
-        if n >= 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "embedded agent results did not arrive"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "embedded agent results to arrive",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let v: serde_json::Value = good
+                .get(c.url("/api/v1/agents"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let n = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == "embedded")
+                .and_then(|a| a["results"].as_u64())
+                .unwrap_or(0);
+            (n >= 3).then_some(())
+        },
+    )
+    .await;
 
     // Its port is plain loopback and serves nobody else: not another
     // agent's token, not the read endpoints.

@@ -24,12 +24,9 @@ use slaprobe_tests::postgres::PgServer;
 use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, post_batch, wait_for};
 use slaprobe_tests::prom::sha256_hex;
 use slaprobe_tests::results::TestResult;
+use slaprobe_tests::sla_month::AGENTS;
+use slaprobe_tests::wait::wait_for_state;
 
-const AGENTS: [(&str, &str, &str); 3] = [
-    ("a-ams", "ams", "tok-ams-0123456789"),
-    ("a-nyc", "nyc", "tok-nyc-0123456789"),
-    ("a-sgp", "sgp", "tok-sgp-0123456789"),
-];
 const CHECKS: [&str; 2] = ["web", "api"];
 const ZONE: &str = "Europe/Amsterdam";
 /// One result per check and agent every 5 minutes.
@@ -308,22 +305,23 @@ fn two_collectors_on_one_postgres_agree_with_sqlite() {
     // every stored result, whichever collector took it (within a poll).
     for (i, (id, _, _)) in AGENTS.iter().enumerate() {
         let want = data[i].len() as f64;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let (m1, m2) = (get(p1, "/metrics"), get(p2, "/metrics"));
-            let (a, b) = (
-                per_agent(&m1, "slaprobe_ingest_results_total", id),
-                per_agent(&m2, "slaprobe_ingest_results_total", id),
-            );
-            if (a, b) == (want, want) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "slaprobe_ingest_results_total for {id}: {a} and {b}, want {want} on both"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        wait_for_state(
+            &format!("slaprobe_ingest_results_total for {id}: {want} on both collectors"),
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            || {
+                let (m1, m2) = (get(p1, "/metrics"), get(p2, "/metrics"));
+                let both = (
+                    per_agent(&m1, "slaprobe_ingest_results_total", id),
+                    per_agent(&m2, "slaprobe_ingest_results_total", id),
+                );
+                if both == (want, want) {
+                    Ok(())
+                } else {
+                    Err(both)
+                }
+            },
+        );
     }
 
     // The same report everywhere.

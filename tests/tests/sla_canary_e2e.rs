@@ -16,8 +16,6 @@
 //! - `slaprobe_location_impaired{location}` and `_seconds_total` follow a
 //!   live canary failure.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
@@ -25,15 +23,11 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use slaprobe_collector::sla::{Month, MonthReport};
 use slaprobe_tests::clock::TestClock;
-use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, post_batch, wait_for};
+use slaprobe_tests::procs::http_get;
 use slaprobe_tests::prom::{sha256_hex, value_exact};
 use slaprobe_tests::results::TestResult;
-
-const AGENTS: [(&str, &str, &str); 3] = [
-    ("a-ams", "ams", "tok-ams-0123456789"),
-    ("a-nyc", "nyc", "tok-nyc-0123456789"),
-    ("a-sgp", "sgp", "tok-sgp-0123456789"),
-];
+use slaprobe_tests::sla_month::{AGENTS, CheckDef, MonthCollector, contract_status};
+use slaprobe_tests::wait::wait_for_every;
 /// The vendors' checks, then the canary.
 const CHECKS: [&str; 3] = ["web", "api", "canary"];
 const SLOT: i64 = 3600;
@@ -99,35 +93,8 @@ fn result_json(agent: usize, seq: u64, check: usize, t: Timestamp, fail: Option<
     .to_string()
 }
 
-/// Posts `raws` for `agent`; returns the batches stored (one feed number each).
-fn post(port: u16, agent: usize, raws: &[&str]) -> u64 {
-    let (id, _, token) = AGENTS[agent];
-    let mut batches = 0;
-    for chunk in raws.chunks(2000) {
-        post_batch(port, id, token, chunk);
-        batches += 1;
-    }
-    batches
-}
-
-fn get_json(port: u16, path: &str) -> (u16, Value, String) {
-    let (status, body) = http_get(port, path, None).unwrap_or_else(|| panic!("GET {path} failed"));
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::Null),
-        body,
-    )
-}
-
-fn cli(clock: &TestClock, bin: &Path, args: &[&str]) -> Vec<u8> {
-    let out = clock.command(bin).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+/// Results a request: posts of a month are split into batches this big.
+const PER_BATCH: usize = 2000;
 
 fn without_as_of(mut v: Value) -> Value {
     v.as_object_mut().unwrap().remove("as_of");
@@ -159,30 +126,13 @@ fn as_of_the_spring_dst_month() {
 }
 
 fn impaired_location_month(clock: TestClock) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let tz = TimeZone::get(ZONE).unwrap();
     let now = clock.now();
     let month = Month::containing(now, &tz).unwrap();
     let (ps, _) = month.period(&tz);
     eprintln!("as of {now} ({}), month {month}", tz.to_datetime(now));
 
-    let mut cfg = format!(
-        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"40d\"\n"
-    );
-    for (id, loc, tok) in AGENTS {
-        cfg += &format!(
-            "[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n",
-            sha256_hex(tok.as_bytes())
-        );
-    }
-    for c in CHECKS {
-        cfg += &format!(
-            "[[checks]]\nname = \"{c}\"\nkind = \"http\"\nurl = \"http://{c}.example/\"\ninterval = \"10m\"\n{}",
-            if c == "canary" { "canary = true\n" } else { "" }
-        );
-    }
-    cfg += &format!(
+    let contracts = format!(
         r#"[[contracts]]
 name = "hostco-web"
 vendor = "HostCo"
@@ -203,23 +153,22 @@ quorum = 1
 objectives = [ {{ kind = "availability", target = 99.9 }} ]
 "#
     );
-    let cfg_path = dir.path().join("collector.toml");
-    std::fs::write(&cfg_path, &cfg).unwrap();
-    let cfg_s = cfg_path.to_str().unwrap().to_string();
-    let bin = bin_path("slaprobe-collector");
+    let checks = CHECKS.map(|name| CheckDef {
+        name,
+        canary: name == "canary",
+    });
+    let files = MonthCollector::new(clock, "40d", &checks, &contracts);
+    let port = files.port;
+    let cfg_s = files.config();
 
     // A canary listed in a contract is a clear config error.
-    let bad_path = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad_path,
-        cfg.replace("checks = [\"web\"]\n", "checks = [\"web\", \"canary\"]\n"),
-    )
-    .unwrap();
-    let bad = clock
-        .command(&bin)
-        .args(["check-config", "--config", bad_path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let bad_path = files.write_file(
+        "bad.toml",
+        &files
+            .config_text
+            .replace("checks = [\"web\"]\n", "checks = [\"web\", \"canary\"]\n"),
+    );
+    let bad = files.cli_output(&["check-config", "--config", bad_path.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
@@ -255,13 +204,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         "the scenario needs 410 slots, the month has {n_slots}"
     );
 
-    let mut run = clock.command(&bin);
-    run.args(["run", "--config", &cfg_s])
-        .env("SLAPROBE_LOG", "info");
-    let mut collector = Proc::spawn("collector", run, dir.path());
-    wait_for("collector ready", Duration::from_secs(20), || {
-        http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
-    });
+    let mut collector = files.start();
     let mut batches = 0;
     for agent in 0..3 {
         let mine: Vec<&str> = gens
@@ -269,21 +212,14 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             .filter(|g| g.agent == agent)
             .map(|g| g.raw.as_str())
             .collect();
-        batches += post(port, agent, &mine);
+        batches += files.post(agent, &mine, PER_BATCH);
     }
-    wait_for(
-        "the SLA ledger to catch up",
-        Duration::from_secs(60),
-        || {
-            let (s, v, _) = get_json(port, "/api/v1/contracts");
-            (s == 200 && v["ledger"]["cursor"].as_u64() >= Some(batches)).then_some(())
-        },
-    );
+    files.wait_for_ledger(batches);
 
     let counted = n_slots; // every started slot, the current one included
     for (name, quorum_one) in [("hostco-web", false), ("cdnco-web", true)] {
         // The HTTP report.
-        let (status, v, body) = get_json(port, &format!("/api/v1/reports/{name}/{month}"));
+        let (status, v, body) = files.get_json(&format!("/api/v1/reports/{name}/{month}"));
         assert_eq!(status, 200, "{body}");
         let r: MonthReport = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(r.canaries, ["canary"]);
@@ -357,14 +293,8 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         }
 
         // The live figures equal the report's.
-        let (_, cs, _) = get_json(port, "/api/v1/contracts");
-        let c = cs["contracts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()
-            .clone();
+        let (_, cs, _) = files.get_json("/api/v1/contracts");
+        let c = contract_status(&cs, name);
         assert_eq!(c["slots"], v["slots"], "{name}: live slots");
         assert_eq!(c["downtime_seconds"], v["downtime_seconds"]);
         assert_eq!(c["availability_percent"], v["availability_percent"]);
@@ -372,21 +302,17 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         assert_eq!(c["incidents"], r.incidents.len());
 
         // The offline CLI gives the same report (apart from when it was asked).
-        let out = cli(
-            &clock,
-            &bin,
-            &[
-                "report",
-                "--config",
-                &cfg_s,
-                "--contract",
-                name,
-                "--month",
-                &month.to_string(),
-                "--format",
-                "json",
-            ],
-        );
+        let out = files.cli(&[
+            "report",
+            "--config",
+            cfg_s,
+            "--contract",
+            name,
+            "--month",
+            &month.to_string(),
+            "--format",
+            "json",
+        ]);
         let offline: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             without_as_of(offline),
@@ -405,44 +331,21 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             .filter(|g| covered.contains(&g.check) && g.started >= ps)
             .count();
         assert_eq!(r.evidence.results, n as u64, "{name} evidence count");
-        let ev = cli(
-            &clock,
-            &bin,
-            &[
-                "evidence",
-                "--config",
-                &cfg_s,
-                "--contract",
-                name,
-                "--month",
-                &month.to_string(),
-            ],
-        );
+        let ev = files.cli(&[
+            "evidence",
+            "--config",
+            cfg_s,
+            "--contract",
+            name,
+            "--month",
+            &month.to_string(),
+        ]);
         assert_eq!(sha256_hex(&ev), r.evidence.sha256, "{name}: evidence CLI");
-        let report_file = dir.path().join(format!("{name}.json"));
-        std::fs::write(&report_file, &body).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/evidence_digest.py");
-        let py = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg("--db")
-            .arg(dir.path().join("data/slaprobe.db"))
-            .arg("--report")
-            .arg(&report_file)
-            .output()
-            .unwrap();
-        assert!(
-            py.status.success(),
-            "{}",
-            String::from_utf8_lossy(&py.stderr)
-        );
-        let text = String::from_utf8(py.stdout).unwrap();
-        let mut lines = text.lines();
-        assert_eq!(lines.next().unwrap().trim(), n.to_string());
-        assert_eq!(
-            lines.next().unwrap().trim(),
-            r.evidence.sha256,
-            "{name}: script"
-        );
+        let report_file = files.write_file(&format!("{name}.json"), &body);
+        let (script_n, script_sha256) =
+            files.evidence_script(&["--report", report_file.to_str().unwrap()]);
+        assert_eq!(script_n, n as u64);
+        assert_eq!(script_sha256, r.evidence.sha256, "{name}: script");
 
         // CSV and HTML follow.
         let (_, csv) = http_get(
@@ -465,16 +368,17 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     }
 
     // Live: a failing canary at ams now makes the location impaired once its minute settles.
-    let t = clock.now() - SignedDuration::from_secs(3);
+    let t = files.clock.now() - SignedDuration::from_secs(3);
     seqs[0] += 1;
     let fail = result_json(0, seqs[0], 2, t, Some("connect_timeout"));
-    post(port, 0, &[fail.as_str()]);
+    files.post(0, &[fail.as_str()], PER_BATCH);
     seqs[1] += 1;
     let ok = result_json(1, seqs[1], 2, t, None);
-    post(port, 1, &[ok.as_str()]);
-    wait_for(
+    files.post(1, &[ok.as_str()], PER_BATCH);
+    wait_for_every(
         "slaprobe_location_impaired{location=\"ams\"} 1",
         Duration::from_secs(200),
+        Duration::from_millis(500),
         || {
             let (_, m) = http_get(port, "/metrics", None)?;
             let ams = [("location", "ams")];
@@ -484,14 +388,10 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
                 && value_exact(&m, "slaprobe_location_impaired", &nyc) == Some(0.0)
                 && value_exact(&m, "slaprobe_location_impaired_seconds_total", &nyc) == Some(0.0))
             .then_some(())
-            .or_else(|| {
-                std::thread::sleep(Duration::from_millis(500));
-                None
-            })
         },
     );
     // The same over the API, next to the contracts' live figures.
-    let (_, cs, _) = get_json(port, "/api/v1/contracts");
+    let (_, cs, _) = files.get_json("/api/v1/contracts");
     let ams = cs["locations"]
         .as_array()
         .unwrap()

@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use jiff::civil::Weekday;
@@ -30,18 +29,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render;
-use slaprobe_collector::sla::{Month, MonthReport, Observation, evaluate_month};
+use slaprobe_collector::sla::{Contract, Month, MonthReport, Observation, evaluate_month};
 use slaprobe_tests::clock::TestClock;
-use slaprobe_tests::procs::{Proc, bin_path, free_port, http_get, post_batch, wait_for};
-use slaprobe_tests::prom::{promtool_check_metrics, sha256_hex, value_exact};
+use slaprobe_tests::procs::{Proc, http_get};
+use slaprobe_tests::prom::{promtool_check_metrics, value_exact};
 use slaprobe_tests::results::TestResult;
+use slaprobe_tests::sla_month::{AGENTS, CheckDef, MonthCollector, contract_status};
 use slaprobe_wire::ProbeResult;
 
-const AGENTS: [(&str, &str, &str); 3] = [
-    ("a-ams", "ams", "tok-ams-0123456789"),
-    ("a-nyc", "nyc", "tok-nyc-0123456789"),
-    ("a-sgp", "sgp", "tok-sgp-0123456789"),
-];
 const CHECKS: [&str; 2] = ["web", "api"];
 const SLOT: i64 = 600;
 const ZONE: &str = "Europe/Amsterdam";
@@ -185,31 +180,19 @@ fn generate(
     }
 }
 
-/// Posts every result, one agent after another; returns the batches stored
-/// (each accepted request is one batch, one feed number).
-fn post_all(port: u16, results: &[Gen]) -> u64 {
+/// Posts every result, one agent after another, 2,500 a request; returns
+/// the batches stored (each accepted request is one batch, one feed number).
+fn post_all(files: &MonthCollector, results: &[Gen]) -> u64 {
     let mut batches = 0;
-    for (agent, (id, _, token)) in AGENTS.iter().enumerate() {
-        let mine: Vec<&Gen> = results.iter().filter(|g| g.agent == agent).collect();
-        for chunk in mine.chunks(2500) {
-            let raws: Vec<&str> = chunk.iter().map(|g| g.raw.as_str()).collect();
-            post_batch(port, id, token, &raws);
-            batches += 1;
-        }
+    for agent in 0..AGENTS.len() {
+        let mine: Vec<&str> = results
+            .iter()
+            .filter(|g| g.agent == agent)
+            .map(|g| g.raw.as_str())
+            .collect();
+        batches += files.post(agent, &mine, 2500);
     }
     batches
-}
-
-/// Waits until the collector's SLA ledger reflects feed position `batches`.
-fn wait_for_ledger(port: u16, batches: u64) -> Value {
-    wait_for(
-        "the SLA ledger to catch up",
-        Duration::from_secs(60),
-        || {
-            let (s, v, _) = get_json(port, "/api/v1/contracts");
-            (s == 200 && v["ledger"]["cursor"].as_u64() >= Some(batches)).then_some(v)
-        },
-    )
 }
 
 /// The naive evaluation of §6 over the generated results, written
@@ -367,60 +350,6 @@ fn windows(
     out
 }
 
-/// The README's independent recipe: `scripts/evidence_digest.py` (Python 3
-/// with `zstandard`) reading the SQLite file itself, uncompacted rows and
-/// compacted chunks alike.
-fn script_digest(db: &Path, checks: &[&str], from_ms: i64, to_ms: i64) -> (u64, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/evidence_digest.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg("--db")
-        .arg(db)
-        .args([
-            "--checks",
-            &checks.join(","),
-            "--from-ms",
-            &from_ms.to_string(),
-            "--to-ms",
-            &to_ms.to_string(),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "evidence_digest.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines();
-    let n: u64 = lines.next().unwrap().trim().parse().unwrap();
-    (n, lines.next().unwrap().trim().to_string())
-}
-
-/// The README's other recipe: `slaprobe-collector evidence … | sha256sum`.
-fn cli_digest(clock: &TestClock, bin: &Path, cfg: &str, month: Month) -> (u64, String) {
-    let out = clock
-        .command(bin)
-        .args([
-            "evidence",
-            "--config",
-            cfg,
-            "--contract",
-            "hostco-web",
-            "--month",
-            &month.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "evidence failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let n = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
-    (n, sha256_hex(&out.stdout))
-}
-
 /// Compacts every stored result as the collector's compactor would once
 /// they are settled (an hour after the last one), after marking them
 /// consumed by the SLA ledger (compaction never takes rows it has not seen).
@@ -447,12 +376,6 @@ fn compact_all(data_dir: &Path) -> u64 {
         .unwrap();
     assert_eq!(reader.count_results().unwrap() > 0, stats.results > 0);
     stats.results
-}
-
-fn get_json(port: u16, path: &str) -> (u16, Value, String) {
-    let (status, body) = http_get(port, path, None).unwrap_or_else(|| panic!("GET {path} failed"));
-    let v = serde_json::from_str(&body).unwrap_or(Value::Null);
-    (status, v, body)
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -505,39 +428,70 @@ fn as_of_the_autumn_dst_change() {
     month_end_to_end(TestClock::at_local(ZONE, "2026-10-25T02:30:00"));
 }
 
+// The scenario as named cases over one shared month (`MonthRun`): each
+// case reads the collector as the earlier ones left it, so they run in
+// this order, on one collector, as of the clock of the test.
 fn month_end_to_end(clock: TestClock) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let tz = TimeZone::get(ZONE).unwrap();
-    let now = clock.now();
-    eprintln!("as of {now} ({})", tz.to_datetime(now));
-    let cur = Month::containing(now, &tz).unwrap();
-    let prev = cur.prev();
-    let (ps, pe) = prev.period(&tz);
-    let once_local = format!("{}-10T02:00:00", prev);
-    let once_start = jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", &once_local)
-        .unwrap()
-        .to_zoned(tz.clone())
-        .unwrap()
-        .timestamp();
-    let once = (once_start, once_start + SignedDuration::from_hours(2));
+    let mut m = MonthRun::prepare(clock);
+    check_config_lists_the_contracts(&m);
+    m.start_and_post();
+    report_endpoint_refuses_bad_requests(&m);
+    let prev = previous_month_equals_evaluate_month_and_naive(&m);
+    evidence_agrees_with_both_recipes(&m, &prev);
+    let (prev, prev_body) = one_more_result_changes_the_digest(&mut m, &prev);
+    let cur = current_month_equals_evaluate_month_as_of(&m);
+    let csv = csv_and_html_are_served(&m);
+    let live = status_and_metrics_follow_the_ledger(&m, &prev, &cur);
+    offline_cli_equals_http_after_compaction(&mut m, &prev, &prev_body, &csv);
+    restart_rebuilds_the_month_to_date(&mut m, &live, &prev_body);
+}
 
-    let mut cfg = format!(
-        "[collector]\npublic_read = true\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_result_age = \"100d\"\n"
-    );
-    for (id, loc, tok) in AGENTS {
-        cfg += &format!(
-            "[[agents]]\nid = \"{id}\"\nlocation = \"{loc}\"\ntoken_sha256 = \"{}\"\n",
-            sha256_hex(tok.as_bytes())
-        );
-    }
-    for c in CHECKS {
-        cfg += &format!(
-            "[[checks]]\nname = \"{c}\"\nkind = \"http\"\nurl = \"http://{c}.example/\"\ninterval = \"10m\"\n"
-        );
-    }
-    cfg += &format!(
-        r#"[[contracts]]
+/// The month under test: its files and collector, the dates it turns on,
+/// the contract, and every result posted.
+struct MonthRun {
+    files: MonthCollector,
+    /// The running collector (none before [`MonthRun::start_and_post`] and while stopped).
+    collector: Option<Proc>,
+    tz: TimeZone,
+    now: Timestamp,
+    /// The current month and the previous one, whose period is `[ps, pe)`.
+    cur: Month,
+    prev: Month,
+    ps: Timestamp,
+    pe: Timestamp,
+    /// The one-off maintenance window of the previous month.
+    once: (Timestamp, Timestamp),
+    /// `hostco-web` as the collector validated it.
+    hostco: Contract,
+    /// The generated results, and the same parsed as the collector stores them.
+    results: Vec<Gen>,
+    parsed: Vec<ProbeResult>,
+    /// The last seq of each agent.
+    seqs: [u64; 3],
+    /// The batches posted so far (the feed position the ledger must reach).
+    batches: u64,
+}
+
+impl MonthRun {
+    /// Writes the config (two contracts, maintenance, credits) and generates
+    /// the data: from an hour before the previous month to now (the current
+    /// month only for its last two days, to stay fast). Starts nothing.
+    fn prepare(clock: TestClock) -> MonthRun {
+        let tz = TimeZone::get(ZONE).unwrap();
+        let now = clock.now();
+        eprintln!("as of {now} ({})", tz.to_datetime(now));
+        let cur = Month::containing(now, &tz).unwrap();
+        let prev = cur.prev();
+        let (ps, pe) = prev.period(&tz);
+        let once_local = format!("{}-10T02:00:00", prev);
+        let once_start = jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", &once_local)
+            .unwrap()
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp();
+        let once = (once_start, once_start + SignedDuration::from_hours(2));
+        let contracts = format!(
+            r#"[[contracts]]
 name = "hostco-web"
 vendor = "HostCo"
 checks = ["web", "api"]
@@ -556,25 +510,111 @@ slot = "10m"
 quorum = 1
 objectives = [ {{ kind = "availability", target = 99.9 }} ]
 "#
-    );
-    let cfg_path = dir.path().join("collector.toml");
-    std::fs::write(&cfg_path, &cfg).unwrap();
-    let cfg_s = cfg_path.to_str().unwrap().to_string();
-    let config = CollectorConfig::load(&cfg_path).unwrap();
-    let hostco = config
-        .contracts
-        .iter()
-        .find(|c| c.name == "hostco-web")
-        .unwrap()
-        .clone();
+        );
+        let checks = CHECKS.map(|name| CheckDef {
+            name,
+            canary: false,
+        });
+        let files = MonthCollector::new(clock, "100d", &checks, &contracts);
+        let config = CollectorConfig::load(&files.config_path).unwrap();
+        let hostco = config
+            .contracts
+            .iter()
+            .find(|c| c.name == "hostco-web")
+            .unwrap()
+            .clone();
 
-    // check-config lists the contracts.
-    let bin = bin_path("slaprobe-collector");
-    let cc = clock
-        .command(&bin)
-        .args(["check-config", "--config", &cfg_s])
-        .output()
-        .unwrap();
+        let base = ps - SignedDuration::from_hours(1);
+        let sc = Scenario { base, once };
+        let slots_to = |t: Timestamp| t.duration_since(base).as_secs().div_euclid(SLOT) + 1;
+        let mut seqs = [0u64; 3];
+        let mut results = Vec::new();
+        generate(
+            &sc,
+            0,
+            slots_to(pe + SignedDuration::from_hours(1)),
+            now,
+            &mut seqs,
+            &mut results,
+        );
+        let recent_from = slots_to(now - SignedDuration::from_hours(48))
+            .max(slots_to(pe + SignedDuration::from_hours(1)));
+        let until = now - SignedDuration::from_secs(90);
+        generate(
+            &sc,
+            recent_from,
+            slots_to(until),
+            until,
+            &mut seqs,
+            &mut results,
+        );
+        eprintln!("{} results", results.len());
+        let parsed = results
+            .iter()
+            .map(|g| serde_json::from_str(&g.raw).unwrap())
+            .collect();
+        MonthRun {
+            files,
+            collector: None,
+            tz,
+            now,
+            cur,
+            prev,
+            ps,
+            pe,
+            once,
+            hostco,
+            results,
+            parsed,
+            seqs,
+            batches: 0,
+        }
+    }
+
+    /// Starts the collector and posts every generated result.
+    fn start_and_post(&mut self) {
+        self.collector = Some(self.files.start());
+        self.batches += post_all(&self.files, &self.results);
+    }
+
+    fn port(&self) -> u16 {
+        self.files.port
+    }
+
+    fn get_json(&self, path: &str) -> (u16, Value, String) {
+        self.files.get_json(path)
+    }
+
+    /// The README's script recipe over the previous month of `hostco-web`.
+    fn script_digest(&self) -> (u64, String) {
+        self.files.evidence_script(&[
+            "--checks",
+            &CHECKS.join(","),
+            "--from-ms",
+            &self.ps.as_millisecond().to_string(),
+            "--to-ms",
+            &self.pe.as_millisecond().to_string(),
+        ])
+    }
+
+    /// The README's CLI recipe over the previous month of `hostco-web`.
+    fn cli_digest(&self) -> (u64, String) {
+        self.files
+            .evidence_cli("hostco-web", &self.prev.to_string())
+    }
+
+    /// Stops the collector; returns its exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let mut collector = self.collector.take().expect("the collector runs");
+        collector.stop(Duration::from_secs(15))
+    }
+}
+
+/// `check-config` summarises each contract on one line.
+fn check_config_lists_the_contracts(m: &MonthRun) {
+    let cc = m
+        .files
+        .cli_output(&["check-config", "--config", m.files.config()]);
     let summary = String::from_utf8_lossy(&cc.stdout);
     assert!(cc.status.success());
     assert!(
@@ -584,81 +624,42 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         "{summary}"
     );
     assert!(summary.contains("processing p95 <= 300ms"), "{summary}");
+}
 
-    // The data: from an hour before the previous month to now (the current
-    // month only for its last two days, to stay fast).
-    let base = ps - SignedDuration::from_hours(1);
-    let sc = Scenario { base, once };
-    let slots_to = |t: Timestamp| t.duration_since(base).as_secs().div_euclid(SLOT) + 1;
-    let mut seqs = [0u64; 3];
-    let mut results = Vec::new();
-    generate(
-        &sc,
-        0,
-        slots_to(pe + SignedDuration::from_hours(1)),
-        now,
-        &mut seqs,
-        &mut results,
-    );
-    let recent_from = slots_to(now - SignedDuration::from_hours(48))
-        .max(slots_to(pe + SignedDuration::from_hours(1)));
-    let until = now - SignedDuration::from_secs(90);
-    generate(
-        &sc,
-        recent_from,
-        slots_to(until),
-        until,
-        &mut seqs,
-        &mut results,
-    );
-    eprintln!("{} results", results.len());
-
-    let mut run = clock.command(&bin);
-    run.args(["run", "--config", &cfg_s])
-        .env("SLAPROBE_LOG", "info");
-    let mut collector = Proc::spawn("collector", run, dir.path());
-    wait_for("collector ready", Duration::from_secs(20), || {
-        http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
-    });
-    let mut batches = post_all(port, &results);
-
-    // Errors of the report endpoint.
-    assert_eq!(
-        get_json(port, &format!("/api/v1/reports/nope/{prev}")).0,
-        404
-    );
-    let (s, v, _) = get_json(port, "/api/v1/reports/hostco-web/2026-13");
+/// The report endpoint refuses an unknown contract (404), a malformed or
+/// future month and an unknown format (400).
+fn report_endpoint_refuses_bad_requests(m: &MonthRun) {
+    let (prev, cur) = (m.prev, m.cur);
+    assert_eq!(m.get_json(&format!("/api/v1/reports/nope/{prev}")).0, 404);
+    let (s, v, _) = m.get_json("/api/v1/reports/hostco-web/2026-13");
     assert_eq!(s, 400);
     assert!(v["error"].as_str().unwrap().contains("YYYY-MM"), "{v}");
     assert_eq!(
-        get_json(port, &format!("/api/v1/reports/hostco-web/{}", cur.next())).0,
+        m.get_json(&format!("/api/v1/reports/hostco-web/{}", cur.next()))
+            .0,
         400
     );
     assert_eq!(
-        get_json(
-            port,
-            &format!("/api/v1/reports/hostco-web/{prev}?format=pdf")
-        )
-        .0,
+        m.get_json(&format!("/api/v1/reports/hostco-web/{prev}?format=pdf"))
+            .0,
         400
     );
+}
 
-    // The previous month's report against evaluate_month and the naive evaluation.
-    let parsed: Vec<ProbeResult> = results
-        .iter()
-        .map(|g| serde_json::from_str(&g.raw).unwrap())
-        .collect();
-    let (status, v1, body1) = get_json(
-        port,
-        &format!("/api/v1/reports/hostco-web/{prev}?format=json"),
-    );
+/// The previous month's JSON report equals `evaluate_month` on the posted
+/// results, and the naive evaluation: slots, availability, downtime,
+/// incidents, the latency percentile, met flags, credit, the local
+/// calendar month's length. Returns the report.
+fn previous_month_equals_evaluate_month_and_naive(m: &MonthRun) -> MonthReport {
+    let (prev, ps, pe) = (m.prev, m.ps, m.pe);
+    let (status, v1, body1) = m.get_json(&format!("/api/v1/reports/hostco-web/{prev}?format=json"));
     assert_eq!(status, 200, "{body1}");
     let http: MonthReport = serde_json::from_value(v1.clone()).unwrap();
     let mut expected = evaluate_month(
-        &hostco,
+        &m.hostco,
         prev,
-        parsed.iter().map(Observation::from_result),
-        now,
+        m.parsed.iter().map(Observation::from_result),
+        m.now,
     );
     expected.evidence = http.evidence.clone();
     // Compared as text: serde_json's default float parsing is not exact, its printing is.
@@ -669,7 +670,13 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     );
     assert_eq!(http.as_of, None);
 
-    let nv = naive(&results, (ps, pe), &windows(&tz, prev, once), 2, &[0, 1]);
+    let nv = naive(
+        &m.results,
+        (ps, pe),
+        &windows(&m.tz, prev, m.once),
+        2,
+        &[0, 1],
+    );
     assert_eq!(
         (
             http.slots.up,
@@ -716,11 +723,16 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         .find(|i| i.locations == ["sgp"])
         .expect("the one-location incident");
     assert_eq!(one.duration_seconds, 1200);
+    http
+}
 
-    // Evidence: from the posted results, and with the README recipe on the SQLite file.
-    let mut mine: Vec<&Gen> = results
+/// The previous month's evidence is the digest of the posted results (in
+/// agent, seq order), and both README recipes on the SQLite file agree.
+fn evidence_agrees_with_both_recipes(m: &MonthRun, http: &MonthReport) {
+    let mut mine: Vec<&Gen> = m
+        .results
         .iter()
-        .filter(|g| g.started >= ps && g.started < pe)
+        .filter(|g| g.started >= m.ps && g.started < m.pe)
         .collect();
     mine.sort_by(|a, b| (AGENTS[a.agent].0, a.seq).cmp(&(AGENTS[b.agent].0, b.seq)));
     let mut h = Sha256::new();
@@ -730,56 +742,52 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     }
     assert_eq!(http.evidence.results, mine.len() as u64);
     assert_eq!(http.evidence.sha256, hex::encode(h.finalize()));
-    let db = dir.path().join("data/slaprobe.db");
-    let recipe = script_digest(
-        &db,
-        &["web", "api"],
-        ps.as_millisecond(),
-        pe.as_millisecond(),
-    );
+    let recipe = m.script_digest();
     assert_eq!(
         recipe,
         (http.evidence.results, http.evidence.sha256.clone())
     );
-    assert_eq!(cli_digest(&clock, &bin, &cfg_s, prev), recipe);
+    assert_eq!(m.cli_digest(), recipe);
+}
 
-    // One more result: the digest changes.
-    seqs[2] += 1;
-    let extra_t = ps + SignedDuration::from_hours(30) + SignedDuration::from_secs(1);
+/// One more result in the previous month: one more in the evidence, and a
+/// new digest, which the script recipe finds too. Returns the report and
+/// its body as they now are.
+fn one_more_result_changes_the_digest(
+    m: &mut MonthRun,
+    http: &MonthReport,
+) -> (MonthReport, String) {
+    m.seqs[2] += 1;
+    let extra_t = m.ps + SignedDuration::from_hours(30) + SignedDuration::from_secs(1);
     let extra = Gen {
         agent: 2,
-        seq: seqs[2],
+        seq: m.seqs[2],
         check: 1,
         started: extra_t,
         success: true,
         processing: Some(0.1),
-        raw: raw_json(2, seqs[2], 1, extra_t, None, 0.1),
+        raw: raw_json(2, m.seqs[2], 1, extra_t, None, 0.1),
     };
-    batches += post_all(port, std::slice::from_ref(&extra));
-    let (_, v2, body2) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
+    m.batches += post_all(&m.files, std::slice::from_ref(&extra));
+    let (_, v2, body2) = m.get_json(&format!("/api/v1/reports/hostco-web/{}", m.prev));
     let http2: MonthReport = serde_json::from_value(v2).unwrap();
     assert_eq!(http2.evidence.results, http.evidence.results + 1);
     assert_ne!(http2.evidence.sha256, http.evidence.sha256);
-    assert_eq!(
-        script_digest(
-            &db,
-            &["web", "api"],
-            ps.as_millisecond(),
-            pe.as_millisecond()
-        )
-        .1,
-        http2.evidence.sha256
-    );
+    assert_eq!(m.script_digest().1, http2.evidence.sha256);
+    (http2, body2)
+}
 
-    // The current month comes from the engine: equal to evaluate_month as of its as_of.
-    let (status, vc, bodyc) = get_json(port, &format!("/api/v1/reports/hostco-web/{cur}"));
+/// The current month comes from the engine: equal to `evaluate_month` as
+/// of its `as_of`. Returns the report.
+fn current_month_equals_evaluate_month_as_of(m: &MonthRun) -> MonthReport {
+    let (status, vc, bodyc) = m.get_json(&format!("/api/v1/reports/hostco-web/{}", m.cur));
     assert_eq!(status, 200, "{bodyc}");
     let cur_http: MonthReport = serde_json::from_value(vc.clone()).unwrap();
     let as_of = cur_http.as_of.expect("month to date has as_of");
     let mut cur_expected = evaluate_month(
-        &hostco,
-        cur,
-        parsed.iter().map(Observation::from_result),
+        &m.hostco,
+        m.cur,
+        m.parsed.iter().map(Observation::from_result),
         as_of,
     );
     cur_expected.evidence = cur_http.evidence.clone();
@@ -788,10 +796,14 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         bodyc,
         "engine report differs from evaluate_month"
     );
+    cur_http
+}
 
-    // CSV and HTML renderings.
+/// The previous month renders as CSV and HTML. Returns the CSV.
+fn csv_and_html_are_served(m: &MonthRun) -> String {
+    let prev = m.prev;
     let (s, csv) = http_get(
-        port,
+        m.port(),
         &format!("/api/v1/reports/hostco-web/{prev}?format=csv"),
         None,
     )
@@ -799,48 +811,75 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     assert_eq!(s, 200);
     assert!(csv.contains("hostco-web"));
     let (s, html) = http_get(
-        port,
+        m.port(),
         &format!("/api/v1/reports/hostco-web/{prev}?format=html"),
         None,
     )
     .unwrap();
     assert_eq!(s, 200);
     assert!(html.contains("<html") || html.contains("<!DOCTYPE") || html.contains("<!doctype"));
+    csv
+}
 
-    // Month-to-date status and metrics, once the ledger has followed the
-    // feed to the last batch posted (it does not wait for requests).
-    let status1 = wait_for_ledger(port, batches);
-    let c1 = status1["contracts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "hostco-web")
-        .unwrap()
-        .clone();
-    assert_eq!(c1["month"], cur.to_string());
+/// What the month-to-date status and the SLA counters read once the ledger
+/// has caught up, for the restart to compare with.
+struct LiveFigures {
+    /// `hostco-web` in `/api/v1/contracts`.
+    status: Value,
+    eligible: f64,
+    downtime: f64,
+}
+
+/// The labels of `hostco-web`'s contract-wide families.
+const CONTRACT_LABELS: [(&str, &str); 2] = [("contract", "hostco-web"), ("vendor", "HostCo")];
+
+/// The labels of one of `hostco-web`'s objectives.
+fn objective_labels(objective: &'static str) -> [(&'static str, &'static str); 3] {
+    [
+        CONTRACT_LABELS[0],
+        CONTRACT_LABELS[1],
+        ("objective", objective),
+    ]
+}
+
+/// Month-to-date status and `/metrics`, once the ledger has followed the
+/// feed to the last batch posted (it does not wait for requests): the SLA
+/// families with their labels (promtool-valid), and the counters within
+/// what the reports allow.
+fn status_and_metrics_follow_the_ledger(
+    m: &MonthRun,
+    http2: &MonthReport,
+    cur_http: &MonthReport,
+) -> LiveFigures {
+    let c1 = contract_status(&m.files.wait_for_ledger(m.batches), "hostco-web");
+    assert_eq!(c1["month"], m.cur.to_string());
     assert_eq!(c1["vendor"], "HostCo");
     assert_eq!(c1["slots"]["up"], cur_http.slots.up);
-    let (_, text) = http_get(port, "/metrics", None).unwrap();
+    let (_, text) = http_get(m.port(), "/metrics", None).unwrap();
     promtool_check_metrics(&text);
-    let cv = [("contract", "hostco-web"), ("vendor", "HostCo")];
-    let cvo = |o: &'static str| {
-        [
-            ("contract", "hostco-web"),
-            ("vendor", "HostCo"),
-            ("objective", o),
-        ]
-    };
+    let cv = CONTRACT_LABELS;
     assert_eq!(
-        value_exact(&text, "slaprobe_sla_target_ratio", &cvo("availability")),
+        value_exact(
+            &text,
+            "slaprobe_sla_target_ratio",
+            &objective_labels("availability")
+        ),
         Some(0.995)
     );
-    assert!(value_exact(&text, "slaprobe_sla_met", &cvo("availability")).is_some());
-    assert!(value_exact(&text, "slaprobe_sla_met", &cvo("latency_processing_p95")).is_some());
+    assert!(value_exact(&text, "slaprobe_sla_met", &objective_labels("availability")).is_some());
+    assert!(
+        value_exact(
+            &text,
+            "slaprobe_sla_met",
+            &objective_labels("latency_processing_p95")
+        )
+        .is_some()
+    );
     assert_eq!(
         value_exact(
             &text,
             "slaprobe_sla_latency_max_seconds",
-            &cvo("latency_processing_p95")
+            &objective_labels("latency_processing_p95")
         ),
         Some(0.3)
     );
@@ -848,7 +887,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         value_exact(
             &text,
             "slaprobe_sla_target_ratio",
-            &cvo("latency_processing_p95")
+            &objective_labels("latency_processing_p95")
         )
         .is_none()
     );
@@ -887,7 +926,7 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
     let downtime = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
     let slot_s = SLOT as f64;
     // The data starts an hour before the previous month: its month counts too.
-    let (_, vpp, _) = get_json(port, &format!("/api/v1/reports/hostco-web/{}", prev.prev()));
+    let (_, vpp, _) = m.get_json(&format!("/api/v1/reports/hostco-web/{}", m.prev.prev()));
     let pp_updown = vpp["slots"]["up"].as_f64().unwrap() + vpp["slots"]["down"].as_f64().unwrap();
     let prev_updown = f64::from(http2.slots.up + http2.slots.down) + pp_updown;
     let cur_updown = c1["slots"]["up"].as_f64().unwrap() + c1["slots"]["down"].as_f64().unwrap();
@@ -914,114 +953,92 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             Some(0.0)
         );
     }
+    LiveFigures {
+        status: c1,
+        eligible,
+        downtime,
+    }
+}
 
-    // The CLI with the collector stopped: byte for byte the HTTP report,
-    // also once every result is compacted; both recipes agree on the
-    // compacted store.
-    assert_eq!(collector.stop(Duration::from_secs(15)), Some(0));
-    let compacted = compact_all(&dir.path().join("data"));
+/// The CLI with the collector stopped: both recipes agree on the compacted
+/// store, the JSON and CSV reports are byte for byte the HTTP ones, and an
+/// unknown contract or a malformed month exits 2 (listing the contracts).
+fn offline_cli_equals_http_after_compaction(
+    m: &mut MonthRun,
+    http2: &MonthReport,
+    body2: &str,
+    csv: &str,
+) {
+    assert_eq!(m.stop(), Some(0));
+    let compacted = compact_all(&m.files.dir.path().join("data"));
     assert!(compacted > http2.evidence.results, "{compacted} compacted");
     let want = (http2.evidence.results, http2.evidence.sha256.clone());
-    assert_eq!(
-        script_digest(
-            &db,
-            &["web", "api"],
-            ps.as_millisecond(),
-            pe.as_millisecond()
-        ),
-        want
-    );
-    assert_eq!(cli_digest(&clock, &bin, &cfg_s, prev), want);
-    let out_file = dir.path().join("report.json");
-    let cli = clock
-        .command(&bin)
-        .args([
-            "report",
-            "--config",
-            &cfg_s,
-            "--contract",
-            "hostco-web",
-            "--month",
-            &prev.to_string(),
-            "--format",
-            "json",
-            "--output",
-        ])
-        .arg(&out_file)
-        .output()
-        .unwrap();
-    assert!(
-        cli.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cli.stderr)
-    );
+    assert_eq!(m.script_digest(), want);
+    assert_eq!(m.cli_digest(), want);
+    let prev = m.prev.to_string();
+    let config = m.files.config();
+    let out_file = m.files.dir.path().join("report.json");
+    m.files.cli(&[
+        "report",
+        "--config",
+        config,
+        "--contract",
+        "hostco-web",
+        "--month",
+        &prev,
+        "--format",
+        "json",
+        "--output",
+        out_file.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), body2);
-    let cli_csv = clock
-        .command(&bin)
-        .args([
-            "report",
-            "--config",
-            &cfg_s,
-            "--contract",
-            "hostco-web",
-            "--month",
-            &prev.to_string(),
-            "--format",
-            "csv",
-        ])
-        .output()
-        .unwrap();
+    let cli_csv = m.files.cli_output(&[
+        "report",
+        "--config",
+        config,
+        "--contract",
+        "hostco-web",
+        "--month",
+        &prev,
+        "--format",
+        "csv",
+    ]);
     assert!(cli_csv.status.success());
     assert_eq!(String::from_utf8(cli_csv.stdout).unwrap(), csv);
-    let bad = clock
-        .command(&bin)
-        .args([
-            "report",
-            "--config",
-            &cfg_s,
-            "--contract",
-            "nope",
-            "--month",
-            &prev.to_string(),
-        ])
-        .output()
-        .unwrap();
+    let bad = m.files.cli_output(&[
+        "report",
+        "--config",
+        config,
+        "--contract",
+        "nope",
+        "--month",
+        &prev,
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
         err.contains("hostco-web") && err.contains("dnsco-api"),
         "{err}"
     );
-    let bad = clock
-        .command(&bin)
-        .args([
-            "report",
-            "--config",
-            &cfg_s,
-            "--contract",
-            "hostco-web",
-            "--month",
-            "10-2026",
-        ])
-        .output()
-        .unwrap();
+    let bad = m.files.cli_output(&[
+        "report",
+        "--config",
+        config,
+        "--contract",
+        "hostco-web",
+        "--month",
+        "10-2026",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
+}
 
-    // Restart: the replay rebuilds the same month to date.
-    let mut run = clock.command(&bin);
-    run.args(["run", "--config", &cfg_s]);
-    let mut collector = Proc::spawn("collector", run, dir.path());
-    wait_for("collector ready again", Duration::from_secs(20), || {
-        http_get(port, "/readyz", None).filter(|(s, _)| *s == 200)
-    });
-    let (_, status2, _) = get_json(port, "/api/v1/contracts");
-    let c2 = status2["contracts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "hostco-web")
-        .unwrap()
-        .clone();
+/// A restart: the replay rebuilds the same month to date, the counters
+/// carry on from the store (never back), the previous month's report is
+/// the same bytes.
+fn restart_rebuilds_the_month_to_date(m: &mut MonthRun, before: &LiveFigures, body2: &str) {
+    m.collector = Some(m.files.start());
+    let (_, contracts, _) = m.get_json("/api/v1/contracts");
+    let (c1, c2) = (&before.status, contract_status(&contracts, "hostco-web"));
     for key in [
         "availability_percent",
         "downtime_seconds",
@@ -1037,12 +1054,24 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             "slots.{key} after restart"
         );
     }
-    let (_, text) = http_get(port, "/metrics", None).unwrap();
+    let (_, text) = http_get(m.port(), "/metrics", None).unwrap();
     promtool_check_metrics(&text);
     // The counters are kept in the store: a restart carries them on (a
     // slot or two may settle meanwhile), never back.
-    let eligible2 = value_exact(&text, "slaprobe_sla_eligible_seconds_total", &cv).unwrap();
-    let downtime2 = value_exact(&text, "slaprobe_sla_downtime_seconds_total", &cv).unwrap();
+    let (eligible, downtime) = (before.eligible, before.downtime);
+    let slot_s = SLOT as f64;
+    let eligible2 = value_exact(
+        &text,
+        "slaprobe_sla_eligible_seconds_total",
+        &CONTRACT_LABELS,
+    )
+    .unwrap();
+    let downtime2 = value_exact(
+        &text,
+        "slaprobe_sla_downtime_seconds_total",
+        &CONTRACT_LABELS,
+    )
+    .unwrap();
     assert!(
         eligible2 >= eligible && eligible2 <= eligible + 2.0 * slot_s,
         "eligible after restart {eligible2} vs {eligible}"
@@ -1056,14 +1085,17 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         eligible2 >= settled && eligible2 <= settled + slot_s,
         "{eligible2} vs {settled}"
     );
-    let (_, _, body3) = get_json(port, &format!("/api/v1/reports/hostco-web/{prev}"));
+    let (_, _, body3) = m.get_json(&format!("/api/v1/reports/hostco-web/{}", m.prev));
     assert_eq!(body3, body2, "the previous month after restart");
-    if let Some(line) = collector
+    if let Some(line) = m
+        .collector
+        .as_ref()
+        .unwrap()
         .log_text()
         .lines()
         .rfind(|l| l.contains("SLA ledger loaded"))
     {
         eprintln!("{line}");
     }
-    collector.stop(Duration::from_secs(15));
+    m.stop();
 }

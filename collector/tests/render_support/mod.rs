@@ -15,7 +15,7 @@ use figment::providers::Format as _;
 use jiff::{SignedDuration, Timestamp};
 use slaprobe_collector::sla::contract::RawContract;
 use slaprobe_collector::sla::{
-    Contract, Month, MonthReport, Observation, evaluate_month, evidence_digest,
+    Contract, Month, MonthReport, Observation, Phase, evaluate_month, evidence_digest,
 };
 use slaprobe_wire::FailureClass;
 
@@ -182,8 +182,8 @@ pub fn month_of_results(
                             class: Some(o.class),
                             message: Some(o.message),
                             phases: {
-                                let mut p = [None; 11];
-                                p[5] = Some(10.0);
+                                let mut p = [None; Phase::ALL.len()];
+                                p[Phase::Total.index()] = Some(10.0);
                                 p
                             },
                         },
@@ -193,9 +193,9 @@ pub fn month_of_results(
                             } else {
                                 0.25 + noise * 0.25
                             };
-                            let mut phases = [None; 11];
-                            phases[3] = Some(processing);
-                            phases[5] = Some(processing + 0.05);
+                            let mut phases = [None; Phase::ALL.len()];
+                            phases[Phase::Processing.index()] = Some(processing);
+                            phases[Phase::Total.index()] = Some(processing + 0.05);
                             Observation {
                                 check,
                                 location: loc,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use figment::providers::Format;
 use jiff::Timestamp;
 use slaprobe_collector::sla::contract::RawContract;
-use slaprobe_collector::sla::{Contract, Observation};
+use slaprobe_collector::sla::{Contract, Observation, Phase};
 use slaprobe_wire::FailureClass;
 
 /// Checks every test config may cover: `a`..`j` every 60 s, `fast` every 10 s.
@@ -35,9 +35,9 @@ pub fn ts(s: &str) -> Timestamp {
 
 /// A PASS with `processing` and `total` phases.
 pub fn pass<'a>(check: &'a str, loc: &'a str, at: Timestamp, processing: f64) -> Observation<'a> {
-    let mut phases = [None; 11];
-    phases[3] = Some(processing);
-    phases[5] = Some(processing * 2.0);
+    let mut phases = [None; Phase::ALL.len()];
+    phases[Phase::Processing.index()] = Some(processing);
+    phases[Phase::Total.index()] = Some(processing * 2.0);
     Observation {
         check,
         location: loc,

@@ -332,36 +332,80 @@ pub async fn check(req: Request<'_>) -> Revocation {
         );
     };
     let mut notes = Notes::default();
-
-    if !req.staple.is_empty() {
-        notes.source = Some(RevocationSource::Staple);
-        match ocsp::verify(req.staple, &leaf, &issuer, &known_certs(&req), req.now) {
-            Ok(v) if v.status != ocsp::CertStatus::Unknown => {
-                let how = match &v.stale {
-                    Some(why) => format!("stapled OCSP response, stale ({why}) but final"),
-                    None => "stapled OCSP response".into(),
-                };
-                return answered(RevocationSource::Staple, v.status, how);
-            }
-            Ok(_) => notes
-                .parts
-                .push("the stapled OCSP response says the certificate is unknown".into()),
-            Err(e) => notes.parts.push(format!("stapled response rejected: {e}")),
-        }
+    if !req.staple.is_empty()
+        && let Some(verdict) = from_staple(&req, &leaf, &issuer, &mut notes)
+    {
+        return verdict;
     }
     if !network {
         return notes.into_revocation(RevocationStatus::Unknown);
     }
+    if let Some(verdict) = from_responders(&req, &leaf, &issuer, &mut notes).await {
+        return verdict;
+    }
+    let crls = req.mode == RevocationMode::OcspCrl;
+    if crls && let Some(verdict) = from_crls(&req, &leaf, &issuer, &mut notes).await {
+        return verdict;
+    }
+    // Whether any responder or CRL was asked at all.
+    let tried = !leaf.ocsp_urls.is_empty() || (crls && !leaf.crl_urls.is_empty());
+    if !tried && req.staple.is_empty() {
+        let what = if crls {
+            "the certificate names no OCSP responder and no CRL distribution point"
+        } else {
+            "the certificate names no OCSP responder"
+        };
+        return Revocation::without_source(RevocationStatus::NotChecked, what);
+    }
+    if !tried {
+        notes.parts.push(match req.mode {
+            RevocationMode::OcspCrl => "no OCSP responder or CRL distribution point named".into(),
+            _ => "no OCSP responder named".into(),
+        });
+    }
+    notes.into_revocation(RevocationStatus::Unknown)
+}
 
-    let cert_id = ocsp::cert_id(&leaf, &issuer);
-    let mut tried = false;
+/// The stapled OCSP response's verdict, when it gives a final one; else
+/// notes why not.
+fn from_staple(
+    req: &Request<'_>,
+    leaf: &Leaf,
+    issuer: &Issuer,
+    notes: &mut Notes,
+) -> Option<Revocation> {
+    notes.source = Some(RevocationSource::Staple);
+    match ocsp::verify(req.staple, leaf, issuer, &known_certs(req), req.now) {
+        Ok(v) if v.status != ocsp::CertStatus::Unknown => {
+            let how = match &v.stale {
+                Some(why) => format!("stapled OCSP response, stale ({why}) but final"),
+                None => "stapled OCSP response".into(),
+            };
+            return Some(answered(RevocationSource::Staple, v.status, how));
+        }
+        Ok(_) => notes
+            .parts
+            .push("the stapled OCSP response says the certificate is unknown".into()),
+        Err(e) => notes.parts.push(format!("stapled response rejected: {e}")),
+    }
+    None
+}
+
+/// The first final verdict of the leaf's OCSP responders (at most
+/// [`MAX_URLS`], cached answers first), caching it; else notes what each said.
+async fn from_responders(
+    req: &Request<'_>,
+    leaf: &Leaf,
+    issuer: &Issuer,
+    notes: &mut Notes,
+) -> Option<Revocation> {
+    let cert_id = ocsp::cert_id(leaf, issuer);
     for url in leaf.ocsp_urls.iter().take(MAX_URLS) {
-        tried = true;
         let key = (url.clone(), cert_id.clone());
         let cached = cache_get(&req.cache.ocsp, &key, |v| v.next_update, req.now);
         let verified = match cached {
             Some(v) => Ok(v),
-            None => ask_responder(&req, url, &leaf, &issuer).await,
+            None => ask_responder(req, url, leaf, issuer).await,
         };
         match verified {
             Ok(v) => {
@@ -385,7 +429,7 @@ pub async fn check(req: Request<'_>) -> Revocation {
                     |v| v.next_update,
                     req.now,
                 );
-                return answered(RevocationSource::Responder, status, how);
+                return Some(answered(RevocationSource::Responder, status, how));
             }
             Err((answered_at_all, e)) => {
                 if answered_at_all {
@@ -395,44 +439,42 @@ pub async fn check(req: Request<'_>) -> Revocation {
             }
         }
     }
-    if req.mode == RevocationMode::OcspCrl {
-        for url in leaf.crl_urls.iter().take(MAX_URLS) {
-            tried = true;
-            match crl_for(&req, url, &issuer).await {
-                Ok(list) => {
-                    let status = match list.lookup(&leaf.serial) {
-                        Some(e) => ocsp::CertStatus::Revoked {
-                            at: e.revoked_at.unwrap_or(list.this_update),
-                            reason: e.reason.clone(),
-                        },
-                        None => ocsp::CertStatus::Good,
-                    };
-                    return answered(RevocationSource::Crl, status, format!("CRL {url}"));
+    None
+}
+
+/// The verdict of the first of the leaf's CRLs (at most [`MAX_URLS`]) that
+/// could be had and verified; else notes why none could.
+async fn from_crls(
+    req: &Request<'_>,
+    leaf: &Leaf,
+    issuer: &Issuer,
+    notes: &mut Notes,
+) -> Option<Revocation> {
+    for url in leaf.crl_urls.iter().take(MAX_URLS) {
+        match crl_for(req, url, issuer).await {
+            Ok(list) => {
+                let status = match list.lookup(&leaf.serial) {
+                    Some(e) => ocsp::CertStatus::Revoked {
+                        at: e.revoked_at.unwrap_or(list.this_update),
+                        reason: e.reason.clone(),
+                    },
+                    None => ocsp::CertStatus::Good,
+                };
+                return Some(answered(
+                    RevocationSource::Crl,
+                    status,
+                    format!("CRL {url}"),
+                ));
+            }
+            Err((answered_at_all, e)) => {
+                if answered_at_all {
+                    notes.source = Some(RevocationSource::Crl);
                 }
-                Err((answered_at_all, e)) => {
-                    if answered_at_all {
-                        notes.source = Some(RevocationSource::Crl);
-                    }
-                    notes.parts.push(format!("CRL {url}: {e}"));
-                }
+                notes.parts.push(format!("CRL {url}: {e}"));
             }
         }
     }
-    if !tried && req.staple.is_empty() {
-        let what = if req.mode == RevocationMode::OcspCrl {
-            "the certificate names no OCSP responder and no CRL distribution point"
-        } else {
-            "the certificate names no OCSP responder"
-        };
-        return Revocation::without_source(RevocationStatus::NotChecked, what);
-    }
-    if !tried {
-        notes.parts.push(match req.mode {
-            RevocationMode::OcspCrl => "no OCSP responder or CRL distribution point named".into(),
-            _ => "no OCSP responder named".into(),
-        });
-    }
-    notes.into_revocation(RevocationStatus::Unknown)
+    None
 }
 
 /// POSTs the request to `url` and verifies the answer. The error says
