@@ -226,6 +226,41 @@ impl CollectorCheck {
     }
 }
 
+/// Default of `[collector] max_connections` (the accept loop's cap, [`crate::conn`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Who may call the read endpoints (enforced by [`crate::read_auth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// A `[[viewers]]` token (or its sign-in cookie) is required.
+    Viewers,
+    /// `public_read = true`: anyone who reaches the port.
+    Public,
+    /// Neither viewers nor `public_read`: read endpoints answer 401.
+    Closed,
+}
+
+impl ReadMode {
+    /// How `check-config` and the start-up log name the mode.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Viewers => "viewers (a [[viewers]] token or a /login cookie is required)",
+            Self::Public => "public (public_read = true: anyone who reaches the port)",
+            Self::Closed => {
+                "closed (no [[viewers]] and no public_read: every read endpoint answers 401)"
+            }
+        }
+    }
+}
+
+/// A configured viewer (`[[viewers]]`).
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub name: String,
+    /// SHA-256 of its bearer token.
+    pub token_sha256: [u8; 32],
+}
+
 /// A validated collector config.
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
@@ -234,7 +269,7 @@ pub struct CollectorConfig {
     pub collector: CollectorSettings,
     pub agents: Vec<AgentEntry>,
     /// Who may read (`[[viewers]]`); see [`crate::read_auth`].
-    pub viewers: Vec<crate::read_auth::Viewer>,
+    pub viewers: Vec<Viewer>,
     pub checks: Vec<CollectorCheck>,
     /// Validated contracts (`sla::validate_contracts` against the checks' intervals).
     pub contracts: Vec<Contract>,
@@ -313,9 +348,7 @@ impl CollectorConfig {
                 ));
             }
         };
-        let max_connections = c
-            .max_connections
-            .unwrap_or(crate::conn::DEFAULT_MAX_CONNECTIONS);
+        let max_connections = c.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if max_connections == 0 {
             return Err(err(
                 "collector.max_connections",
@@ -442,7 +475,7 @@ impl CollectorConfig {
                         .into(),
                 ));
             }
-            viewers.push(crate::read_auth::Viewer {
+            viewers.push(Viewer {
                 name: v.name,
                 token_sha256,
             });
@@ -612,8 +645,7 @@ impl CollectorConfig {
 
     /// Who may call the read endpoints: viewers when any is configured,
     /// anyone with `public_read = true`, nobody otherwise.
-    pub fn read_mode(&self) -> crate::read_auth::ReadMode {
-        use crate::read_auth::ReadMode;
+    pub fn read_mode(&self) -> ReadMode {
         if !self.viewers.is_empty() {
             ReadMode::Viewers
         } else if self.collector.public_read {
@@ -628,7 +660,7 @@ impl CollectorConfig {
     pub fn read_warning(&self) -> Option<String> {
         let c = &self.collector;
         let mtls = c.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
-        (self.read_mode() == crate::read_auth::ReadMode::Public
+        (self.read_mode() == ReadMode::Public
             && !c.listen.ip().is_loopback()
             && !mtls)
             .then(|| {
