@@ -9,7 +9,6 @@ use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render::{self, Format};
 use slaprobe_collector::sla_service::{ReportRequestError, report_from_store, resolve_request};
 use slaprobe_collector::store::{Location, Reader};
-use tokio_util::sync::CancellationToken;
 
 /// Receives probe results from agents, stores them, evaluates vendor SLAs and
 /// exports Prometheus metrics.
@@ -90,7 +89,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    slaprobe_agent::init_logging("info");
     let path = match &cli.command {
         Command::Run { config }
         | Command::CheckConfig { config }
@@ -206,7 +205,7 @@ fn main() -> ExitCode {
             // The embedded agent's HTTP client (reqwest without a built-in
             // provider) needs a process default; the collector itself passes
             // providers explicitly.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            slaprobe_agent::install_crypto_provider();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -218,8 +217,7 @@ fn main() -> ExitCode {
                 }
             };
             let result = runtime.block_on(async {
-                let shutdown = CancellationToken::new();
-                slaprobe_collector::server::cancel_on_signals(shutdown.clone());
+                let shutdown = slaprobe_agent::shutdown_on_signals();
                 slaprobe_collector::run(config, shutdown).await
             });
             match result {
@@ -313,15 +311,4 @@ fn open_reader(config: &CollectorConfig) -> Result<Reader, String> {
         "collector.data_dir"
     };
     Reader::open_at(location).map_err(|e| format!("{e} ({key} in {})", config.file.display()))
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLAPROBE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -47,6 +47,7 @@
 //! [`StoreError::LedgerConflict`] when another writer moved on.
 
 pub mod compact;
+mod int;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;

@@ -47,6 +47,7 @@ use ::postgres::{Client, NoTls};
 use tokio::sync::{mpsc, oneshot};
 
 use super::WriteJob;
+use super::int::{to_i64, u64_col};
 use super::{AgentRow, BatchOutcome, NewResult, ProbeCount, StoreError, StoredResult};
 
 /// Threads (and connections) that store batches.
@@ -507,14 +508,6 @@ fn reader_loop(url: String, reader: Reader, rx: Arc<Mutex<mpsc::Receiver<ReadJob
             None => job(Err(StoreError::Closed)),
         }
     }
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn u64_col(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 fn retryable(e: &::postgres::Error) -> bool {

@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::{mpsc, oneshot};
 
 use super::WriteJob;
+use super::int::{to_i64, u64_col};
 use super::{AgentRow, BatchOutcome, NewResult, ProbeCount, StoreError, StoredResult};
 
 /// File name of the database inside `data_dir`.
@@ -369,10 +370,6 @@ fn checkpointer(conn: &mut Connection, stop: &std::sync::mpsc::Receiver<()>) {
     }
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn insert_batch(
     conn: &mut Connection,
     agent: &str,
@@ -620,10 +617,6 @@ impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader").finish_non_exhaustive()
     }
-}
-
-fn u64_col(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 impl Reader {
