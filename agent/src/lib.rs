@@ -5,7 +5,7 @@
 //! - [`config`]: figment loading and the typed, validated config.
 //! - [`probe`]: the probes (`http`, `dns` with DNSSEC, `tls`, `page`, `domain`, `browser`:
 //!   headless Chromium over the DevTools pipe) and what they share.
-//! - [`app`]: `check-config` and one-shot `probe`.
+//! - [`cli`]: `check-config` and one-shot `probe`.
 //! - [`process`]: logging, the crypto provider, the open-file limit, signals (shared with the collector).
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
 //! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.
@@ -14,7 +14,7 @@
 //! - [`selfmetrics`]: the agent's own `/metrics` (optional).
 #![forbid(unsafe_code)]
 
-pub mod app;
+pub mod cli;
 pub mod config;
 pub mod probe;
 pub mod process;
@@ -24,7 +24,7 @@ pub mod selfmetrics;
 pub mod ship;
 pub mod spool;
 
-pub use app::{describe, probe_once};
+pub use cli::{describe, probe_once};
 pub use process::{init_logging, install_crypto_provider, shutdown_on_signals};
 
 pub use run::run;

@@ -202,8 +202,8 @@ pub fn archive_month(
             crate::config::format_duration(config.collector.max_result_age)
         );
     }
-    let location = config.collector.store_location();
-    let reader = Reader::open_at(location).context("opening the store")?;
+    let address = config.collector.store_address();
+    let reader = Reader::open(address).context("opening the store")?;
     if let Some(a) = reader
         .archives()?
         .into_iter()
@@ -318,7 +318,7 @@ pub fn archive_month(
     let body = serde_json::to_string_pretty(&manifest)? + "\n";
     std::fs::write(dir.join(MANIFEST), body).context("writing manifest.json")?;
 
-    let mut m = Maintenance::open(location).context("opening the store to record the archive")?;
+    let mut m = Maintenance::open(address).context("opening the store to record the archive")?;
     m.record_archive(&ArchiveRecord {
         month: month.to_string(),
         archived_at_ms: now.as_millisecond(),
@@ -552,17 +552,17 @@ pub fn prune_expired(
 /// Starts the compactor of a running collector (`[collector] compact_after`,
 /// `retention`) on the store; it stops when the store closes.
 pub fn start_compactor(store: &Store, config: &CollectorConfig) -> anyhow::Result<()> {
-    let location = config.collector.store_location().clone();
+    let address = config.collector.store_address().clone();
     let retention = config.collector.retention;
-    let loc = location.clone();
+    let for_retention = address.clone();
     store.start_compactor(
-        location,
+        address,
         COMPACT_EVERY,
         config.collector.compact_after,
         Box::new(move |m, now_ms| {
             let Some(retention) = retention else { return };
             let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            let archives = match Reader::open_at(&loc).and_then(|r| r.archives()) {
+            let archives = match Reader::open(&for_retention).and_then(|r| r.archives()) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "retention: cannot read the archived months");

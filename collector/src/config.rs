@@ -20,7 +20,7 @@ pub use slaprobe_agent::config::ConfigError;
 use slaprobe_agent::config::{base_dir, valid_name};
 
 use crate::sla::{Contract, Objective, RawContract, validate_contracts};
-use crate::store::Location;
+use crate::store::StoreAddress;
 
 /// Where the collector listens when `[collector] listen` is not set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -156,7 +156,7 @@ pub struct CollectorSettings {
     pub public_read: bool,
     /// Where results are stored: SQLite in `data_dir` (default) or the
     /// shared PostgreSQL of `database_url` (its `Debug` hides the password).
-    pub store: Location,
+    pub store: StoreAddress,
     // Evidence at rest (issue 12).
     /// Settled results received longer ago than this are compacted.
     pub compact_after: Duration,
@@ -169,7 +169,7 @@ pub const DEFAULT_COMPACT_AFTER: Duration = Duration::from_secs(3600);
 
 impl CollectorSettings {
     /// Where the store is ([`CollectorSettings::store`]).
-    pub fn store_location(&self) -> &Location {
+    pub fn store_address(&self) -> &StoreAddress {
         &self.store
     }
 }
@@ -356,8 +356,8 @@ impl CollectorConfig {
             ));
         }
         let store = match c.database_url {
-            Some(url) => Location::Postgres(url.trim().to_string()),
-            None => Location::Sqlite(data_dir.clone()),
+            Some(url) => StoreAddress::Postgres(url.trim().to_string()),
+            None => StoreAddress::Sqlite(data_dir.clone()),
         };
         let compact_after = match c.compact_after {
             Some(s) => parse_duration(file, "collector.compact_after", &s)?,
@@ -695,8 +695,8 @@ impl CollectorConfig {
             "collector: listen {}, {}, max_result_age {}",
             c.listen,
             match &c.store {
-                Location::Sqlite(dir) => format!("data_dir {}", dir.display()),
-                pg @ Location::Postgres(_) => format!("database_url {}", pg.describe()),
+                StoreAddress::Sqlite(dir) => format!("data_dir {}", dir.display()),
+                pg @ StoreAddress::Postgres(_) => format!("database_url {}", pg.describe()),
             },
             format_duration(c.max_result_age)
         );
@@ -938,7 +938,7 @@ mod tests {
         let c = parse("[collector]\ndatabase_url = \"postgres://u:secret@db:5433/x\"\n").unwrap();
         assert_eq!(
             c.collector.store,
-            Location::Postgres("postgres://u:secret@db:5433/x".into())
+            StoreAddress::Postgres("postgres://u:secret@db:5433/x".into())
         );
         assert!(!format!("{:?}", c.collector).contains("secret"));
         assert!(
@@ -948,7 +948,7 @@ mod tests {
         );
         assert!(matches!(
             parse("").unwrap().collector.store,
-            Location::Sqlite(_)
+            StoreAddress::Sqlite(_)
         ));
         for bad in [
             "mysql://u:secret@db/x",

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render::{self, Format};
 use slaprobe_collector::sla_service::{ReportRequestError, report_from_store, resolve_request};
-use slaprobe_collector::store::{Location, Reader};
+use slaprobe_collector::store::{Reader, StoreAddress};
 
 /// Receives probe results from agents, stores them, evaluates vendor SLAs and
 /// exports Prometheus metrics.
@@ -247,14 +247,14 @@ fn report(
             ReportRequestError::BadMonth(m) => format!("--month: {m}"),
             other => other.to_string(),
         })?;
-    let location = config.collector.store_location();
-    let key = if matches!(location, Location::Postgres(_)) {
+    let address = config.collector.store_address();
+    let key = if matches!(address, StoreAddress::Postgres(_)) {
         "collector.database_url"
     } else {
         "collector.data_dir"
     };
-    let reader = Reader::open_at(location)
-        .map_err(|e| format!("{e} ({key} in {})", config.file.display()))?;
+    let reader =
+        Reader::open(address).map_err(|e| format!("{e} ({key} in {})", config.file.display()))?;
     let report = report_from_store(&reader, contract, month, now)
         .map_err(|e| format!("reading the store failed: {e}"))?;
     let body = render::render(&report, format);
@@ -304,11 +304,11 @@ fn evidence(
 }
 
 fn open_reader(config: &CollectorConfig) -> Result<Reader, String> {
-    let location = config.collector.store_location();
-    let key = if matches!(location, Location::Postgres(_)) {
+    let address = config.collector.store_address();
+    let key = if matches!(address, StoreAddress::Postgres(_)) {
         "collector.database_url"
     } else {
         "collector.data_dir"
     };
-    Reader::open_at(location).map_err(|e| format!("{e} ({key} in {})", config.file.display()))
+    Reader::open(address).map_err(|e| format!("{e} ({key} in {})", config.file.display()))
 }

@@ -112,7 +112,7 @@ impl Server {
             .registry()
             .register(sla.collector().context("building the SLA metrics")?)
             .context("registering the SLA metrics")?;
-        let probe_feed = ProbeFeed::new(metrics.clone(), config.collector.store_location().clone());
+        let probe_feed = ProbeFeed::new(metrics.clone(), config.collector.store_address().clone());
         let conn = options.conn.unwrap_or(ConnLimits {
             max_connections: config.collector.max_connections,
             ..ConnLimits::default()
@@ -245,7 +245,7 @@ impl Server {
             let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut server).await;
             return Err(e);
         }
-        tracing::info!(store = %state.config().collector.store_location().describe(), "store open; ready");
+        tracing::info!(store = %state.config().collector.store_address().describe(), "store open; ready");
 
         match embedded {
             Some(agent) => start_embedded_agent(agent, agent_stop, agent_done),
@@ -284,14 +284,14 @@ impl Server {
 /// probe metrics, the SLA ledger), then marks the state ready. Every loop
 /// started here ends when `shutdown` is cancelled.
 async fn open_store(state: &AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let location = state.config().collector.store_location().clone();
+    let address = state.config().collector.store_address().clone();
     let store = tokio::task::spawn_blocking({
-        let location = location.clone();
-        move || Store::open_at(&location)
+        let address = address.clone();
+        move || Store::open(&address)
     })
     .await
     .context("opening the store")?
-    .with_context(|| format!("opening the store in {}", location.describe()))?;
+    .with_context(|| format!("opening the store in {}", address.describe()))?;
     crate::archive::start_compactor(&store, state.config()).context("starting the compactor")?;
     let (feed, sla, s, stop) = (
         state.probe_feed().clone(),

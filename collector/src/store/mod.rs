@@ -57,29 +57,31 @@ use std::path::{Path, PathBuf};
 
 use slaprobe_wire::{CheckKind, FailureClass};
 
-/// Where the store lives (from `[collector] data_dir` / `database_url`).
+/// The database's address: where the store lives (from `[collector]
+/// data_dir` / `database_url`). Not a `location`, which in slaprobe is an
+/// agent's vantage point.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Location {
+pub enum StoreAddress {
     /// The embedded SQLite store in this data directory.
     Sqlite(PathBuf),
     /// A shared PostgreSQL database (`postgres://user@host:port/db`).
     Postgres(String),
 }
 
-impl Location {
+impl StoreAddress {
     /// A printable form: the directory, or the URL without its password.
     pub fn describe(&self) -> String {
         match self {
-            Location::Sqlite(dir) => dir.display().to_string(),
-            Location::Postgres(url) => postgres::describe_url(url),
+            StoreAddress::Sqlite(dir) => dir.display().to_string(),
+            StoreAddress::Postgres(url) => postgres::describe_url(url),
         }
     }
 }
 
-impl std::fmt::Debug for Location {
+impl std::fmt::Debug for StoreAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print a database password.
-        write!(f, "Location({})", self.describe())
+        write!(f, "StoreAddress({})", self.describe())
     }
 }
 
@@ -93,17 +95,17 @@ pub enum Store {
 impl Store {
     /// Opens (creating if needed) the SQLite store in `data_dir`. Blocking:
     /// call it from `spawn_blocking` inside a runtime.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    pub fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
         sqlite::Store::open(data_dir).map(Store::Sqlite)
     }
 
-    /// Opens the store at `location` (creating its schema if needed, running
+    /// Opens the store at `address` (creating its schema if needed, running
     /// the migrations). Blocking: call it from `spawn_blocking` (never from
     /// an async task: the PostgreSQL client runs its own runtime).
-    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
-        match location {
-            Location::Sqlite(dir) => Store::open(dir),
-            Location::Postgres(url) => postgres::Store::open(url).map(Store::Postgres),
+    pub fn open(address: &StoreAddress) -> Result<Store, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => Store::open_sqlite(dir),
+            StoreAddress::Postgres(url) => postgres::Store::open(url).map(Store::Postgres),
         }
     }
 
@@ -185,7 +187,7 @@ impl Store {
     /// again at the next. Stops (and is joined) when the store closes.
     pub fn start_compactor(
         &self,
-        location: Location,
+        address: StoreAddress,
         every: std::time::Duration,
         after: std::time::Duration,
         mut after_pass: AfterPass,
@@ -199,7 +201,7 @@ impl Store {
         background.spawn("slaprobe-compactor", every, move || {
             let m = match conn.as_mut() {
                 Some(m) => m,
-                None => match Maintenance::open(&location) {
+                None => match Maintenance::open(&address) {
                     Ok(m) => conn.insert(m),
                     Err(e) => {
                         tracing::warn!(error = %e, "compactor: cannot open the store; retrying");
@@ -249,16 +251,16 @@ pub enum Reader {
 impl Reader {
     /// Opens the existing SQLite store in `data_dir` for reading. Fails when
     /// there is none or its schema is newer than this build.
-    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+    pub fn open_sqlite(data_dir: &Path) -> Result<Reader, StoreError> {
         sqlite::Reader::open(data_dir).map(Reader::Sqlite)
     }
 
-    /// Opens the existing store at `location` for reading (blocking; not
+    /// Opens the existing store at `address` for reading (blocking; not
     /// from an async task).
-    pub fn open_at(location: &Location) -> Result<Reader, StoreError> {
-        match location {
-            Location::Sqlite(dir) => Reader::open(dir),
-            Location::Postgres(url) => postgres::Reader::open(url).map(Reader::Postgres),
+    pub fn open(address: &StoreAddress) -> Result<Reader, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => Reader::open_sqlite(dir),
+            StoreAddress::Postgres(url) => postgres::Reader::open(url).map(Reader::Postgres),
         }
     }
 
@@ -405,11 +407,13 @@ pub enum LedgerConn {
 }
 
 impl LedgerConn {
-    /// Opens a ledger connection to the store at `location`.
-    pub fn open(location: &Location) -> Result<LedgerConn, StoreError> {
-        match location {
-            Location::Sqlite(dir) => sqlite::LedgerConn::open(dir).map(LedgerConn::Sqlite),
-            Location::Postgres(url) => postgres::LedgerConn::open(url).map(LedgerConn::Postgres),
+    /// Opens a ledger connection to the store at `address`.
+    pub fn open(address: &StoreAddress) -> Result<LedgerConn, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => sqlite::LedgerConn::open(dir).map(LedgerConn::Sqlite),
+            StoreAddress::Postgres(url) => {
+                postgres::LedgerConn::open(url).map(LedgerConn::Postgres)
+            }
         }
     }
 
@@ -440,11 +444,13 @@ pub enum Maintenance {
 }
 
 impl Maintenance {
-    /// Opens a maintenance connection to the existing store at `location`.
-    pub fn open(location: &Location) -> Result<Maintenance, StoreError> {
-        match location {
-            Location::Sqlite(dir) => sqlite::Maintenance::open(dir).map(Maintenance::Sqlite),
-            Location::Postgres(url) => postgres::Maintenance::open(url).map(Maintenance::Postgres),
+    /// Opens a maintenance connection to the existing store at `address`.
+    pub fn open(address: &StoreAddress) -> Result<Maintenance, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => sqlite::Maintenance::open(dir).map(Maintenance::Sqlite),
+            StoreAddress::Postgres(url) => {
+                postgres::Maintenance::open(url).map(Maintenance::Postgres)
+            }
         }
     }
 
