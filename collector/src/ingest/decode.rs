@@ -277,6 +277,13 @@ pub(crate) fn check_result(
     now: Timestamp,
     max_skew: Duration,
 ) -> Result<(), Rejection> {
+    check_sender(i, r, who)?;
+    check_against_config(i, r, who, config)?;
+    check_times(i, r, config, now, max_skew)
+}
+
+/// The result is the authenticated agent's, from its place, with a valid seq.
+fn check_sender(i: usize, r: &ProbeResult, who: &Principal) -> Result<(), Rejection> {
     let at = |field: &str| format!("results[{i}].{field}");
     if r.agent != who.id {
         return Err(Rejection::forbidden(format!(
@@ -308,6 +315,17 @@ pub(crate) fn check_result(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The result's check exists, runs at the agent's location, and has its kind and target.
+fn check_against_config(
+    i: usize,
+    r: &ProbeResult,
+    who: &Principal,
+    config: &CollectorConfig,
+) -> Result<(), Rejection> {
+    let at = |field: &str| format!("results[{i}].{field}");
     let Some(check) = config.check(&r.check) else {
         return Err(Rejection::bad(
             RejectReason::UnknownCheck,
@@ -359,6 +377,18 @@ pub(crate) fn check_result(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The result started within the allowed skew and age, and its duration is one.
+fn check_times(
+    i: usize,
+    r: &ProbeResult,
+    config: &CollectorConfig,
+    now: Timestamp,
+    max_skew: Duration,
+) -> Result<(), Rejection> {
+    let at = |field: &str| format!("results[{i}].{field}");
     let started = r.started_at.as_millisecond();
     let now_ms = now.as_millisecond();
     let skew_ms = i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX);
