@@ -1592,7 +1592,7 @@ mod tests {
         s.canary = true;
         let c = check(&s).unwrap();
         assert!(c.spec.canary);
-        assert!(crate::app::describe_checks(&[c]).contains("(canary)"));
+        assert!(crate::cli::describe_checks(&[c]).contains("(canary)"));
         // Only a canary carries the key on the wire (assignments stay as they were).
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"canary\":true"), "{json}");

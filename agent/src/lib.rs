@@ -5,7 +5,8 @@
 //! - [`config`]: figment loading and the typed, validated config.
 //! - [`probe`]: the probes (`http`, `dns` with DNSSEC, `tls`, `page`, `domain`, `browser`:
 //!   headless Chromium over the DevTools pipe) and what they share.
-//! - [`app`]: logging, signals, `check-config` and one-shot `probe`.
+//! - [`cli`]: `check-config` and one-shot `probe`.
+//! - [`process`]: logging, the crypto provider, the open-file limit, signals (shared with the collector).
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
 //! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.
 //! - [`ship`]: spool writer and shipper (batches, acks, backoff).
@@ -13,15 +14,17 @@
 //! - [`selfmetrics`]: the agent's own `/metrics` (optional).
 #![forbid(unsafe_code)]
 
-pub mod app;
+pub mod cli;
 pub mod config;
 pub mod probe;
+pub mod process;
 pub mod run;
 pub mod schedule;
 pub mod selfmetrics;
 pub mod ship;
 pub mod spool;
 
-pub use app::{describe, init_logging, probe_once, shutdown_on_signals};
+pub use cli::{describe, probe_once};
+pub use process::{init_logging, install_crypto_provider, shutdown_on_signals};
 
 pub use run::run;

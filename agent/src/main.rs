@@ -42,7 +42,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    slaprobe_agent::init_logging();
+    slaprobe_agent::init_logging("info");
+    slaprobe_agent::install_crypto_provider();
     let path = match &cli.command {
         Command::Probe { config, .. }
         | Command::Run { config }

@@ -45,8 +45,8 @@ pub async fn run_with_stats(
     stats: Arc<AgentStats>,
 ) -> anyhow::Result<()> {
     config.require_for_run()?;
-    crate::app::install_crypto_provider();
-    if let Some((soft, hard)) = crate::app::raise_fd_limit() {
+    crate::process::install_crypto_provider();
+    if let Some((soft, hard)) = crate::process::raise_fd_limit() {
         tracing::info!(soft, hard, "open-file limit");
     }
     // Our own token: a dying task stops this agent, not the caller's other

@@ -25,7 +25,7 @@ async fn the_fd_limit_is_raised_and_exhaustion_is_an_agent_error() {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     let low = 256.min(hard);
     rlimit::setrlimit(rlimit::Resource::NOFILE, low, hard).unwrap();
-    let (soft, hard_now) = slaprobe_agent::app::raise_fd_limit().unwrap();
+    let (soft, hard_now) = slaprobe_agent::process::raise_fd_limit().unwrap();
     assert_eq!(
         (soft, hard_now),
         (hard, hard),

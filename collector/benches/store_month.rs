@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use slaprobe_collector::store::{
-    LedgerConn, LedgerWrite, Location, Maintenance, NewResult, Reader, Store,
+    LedgerConn, LedgerWrite, Maintenance, NewResult, Reader, Store, StoreAddress,
 };
 use slaprobe_wire::{CheckKind, FailureClass};
 
@@ -133,7 +133,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let store = Store::open(&dir).unwrap();
+    let store = Store::open_sqlite(&dir).unwrap();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut seqs = [0u64; 3];
     let minutes = days * 1440;
@@ -162,8 +162,8 @@ fn main() {
     rt.block_on(store.close());
     checkpoint(&dir);
     let before = disk_bytes(&dir);
-    let loc = Location::Sqlite(dir.clone());
-    let reader = Reader::open(&dir).unwrap();
+    let loc = StoreAddress::Sqlite(dir.clone());
+    let reader = Reader::open_sqlite(&dir).unwrap();
     let end_ms = START_MS + minutes * 60_000;
     let (n0, d0, _) = contract_digest(&reader, end_ms);
     println!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Auth;
 use crate::config::CollectorConfig;
-use crate::ingest::{IngestLimits, RateLimiter};
+use crate::ingest::{IngestLimits, RateLimiter, RejectReason};
 use crate::metrics::Metrics;
 use crate::probe_feed::ProbeFeed;
 use crate::read_auth::ReadAccess;
@@ -40,7 +40,7 @@ struct AppInner {
     probe_feed: ProbeFeed,
     /// When each kind of refusal was last logged: a misconfigured agent
     /// retrying must not flood the log (the metric counts every one).
-    log_gate: Mutex<HashMap<&'static str, Instant>>,
+    log_gate: Mutex<HashMap<RejectReason, Instant>>,
     /// Per-agent results rate (`[collector] max_results_per_second_per_agent`).
     rate: RateLimiter,
 }
@@ -118,14 +118,14 @@ impl AppState {
         self.inner.probe_feed.wake();
     }
     /// Whether a refusal for `reason` should be logged now (at most once a minute each).
-    pub(crate) fn should_log(&self, reason: &'static str) -> bool {
+    pub(crate) fn should_log(&self, reason: RejectReason) -> bool {
         let mut gate = self
             .inner
             .log_gate
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        match gate.get(reason) {
+        match gate.get(&reason) {
             Some(t) if now.duration_since(*t) < LOG_EVERY => false,
             _ => {
                 gate.insert(reason, now);

@@ -202,8 +202,8 @@ pub fn archive_month(
             crate::config::format_duration(config.collector.max_result_age)
         );
     }
-    let location = config.collector.store_location();
-    let reader = Reader::open_at(location).context("opening the store")?;
+    let address = config.collector.store_address();
+    let reader = Reader::open(address).context("opening the store")?;
     if let Some(a) = reader
         .archives()?
         .into_iter()
@@ -222,81 +222,16 @@ pub fn archive_month(
         .and_then(|()| std::fs::create_dir_all(dir.join("evidence")))
         .with_context(|| format!("creating {}", dir.display()))?;
 
-    // Every check the store has results of, and every contract's.
-    let mut checks: BTreeSet<String> = reader
-        .probe_counts()?
-        .into_iter()
-        .map(|c| c.check)
-        .collect();
-    for c in &config.contracts {
-        checks.extend(c.evidence_checks());
-    }
-    let mut c = Canonical::new(zstd_writer(&dir.join("results.jsonl.zst"))?);
-    for check in &checks {
-        reader.for_each_result(
-            std::slice::from_ref(check),
-            from.as_millisecond(),
-            to.as_millisecond(),
-            |r| c.add(r.raw.as_bytes()),
-        )?;
-    }
-    let (enc, results) = c.finish().context("writing results.jsonl.zst")?;
-    enc.finish().context("writing results.jsonl.zst")?;
-
+    let results = write_results(&reader, config, dir, from, to)?;
     let mut contracts = Vec::new();
     for contract in &config.contracts {
+        // A month that has not started in the contract's zone has no report.
         if month.period(&contract.tz).0 > now {
             continue;
         }
-        let name = file_name(&contract.name);
-        let ev_path = format!("evidence/{name}.jsonl.zst");
-        let mut enc = zstd_writer(&dir.join(&ev_path))?;
-        let evidence = write_evidence(&reader, contract, month, &mut enc)?;
-        enc.finish().with_context(|| format!("writing {ev_path}"))?;
-        let report = report_from_store(&reader, contract, month, now)?;
-        if report.evidence.sha256 != evidence.sha256 {
-            bail!(
-                "the store changed while {} was archived; run archive again",
-                contract.name
-            );
-        }
-        let mut reports = serde_json::Map::new();
-        for (fmt, ext) in [
-            (Format::Json, "json"),
-            (Format::Csv, "csv"),
-            (Format::Html, "html"),
-        ] {
-            let path = format!("reports/{name}.{ext}");
-            std::fs::write(dir.join(&path), render::render(&report, fmt))
-                .with_context(|| format!("writing {path}"))?;
-            reports.insert(ext.into(), Value::String(path));
-        }
-        contracts.push(json!({
-            "name": contract.name,
-            "timezone": contract.timezone,
-            "checks": contract.checks,
-            "period_start": report.period_start.to_string(),
-            "period_end": report.period_end.to_string(),
-            "evidence": { "file": ev_path, "results": evidence.results, "sha256": evidence.sha256 },
-            "reports": reports,
-        }));
+        contracts.push(write_contract(&reader, contract, month, now, dir)?);
     }
-    let mut files = serde_json::Map::new();
-    let mut paths = vec!["results.jsonl.zst".to_string()];
-    for c in &contracts {
-        paths.push(
-            c["evidence"]["file"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
-        if let Some(r) = c["reports"].as_object() {
-            paths.extend(r.values().filter_map(|v| v.as_str().map(str::to_string)));
-        }
-    }
-    for p in paths {
-        files.insert(p.clone(), Value::String(sha256_file(&dir.join(&p))?));
-    }
+    let files = manifest_files(dir, &contracts)?;
     let manifest = json!({
         "format": FORMAT,
         "month": month.to_string(),
@@ -318,7 +253,7 @@ pub fn archive_month(
     let body = serde_json::to_string_pretty(&manifest)? + "\n";
     std::fs::write(dir.join(MANIFEST), body).context("writing manifest.json")?;
 
-    let mut m = Maintenance::open(location).context("opening the store to record the archive")?;
+    let mut m = Maintenance::open(address).context("opening the store to record the archive")?;
     m.record_archive(&ArchiveRecord {
         month: month.to_string(),
         archived_at_ms: now.as_millisecond(),
@@ -331,6 +266,104 @@ pub fn archive_month(
         results,
         contracts: contracts.len(),
     })
+}
+/// `results.jsonl.zst`: every result started in [`from`, `to`) of every
+/// check the store has results of and every contract's, in canonical order.
+fn write_results(
+    reader: &Reader,
+    config: &CollectorConfig,
+    dir: &Path,
+    from: Timestamp,
+    to: Timestamp,
+) -> anyhow::Result<Digest256> {
+    // Every check the store has results of, and every contract's.
+    let mut checks: BTreeSet<String> = reader
+        .probe_counts()?
+        .into_iter()
+        .map(|c| c.check)
+        .collect();
+    for c in &config.contracts {
+        checks.extend(c.evidence_checks());
+    }
+    let mut c = Canonical::new(zstd_writer(&dir.join("results.jsonl.zst"))?);
+    for check in &checks {
+        reader.for_each_result(
+            std::slice::from_ref(check),
+            from.as_millisecond(),
+            to.as_millisecond(),
+            |r| c.add(r.raw.as_bytes()),
+        )?;
+    }
+    let (enc, results) = c.finish().context("writing results.jsonl.zst")?;
+    enc.finish().context("writing results.jsonl.zst")?;
+
+    Ok(results)
+}
+
+/// One contract's evidence and reports in the bundle; its manifest entry.
+fn write_contract(
+    reader: &Reader,
+    contract: &Contract,
+    month: Month,
+    now: Timestamp,
+    dir: &Path,
+) -> anyhow::Result<Value> {
+    let name = file_name(&contract.name);
+    let ev_path = format!("evidence/{name}.jsonl.zst");
+    let mut enc = zstd_writer(&dir.join(&ev_path))?;
+    let evidence = write_evidence(reader, contract, month, &mut enc)?;
+    enc.finish().with_context(|| format!("writing {ev_path}"))?;
+    let report = report_from_store(reader, contract, month, now)?;
+    if report.evidence.sha256 != evidence.sha256 {
+        bail!(
+            "the store changed while {} was archived; run archive again",
+            contract.name
+        );
+    }
+    let mut reports = serde_json::Map::new();
+    for (fmt, ext) in [
+        (Format::Json, "json"),
+        (Format::Csv, "csv"),
+        (Format::Html, "html"),
+    ] {
+        let path = format!("reports/{name}.{ext}");
+        std::fs::write(dir.join(&path), render::render(&report, fmt))
+            .with_context(|| format!("writing {path}"))?;
+        reports.insert(ext.into(), Value::String(path));
+    }
+    Ok(json!({
+        "name": contract.name,
+        "timezone": contract.timezone,
+        "checks": contract.checks,
+        "period_start": report.period_start.to_string(),
+        "period_end": report.period_end.to_string(),
+        "evidence": { "file": ev_path, "results": evidence.results, "sha256": evidence.sha256 },
+        "reports": reports,
+    }))
+}
+
+/// The manifest's `files`: the SHA-256 of every file of the bundle.
+fn manifest_files(
+    dir: &Path,
+    contracts: &[Value],
+) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut files = serde_json::Map::new();
+    let mut paths = vec!["results.jsonl.zst".to_string()];
+    for c in contracts {
+        paths.push(
+            c["evidence"]["file"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        if let Some(r) = c["reports"].as_object() {
+            paths.extend(r.values().filter_map(|v| v.as_str().map(str::to_string)));
+        }
+    }
+    for p in paths {
+        files.insert(p.clone(), Value::String(sha256_file(&dir.join(&p))?));
+    }
+    Ok(files)
 }
 
 /// Streams the lines of a `.jsonl.zst` file (each without its `\n`) and
@@ -552,17 +585,17 @@ pub fn prune_expired(
 /// Starts the compactor of a running collector (`[collector] compact_after`,
 /// `retention`) on the store; it stops when the store closes.
 pub fn start_compactor(store: &Store, config: &CollectorConfig) -> anyhow::Result<()> {
-    let location = config.collector.store_location().clone();
+    let address = config.collector.store_address().clone();
     let retention = config.collector.retention;
-    let loc = location.clone();
+    let for_retention = address.clone();
     store.start_compactor(
-        location,
+        address,
         COMPACT_EVERY,
         config.collector.compact_after,
         Box::new(move |m, now_ms| {
             let Some(retention) = retention else { return };
             let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            let archives = match Reader::open_at(&loc).and_then(|r| r.archives()) {
+            let archives = match Reader::open(&for_retention).and_then(|r| r.archives()) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "retention: cannot read the archived months");

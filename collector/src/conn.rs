@@ -44,9 +44,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-/// Default of `[collector] max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
-
 /// Per-connection bounds; [`ConnLimits::default`] is what the collector runs with.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -70,7 +67,7 @@ pub struct ConnLimits {
 impl Default for ConnLimits {
     fn default() -> Self {
         Self {
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
             handshake_timeout: crate::tls::HANDSHAKE_TIMEOUT,
             header_read_timeout: Duration::from_secs(10),
             // 16 MiB (the body cap) in 60 s is ~280 KB/s: any agent link.

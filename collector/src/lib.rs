@@ -2,18 +2,24 @@
 //! metrics and monthly reports.
 //!
 //! # Layout
-//! - [`config`]: the collector config file (figment, then a typed, cross-checked config).
+//! - [`config`]: the collector config file (figment, then a typed, cross-checked config;
+//!   `raw`, `validate`, `summary` inside).
 //! - [`conn`]: the accept loop: connection cap, header/body timeouts, lingering close.
 //! - [`auth`]: agents' bearer tokens, checked against `token_sha256` in constant time.
-//! - [`store`]: the durable result store (embedded SQLite: WAL, migrations, one writer thread).
-//! - [`read_auth`]: who may read (`[[viewers]]`, `/login` cookies, `public_read`): a layer on the read routes.
-//! - [`ingest`]: what ingest decides about a batch (limits, decoding, validation, rate), without HTTP.
+//! - [`store`]: the durable result store behind one [`store::StoreAddress`]: embedded SQLite
+//!   (WAL, migrations, one writer thread) or shared PostgreSQL, each a module of its own.
+//! - [`read_auth`]: who may read (`[[viewers]]`, `/login` cookies, `public_read`); the layer
+//!   and `/login` themselves are [`http::login`].
+//! - [`ingest`]: what ingest decides about a batch (limits, decoding, validation, rate, the
+//!   refusal and its [`ingest::RejectReason`]), without HTTP.
 //! - [`app`]: the state every handler shares ([`app::AppState`]); knows no handler.
-//! - [`http`]: the handlers and the router: ingest, the read endpoints, the SLA endpoints, the status page.
+//! - [`http`]: the handlers and the router: ingest, the read endpoints, `/login`, the SLA
+//!   endpoints, the status page, and the one JSON error envelope ([`http::error::ApiError`]).
 //! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
 //! - [`probe_feed`]: the probe metrics follow the store's feed of committed batches.
 //! - [`wake`]: how the store's followers sleep, wake and stop.
-//! - [`server`]: bind, start-up (store, followers), graceful shutdown; [`run`].
+//! - [`server`]: bind, start-up (store, followers), graceful shutdown; [`run`]. Logging and
+//!   signals are the agent crate's `slaprobe_agent::process`, shared by both binaries.
 //! - [`sla`]: contracts and the SLA maths (pure functions), the ledger.
 //! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), its status,
 //!   the `slaprobe_sla_*` metrics; reports from the store (also the offline CLI's).

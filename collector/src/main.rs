@@ -8,8 +8,7 @@ use clap::{Parser, Subcommand};
 use slaprobe_collector::CollectorConfig;
 use slaprobe_collector::render::{self, Format};
 use slaprobe_collector::sla_service::{ReportRequestError, report_from_store, resolve_request};
-use slaprobe_collector::store::{Location, Reader};
-use tokio_util::sync::CancellationToken;
+use slaprobe_collector::store::{Reader, StoreAddress};
 
 /// Receives probe results from agents, stores them, evaluates vendor SLAs and
 /// exports Prometheus metrics.
@@ -90,49 +89,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    slaprobe_agent::init_logging("info");
     let path = match &cli.command {
         Command::Run { config }
         | Command::CheckConfig { config }
         | Command::Report { config, .. }
         | Command::Evidence { config, .. }
         | Command::Archive { config, .. } => config.clone(),
-        Command::VerifyArchive { dir, config } => {
-            let contracts = match config {
-                None => None,
-                Some(path) => match CollectorConfig::load(path) {
-                    Ok(c) => Some(c.contracts),
-                    Err(e) => {
-                        eprintln!("slaprobe-collector: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-            };
-            return match slaprobe_collector::archive::verify_bundle(dir, contracts.as_deref()) {
-                Ok(v) => {
-                    println!(
-                        "bundle OK: month {}, {} results (sha256 {}), contracts: {}; reports reproduced: {}",
-                        v.month,
-                        v.results.results,
-                        v.results.sha256,
-                        v.contracts.join(", "),
-                        if v.reproduced.is_empty() {
-                            "none (no --config)".to_string()
-                        } else {
-                            v.reproduced.join(", ")
-                        }
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!(
-                        "slaprobe-collector: {} does not verify: {e:#}",
-                        dir.display()
-                    );
-                    ExitCode::from(1)
-                }
-            };
-        }
+        Command::VerifyArchive { dir, config } => return verify_archive(dir, config.as_deref()),
     };
     let config = match CollectorConfig::load(&path) {
         Ok(c) => c,
@@ -171,64 +135,103 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Archive { month, output, .. } => {
-            let m = match month.trim().parse::<slaprobe_collector::sla::Month>() {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("slaprobe-collector: --month: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match slaprobe_collector::archive::archive_month(
-                &config,
-                m,
-                &output,
-                jiff::Timestamp::now(),
-            ) {
-                Ok(s) => {
-                    println!(
-                        "archived {m} in {}: {} results (sha256 {}), {} contracts",
-                        s.dir.display(),
-                        s.results.results,
-                        s.results.sha256,
-                        s.contracts
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("slaprobe-collector: archive {m}: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Archive { month, output, .. } => archive(&config, &month, &output),
         Command::VerifyArchive { .. } => ExitCode::SUCCESS,
-        Command::Run { .. } => {
-            // The embedded agent's HTTP client (reqwest without a built-in
-            // provider) needs a process default; the collector itself passes
-            // providers explicitly.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("slaprobe-collector: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let result = runtime.block_on(async {
-                let shutdown = CancellationToken::new();
-                slaprobe_collector::server::cancel_on_signals(shutdown.clone());
-                slaprobe_collector::run(config, shutdown).await
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("slaprobe-collector: {e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Run { .. } => serve(config),
+    }
+}
+
+/// `verify-archive`: a bundle's digests and counts, and with `config` each
+/// report evaluated again from the bundle.
+fn verify_archive(dir: &Path, config: Option<&Path>) -> ExitCode {
+    let contracts = match config {
+        None => None,
+        Some(path) => match CollectorConfig::load(path) {
+            Ok(c) => Some(c.contracts),
+            Err(e) => {
+                eprintln!("slaprobe-collector: {e}");
+                return ExitCode::from(2);
             }
+        },
+    };
+    match slaprobe_collector::archive::verify_bundle(dir, contracts.as_deref()) {
+        Ok(v) => {
+            println!(
+                "bundle OK: month {}, {} results (sha256 {}), contracts: {}; reports reproduced: {}",
+                v.month,
+                v.results.results,
+                v.results.sha256,
+                v.contracts.join(", "),
+                if v.reproduced.is_empty() {
+                    "none (no --config)".to_string()
+                } else {
+                    v.reproduced.join(", ")
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "slaprobe-collector: {} does not verify: {e:#}",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `archive`: a month's bundle, recorded as archived.
+fn archive(config: &CollectorConfig, month: &str, output: &Path) -> ExitCode {
+    let m = match month.trim().parse::<slaprobe_collector::sla::Month>() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("slaprobe-collector: --month: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match slaprobe_collector::archive::archive_month(config, m, output, jiff::Timestamp::now()) {
+        Ok(s) => {
+            println!(
+                "archived {m} in {}: {} results (sha256 {}), {} contracts",
+                s.dir.display(),
+                s.results.results,
+                s.results.sha256,
+                s.contracts
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("slaprobe-collector: archive {m}: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `run`: serves until SIGTERM or SIGINT.
+fn serve(config: CollectorConfig) -> ExitCode {
+    // The embedded agent's HTTP client (reqwest without a built-in
+    // provider) needs a process default; the collector itself passes
+    // providers explicitly.
+    slaprobe_agent::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("slaprobe-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = slaprobe_agent::shutdown_on_signals();
+        slaprobe_collector::run(config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slaprobe-collector: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -249,14 +252,7 @@ fn report(
             ReportRequestError::BadMonth(m) => format!("--month: {m}"),
             other => other.to_string(),
         })?;
-    let location = config.collector.store_location();
-    let key = if matches!(location, Location::Postgres(_)) {
-        "collector.database_url"
-    } else {
-        "collector.data_dir"
-    };
-    let reader = Reader::open_at(location)
-        .map_err(|e| format!("{e} ({key} in {})", config.file.display()))?;
+    let reader = open_reader(config)?;
     let report = report_from_store(&reader, contract, month, now)
         .map_err(|e| format!("reading the store failed: {e}"))?;
     let body = render::render(&report, format);
@@ -306,22 +302,11 @@ fn evidence(
 }
 
 fn open_reader(config: &CollectorConfig) -> Result<Reader, String> {
-    let location = config.collector.store_location();
-    let key = if matches!(location, Location::Postgres(_)) {
+    let address = config.collector.store_address();
+    let key = if matches!(address, StoreAddress::Postgres(_)) {
         "collector.database_url"
     } else {
         "collector.data_dir"
     };
-    Reader::open_at(location).map_err(|e| format!("{e} ({key} in {})", config.file.display()))
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLAPROBE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    Reader::open(address).map_err(|e| format!("{e} ({key} in {})", config.file.display()))
 }

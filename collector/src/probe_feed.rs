@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::store::{Location, Reader, Store, StoreError};
+use crate::store::{Reader, Store, StoreAddress, StoreError};
 use crate::wake::Wake;
 
 /// Batches read from the feed at a time.
@@ -45,7 +45,7 @@ pub struct ProbeFeed {
 
 struct Inner {
     metrics: Metrics,
-    location: Location,
+    address: StoreAddress,
     wake: Arc<Wake>,
     /// The feed position every batch up to which the metrics show.
     cursor: watch::Sender<u64>,
@@ -60,13 +60,13 @@ impl std::fmt::Debug for ProbeFeed {
 }
 
 impl ProbeFeed {
-    /// A follower feeding `metrics` from the store at `location`; nothing is
+    /// A follower feeding `metrics` from the store at `address`; nothing is
     /// read until [`ProbeFeed::start`].
-    pub fn new(metrics: Metrics, location: Location) -> ProbeFeed {
+    pub fn new(metrics: Metrics, address: StoreAddress) -> ProbeFeed {
         ProbeFeed {
             inner: Arc::new(Inner {
                 metrics,
-                location,
+                address,
                 wake: Arc::new(Wake::default()),
                 cursor: watch::Sender::new(0),
             }),
@@ -140,7 +140,7 @@ fn follow(inner: &Inner, mut cursor: u64) {
 fn step(inner: &Inner, reader: &mut Option<Reader>, cursor: u64) -> Result<u64, StoreError> {
     let r = match reader {
         Some(r) => r,
-        None => reader.insert(Reader::open_at(&inner.location)?),
+        None => reader.insert(Reader::open(&inner.address)?),
     };
     let mut results = Vec::new();
     let mut unparsable = 0u64;

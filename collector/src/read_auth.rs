@@ -14,61 +14,27 @@
 //!   with neither, reads are refused, so vendor data is never public by
 //!   accident.
 //!
-//! The check is a layer ([`require_viewer`]) on the group of read routes that
-//! `server::router` builds: a new read route is covered by adding it there.
+//! The check is a layer (`crate::http::login::require_viewer`) on the group
+//! of read routes that `crate::http::read_routes` builds: a new read route is
+//! covered by adding it there. The modes and viewers themselves are config
+//! ([`crate::config::ReadMode`], [`crate::config::Viewer`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Form;
-use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::token_sha256;
 use crate::config::CollectorConfig;
+pub use crate::config::{ReadMode, Viewer};
 
 /// Name of the sign-in cookie.
 pub const COOKIE_NAME: &str = "slaprobe_viewer";
 /// How long a sign-in cookie is valid.
 pub const COOKIE_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-/// Who may call the read endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadMode {
-    /// A `[[viewers]]` token (or its sign-in cookie) is required.
-    Viewers,
-    /// `public_read = true`: anyone who reaches the port.
-    Public,
-    /// Neither viewers nor `public_read`: read endpoints answer 401.
-    Closed,
-}
-
-impl ReadMode {
-    /// How `check-config` and the start-up log name the mode.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Viewers => "viewers (a [[viewers]] token or a /login cookie is required)",
-            Self::Public => "public (public_read = true: anyone who reaches the port)",
-            Self::Closed => {
-                "closed (no [[viewers]] and no public_read: every read endpoint answers 401)"
-            }
-        }
-    }
-}
-
-/// A configured viewer.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    pub name: String,
-    /// SHA-256 of its bearer token.
-    pub token_sha256: [u8; 32],
-}
 
 /// The read credentials of a running collector; cheap to clone.
 #[derive(Clone)]
@@ -106,7 +72,8 @@ pub enum ReadDenied {
 }
 
 impl ReadDenied {
-    fn message(self) -> &'static str {
+    /// What the caller is told.
+    pub fn message(self) -> &'static str {
         match self {
             Self::Missing => {
                 "read credentials required: send `Authorization: Bearer <viewer token>` or sign in at /login"
@@ -213,95 +180,35 @@ impl ReadAccess {
     }
 }
 
-/// The layer on every read route: passes a request with read credentials
-/// (or any request in public mode), answers 401 otherwise.
-pub async fn require_viewer(
-    State(access): State<ReadAccess>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match access.check(req.headers()) {
-        Ok(_) => next.run(req).await,
-        Err(why) => {
-            let mut resp = (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(serde_json::json!({ "error": why.message() })),
-            )
-                .into_response();
-            resp.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"slaprobe read\""),
-            );
-            resp
-        }
-    }
+/// A successful sign-in: who, and the `Set-Cookie` value that proves it.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// The viewer's name.
+    pub viewer: String,
+    /// The whole `Set-Cookie` value (`HttpOnly; SameSite=Strict`, `Secure` over TLS).
+    pub set_cookie: String,
 }
 
-const LOGIN_FORM: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>slaprobe: sign in</title></head>
-<body><h1>slaprobe</h1>
-<form method="post" action="/login">
-<label>Viewer token <input type="password" name="token" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button>
-</form></body></html>
-"#;
-
-/// `GET /login`: the sign-in form.
-pub async fn login_form() -> Html<&'static str> {
-    Html(LOGIN_FORM)
-}
-
-/// The posted sign-in form.
-#[derive(Deserialize)]
-pub struct LoginForm {
-    token: String,
-}
-
-/// `POST /login`: a viewer token in, a sign-in cookie out (`HttpOnly;
-/// SameSite=Strict`, `Secure` over TLS). The token itself is never stored.
-pub async fn login(State(access): State<ReadAccess>, Form(form): Form<LoginForm>) -> Response {
-    if access.mode() != ReadMode::Viewers {
-        return (
-            StatusCode::NOT_FOUND,
-            "no [[viewers]] are configured; there is nothing to sign in to\n",
-        )
-            .into_response();
-    }
-    let Some(name) = access.by_token(form.token.trim()) else {
-        let mut resp = (
-            StatusCode::UNAUTHORIZED,
-            Html("<!doctype html><p>Unknown token. <a href=\"/login\">Try again</a>.</p>\n"),
-        )
-            .into_response();
-        resp.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"slaprobe read\""),
+impl ReadAccess {
+    /// Signs in with a viewer token (`None` for a token no viewer has). The
+    /// token itself is never stored.
+    pub fn sign_in(&self, token: &str) -> Option<SignIn> {
+        let name = self.by_token(token)?;
+        let value = self.cookie_value(name, unix_now());
+        let set_cookie = format!(
+            "{COOKIE_NAME}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
+            COOKIE_LIFETIME.as_secs(),
+            if self.inner.secure_cookie {
+                "; Secure"
+            } else {
+                ""
+            }
         );
-        return resp;
-    };
-    let value = access.cookie_value(name, unix_now());
-    let cookie = format!(
-        "{COOKIE_NAME}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
-        COOKIE_LIFETIME.as_secs(),
-        if access.inner.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
-    let body = format!(
-        "<!doctype html><p>Signed in as {}. <a href=\"/api/v1/contracts\">Contracts</a> · <a href=\"/api/v1/agents\">Agents</a> · <a href=\"/metrics\">Metrics</a></p>\n",
-        html_escape(name)
-    );
-    let mut resp = Html(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(SET_COOKIE, v);
+        Some(SignIn {
+            viewer: name.to_string(),
+            set_cookie,
+        })
     }
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    resp
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -331,13 +238,6 @@ fn hmac_sha256(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&outer);
     out
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn unix_now() -> u64 {

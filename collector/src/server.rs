@@ -112,7 +112,7 @@ impl Server {
             .registry()
             .register(sla.collector().context("building the SLA metrics")?)
             .context("registering the SLA metrics")?;
-        let probe_feed = ProbeFeed::new(metrics.clone(), config.collector.store_location().clone());
+        let probe_feed = ProbeFeed::new(metrics.clone(), config.collector.store_address().clone());
         let conn = options.conn.unwrap_or(ConnLimits {
             max_connections: config.collector.max_connections,
             ..ConnLimits::default()
@@ -245,7 +245,7 @@ impl Server {
             let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut server).await;
             return Err(e);
         }
-        tracing::info!(store = %state.config().collector.store_location().describe(), "store open; ready");
+        tracing::info!(store = %state.config().collector.store_address().describe(), "store open; ready");
 
         match embedded {
             Some(agent) => start_embedded_agent(agent, agent_stop, agent_done),
@@ -284,14 +284,14 @@ impl Server {
 /// probe metrics, the SLA ledger), then marks the state ready. Every loop
 /// started here ends when `shutdown` is cancelled.
 async fn open_store(state: &AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let location = state.config().collector.store_location().clone();
+    let address = state.config().collector.store_address().clone();
     let store = tokio::task::spawn_blocking({
-        let location = location.clone();
-        move || Store::open_at(&location)
+        let address = address.clone();
+        move || Store::open(&address)
     })
     .await
     .context("opening the store")?
-    .with_context(|| format!("opening the store in {}", location.describe()))?;
+    .with_context(|| format!("opening the store in {}", address.describe()))?;
     crate::archive::start_compactor(&store, state.config()).context("starting the compactor")?;
     let (feed, sla, s, stop) = (
         state.probe_feed().clone(),
@@ -386,32 +386,4 @@ fn random_token() -> String {
 /// Serves `config` (with the SLA engine over its contracts) until `shutdown` is cancelled.
 pub async fn run(config: CollectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     Server::bind(config).await?.serve(shutdown).await
-}
-
-/// Cancels `token` on SIGINT or SIGTERM.
-pub fn cancel_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the collector");
-                    let _ = tokio::signal::ctrl_c().await;
-                    token.cancel();
-                    return;
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        token.cancel();
-    });
 }

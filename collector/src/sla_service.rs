@@ -53,7 +53,7 @@ use crate::sla::report::Evidence;
 use crate::sla::{
     Contract, ContractStatus, Keeper, LedgerData, Month, MonthEvaluator, MonthReport, Observation,
 };
-use crate::store::{LedgerConn, Location, Reader, Store, StoreError};
+use crate::store::{LedgerConn, Reader, Store, StoreAddress, StoreError};
 use crate::wake::Wake;
 
 #[cfg(doc)]
@@ -78,7 +78,7 @@ struct Inner {
     /// The validated contracts, config order.
     contracts: Vec<Contract>,
     /// Where the store is (the keeper opens connections of its own).
-    location: Location,
+    location: StoreAddress,
     /// Months stay in the keeper's memory this long after their end (`max_result_age`).
     keep_after_end: Duration,
     /// What status and metrics are served from; `None` until the store opened.
@@ -107,7 +107,7 @@ impl SlaService {
     /// nothing is read until the store opens.
     pub fn new(
         contracts: Vec<Contract>,
-        location: Location,
+        location: StoreAddress,
         keep_after_end: Duration,
     ) -> SlaService {
         SlaService {
@@ -129,7 +129,7 @@ impl SlaService {
     pub fn for_config(config: &crate::CollectorConfig) -> SlaService {
         let mut s = SlaService::new(
             config.contracts.clone(),
-            config.collector.store_location().clone(),
+            config.collector.store_address().clone(),
             config.collector.max_result_age,
         );
         if let Some(inner) = Arc::get_mut(&mut s.inner) {
@@ -228,7 +228,7 @@ fn ledger_thread(inner: Arc<Inner>) {
 
 fn keep_or_follow(inner: &Inner) -> Result<(), StoreError> {
     let mut conn = LedgerConn::open(&inner.location)?;
-    let mut reader = Reader::open_at(&inner.location)?;
+    let mut reader = Reader::open(&inner.location)?;
     // Follow until this collector becomes the keeper.
     while !conn.try_lead()? {
         let changes = reader.ledger_since(inner.served_version())?;

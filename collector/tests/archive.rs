@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use slaprobe_collector::store::{
-    LedgerConn, LedgerWrite, Location, Maintenance, NewResult, Reader, Store,
+    LedgerConn, LedgerWrite, Maintenance, NewResult, Reader, Store, StoreAddress,
 };
 use slaprobe_wire::{CheckKind, FailureClass};
 
@@ -129,9 +129,9 @@ fn a_pruned_month_bundle_still_verifies_and_reproduces_its_reports() {
     let cfg = tmp.path().join("collector.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let data = tmp.path().join("data");
-    let loc = Location::Sqlite(data.clone());
+    let loc = StoreAddress::Sqlite(data.clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = Store::open(&data).unwrap();
+    let store = Store::open_sqlite(&data).unwrap();
     let mut seqs = [0u64; 2];
     // April (never archived), then 31 May 20:00 UTC to 3 July (June in every zone, and around it).
     fill(
@@ -149,7 +149,7 @@ fn a_pruned_month_bundle_still_verifies_and_reproduces_its_reports() {
         at("2025-07-03T00:00:00Z"),
     );
     rt.block_on(store.close());
-    let reader = Reader::open(&data).unwrap();
+    let reader = Reader::open_sqlite(&data).unwrap();
     let total = reader.count_results().unwrap();
 
     // Everything is consumed by the ledger and compacted.
@@ -254,7 +254,7 @@ fn a_pruned_month_bundle_still_verifies_and_reproduces_its_reports() {
     assert_eq!(dropped, 2 * 2 * 24 * 28);
     assert_eq!(reader.archives().unwrap()[0].pruned, dropped);
     // Dedup survives: a dropped result sent again is a duplicate.
-    let store = Store::open(&data).unwrap();
+    let store = Store::open_sqlite(&data).unwrap();
     let again = rt
         .block_on(store.insert_batch(
             "ams-1",

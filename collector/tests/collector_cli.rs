@@ -162,9 +162,9 @@ fn bad_configs_exit_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
 
-#[test]
-fn run_serves_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `run` on the example config (a free port, the store in `dir`),
+/// with `env` set, and waits until it is ready.
+fn start_collector(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, u16) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -176,12 +176,14 @@ fn run_serves_and_stops_on_sigterm() {
             &format!("listen = \"127.0.0.1:{port}\""),
         )
         .replace("data_dir = \"./data\"", "data_dir = \"store\"");
-    let path = dir.path().join("collector.toml");
+    let path = dir.join("collector.toml");
     std::fs::write(&path, text).unwrap();
     let mut child = bin()
         .arg("run")
         .arg("--config")
         .arg(&path)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -203,9 +205,11 @@ fn run_serves_and_stops_on_sigterm() {
             show(&child.wait_with_output().unwrap())
         );
     }
-    assert_eq!(http_status(port, "/healthz"), Some(200));
-    assert!(dir.path().join("store/slaprobe.db").exists());
+    (child, port)
+}
 
+/// Sends SIGTERM and waits for the collector to exit.
+fn stop_collector(child: std::process::Child) -> Output {
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -214,7 +218,33 @@ fn run_serves_and_stops_on_sigterm() {
             .unwrap()
             .success()
     );
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn rust_log_sets_the_log_filter_like_slaprobe_log() {
+    for (var, value) in [("RUST_LOG", "warn"), ("SLAPROBE_LOG", "warn")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, _) = start_collector(dir.path(), &[(var, value)]);
+        let out = stop_collector(child);
+        assert!(out.status.success(), "{}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("collector listening") && !stderr.contains("INFO"),
+            "{var}={value} must hide the info lines: {}",
+            show(&out)
+        );
+    }
+}
+
+#[test]
+fn run_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = start_collector(dir.path(), &[]);
+    assert_eq!(http_status(port, "/healthz"), Some(200));
+    assert!(dir.path().join("store/slaprobe.db").exists());
+
+    let out = stop_collector(child);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("SIGTERM"),

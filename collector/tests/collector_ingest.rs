@@ -238,7 +238,7 @@ async fn results_flow_are_stored_whole_and_exported() {
     // Raw JSON kept byte for byte, in (agent, seq) order.
     let data = dir.path().join("data");
     let stored = tokio::task::spawn_blocking(move || {
-        slaprobe_collector::store::Reader::open(&data)
+        slaprobe_collector::store::Reader::open_sqlite(&data)
             .unwrap()
             .results_between(
                 &["acme-www".to_string(), "acme-page".to_string()],

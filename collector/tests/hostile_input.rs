@@ -80,18 +80,18 @@ fn check_verdict(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
                 ]
-                .contains(&e.status),
+                .contains(&e.status()),
                 "unexpected status {}: {}",
-                e.status,
-                e.message
+                e.status(),
+                e.message()
             );
-            assert!(!e.message.is_empty());
+            assert!(!e.message().is_empty());
             assert!(
-                e.message.chars().count() <= MAX_MESSAGE + 60,
+                e.message().chars().count() <= MAX_MESSAGE + 60,
                 "message of {} chars",
-                e.message.len()
+                e.message().len()
             );
-            Some(e.status)
+            Some(e.status())
         }
     }
 }
@@ -214,8 +214,8 @@ fn named_hostile_bodies_get_clear_4xx() {
         limits(),
     )
     .unwrap_err();
-    assert_eq!(e.status, StatusCode::BAD_REQUEST);
-    assert!(e.message.len() < 400, "{}", e.message);
+    assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    assert!(e.message().len() < 400, "{}", e.message());
     let e = decode_batch(
         None,
         format!(r#"{{"agent":"{}","results":[]}}"#, "y".repeat(900_000)).as_bytes(),
@@ -225,8 +225,8 @@ fn named_hostile_bodies_get_clear_4xx() {
         limits(),
     )
     .unwrap_err();
-    assert_eq!(e.status, StatusCode::FORBIDDEN);
-    assert!(e.message.len() < 400, "{}", e.message);
+    assert_eq!(e.status(), StatusCode::FORBIDDEN);
+    assert!(e.message().len() < 400, "{}", e.message());
     let wrong_type = result("1", "").replace(
         r#""target":"http://127.0.0.1:9/""#,
         &format!(r#""target":{}"#, "7".repeat(900_000)),

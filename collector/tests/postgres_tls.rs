@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use slaprobe_collector::store::postgres::writer_connection;
-use slaprobe_collector::store::{Location, Store, StoreError};
+use slaprobe_collector::store::{Store, StoreAddress, StoreError};
 use slaprobe_tests::certs::{ServerCert, TestCa};
 use slaprobe_tests::collector::{TestCollector, write_config};
 use slaprobe_tests::postgres::{PgOptions, PgServer};
@@ -28,7 +28,7 @@ fn tls_server(dir: &Path, cert: &ServerCert) -> PgServer {
 /// Opens the store at `url` on a plain thread (the sync client must not run
 /// inside a tokio runtime).
 fn open(url: String) -> Result<Store, StoreError> {
-    std::thread::spawn(move || Store::open_at(&Location::Postgres(url)))
+    std::thread::spawn(move || Store::open(&StoreAddress::Postgres(url)))
         .join()
         .unwrap()
 }

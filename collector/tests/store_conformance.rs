@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use slaprobe_collector::store::compact::CompactStats;
 use slaprobe_collector::store::{
-    AgentRow, BatchOutcome, Location, Maintenance, NewResult, ProbeCount, Reader, Store,
+    AgentRow, BatchOutcome, Maintenance, NewResult, ProbeCount, Reader, Store, StoreAddress,
     StoreError, StoredResult, StoredSeq,
 };
 use slaprobe_tests::postgres::PgServer;
@@ -195,8 +195,8 @@ async fn run(store: &Store) -> Snapshot {
     }
 }
 
-fn open(location: Location) -> Store {
-    std::thread::spawn(move || Store::open_at(&location))
+fn open(location: StoreAddress) -> Store {
+    std::thread::spawn(move || Store::open(&location))
         .join()
         .unwrap()
         .unwrap()
@@ -366,14 +366,14 @@ async fn both_backends_conform() {
         "agent_a,Agent-B,agent-c",
         "the test database should collate by en-US rules"
     );
-    let pg_loc = Location::Postgres(pg.url("conformance"));
+    let pg_loc = StoreAddress::Postgres(pg.url("conformance"));
     let dir = tempfile::tempdir().unwrap();
-    let sq_loc = Location::Sqlite(dir.path().join("data"));
+    let sq_loc = StoreAddress::Sqlite(dir.path().join("data"));
 
     // Nothing there yet: offline readers say so.
     for loc in [&pg_loc, &sq_loc] {
         let l = loc.clone();
-        let e = std::thread::spawn(move || Reader::open_at(&l))
+        let e = std::thread::spawn(move || Reader::open(&l))
             .join()
             .unwrap()
             .unwrap_err();
@@ -449,10 +449,10 @@ async fn both_backends_conform() {
     drop((sqlite, postgres));
 
     // Reopen (migrations idempotent) and read offline: the same rows.
-    let offline = |loc: Location| {
+    let offline = |loc: StoreAddress| {
         std::thread::spawn(move || {
-            drop(Store::open_at(&loc).unwrap());
-            let r = Reader::open_at(&loc).unwrap();
+            drop(Store::open(&loc).unwrap());
+            let r = Reader::open(&loc).unwrap();
             read_all(&r).unwrap()
         })
         .join()
@@ -469,14 +469,10 @@ async fn both_backends_conform() {
         "INSERT INTO schema_version (version) VALUES (99)",
     );
     let l = pg_loc.clone();
-    let (e1, e2) = std::thread::spawn(move || {
-        (
-            Store::open_at(&l).unwrap_err(),
-            Reader::open_at(&l).unwrap_err(),
-        )
-    })
-    .join()
-    .unwrap();
+    let (e1, e2) =
+        std::thread::spawn(move || (Store::open(&l).unwrap_err(), Reader::open(&l).unwrap_err()))
+            .join()
+            .unwrap();
     assert!(
         matches!(e1, StoreError::NewerSchema { found: 99, .. }),
         "{e1}"
@@ -529,7 +525,7 @@ async fn check_feed(store: &Store, snap: &Snapshot) {
 }
 
 /// The ledger's rows: written in fenced versions, read back by version.
-async fn check_ledger_rows(store: &Store, loc: Location) {
+async fn check_ledger_rows(store: &Store, loc: StoreAddress) {
     use slaprobe_collector::store::{LedgerConn, LedgerRow, LedgerWrite};
     let row = |c: &str, m: &str, k: i64, d: &[u8]| LedgerRow {
         contract: c.into(),
@@ -618,12 +614,12 @@ fn load_row(agent: &str, seq: u64) -> NewResult {
 async fn two_collectors_on_one_database_lose_nothing() {
     let pg = PgServer::start();
     let url = pg.create_database("shared");
-    let loc = Location::Postgres(url);
+    let loc = StoreAddress::Postgres(url);
 
     // Both collectors start on an empty database at once: one migrates, both open.
     let (l1, l2) = (loc.clone(), loc.clone());
-    let t1 = std::thread::spawn(move || Store::open_at(&l1));
-    let t2 = std::thread::spawn(move || Store::open_at(&l2));
+    let t1 = std::thread::spawn(move || Store::open(&l1));
+    let t2 = std::thread::spawn(move || Store::open(&l2));
     let c1 = t1.join().unwrap().unwrap();
     let c2 = t2.join().unwrap().unwrap();
     assert_eq!(
@@ -815,13 +811,13 @@ async fn two_collectors_on_one_database_lose_nothing() {
 }
 
 /// Sets the SLA ledger's cursor (compaction only takes rows the ledger has consumed).
-fn set_ledger_cursor(loc: &Location, cursor: u64) {
+fn set_ledger_cursor(loc: &StoreAddress, cursor: u64) {
     use slaprobe_collector::store::{LedgerConn, LedgerWrite};
     let loc = loc.clone();
     std::thread::spawn(move || {
         let mut conn = LedgerConn::open(&loc).unwrap();
         assert!(conn.try_lead().unwrap());
-        let r = Reader::open_at(&loc).unwrap();
+        let r = Reader::open(&loc).unwrap();
         let base = r.ledger_since(u64::MAX).unwrap().state.version;
         conn.write(&LedgerWrite {
             base,
@@ -836,7 +832,7 @@ fn set_ledger_cursor(loc: &Location, cursor: u64) {
 }
 
 /// One compaction pass as of `now_ms` with a 1 h horizon.
-fn compact(loc: &Location, now_ms: i64) -> CompactStats {
+fn compact(loc: &StoreAddress, now_ms: i64) -> CompactStats {
     let loc = loc.clone();
     std::thread::spawn(move || {
         let mut m = Maintenance::open(&loc).unwrap();
@@ -866,9 +862,9 @@ fn without_batch(rs: &[StoredResult]) -> Vec<StoredResult> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_conforms() {
     let pg = PgServer::start();
-    let pg_loc = Location::Postgres(pg.create_database("compaction"));
+    let pg_loc = StoreAddress::Postgres(pg.create_database("compaction"));
     let dir = tempfile::tempdir().unwrap();
-    let sq_loc = Location::Sqlite(dir.path().join("data"));
+    let sq_loc = StoreAddress::Sqlite(dir.path().join("data"));
     // The scenario's results start in the first hour of 1970 and were
     // received then too: a day later, every one is settled by age.
     let later = 86_400_000 + 7;
@@ -974,7 +970,7 @@ async fn compaction_conforms() {
             .await
             .unwrap();
         assert_eq!(stored, StoredSeq::Stored(raw("agent_a", 7, "web", "")));
-        if let Location::Sqlite(d) = loc {
+        if let StoreAddress::Sqlite(d) = loc {
             let c = rusqlite::Connection::open(d.join("slaprobe.db")).unwrap();
             let types: Vec<String> = c
                 .prepare("SELECT DISTINCT typeof(data) FROM evidence_chunks")
@@ -1005,7 +1001,7 @@ async fn compaction_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_compactors_store_each_result_once() {
     let pg = PgServer::start();
-    let loc = Location::Postgres(pg.create_database("two_compactors"));
+    let loc = StoreAddress::Postgres(pg.create_database("two_compactors"));
     let store = open(loc.clone());
     const N: u64 = 12_000;
     for b in 0..(N / 1000) {
@@ -1041,7 +1037,7 @@ async fn concurrent_compactors_store_each_result_once() {
     );
     let in_chunks: i64 = {
         let url = match &loc {
-            Location::Postgres(u) => u.clone(),
+            StoreAddress::Postgres(u) => u.clone(),
             _ => unreachable!(),
         };
         tokio::task::spawn_blocking(move || {

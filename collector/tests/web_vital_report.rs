@@ -85,7 +85,7 @@ fn the_monthly_report_holds_vendors_to_web_vitals() {
     std::fs::write(&cfg, CONFIG).unwrap();
     let data = tmp.path().join("data");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = Store::open(&data).unwrap();
+    let store = Store::open_sqlite(&data).unwrap();
     let hour = 3_600_000;
     let day1: i64 = "2025-06-10T00:00:00Z"
         .parse::<jiff::Timestamp>()

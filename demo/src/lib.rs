@@ -67,7 +67,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         (1..=40).contains(&opts.history_days),
         "--history-days must be between 1 and 40 (the collector keeps 45 days)"
     );
-    slaprobe_agent::app::install_crypto_provider();
+    slaprobe_agent::install_crypto_provider();
     let net = Net(opts.net);
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;

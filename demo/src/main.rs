@@ -28,26 +28,15 @@ struct Cli {
 }
 
 /// The demo speaks through its own lines on stdout; logs (stderr) are for
-/// problems. `SLAPROBE_LOG` (or `RUST_LOG`) overrides the default filter.
-fn init_logging() {
-    // The agents shadow the collector's checks with their own pinned copies
-    // on purpose (see config.rs); slaprobe_agent::run warns about each.
-    const DEFAULT: &str = "warn,slaprobe_agent::run=error";
-    let filter = std::env::var("SLAPROBE_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT.to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+/// problems. `SLAPROBE_LOG` (or `RUST_LOG`) overrides this filter. The
+/// agents shadow the collector's checks with their own pinned copies on
+/// purpose (see config.rs); slaprobe_agent::run warns about each.
+const LOG_FILTER: &str = "warn,slaprobe_agent::run=error";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    slaprobe_agent::init_logging(LOG_FILTER);
     if !cli.listen.ip().is_loopback() {
         eprintln!(
             "slaprobe-demo: --listen must be a loopback address (the demo world stays on 127.0.0.0/8)"

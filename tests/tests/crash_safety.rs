@@ -86,7 +86,7 @@ fn client_loop(i: usize, port: u16, c: Arc<Client>, stop: Arc<AtomicBool>) {
 
 /// Every seq stored per agent, read from the files of a stopped collector.
 fn stored(data: &Path) -> Vec<BTreeSet<u64>> {
-    let reader = Reader::open(data).expect("store opens after SIGKILL");
+    let reader = Reader::open_sqlite(data).expect("store opens after SIGKILL");
     let mut out = vec![BTreeSet::new(); AGENTS];
     for r in reader
         .results_between(&["c".to_string()], i64::MIN, i64::MAX)

@@ -416,7 +416,7 @@ token_sha256 = "{h2}"
             agent_row(port).filter(|&(m, r, max)| {
                 m == 0 && r == max && {
                     // Results probed after the restart are in too.
-                    Reader::open(&data)
+                    Reader::open_sqlite(&data)
                         .ok()
                         .and_then(|rd| {
                             rd.results_between(&checks, after_restart.as_millisecond(), i64::MAX)
@@ -458,7 +458,7 @@ token_sha256 = "{h2}"
     assert_eq!(results, max_seq);
 
     // The outage is covered: probing went on while the collector was down.
-    let reader = Reader::open(&data).unwrap();
+    let reader = Reader::open_sqlite(&data).unwrap();
     let all = reader.results_between(&checks, i64::MIN, i64::MAX).unwrap();
     assert_eq!(all.len() as u64, results_end);
     let mut started: Vec<i64> = all.iter().map(|r| r.started_at_ms).collect();

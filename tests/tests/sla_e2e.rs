@@ -354,9 +354,9 @@ fn windows(
 /// they are settled (an hour after the last one), after marking them
 /// consumed by the SLA ledger (compaction never takes rows it has not seen).
 fn compact_all(data_dir: &Path) -> u64 {
-    use slaprobe_collector::store::{LedgerConn, LedgerWrite, Location, Maintenance, Reader};
-    let loc = Location::Sqlite(data_dir.to_path_buf());
-    let reader = Reader::open_at(&loc).unwrap();
+    use slaprobe_collector::store::{LedgerConn, LedgerWrite, Maintenance, Reader, StoreAddress};
+    let loc = StoreAddress::Sqlite(data_dir.to_path_buf());
+    let reader = Reader::open(&loc).unwrap();
     let head = reader.feed_head().unwrap();
     let state = reader.ledger_since(u64::MAX).unwrap().state;
     if state.cursor < head {

@@ -13,7 +13,6 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,11 +41,9 @@ async fn only_the_embedded_agent(
 ) -> Response {
     match app.auth().authenticate(req.headers()) {
         Ok(p) if p.id == id => next.run(req).await,
-        _ => Rejection {
-            status: StatusCode::FORBIDDEN,
-            reason: "forbidden",
-            message: "this loopback port is the embedded agent's alone; other agents use the TLS listener".into(),
-        }
+        _ => Rejection::forbidden(
+            "this loopback port is the embedded agent's alone; other agents use the TLS listener",
+        )
         .into_response(),
     }
 }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use slaprobe_wire::{AssignedChecks, Timestamp};
 
+use super::error::ApiError;
 use crate::app::AppState;
 use crate::ingest::Rejection;
 use crate::store::StoreError;
@@ -69,12 +70,7 @@ pub async fn checks(State(app): State<AppState>, headers: HeaderMap) -> Response
     let who = match app.auth().authenticate(&headers) {
         Ok(p) => p,
         Err(e) => {
-            return Rejection {
-                status: StatusCode::UNAUTHORIZED,
-                reason: "unauthorized",
-                message: e.message().into(),
-            }
-            .into_response();
+            return Rejection::unauthorized(e.message()).into_response();
         }
     };
     app.metrics().agent_seen(
@@ -120,11 +116,7 @@ pub async fn agents(State(app): State<AppState>) -> Response {
         }
         Err(e) => {
             tracing::error!(error = %e, "reading agents failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(serde_json::json!({ "error": e.to_string() })),
-            )
-                .into_response()
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
         }
     }
 }

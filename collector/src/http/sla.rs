@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::error::ApiError;
 use crate::app::AppState;
 use crate::render::{self, Format};
 use crate::sla::report::{ObjectiveResult, SlotCounts};
@@ -31,19 +32,16 @@ impl Drop for CancelOnDrop {
 }
 
 fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+    ApiError::new(status, message).into_response()
 }
 
 fn not_ready() -> Response {
-    let mut r = json_error(
+    ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "the collector is starting (store not open yet)",
-    );
-    r.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        HeaderValue::from_static("5"),
-    );
-    r
+    )
+    .retry_after(5)
+    .into_response()
 }
 
 /// One contract in `GET /api/v1/contracts` (documented in the README).
@@ -182,15 +180,12 @@ pub async fn report(
     // A bounded pool: a report reads a month from the store, and clients
     // asking for many at once must not starve ingest's readers.
     let Some(permit) = sla.report_permit() else {
-        let mut r = json_error(
+        return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{REPORTS_AT_ONCE} reports are being built already; retry shortly"),
-        );
-        r.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            HeaderValue::from_static("2"),
-        );
-        return r;
+        )
+        .retry_after(2)
+        .into_response();
     };
     // Dropped with this future when the client goes away: the pass stops reading.
     let cancel = Arc::new(AtomicBool::new(false));

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use slaprobe_wire::{ProbeResult, Timestamp};
 
-use super::{IngestLimits, Rejection};
+use super::{IngestLimits, RejectReason, Rejection};
 use crate::auth::Principal;
 use crate::config::CollectorConfig;
 use crate::store::NewResult;
@@ -30,7 +30,7 @@ impl Encoding {
             Some(v) => Self::parse(v.to_str().unwrap_or("?")).ok_or_else(|| {
                 Rejection::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
+                    RejectReason::UnsupportedEncoding,
                     format!(
                         "Content-Encoding {:?} is not supported (use gzip, zstd or none)",
                         clip(v.to_str().unwrap_or("(not text)"))
@@ -58,9 +58,12 @@ fn decode(
     let read_capped = |r: &mut dyn Read, name: &str| -> Result<Vec<u8>, Rejection> {
         let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
         // One byte past the cap tells "exactly at the cap" from "over it".
-        r.take(max as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| Rejection::bad("malformed", format!("body is not valid {name}: {e}")))?;
+        r.take(max as u64 + 1).read_to_end(&mut out).map_err(|e| {
+            Rejection::bad(
+                RejectReason::Malformed,
+                format!("body is not valid {name}: {e}"),
+            )
+        })?;
         if out.len() > max {
             return Err(Rejection::too_large(format!(
                 "{name} body decompresses to more than {max} bytes"
@@ -74,8 +77,12 @@ fn decode(
             Ok(read_capped(&mut flate2::read::MultiGzDecoder::new(body), "gzip")?.into())
         }
         Encoding::Zstd => {
-            let mut dec = zstd::stream::read::Decoder::with_buffer(body)
-                .map_err(|e| Rejection::bad("malformed", format!("body is not valid zstd: {e}")))?;
+            let mut dec = zstd::stream::read::Decoder::with_buffer(body).map_err(|e| {
+                Rejection::bad(
+                    RejectReason::Malformed,
+                    format!("body is not valid zstd: {e}"),
+                )
+            })?;
             Ok(read_capped(&mut dec, "zstd")?.into())
         }
     }
@@ -123,7 +130,7 @@ pub fn decode_batch(
         .map_err(|_| {
             Rejection::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
+                RejectReason::UnsupportedEncoding,
                 "Content-Encoding is not a valid header value",
             )
         })?;
@@ -162,23 +169,19 @@ fn parse_batch(
     limits: IngestLimits,
 ) -> Result<DecodedBatch, Rejection> {
     let text = std::str::from_utf8(body)
-        .map_err(|e| Rejection::bad("malformed", format!("body is not UTF-8: {e}")))?;
+        .map_err(|e| Rejection::bad(RejectReason::Malformed, format!("body is not UTF-8: {e}")))?;
     let batch: RawBatch<'_> = serde_json::from_str(text).map_err(|e| {
         Rejection::bad(
-            "malformed",
+            RejectReason::Malformed,
             format!("body is not a batch ({{\"agent\": …, \"results\": […]}}): {e}"),
         )
     })?;
     if batch.agent != who.id {
-        return Err(Rejection::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "agent: the batch is for {} but the token is agent {:?}'s",
-                clip(&batch.agent),
-                who.id
-            ),
-        ));
+        return Err(Rejection::forbidden(format!(
+            "agent: the batch is for {} but the token is agent {:?}'s",
+            clip(&batch.agent),
+            who.id
+        )));
     }
     if batch.results.len() > limits.max_results {
         return Err(Rejection::too_large(format!(
@@ -193,7 +196,7 @@ fn parse_batch(
         if raw.get().len() > MAX_BROWSER_RESULT_BYTES {
             // 400, not 413: the agent drops this one result and keeps the rest.
             return Err(Rejection::bad(
-                "too_large",
+                RejectReason::TooLarge,
                 format!(
                     "results[{i}]: {} bytes; a single result may be at most {MAX_BROWSER_RESULT_BYTES} bytes",
                     raw.get().len()
@@ -208,11 +211,11 @@ fn parse_batch(
             } else {
                 format!("results[{i}].{path}")
             };
-            Rejection::bad("malformed", format!("{place}: {}", e.inner()))
+            Rejection::bad(RejectReason::Malformed, format!("{place}: {}", e.inner()))
         })?;
         if r.kind != slaprobe_wire::CheckKind::Browser && raw.get().len() > MAX_RESULT_BYTES {
             return Err(Rejection::bad(
-                "too_large",
+                RejectReason::TooLarge,
                 format!(
                     "results[{i}]: {} bytes; a single result may be at most {MAX_RESULT_BYTES} bytes",
                     raw.get().len()
@@ -256,7 +259,7 @@ pub fn check_seq_jump(results: &[ProbeResult], max_seq: u64) -> Result<(), Rejec
     match results.iter().position(|r| r.seq > limit) {
         None => Ok(()),
         Some(i) => Err(Rejection::bad(
-            "seq_jump",
+            RejectReason::SeqJump,
             format!(
                 "results[{i}].seq: {} is more than {MAX_SEQ_JUMP} above the agent's highest stored seq {max_seq}",
                 results[i].seq
@@ -274,22 +277,25 @@ pub(crate) fn check_result(
     now: Timestamp,
     max_skew: Duration,
 ) -> Result<(), Rejection> {
+    check_sender(i, r, who)?;
+    check_against_config(i, r, who, config)?;
+    check_times(i, r, config, now, max_skew)
+}
+
+/// The result is the authenticated agent's, from its place, with a valid seq.
+fn check_sender(i: usize, r: &ProbeResult, who: &Principal) -> Result<(), Rejection> {
     let at = |field: &str| format!("results[{i}].{field}");
     if r.agent != who.id {
-        return Err(Rejection::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "{}: {} is not the authenticated agent {:?}",
-                at("agent"),
-                clip(&r.agent),
-                who.id
-            ),
-        ));
+        return Err(Rejection::forbidden(format!(
+            "{}: {} is not the authenticated agent {:?}",
+            at("agent"),
+            clip(&r.agent),
+            who.id
+        )));
     }
     if r.seq == 0 || r.seq > i64::MAX as u64 {
         return Err(Rejection::bad(
-            "invalid",
+            RejectReason::Invalid,
             format!(
                 "{}: {} is out of range (the first result is 1)",
                 at("seq"),
@@ -299,7 +305,7 @@ pub(crate) fn check_result(
     }
     if r.location != who.location {
         return Err(Rejection::bad(
-            "invalid",
+            RejectReason::Invalid,
             format!(
                 "{}: {} but agent {:?} is at {:?} in the collector config",
                 at("location"),
@@ -309,9 +315,20 @@ pub(crate) fn check_result(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The result's check exists, runs at the agent's location, and has its kind and target.
+fn check_against_config(
+    i: usize,
+    r: &ProbeResult,
+    who: &Principal,
+    config: &CollectorConfig,
+) -> Result<(), Rejection> {
+    let at = |field: &str| format!("results[{i}].{field}");
     let Some(check) = config.check(&r.check) else {
         return Err(Rejection::bad(
-            "unknown_check",
+            RejectReason::UnknownCheck,
             format!(
                 "{}: {} is not a check in the collector config",
                 at("check"),
@@ -321,7 +338,7 @@ pub(crate) fn check_result(
     };
     if !check.runs_at(&who.location) {
         return Err(Rejection::bad(
-            "not_assigned",
+            RejectReason::NotAssigned,
             format!(
                 "{}: check {} does not run at location {:?} (its locations: {})",
                 at("check"),
@@ -338,7 +355,7 @@ pub(crate) fn check_result(
     }
     if check.check.kind != r.kind {
         return Err(Rejection::bad(
-            "invalid",
+            RejectReason::Invalid,
             format!(
                 "{}: {} but check {} is a {} check",
                 at("kind"),
@@ -350,7 +367,7 @@ pub(crate) fn check_result(
     }
     if r.target != check.check.target {
         return Err(Rejection::bad(
-            "wrong_target",
+            RejectReason::WrongTarget,
             format!(
                 "{}: {} but check {} probes {}",
                 at("target"),
@@ -360,12 +377,24 @@ pub(crate) fn check_result(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The result started within the allowed skew and age, and its duration is one.
+fn check_times(
+    i: usize,
+    r: &ProbeResult,
+    config: &CollectorConfig,
+    now: Timestamp,
+    max_skew: Duration,
+) -> Result<(), Rejection> {
+    let at = |field: &str| format!("results[{i}].{field}");
     let started = r.started_at.as_millisecond();
     let now_ms = now.as_millisecond();
     let skew_ms = i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX);
     if started > now_ms.saturating_add(skew_ms) {
         return Err(Rejection::bad(
-            "clock_skew",
+            RejectReason::ClockSkew,
             format!(
                 "{}: {} is {} ahead of the collector's clock (at most {} of skew is allowed; check NTP on the agent and the collector)",
                 at("started_at"),
@@ -381,7 +410,7 @@ pub(crate) fn check_result(
     let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
     if started < now_ms.saturating_sub(max_age_ms) {
         return Err(Rejection::bad(
-            "too_old",
+            RejectReason::TooOld,
             format!(
                 "{}: {} is older than collector.max_result_age ({})",
                 at("started_at"),
@@ -392,7 +421,7 @@ pub(crate) fn check_result(
     }
     if !r.duration_seconds.is_finite() || r.duration_seconds < 0.0 {
         return Err(Rejection::bad(
-            "invalid",
+            RejectReason::Invalid,
             format!(
                 "{}: {} is not a duration in seconds",
                 at("duration_seconds"),
@@ -414,15 +443,17 @@ mod tests {
         let gz = gz.finish().unwrap();
         assert_eq!(decode(Encoding::Gzip, &gz, 10_000).unwrap().len(), 10_000);
         let e = decode(Encoding::Gzip, &gz, 9_999).unwrap_err();
-        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let z = zstd::encode_all(&vec![b' '; 10_000][..], 1).unwrap();
         assert_eq!(decode(Encoding::Zstd, &z, 10_000).unwrap().len(), 10_000);
         assert_eq!(
-            decode(Encoding::Zstd, &z, 100).unwrap_err().status,
+            decode(Encoding::Zstd, &z, 100).unwrap_err().status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(
-            decode(Encoding::Gzip, b"not gzip", 100).unwrap_err().status,
+            decode(Encoding::Gzip, b"not gzip", 100)
+                .unwrap_err()
+                .status(),
             StatusCode::BAD_REQUEST
         );
     }

@@ -33,22 +33,20 @@
 //! # Layout
 //! - [`decode`]: [`decode_batch`], the pure decoding and validation of a body.
 //! - [`rate`]: [`RateLimiter`], the per-agent token buckets.
+//! - [`reject`]: [`Rejection`] and its [`RejectReason`], what a refused request is told.
 
 pub mod decode;
 pub mod rate;
+pub mod reject;
 
 use std::time::Duration;
-
-use axum::Json;
-use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 
 pub use decode::{
     DecodedBatch, MAX_BROWSER_RESULT_BYTES, MAX_RESULT_BYTES, MAX_SEQ_JUMP, check_seq_jump, clip,
     decode_batch,
 };
 pub use rate::RateLimiter;
+pub use reject::{MAX_MESSAGE, RejectReason, Rejection, SeqConflict};
 
 /// Size limits of one ingest request.
 #[derive(Debug, Clone, Copy)]
@@ -71,127 +69,5 @@ impl Default for IngestLimits {
             max_results: 10_000,
             max_clock_skew: Duration::from_secs(300),
         }
-    }
-}
-
-/// A refused request: status, the metric's reason and a message for the agent.
-
-#[derive(Debug, Clone)]
-pub struct Rejection {
-    pub status: StatusCode,
-    /// One of [`crate::metrics::REJECT_REASONS`].
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// A [`Rejection`] plus, for a 409, the conflicting seq and the highest seq
-/// stored for the agent (`seq`, `max_seq` in the body), so that it can move
-/// past it.
-#[derive(Debug)]
-pub(crate) struct Refusal {
-    pub(crate) rejection: Rejection,
-    pub(crate) conflict: Option<(u64, u64)>,
-}
-
-impl From<Rejection> for Refusal {
-    fn from(rejection: Rejection) -> Self {
-        Self {
-            rejection,
-            conflict: None,
-        }
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        self.rejection.respond(self.conflict)
-    }
-}
-
-/// Longest message a rejection carries (characters).
-pub const MAX_MESSAGE: usize = 1000;
-
-impl Rejection {
-    pub(crate) fn new(
-        status: StatusCode,
-        reason: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        let mut message: String = message.into();
-        if message.len() > MAX_MESSAGE {
-            let cut: String = message.chars().take(MAX_MESSAGE).collect();
-            message = format!("{cut}… (message cut at {MAX_MESSAGE} characters)");
-        }
-        Self {
-            status,
-            reason,
-            message,
-        }
-    }
-    pub(crate) fn bad(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, reason, message)
-    }
-    pub(crate) fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
-    }
-    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-    }
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        self.respond(None)
-    }
-}
-
-impl Rejection {
-    /// The JSON answer; a 409 also carries `seq` and `max_seq`.
-    fn respond(self, conflict: Option<(u64, u64)>) -> Response {
-        // `reason` lets an agent tell the collector's verdict on one result
-        // (`results[i]…` with a per-result reason) from anything else.
-        let mut body = serde_json::json!({ "error": self.message, "reason": self.reason });
-        if let Some((seq, max_seq)) = conflict {
-            body["seq"] = seq.into();
-            body["max_seq"] = max_seq.into();
-        }
-        let mut resp = (self.status, Json(body)).into_response();
-        match self.status {
-            StatusCode::UNAUTHORIZED => {
-                resp.headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                resp.headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            StatusCode::TOO_MANY_REQUESTS => {
-                let secs = self.retry_after_secs().unwrap_or(1);
-                resp.headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(secs));
-            }
-            _ => {}
-        }
-        resp
-    }
-}
-
-impl Rejection {
-    pub(crate) fn rate_limited(agent: &str, wait: Duration, rate: u64) -> Self {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "agent {} is over collector.max_results_per_second_per_agent ({rate}/s); retry after {secs} s",
-                clip(agent)
-            ),
-        )
-    }
-
-    /// The Retry-After of a 429, parsed back from its message.
-    fn retry_after_secs(&self) -> Option<u64> {
-        let tail = self.message.rsplit_once("retry after ")?.1;
-        tail.split_whitespace().next()?.parse().ok()
     }
 }

@@ -10,6 +10,10 @@
 //!   DESIGN.md §9): several collectors on one database. Same schema
 //!   (translated), same migrations numbering, same semantics; ingest is
 //!   idempotent on (agent, seq) in the database itself.
+//! - `rows`: the rows both backends take and give ([`NewResult`], [`StoredResult`], the ledger's).
+//! - `error`: [`StoreError`].
+//! - `threads`: the writer queue and background jobs both backends run.
+//! - `int`: the u64 ↔ i64 column conversions.
 //!
 //! [`Store`] and [`Reader`] are enums dispatching to one or the other, so
 //! callers do not care which backend they talk to. The row types here are
@@ -47,38 +51,45 @@
 //! [`StoreError::LedgerConflict`] when another writer moved on.
 
 pub mod compact;
+mod error;
+mod int;
 pub mod pg_tls;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
+mod threads;
 
-use std::collections::BTreeMap;
+pub use error::StoreError;
+pub use rows::*;
+pub(crate) use threads::*;
+
 use std::path::{Path, PathBuf};
 
-use slaprobe_wire::{CheckKind, FailureClass};
-
-/// Where the store lives (from `[collector] data_dir` / `database_url`).
+/// The database's address: where the store lives (from `[collector]
+/// data_dir` / `database_url`). Not a `location`, which in slaprobe is an
+/// agent's vantage point.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Location {
+pub enum StoreAddress {
     /// The embedded SQLite store in this data directory.
     Sqlite(PathBuf),
     /// A shared PostgreSQL database (`postgres://user@host:port/db`).
     Postgres(String),
 }
 
-impl Location {
+impl StoreAddress {
     /// A printable form: the directory, or the URL without its password.
     pub fn describe(&self) -> String {
         match self {
-            Location::Sqlite(dir) => dir.display().to_string(),
-            Location::Postgres(url) => postgres::describe_url(url),
+            StoreAddress::Sqlite(dir) => dir.display().to_string(),
+            StoreAddress::Postgres(url) => postgres::describe_url(url),
         }
     }
 }
 
-impl std::fmt::Debug for Location {
+impl std::fmt::Debug for StoreAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print a database password.
-        write!(f, "Location({})", self.describe())
+        write!(f, "StoreAddress({})", self.describe())
     }
 }
 
@@ -92,17 +103,17 @@ pub enum Store {
 impl Store {
     /// Opens (creating if needed) the SQLite store in `data_dir`. Blocking:
     /// call it from `spawn_blocking` inside a runtime.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    pub fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
         sqlite::Store::open(data_dir).map(Store::Sqlite)
     }
 
-    /// Opens the store at `location` (creating its schema if needed, running
+    /// Opens the store at `address` (creating its schema if needed, running
     /// the migrations). Blocking: call it from `spawn_blocking` (never from
     /// an async task: the PostgreSQL client runs its own runtime).
-    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
-        match location {
-            Location::Sqlite(dir) => Store::open(dir),
-            Location::Postgres(url) => postgres::Store::open(url).map(Store::Postgres),
+    pub fn open(address: &StoreAddress) -> Result<Store, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => Store::open_sqlite(dir),
+            StoreAddress::Postgres(url) => postgres::Store::open(url).map(Store::Postgres),
         }
     }
 
@@ -184,7 +195,7 @@ impl Store {
     /// again at the next. Stops (and is joined) when the store closes.
     pub fn start_compactor(
         &self,
-        location: Location,
+        address: StoreAddress,
         every: std::time::Duration,
         after: std::time::Duration,
         mut after_pass: AfterPass,
@@ -198,7 +209,7 @@ impl Store {
         background.spawn("slaprobe-compactor", every, move || {
             let m = match conn.as_mut() {
                 Some(m) => m,
-                None => match Maintenance::open(&location) {
+                None => match Maintenance::open(&address) {
                     Ok(m) => conn.insert(m),
                     Err(e) => {
                         tracing::warn!(error = %e, "compactor: cannot open the store; retrying");
@@ -248,16 +259,16 @@ pub enum Reader {
 impl Reader {
     /// Opens the existing SQLite store in `data_dir` for reading. Fails when
     /// there is none or its schema is newer than this build.
-    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+    pub fn open_sqlite(data_dir: &Path) -> Result<Reader, StoreError> {
         sqlite::Reader::open(data_dir).map(Reader::Sqlite)
     }
 
-    /// Opens the existing store at `location` for reading (blocking; not
+    /// Opens the existing store at `address` for reading (blocking; not
     /// from an async task).
-    pub fn open_at(location: &Location) -> Result<Reader, StoreError> {
-        match location {
-            Location::Sqlite(dir) => Reader::open(dir),
-            Location::Postgres(url) => postgres::Reader::open(url).map(Reader::Postgres),
+    pub fn open(address: &StoreAddress) -> Result<Reader, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => Reader::open_sqlite(dir),
+            StoreAddress::Postgres(url) => postgres::Reader::open(url).map(Reader::Postgres),
         }
     }
 
@@ -404,11 +415,13 @@ pub enum LedgerConn {
 }
 
 impl LedgerConn {
-    /// Opens a ledger connection to the store at `location`.
-    pub fn open(location: &Location) -> Result<LedgerConn, StoreError> {
-        match location {
-            Location::Sqlite(dir) => sqlite::LedgerConn::open(dir).map(LedgerConn::Sqlite),
-            Location::Postgres(url) => postgres::LedgerConn::open(url).map(LedgerConn::Postgres),
+    /// Opens a ledger connection to the store at `address`.
+    pub fn open(address: &StoreAddress) -> Result<LedgerConn, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => sqlite::LedgerConn::open(dir).map(LedgerConn::Sqlite),
+            StoreAddress::Postgres(url) => {
+                postgres::LedgerConn::open(url).map(LedgerConn::Postgres)
+            }
         }
     }
 
@@ -439,11 +452,13 @@ pub enum Maintenance {
 }
 
 impl Maintenance {
-    /// Opens a maintenance connection to the existing store at `location`.
-    pub fn open(location: &Location) -> Result<Maintenance, StoreError> {
-        match location {
-            Location::Sqlite(dir) => sqlite::Maintenance::open(dir).map(Maintenance::Sqlite),
-            Location::Postgres(url) => postgres::Maintenance::open(url).map(Maintenance::Postgres),
+    /// Opens a maintenance connection to the existing store at `address`.
+    pub fn open(address: &StoreAddress) -> Result<Maintenance, StoreError> {
+        match address {
+            StoreAddress::Sqlite(dir) => sqlite::Maintenance::open(dir).map(Maintenance::Sqlite),
+            StoreAddress::Postgres(url) => {
+                postgres::Maintenance::open(url).map(Maintenance::Postgres)
+            }
         }
     }
 
@@ -523,361 +538,6 @@ impl Maintenance {
     }
 }
 
-/// A month written to an archive bundle (`slaprobe-collector archive`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveRecord {
-    /// `YYYY-MM`.
-    pub month: String,
-    pub archived_at_ms: i64,
-    /// Results in the bundle.
-    pub results: u64,
-    /// SHA-256 (hex) of the bundle's uncompressed `results.jsonl`.
-    pub sha256: String,
-    /// Results of the month dropped by retention since (0: none).
-    pub pruned: u64,
-}
-
 /// Runs after each compaction pass with the maintenance connection and the
 /// pass's `now` (ms): retention ([`Store::start_compactor`]).
 pub type AfterPass = Box<dyn FnMut(&mut Maintenance, i64) + Send>;
-
-/// Whether a result is stored, and with which bytes ([`Reader::stored_seq`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoredSeq {
-    /// Not stored: a new result.
-    Absent,
-    /// Stored with these bytes (in `results`, or compacted).
-    Stored(Vec<u8>),
-    /// Stored and compacted, but not under the check and UTC day asked for,
-    /// so with other bytes — or its evidence was dropped by retention.
-    StoredOtherwise,
-}
-
-/// A store problem. Bad input never gets here: ingest validates first.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("postgres: {0}")]
-    Postgres(#[from] ::postgres::Error),
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// No store there yet; for PostgreSQL the "path" is the URL without its password.
-    #[error("no store at {0} (run the collector once to create it)")]
-    Missing(PathBuf),
-    #[error(
-        "the store at {path} has schema version {found}, newer than this build knows ({known}); upgrade slaprobe"
-    )]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    /// The writer's queue is full: the caller should answer 503 with Retry-After.
-    #[error("store writer is busy")]
-    Overloaded,
-    #[error("store is closed")]
-    Closed,
-    /// A row's (agent, seq) is already stored with other bytes: the agent
-    /// reused a seq. Nothing of the batch was stored. `max_seq` is the highest
-    /// seq stored for the agent, so it can move past it.
-    #[error("seq {seq} is already stored with other content (highest stored seq: {max_seq})")]
-    SeqConflict { seq: u64, max_seq: u64 },
-    #[error("store task failed: {0}")]
-    Task(String),
-    /// The ledger moved on under this writer (another collector leads now).
-    #[error(
-        "the SLA ledger was written by another collector (expected version {expected}, found {found})"
-    )]
-    LedgerConflict { expected: u64, found: u64 },
-    /// A database URL this build cannot use (TLS settings, `sslrootcert`); never holds the URL.
-    #[error("database_url: {0}")]
-    Config(String),
-    /// Compacted evidence that does not decode (a damaged or hand-edited store).
-    #[error("compacted evidence is damaged: {0}")]
-    Corrupt(String),
-}
-
-/// One validated result to store.
-#[derive(Debug, Clone)]
-pub struct NewResult {
-    pub seq: u64,
-    pub check: String,
-    pub location: String,
-    pub kind: CheckKind,
-    /// Milliseconds since the Unix epoch.
-    pub started_at_ms: i64,
-    pub success: bool,
-    pub class: Option<FailureClass>,
-    /// The result's JSON exactly as the agent sent it.
-    pub raw: Vec<u8>,
-}
-
-/// See [`Reader::metrics_seed`].
-#[derive(Debug, Clone, Default)]
-pub struct MetricsSeed {
-    pub head: u64,
-    pub latest: Vec<StoredResult>,
-    pub counts: Vec<ProbeCount>,
-    pub agents: Vec<AgentRow>,
-}
-
-/// What happened to a batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// Per input row: stored now (true) or already stored before (false: a duplicate).
-    pub inserted: Vec<bool>,
-    pub stored: u64,
-    pub duplicates: u64,
-    /// The feed's number of this batch's transaction (see the feed above):
-    /// a follower at or past it has seen the batch.
-    pub batch_no: u64,
-}
-
-/// Per-agent bookkeeping kept by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentRow {
-    pub id: String,
-    pub location: String,
-    /// Highest seq ever stored.
-    pub max_seq: u64,
-    /// Results stored (each seq once).
-    pub results: u64,
-    /// Results received again after they were stored.
-    pub duplicates: u64,
-    /// When the collector last stored a batch from it (ms since the epoch).
-    pub last_seen_ms: i64,
-}
-
-impl AgentRow {
-    /// Seqs up to `max_seq` never received. Seqs start at 1 and each is stored
-    /// once, so this is exact.
-    pub fn missing(&self) -> u64 {
-        self.max_seq.saturating_sub(self.results)
-    }
-}
-
-/// A stored result with its raw JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredResult {
-    pub agent: String,
-    pub seq: u64,
-    pub check: String,
-    pub location: String,
-    pub started_at_ms: i64,
-    pub success: bool,
-    /// Failure class as stored (snake_case), `None` for a success.
-    pub class: Option<String>,
-    /// The JSON exactly as the agent sent it.
-    pub raw: String,
-    /// The batch number it was committed with (0 for results stored before
-    /// the feed existed, and for compacted results).
-    pub batch_no: u64,
-}
-
-/// The SLA ledger's position: the feed cursor its rows were derived up to,
-/// and the version of its latest write.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LedgerState {
-    /// Every batch up to this number is reflected in the rows.
-    pub cursor: u64,
-    /// Bumped by every write; rows carry the version that wrote them.
-    pub version: u64,
-}
-
-/// One opaque ledger row (the SLA ledger defines what `data` holds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerRow {
-    pub contract: String,
-    /// `YYYY-MM`, or empty for a contract-wide row.
-    pub month: String,
-    /// A chunk of slots, or -1 for the month's (or contract's) own row.
-    pub chunk: i64,
-    pub data: Vec<u8>,
-}
-
-/// What changed in the ledger since some version.
-#[derive(Debug, Clone, Default)]
-pub struct LedgerChanges {
-    pub state: LedgerState,
-    /// Rows written after the version asked for (all rows from version 0).
-    pub rows: Vec<LedgerRow>,
-}
-
-/// One write of the ledger: rows upserted and the new cursor, derived from
-/// the ledger at version `base` (the write fails when the ledger is no longer there).
-#[derive(Debug, Clone, Default)]
-pub struct LedgerWrite {
-    pub base: u64,
-    pub cursor: u64,
-    pub rows: Vec<LedgerRow>,
-    /// Drop every row of these contracts first (the contract changed: its months are re-derived).
-    pub reset_contracts: Vec<String>,
-}
-
-/// How many results a (check, location) has, by failure class.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeCount {
-    pub check: String,
-    pub location: String,
-    /// `None` counts successes.
-    pub class: Option<String>,
-    pub count: u64,
-}
-
-/// What one batch changes besides the result rows, computed the same way for
-/// every backend from the rows and which of them were newly inserted: one
-/// upsert per key instead of one per row. Keys are sorted (a BTreeMap), which
-/// PostgreSQL needs as a lock order.
-pub(crate) struct BatchAggregate<'a> {
-    /// (check, location, class or "") → newly stored results.
-    pub counts: BTreeMap<(&'a str, &'a str, &'a str), i64>,
-    /// (check, location) → the newest newly stored result (by started_at, then seq).
-    pub latest: BTreeMap<(&'a str, &'a str), &'a NewResult>,
-    /// Newly stored results.
-    pub stored: u64,
-    /// Highest seq in the batch (duplicates included).
-    pub max_seq: u64,
-    /// Results of the batch that were already stored.
-    pub duplicates: u64,
-}
-
-impl<'a> BatchAggregate<'a> {
-    /// `inserted[i]` says whether `rows[i]` was newly stored.
-    pub(crate) fn new(rows: &'a [NewResult], inserted: &[bool]) -> Self {
-        let mut agg = BatchAggregate {
-            counts: BTreeMap::new(),
-            latest: BTreeMap::new(),
-            stored: 0,
-            max_seq: 0,
-            duplicates: 0,
-        };
-        for (r, &new) in rows.iter().zip(inserted) {
-            agg.max_seq = agg.max_seq.max(r.seq);
-            if !new {
-                continue;
-            }
-            agg.stored += 1;
-            let class = r.class.map_or("", |c| c.as_str());
-            *agg.counts
-                .entry((&r.check, &r.location, class))
-                .or_default() += 1;
-            let slot = agg.latest.entry((&r.check, &r.location)).or_insert(r);
-            if (r.started_at_ms, r.seq) > (slot.started_at_ms, slot.seq) {
-                *slot = r;
-            }
-        }
-        agg.duplicates = rows.len() as u64 - agg.stored;
-        agg
-    }
-}
-
-/// Background threads of a store handle (the compactor), stopped and
-/// joined by the backend's `close`.
-#[derive(Default)]
-pub(crate) struct Background {
-    threads: std::sync::Mutex<Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
-}
-
-impl Background {
-    /// Runs `job` every `every` on a thread of its own until [`Background::stop`].
-    fn spawn(
-        &self,
-        name: &str,
-        every: std::time::Duration,
-        mut job: impl FnMut() + Send + 'static,
-    ) -> Result<(), StoreError> {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let h = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                    job();
-                }
-            })
-            .map_err(|e| StoreError::Task(format!("cannot start {name}: {e}")))?;
-        self.threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((tx, h));
-        Ok(())
-    }
-
-    /// Signals every thread to stop and waits for the job they are running.
-    pub(crate) async fn stop(&self) {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        if threads.is_empty() {
-            return;
-        }
-        let _ = tokio::task::spawn_blocking(move || {
-            for (tx, h) in threads {
-                drop(tx);
-                let _ = h.join();
-            }
-        })
-        .await;
-    }
-}
-
-/// A job for a backend's writer thread(s), taken from a bounded queue.
-pub(crate) enum WriteJob {
-    Insert {
-        agent: String,
-        location: String,
-        received_ms: i64,
-        rows: Vec<NewResult>,
-        reply: tokio::sync::oneshot::Sender<Result<BatchOutcome, StoreError>>,
-    },
-    Close(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Queues a batch for the writer and waits for its commit. A full queue is
-/// [`StoreError::Overloaded`] (ingest answers 503 + Retry-After), a stopped
-/// writer [`StoreError::Closed`].
-pub(crate) async fn submit_insert(
-    writer: &tokio::sync::mpsc::Sender<WriteJob>,
-    agent: &str,
-    location: &str,
-    received_ms: i64,
-    rows: Vec<NewResult>,
-) -> Result<BatchOutcome, StoreError> {
-    use tokio::sync::mpsc::error::TrySendError;
-    let (reply, rx) = tokio::sync::oneshot::channel();
-    let job = WriteJob::Insert {
-        agent: agent.to_string(),
-        location: location.to_string(),
-        received_ms,
-        rows,
-        reply,
-    };
-    writer.try_send(job).map_err(|e| match e {
-        TrySendError::Full(_) => StoreError::Overloaded,
-        TrySendError::Closed(_) => StoreError::Closed,
-    })?;
-    rx.await.map_err(|_| StoreError::Closed)?
-}
-
-/// What a row whose (agent, seq) is already stored is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Duplicate {
-    /// The same bytes again (a resend after a lost ack): acked, stored once.
-    Same,
-    /// Other bytes under the same seq (the agent reused it): never acked as
-    /// a duplicate, answered 409.
-    Conflict,
-}
-
-/// Classifies a duplicate by comparing the stored raw JSON with the one sent
-/// again. Agents resend the spooled bytes exactly, so any difference means a
-/// reused seq.
-pub fn classify_duplicate(stored_raw: &[u8], sent_raw: &[u8]) -> Duplicate {
-    if stored_raw == sent_raw {
-        Duplicate::Same
-    } else {
-        Duplicate::Conflict
-    }
-}

@@ -1,5 +1,5 @@
-//! What the binary's subcommands do besides `run`: logging, signals,
-//! `check-config` output and one-shot `probe`.
+//! What the binary's subcommands do besides `run`: `check-config` output
+//! and one-shot `probe`. Logging and signals are [`crate::process`].
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -7,62 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{AgentConfig, Check};
 use crate::probe::Prober;
-
-/// Logs to stderr; level from `SLAPROBE_LOG` (else `RUST_LOG`, else `info`).
-pub fn init_logging() {
-    let filter = std::env::var("SLAPROBE_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    install_crypto_provider();
-}
-
-/// Installs ring as the process-wide rustls provider (reqwest needs one; our
-/// own probes pass the provider explicitly). Harmless when already installed.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A token cancelled on the first SIGTERM or SIGINT.
-pub fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!("cannot listen for SIGTERM: {e}");
-                        let _ = ctrl_c.await;
-                        t.cancel();
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        t.cancel();
-    });
-    token
-}
 
 /// The `check-config` summary: settings (never the token) and every check.
 pub fn describe(config: &AgentConfig) -> String {
@@ -132,29 +79,8 @@ pub fn describe_checks(checks: &[Check]) -> String {
 /// `probe`: runs the selected checks once, concurrently, and prints one JSON
 /// result per line in config order. Exit 0 if all succeeded, 1 if any
 /// failed, 2 for an unknown check name.
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit: every probe holds
-/// sockets, and the usual soft default (1024) is far below what hundreds of
-/// concurrent probes need. Returns the (soft, hard) limits now in force;
-/// failing to raise it is logged, never fatal.
-pub fn raise_fd_limit() -> Option<(u64, u64)> {
-    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(soft) => {
-            let hard = before.map_or(soft, |(_, h)| h);
-            if before.is_some_and(|(s, _)| s < soft) {
-                tracing::debug!(soft, hard, "raised the open-file limit to the hard limit");
-            }
-            Some((soft, hard))
-        }
-        Err(e) => {
-            tracing::warn!("cannot raise the open-file limit (RLIMIT_NOFILE): {e}");
-            before
-        }
-    }
-}
-
 pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
-    raise_fd_limit();
+    crate::process::raise_fd_limit();
     for name in only {
         if !config.checks.iter().any(|c| &c.name == name) {
             let known: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
