@@ -326,7 +326,7 @@ fn report_links(out: &mut String, contract: &str, month: Month) {
 fn objectives(out: &mut String, list: &[ObjectiveResult]) {
     out.push_str("<ul class=\"obj\">");
     for o in list {
-        let text = if o.kind == "availability" {
+        let text = if o.kind == crate::sla::ObjectiveKind::Availability {
             format!("Availability ≥ {} %", o.target)
         } else {
             // CLS is unitless; every other percentile objective is seconds.
@@ -569,7 +569,7 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
     let target = r
         .objectives
         .iter()
-        .find(|o| o.kind == "availability")
+        .find(|o| o.kind == crate::sla::ObjectiveKind::Availability)
         .map(|o| o.target);
     // Days still to come have no counted slot yet.
     for d in r
@@ -669,7 +669,7 @@ mod tests {
             availability_percent: Some(94.5),
             downtime_seconds: 2160,
             objectives: vec![ObjectiveResult {
-                kind: "availability".into(),
+                kind: crate::sla::ObjectiveKind::Availability,
                 objective: "availability".into(),
                 target: 99.9,
                 attained: Some(94.5),

@@ -115,7 +115,7 @@ pub fn csv(r: &MonthReport) -> String {
         w.record(&[
             Cell::Raw("objective"),
             Cell::Text(&o.objective),
-            Cell::Text(&o.kind),
+            Cell::Raw(o.kind.as_str()),
             num(o.target),
             opt_num(o.attained),
             Cell::Raw(if o.met { "true" } else { "false" }),

@@ -25,8 +25,8 @@ use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
 use super::{human_duration, truncate_chars, zone};
-use crate::sla::MonthReport;
 use crate::sla::report::{DayFigures, ObjectiveResult};
+use crate::sla::{MonthReport, ObjectiveKind};
 
 /// Sample error messages longer than this (in characters) are cut in the HTML
 /// (the CSV and JSON carry the full text).
@@ -62,7 +62,7 @@ impl<'a> Ctx<'a> {
         let target = r
             .objectives
             .iter()
-            .find(|o| o.kind == "availability")
+            .find(|o| o.kind == ObjectiveKind::Availability)
             .map(|o| o.target);
         let first = r.month.first_day();
         let month_days = (1..=first.days_in_month())
@@ -245,8 +245,14 @@ fn page(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     figures(out, c)?;
     day_chart(out, c)?;
     incidents(out, c)?;
-    latency_section(out, c, "latency", "latency", "Latency by day")?;
-    latency_section(out, c, "web_vital", "web-vitals", "Web Vitals by day")?;
+    latency_section(out, c, ObjectiveKind::Latency, "latency", "Latency by day")?;
+    latency_section(
+        out,
+        c,
+        ObjectiveKind::WebVital,
+        "web-vitals",
+        "Web Vitals by day",
+    )?;
     maintenance(out, c)?;
     coverage(out, c)?;
     method(out, c)?;
@@ -323,10 +329,12 @@ fn header(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
 /// `Availability`, `Latency: processing p95`.
 fn objective_name(o: &ObjectiveResult) -> String {
-    match (o.kind.as_str(), &o.phase, o.percentile) {
-        ("availability", _, _) => "Availability".to_string(),
-        ("latency", Some(phase), Some(p)) => format!("Latency: {phase}, {}th percentile", dec(p)),
-        ("web_vital", _, Some(p)) => format!(
+    match (o.kind, &o.phase, o.percentile) {
+        (ObjectiveKind::Availability, _, _) => "Availability".to_string(),
+        (ObjectiveKind::Latency, Some(phase), Some(p)) => {
+            format!("Latency: {phase}, {}th percentile", dec(p))
+        }
+        (ObjectiveKind::WebVital, _, Some(p)) => format!(
             "Web Vital: {}, {}th percentile",
             o.metric.as_deref().unwrap_or("").to_ascii_uppercase(),
             dec(p)
@@ -969,7 +977,7 @@ fn nice_axis(v: f64) -> (f64, f64) {
 fn latency_section(
     out: &mut String,
     c: &Ctx<'_>,
-    kind: &str,
+    kind: ObjectiveKind,
     id: &str,
     title: &str,
 ) -> fmt::Result {

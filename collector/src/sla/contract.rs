@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use slaprobe_agent::config::{ConfigError, parse_duration};
 
 /// One `[[contracts]]` entry as written (DESIGN.md §3).
@@ -191,13 +191,50 @@ pub enum Objective {
     },
 }
 
-impl Objective {
-    /// `availability` or `latency`.
-    pub fn kind(&self) -> &'static str {
+/// What an objective measures: the `kind` of a `[[contracts]]` objective and
+/// of a report's objective (`availability`, `latency`, `web_vital` in TOML and
+/// JSON alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ObjectiveKind {
+    /// Attained availability, percent.
+    Availability,
+    /// A percentile of a request phase, seconds.
+    Latency,
+    /// A percentile of a browser Web Vital, seconds (CLS unitless).
+    WebVital,
+}
+
+impl ObjectiveKind {
+    /// The name in configs and reports: `availability`, `latency`, `web_vital`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Availability { .. } => "availability",
-            Self::Latency { .. } => "latency",
-            Self::WebVital { .. } => "web_vital",
+            Self::Availability => "availability",
+            Self::Latency => "latency",
+            Self::WebVital => "web_vital",
+        }
+    }
+
+    /// A percentile objective over samples (latency or web_vital).
+    pub fn is_sampled(self) -> bool {
+        matches!(self, Self::Latency | Self::WebVital)
+    }
+}
+
+impl fmt::Display for ObjectiveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Objective {
+    /// What it measures.
+    pub fn kind(&self) -> ObjectiveKind {
+        match self {
+            Self::Availability { .. } => ObjectiveKind::Availability,
+            Self::Latency { .. } => ObjectiveKind::Latency,
+            Self::WebVital { .. } => ObjectiveKind::WebVital,
         }
     }
 
@@ -461,7 +498,7 @@ impl Contract {
             let obj = objective_from_raw(o, file, &key(&format!("objectives[{i}]")))?;
             let label = obj.label();
             if objectives.iter().any(|x: &Objective| x.label() == label) {
-                let what = if obj.kind() == "availability" {
+                let what = if obj.kind() == ObjectiveKind::Availability {
                     "a second availability objective (a contract has one availability target)"
                         .to_string()
                 } else {

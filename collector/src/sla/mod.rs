@@ -30,7 +30,7 @@ pub mod select;
 pub mod sketch;
 mod state;
 
-pub use contract::{Contract, Objective, Phase, RawContract, validate_contracts};
+pub use contract::{Contract, Objective, ObjectiveKind, Phase, RawContract, validate_contracts};
 pub use evidence::evidence_digest;
 pub use ledger::{ContractStatus, Keeper, LedgerData, SlaCounters};
 pub use month::{Month, MonthFrame};
