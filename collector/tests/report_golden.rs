@@ -170,7 +170,7 @@ credits = [{ below = 99.0, percent = 5 }]
         // Days 10 to 12 are slow and shift; every 97th result fails.
         let slow = (9..12).contains(&day);
         let wobble = (k * 37 % 100) as f64 / 100.0;
-        let success = k % 97 != 0;
+        let success = !k.is_multiple_of(97);
         let mut phases = [None; 11];
         if success {
             phases[5] = Some(1.2 + wobble * if slow { 3.0 } else { 1.0 });
