@@ -113,15 +113,15 @@ where
     I::IntoIter: Clone,
 {
     let all = observations.into_iter();
-    let mut ev = MonthEvaluator::new(contract, month, now);
+    let mut evaluator = MonthEvaluator::new(contract, month, now);
     for obs in all.clone() {
-        ev.observe(&obs);
+        evaluator.observe(&obs);
     }
     // The same observations each pass: never inconsistent.
-    while ev.end_pass().unwrap_or(false) {
+    while evaluator.end_pass().unwrap_or(false) {
         for obs in all.clone() {
-            ev.resample(&obs);
+            evaluator.resample(&obs);
         }
     }
-    ev.report()
+    evaluator.report()
 }

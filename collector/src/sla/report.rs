@@ -226,7 +226,7 @@ pub(crate) fn objective_results(
     latency: &[(usize, Option<f64>)],
 ) -> Vec<ObjectiveResult> {
     let availability = availability_percent(tally.up_seconds, tally.down_seconds);
-    let mut lat = latency.iter();
+    let mut latency_values = latency.iter();
     contract
         .objectives
         .iter()
@@ -248,7 +248,7 @@ pub(crate) fn objective_results(
                 percentile,
                 max,
             } => {
-                let (n, value) = lat.next().copied().unwrap_or((0, None));
+                let (n, value) = latency_values.next().copied().unwrap_or((0, None));
                 let max_s = max.as_secs_f64();
                 ObjectiveResult {
                     kind: o.kind(),
@@ -268,7 +268,7 @@ pub(crate) fn objective_results(
                 percentile,
                 max,
             } => {
-                let (n, value) = lat.next().copied().unwrap_or((0, None));
+                let (n, value) = latency_values.next().copied().unwrap_or((0, None));
                 ObjectiveResult {
                     kind: o.kind(),
                     objective: o.label(),

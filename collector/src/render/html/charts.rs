@@ -9,8 +9,7 @@ use jiff::civil::{Date, Weekday};
 
 use super::Ctx;
 use super::chart::{DayPlot, PLOT_L, PLOT_R, Svg, W, availability_ticks, nice_axis, rotated_value};
-use super::format::{Esc, axis_label, axis_label_value, dec, int, pct, value_text};
-use super::sections::objective_name;
+use super::format::{Esc, axis_label, axis_label_value, dec, int, objective_name, pct, value_text};
 use crate::sla::ObjectiveKind;
 use crate::sla::report::{DayFigures, ObjectiveResult};
 
@@ -138,25 +137,25 @@ fn availability_bars(
             continue;
         };
         let ok = c.target.is_none_or(|t| a >= t);
-        let yt = y(a);
+        let bar_top = y(a);
         write!(
             svg,
-            "<rect class=\"bar {}\" x=\"{:.1}\" y=\"{yt:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\"><title>{}: {} %</title></rect>",
+            "<rect class=\"bar {}\" x=\"{:.1}\" y=\"{bar_top:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\"><title>{}: {} %</title></rect>",
             if ok { "ok" } else { "bad" },
             cx - bar_w / 2.0,
-            (bottom - yt).max(0.0),
+            (bottom - bar_top).max(0.0),
             d,
             pct(a)
         )?;
         if !ok {
             // The value, written upwards: above a short bar, or inside a tall one
             // from just below its top (a white halo keeps it readable on the hatch).
-            let (ty, anchor) = if yt - top > 34.0 {
-                (yt - 3.0, "start")
+            let (label_y, anchor) = if bar_top - top > 34.0 {
+                (bar_top - 3.0, "start")
             } else {
-                (yt + 4.0, "end")
+                (bar_top + 4.0, "end")
             };
-            rotated_value(svg, cx + 3.0, ty, anchor, &axis_label_value(a))?;
+            rotated_value(svg, cx + 3.0, label_y, anchor, &axis_label_value(a))?;
         }
     }
     Ok(())
@@ -262,13 +261,13 @@ pub(super) fn incident_timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         r.period_start.as_second() as f64,
         r.period_end.as_second() as f64,
     );
-    let tl = Timeline {
+    let timeline = Timeline {
         left: 84.0,
         right: W - PLOT_R,
         start,
         length: (end - start).max(1.0),
     };
-    let (left, right) = (tl.left, tl.right);
+    let (left, right) = (timeline.left, timeline.right);
     let (inc_y, maint_y, row_h) = (
         Timeline::INCIDENT_Y,
         Timeline::MAINTENANCE_Y,
@@ -296,21 +295,21 @@ pub(super) fn incident_timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             yy + row_h / 2.0 + 3.5
         )?;
     }
-    tl.day_ticks(&mut svg, c)?;
+    timeline.day_ticks(&mut svg, c)?;
     // Maintenance windows, clipped to the month.
     for m in &r.maintenance {
         let title = format!("{} to {}", Esc(&c.when(m.start)), Esc(&c.when(m.end)));
-        tl.span(
+        timeline.span(
             &mut svg,
             "maint",
             maint_y,
-            (tl.x(m.start), tl.x(m.end)),
+            (timeline.x(m.start), timeline.x(m.end)),
             &title,
         )?;
     }
     // Not counted yet.
     if let Some(t) = r.as_of {
-        let a = tl.x(t);
+        let a = timeline.x(t);
         if right - a > 0.5 {
             for yy in [inc_y, maint_y] {
                 write!(
@@ -328,11 +327,11 @@ pub(super) fn incident_timeline(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             Esc(&c.when(inc.start)),
             Esc(&c.when(inc.end))
         );
-        tl.span(
+        timeline.span(
             &mut svg,
             "inc",
             inc_y,
-            (tl.x(inc.start), tl.x(inc.end)),
+            (timeline.x(inc.start), timeline.x(inc.end)),
             &title,
         )?;
     }
@@ -444,7 +443,7 @@ fn percentile_chart(out: &mut String, c: &Ctx<'_>, k: usize, o: &ObjectiveResult
             )?;
         } else {
             // The value written upwards above the mark, or downwards below it near the top.
-            let (ty, anchor) = if py - plot.top() > 48.0 {
+            let (label_y, anchor) = if py - plot.top() > 48.0 {
                 (py - 7.0, "start")
             } else {
                 (py + 7.0, "end")
@@ -456,7 +455,7 @@ fn percentile_chart(out: &mut String, c: &Ctx<'_>, k: usize, o: &ObjectiveResult
                 py - 4.0,
                 shown(v)
             )?;
-            rotated_value(&mut svg, px + 3.0, ty, anchor, &shown(v))?;
+            rotated_value(&mut svg, px + 3.0, label_y, anchor, &shown(v))?;
         }
     }
     svg.close();

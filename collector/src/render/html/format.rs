@@ -6,7 +6,8 @@ use std::fmt::{self, Write};
 
 use jiff::civil::{Date, Weekday};
 
-use super::super::human_duration;
+use crate::render::human_duration;
+use crate::sla::ObjectiveKind;
 use crate::sla::report::ObjectiveResult;
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -169,6 +170,22 @@ pub(super) fn axis_label(v: f64) -> String {
 pub(super) fn axis_label_value(a: f64) -> String {
     let t = ((a * 100.0) + 1e-6).floor() / 100.0;
     format!("{t:.2}")
+}
+
+/// `Availability`, `Latency: processing p95`.
+pub(super) fn objective_name(o: &ObjectiveResult) -> String {
+    match (o.kind, &o.phase, o.percentile) {
+        (ObjectiveKind::Availability, _, _) => "Availability".to_string(),
+        (ObjectiveKind::Latency, Some(phase), Some(p)) => {
+            format!("Latency: {phase}, {}th percentile", dec(p))
+        }
+        (ObjectiveKind::WebVital, _, Some(p)) => format!(
+            "Web Vital: {}, {}th percentile",
+            o.metric.as_deref().unwrap_or("").to_ascii_uppercase(),
+            dec(p)
+        ),
+        _ => o.objective.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use std::fmt::{self, Write};
 
 use jiff::Timestamp;
 
-use super::super::{human_duration, truncate_chars};
-use super::format::*;
+use super::format::{
+    Esc, day_duration, dec, inline_list, int, list, objective_name, pct, value_text, weekday_short,
+};
 use super::{Ctx, MESSAGE_MAX_CHARS, charts};
-use crate::sla::ObjectiveKind;
+use crate::render::{human_duration, truncate_chars};
 use crate::sla::report::ObjectiveResult;
 
 fn badge(out: &mut String, met: bool) -> fmt::Result {
@@ -74,22 +75,6 @@ pub(super) fn header(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     }
     out.push_str("</header>\n");
     Ok(())
-}
-
-/// `Availability`, `Latency: processing p95`.
-pub(super) fn objective_name(o: &ObjectiveResult) -> String {
-    match (o.kind, &o.phase, o.percentile) {
-        (ObjectiveKind::Availability, _, _) => "Availability".to_string(),
-        (ObjectiveKind::Latency, Some(phase), Some(p)) => {
-            format!("Latency: {phase}, {}th percentile", dec(p))
-        }
-        (ObjectiveKind::WebVital, _, Some(p)) => format!(
-            "Web Vital: {}, {}th percentile",
-            o.metric.as_deref().unwrap_or("").to_ascii_uppercase(),
-            dec(p)
-        ),
-        _ => o.objective.clone(),
-    }
 }
 
 pub(super) fn verdict(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
@@ -539,7 +524,7 @@ pub(super) fn evidence(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 
 pub(super) fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
-    let lat: Vec<&ObjectiveResult> = r.objectives.iter().filter(|o| o.is_sampled()).collect();
+    let sampled: Vec<&ObjectiveResult> = r.objectives.iter().filter(|o| o.is_sampled()).collect();
     out.push_str("<section id=\"days\" class=\"appendix\">\n<h2>Appendix: daily figures</h2>\n");
     if r.days.is_empty() {
         out.push_str("<p class=\"none\">No day of the month is counted yet.</p>\n</section>\n");
@@ -547,7 +532,7 @@ pub(super) fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     }
     out.push_str("<table class=\"days\">\n<thead><tr><th>Date</th><th class=\"num\">Availability</th><th class=\"num\">Downtime</th>\
                   <th class=\"num\">Maintenance</th><th class=\"num\">No data</th>");
-    for o in &lat {
+    for o in &sampled {
         write!(
             out,
             "<th class=\"num\">{}</th>",
@@ -575,7 +560,7 @@ pub(super) fn appendix(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
             day_duration(d.maintenance_seconds),
             day_duration(d.nodata_seconds),
         )?;
-        for (k, o) in lat.iter().enumerate() {
+        for (k, o) in sampled.iter().enumerate() {
             let l = d
                 .latency
                 .iter()

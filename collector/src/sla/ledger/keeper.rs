@@ -229,9 +229,9 @@ impl Keeper {
     ) -> Result<BTreeMap<u32, Cells>, StoreError> {
         let c = &self.contracts[ci];
         let frame = self.data.frame(c, month).clone();
-        let lat = &self.latency[ci];
+        let latency_objectives = &self.latency[ci];
         let mut out: BTreeMap<u32, Cells> = BTreeMap::new();
-        let mut sketches = vec![LatencySketch::default(); lat.len()];
+        let mut sketches = vec![LatencySketch::default(); latency_objectives.len()];
         let (locations, unparsable) = (&mut self.locations, &mut self.unparsable);
         // Streamed: a month of results is never held at once.
         src.results_between(
@@ -261,7 +261,7 @@ impl Keeper {
                     && obs.success
                     && !frame.is_maintenance(slot)
                 {
-                    for (s, (ph, max)) in sketches.iter_mut().zip(lat) {
+                    for (s, (ph, max)) in sketches.iter_mut().zip(latency_objectives) {
                         if let Some(v) = obs.phase(*ph) {
                             s.add(v, *max);
                         }
@@ -472,14 +472,14 @@ impl Keeper {
                 };
                 let cells = self.derive_cells(src, ci, month, from, to, None)?;
                 for &s in &slots[i..=j] {
-                    let st = if self.data.frame(&c, month).is_maintenance(s) {
+                    let slot_state = if self.data.frame(&c, month).is_maintenance(s) {
                         SlotState::Maintenance
                     } else {
                         cells.get(&s).map_or(SlotState::NoData, |cs| {
                             verdict_of(cs, c.checks.len(), c.quorum)
                         })
                     };
-                    self.set_state(ci, month, s, st, false, false);
+                    self.set_state(ci, month, s, slot_state, false, false);
                 }
                 i = j + 1;
             }

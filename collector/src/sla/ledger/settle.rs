@@ -68,18 +68,18 @@ impl Keeper {
         }
         // The latest settled minute decides the gauge; every impaired one counts.
         let last = due - 1;
-        for st in l.locations.values_mut() {
-            st.impaired = false;
+        for status in l.locations.values_mut() {
+            status.impaired = false;
         }
         let keep = self.open_minutes.split_off(&(due, String::new()));
         for ((m, loc), flags) in std::mem::replace(&mut self.open_minutes, keep) {
             if !crate::sla::state::impaired(flags) {
                 continue;
             }
-            let st = l.locations.entry(loc).or_default();
-            st.impaired_seconds += 60;
+            let status = l.locations.entry(loc).or_default();
+            status.impaired_seconds += 60;
             if m == last {
-                st.impaired = true;
+                status.impaired = true;
             }
         }
         l.settled = due;
@@ -205,26 +205,26 @@ impl Keeper {
                 .unwrap_or_default();
             for &(s, v) in &open {
                 if s >= settled && s < n {
-                    let st = if self.data.frame(&c, month).is_maintenance(s) {
+                    let slot_state = if self.data.frame(&c, month).is_maintenance(s) {
                         SlotState::Maintenance
                     } else {
                         v
                     };
                     if s >= due {
-                        self.set_state(ci, month, s, st, false, quiet);
+                        self.set_state(ci, month, s, slot_state, false, quiet);
                     }
                 }
             }
             if due > settled {
                 for s in settled..due {
-                    let st = if self.data.frame(&c, month).is_maintenance(s) {
+                    let slot_state = if self.data.frame(&c, month).is_maintenance(s) {
                         SlotState::Maintenance
                     } else {
                         open.iter()
                             .find(|(x, _)| *x == s)
                             .map_or(SlotState::NoData, |(_, v)| *v)
                     };
-                    self.set_state(ci, month, s, st, true, quiet);
+                    self.set_state(ci, month, s, slot_state, true, quiet);
                     if let Some(m) = self
                         .data
                         .contracts

@@ -69,7 +69,7 @@ impl LedgerData {
         let counted = frame.counted(now);
         let tally = tally_of(frame, verdicts, counted);
         let sketches: Vec<LatencySketch> = held.map(|m| m.latency.clone()).unwrap_or_default();
-        let lat: Vec<(usize, Option<f64>)> = c
+        let latency: Vec<(usize, Option<f64>)> = c
             .latency_objectives()
             .enumerate()
             .map(|(k, (_, p, _))| {
@@ -80,7 +80,7 @@ impl LedgerData {
                 )
             })
             .collect();
-        let mut objectives = objective_results(c, &tally, &lat);
+        let mut objectives = objective_results(c, &tally, &latency);
         // `met` from the sketch's exact count, not from the approximate value.
         let mut k = 0;
         for o in &mut objectives {
