@@ -159,7 +159,7 @@ fn main() {
         r.locations[0].impaired_seconds
     );
 
-    // The live figures come from the SLA ledger now (collector/src/sla/ledger.rs):
+    // The live figures come from the SLA ledger now (collector/src/sla/ledger/):
     // its costs at scale are measured end to end by bench/scale.sh.
     let _ = n;
 }

@@ -690,7 +690,7 @@ fn families(
             ]
         };
         for o in &s.objectives {
-            if o.kind == "availability" {
+            if o.kind == crate::sla::ObjectiveKind::Availability {
                 fams[0].push(gauge(cvo(&o.objective), o.target / 100.0));
                 if let Some(a) = o.attained {
                     fams[1].push(gauge(cvo(&o.objective), a / 100.0));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use figment::providers::Format;
 use jiff::civil::Weekday;
 use slaprobe_collector::sla::contract::{MaintenanceRule, RawContract};
-use slaprobe_collector::sla::{Contract, Objective, Phase, validate_contracts};
+use slaprobe_collector::sla::{Contract, Objective, ObjectiveKind, Phase, validate_contracts};
 
 fn checks() -> HashMap<String, Duration> {
     [
@@ -439,7 +439,7 @@ objectives = [
         }
     );
     assert_eq!(c.objectives[0].label(), "web_vital_lcp_p75");
-    assert_eq!(c.objectives[0].kind(), "web_vital");
+    assert_eq!(c.objectives[0].kind(), ObjectiveKind::WebVital);
     assert_eq!(
         c.objectives[1],
         Objective::WebVital {

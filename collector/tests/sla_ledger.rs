@@ -18,7 +18,8 @@ use jiff::{SignedDuration, Timestamp};
 use sla_common::{contract, ts};
 use slaprobe_collector::sla::ledger::{Keeper, LedgerData, LedgerSource};
 use slaprobe_collector::sla::{
-    Contract, ContractStatus, Month, MonthReport, Observation, SlaCounters, evaluate_month,
+    Contract, ContractStatus, Month, MonthReport, ObjectiveKind, Observation, SlaCounters,
+    evaluate_month,
 };
 use slaprobe_collector::store::{StoreError, StoredResult};
 use slaprobe_wire::ProbeResult;
@@ -261,7 +262,7 @@ fn assert_same(st: &ContractStatus, r: &MonthReport, what: &str) {
             b.objective
         );
         match (a.attained, b.attained) {
-            (Some(x), Some(y)) if a.kind == "latency" => {
+            (Some(x), Some(y)) if a.kind == ObjectiveKind::Latency => {
                 assert!(((x - y) / y).abs() <= 1.0 / 512.0, "{what}: p {x} vs {y}")
             }
             (x, y) => assert_eq!(x, y, "{what}: {}", b.objective),

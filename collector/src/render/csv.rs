@@ -67,7 +67,17 @@ pub fn csv(r: &MonthReport) -> String {
     let mut w = Csv {
         out: String::with_capacity(4096 + 256 * (r.days.len() + r.incidents.len())),
     };
+    summary(&mut w, r);
+    objectives(&mut w, r);
+    days(&mut w, r);
+    incidents(&mut w, r, &tz);
+    maintenance(&mut w, r, &tz);
+    coverage(&mut w, r, &tz);
+    w.out
+}
 
+/// The `summary` block: one `key,value` record per figure.
+fn summary(w: &mut Csv, r: &MonthReport) {
     w.record(&[Cell::Raw("summary"), Cell::Raw("key"), Cell::Raw("value")]);
     let mut kv =
         |key: &str, value: Cell<'_>| w.record(&[Cell::Raw("summary"), Cell::Raw(key), value]);
@@ -96,7 +106,10 @@ pub fn csv(r: &MonthReport) -> String {
     kv("checks", Cell::Owned(guard(&r.checks.join(";"))));
     kv("evidence_results", int(r.evidence.results));
     kv("evidence_sha256", Cell::Text(&r.evidence.sha256));
+}
 
+/// The `objective` block: one record per objective, contract order.
+fn objectives(w: &mut Csv, r: &MonthReport) {
     w.header(
         "objective",
         &[
@@ -115,7 +128,7 @@ pub fn csv(r: &MonthReport) -> String {
         w.record(&[
             Cell::Raw("objective"),
             Cell::Text(&o.objective),
-            Cell::Text(&o.kind),
+            Cell::Raw(o.kind.as_str()),
             num(o.target),
             opt_num(o.attained),
             Cell::Raw(if o.met { "true" } else { "false" }),
@@ -125,7 +138,11 @@ pub fn csv(r: &MonthReport) -> String {
             o.samples.map_or(Cell::Raw(""), int),
         ]);
     }
+}
 
+/// The `day` block: one record per counted day, with a value and a sample
+/// count per percentile objective.
+fn days(w: &mut Csv, r: &MonthReport) {
     // Latency columns are named after the objectives (from the contract, so
     // the same every day); a report without days still gets them.
     let latency_names: Vec<String> = r
@@ -187,7 +204,10 @@ pub fn csv(r: &MonthReport) -> String {
         }
         w.record(&row);
     }
+}
 
+/// The `incident` block, numbered from 1.
+fn incidents(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
     w.header(
         "incident",
         &[
@@ -210,8 +230,8 @@ pub fn csv(r: &MonthReport) -> String {
             int(i + 1),
             Cell::Owned(inc.start.to_string()),
             Cell::Owned(inc.end.to_string()),
-            local(inc.start, &tz),
-            local(inc.end, &tz),
+            local(inc.start, tz),
+            local(inc.end, tz),
             int(inc.duration_seconds),
             int(inc.slots),
             Cell::Owned(guard(&inc.checks.join(";"))),
@@ -222,7 +242,10 @@ pub fn csv(r: &MonthReport) -> String {
                 .map_or(Cell::Raw(""), Cell::Text),
         ]);
     }
+}
 
+/// The `maintenance` block: the windows applied, clipped to the month.
+fn maintenance(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
     w.header(
         "maintenance",
         &[
@@ -240,15 +263,18 @@ pub fn csv(r: &MonthReport) -> String {
             Cell::Raw("maintenance"),
             Cell::Owned(m.start.to_string()),
             Cell::Owned(m.end.to_string()),
-            local(m.start, &tz),
-            local(m.end, &tz),
+            local(m.start, tz),
+            local(m.end, tz),
             int(secs),
             Cell::Text(&m.rule),
         ]);
     }
+}
 
-    // Monitoring coverage (rule 1a): one row per location, then the
-    // failures its impairment kept out of the verdict.
+/// Monitoring coverage (rule 1a): the `location` block, one record per
+/// location, then the `excluded_failure` block, the failures its impairment
+/// kept out of the verdict.
+fn coverage(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
     w.header(
         "location",
         &[
@@ -289,8 +315,8 @@ pub fn csv(r: &MonthReport) -> String {
                 Cell::Text(&l.location),
                 Cell::Owned(x.start.to_string()),
                 Cell::Owned(x.end.to_string()),
-                local(x.start, &tz),
-                local(x.end, &tz),
+                local(x.start, tz),
+                local(x.end, tz),
                 int(x.duration_seconds),
                 int(x.slots),
                 Cell::Owned(guard(&x.checks.join(";"))),
@@ -299,7 +325,6 @@ pub fn csv(r: &MonthReport) -> String {
             ]);
         }
     }
-    w.out
 }
 
 /// One field's content before quoting.

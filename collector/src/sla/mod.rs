@@ -7,8 +7,9 @@
 //! - [`month`]: calendar months in a zone, the slot grid, local days, maintenance windows.
 //! - [`rules`]: §6's rules as pure functions (quorum, states, percentile, credit, budget).
 //! - [`observation`]: [`Observation`], what the maths read from a probe result.
-//! - `state` (private): one contract-month fed result by result; [`MonthEvaluator`]
-//!   and [`evaluate_month`] for offline reports.
+//! - `state` (private): one contract-month fed result by result.
+//! - `evaluate` (private): [`MonthEvaluator`] and [`evaluate_month`], the
+//!   offline evaluation behind every report (state in, report out).
 //! - [`report`]: [`MonthReport`], the §7 JSON report.
 //! - [`ledger`]: the SLA ledger: slot verdicts derived from the store's feed and kept in
 //!   the store, month-to-date status and counters ([`Keeper`], [`LedgerData`]).
@@ -20,6 +21,7 @@
 //! `evaluate_month` over the store for every report.
 
 pub mod contract;
+mod evaluate;
 pub mod evidence;
 pub mod ledger;
 pub mod month;
@@ -30,10 +32,10 @@ pub mod select;
 pub mod sketch;
 mod state;
 
-pub use contract::{Contract, Objective, Phase, RawContract, validate_contracts};
+pub use contract::{Contract, Objective, ObjectiveKind, Phase, RawContract, validate_contracts};
+pub use evaluate::{MonthEvaluator, evaluate_month};
 pub use evidence::evidence_digest;
 pub use ledger::{ContractStatus, Keeper, LedgerData, SlaCounters};
 pub use month::{Month, MonthFrame};
 pub use observation::Observation;
 pub use report::MonthReport;
-pub use state::{MonthEvaluator, evaluate_month};

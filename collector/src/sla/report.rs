@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use super::contract::{Contract, Objective};
+use super::contract::{Contract, Objective, ObjectiveKind};
 use super::month::{MaintenanceWindow, Month, MonthFrame};
 use super::observation::class_from_code;
 use super::rules::{
@@ -44,8 +44,8 @@ impl From<&Tally> for SlotCounts {
 /// One objective's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectiveResult {
-    /// `availability` or `latency`.
-    pub kind: String,
+    /// `availability`, `latency` or `web_vital`.
+    pub kind: ObjectiveKind,
     /// The `objective` label (`availability`, `latency_processing_p95`).
     pub objective: String,
     /// Availability: percent. Latency: `max` in seconds.
@@ -76,7 +76,7 @@ impl ObjectiveResult {
     /// A percentile objective over samples (latency or web_vital): these
     /// have a `percentile`, `max`, `samples` and a daily series in `days`.
     pub fn is_sampled(&self) -> bool {
-        matches!(self.kind.as_str(), "latency" | "web_vital")
+        self.kind.is_sampled()
     }
 
     /// What the percentile is taken of: the latency phase or the Web Vital.
@@ -226,13 +226,13 @@ pub(crate) fn objective_results(
     latency: &[(usize, Option<f64>)],
 ) -> Vec<ObjectiveResult> {
     let availability = availability_percent(tally.up_seconds, tally.down_seconds);
-    let mut lat = latency.iter();
+    let mut latency_values = latency.iter();
     contract
         .objectives
         .iter()
         .map(|o| match *o {
             Objective::Availability { target } => ObjectiveResult {
-                kind: o.kind().to_string(),
+                kind: o.kind(),
                 objective: o.label(),
                 target,
                 attained: availability,
@@ -248,10 +248,10 @@ pub(crate) fn objective_results(
                 percentile,
                 max,
             } => {
-                let (n, value) = lat.next().copied().unwrap_or((0, None));
+                let (n, value) = latency_values.next().copied().unwrap_or((0, None));
                 let max_s = max.as_secs_f64();
                 ObjectiveResult {
-                    kind: o.kind().to_string(),
+                    kind: o.kind(),
                     objective: o.label(),
                     target: max_s,
                     attained: value,
@@ -268,9 +268,9 @@ pub(crate) fn objective_results(
                 percentile,
                 max,
             } => {
-                let (n, value) = lat.next().copied().unwrap_or((0, None));
+                let (n, value) = latency_values.next().copied().unwrap_or((0, None));
                 ObjectiveResult {
-                    kind: o.kind().to_string(),
+                    kind: o.kind(),
                     objective: o.label(),
                     target: max,
                     attained: value,

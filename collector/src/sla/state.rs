@@ -1,7 +1,7 @@
 //! The evaluation state of one contract-month, fed one observation at a
 //! time: per slot and (check, location) the deciding result, per slot the
-//! check and contract states, and the latency samples. [`MonthEvaluator`] /
-//! [`evaluate_month`] build one for a report; the SLA ledger decides its
+//! check and contract states, and the latency samples.
+//! [`super::evaluate`] builds one for a report; the SLA ledger decides its
 //! open slots with the same packed key ([`pack`]), so both agree by construction.
 //!
 //! # The deciding result of a slot (§6.1)
@@ -36,7 +36,6 @@ use std::collections::HashMap;
 use super::contract::{Contract, Phase};
 use super::month::{Month, MonthFrame};
 use super::observation::{Observation, class_code};
-use super::report::{MonthReport, build_report};
 use super::rules::{SlotState, check_state, contract_state};
 use super::select::{Inconsistent, Selection};
 
@@ -516,116 +515,4 @@ impl MonthState {
     pub(crate) fn tally(&self, counted: u32) -> Tally {
         tally_of(&self.frame, &self.verdict, counted)
     }
-}
-
-/// Offline evaluation of one contract-month as of an instant: feed every
-/// stored result of the month (any order), then pass over the same results
-/// again with [`MonthEvaluator::resample`] while [`MonthEvaluator::end_pass`]
-/// asks for it (the exact latency percentiles, in bounded memory: see
-/// [`super::select`]; usually one more pass), then ask for the report.
-#[derive(Debug)]
-pub struct MonthEvaluator<'c> {
-    contract: &'c Contract,
-    state: MonthState,
-    locations: Locations,
-    now: jiff::Timestamp,
-}
-
-/// What a result is to a contract-month.
-enum Covered {
-    /// A result of the contract's check at this index.
-    Check(usize),
-    /// A canary's result (rule 1a).
-    Canary,
-}
-
-impl<'c> MonthEvaluator<'c> {
-    /// An empty evaluation of `month` (in the contract's zone) as of `now`
-    /// (slots starting after `now` are not counted; for a past month every slot counts).
-    pub fn new(contract: &'c Contract, month: Month, now: jiff::Timestamp) -> MonthEvaluator<'c> {
-        MonthEvaluator {
-            contract,
-            state: MonthState::new(contract, month, now),
-            locations: Locations::default(),
-            now,
-        }
-    }
-
-    /// What `obs` is to this contract-month, if anything.
-    fn covered(&self, obs: &Observation<'_>) -> Option<Covered> {
-        let what = match self.contract.checks.iter().position(|c| c == obs.check) {
-            Some(i) => Covered::Check(i),
-            None if self.contract.canaries.iter().any(|c| c == obs.check) => Covered::Canary,
-            None => return None,
-        };
-        self.state.frame.contains(obs.started_at).then_some(what)
-    }
-
-    /// Applies one result (of a covered check or a canary; the first pass);
-    /// `false` when it is not about this contract-month (another check, or
-    /// started outside the period).
-    pub fn observe(&mut self, obs: &Observation<'_>) -> bool {
-        let Some(what) = self.covered(obs) else {
-            return false;
-        };
-        let Some(loc) = self.locations.id(obs.location) else {
-            return false;
-        };
-        match what {
-            Covered::Check(check) => self.state.observe(check, loc, obs),
-            Covered::Canary => self.state.observe_canary(loc, obs),
-        }
-    }
-
-    /// Offers one result again, in a pass after the first (latency only).
-    pub fn resample(&mut self, obs: &Observation<'_>) {
-        if let Some(Covered::Check(check)) = self.covered(obs) {
-            self.state.resample(check, obs);
-        }
-    }
-
-    /// Ends a pass over the results: `Ok(true)` when the percentiles need
-    /// another; [`Inconsistent`] when this pass saw other results than the
-    /// one before (the store changed in between: start over).
-    pub fn end_pass(&mut self) -> Result<bool, Inconsistent> {
-        self.state.end_pass()
-    }
-
-    /// The report, once [`MonthEvaluator::end_pass`] said no pass is needed.
-    /// `evidence` is left for the caller.
-    pub fn report(&mut self) -> MonthReport {
-        build_report(
-            self.contract,
-            &mut self.state,
-            self.locations.names(),
-            self.now,
-        )
-    }
-}
-
-/// One-shot offline evaluation: the month's report from its observations
-/// (iterated once per pass), as of `now`. The SLA ledger's verdicts equal
-/// this evaluation's on the same results.
-pub fn evaluate_month<'a, I>(
-    contract: &Contract,
-    month: Month,
-    observations: I,
-    now: jiff::Timestamp,
-) -> MonthReport
-where
-    I: IntoIterator<Item = Observation<'a>>,
-    I::IntoIter: Clone,
-{
-    let all = observations.into_iter();
-    let mut ev = MonthEvaluator::new(contract, month, now);
-    for obs in all.clone() {
-        ev.observe(&obs);
-    }
-    // The same observations each pass: never inconsistent.
-    while ev.end_pass().unwrap_or(false) {
-        for obs in all.clone() {
-            ev.resample(&obs);
-        }
-    }
-    ev.report()
 }

@@ -326,7 +326,7 @@ fn report_links(out: &mut String, contract: &str, month: Month) {
 fn objectives(out: &mut String, list: &[ObjectiveResult]) {
     out.push_str("<ul class=\"obj\">");
     for o in list {
-        let text = if o.kind == "availability" {
+        let text = if o.kind == crate::sla::ObjectiveKind::Availability {
             format!("Availability ≥ {} %", o.target)
         } else {
             // CLS is unitless; every other percentile objective is seconds.
@@ -592,7 +592,7 @@ fn daily(out: &mut String, r: &MonthReport) {
     let target = r
         .objectives
         .iter()
-        .find(|o| o.kind == "availability")
+        .find(|o| o.kind == crate::sla::ObjectiveKind::Availability)
         .map(|o| o.target);
     // Days still to come have no counted slot yet.
     for d in r

@@ -59,7 +59,7 @@ fn status(month: Month, down_now: bool, vendor: &str) -> ContractStatus {
         availability_percent: Some(94.5),
         downtime_seconds: 2160,
         objectives: vec![ObjectiveResult {
-            kind: "availability".into(),
+            kind: crate::sla::ObjectiveKind::Availability,
             objective: "availability".into(),
             target: 99.9,
             attained: Some(94.5),
