@@ -9,11 +9,13 @@
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
 //! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.
 //! - [`ship`]: spool writer and shipper (batches, acks, backoff).
-//! - [`run`]: `run` wiring scheduler → spool → shipper, plus check assignments.
+//! - [`run`]: `run` wiring scheduler → spool → shipper.
+//! - [`assign`]: check assignments pulled from the collector, parsed as they stream.
 //! - [`selfmetrics`]: the agent's own `/metrics` (optional).
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod assign;
 pub mod config;
 pub mod probe;
 pub mod run;

@@ -543,7 +543,7 @@ impl CollectorConfig {
             .chain(embedded_agent.iter().map(|e| e.location.as_str()))
             .collect();
         let mut checks = Vec::with_capacity(validated.len());
-        for check in validated {
+        for (check, spec) in validated.into_iter().zip(&raw_checks) {
             if let Some(locs) = &check.locations
                 && let Some(bad) = locs.iter().find(|l| !known_locations.contains(l.as_str()))
             {
@@ -560,7 +560,7 @@ impl CollectorConfig {
                     ),
                 ));
             }
-            let served = served_spec(&check, file, &base)?;
+            let served = served_spec(&check, spec, file, &base)?;
             checks.push(CollectorCheck { check, served });
         }
 
@@ -583,7 +583,7 @@ impl CollectorConfig {
         // Rule 1a: canaries belong to no contract, and every contract reads them.
         let mut canaries: Vec<String> = checks
             .iter()
-            .filter(|c| c.check.spec.canary)
+            .filter(|c| c.check.canary)
             .map(|c| c.check.name.clone())
             .collect();
         canaries.sort();
@@ -710,7 +710,7 @@ impl CollectorConfig {
                 format_duration(ch.interval),
                 ch.target,
                 locs,
-                if ch.spec.canary { "  (canary)" } else { "" }
+                if ch.canary { "  (canary)" } else { "" }
             );
         }
         let _ = writeln!(s, "contracts ({}):", self.contracts.len());
@@ -779,8 +779,13 @@ fn describe_objective(o: &Objective) -> String {
 /// The spec handed to agents: `ca_file` replaced by its PEM and
 /// `dnssec_trust_anchor` by its records (agents do not have the collector's
 /// files), everything else as written.
-fn served_spec(check: &Check, file: &Path, base: &Path) -> Result<CheckSpec, ConfigError> {
-    let mut spec = check.spec.clone();
+fn served_spec(
+    check: &Check,
+    spec: &CheckSpec,
+    file: &Path,
+    base: &Path,
+) -> Result<CheckSpec, ConfigError> {
+    let mut spec = spec.clone();
     if let Some(ca_file) = spec.ca_file.take() {
         let path = base.join(&ca_file);
         let pem = std::fs::read_to_string(&path).map_err(|e| {
@@ -986,7 +991,7 @@ mod tests {
     fn embedded_agent_gets_a_dns_canary_by_default() {
         let c = parse("[embedded_agent]\n").unwrap();
         let cn = c.check(EMBEDDED_CANARY).expect("default canary");
-        assert!(cn.check.spec.canary && cn.runs_at("local") && !cn.runs_at("ams"));
+        assert!(cn.check.canary && cn.runs_at("local") && !cn.runs_at("ams"));
         assert_eq!(cn.check.kind, slaprobe_wire::CheckKind::Dns);
         assert_eq!(cn.served.query.as_deref(), Some("."));
         assert_eq!(cn.served.nameservers, None, "the system resolver");
