@@ -8,7 +8,8 @@
 //! - [`app`]: logging, signals, `check-config` and one-shot `probe`.
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
 //! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.
-//! - [`ship`]: spool writer and shipper (batches, acks, backoff).
+//! - [`writer`]: the spool writer (results in, batched appends, fsync).
+//! - [`ship`]: the shipper (batches, acks, backoff).
 //! - [`run`]: `run` wiring scheduler → spool → shipper.
 //! - [`assign`]: check assignments pulled from the collector, parsed as they stream.
 //! - [`selfmetrics`]: the agent's own `/metrics` (optional).
@@ -23,6 +24,7 @@ pub mod schedule;
 pub mod selfmetrics;
 pub mod ship;
 pub mod spool;
+pub mod writer;
 
 pub use app::{describe, init_logging, probe_once, shutdown_on_signals};
 

@@ -156,7 +156,7 @@ pub async fn run_with_stats(
         tasks.spawn("spool writer", true, async move {
             // Also on a panic: the shipper's final flush must not wait for it.
             let _done = writer_done.drop_guard();
-            ship::write_results(results_rx, spool, batch_max, ready, stats, fsync).await;
+            crate::writer::write_results(results_rx, spool, batch_max, ready, stats, fsync).await;
         });
     }
     {
