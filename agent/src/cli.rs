@@ -70,7 +70,7 @@ pub fn describe_checks(checks: &[Check]) -> String {
                 .as_ref()
                 .map(|l| format!("  (locations: {})", l.join(", ")))
                 .unwrap_or_default(),
-            if c.spec.canary { "  (canary)" } else { "" }
+            if c.canary { "  (canary)" } else { "" }
         );
     }
     out

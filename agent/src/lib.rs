@@ -9,11 +9,14 @@
 //! - [`process`]: logging, the crypto provider, the open-file limit, signals (shared with the collector).
 //! - [`schedule`]: fires each check on its interval (one heap, no drift).
 //! - [`spool`]: the on-disk queue of results; assigns `seq`, survives restarts.
-//! - [`ship`]: spool writer and shipper (batches, acks, backoff).
-//! - [`run`]: `run` wiring scheduler → spool → shipper, plus check assignments.
+//! - [`writer`]: the spool writer (results in, batched appends, fsync).
+//! - [`ship`]: the shipper (batches, acks, backoff).
+//! - [`run`]: `run` wiring scheduler → spool → shipper.
+//! - [`assign`]: check assignments pulled from the collector, parsed as they stream.
 //! - [`selfmetrics`]: the agent's own `/metrics` (optional).
 #![forbid(unsafe_code)]
 
+pub mod assign;
 pub mod cli;
 pub mod config;
 pub mod probe;
@@ -23,6 +26,7 @@ pub mod schedule;
 pub mod selfmetrics;
 pub mod ship;
 pub mod spool;
+pub mod writer;
 
 pub use cli::{describe, probe_once};
 pub use process::{init_logging, install_crypto_provider, shutdown_on_signals};

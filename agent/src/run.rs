@@ -1,30 +1,26 @@
 //! `slaprobe-agent run`: scheduler → spool → shipper, plus the check
-//! assignments pulled from the collector.
+//! assignments pulled from the collector ([`crate::assign`]).
 //!
 //! Shutdown order (SIGTERM/SIGINT): the scheduler stops firing and lets the
 //! probes in flight finish; the writer spools their results and fsyncs; the
 //! shipper makes a last bounded attempt to deliver; whatever is left stays in
 //! the spool for the next start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use slaprobe_wire::{AssignedChecks, CheckSpec};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::{AgentConfig, Check, Secret, parse_pem_certs};
+use crate::assign;
+use crate::config::{AgentConfig, parse_pem_certs};
 use crate::probe::Prober;
 use crate::schedule::{self, Identity, ScheduleStats};
 use crate::ship::{self, ShipConfig, ShipStats};
 use crate::spool::{Spool, SpoolOptions};
-
-/// File in the spool dir caching the collector's last check assignment, so
-/// that an agent restarted during a collector outage keeps probing.
-const ASSIGNED_CACHE: &str = "assigned-checks.json";
 
 /// Everything `run` shares with its tasks and self-metrics.
 #[derive(Debug, Default)]
@@ -86,8 +82,7 @@ pub async fn run_with_stats(
     let results_url = api_url(&collector, "api/v1/results")?;
 
     let local = config.checks.clone();
-    let cached = load_cached_assignment(&spool_dir);
-    let initial = merge_checks(&local, cached, &config.file);
+    let initial = assign::initial_checks(&local, &spool_dir, &config.file);
     let (checks_tx, checks_rx) = watch::channel(Arc::new(initial));
 
     let (results_tx, results_rx) = mpsc::channel(16_384);
@@ -112,17 +107,18 @@ pub async fn run_with_stats(
         );
     }
     {
-        let client = client.clone();
-        let token = token.clone();
+        let pull = assign::Pull {
+            client: client.clone(),
+            url: checks_url,
+            token: token.clone(),
+            local,
+            spool_dir: spool_dir.clone(),
+            file: config.file.clone(),
+            refresh: a.checks_refresh,
+        };
         let shutdown = shutdown.clone();
-        let spool_dir = spool_dir.clone();
-        let file = config.file.clone();
-        let refresh = a.checks_refresh;
         tasks.spawn("check assignment", false, async move {
-            pull_checks(
-                client, checks_url, token, local, checks_tx, spool_dir, file, refresh, shutdown,
-            )
-            .await;
+            assign::pull_checks(pull, checks_tx, shutdown).await;
         });
     }
     {
@@ -160,7 +156,7 @@ pub async fn run_with_stats(
         tasks.spawn("spool writer", true, async move {
             // Also on a panic: the shipper's final flush must not wait for it.
             let _done = writer_done.drop_guard();
-            ship::write_results(results_rx, spool, batch_max, ready, stats, fsync).await;
+            crate::writer::write_results(results_rx, spool, batch_max, ready, stats, fsync).await;
         });
     }
     {
@@ -343,160 +339,6 @@ pub fn http_client_with_identity(
         .user_agent(concat!("slaprobe-agent/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")
-}
-
-/// Local checks plus assigned ones; a local check wins a name clash.
-fn merge_checks(local: &[Check], assigned: Vec<CheckSpec>, file: &Path) -> Vec<Check> {
-    let mut out: Vec<Check> = Vec::with_capacity(local.len() + assigned.len());
-    out.extend_from_slice(local);
-    let local_names: std::collections::HashSet<&str> =
-        local.iter().map(|c| c.name.as_str()).collect();
-    let base = file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    for (i, mut spec) in assigned.into_iter().enumerate() {
-        if local_names.contains(spec.name.as_str()) {
-            tracing::warn!(check = %spec.name, "collector assigns a check with the name of a local one; the local one runs");
-            continue;
-        }
-        if spec.ca_pem.is_some() {
-            // The collector inlined its CA; its path means nothing here.
-            spec.ca_file = None;
-        }
-        // Which locations run it is the collector's business.
-        spec.locations = None;
-        match Check::from_spec(&spec, i, Path::new("<collector assignment>"), &base) {
-            Ok(c) => out.push(c),
-            Err(e) => tracing::error!("skipping assigned check: {e}"),
-        }
-    }
-    out
-}
-
-fn load_cached_assignment(dir: &Path) -> Vec<CheckSpec> {
-    let path = dir.join(ASSIGNED_CACHE);
-    match std::fs::read(&path) {
-        Ok(bytes) => match serde_json::from_slice::<AssignedChecks>(&bytes) {
-            Ok(a) => {
-                tracing::info!(
-                    checks = a.checks.len(),
-                    "using the cached check assignment until the collector answers"
-                );
-                a.checks
-            }
-            Err(e) => {
-                tracing::warn!("ignoring unreadable {}: {e}", path.display());
-                Vec::new()
-            }
-        },
-        Err(_) => Vec::new(),
-    }
-}
-
-fn store_cached_assignment(dir: &Path, body: &[u8]) {
-    let path = dir.join(ASSIGNED_CACHE);
-    let tmp = dir.join(format!("{ASSIGNED_CACHE}.tmp"));
-    let write = || -> std::io::Result<()> {
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, &path)
-    };
-    if let Err(e) = write() {
-        tracing::warn!(
-            "cannot cache the check assignment in {}: {e}",
-            path.display()
-        );
-    }
-}
-
-/// Pulls the assignment every `refresh` (sooner while it keeps failing at
-/// first) and publishes local + assigned checks when they change.
-#[allow(clippy::too_many_arguments)]
-async fn pull_checks(
-    client: reqwest::Client,
-    url: Url,
-    token: Secret,
-    local: Vec<Check>,
-    tx: watch::Sender<Arc<Vec<Check>>>,
-    spool_dir: PathBuf,
-    file: PathBuf,
-    refresh: Duration,
-    shutdown: CancellationToken,
-) {
-    // The assignment is compared by a hash of its body: with 10,000 checks,
-    // parsing and comparing it every refresh cost several MB of transient
-    // memory for nothing when it has not changed (the usual case).
-    let mut last: Option<u64> = None;
-    let mut backoff = ship::Backoff::new();
-    loop {
-        let wait = match fetch_assignment(&client, &url, &token).await {
-            Ok(body) => {
-                backoff.reset();
-                let hash = {
-                    use std::hash::{Hash as _, Hasher as _};
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    body.hash(&mut h);
-                    h.finish()
-                };
-                if last != Some(hash) {
-                    match serde_json::from_slice::<AssignedChecks>(&body) {
-                        Ok(assigned) => {
-                            tracing::info!(
-                                checks = assigned.checks.len(),
-                                "check assignment received"
-                            );
-                            store_cached_assignment(&spool_dir, &body);
-                            let merged = merge_checks(&local, assigned.checks, &file);
-                            let _ = tx.send(Arc::new(merged));
-                            last = Some(hash);
-                        }
-                        Err(e) => tracing::warn!(
-                            "ignoring an invalid check assignment from the collector: {e}"
-                        ),
-                    }
-                }
-                refresh
-            }
-            Err(e) => {
-                tracing::warn!("cannot fetch checks from the collector: {e:#}");
-                backoff.next_delay().min(refresh)
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// The raw body of `GET /api/v1/checks` (parsed only when it changed).
-async fn fetch_assignment(
-    client: &reqwest::Client,
-    url: &Url,
-    token: &Secret,
-) -> anyhow::Result<Vec<u8>> {
-    let resp = client
-        .get(url.clone())
-        .bearer_auth(token.expose())
-        .send()
-        .await
-        .context("request failed")?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text: String = resp
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect();
-        anyhow::bail!("collector answered {status}: {text}");
-    }
-    Ok(resp
-        .bytes()
-        .await
-        .context("reading the check assignment")?
-        .to_vec())
 }
 
 #[cfg(test)]

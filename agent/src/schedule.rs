@@ -21,6 +21,7 @@ use slaprobe_wire::ProbeResult;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Check;
 use crate::probe::Prober;
@@ -94,7 +95,12 @@ pub async fn run(
     let mut generation = 0u64;
     let mut rebuild = true;
     let mut sender_gone = false;
-    let mut tasks = tokio::task::JoinSet::new();
+    // A tracker, not a JoinSet: reaping a JoinSet woke this loop once per
+    // finished probe for nothing; the tracker is only waited on at shutdown.
+    let tasks = TaskTracker::new();
+    // Cancelled when the shutdown drain gives up: probes still running then
+    // are dropped (their sockets closed), not left running detached.
+    let abandon = CancellationToken::new();
 
     loop {
         if rebuild {
@@ -141,7 +147,6 @@ pub async fn run(
                 }
                 continue;
             }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             _ = sleep_until_opt(next_due) => {}
         }
 
@@ -185,7 +190,8 @@ pub async fn run(
                 busy: flag.clone(),
                 stats: stats.clone(),
             };
-            tasks.spawn(async move {
+            let abandon = abandon.clone();
+            tasks.spawn(abandon.run_until_cancelled_owned(async move {
                 let result = match permits.acquire_owned().await {
                     Ok(_permit) => {
                         stats.started.fetch_add(1, Ordering::Relaxed);
@@ -204,18 +210,19 @@ pub async fn run(
                     // channel only delays this task, never the schedule.
                     let _ = out.send(r).await;
                 }
-            });
+            }));
         }
     }
 
     // Let probes in flight finish (each is bounded by its timeout) so their
     // results are spooled, but not forever.
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(15), drain)
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!("probes still running at shutdown were abandoned");
+        abandon.cancel();
     }
 }
 

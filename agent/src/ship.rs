@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use slaprobe_wire::{Ack, ProbeResult};
-use tokio::sync::{Notify, mpsc};
+use slaprobe_wire::Ack;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -73,54 +73,6 @@ pub struct ShipConfig {
     pub batch_max: usize,
     pub batch_interval: Duration,
     pub client: reqwest::Client,
-}
-
-/// Appends every result from `rx` to the spool until every sender is gone
-/// (the scheduler drops its sender once its last probe finished), fsyncing at
-/// least every `fsync_every`. Wakes the shipper when a full batch waits.
-pub async fn write_results(
-    mut rx: mpsc::Receiver<ProbeResult>,
-    spool: SharedSpool,
-    batch_max: usize,
-    ready: Arc<Notify>,
-    stats: Arc<ShipStats>,
-    fsync_every: Duration,
-) {
-    let mut tick = tokio::time::interval(fsync_every.max(Duration::from_millis(100)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dirty = false;
-    loop {
-        tokio::select! {
-            r = rx.recv() => {
-                let Some(mut result) = r else { break };
-                let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
-                match spool.append(&mut result) {
-                    Ok(_) => dirty = true,
-                    Err(e) => {
-                        // Disk full or gone: the result cannot be kept. Count
-                        // and log; probing goes on.
-                        stats.spool_append_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(check = %result.check, "cannot spool result: {e}");
-                    }
-                }
-                if spool.unacked() as usize >= batch_max {
-                    ready.notify_one();
-                }
-            }
-            _ = tick.tick() => {
-                if dirty {
-                    dirty = false;
-                    if let Err(e) = spool.lock().unwrap_or_else(|p| p.into_inner()).sync() {
-                        tracing::error!("spool fsync failed: {e}");
-                    }
-                }
-            }
-        }
-    }
-    if let Err(e) = spool.lock().unwrap_or_else(|p| p.into_inner()).sync() {
-        tracing::error!("spool fsync failed: {e}");
-    }
-    ready.notify_one();
 }
 
 /// What one POST came to.

@@ -1,13 +1,17 @@
 //! The `http` probe: one fresh connection per request (no pooling, so every
 //! probe measures a real connect and handshake), hyper 1's connection-level
 //! HTTP/1.1 client over tokio-rustls, blackbox_exporter-style phases,
-//! redirects followed on new connections, a capped body read.
+//! redirects followed on new connections, a capped body read. The
+//! connection's I/O runs inside the probe's own task (no task spawned per
+//! connection).
 //!
 //! The building blocks ([`Conn::open`], [`Conn::exchange`], [`fetch`]) are
 //! shared with the page probe, which reuses a [`Conn`] for several
 //! resources (keep-alive) as a browser does.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -26,40 +30,51 @@ use crate::config::{HttpSpec, NetOptions};
 /// The User-Agent every request carries.
 pub const USER_AGENT: &str = concat!("slaprobe/", env!("CARGO_PKG_VERSION"));
 
-/// Aborts the task driving a connection when the connection is dropped, so
-/// a hostile peer cannot keep a background task alive past the probe.
-#[derive(Debug)]
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+/// The future doing a connection's I/O (hyper's `Connection`), type-erased
+/// over plain TCP and TLS.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-impl AbortOnDrop {
-    /// Aborts the task and waits until it is gone (its socket closed).
-    async fn finish(mut self) {
-        if let Some(h) = self.0.take() {
-            h.abort();
-            let _ = h.await;
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
+/// Awaits `fut` while polling the connection's I/O in the same task, so a
+/// probe needs no spawned task (and none of its cross-thread wake-ups) per
+/// connection. Once the connection has ended, `fut` alone is awaited (it
+/// then fails or finishes on what hyper already has).
+async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let Some(d) = driver.as_mut() else {
+            return fut.await;
+        };
+        tokio::select! {
+            biased;
+            out = &mut fut => return out,
+            () = d.as_mut() => *driver = None,
         }
     }
 }
 
 /// An open HTTP/1.1 connection to one origin, with how it was set up.
-#[derive(Debug)]
 pub struct Conn {
     sender: SendRequest<Empty<Bytes>>,
-    _driver: AbortOnDrop,
+    /// The connection's I/O, polled only while this probe waits on the
+    /// connection ([`drive`]); dropping it closes the socket. None once the
+    /// connection has ended.
+    driver: Option<Driver>,
     /// The address connected to.
     pub remote: SocketAddr,
     /// resolve, connect and (https) tls phases of this connection.
     pub phases: Phases,
     /// The TLS session's details (https only).
     pub tls: Option<TlsDetail>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("remote", &self.remote)
+            .field("phases", &self.phases)
+            .field("open", &self.driver.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a connection could not be opened, with what was learnt on the way.
@@ -170,7 +185,7 @@ impl Conn {
         match started {
             Ok((sender, driver, tls)) => Ok(Conn {
                 sender,
-                _driver: driver,
+                driver: Some(driver),
                 remote,
                 phases,
                 tls,
@@ -179,10 +194,14 @@ impl Conn {
         }
     }
 
-    /// Closes the connection and waits until its socket is released.
+    /// Closes the connection: its socket is released when the driver is
+    /// dropped, here, with no task left behind. Then yields once, so that
+    /// a peer on the same runtime (the tests' servers) sees the EOF before
+    /// the caller opens its next connection, as with the spawned task whose
+    /// end the caller used to await.
     pub async fn close(self) {
-        drop(self.sender);
-        self._driver.finish().await;
+        drop(self);
+        tokio::task::yield_now().await;
     }
 
     /// True when the connection can take another request (keep-alive).
@@ -210,7 +229,12 @@ impl Conn {
         };
         let t_req = Instant::now();
         // A kept-alive connection may still be finishing the previous body.
-        match tokio::time::timeout_at(deadline, self.sender.ready()).await {
+        match drive(
+            &mut self.driver,
+            tokio::time::timeout_at(deadline, self.sender.ready()),
+        )
+        .await
+        {
             Err(_) => {
                 ex.failure = Some(Failure::new(
                     FailureClass::Timeout,
@@ -227,7 +251,8 @@ impl Conn {
             }
             Ok(Ok(())) => {}
         }
-        let resp = match tokio::time::timeout_at(deadline, self.sender.send_request(req)).await {
+        let sent = tokio::time::timeout_at(deadline, self.sender.send_request(req));
+        let resp = match drive(&mut self.driver, sent).await {
             Err(_) => {
                 ex.failure = Some(Failure::new(
                     FailureClass::Timeout,
@@ -263,7 +288,8 @@ impl Conn {
         let mut got: usize = 0;
         let mut body = resp.into_body();
         loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            let next = tokio::time::timeout_at(deadline, body.frame());
+            let frame = match drive(&mut self.driver, next).await {
                 Err(_) => {
                     ex.failure = Some(Failure::new(
                         FailureClass::Timeout,
@@ -302,11 +328,12 @@ impl Conn {
     }
 }
 
-/// Hands `io` to hyper's HTTP/1.1 client and spawns the task driving it.
+/// Hands `io` to hyper's HTTP/1.1 client; the connection's I/O future is
+/// returned to be driven by the probe's own task.
 async fn start_http1<IO>(
     io: IO,
     deadline: Instant,
-) -> Result<(SendRequest<Empty<Bytes>>, AbortOnDrop), Failure>
+) -> Result<(SendRequest<Empty<Bytes>>, Driver), Failure>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -323,10 +350,10 @@ where
             format!("HTTP connection setup: {}", hyper_error(&e)),
         )),
         Ok(Ok((sender, conn))) => {
-            let driver = tokio::spawn(async move {
+            let driver: Driver = Box::pin(async move {
                 let _ = conn.await;
             });
-            Ok((sender, AbortOnDrop(Some(driver))))
+            Ok((sender, driver))
         }
     }
 }

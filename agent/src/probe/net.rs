@@ -323,8 +323,10 @@ mod tests {
         let mut net = NetOptions::default();
         let r = resolve(&sys(), "[::1]", 443, &net, far()).await.unwrap();
         assert_eq!(r.addrs, vec!["[::1]:443".parse().unwrap()]);
-        net.resolve =
-            BTreeMap::from([("www.acme.example".to_string(), "127.0.0.2".parse().unwrap())]);
+        net.resolve = std::sync::Arc::new(BTreeMap::from([(
+            "www.acme.example".to_string(),
+            "127.0.0.2".parse().unwrap(),
+        )]));
         let r = resolve(&sys(), "WWW.Acme.Example.", 80, &net, far())
             .await
             .unwrap();

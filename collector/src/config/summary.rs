@@ -60,7 +60,7 @@ impl CollectorConfig {
                 format_duration(ch.interval),
                 ch.target,
                 locs,
-                if ch.spec.canary { "  (canary)" } else { "" }
+                if ch.canary { "  (canary)" } else { "" }
             );
         }
         let _ = writeln!(s, "contracts ({}):", self.contracts.len());

@@ -148,7 +148,7 @@ fn canaries_belong_to_no_contract() {
 fn embedded_agent_gets_a_dns_canary_by_default() {
     let c = parse("[embedded_agent]\n").unwrap();
     let cn = c.check(EMBEDDED_CANARY).expect("default canary");
-    assert!(cn.check.spec.canary && cn.runs_at("local") && !cn.runs_at("ams"));
+    assert!(cn.check.canary && cn.runs_at("local") && !cn.runs_at("ams"));
     assert_eq!(cn.check.kind, slaprobe_wire::CheckKind::Dns);
     assert_eq!(cn.served.query.as_deref(), Some("."));
     assert_eq!(cn.served.nameservers, None, "the system resolver");

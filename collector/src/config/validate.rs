@@ -321,7 +321,7 @@ pub(super) fn checks(
         .chain(embedded_agent.iter().map(|e| e.location.as_str()))
         .collect();
     let mut checks = Vec::with_capacity(validated.len());
-    for check in validated {
+    for (check, spec) in validated.into_iter().zip(raw_checks) {
         if let Some(locs) = &check.locations
             && let Some(bad) = locs.iter().find(|l| !known_locations.contains(l.as_str()))
         {
@@ -338,7 +338,7 @@ pub(super) fn checks(
                 ),
             ));
         }
-        let served = served_spec(&check, file, base)?;
+        let served = served_spec(&check, spec, file, base)?;
         checks.push(CollectorCheck { check, served });
     }
 
@@ -372,7 +372,7 @@ pub(super) fn contracts(
     // Rule 1a: canaries belong to no contract, and every contract reads them.
     let mut canaries: Vec<String> = checks
         .iter()
-        .filter(|c| c.check.spec.canary)
+        .filter(|c| c.check.canary)
         .map(|c| c.check.name.clone())
         .collect();
     canaries.sort();
@@ -396,10 +396,11 @@ pub(super) fn contracts(
 /// files), everything else as written.
 pub(super) fn served_spec(
     check: &Check,
+    spec: &CheckSpec,
     file: &Path,
     base: &Path,
 ) -> Result<CheckSpec, ConfigError> {
-    let mut spec = check.spec.clone();
+    let mut spec = spec.clone();
     if let Some(ca_file) = spec.ca_file.take() {
         let path = base.join(&ca_file);
         let pem = std::fs::read_to_string(&path).map_err(|e| {
