@@ -10,13 +10,15 @@
 //! - [`ingest`]: what ingest decides about a batch (limits, decoding, validation, rate), without HTTP.
 //! - [`app`]: the state every handler shares ([`app::AppState`]); knows no handler.
 //! - [`http`]: the handlers and the router: ingest, the read endpoints, the SLA endpoints, the status page.
-//! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
+//! - [`metrics`]: `/metrics`: the probe and fleet families over our own state, and the
+//!   parts that add theirs ([`metrics::MetricFamilies`]), written with `slaprobe_exposition`.
 //! - [`probe_feed`]: the probe metrics follow the store's feed of committed batches.
 //! - [`wake`]: how the store's followers sleep, wake and stop.
 //! - [`server`]: bind, start-up (store, followers), graceful shutdown; [`run`].
 //! - [`sla`]: contracts and the SLA maths (pure functions), the ledger.
-//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), its status,
-//!   the `slaprobe_sla_*` metrics; reports from the store (also the offline CLI's).
+//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), its status;
+//!   reports from the store (also the offline CLI's).
+//! - [`sla_metrics`]: the `slaprobe_sla_*` and `slaprobe_location_*` families over that status.
 //! - [`archive`]: the compactor's schedule, retention, `archive` and `verify-archive`.
 //! - [`render`]: a month report as JSON, CSV or HTML.
 //! - [`tls`]: the listener's rustls config.
@@ -35,6 +37,7 @@ pub mod read_auth;
 pub mod render;
 pub mod server;
 pub mod sla;
+pub mod sla_metrics;
 pub mod sla_service;
 pub mod store;
 pub mod tls;
