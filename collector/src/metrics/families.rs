@@ -249,6 +249,10 @@ fn write_browser_families(probes: &ProbeRows<'_>, counts: &CountRows<'_>, out: &
             .iter()
             .filter_map(|((c, l), p)| p.browser.as_ref().map(|b| (c, l, b)))
     };
+    // Most collectors run no browser checks: skip the search per count below.
+    if browser().next().is_none() {
+        return;
+    }
     out.family(&BROWSER_WEB_VITAL, |s| {
         for (c, l, b) in browser() {
             for (metric, v) in BrowserDetail::VITALS.iter().zip(b.vitals) {
