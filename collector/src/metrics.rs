@@ -101,7 +101,7 @@ impl Metrics {
     }
 
     /// Newly stored results, as the store's feed delivers them (see
-    /// [`crate::probe_feed`]): the latest per (check, location) replaces an
+    /// `probe_feed.rs`): the latest per (check, location) replaces an
     /// older one (replays of old results never move a gauge back), counts grow.
     pub fn observe<'a>(&self, results: impl IntoIterator<Item = &'a ProbeResult>) {
         let mut st = self.write();

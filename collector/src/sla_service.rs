@@ -2,7 +2,7 @@
 //! [`SlaService`] keeps the ledger ([`Keeper`]) or follows it, answers the
 //! status that `/api/v1/contracts` and the status page serve (the handlers
 //! are [`crate::http::sla`]) and builds reports from the store. Its
-//! `slaprobe_sla_*` families are written by [`crate::sla_metrics`].
+//! `slaprobe_sla_*` families are written by `sla_metrics.rs`.
 //!
 //! # Where the figures come from
 //!
