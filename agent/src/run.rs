@@ -94,7 +94,8 @@ pub async fn run_with_stats(
         let listener = crate::selfmetrics::bind(addr).await?;
         tracing::info!(%addr, "agent self-metrics at /metrics");
         let metrics = crate::selfmetrics::SelfMetrics {
-            stats: stats.clone(),
+            schedule: stats.schedule.clone(),
+            ship: stats.ship.clone(),
             spool: spool.clone(),
             agent: a.id.clone(),
             location: a.location.clone(),

@@ -34,8 +34,7 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use slaprobe_exposition::{Exposition, Family, Kind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -43,6 +42,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
+
+use crate::metrics::MetricFamilies;
 
 /// Per-connection bounds; [`ConnLimits::default`] is what the collector runs with.
 #[derive(Debug, Clone, Copy)]
@@ -355,115 +356,49 @@ impl hyper::body::Body for TimedBody {
     }
 }
 
-/// `slaprobe_collector_connections_*`: a Prometheus collector over [`ConnStats`].
-pub struct ConnCollector {
-    stats: Arc<ConnStats>,
-    descs: Vec<Desc>,
-}
+/// `slaprobe_collector_connections_open`.
+pub const CONNECTIONS_OPEN: Family = Family {
+    name: "slaprobe_collector_connections_open",
+    kind: Kind::Gauge,
+    help: "HTTP connections open now.",
+    labels: &[],
+};
+/// `slaprobe_collector_connections_accepted_total`.
+pub const CONNECTIONS_ACCEPTED: Family = Family {
+    name: "slaprobe_collector_connections_accepted_total",
+    kind: Kind::Counter,
+    help: "HTTP connections accepted.",
+    labels: &[],
+};
+/// `slaprobe_collector_connections_refused_total`.
+pub const CONNECTIONS_REFUSED: Family = Family {
+    name: "slaprobe_collector_connections_refused_total",
+    kind: Kind::Counter,
+    help: "HTTP connections refused because [collector] max_connections were open.",
+    labels: &[],
+};
+/// `slaprobe_collector_connection_timeouts_total`.
+pub const CONNECTION_TIMEOUTS: Family = Family {
+    name: "slaprobe_collector_connection_timeouts_total",
+    kind: Kind::Counter,
+    help: "HTTP connections closed because a TLS handshake, request head or request body was too slow.",
+    labels: &["phase"],
+};
 
-impl ConnCollector {
-    /// A collector reading `stats` at every scrape.
-    pub fn new(stats: Arc<ConnStats>) -> Result<Self, prometheus::Error> {
-        let d = |name: &str, help: &str, labels: &[&str]| {
-            Desc::new(
-                name.into(),
-                help.into(),
-                labels.iter().map(|l| l.to_string()).collect(),
-                Default::default(),
-            )
-        };
-        Ok(Self {
-            stats,
-            descs: vec![
-                d(
-                    "slaprobe_collector_connections_open",
-                    "HTTP connections open now.",
-                    &[],
-                )?,
-                d(
-                    "slaprobe_collector_connections_accepted_total",
-                    "HTTP connections accepted.",
-                    &[],
-                )?,
-                d(
-                    "slaprobe_collector_connections_refused_total",
-                    "HTTP connections refused because [collector] max_connections were open.",
-                    &[],
-                )?,
-                d(
-                    "slaprobe_collector_connection_timeouts_total",
-                    "HTTP connections closed because a TLS handshake, request head or request body was too slow.",
-                    &["phase"],
-                )?,
-            ],
-        })
-    }
-}
-
-fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
-    let mut mf = MetricFamily::default();
-    mf.set_name(name.into());
-    mf.set_help(help.into());
-    mf.set_field_type(kind);
-    mf.set_metric(metrics);
-    mf
-}
-
-fn counter(v: u64, labels: Vec<LabelPair>) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(v as f64);
-    let mut m = Metric::from_label(labels);
-    m.set_counter(c);
-    m
-}
-
-impl Collector for ConnCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let s = &self.stats;
-        let mut g = Gauge::default();
-        g.set_value(s.open() as f64);
-        let mut open = Metric::default();
-        open.set_gauge(g);
-        let (hs, head, body) = s.timeouts();
-        let phase = |p: &str| {
-            let mut l = LabelPair::default();
-            l.set_name("phase".into());
-            l.set_value(p.into());
-            vec![l]
-        };
-        vec![
-            family(
-                "slaprobe_collector_connections_open",
-                &self.descs[0].help,
-                MetricType::GAUGE,
-                vec![open],
-            ),
-            family(
-                "slaprobe_collector_connections_accepted_total",
-                &self.descs[1].help,
-                MetricType::COUNTER,
-                vec![counter(s.accepted(), vec![])],
-            ),
-            family(
-                "slaprobe_collector_connections_refused_total",
-                &self.descs[2].help,
-                MetricType::COUNTER,
-                vec![counter(s.refused(), vec![])],
-            ),
-            family(
-                "slaprobe_collector_connection_timeouts_total",
-                &self.descs[3].help,
-                MetricType::COUNTER,
-                vec![
-                    counter(hs, phase("handshake")),
-                    counter(head, phase("header")),
-                    counter(body, phase("body")),
-                ],
-            ),
-        ]
+/// The `slaprobe_collector_connection*` families, read at every scrape.
+impl MetricFamilies for ConnStats {
+    fn write_families(&self, out: &mut Exposition) {
+        out.family(&CONNECTIONS_OPEN, |s| s.add(&[], self.open() as f64));
+        out.family(&CONNECTIONS_ACCEPTED, |s| {
+            s.add(&[], self.accepted() as f64)
+        });
+        out.family(&CONNECTIONS_REFUSED, |s| s.add(&[], self.refused() as f64));
+        let (handshake, header, body) = self.timeouts();
+        out.family(&CONNECTION_TIMEOUTS, |s| {
+            // Sorted by label value, as every family's series are.
+            s.add(&["body"], body as f64);
+            s.add(&["handshake"], handshake as f64);
+            s.add(&["header"], header as f64);
+        });
     }
 }

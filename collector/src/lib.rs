@@ -15,14 +15,16 @@
 //! - [`app`]: the state every handler shares ([`app::AppState`]); knows no handler.
 //! - [`http`]: the handlers and the router: ingest, the read endpoints, `/login`, the SLA
 //!   endpoints, the status page, and the one JSON error envelope ([`http::error::ApiError`]).
-//! - [`metrics`]: probe and fleet metrics, a custom Prometheus collector over our own state.
+//! - [`metrics`]: `/metrics`: the probe and fleet families over our own state, and the
+//!   parts that add theirs ([`metrics::MetricFamilies`]), written with `slaprobe_exposition`.
 //! - [`probe_feed`]: the probe metrics follow the store's feed of committed batches.
 //! - [`wake`]: how the store's followers sleep, wake and stop.
 //! - [`server`]: bind, start-up (store, followers), graceful shutdown; [`run`]. Logging and
 //!   signals are the agent crate's `slaprobe_agent::process`, shared by both binaries.
 //! - [`sla`]: contracts and the SLA maths (pure functions), the ledger.
-//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), its status,
-//!   the `slaprobe_sla_*` metrics; reports from the store (also the offline CLI's).
+//! - [`sla_service`]: the SLA ledger in the running collector (keep or follow it), its status;
+//!   reports from the store (also the offline CLI's).
+//! - [`sla_metrics`]: the `slaprobe_sla_*` and `slaprobe_location_*` families over that status.
 //! - [`archive`]: the compactor's schedule, retention, `archive` and `verify-archive`.
 //! - [`render`]: a month report as JSON, CSV or HTML.
 //! - [`tls`]: the listener's rustls config.
@@ -41,6 +43,7 @@ pub mod read_auth;
 pub mod render;
 pub mod server;
 pub mod sla;
+pub mod sla_metrics;
 pub mod sla_service;
 pub mod store;
 pub mod tls;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppParts, AppState};
 use crate::auth::{Auth, token_sha256};
 use crate::config::CollectorConfig;
-use crate::conn::{ConnCollector, ConnLimits, ConnStats};
+use crate::conn::{ConnLimits, ConnStats};
 use crate::ingest::IngestLimits;
 use crate::metrics::Metrics;
 use crate::probe_feed::ProbeFeed;
@@ -106,22 +106,16 @@ impl Server {
             .iter()
             .map(|(id, loc, _)| (id.clone(), loc.clone()))
             .collect();
-        let metrics = Metrics::new(&config, &extra_agents).context("building metrics")?;
+        let metrics = Metrics::new(&config, &extra_agents);
         let sla = SlaService::for_config(&config);
-        metrics
-            .registry()
-            .register(sla.collector().context("building the SLA metrics")?)
-            .context("registering the SLA metrics")?;
+        metrics.add(Arc::new(sla.clone()));
         let probe_feed = ProbeFeed::new(metrics.clone(), config.collector.store_address().clone());
         let conn = options.conn.unwrap_or(ConnLimits {
             max_connections: config.collector.max_connections,
             ..ConnLimits::default()
         });
         let conn_stats = Arc::new(ConnStats::default());
-        metrics
-            .registry()
-            .register(Box::new(ConnCollector::new(conn_stats.clone())?))
-            .context("registering the connection metrics")?;
+        metrics.add(conn_stats.clone());
         let state = AppState::new(AppParts {
             config,
             auth,

@@ -1,8 +1,8 @@
 //! The SLA ledger wired into the running collector (DESIGN.md §6–§8, §6b):
 //! [`SlaService`] keeps the ledger ([`Keeper`]) or follows it, answers the
 //! status that `/api/v1/contracts` and the status page serve (the handlers
-//! are [`crate::http::sla`]), builds reports from the store, and exports the
-//! `slaprobe_sla_*` families through a custom Prometheus collector.
+//! are [`crate::http::sla`]) and builds reports from the store. Its
+//! `slaprobe_sla_*` families are written by `sla_metrics.rs`.
 //!
 //! # Where the figures come from
 //!
@@ -41,14 +41,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Metric, MetricFamily, MetricType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use slaprobe_wire::ProbeResult;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{counter, gauge, lp};
 use crate::sla::report::Evidence;
 use crate::sla::{
     Contract, ContractStatus, Keeper, LedgerData, Month, MonthEvaluator, MonthReport, Observation,
@@ -371,11 +368,6 @@ impl SlaService {
     pub fn report_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.inner.reports.clone().try_acquire_owned().ok()
     }
-
-    /// A Prometheus collector of the `slaprobe_sla_*` families over this service.
-    pub fn collector(&self) -> Result<Box<dyn Collector>, prometheus::Error> {
-        Ok(Box::new(SlaCollector::new(self.inner.clone())?))
-    }
 }
 
 /// The ledger version served and the feed position (batch number) it reflects:
@@ -568,180 +560,6 @@ pub fn resolve_request<'c>(
         });
     }
     Ok((contract, month))
-}
-
-/// The `slaprobe_sla_*` families: name, help, type, labels.
-const FAMILIES: &[crate::metrics::FamilySpec] = &[
-    (
-        "slaprobe_sla_target_ratio",
-        "Availability target of the contract (ratio 0-1).",
-        MetricType::GAUGE,
-        &["contract", "vendor", "objective"],
-    ),
-    (
-        "slaprobe_sla_attained_ratio",
-        "Availability attained this month to date (ratio 0-1).",
-        MetricType::GAUGE,
-        &["contract", "vendor", "objective"],
-    ),
-    (
-        "slaprobe_sla_met",
-        "1 if the objective is met this month to date, else 0.",
-        MetricType::GAUGE,
-        &["contract", "vendor", "objective"],
-    ),
-    (
-        "slaprobe_sla_latency_seconds",
-        "Latency objective: the percentile of the phase this month to date.",
-        MetricType::GAUGE,
-        &["contract", "vendor", "objective"],
-    ),
-    (
-        "slaprobe_sla_latency_max_seconds",
-        "Latency objective: the largest acceptable percentile.",
-        MetricType::GAUGE,
-        &["contract", "vendor", "objective"],
-    ),
-    (
-        "slaprobe_sla_down",
-        "1 if the latest settled slot is confirmed DOWN, else 0.",
-        MetricType::GAUGE,
-        &["contract", "vendor"],
-    ),
-    (
-        "slaprobe_sla_error_budget_remaining_ratio",
-        "Error budget left this month (1 = untouched, below 0 = overspent).",
-        MetricType::GAUGE,
-        &["contract", "vendor"],
-    ),
-    (
-        "slaprobe_sla_credit_ratio",
-        "Service credit earned this month to date (ratio of the fee).",
-        MetricType::GAUGE,
-        &["contract", "vendor"],
-    ),
-    (
-        "slaprobe_sla_downtime_seconds_total",
-        "Confirmed DOWN time of settled slots.",
-        MetricType::COUNTER,
-        &["contract", "vendor"],
-    ),
-    (
-        "slaprobe_sla_eligible_seconds_total",
-        "UP plus DOWN time of settled slots.",
-        MetricType::COUNTER,
-        &["contract", "vendor"],
-    ),
-    (
-        "slaprobe_sla_excluded_seconds_total",
-        "Settled time excluded from availability, by reason.",
-        MetricType::COUNTER,
-        &["contract", "vendor", "reason"],
-    ),
-    (
-        "slaprobe_sla_incidents_total",
-        "Incidents (runs of DOWN slots) among settled slots.",
-        MetricType::COUNTER,
-        &["contract", "vendor"],
-    ),
-    (
-        "slaprobe_location_impaired",
-        "1 if the location was impaired (rule 1a: its canaries all failed, or agent_error) in the latest settled minute.",
-        MetricType::GAUGE,
-        &["location"],
-    ),
-    (
-        "slaprobe_location_impaired_seconds_total",
-        "Settled time the location was impaired (rule 1a), one-minute grid.",
-        MetricType::COUNTER,
-        &["location"],
-    ),
-];
-
-/// A Prometheus collector over the ledger's `status(now)` at scrape time.
-struct SlaCollector {
-    inner: Arc<Inner>,
-    descs: Vec<Desc>,
-}
-
-impl SlaCollector {
-    fn new(inner: Arc<Inner>) -> Result<SlaCollector, prometheus::Error> {
-        Ok(SlaCollector {
-            inner,
-            descs: crate::metrics::descs(FAMILIES)?,
-        })
-    }
-}
-
-/// The SLA families for `status` and the location track (pure, for tests).
-fn families(
-    status: &[ContractStatus],
-    locations: &crate::sla::ledger::LocationsLedger,
-) -> Vec<MetricFamily> {
-    let mut fams: Vec<Vec<Metric>> = FAMILIES.iter().map(|_| Vec::new()).collect();
-    let b = |v: bool| if v { 1.0 } else { 0.0 };
-    for s in status {
-        let cv = || vec![lp("contract", &s.contract), lp("vendor", &s.vendor)];
-        let cvo = |o: &str| {
-            vec![
-                lp("contract", &s.contract),
-                lp("vendor", &s.vendor),
-                lp("objective", o),
-            ]
-        };
-        for o in &s.objectives {
-            if o.kind == crate::sla::ObjectiveKind::Availability {
-                fams[0].push(gauge(cvo(&o.objective), o.target / 100.0));
-                if let Some(a) = o.attained {
-                    fams[1].push(gauge(cvo(&o.objective), a / 100.0));
-                }
-            } else {
-                if let Some(v) = o.attained {
-                    fams[3].push(gauge(cvo(&o.objective), v));
-                }
-                fams[4].push(gauge(cvo(&o.objective), o.target));
-            }
-            fams[2].push(gauge(cvo(&o.objective), b(o.met)));
-        }
-        fams[5].push(gauge(cv(), b(s.down_now)));
-        if let Some(r) = s.error_budget_remaining.filter(|r| r.is_finite()) {
-            fams[6].push(gauge(cv(), r));
-        }
-        fams[7].push(gauge(cv(), s.credit_percent / 100.0));
-        let c = &s.counters;
-        fams[8].push(counter(cv(), c.downtime_seconds as f64));
-        fams[9].push(counter(cv(), c.eligible_seconds as f64));
-        for (reason, v) in [
-            ("maintenance", c.maintenance_seconds),
-            ("nodata", c.nodata_seconds),
-        ] {
-            let mut l = cv();
-            l.push(lp("reason", reason));
-            fams[10].push(counter(l, v as f64));
-        }
-        fams[11].push(counter(cv(), c.incidents as f64));
-    }
-    for (name, l) in &locations.locations {
-        fams[12].push(gauge(vec![lp("location", name)], b(l.impaired)));
-        fams[13].push(counter(
-            vec![lp("location", name)],
-            l.impaired_seconds as f64,
-        ));
-    }
-    crate::metrics::assemble(FAMILIES, fams)
-}
-
-impl Collector for SlaCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        match self.inner.status(Timestamp::now()) {
-            Some(status) => families(&status, &self.inner.locations()),
-            None => Vec::new(),
-        }
-    }
 }
 
 #[cfg(test)]

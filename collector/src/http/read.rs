@@ -40,21 +40,13 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     // Building tens of thousands of series is CPU work: off the async workers.
     let m = app.metrics().clone();
     match tokio::task::spawn_blocking(move || m.render()).await {
-        Ok(Ok(body)) => {
+        Ok(body) => {
             let mut resp = body.into_response();
             resp.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             resp
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "encoding metrics failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("encoding metrics failed: {e}\n"),
-            )
-                .into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
