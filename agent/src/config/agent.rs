@@ -9,12 +9,12 @@ use serde::Deserialize;
 use slaprobe_wire::CheckSpec;
 use url::Url;
 
+use super::rdap::RdapBootstrap;
 use super::{
     Check, ConfigError, DEFAULT_BROWSER_CONCURRENCY, DEFAULT_BROWSER_MAX_RSS,
     DEFAULT_SPOOL_MAX_BYTES, Secret, base_dir, load_layers, parse_duration, valid_name,
     validate_checks,
 };
-use crate::probe::domain::RdapBootstrap;
 
 /// `[agent]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use slaprobe_wire::CheckKind;
 use url::Url;
 
-use crate::probe::dnssec::TrustAnchor;
+use super::anchor::TrustAnchor;
 
 /// A validated check, ready to probe.
 #[derive(Debug, Clone)]

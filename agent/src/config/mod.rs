@@ -26,8 +26,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 mod agent;
+pub mod anchor;
 mod check;
 mod net;
+pub mod rdap;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -262,7 +264,7 @@ pub fn parse_nameserver(s: &str) -> Option<SocketAddr> {
 /// An `expect_answers` entry as kept in the typed config: trimmed only. The
 /// form depends on the record type (a trailing dot is part of a TXT string but
 /// not of a name), so the DNS probe canonicalises both sides with
-/// [`crate::probe::dns::canonical_answer`] when it compares.
+/// `crate::probe::dns::canonical_answer` when it compares.
 pub fn trim_answer(a: &str) -> String {
     a.trim().to_string()
 }

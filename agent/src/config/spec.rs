@@ -9,8 +9,8 @@ use std::time::Duration;
 use slaprobe_wire::{CheckKind, CheckSpec};
 use url::Url;
 
+use super::anchor::TrustAnchor;
 use super::*;
-use crate::probe::dnssec::TrustAnchor;
 
 /// Validates a list of checks: each on its own, then names unique.
 pub fn validate_checks(
