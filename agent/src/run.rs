@@ -6,17 +6,19 @@
 //! shipper makes a last bounded attempt to deliver; whatever is left stays in
 //! the spool for the next start.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use slaprobe_wire::ProbeResult;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::assign;
-use crate::config::{AgentConfig, parse_pem_certs};
+use crate::config::{AgentConfig, AgentSettings, Check, Secret, parse_pem_certs};
 use crate::probe::Prober;
 use crate::schedule::{self, Identity, ScheduleStats};
 use crate::ship::{self, ShipConfig, ShipStats};
@@ -49,37 +51,8 @@ pub async fn run_with_stats(
     // services (the embedded agent shares the collector's root token).
     let shutdown = shutdown.child_token();
     let a = &config.agent;
-    let spool_dir = a.spool_dir.clone().context("agent.spool_dir is required")?;
-    std::fs::create_dir_all(&spool_dir)
-        .with_context(|| format!("cannot create spool dir {}", spool_dir.display()))?;
-    let spool = Spool::open(
-        &spool_dir,
-        SpoolOptions {
-            max_bytes: a.spool_max_bytes,
-            fsync_every: a.spool_fsync,
-            segment_bytes: 8 * 1024 * 1024,
-        },
-    )
-    .with_context(|| format!("cannot open spool in {}", spool_dir.display()))?;
-    tracing::info!(
-        agent = %a.id, location = %a.location,
-        last_seq = spool.last_seq(), unacked = spool.unacked(),
-        "agent starting"
-    );
-    let spool = Arc::new(Mutex::new(spool));
-
-    let collector = a.collector.clone().context("agent.collector is required")?;
-    if let Some(risk) = a.cleartext_collector_risk() {
-        tracing::warn!("{risk}");
-    }
-    let token = a.token.clone().context("agent.token is required")?;
-    let identity = a
-        .tls_client
-        .as_ref()
-        .map(|(c, k)| (c.as_path(), k.as_path()));
-    let client = http_client_with_identity(a.ca_file.as_deref(), identity)?;
-    let checks_url = api_url(&collector, "api/v1/checks")?;
-    let results_url = api_url(&collector, "api/v1/results")?;
+    let (spool_dir, spool) = open_spool(a)?;
+    let api = CollectorApi::new(a)?;
 
     let local = config.checks.clone();
     let initial = assign::initial_checks(&local, &spool_dir, &config.file);
@@ -91,29 +64,15 @@ pub async fn run_with_stats(
 
     let mut tasks = Tasks::new();
     if let Some(addr) = a.metrics_listen {
-        let listener = crate::selfmetrics::bind(addr).await?;
-        tracing::info!(%addr, "agent self-metrics at /metrics");
-        let metrics = crate::selfmetrics::SelfMetrics {
-            schedule: stats.schedule.clone(),
-            ship: stats.ship.clone(),
-            spool: spool.clone(),
-            agent: a.id.clone(),
-            location: a.location.clone(),
-        };
-        let shutdown = shutdown.clone();
-        tasks.spawn(
-            "self-metrics",
-            false,
-            crate::selfmetrics::serve(listener, metrics, shutdown),
-        );
+        spawn_self_metrics(&mut tasks, addr, a, &stats, &spool, &shutdown).await?;
     }
     {
         let pull = assign::Pull {
-            client: client.clone(),
-            url: checks_url,
-            token: token.clone(),
+            client: api.client.clone(),
+            url: api.checks_url.clone(),
+            token: api.token.clone(),
             local,
-            spool_dir: spool_dir.clone(),
+            spool_dir,
             file: config.file.clone(),
             refresh: a.checks_refresh,
         };
@@ -122,31 +81,7 @@ pub async fn run_with_stats(
             assign::pull_checks(pull, checks_tx, shutdown).await;
         });
     }
-    {
-        let identity = Identity {
-            agent: a.id.clone(),
-            location: a.location.clone(),
-        };
-        let shutdown = shutdown.clone();
-        let stats = stats.clone();
-        let concurrency = a.concurrency;
-        let mut prober = Prober::new().with_browser(a.browser.clone());
-        if let Some(b) = &a.rdap_bootstrap {
-            prober = prober.with_rdap_bootstrap(b.clone());
-        }
-        tasks.spawn("scheduler", true, async move {
-            schedule::run(
-                checks_rx,
-                prober,
-                identity,
-                concurrency,
-                results_tx,
-                stats.schedule.clone(),
-                shutdown,
-            )
-            .await;
-        });
-    }
+    spawn_scheduler(&mut tasks, a, checks_rx, results_tx, &stats, &shutdown);
     {
         let spool = spool.clone();
         let ready = ready.clone();
@@ -162,12 +97,12 @@ pub async fn run_with_stats(
     }
     {
         let cfg = ShipConfig {
-            results_url,
-            token,
+            results_url: api.results_url,
+            token: api.token,
             agent: a.id.clone(),
             batch_max: a.batch_max,
             batch_interval: a.batch_interval,
-            client,
+            client: api.client,
         };
         let spool = spool.clone();
         let shutdown = shutdown.clone();
@@ -186,6 +121,113 @@ pub async fn run_with_stats(
         });
     }
     let failed = tasks.supervise(&shutdown).await;
+    stop(&spool, failed)
+}
+
+/// Creates `spool_dir` and opens the spool in it.
+fn open_spool(a: &AgentSettings) -> anyhow::Result<(PathBuf, Arc<Mutex<Spool>>)> {
+    let spool_dir = a.spool_dir.clone().context("agent.spool_dir is required")?;
+    std::fs::create_dir_all(&spool_dir)
+        .with_context(|| format!("cannot create spool dir {}", spool_dir.display()))?;
+    let spool = Spool::open(
+        &spool_dir,
+        SpoolOptions {
+            max_bytes: a.spool_max_bytes,
+            fsync_every: a.spool_fsync,
+            segment_bytes: 8 * 1024 * 1024,
+        },
+    )
+    .with_context(|| format!("cannot open spool in {}", spool_dir.display()))?;
+    tracing::info!(
+        agent = %a.id, location = %a.location,
+        last_seq = spool.last_seq(), unacked = spool.unacked(),
+        "agent starting"
+    );
+    Ok((spool_dir, Arc::new(Mutex::new(spool))))
+}
+
+/// How the agent reaches the collector: its client, endpoints and token.
+struct CollectorApi {
+    client: reqwest::Client,
+    checks_url: Url,
+    results_url: Url,
+    token: Secret,
+}
+
+impl CollectorApi {
+    fn new(a: &AgentSettings) -> anyhow::Result<Self> {
+        let collector = a.collector.clone().context("agent.collector is required")?;
+        if let Some(risk) = a.cleartext_collector_risk() {
+            tracing::warn!("{risk}");
+        }
+        let token = a.token.clone().context("agent.token is required")?;
+        let identity = a
+            .tls_client
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        let client = http_client_with_identity(a.ca_file.as_deref(), identity)?;
+        Ok(Self {
+            client,
+            checks_url: api_url(&collector, "api/v1/checks")?,
+            results_url: api_url(&collector, "api/v1/results")?,
+            token,
+        })
+    }
+}
+
+/// Binds `addr` and serves the agent's own `/metrics` there.
+async fn spawn_self_metrics(
+    tasks: &mut Tasks,
+    addr: SocketAddr,
+    a: &AgentSettings,
+    stats: &AgentStats,
+    spool: &Arc<Mutex<Spool>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = crate::selfmetrics::bind(addr).await?;
+    tracing::info!(%addr, "agent self-metrics at /metrics");
+    let metrics = crate::selfmetrics::SelfMetrics {
+        schedule: stats.schedule.clone(),
+        ship: stats.ship.clone(),
+        spool: spool.clone(),
+        agent: a.id.clone(),
+        location: a.location.clone(),
+    };
+    tasks.spawn(
+        "self-metrics",
+        false,
+        crate::selfmetrics::serve(listener, metrics, shutdown.clone()),
+    );
+    Ok(())
+}
+
+/// Starts the scheduler: probes the checks `checks` holds, results to `out`.
+fn spawn_scheduler(
+    tasks: &mut Tasks,
+    a: &AgentSettings,
+    checks: watch::Receiver<Arc<Vec<Check>>>,
+    out: mpsc::Sender<ProbeResult>,
+    stats: &AgentStats,
+    shutdown: &CancellationToken,
+) {
+    let identity = Identity {
+        agent: a.id.clone(),
+        location: a.location.clone(),
+    };
+    let shutdown = shutdown.clone();
+    let stats = stats.schedule.clone();
+    let concurrency = a.concurrency;
+    let mut prober = Prober::new().with_browser(a.browser.clone());
+    if let Some(b) = &a.rdap_bootstrap {
+        prober = prober.with_rdap_bootstrap(b.clone());
+    }
+    tasks.spawn("scheduler", true, async move {
+        schedule::run(checks, prober, identity, concurrency, out, stats, shutdown).await;
+    });
+}
+
+/// The last fsync once every task is done, then the first task failure.
+fn stop(spool: &Mutex<Spool>, failed: Option<anyhow::Error>) -> anyhow::Result<()> {
     let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
     s.sync().context("final spool fsync")?;
     tracing::info!(

@@ -84,59 +84,30 @@ pub async fn run(
     stats: Arc<ScheduleStats>,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    // The checks as the watch channel holds them, shared with the probe tasks
-    // (no copy per check: at 10,000 checks a copy costs megabytes), and one
-    // busy flag per check, parallel to it.
-    let mut current: Arc<Vec<Check>> = Arc::new(Vec::new());
-    let mut busy: Vec<Arc<AtomicBool>> = Vec::new();
-    // (due, generation, index into `current`): entries of an older generation are stale.
-    let mut heap: BinaryHeap<Reverse<(Instant, u64, usize)>> = BinaryHeap::new();
-    let mut generation = 0u64;
+    let firing = Firing {
+        permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        prober,
+        identity,
+        out,
+        stats,
+        tasks: TaskTracker::new(),
+        abandon: CancellationToken::new(),
+    };
+    let mut schedule = Schedule::default();
     let mut rebuild = true;
     let mut sender_gone = false;
-    // A tracker, not a JoinSet: reaping a JoinSet woke this loop once per
-    // finished probe for nothing; the tracker is only waited on at shutdown.
-    let tasks = TaskTracker::new();
-    // Cancelled when the shutdown drain gives up: probes still running then
-    // are dropped (their sockets closed), not left running detached.
-    let abandon = CancellationToken::new();
 
     loop {
         if rebuild {
             rebuild = false;
-            generation += 1;
             let next = checks.borrow_and_update().clone();
-            // A check still running keeps its busy flag across the update.
-            let mut old: HashMap<&str, Arc<AtomicBool>> = current
-                .iter()
-                .map(|c| c.name.as_str())
-                .zip(busy.drain(..))
-                .collect();
-            let next_busy: Vec<Arc<AtomicBool>> = next
-                .iter()
-                .map(|c| old.remove(c.name.as_str()).unwrap_or_default())
-                .collect();
-            drop(old);
-            let wall = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let mono = Instant::now();
-            heap.clear();
-            heap.reserve(next.len());
-            for (i, check) in next.iter().enumerate() {
-                let ph = phase(&identity.agent, &check.name, check.interval);
-                let due_wall = next_on_grid(wall, ph, check.interval);
-                let due = mono + due_wall.saturating_sub(wall);
-                heap.push(Reverse((due, generation, i)));
-            }
-            current = next;
-            busy = next_busy;
-            stats.checks.store(current.len() as u64, Ordering::Relaxed);
-            tracing::info!(checks = current.len(), "schedule updated");
+            schedule.rebuild(next, &firing.identity.agent);
+            let n = schedule.current.len();
+            firing.stats.checks.store(n as u64, Ordering::Relaxed);
+            tracing::info!(checks = n, "schedule updated");
         }
 
-        let next_due = heap.peek().map(|Reverse((due, _, _))| *due);
+        let next_due = schedule.next_due();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = checks.changed(), if !sender_gone => {
@@ -150,15 +121,79 @@ pub async fn run(
             _ = sleep_until_opt(next_due) => {}
         }
 
-        let now = Instant::now();
-        while heap.peek().is_some_and(|Reverse((due, _, _))| *due <= now) {
-            let Some(Reverse((due, generation_of_popped, idx))) = heap.pop() else {
+        schedule.fire_due(Instant::now(), &firing);
+    }
+    firing.drain().await;
+}
+
+/// The checks being scheduled and when each is due next.
+#[derive(Default)]
+struct Schedule {
+    /// The checks as the watch channel holds them, shared with the probe
+    /// tasks (no copy per check: at 10,000 checks a copy costs megabytes).
+    current: Arc<Vec<Check>>,
+    /// One busy flag per check, parallel to `current`.
+    busy: Vec<Arc<AtomicBool>>,
+    /// (due, generation, index into `current`): entries of an older
+    /// generation are stale.
+    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    generation: u64,
+}
+
+impl Schedule {
+    /// Replaces the checks with `next`, each due at its next grid point
+    /// (phase spread per agent and check).
+    fn rebuild(&mut self, next: Arc<Vec<Check>>, agent: &str) {
+        self.generation += 1;
+        // A check still running keeps its busy flag across the update.
+        let mut old: HashMap<&str, Arc<AtomicBool>> = self
+            .current
+            .iter()
+            .map(|c| c.name.as_str())
+            .zip(self.busy.drain(..))
+            .collect();
+        let next_busy: Vec<Arc<AtomicBool>> = next
+            .iter()
+            .map(|c| old.remove(c.name.as_str()).unwrap_or_default())
+            .collect();
+        drop(old);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mono = Instant::now();
+        self.heap.clear();
+        self.heap.reserve(next.len());
+        for (i, check) in next.iter().enumerate() {
+            let ph = phase(agent, &check.name, check.interval);
+            let due_wall = next_on_grid(wall, ph, check.interval);
+            let due = mono + due_wall.saturating_sub(wall);
+            self.heap.push(Reverse((due, self.generation, i)));
+        }
+        self.current = next;
+        self.busy = next_busy;
+    }
+
+    /// When the earliest check is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((due, _, _))| *due)
+    }
+
+    /// Fires every check due by `now` and schedules its next run; a check
+    /// whose previous run is still going is skipped.
+    fn fire_due(&mut self, now: Instant, firing: &Firing) {
+        let stats = &firing.stats;
+        while self
+            .heap
+            .peek()
+            .is_some_and(|Reverse((due, _, _))| *due <= now)
+        {
+            let Some(Reverse((due, generation_of_popped, idx))) = self.heap.pop() else {
                 break;
             };
-            if generation_of_popped != generation {
+            if generation_of_popped != self.generation {
                 continue;
             }
-            let (Some(check), Some(flag)) = (current.get(idx), busy.get(idx)) else {
+            let (Some(check), Some(flag)) = (self.current.get(idx), self.busy.get(idx)) else {
                 continue;
             };
             let interval = check.interval;
@@ -169,29 +204,54 @@ pub async fn run(
                 next += interval;
                 stats.skipped.fetch_add(1, Ordering::Relaxed);
             }
-            heap.push(Reverse((next, generation, idx)));
+            self.heap.push(Reverse((next, self.generation, idx)));
 
             if flag.swap(true, Ordering::AcqRel) {
                 stats.skipped.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(check = %check.name, "previous run still going; skipped");
                 continue;
             }
-            let checks = current.clone();
-            let prober = prober.clone();
-            let permits = permits.clone();
-            let out = out.clone();
-            let identity = identity.clone();
-            let stats = stats.clone();
-            stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            // Frees the check however the task ends (done, panicked, aborted):
-            // a busy flag left set would stop the check for good (no data,
-            // which favours the vendor).
-            let running = Running {
-                busy: flag.clone(),
-                stats: stats.clone(),
-            };
-            let abandon = abandon.clone();
-            tasks.spawn(abandon.run_until_cancelled_owned(async move {
+            firing.spawn_probe(self.current.clone(), idx, flag.clone());
+        }
+    }
+}
+
+/// What a fired check needs to run and report, and the probe tasks running.
+struct Firing {
+    permits: Arc<Semaphore>,
+    prober: Prober,
+    identity: Identity,
+    out: mpsc::Sender<ProbeResult>,
+    stats: Arc<ScheduleStats>,
+    /// A tracker, not a JoinSet: reaping a JoinSet woke the schedule loop
+    /// once per finished probe for nothing; the tracker is only waited on at
+    /// shutdown.
+    tasks: TaskTracker,
+    /// Cancelled when the shutdown drain gives up: probes still running then
+    /// are dropped (their sockets closed), not left running detached.
+    abandon: CancellationToken,
+}
+
+impl Firing {
+    /// Runs `checks[idx]` in a task of its own (once a permit is free),
+    /// holding its busy flag until the task ends.
+    fn spawn_probe(&self, checks: Arc<Vec<Check>>, idx: usize, flag: Arc<AtomicBool>) {
+        let prober = self.prober.clone();
+        let permits = self.permits.clone();
+        let out = self.out.clone();
+        let identity = self.identity.clone();
+        let stats = self.stats.clone();
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Frees the check however the task ends (done, panicked, aborted):
+        // a busy flag left set would stop the check for good (no data,
+        // which favours the vendor).
+        let running = Running {
+            busy: flag,
+            stats: stats.clone(),
+        };
+        let abandon = self.abandon.clone();
+        self.tasks
+            .spawn(abandon.run_until_cancelled_owned(async move {
                 let result = match permits.acquire_owned().await {
                     Ok(_permit) => {
                         stats.started.fetch_add(1, Ordering::Relaxed);
@@ -211,18 +271,19 @@ pub async fn run(
                     let _ = out.send(r).await;
                 }
             }));
-        }
     }
 
-    // Let probes in flight finish (each is bounded by its timeout) so their
-    // results are spooled, but not forever.
-    tasks.close();
-    if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("probes still running at shutdown were abandoned");
-        abandon.cancel();
+    /// Lets probes in flight finish (each is bounded by its timeout) so
+    /// their results are spooled, but not forever.
+    async fn drain(self) {
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("probes still running at shutdown were abandoned");
+            self.abandon.cancel();
+        }
     }
 }
 

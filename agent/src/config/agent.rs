@@ -235,196 +235,25 @@ impl AgentConfig {
 }
 
 impl AgentSettings {
+    /// Validates `[agent]` section by section, in the order the keys are
+    /// documented (so the first error reported stays the same).
     fn from_raw(raw: RawAgentSection, file: &Path, base: &Path) -> Result<Self, ConfigError> {
-        let err = |key: &str, msg: String| ConfigError::new(file, key, msg);
-        let missing = |key: &str, msg: String| ConfigError::missing(file, key, msg);
-        let id = raw.id.ok_or_else(|| {
-            missing(
-                "agent.id",
-                "missing: every agent needs a unique id, e.g. \"ams-1\"".into(),
-            )
-        })?;
-        if !valid_name(&id) {
-            return Err(err(
-                "agent.id",
-                format!("{id:?} is not a valid id (letters, digits, - _ . : / only)"),
-            ));
-        }
-        let location = raw.location.ok_or_else(|| {
-            missing(
-                "agent.location",
-                "missing: the vantage point this agent probes from, e.g. \"ams\"".into(),
-            )
-        })?;
-        if !valid_name(&location) {
-            return Err(err(
-                "agent.location",
-                format!("{location:?} is not a valid location (letters, digits, - _ . : / only)"),
-            ));
-        }
-        let collector = match raw.collector {
-            None => None,
-            Some(s) => {
-                let url = Url::parse(&s)
-                    .map_err(|e| err("agent.collector", format!("invalid URL {s:?}: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                    return Err(err(
-                        "agent.collector",
-                        format!("{s:?} must be an http:// or https:// URL with a host"),
-                    ));
-                }
-                if raw.require_tls == Some(true)
-                    && let Some(risk) = cleartext_risk(&url)
-                {
-                    return Err(err(
-                        "agent.collector",
-                        format!("require_tls is set: {risk}"),
-                    ));
-                }
-                Some(url)
-            }
-        };
-        let token = match (raw.token, raw.token_file) {
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    "agent.token_file",
-                    "set either `token` or `token_file`, not both".into(),
-                ));
-            }
-            (Some(t), None) => Some(t),
-            (None, Some(p)) => {
-                let p = base.join(p);
-                let s = std::fs::read_to_string(&p).map_err(|e| {
-                    err(
-                        "agent.token_file",
-                        format!("cannot read {}: {e}", p.display()),
-                    )
-                })?;
-                Some(Secret::new(s.trim()))
-            }
-            (None, None) => None,
-        };
-        if let Some(t) = &token
-            && t.expose().is_empty()
-        {
-            return Err(err("agent.token", "empty token".into()));
-        }
-        let concurrency = raw.concurrency.unwrap_or(256);
-        if concurrency == 0 {
-            return Err(err("agent.concurrency", "must be at least 1".into()));
-        }
-        let batch_max = raw.batch_max.unwrap_or(500);
-        if !(1..=10_000).contains(&batch_max) {
-            return Err(err(
-                "agent.batch_max",
-                format!("{batch_max} is out of range 1..=10000"),
-            ));
-        }
-        let dur =
-            |key: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
-                v.map_or(Ok(default), |s| parse_duration(file, key, &s))
-            };
-        let batch_interval = dur(
-            "agent.batch_interval",
-            raw.batch_interval,
-            Duration::from_secs(1),
+        let k = Keys { file, base };
+        let (id, location) = k.identity(raw.id, raw.location)?;
+        let collector = k.collector(raw.collector, raw.require_tls)?;
+        let token = k.token(raw.token, raw.token_file)?;
+        let (concurrency, batch_max) = k.limits(raw.concurrency, raw.batch_max)?;
+        let (batch_interval, checks_refresh, spool_fsync) =
+            k.intervals(raw.batch_interval, raw.checks_refresh, raw.spool_fsync)?;
+        let metrics_listen = k.metrics_listen(raw.metrics_listen)?;
+        let tls_client = k.tls_client(raw.tls_cert_file, raw.tls_key_file)?;
+        let rdap_bootstrap = k.rdap_bootstrap(raw.rdap_bootstrap)?;
+        let spool_max_bytes = k.spool_max_bytes(raw.spool_max_bytes)?;
+        let browser = k.browser(
+            raw.chromium_path,
+            raw.browser_concurrency,
+            raw.browser_max_rss,
         )?;
-        if batch_interval.is_zero() {
-            return Err(err("agent.batch_interval", "must be more than 0s".into()));
-        }
-        let checks_refresh = dur(
-            "agent.checks_refresh",
-            raw.checks_refresh,
-            Duration::from_secs(60),
-        )?;
-        if checks_refresh < Duration::from_secs(1) {
-            return Err(err("agent.checks_refresh", "must be at least 1s".into()));
-        }
-        let spool_fsync = dur("agent.spool_fsync", raw.spool_fsync, Duration::from_secs(1))?;
-        let metrics_listen = match raw.metrics_listen {
-            None => None,
-            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
-                err(
-                    "agent.metrics_listen",
-                    format!("{s:?} is not an ip:port address ({e})"),
-                )
-            })?),
-        };
-        let tls_client = match (raw.tls_cert_file, raw.tls_key_file) {
-            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(err(
-                    "agent.tls_key_file",
-                    "is required with tls_cert_file".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(err(
-                    "agent.tls_cert_file",
-                    "is required with tls_key_file".into(),
-                ));
-            }
-        };
-        let rdap_bootstrap = match raw.rdap_bootstrap {
-            None => None,
-            Some(p) => {
-                let p = base.join(p);
-                let bytes = std::fs::read(&p).map_err(|e| {
-                    err(
-                        "agent.rdap_bootstrap",
-                        format!("cannot read {}: {e}", p.display()),
-                    )
-                })?;
-                let b = RdapBootstrap::parse(&bytes).map_err(|m| {
-                    err(
-                        "agent.rdap_bootstrap",
-                        format!("{}: {m} (expected IANA's dns.json, RFC 9224)", p.display()),
-                    )
-                })?;
-                Some(Arc::new(b))
-            }
-        };
-        let spool_max_bytes = raw.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
-        if spool_max_bytes < 1024 * 1024 {
-            return Err(err(
-                "agent.spool_max_bytes",
-                "must be at least 1 MiB (1048576)".into(),
-            ));
-        }
-        let browser_concurrency = raw
-            .browser_concurrency
-            .unwrap_or(DEFAULT_BROWSER_CONCURRENCY);
-        if !(1..=64).contains(&browser_concurrency) {
-            return Err(err(
-                "agent.browser_concurrency",
-                format!("{browser_concurrency} is out of range 1..=64"),
-            ));
-        }
-        let max_rss = match &raw.browser_max_rss {
-            None => DEFAULT_BROWSER_MAX_RSS,
-            Some(b) => b.bytes().map_err(|m| err("agent.browser_max_rss", m))?,
-        };
-        if max_rss < 64 * 1024 * 1024 {
-            return Err(err(
-                "agent.browser_max_rss",
-                format!("{max_rss} bytes is less than 64 MiB; Chromium needs more to load a page"),
-            ));
-        }
-        let browser = BrowserSettings {
-            chromium_path: raw
-                .chromium_path
-                .map(|p| {
-                    if p.components().count() > 1 {
-                        base.join(p)
-                    } else {
-                        p
-                    }
-                })
-                .unwrap_or_else(|| PathBuf::from("chromium")),
-            concurrency: browser_concurrency,
-            max_rss,
-        };
         Ok(Self {
             id,
             location,
@@ -443,6 +272,279 @@ impl AgentSettings {
             require_tls: raw.require_tls.unwrap_or(false),
             rdap_bootstrap,
             browser,
+        })
+    }
+}
+
+/// The file being validated and the directory its relative paths start
+/// from; one method per concern of `[agent]`.
+struct Keys<'a> {
+    file: &'a Path,
+    base: &'a Path,
+}
+
+impl Keys<'_> {
+    fn err(&self, key: &str, msg: String) -> ConfigError {
+        ConfigError::new(self.file, key, msg)
+    }
+
+    fn missing(&self, key: &str, msg: String) -> ConfigError {
+        ConfigError::missing(self.file, key, msg)
+    }
+
+    /// A duration key, `default` when unset.
+    fn dur(
+        &self,
+        key: &str,
+        v: Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        v.map_or(Ok(default), |s| parse_duration(self.file, key, &s))
+    }
+
+    /// `id` and `location`: both required, both names.
+    fn identity(
+        &self,
+        id: Option<String>,
+        location: Option<String>,
+    ) -> Result<(String, String), ConfigError> {
+        let id = id.ok_or_else(|| {
+            self.missing(
+                "agent.id",
+                "missing: every agent needs a unique id, e.g. \"ams-1\"".into(),
+            )
+        })?;
+        if !valid_name(&id) {
+            return Err(self.err(
+                "agent.id",
+                format!("{id:?} is not a valid id (letters, digits, - _ . : / only)"),
+            ));
+        }
+        let location = location.ok_or_else(|| {
+            self.missing(
+                "agent.location",
+                "missing: the vantage point this agent probes from, e.g. \"ams\"".into(),
+            )
+        })?;
+        if !valid_name(&location) {
+            return Err(self.err(
+                "agent.location",
+                format!("{location:?} is not a valid location (letters, digits, - _ . : / only)"),
+            ));
+        }
+        Ok((id, location))
+    }
+
+    /// `collector`: an http(s) URL with a host, and not cleartext when
+    /// `require_tls` is set.
+    fn collector(
+        &self,
+        collector: Option<String>,
+        require_tls: Option<bool>,
+    ) -> Result<Option<Url>, ConfigError> {
+        let Some(s) = collector else {
+            return Ok(None);
+        };
+        let url = Url::parse(&s)
+            .map_err(|e| self.err("agent.collector", format!("invalid URL {s:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(self.err(
+                "agent.collector",
+                format!("{s:?} must be an http:// or https:// URL with a host"),
+            ));
+        }
+        if require_tls == Some(true)
+            && let Some(risk) = cleartext_risk(&url)
+        {
+            return Err(self.err("agent.collector", format!("require_tls is set: {risk}")));
+        }
+        Ok(Some(url))
+    }
+
+    /// `token` or `token_file` (read and trimmed), never both, never empty.
+    fn token(
+        &self,
+        token: Option<Secret>,
+        token_file: Option<PathBuf>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        let token = match (token, token_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    "agent.token_file",
+                    "set either `token` or `token_file`, not both".into(),
+                ));
+            }
+            (Some(t), None) => Some(t),
+            (None, Some(p)) => {
+                let p = self.base.join(p);
+                let s = std::fs::read_to_string(&p).map_err(|e| {
+                    self.err(
+                        "agent.token_file",
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })?;
+                Some(Secret::new(s.trim()))
+            }
+            (None, None) => None,
+        };
+        if let Some(t) = &token
+            && t.expose().is_empty()
+        {
+            return Err(self.err("agent.token", "empty token".into()));
+        }
+        Ok(token)
+    }
+
+    /// `concurrency` and `batch_max`.
+    fn limits(
+        &self,
+        concurrency: Option<usize>,
+        batch_max: Option<usize>,
+    ) -> Result<(usize, usize), ConfigError> {
+        let concurrency = concurrency.unwrap_or(256);
+        if concurrency == 0 {
+            return Err(self.err("agent.concurrency", "must be at least 1".into()));
+        }
+        let batch_max = batch_max.unwrap_or(500);
+        if !(1..=10_000).contains(&batch_max) {
+            return Err(self.err(
+                "agent.batch_max",
+                format!("{batch_max} is out of range 1..=10000"),
+            ));
+        }
+        Ok((concurrency, batch_max))
+    }
+
+    /// `batch_interval`, `checks_refresh` and `spool_fsync`.
+    fn intervals(
+        &self,
+        batch_interval: Option<String>,
+        checks_refresh: Option<String>,
+        spool_fsync: Option<String>,
+    ) -> Result<(Duration, Duration, Duration), ConfigError> {
+        let batch_interval = self.dur(
+            "agent.batch_interval",
+            batch_interval,
+            Duration::from_secs(1),
+        )?;
+        if batch_interval.is_zero() {
+            return Err(self.err("agent.batch_interval", "must be more than 0s".into()));
+        }
+        let checks_refresh = self.dur(
+            "agent.checks_refresh",
+            checks_refresh,
+            Duration::from_secs(60),
+        )?;
+        if checks_refresh < Duration::from_secs(1) {
+            return Err(self.err("agent.checks_refresh", "must be at least 1s".into()));
+        }
+        let spool_fsync = self.dur("agent.spool_fsync", spool_fsync, Duration::from_secs(1))?;
+        Ok((batch_interval, checks_refresh, spool_fsync))
+    }
+
+    /// `metrics_listen`: an ip:port.
+    fn metrics_listen(&self, s: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(s) = s else { return Ok(None) };
+        s.parse::<SocketAddr>().map(Some).map_err(|e| {
+            self.err(
+                "agent.metrics_listen",
+                format!("{s:?} is not an ip:port address ({e})"),
+            )
+        })
+    }
+
+    /// `tls_cert_file` and `tls_key_file`: both or neither.
+    fn tls_client(
+        &self,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+        match (cert, key) {
+            (Some(c), Some(k)) => Ok(Some((self.base.join(c), self.base.join(k)))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.err(
+                "agent.tls_key_file",
+                "is required with tls_cert_file".into(),
+            )),
+            (None, Some(_)) => Err(self.err(
+                "agent.tls_cert_file",
+                "is required with tls_key_file".into(),
+            )),
+        }
+    }
+
+    /// `rdap_bootstrap`: IANA's dns.json, read and parsed now.
+    fn rdap_bootstrap(
+        &self,
+        p: Option<PathBuf>,
+    ) -> Result<Option<Arc<RdapBootstrap>>, ConfigError> {
+        let Some(p) = p else { return Ok(None) };
+        let p = self.base.join(p);
+        let bytes = std::fs::read(&p).map_err(|e| {
+            self.err(
+                "agent.rdap_bootstrap",
+                format!("cannot read {}: {e}", p.display()),
+            )
+        })?;
+        let b = RdapBootstrap::parse(&bytes).map_err(|m| {
+            self.err(
+                "agent.rdap_bootstrap",
+                format!("{}: {m} (expected IANA's dns.json, RFC 9224)", p.display()),
+            )
+        })?;
+        Ok(Some(Arc::new(b)))
+    }
+
+    /// `spool_max_bytes`: at least 1 MiB.
+    fn spool_max_bytes(&self, v: Option<u64>) -> Result<u64, ConfigError> {
+        let spool_max_bytes = v.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if spool_max_bytes < 1024 * 1024 {
+            return Err(self.err(
+                "agent.spool_max_bytes",
+                "must be at least 1 MiB (1048576)".into(),
+            ));
+        }
+        Ok(spool_max_bytes)
+    }
+
+    /// `chromium_path`, `browser_concurrency` and `browser_max_rss`.
+    fn browser(
+        &self,
+        chromium_path: Option<PathBuf>,
+        concurrency: Option<usize>,
+        max_rss: Option<ByteSize>,
+    ) -> Result<BrowserSettings, ConfigError> {
+        let browser_concurrency = concurrency.unwrap_or(DEFAULT_BROWSER_CONCURRENCY);
+        if !(1..=64).contains(&browser_concurrency) {
+            return Err(self.err(
+                "agent.browser_concurrency",
+                format!("{browser_concurrency} is out of range 1..=64"),
+            ));
+        }
+        let max_rss = match &max_rss {
+            None => DEFAULT_BROWSER_MAX_RSS,
+            Some(b) => b
+                .bytes()
+                .map_err(|m| self.err("agent.browser_max_rss", m))?,
+        };
+        if max_rss < 64 * 1024 * 1024 {
+            return Err(self.err(
+                "agent.browser_max_rss",
+                format!("{max_rss} bytes is less than 64 MiB; Chromium needs more to load a page"),
+            ));
+        }
+        Ok(BrowserSettings {
+            chromium_path: chromium_path
+                .map(|p| {
+                    if p.components().count() > 1 {
+                        self.base.join(p)
+                    } else {
+                        p
+                    }
+                })
+                .unwrap_or_else(|| PathBuf::from("chromium")),
+            concurrency: browser_concurrency,
+            max_rss,
         })
     }
 }

@@ -49,14 +49,21 @@
 //! One process per directory: nothing stops two agents sharing a `spool_dir`
 //! from corrupting it.
 
+mod recover;
+mod segments;
+mod state;
+
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use slaprobe_wire::ProbeResult;
+
+use recover::Recovered;
+use state::read_state;
 
 /// Bytes before a record's payload: len (4), crc (4), seq (8).
 const HEADER: u64 = 16;
@@ -191,84 +198,17 @@ impl Spool {
     /// or corrupt tail is logged and cut off, the rest replays.
     pub fn open(dir: &Path, opts: SpoolOptions) -> Result<Spool, SpoolError> {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        let lock_path = dir.join("lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(SpoolError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
+        let lock = lock_dir(dir)?;
         let state = read_state(dir);
         let _ = fs::remove_file(dir.join(STATE_TMP));
         let state_lost = state.is_none();
         let state = state.unwrap_or_default();
 
-        let mut names = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
-            let entry = entry.map_err(io_err("list", dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(first) = name
-                .strip_prefix("seg-")
-                .and_then(|s| s.strip_suffix(".log"))
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                names.push((first, entry.path()));
-            }
-        }
-        names.sort();
-
-        let mut segments = BTreeMap::new();
-        let mut prev_last = 0u64;
-        // The highest seq a segment's name proves was assigned (or is next):
-        // an empty last segment is the floor trim leaves behind.
-        let mut named_floor = 0u64;
-        let last_name = names.last().map(|(f, _)| *f);
-        let mut dropped_corrupt = 0u64;
-        for (named_first, path) in names {
-            let (recovered, lost) = recover_segment(&path, named_first)?;
-            dropped_corrupt += lost;
-            if recovered.is_empty() {
-                named_floor = named_floor.max(named_first.saturating_sub(1));
-                if Some(named_first) == last_name && named_first > prev_last {
-                    // Kept: it is reused for the next append and keeps the floor.
-                    segments.insert(
-                        named_first,
-                        Segment {
-                            path,
-                            first: named_first,
-                            count: 0,
-                            bytes: 0,
-                        },
-                    );
-                    prev_last = named_first - 1;
-                } else if path.exists() {
-                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
-                }
-                continue;
-            }
-            for seg in recovered {
-                if seg.first <= prev_last {
-                    // Overlaps the segment before it: cannot be ours in order.
-                    // Kept aside for a human rather than deleted.
-                    let aside = seg.path.with_extension("corrupt");
-                    tracing::warn!(path = %seg.path.display(), "spool segment overlaps the previous one (seq {} <= {prev_last}); moved aside", seg.first);
-                    fs::rename(&seg.path, &aside).map_err(io_err("rename", &seg.path))?;
-                    continue;
-                }
-                prev_last = seg.last();
-                segments.insert(seg.first, seg);
-            }
-        }
+        let Recovered {
+            segments,
+            named_floor,
+            dropped_corrupt,
+        } = recover::recover_all(segment_files(dir)?)?;
         if dropped_corrupt > 0 {
             tracing::warn!(
                 dropped_corrupt,
@@ -580,440 +520,43 @@ impl Spool {
         self.last_sync = Instant::now();
         Ok(())
     }
+}
 
-    /// Makes sure an open, fitting segment takes the record for `seq`:
-    /// rolls when the current one is full or `seq` does not follow it.
-    fn prepare_active(&mut self, seq: u64, need: u64) -> Result<(), SpoolError> {
-        let fits = match self.segments.values().next_back() {
-            Some(s) => {
-                s.last() + 1 == seq && (s.count == 0 || s.bytes + need <= self.opts.segment_bytes)
-            }
-            None => false,
-        };
-        if !fits {
-            return self.roll(seq);
-        }
-        if self.active.is_none() {
-            // The last segment found on open, reused for appending.
-            let Some(seg) = self.segments.values().next_back() else {
-                return unreachable_active(&self.dir);
-            };
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&seg.path)
-                .map_err(io_err("open", &seg.path))?;
-            self.active = Some(file);
-        }
-        Ok(())
-    }
-
-    /// Closes the current segment (fsynced) and starts `seg-<seq>.log`.
-    fn roll(&mut self, seq: u64) -> Result<(), SpoolError> {
-        if self.dirty {
-            self.sync()?;
-        }
-        self.active = None;
-        // An empty last segment (every record acked, or just created) is
-        // replaced, after the new one exists: one of them always names the floor.
-        let empty_last = self
-            .segments
-            .values()
-            .next_back()
-            .filter(|s| s.count == 0 && s.first != seq)
-            .map(|s| (s.first, s.path.clone()));
-        let path = self.dir.join(format!("seg-{seq:020}.log"));
-        // Append mode: after a failed write is cut off (`set_len`), the next
-        // write still lands at the end, not after a hole.
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
-        file.set_len(0).map_err(io_err("truncate", &path))?;
-        if let Some((first, old)) = empty_last {
-            sync_dir(&self.dir)?;
-            self.remove_segment(first, &old);
-        }
-        self.segments.insert(
-            seq,
-            Segment {
-                path,
-                first: seq,
-                count: 0,
-                bytes: 0,
-            },
-        );
-        self.active = Some(file);
-        self.dir_dirty = true;
-        Ok(())
-    }
-
-    /// Drops the oldest segments until `need` more bytes fit under `max_bytes`.
-    fn make_room(&mut self, seq: u64, need: u64) -> Result<(), SpoolError> {
-        let mut dropped = 0u64;
-        let mut range: Option<(u64, u64)> = None;
-        while self.bytes + need > self.opts.max_bytes {
-            let Some((&first, seg)) = self.segments.iter().next() else {
-                break;
-            };
-            if self.segments.len() == 1 {
-                if seg.count == 0 {
-                    break; // only the empty active segment is left
-                }
-                // The active segment is the oldest: start a new one so it can go.
-                self.roll(seq)?;
-                continue;
-            }
-            let unacked = if seg.count == 0 {
-                0
-            } else {
-                seg.last().saturating_sub(self.acked.max(first - 1))
-            };
-            if unacked > 0 {
-                let lo = self.acked.max(first - 1) + 1;
-                range = Some((range.map_or(lo, |r| r.0), seg.last()));
-            }
-            dropped += unacked;
-            let path = seg.path.clone();
-            self.remove_segment(first, &path);
-        }
-        if dropped > 0 {
-            self.dropped += dropped;
-            let (lo, hi) = range.unwrap_or_default();
-            tracing::warn!(
-                dropped,
-                dropped_total = self.dropped,
-                max_bytes = self.opts.max_bytes,
-                "spool full: dropped the oldest unacked results, seq {lo}..={hi}; they are lost"
-            );
-        }
-        Ok(())
-    }
-
-    /// Deletes the segments wholly acked **as persisted in `state`** (an
-    /// empty last one stays, reused). When the last segment goes, an empty
-    /// `seg-<last_seq + 1>.log` is created (and its directory entry fsynced)
-    /// first: its name keeps the seq floor on disk even if `state` is later
-    /// lost or unreadable.
-    fn trim(&mut self) -> Result<(), SpoolError> {
-        let mark = self.persisted.acked.min(self.acked);
-        let done: Vec<(u64, PathBuf)> = self
-            .segments
-            .values()
-            .filter(|s| s.count > 0 && s.last() <= mark)
-            .map(|s| (s.first, s.path.clone()))
-            .collect();
-        let last_goes = self
-            .segments
-            .keys()
-            .next_back()
-            .is_some_and(|l| done.iter().any(|(f, _)| f == l));
-        if last_goes {
-            self.roll(self.last_seq + 1)?;
-            self.sync()?;
-        }
-        for (first, path) in done {
-            let is_last = self.segments.keys().next_back() == Some(&first);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("remove", &path)(e)),
-            }
-            if is_last {
-                self.active = None;
-                self.dirty = false;
-            }
-            self.forget_segment(first);
-        }
-        Ok(())
-    }
-
-    /// Counts, once per segment, the records of segment `first` after seq
-    /// `good_upto` as lost to corruption found while reading.
-    fn count_runtime_loss(&mut self, first: u64, good_upto: u64) {
-        if !self.corrupt_seen.insert(first) {
-            return;
-        }
-        if let Some(seg) = self.segments.get(&first) {
-            let lost = seg.last().saturating_sub(good_upto.max(first - 1));
-            self.dropped_corrupt += lost;
-        }
-    }
-
-    /// Deletes a segment file, never failing (the spool must not block on it).
-    fn remove_segment(&mut self, first: u64, path: &Path) {
-        match fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                tracing::warn!(path = %path.display(), "cannot delete spool segment: {e}");
-            }
-            _ => {}
-        }
-        if self.segments.keys().next_back() == Some(&first) {
-            self.active = None;
-            self.dirty = false;
-        }
-        self.forget_segment(first);
-    }
-
-    fn forget_segment(&mut self, first: u64) {
-        if let Some(seg) = self.segments.remove(&first) {
-            self.bytes -= seg.bytes;
-        }
-        if self.cursor.is_some_and(|c| c.segment == first) {
-            self.cursor = None;
-        }
-    }
-
-    /// Replaces `state` atomically: write, fsync, rename, fsync the directory.
-    /// The marks written never go below those persisted before.
-    fn write_state(&mut self) -> Result<(), SpoolError> {
-        let tmp = self.dir.join(STATE_TMP);
-        let path = self.dir.join(STATE);
-        let next = State {
-            acked: self.acked.max(self.persisted.acked),
-            last_seq: self.last_seq.max(self.persisted.last_seq),
-        };
-        let body = serde_json::to_vec(&next)?;
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(&body).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-        sync_dir(&self.dir)?;
-        self.dir_dirty = false;
-        self.persisted = next;
-        Ok(())
+/// Takes the advisory lock on `dir/lock`, held for the spool's lifetime.
+fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
+    let lock_path = dir.join("lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(SpoolError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err("lock", &lock_path)(e)),
     }
 }
 
-/// The persisted marks. A missing `state` (a new spool) is all zeros;
-/// `None` when it exists but cannot be read, in which case a complete
-/// `state.tmp` (fsynced before the rename that a crash interrupted) is used
-/// if there is one, else the caller derives the marks from the segments.
-fn read_state(dir: &Path) -> Option<State> {
-    let path = dir.join(STATE);
-    let problem = match fs::read(&path) {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(s) => return Some(s),
-            Err(e) => e.to_string(),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !dir.join(STATE_TMP).exists() {
-                return Some(State::default());
-            }
-            e.to_string()
-        }
-        Err(e) => e.to_string(),
-    };
-    let tmp = dir.join(STATE_TMP);
-    if let Some(s) = fs::read(&tmp)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
-    {
-        tracing::warn!(path = %path.display(), "spool state unreadable ({problem}); using the complete {STATE_TMP}");
-        return Some(s);
-    }
-    tracing::warn!(path = %path.display(), "spool state unreadable ({problem}); deriving the seq from the segments and replaying every record on disk");
-    None
-}
-
-/// One stretch of consecutive good records in a segment file.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    start: usize,
-    end: usize,
-    first: u64,
-    count: u64,
-}
-
-/// The frame at `pos` if it is whole and its checksum matches.
-fn frame_at(buf: &[u8], pos: usize) -> Option<(u32, u64)> {
-    let h: &[u8; HEADER as usize] = buf.get(pos..pos + HEADER as usize)?.try_into().ok()?;
-    let (len, sum, seq) = parse_header(h);
-    // The length is bounded before it is trusted for anything.
-    if len > MAX_RECORD || seq == 0 {
-        return None;
-    }
-    let body = pos + HEADER as usize;
-    let payload = buf.get(body..body + len as usize)?;
-    (crc(len, seq, payload) == sum).then_some((len, seq))
-}
-
-/// Checks every record of a segment. After a torn or corrupt record it
-/// resynchronises on the next valid frame (checksum and a plausible seq)
-/// instead of dropping the rest: the records before the damage stay in the
-/// file (cut there), each later stretch of good records goes to its own
-/// segment file (`seg-<its first seq>.log`, written, fsynced, renamed), so
-/// seqs stay consecutive within every segment. Returns the segments and how
-/// many results were lost (seqs skipped between good stretches, plus a torn
-/// last record).
-fn recover_segment(path: &Path, named_first: u64) -> Result<(Vec<Segment>, u64), SpoolError> {
-    let buf = fs::read(path).map_err(io_err("read", path))?;
-    let size = buf.len();
-    let mut runs: Vec<Run> = Vec::new();
-    let mut problem: Option<&'static str> = None;
-    let mut lost = 0u64;
-    let mut pos = 0usize;
-    let mut cur: Option<Run> = None;
-    while pos < size {
-        let expected = cur.map(|r| r.first + r.count);
-        match frame_at(&buf, pos) {
-            Some((len, seq)) if expected.is_none_or(|e| e == seq) => {
-                let r = cur.get_or_insert(Run {
-                    start: pos,
-                    end: pos,
-                    first: seq,
-                    count: 0,
-                });
-                r.count += 1;
-                pos += HEADER as usize + len as usize;
-                r.end = pos;
-                continue;
-            }
-            _ => {}
-        }
-        // Damage at `pos`: say what it is, then look for the next good frame.
-        let why = if pos + HEADER as usize > size {
-            "partial record header"
-        } else {
-            let h: &[u8; HEADER as usize] = buf[pos..pos + HEADER as usize]
-                .try_into()
-                .unwrap_or(&[0; 16]);
-            let (len, _, _) = parse_header(h);
-            if len > MAX_RECORD || pos + (HEADER as usize) + len as usize > size {
-                "partial record (length beyond the end of the file)"
-            } else if frame_at(&buf, pos).is_some() {
-                "seq out of order"
-            } else {
-                "checksum mismatch"
-            }
-        };
-        problem.get_or_insert(why);
-        let last_good = cur.map_or(named_first.saturating_sub(1), |r| r.first + r.count - 1);
-        if let Some(r) = cur.take() {
-            runs.push(r);
-        }
-        let mut next = None;
-        // A valid frame right here (a seq jump) starts the next stretch itself.
-        let mut p = pos;
-        while p + HEADER as usize <= size {
-            // Cheap filters first: a JSON payload and a plausible seq.
-            if buf.get(p + HEADER as usize) == Some(&b'{')
-                && let Some((_, seq)) = frame_at(&buf, p)
-                && seq > last_good
-                && seq - last_good <= MAX_SEQ_JUMP
-            {
-                next = Some((p, seq));
-                break;
-            }
-            p += 1;
-        }
-        match next {
-            Some((p, seq)) => {
-                lost += seq - last_good - 1;
-                pos = p;
-            }
-            None => {
-                // Nothing good after it: a torn last record (power loss
-                // mid-write) or a damaged tail.
-                lost += 1;
-                pos = size;
-            }
+/// The segment files in `dir` (`seg-<first seq>.log`), by first seq.
+fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(first) = name
+            .strip_prefix("seg-")
+            .and_then(|s| s.strip_suffix(".log"))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            names.push((first, entry.path()));
         }
     }
-    if let Some(r) = cur.take() {
-        runs.push(r);
-    }
-    if runs.is_empty() && problem.is_some() {
-        // Nothing intact: emptied (the caller keeps it as the seq floor or
-        // removes it).
-        tracing::warn!(path = %path.display(), "spool segment holds no intact record; emptied");
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err("open", path))?;
-        f.set_len(0).map_err(io_err("truncate", path))?;
-        f.sync_all().map_err(io_err("fsync", path))?;
-        return Ok((Vec::new(), lost));
-    }
-    if problem.is_none() {
-        let segs = runs
-            .first()
-            .map(|r| Segment {
-                path: path.to_path_buf(),
-                first: r.first,
-                count: r.count,
-                bytes: size as u64,
-            })
-            .into_iter()
-            .collect();
-        return Ok((segs, 0));
-    }
-    let why = problem.unwrap_or("damage");
-    let kept: u64 = runs.iter().map(|r| r.count).sum();
-    tracing::warn!(
-        path = %path.display(),
-        good_records = kept,
-        stretches = runs.len(),
-        lost,
-        "spool segment has a torn or corrupt record ({why}); keeping every intact record around it"
-    );
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut segs = Vec::new();
-    let mut keep_original = false;
-    for (i, r) in runs.iter().enumerate() {
-        if i == 0 && r.start == 0 && r.first == named_first {
-            // In place: cut the file after this stretch.
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_err("open", path))?;
-            f.set_len(r.end as u64).map_err(io_err("truncate", path))?;
-            f.sync_all().map_err(io_err("fsync", path))?;
-            keep_original = true;
-            segs.push(Segment {
-                path: path.to_path_buf(),
-                first: r.first,
-                count: r.count,
-                bytes: (r.end - r.start) as u64,
-            });
-            continue;
-        }
-        let target = dir.join(format!("seg-{:020}.log", r.first));
-        if target != path && target.exists() {
-            tracing::warn!(path = %target.display(), "spool: a recovered stretch of records would overwrite another segment; dropped");
-            lost += r.count;
-            continue;
-        }
-        let tmp = dir.join(format!("seg-{:020}.log.tmp", r.first));
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(&buf[r.start..r.end])
-            .map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, &target).map_err(io_err("rename", &tmp))?;
-        if target == *path {
-            keep_original = true;
-        }
-        segs.push(Segment {
-            path: target,
-            first: r.first,
-            count: r.count,
-            bytes: (r.end - r.start) as u64,
-        });
-    }
-    sync_dir(dir)?;
-    if !keep_original {
-        fs::remove_file(path).map_err(io_err("remove", path))?;
-        sync_dir(dir)?;
-    }
-    if segs
-        .first()
-        .is_some_and(|s| s.first != named_first && s.path == path)
-    {
-        tracing::warn!(path = %path.display(), "spool segment name does not match its first record");
-    }
-    Ok((segs, lost))
+    names.sort();
+    Ok(names)
 }
 
 fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u64) {

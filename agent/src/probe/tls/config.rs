@@ -1,0 +1,256 @@
+//! The trust store and client configs shared by the probes: the system
+//! roots, one config per distinct set of extra roots, and the verifier that
+//! records the presented chain and webpki's verdict instead of enforcing it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use slaprobe_wire::{Failure, FailureClass};
+
+use super::super::revocation;
+
+/// Where the system trust store is looked for when `SSL_CERT_FILE` is unset.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Trust material shared by every TLS-using probe, built once per process.
+#[derive(Debug)]
+pub struct TlsShared {
+    /// Always ring, passed explicitly: both ring and aws-lc-rs are compiled
+    /// in, so rustls cannot pick a process default (NOTES-APIS §2).
+    provider: Arc<CryptoProvider>,
+    /// The system roots; checks with a `ca_file` get a copy plus their roots.
+    pub(super) roots: Arc<RootCertStore>,
+    /// Where the roots came from, for logs.
+    roots_source: String,
+    /// The client config for checks without extra roots, shared by every probe.
+    system_config: Arc<ClientConfig>,
+    /// One client config per distinct set of extra roots (`ca_file`/`ca_pem`),
+    /// so a probe neither clones the root store nor rebuilds a verifier.
+    extra_configs: Mutex<HashMap<Vec<CertificateDer<'static>>, Arc<ClientConfig>>>,
+    /// Verified OCSP answers and CRLs, until their nextUpdate.
+    pub(super) revocation: revocation::Cache,
+}
+
+/// Distinct extra-root sets kept in [`TlsShared`]; past this the cache starts
+/// over (only checks replaced again and again could get there).
+const MAX_EXTRA_CONFIGS: usize = 256;
+
+tokio::task_local! {
+    /// Where the [`RecordingVerifier`] of a shared config records the chain:
+    /// set by [`handshake`](super::handshake) around the handshake it runs, so concurrent
+    /// probes sharing one config each see their own chain.
+    pub(super) static CAPTURE: Arc<Mutex<Captured>>;
+}
+
+/// The system trust store: `SSL_CERT_FILE` if set, else the Debian/Alpine
+/// bundle if present, else the compiled-in Mozilla roots (webpki-roots);
+/// a bundle without a usable root is skipped. Returns the roots and where
+/// they came from (for logs). Shared by the probes and the agent's client
+/// for the collector.
+pub fn system_roots() -> (RootCertStore, String) {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
+        candidates.push(std::path::PathBuf::from(p));
+    }
+    candidates.push(SYSTEM_BUNDLE.into());
+    for path in candidates {
+        let Ok(pem) = std::fs::read(&path) else {
+            continue;
+        };
+        let mut store = RootCertStore::empty();
+        let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
+        let (added, _ignored) = store.add_parsable_certificates(certs);
+        if added > 0 {
+            return (store, format!("{} ({added} roots)", path.display()));
+        }
+        tracing::warn!(path = %path.display(), "no usable root certificate in bundle; trying the next source");
+    }
+    let store = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let n = store.len();
+    (store, format!("webpki-roots ({n} roots)"))
+}
+
+impl Default for TlsShared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlsShared {
+    /// Trusts the system roots (see [`system_roots`]).
+    pub fn new() -> Self {
+        let (store, source) = system_roots();
+        Self::from_roots(store, source).expect("the system roots hold at least one anchor")
+    }
+
+    /// Uses exactly `roots` as the system trust store (tests, special
+    /// setups). Fails when `roots` holds no usable anchor.
+    pub fn from_roots(
+        roots: RootCertStore,
+        source: impl Into<String>,
+    ) -> Result<Self, rustls::client::VerifierBuilderError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = Arc::new(roots);
+        let system_verifier =
+            WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
+        // Only an inconsistent provider fails here, and ring's default is not one.
+        let system_config = build_config(&provider, system_verifier)
+            .expect("ring supports the default TLS versions");
+        Ok(Self {
+            provider,
+            roots,
+            roots_source: source.into(),
+            system_config,
+            extra_configs: Mutex::new(HashMap::new()),
+            revocation: revocation::Cache::default(),
+        })
+    }
+
+    /// Where the system roots came from and how many there are.
+    pub fn roots_source(&self) -> &str {
+        &self.roots_source
+    }
+
+    /// The client config for a connection trusting the system roots plus
+    /// `extra_roots`: resumption disabled (a resumed session presents no
+    /// certificate), ALPN http/1.1 only, and a verifier that records the chain
+    /// into the slot [`handshake`](super::handshake) sets for the running task. Built once per
+    /// distinct trust set and shared.
+    pub fn client_config(
+        &self,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Arc<ClientConfig>, Failure> {
+        if extra_roots.is_empty() {
+            return Ok(self.system_config.clone());
+        }
+        let mut cache = self.extra_configs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cfg) = cache.get(extra_roots) {
+            return Ok(cfg.clone());
+        }
+        let setup = |e: &dyn std::fmt::Display| {
+            Failure::new(FailureClass::TlsHandshake, format!("TLS client setup: {e}"))
+        };
+        let mut roots = (*self.roots).clone();
+        roots.add_parsable_certificates(extra_roots.iter().cloned());
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| setup(&e))?;
+        let cfg = build_config(&self.provider, inner).map_err(|e| setup(&e))?;
+        if cache.len() >= MAX_EXTRA_CONFIGS {
+            cache.clear();
+        }
+        cache.insert(extra_roots.to_vec(), cfg.clone());
+        Ok(cfg)
+    }
+}
+
+/// A client config whose verifier wraps `inner` and records into [`CAPTURE`].
+fn build_config(
+    provider: &Arc<CryptoProvider>,
+    inner: Arc<WebPkiServerVerifier>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let verifier = Arc::new(RecordingVerifier { inner });
+    let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// What the verifier saw during one handshake.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// Leaf first, then the intermediates as presented.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// webpki's verdict (one error only: expired > untrusted > name).
+    pub verify_error: Option<rustls::Error>,
+    /// The OCSP response the server stapled (empty when none).
+    pub ocsp: Vec<u8>,
+}
+
+/// Wraps webpki: records the chain and its verdict into the running task's
+/// [`CAPTURE`] slot, then lets the handshake go on (signatures are still
+/// checked) so the details can be reported. Outside a slot (never in the
+/// probes) the verdict is enforced as is.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut verdict = Some(self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ));
+        let _ = CAPTURE.try_with(|captured| {
+            let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
+            c.chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|d| d.clone().into_owned())
+                .collect();
+            c.verify_error = verdict.take().and_then(Result::err);
+            c.ocsp = ocsp_response.to_vec();
+        });
+        verdict.unwrap_or(Ok(ServerCertVerified::assertion()))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_roots_load() {
+        let s = TlsShared::new();
+        assert!(!s.roots.is_empty(), "{}", s.roots_source());
+        let cfg = s.client_config(&[]).unwrap();
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(
+            Arc::ptr_eq(&cfg, &s.client_config(&[]).unwrap()),
+            "one config for the system roots"
+        );
+    }
+}
