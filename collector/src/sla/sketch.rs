@@ -139,8 +139,9 @@ impl LatencySketch {
         (self.n > 0).then(|| self.at_most_max >= nearest_rank(p, self.n as usize) as u64)
     }
 
-    /// Heap bytes the sketch holds (the memory figures in the bench).
-    pub fn heap_bytes(&self) -> usize {
+    /// Heap bytes the sketch holds (the bound the tests check).
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
         self.pages.capacity() * std::mem::size_of::<Page>()
             + self.pages.len() * PAGE_LEN * std::mem::size_of::<u64>()
     }
