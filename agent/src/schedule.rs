@@ -121,10 +121,18 @@ pub async fn run(
             _ = sleep_until_opt(next_due) => {}
         }
 
-        schedule.fire_due(Instant::now(), &firing);
+        schedule.fire_due(Instant::now(), FIRE_AHEAD, &firing);
     }
     firing.drain().await;
 }
+
+/// How early a check may start: a wake-up fires every check due within this
+/// much of it too. Spread evenly, 300 checks at 1 s would wake the agent
+/// every 3.3 ms and each probe's socket events would arrive alone; fired in
+/// groups, one wake-up (timer, then each epoll return) serves several
+/// probes. A run starts at most this much before its grid point, and never
+/// after it for this reason.
+const FIRE_AHEAD: Duration = Duration::from_millis(20);
 
 /// The checks being scheduled and when each is due next.
 #[derive(Default)]
@@ -178,14 +186,15 @@ impl Schedule {
         self.heap.peek().map(|Reverse((due, _, _))| *due)
     }
 
-    /// Fires every check due by `now` and schedules its next run; a check
-    /// whose previous run is still going is skipped.
-    fn fire_due(&mut self, now: Instant, firing: &Firing) {
+    /// Fires every check due by `now + ahead` and schedules its next run; a
+    /// check whose previous run is still going is skipped.
+    fn fire_due(&mut self, now: Instant, ahead: Duration, firing: &Firing) {
         let stats = &firing.stats;
+        let horizon = now + ahead;
         while self
             .heap
             .peek()
-            .is_some_and(|Reverse((due, _, _))| *due <= now)
+            .is_some_and(|Reverse((due, _, _))| *due <= horizon)
         {
             let Some(Reverse((due, generation_of_popped, idx))) = self.heap.pop() else {
                 break;
