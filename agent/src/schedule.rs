@@ -121,7 +121,12 @@ pub async fn run(
             _ = sleep_until_opt(next_due) => {}
         }
 
-        schedule.fire_due(Instant::now(), FIRE_AHEAD, &firing);
+        schedule.fire_due(
+            Instant::now(),
+            FIRE_AHEAD,
+            &firing.stats,
+            |checks, idx, flag| firing.spawn_probe(checks.clone(), idx, flag),
+        );
     }
     firing.drain().await;
 }
@@ -186,10 +191,16 @@ impl Schedule {
         self.heap.peek().map(|Reverse((due, _, _))| *due)
     }
 
-    /// Fires every check due by `now + ahead` and schedules its next run; a
-    /// check whose previous run is still going is skipped.
-    fn fire_due(&mut self, now: Instant, ahead: Duration, firing: &Firing) {
-        let stats = &firing.stats;
+    /// Fires (`fire(checks, index, busy flag)`) every check due by
+    /// `now + ahead` and schedules its next run; a check whose previous run
+    /// is still going is skipped.
+    fn fire_due(
+        &mut self,
+        now: Instant,
+        ahead: Duration,
+        stats: &ScheduleStats,
+        mut fire: impl FnMut(&Arc<Vec<Check>>, usize, Arc<AtomicBool>),
+    ) {
         let horizon = now + ahead;
         while self
             .heap
@@ -220,7 +231,7 @@ impl Schedule {
                 tracing::debug!(check = %check.name, "previous run still going; skipped");
                 continue;
             }
-            firing.spawn_probe(self.current.clone(), idx, flag.clone());
+            fire(&self.current, idx, flag.clone());
         }
     }
 }
@@ -319,6 +330,69 @@ async fn sleep_until_opt(due: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn checks(names: &[&str], interval: Duration) -> Arc<Vec<Check>> {
+        let specs = names.iter().map(|n| slaprobe_wire::CheckSpec {
+            name: (*n).into(),
+            kind: slaprobe_wire::CheckKind::Http,
+            url: Some("http://127.0.0.1/".into()),
+            ..Default::default()
+        });
+        let built = specs.map(|s| {
+            let mut c = Check::from_spec(
+                &s,
+                0,
+                std::path::Path::new("a.toml"),
+                std::path::Path::new("."),
+            )
+            .unwrap();
+            c.interval = interval;
+            c
+        });
+        Arc::new(built.collect())
+    }
+
+    #[test]
+    fn a_wake_up_fires_the_checks_due_within_the_fire_ahead_window_and_keeps_their_grid() {
+        let base = Instant::now();
+        let mut s = Schedule::default();
+        s.rebuild(checks(&["a", "b", "c"], Duration::from_secs(1)), "agent");
+        // Due at +0 ms, +15 ms and +40 ms, whatever the phases were.
+        s.heap.clear();
+        for (idx, ms) in [(0usize, 0u64), (1, 15), (2, 40)] {
+            s.heap.push(Reverse((
+                base + Duration::from_millis(ms),
+                s.generation,
+                idx,
+            )));
+        }
+        let stats = ScheduleStats::default();
+        let mut fired = Vec::new();
+        s.fire_due(base, FIRE_AHEAD, &stats, |_, idx, _| fired.push(idx));
+        assert_eq!(
+            fired,
+            vec![0, 1],
+            "b is due 15 ms later: in the window; c is not"
+        );
+        // Their next runs stay on their own grid: one interval after the due
+        // time, not after the early start.
+        let mut next: Vec<_> = s.heap.iter().map(|Reverse((d, _, i))| (*i, *d)).collect();
+        next.sort();
+        assert_eq!(next[0], (0, base + Duration::from_secs(1)));
+        assert_eq!(next[1], (1, base + Duration::from_millis(1015)));
+        assert_eq!(next[2], (2, base + Duration::from_millis(40)));
+        assert_eq!(stats.skipped.load(Ordering::Relaxed), 0);
+        // A check still running when it comes round again is skipped.
+        fired.clear();
+        s.fire_due(
+            base + Duration::from_millis(1000),
+            FIRE_AHEAD,
+            &stats,
+            |_, i, _| fired.push(i),
+        );
+        assert_eq!(fired, vec![2], "c fires late; a and b are still busy");
+        assert_eq!(stats.skipped.load(Ordering::Relaxed), 2);
+    }
 
     #[test]
     fn grid_points() {
