@@ -75,6 +75,14 @@ async fn knot_signed_zones() {
         "{reason}"
     );
     assert!(r.failure.as_ref().unwrap().message.contains("expired"));
+    // The lapsed signature's own expiration (16 days ago) is the earliest, so
+    // slaprobe_dns_rrsig_expiry_timestamp_seconds is in the past and
+    // SlaprobeDnssecSignaturesExpiring fires ("negative: already expired").
+    assert_eq!(
+        sec.rrsig_expires_at.map(|t| t.as_second()),
+        Some(now - 16 * 86_400),
+        "{sec:?}"
+    );
 
     // The anchor's DS matches none of the zone's keys.
     let r = run(&check("www.mismatch.test")).await;
