@@ -127,6 +127,55 @@ async fn knot_signed_zones() {
     );
 }
 
+/// Denial of existence (NSEC/NSEC3) is not validated, so an answer without
+/// records must never be called secure: a name that does not exist, or a
+/// type the name does not have, fails on its own class with no `dnssec`
+/// verdict, however validly knotd signs its denial.
+#[tokio::test]
+async fn denials_are_never_secure() {
+    let now = Timestamp::now().as_second();
+    let knot = KnotZones::start(now).await.unwrap();
+    std::fs::write(knot.dir().join("anchor.ds"), knot.anchor()).unwrap();
+    let ns = knot.addr().to_string();
+    let nx = run(&dnssec_check(
+        "nope.good.test",
+        &ns,
+        "anchor.ds",
+        knot.dir(),
+    ))
+    .await;
+    assert_class(&nx, FailureClass::DnsRcode);
+    let mut spec = CheckSpec {
+        name: "t".into(),
+        kind: CheckKind::Dns,
+        timeout: Some("5s".into()),
+        query: Some("www.good.test".into()),
+        record_type: Some("TXT".into()),
+        nameservers: Some(vec![ns.clone()]),
+        dnssec: Some(true),
+        dnssec_trust_anchor: Some("anchor.ds".into()),
+        ..Default::default()
+    };
+    let nodata = Check::from_spec(&spec, 0, &knot.dir().join("a.toml"), knot.dir()).unwrap();
+    let nodata = run(&nodata).await;
+    assert_class(&nodata, FailureClass::DnsAnswerMismatch);
+    for r in [&nx, &nodata] {
+        let d = r.dns.as_ref().unwrap();
+        assert!(d.dnssec.is_none(), "{d:?}");
+        assert!(d.servers.iter().all(|s| s.dnssec.is_none()), "{d:?}");
+    }
+    // The same server's positive answer is secure: the verdicts above are
+    // about the denial, not a broken zone.
+    spec.record_type = None;
+    let yes = Check::from_spec(&spec, 0, &knot.dir().join("a.toml"), knot.dir()).unwrap();
+    let r = run(&yes).await;
+    assert_ok(&r);
+    assert_eq!(
+        r.dns.as_ref().unwrap().dnssec.as_ref().map(|s| s.status),
+        Some(DnssecStatus::Secure)
+    );
+}
+
 /// Each nameserver is validated on its own: a second server that serves the
 /// same zone without its signatures fails the check, the first stays secure.
 #[tokio::test]
