@@ -399,6 +399,52 @@ async fn chain_through_a_parent_ds() {
     assert!(v.reason.unwrap().contains("not valid before"));
 }
 
+/// A DNSKEY anchor (the zone-file form hickory writes, and the same record
+/// split over lines in parentheses) pins the key: the chain is secure from
+/// it, and a different key of the same zone is bogus.
+#[tokio::test]
+async fn a_dnskey_anchor_pins_the_key() {
+    let c = chain(good_ds);
+    let line = c.parent.dnskey_record().to_string();
+    assert!(line.contains("DNSKEY"), "{line}");
+    let anchor = TrustAnchor::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let v = validate(&c.answer, &anchor, &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Secure, "{v:?}");
+
+    // `owner ttl IN DNSKEY flags 3 alg key` as a multi-line record.
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let key = f[7..].concat();
+    let (a, b) = key.split_at(key.len() / 2);
+    let multi = format!(
+        "; the parent's KSK\n{} IN DNSKEY ( {} 3 {} ; flags, protocol, algorithm\n  {a}\n  {b} )\n",
+        f[0], f[4], f[6]
+    );
+    let anchor = TrustAnchor::parse(&multi).unwrap_or_else(|e| panic!("{multi}: {e}"));
+    let v = validate(&c.answer, &anchor, &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Secure, "{v:?}");
+
+    let other = ZoneKey::generate("test.").unwrap();
+    let anchor = TrustAnchor::parse(&other.dnskey_record().to_string()).unwrap();
+    let v = validate(&c.answer, &anchor, &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Bogus, "{v:?}");
+    assert!(
+        v.reason
+            .as_deref()
+            .unwrap()
+            .contains("matches the trust anchor"),
+        "{v:?}"
+    );
+
+    for bad in [
+        "test. IN DNSKEY 257 3 13 !!!notbase64",
+        "test. IN DNSKEY 257 2 13 AAAA",
+        "test. IN DNSKEY 257 3",
+        "test. forever IN DNSKEY 257 3 13 AAAA",
+    ] {
+        assert!(TrustAnchor::parse(bad).is_err(), "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn parent_ds_that_matches_no_child_key() {
     let c = chain(|parent, _child| {
