@@ -624,6 +624,69 @@ async fn ocsp_crl_falls_back_to_the_crl() {
     assert_eq!(crl_srv.stats().requests().len(), before);
 }
 
+/// Probes of many leaves of one CA that start together (an agent's first
+/// round) share one download of the CRL: the others wait for it and use
+/// the cached list.
+#[tokio::test]
+async fn concurrent_probes_download_a_crl_once() {
+    let fx = fixture();
+    let dead = format!("http://{}/ocsp", refused_addr());
+    let addr = free_addr();
+    let crl_url = format!("http://{addr}/crl");
+    let leaves: Vec<ServerCert> = (0..6)
+        .map(|_| {
+            fx.ca
+                .leaf(&LeafSpec::new(&["localhost"]).ocsp(&dead).crl(&crl_url))
+        })
+        .collect();
+    let crl = fx.ca.crl(&[(&leaves[0], Some(1))], 86_400);
+    // Slow enough that every probe asks while the first download runs.
+    let crl_srv = TestServer::start(
+        addr,
+        Routes::new().route(
+            "/crl",
+            Route::ok(crl).delay(std::time::Duration::from_millis(300)),
+        ),
+        None,
+    )
+    .await;
+    let mut servers = Vec::new();
+    for leaf in &leaves {
+        servers.push(serve(leaf, Vec::new()).await);
+    }
+    let checks: Vec<Check> = servers
+        .iter()
+        .map(|srv| {
+            tls_check(&fx, srv.addr().port(), |s| {
+                s.revocation = Some("ocsp+crl".into())
+            })
+        })
+        .collect();
+    let prober = slaprobe_agent::probe::Prober::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in checks {
+        let p = prober.clone();
+        tasks.spawn(async move { p.probe(&c).await });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        results.push(r.unwrap());
+    }
+    let revoked = results
+        .iter()
+        .filter(|r| r.failure.as_ref().map(|f| f.class) == Some(FailureClass::TlsCertRevoked))
+        .count();
+    assert_eq!(revoked, 1, "{results:#?}");
+    for r in &results {
+        assert_eq!(revocation(r).source, Some(RevocationSource::Crl), "{r:#?}");
+    }
+    assert_eq!(
+        crl_srv.stats().requests().len(),
+        1,
+        "one download for 6 probes"
+    );
+}
+
 #[tokio::test]
 async fn crls_that_cannot_be_believed_are_unknown() {
     let fx = fixture();

@@ -118,6 +118,9 @@ pub fn reason_name(code: u8) -> &'static str {
 /// (CRL URL, issuer key DER) → verified list.
 type CrlMap = HashMap<(String, Vec<u8>), Arc<crl::Crl>>;
 
+/// (CRL URL, issuer key DER) → the gate of its download.
+type CrlGates = HashMap<(String, Vec<u8>), Arc<tokio::sync::Mutex<()>>>;
+
 /// Verified responder answers and CRLs, shared by every probe.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -125,7 +128,15 @@ pub struct Cache {
     ocsp: Mutex<HashMap<(String, Vec<u8>), ocsp::Verified>>,
     /// (CRL URL, issuer key DER) → list, until its nextUpdate.
     crls: Mutex<CrlMap>,
+    /// (CRL URL, issuer key DER) → held while one probe downloads that CRL,
+    /// so the probes of many leaves of one CA that start together (an
+    /// agent's first round) wait for one download instead of each fetching
+    /// up to [`MAX_CRL_BYTES`] at once.
+    crl_gates: Mutex<CrlGates>,
 }
+
+/// Download gates kept; past this, idle ones are dropped.
+const MAX_CRL_GATES: usize = 64;
 
 fn cache_get<K: std::hash::Hash + Eq, V: Clone>(
     map: &Mutex<HashMap<K, V>>,
@@ -569,6 +580,29 @@ async fn crl_for(
     issuer: &Issuer,
 ) -> Result<Arc<crl::Crl>, (bool, String)> {
     let key = (url.to_string(), issuer.spki_der.clone());
+    if let Some(c) = cache_get(&req.cache.crls, &key, |c| c.next_update, req.now) {
+        return Ok(c);
+    }
+    let gate = {
+        let mut gates = req
+            .cache
+            .crl_gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if gates.len() >= MAX_CRL_GATES {
+            gates.retain(|_, g| Arc::strong_count(g) > 1);
+        }
+        gates.entry(key.clone()).or_default().clone()
+    };
+    let _turn = tokio::time::timeout_at(req.deadline, gate.lock())
+        .await
+        .map_err(|_| {
+            (
+                false,
+                "no time left while another probe was downloading it".to_string(),
+            )
+        })?;
+    // The probe that held the gate may have cached it meanwhile.
     if let Some(c) = cache_get(&req.cache.crls, &key, |c| c.next_update, req.now) {
         return Ok(c);
     }
