@@ -75,6 +75,14 @@ async fn knot_signed_zones() {
         "{reason}"
     );
     assert!(r.failure.as_ref().unwrap().message.contains("expired"));
+    // The lapsed signature's own expiration (16 days ago) is the earliest, so
+    // slaprobe_dns_rrsig_expiry_timestamp_seconds is in the past and
+    // SlaprobeDnssecSignaturesExpiring fires ("negative: already expired").
+    assert_eq!(
+        sec.rrsig_expires_at.map(|t| t.as_second()),
+        Some(now - 16 * 86_400),
+        "{sec:?}"
+    );
 
     // The anchor's DS matches none of the zone's keys.
     let r = run(&check("www.mismatch.test")).await;
@@ -116,6 +124,55 @@ async fn knot_signed_zones() {
     eprintln!(
         "plain probe of www.expired.test: {:.1} ms",
         r.duration_seconds * 1000.0
+    );
+}
+
+/// Denial of existence (NSEC/NSEC3) is not validated, so an answer without
+/// records must never be called secure: a name that does not exist, or a
+/// type the name does not have, fails on its own class with no `dnssec`
+/// verdict, however validly knotd signs its denial.
+#[tokio::test]
+async fn denials_are_never_secure() {
+    let now = Timestamp::now().as_second();
+    let knot = KnotZones::start(now).await.unwrap();
+    std::fs::write(knot.dir().join("anchor.ds"), knot.anchor()).unwrap();
+    let ns = knot.addr().to_string();
+    let nx = run(&dnssec_check(
+        "nope.good.test",
+        &ns,
+        "anchor.ds",
+        knot.dir(),
+    ))
+    .await;
+    assert_class(&nx, FailureClass::DnsRcode);
+    let mut spec = CheckSpec {
+        name: "t".into(),
+        kind: CheckKind::Dns,
+        timeout: Some("5s".into()),
+        query: Some("www.good.test".into()),
+        record_type: Some("TXT".into()),
+        nameservers: Some(vec![ns.clone()]),
+        dnssec: Some(true),
+        dnssec_trust_anchor: Some("anchor.ds".into()),
+        ..Default::default()
+    };
+    let nodata = Check::from_spec(&spec, 0, &knot.dir().join("a.toml"), knot.dir()).unwrap();
+    let nodata = run(&nodata).await;
+    assert_class(&nodata, FailureClass::DnsAnswerMismatch);
+    for r in [&nx, &nodata] {
+        let d = r.dns.as_ref().unwrap();
+        assert!(d.dnssec.is_none(), "{d:?}");
+        assert!(d.servers.iter().all(|s| s.dnssec.is_none()), "{d:?}");
+    }
+    // The same server's positive answer is secure: the verdicts above are
+    // about the denial, not a broken zone.
+    spec.record_type = None;
+    let yes = Check::from_spec(&spec, 0, &knot.dir().join("a.toml"), knot.dir()).unwrap();
+    let r = run(&yes).await;
+    assert_ok(&r);
+    assert_eq!(
+        r.dns.as_ref().unwrap().dnssec.as_ref().map(|s| s.status),
+        Some(DnssecStatus::Secure)
     );
 }
 
@@ -340,6 +397,52 @@ async fn chain_through_a_parent_ds() {
     .await;
     assert_eq!(v.status, DnssecStatus::Bogus);
     assert!(v.reason.unwrap().contains("not valid before"));
+}
+
+/// A DNSKEY anchor (the zone-file form hickory writes, and the same record
+/// split over lines in parentheses) pins the key: the chain is secure from
+/// it, and a different key of the same zone is bogus.
+#[tokio::test]
+async fn a_dnskey_anchor_pins_the_key() {
+    let c = chain(good_ds);
+    let line = c.parent.dnskey_record().to_string();
+    assert!(line.contains("DNSKEY"), "{line}");
+    let anchor = TrustAnchor::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let v = validate(&c.answer, &anchor, &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Secure, "{v:?}");
+
+    // `owner ttl IN DNSKEY flags 3 alg key` as a multi-line record.
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let key = f[7..].concat();
+    let (a, b) = key.split_at(key.len() / 2);
+    let multi = format!(
+        "; the parent's KSK\n{} IN DNSKEY ( {} 3 {} ; flags, protocol, algorithm\n  {a}\n  {b} )\n",
+        f[0], f[4], f[6]
+    );
+    let anchor = TrustAnchor::parse(&multi).unwrap_or_else(|e| panic!("{multi}: {e}"));
+    let v = validate(&c.answer, &anchor, &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Secure, "{v:?}");
+
+    let other = ZoneKey::generate("test.").unwrap();
+    let anchor = TrustAnchor::parse(&other.dnskey_record().to_string()).unwrap();
+    let v = validate(&c.answer, &anchor, &c.zones, NOW as u32).await;
+    assert_eq!(v.status, DnssecStatus::Bogus, "{v:?}");
+    assert!(
+        v.reason
+            .as_deref()
+            .unwrap()
+            .contains("matches the trust anchor"),
+        "{v:?}"
+    );
+
+    for bad in [
+        "test. IN DNSKEY 257 3 13 !!!notbase64",
+        "test. IN DNSKEY 257 2 13 AAAA",
+        "test. IN DNSKEY 257 3",
+        "test. forever IN DNSKEY 257 3 13 AAAA",
+    ] {
+        assert!(TrustAnchor::parse(bad).is_err(), "{bad}");
+    }
 }
 
 #[tokio::test]

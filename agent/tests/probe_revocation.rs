@@ -508,11 +508,14 @@ async fn ocsp_mode_asks_the_responder_once_per_response_lifetime() {
         RevocationStatus::Revoked,
         Some(RevocationSource::Responder),
     );
+    // GET first (this server only answers POST at /ocsp: 404), then POST.
     let reqs = ocsp_srv.stats().requests();
-    assert_eq!(reqs.len(), 1, "{reqs:#?}");
-    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(reqs[0].method, "GET");
+    assert!(reqs[0].target.starts_with("/ocsp/M"), "{reqs:#?}");
+    assert_eq!(reqs[1].method, "POST");
     assert_eq!(
-        reqs[0].header("content-type"),
+        reqs[1].header("content-type"),
         Some("application/ocsp-request")
     );
     // Two more probes through one prober: the second uses the cached answer.
@@ -523,7 +526,7 @@ async fn ocsp_mode_asks_the_responder_once_per_response_lifetime() {
     assert_class(&b, FailureClass::TlsCertRevoked);
     assert_eq!(
         ocsp_srv.stats().requests().len(),
-        2,
+        4,
         "cached until nextUpdate"
     );
 }
@@ -619,6 +622,69 @@ async fn ocsp_crl_falls_back_to_the_crl() {
     .await;
     assert_status(&r, RevocationStatus::Unknown, None);
     assert_eq!(crl_srv.stats().requests().len(), before);
+}
+
+/// Probes of many leaves of one CA that start together (an agent's first
+/// round) share one download of the CRL: the others wait for it and use
+/// the cached list.
+#[tokio::test]
+async fn concurrent_probes_download_a_crl_once() {
+    let fx = fixture();
+    let dead = format!("http://{}/ocsp", refused_addr());
+    let addr = free_addr();
+    let crl_url = format!("http://{addr}/crl");
+    let leaves: Vec<ServerCert> = (0..6)
+        .map(|_| {
+            fx.ca
+                .leaf(&LeafSpec::new(&["localhost"]).ocsp(&dead).crl(&crl_url))
+        })
+        .collect();
+    let crl = fx.ca.crl(&[(&leaves[0], Some(1))], 86_400);
+    // Slow enough that every probe asks while the first download runs.
+    let crl_srv = TestServer::start(
+        addr,
+        Routes::new().route(
+            "/crl",
+            Route::ok(crl).delay(std::time::Duration::from_millis(300)),
+        ),
+        None,
+    )
+    .await;
+    let mut servers = Vec::new();
+    for leaf in &leaves {
+        servers.push(serve(leaf, Vec::new()).await);
+    }
+    let checks: Vec<Check> = servers
+        .iter()
+        .map(|srv| {
+            tls_check(&fx, srv.addr().port(), |s| {
+                s.revocation = Some("ocsp+crl".into())
+            })
+        })
+        .collect();
+    let prober = slaprobe_agent::probe::Prober::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in checks {
+        let p = prober.clone();
+        tasks.spawn(async move { p.probe(&c).await });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        results.push(r.unwrap());
+    }
+    let revoked = results
+        .iter()
+        .filter(|r| r.failure.as_ref().map(|f| f.class) == Some(FailureClass::TlsCertRevoked))
+        .count();
+    assert_eq!(revoked, 1, "{results:#?}");
+    for r in &results {
+        assert_eq!(revocation(r).source, Some(RevocationSource::Crl), "{r:#?}");
+    }
+    assert_eq!(
+        crl_srv.stats().requests().len(),
+        1,
+        "one download for 6 probes"
+    );
 }
 
 #[tokio::test]
@@ -723,4 +789,169 @@ async fn the_probe_command_prints_tls_revocation() {
     assert_eq!(r["tls"]["revocation"]["source"], "staple", "{r}");
     assert_eq!(r["tls"]["revocation"]["reason"], "keyCompromise", "{r}");
     assert!(r["tls"]["revocation"]["revoked_at"].is_string(), "{r}");
+}
+
+/// A responder that answers with `openssl ocsp` about the request it was
+/// sent: a GET's request decoded from the URL by `openssl base64` (RFC 6960
+/// A.1), a POST's from the body. Methods not in `accept` get 405. Records
+/// each request's method.
+struct OpensslResponder {
+    addr: std::net::SocketAddr,
+    methods: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl OpensslResponder {
+    async fn start(dir: std::path::PathBuf, accept: &'static [&'static str]) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let methods = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = methods.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let head_end = loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(i + 4);
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let mut line = head.lines().next().unwrap_or("").split(' ');
+                let (method, target) = (
+                    line.next().unwrap_or("").to_string(),
+                    line.next().unwrap_or("").to_string(),
+                );
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let mut chunk = [0u8; 4096];
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                seen.lock().unwrap().push(method.clone());
+                let answer = if !accept.contains(&method.as_str()) {
+                    None
+                } else if method == "GET" {
+                    let b64 = target
+                        .trim_start_matches('/')
+                        .replace("%2B", "+")
+                        .replace("%2F", "/")
+                        .replace("%3D", "=");
+                    std::fs::write(dir.join("req.b64"), b64).unwrap();
+                    let ok = std::process::Command::new("openssl")
+                        .current_dir(&dir)
+                        .args(["base64", "-d", "-A", "-in", "req.b64", "-out", "req.der"])
+                        .status()
+                        .unwrap()
+                        .success();
+                    ok.then(|| openssl_answer(&dir)).flatten()
+                } else {
+                    std::fs::write(dir.join("req.der"), &buf[head_end..]).unwrap();
+                    openssl_answer(&dir)
+                };
+                let reply = match answer {
+                    Some(body) => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(&body);
+                        r
+                    }
+                    None => b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                };
+                let _ = sock.write_all(&reply).await;
+            }
+        });
+        Self {
+            addr,
+            methods,
+            _task: task,
+        }
+    }
+
+    fn methods(&self) -> Vec<String> {
+        self.methods.lock().unwrap().clone()
+    }
+}
+
+/// `openssl ocsp` answering `dir/req.der` from `dir/index.txt` (written by
+/// [`ocsp::openssl_response`]); None when it cannot parse the request.
+fn openssl_answer(dir: &std::path::Path) -> Option<Vec<u8>> {
+    let _ = std::fs::remove_file(dir.join("resp-srv.der"));
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-reqin",
+            "req.der",
+            "-respout",
+            "resp-srv.der",
+            "-ndays",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| std::fs::read(dir.join("resp-srv.der")).ok())?
+}
+
+/// RFC 5019 §5 / RFC 6960 A.1: a short request goes by GET, which a real
+/// responder (`openssl ocsp`) decodes from the URL and answers; a responder
+/// that refuses GET is asked again by POST.
+#[tokio::test]
+async fn ocsp_requests_go_by_get_then_post() {
+    let fx = fixture();
+    let dir = fx.dir.path().to_path_buf();
+    for (accept, want) in [
+        (&["GET"][..], vec!["GET"]),
+        (&["POST"][..], vec!["GET", "POST"]),
+    ] {
+        let responder = OpensslResponder::start(dir.clone(), accept).await;
+        let leaf = fx
+            .ca
+            .leaf(&LeafSpec::new(&["localhost"]).ocsp(&format!("http://{}/", responder.addr)));
+        // Writes the CA's files and an index.txt marking the leaf revoked.
+        ocsp::openssl_response(&dir, &fx.ca, &leaf, Some("keyCompromise"));
+        let srv = serve(&leaf, Vec::new()).await;
+        let r = run(&tls_check(&fx, srv.addr().port(), |s| {
+            s.revocation = Some("ocsp".into())
+        }))
+        .await;
+        assert_class(&r, FailureClass::TlsCertRevoked);
+        assert_status(
+            &r,
+            RevocationStatus::Revoked,
+            Some(RevocationSource::Responder),
+        );
+        assert_eq!(revocation(&r).reason.as_deref(), Some("keyCompromise"));
+        assert_eq!(responder.methods(), want, "accepting {accept:?}");
+    }
 }

@@ -333,6 +333,8 @@ impl<F: Fetch> Validation<'_, F> {
             return Err(bogus(format!("{what} has no RRSIG")));
         }
         let mut problems = Vec::new();
+        // The latest expiration among the set's verified but lapsed RRSIGs.
+        let mut lapsed: Option<i64> = None;
         if sigs.len() > MAX_SIGS_PER_SET {
             problems.push(format!(
                 "{} RRSIGs, only the first {MAX_SIGS_PER_SET} tried",
@@ -374,6 +376,17 @@ impl<F: Fetch> Validation<'_, F> {
                     input.key_tag,
                     fmt_time(expiration, self.now)
                 ));
+                // A genuine signature that has lapsed is what the expiry
+                // metric and its alert exist for: keep its (past) expiration,
+                // but only once it verifies, so a forged RRSIG cannot set it.
+                let genuine = candidates.iter().any(|k| {
+                    k.verify_rrsig(name, DNSClass::IN, sig, records.iter())
+                        .is_ok()
+                });
+                if genuine {
+                    let exp = unix_of(expiration, self.now);
+                    lapsed = Some(lapsed.map_or(exp, |l: i64| l.max(exp)));
+                }
                 continue;
             }
             let verified = candidates.iter().any(|k| {
@@ -386,6 +399,9 @@ impl<F: Fetch> Validation<'_, F> {
                 return Ok(());
             }
             problems.push(format!("RRSIG (key tag {}) does not verify", input.key_tag));
+        }
+        if let Some(exp) = lapsed {
+            self.earliest = Some(self.earliest.map_or(exp, |e| e.min(exp)));
         }
         Err(bogus(format!("{what}: {}", problems.join("; "))))
     }

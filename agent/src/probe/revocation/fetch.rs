@@ -1,4 +1,4 @@
-//! One plain-HTTP exchange with an OCSP responder (POST) or a CRL
+//! One plain-HTTP exchange with an OCSP responder (GET or POST) or a CRL
 //! distribution point (GET): the probe's resolution and connect rules
 //! (`resolve` overrides, `ip_version`), a deadline, and a size bound on
 //! the answer. CAs publish both over http:// (RFC 5280 §4.2.1.13, RFC
@@ -39,7 +39,8 @@ fn bad_answer(message: String) -> FetchError {
     }
 }
 
-/// Sends `POST url` with `body` (an OCSP request) or `GET url`, and returns
+/// Sends `POST url` with `body` (an OCSP request) or `GET url` (a CRL, or
+/// an OCSP request in the URL), and returns
 /// a 200 answer's body when it is at most `max` bytes.
 pub async fn fetch(
     resolver: &TokioResolver,

@@ -3,8 +3,9 @@
 //!
 //! In order: the OCSP response the server stapled to the handshake (any
 //! mode but "off"); then, in "ocsp" and "ocsp+crl" modes, the OCSP responder
-//! the certificate names (AIA, HTTP POST); then, in "ocsp+crl", the CRL at
-//! its distribution point. The first valid answer decides. A source that
+//! the certificate names (AIA; HTTP GET when the request fits a 255-byte
+//! URL, else or when GET gives no usable answer, POST); then, in
+//! "ocsp+crl", the CRL at its distribution point. The first valid answer decides. A source that
 //! gives no valid answer (unreachable, bad signature, stale, too big) makes
 //! the status `unknown` unless a later one answers; it never fails the
 //! probe by itself, except with `revocation_required`.
@@ -117,6 +118,9 @@ pub fn reason_name(code: u8) -> &'static str {
 /// (CRL URL, issuer key DER) → verified list.
 type CrlMap = HashMap<(String, Vec<u8>), Arc<crl::Crl>>;
 
+/// (CRL URL, issuer key DER) → the gate of its download.
+type CrlGates = HashMap<(String, Vec<u8>), Arc<tokio::sync::Mutex<()>>>;
+
 /// Verified responder answers and CRLs, shared by every probe.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -124,7 +128,15 @@ pub struct Cache {
     ocsp: Mutex<HashMap<(String, Vec<u8>), ocsp::Verified>>,
     /// (CRL URL, issuer key DER) → list, until its nextUpdate.
     crls: Mutex<CrlMap>,
+    /// (CRL URL, issuer key DER) → held while one probe downloads that CRL,
+    /// so the probes of many leaves of one CA that start together (an
+    /// agent's first round) wait for one download instead of each fetching
+    /// up to [`MAX_CRL_BYTES`] at once.
+    crl_gates: Mutex<CrlGates>,
 }
+
+/// Download gates kept; past this, idle ones are dropped.
+const MAX_CRL_GATES: usize = 64;
 
 fn cache_get<K: std::hash::Hash + Eq, V: Clone>(
     map: &Mutex<HashMap<K, V>>,
@@ -477,8 +489,13 @@ async fn from_crls(
     None
 }
 
-/// POSTs the request to `url` and verifies the answer. The error says
-/// whether anything answered (for the verdict's `source`).
+/// Asks the responder at `url` about the leaf and verifies the answer: by
+/// GET when the request fits a URL of [`MAX_GET_URL`] bytes (RFC 5019 §5,
+/// RFC 6960 appendix A.1: what browsers send and what CDN-fronted
+/// responders cache), else, or when the GET answer is unusable (an error
+/// status, a body that does not verify), by POST. An unreachable responder
+/// is not asked twice. The error says whether anything answered (for the
+/// verdict's `source`).
 async fn ask_responder(
     req: &Request<'_>,
     url: &str,
@@ -487,6 +504,34 @@ async fn ask_responder(
 ) -> Result<ocsp::Verified, (bool, String)> {
     let url = Url::parse(url).map_err(|e| (false, format!("not a URL: {e}")))?;
     let body = ocsp::request(leaf, issuer);
+    let verify = |bytes: &[u8]| {
+        ocsp::verify(bytes, leaf, issuer, &known_certs(req), req.now).map_err(|e| e.to_string())
+    };
+    let mut get_failed = None;
+    if let Some(get_url) = get_url(&url, &body) {
+        match fetch::fetch(
+            req.resolver,
+            req.net,
+            &get_url,
+            None,
+            MAX_OCSP_RESPONSE_BYTES,
+            req.deadline,
+        )
+        .await
+        {
+            Ok(bytes) => match verify(&bytes) {
+                Ok(v) => return Ok(v),
+                Err(e) => get_failed = Some(e),
+            },
+            Err(e) if !e.answered => return Err((false, e.message)),
+            Err(e) => get_failed = Some(e.message),
+        }
+    }
+    // Both methods' reasons, when both were tried.
+    let both = |post: String| match &get_failed {
+        Some(get) => format!("GET: {get}; POST: {post}"),
+        None => post,
+    };
     let bytes = fetch::fetch(
         req.resolver,
         req.net,
@@ -496,9 +541,36 @@ async fn ask_responder(
         req.deadline,
     )
     .await
-    .map_err(|e| (e.answered, e.message))?;
-    ocsp::verify(&bytes, leaf, issuer, &known_certs(req), req.now)
-        .map_err(|e| (true, e.to_string()))
+    .map_err(|e| (e.answered || get_failed.is_some(), both(e.message)))?;
+    verify(&bytes).map_err(|e| (true, both(e)))
+}
+
+/// Longest OCSP GET URL, scheme and host included (RFC 5019 §5: requests
+/// that fit are sent by GET).
+const MAX_GET_URL: usize = 255;
+
+/// `{url}/{percent-encoded base64 of the request}` (RFC 6960 A.1), when it
+/// is at most [`MAX_GET_URL`] bytes and the responder URL has no query.
+fn get_url(url: &Url, request: &[u8]) -> Option<Url> {
+    if url.query().is_some() {
+        return None;
+    }
+    let mut s = url.as_str().to_string();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    for c in der::base64(request).chars() {
+        match c {
+            '+' => s.push_str("%2B"),
+            '/' => s.push_str("%2F"),
+            '=' => s.push_str("%3D"),
+            c => s.push(c),
+        }
+    }
+    if s.len() > MAX_GET_URL {
+        return None;
+    }
+    Url::parse(&s).ok()
 }
 
 /// The verified CRL at `url` for `issuer`, from the cache or downloaded.
@@ -508,6 +580,29 @@ async fn crl_for(
     issuer: &Issuer,
 ) -> Result<Arc<crl::Crl>, (bool, String)> {
     let key = (url.to_string(), issuer.spki_der.clone());
+    if let Some(c) = cache_get(&req.cache.crls, &key, |c| c.next_update, req.now) {
+        return Ok(c);
+    }
+    let gate = {
+        let mut gates = req
+            .cache
+            .crl_gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if gates.len() >= MAX_CRL_GATES {
+            gates.retain(|_, g| Arc::strong_count(g) > 1);
+        }
+        gates.entry(key.clone()).or_default().clone()
+    };
+    let _turn = tokio::time::timeout_at(req.deadline, gate.lock())
+        .await
+        .map_err(|_| {
+            (
+                false,
+                "no time left while another probe was downloading it".to_string(),
+            )
+        })?;
+    // The probe that held the gate may have cached it meanwhile.
     if let Some(c) = cache_get(&req.cache.crls, &key, |c| c.next_update, req.now) {
         return Ok(c);
     }
@@ -532,4 +627,25 @@ async fn crl_for(
         req.now,
     );
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_urls_are_rfc6960_shaped_and_bounded() {
+        let req = [0x30, 0x03, 0xfb, 0xff, 0xbf];
+        let u = get_url(&Url::parse("http://ocsp.example/").unwrap(), &req).unwrap();
+        assert_eq!(u.as_str(), "http://ocsp.example/MAP7%2F78%3D");
+        // A path without a trailing slash gets one before the request.
+        let u = get_url(&Url::parse("http://ocsp.example/a").unwrap(), &req).unwrap();
+        assert_eq!(u.as_str(), "http://ocsp.example/a/MAP7%2F78%3D");
+        // A URL with a query, or one over 255 bytes, goes by POST.
+        assert!(get_url(&Url::parse("http://ocsp.example/?x=1").unwrap(), &req).is_none());
+        let long = Url::parse(&format!("http://ocsp.example/{}", "p".repeat(240))).unwrap();
+        assert!(get_url(&long, &req).is_none());
+        let fits = Url::parse(&format!("http://ocsp.example/{}", "p".repeat(200))).unwrap();
+        assert!(get_url(&fits, &req).is_some_and(|u| u.as_str().len() <= MAX_GET_URL));
+    }
 }
