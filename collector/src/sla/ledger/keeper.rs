@@ -63,6 +63,9 @@ pub struct Keeper {
     pub(super) open_minutes: BTreeMap<(i64, String), u8>,
     /// The location track changed since the last write.
     pub(super) locations_changed: bool,
+    /// Settled minutes per location that a late failing canary or
+    /// `agent_error` may have impaired: re-decided from the store.
+    pub(super) late_minutes: BTreeMap<String, BTreeSet<i64>>,
 }
 
 impl Keeper {
@@ -134,6 +137,7 @@ impl Keeper {
             canaries,
             open_minutes: BTreeMap::new(),
             locations_changed: false,
+            late_minutes: BTreeMap::new(),
             contracts,
             by_check,
             locations: HashMap::new(),
@@ -361,6 +365,7 @@ impl Keeper {
         }
         self.settle(now);
         self.settle_minutes(now);
+        self.rederive_minutes(src)?;
         self.rederive(src, now)?;
         self.drop_old_months(now);
         let write = self.collect_write();
