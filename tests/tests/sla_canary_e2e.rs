@@ -267,6 +267,31 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
             "{name} coverage"
         );
         let ams = &r.locations[0];
+        // When ams was impaired: each network stretch, then the agent_error slot.
+        let stretches: Vec<(Timestamp, Timestamp)> = ams
+            .impaired_stretches
+            .iter()
+            .map(|x| (x.start, x.end))
+            .collect();
+        let mut expected_stretches: Vec<(i64, i64)> =
+            AMS_DOWN.iter().map(|(a, b)| (*a, b - a)).collect();
+        expected_stretches.push((AGENT_ERROR_SLOT, 1));
+        assert_eq!(runs(&stretches, ps), expected_stretches, "{name} stretches");
+        let reasons: Vec<String> = ams
+            .impaired_stretches
+            .iter()
+            .map(|x| x.reasons.join(";"))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "canaries_failed",
+                "canaries_failed",
+                "canaries_failed",
+                "agent_error"
+            ]
+        );
+        assert!(r.locations[1].impaired_stretches.is_empty());
         let excluded: Vec<(Timestamp, Timestamp)> = ams
             .excluded_failures
             .iter()
