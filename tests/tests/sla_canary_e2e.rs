@@ -429,6 +429,12 @@ objectives = [ {{ kind = "availability", target = 99.9 }} ]
         Duration::from_millis(500),
         || {
             let (_, m) = http_get(port, "/metrics", None)?;
+            // The canary is named as one (the page alert leaves it out), the vendors' checks are not.
+            assert_eq!(
+                value_exact(&m, "slaprobe_check_canary", &[("check", "canary")]),
+                Some(1.0)
+            );
+            assert!(!m.contains("slaprobe_check_canary{check=\"web\"}"));
             (value_exact(
                 &m,
                 "slaprobe_location_impaired_seconds_total",
