@@ -629,3 +629,66 @@ fn location_track_counts_late_results_once() {
     let ams = &follower.locations.locations["ams"];
     assert_eq!(ams.counted.len(), 2, "{:?}", ams.counted);
 }
+
+/// A collector that stops before a minute settles: the results committed
+/// for it before the stop count once a new keeper (from the rows alone)
+/// starts, however long the collector was down.
+#[test]
+fn location_track_counts_minutes_committed_before_a_stop() {
+    use slaprobe_collector::sla::ledger::LOCATIONS_ROW;
+    use slaprobe_collector::store::LedgerRow;
+    let c = the_contract();
+    let contracts = vec![c.clone()];
+    let keep = Duration::from_secs(45 * 86_400);
+    let mut mem = Mem::default();
+    let mut keeper = Keeper::new(contracts.clone(), LedgerData::default(), keep);
+    let t0 = ts("2026-10-21T07:00:00Z");
+    let row = |seq: u64, min: i64, fail: Option<&str>| {
+        let t = t0 + SignedDuration::from_secs(min * 60 + 9);
+        StoredResult {
+            agent: "ag-fra".into(),
+            seq,
+            check: "cn-dns".into(),
+            location: "fra".into(),
+            started_at_ms: t.as_millisecond(),
+            success: fail.is_none(),
+            class: fail.map(str::to_string),
+            raw: raw(seq, "fra", "cn-dns", t, fail, 0.1),
+            batch_no: 0,
+        }
+    };
+    let mut follower = LedgerData::default();
+    // Minutes 0-4: fra's canary fails from minute 2 on, each committed at once.
+    for m in 0..5 {
+        mem.commit(vec![row(m as u64 + 1, m, (m >= 2).then_some("dns_error"))]);
+        let now = t0 + SignedDuration::from_secs(m * 60 + 40);
+        if let Some(w) = keeper.round(&mut mem, now).unwrap() {
+            let v = w.base + 1;
+            keeper.written(v);
+            follower.apply(&contracts, &w.rows, v, w.cursor);
+        }
+    }
+    // At 07:04:40 minutes 0-2 have settled: one impaired minute counted.
+    assert_eq!(follower.locations.locations["fra"].impaired_seconds, 60);
+    // The collector stops now and starts again 25 minutes later.
+    let mut rows = keeper_rows(&follower, &c);
+    rows.push(LedgerRow {
+        contract: LOCATIONS_ROW.to_string(),
+        month: String::new(),
+        chunk: -1,
+        data: serde_json::to_vec(&follower.locations).unwrap(),
+    });
+    let mut loaded = LedgerData::default();
+    loaded.apply(&contracts, &rows, follower.version, follower.cursor);
+    let mut keeper = Keeper::new(contracts.clone(), loaded, keep);
+    let now = t0 + SignedDuration::from_secs(30 * 60);
+    keeper.load_open(&mut mem, now).unwrap();
+    if let Some(w) = keeper.round(&mut mem, now).unwrap() {
+        let v = w.base + 1;
+        keeper.written(v);
+        follower.apply(&contracts, &w.rows, v, w.cursor);
+    }
+    // Minutes 3 and 4 were committed before the stop: they count too.
+    let fra = &follower.locations.locations["fra"];
+    assert_eq!((fra.impaired, fra.impaired_seconds), (false, 180));
+}

@@ -163,13 +163,16 @@ impl Keeper {
         src: &mut dyn LedgerSource,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // The location track's open minutes (a few at most).
-        let from = self
-            .data
-            .locations
-            .settled
-            .max(minute_of(now.as_millisecond()) - 2)
-            * 60_000;
+        // The location track's open minutes: a few, or every minute since the
+        // collector stopped (results committed before it stopped, in minutes it
+        // never settled, count like any other), within the retention.
+        let settled = self.data.locations.settled;
+        let recent = minute_of(now.as_millisecond()) - 2;
+        let from = if settled == 0 {
+            recent
+        } else {
+            settled.max(recent - self.retention_minutes())
+        } * 60_000;
         let checks = self.rule_checks.clone();
         let mut rows = Vec::new();
         src.results_between(&checks, from, now.as_millisecond() + 3_600_000, &mut |r| {
