@@ -18,7 +18,7 @@ use render_support::{
     acme_contract, acme_outages, after_month, contract, month_of_results, report_of, ts,
 };
 use slaprobe_collector::render::{self, Format};
-use slaprobe_collector::sla::report::{ExcludedFailure, LocationCoverage};
+use slaprobe_collector::sla::report::{ExcludedFailure, ImpairedStretch, LocationCoverage};
 use slaprobe_collector::sla::{MonthReport, Observation};
 
 fn golden_dir() -> PathBuf {
@@ -126,6 +126,13 @@ fn coverage_hostile_names_and_unknown_zone() {
             slots: 90,
             checks: vec!["www".into()],
             classes: vec!["connect_timeout".into()],
+            reasons: vec!["canaries_failed".into()],
+        }],
+        impaired_stretches: vec![ImpairedStretch {
+            start: ts("2026-10-03T10:00:00Z"),
+            end: ts("2026-10-03T11:30:00Z"),
+            duration_seconds: 5400,
+            slots: 90,
             reasons: vec!["canaries_failed".into()],
         }],
     });

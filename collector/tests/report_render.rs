@@ -282,7 +282,7 @@ fn html_is_self_contained_balanced_and_complete() {
 /// equal to the JSON, user text escaped and guarded.
 #[test]
 fn coverage_renders_in_html_and_csv() {
-    use slaprobe_collector::sla::report::{ExcludedFailure, LocationCoverage};
+    use slaprobe_collector::sla::report::{ExcludedFailure, ImpairedStretch, LocationCoverage};
     let mut r = acme().clone();
     r.canaries = vec!["canary-dns".into()];
     let start = ts("2026-10-03T10:00:00Z");
@@ -299,6 +299,13 @@ fn coverage_renders_in_html_and_csv() {
             classes: vec!["connect_timeout".into()],
             reasons: vec!["canaries_failed".into()],
         }],
+        impaired_stretches: vec![ImpairedStretch {
+            start,
+            end: ts("2026-10-03T11:30:00Z"),
+            duration_seconds: 5400,
+            slots: 90,
+            reasons: vec!["agent_error".into(), "canaries_failed".into()],
+        }],
     });
     check_csv_against_json(&r);
     let csv = render::csv(&r);
@@ -311,6 +318,16 @@ fn coverage_renders_in_html_and_csv() {
     assert!(html.contains("<section id=\"coverage\">"));
     assert!(html.contains("=&lt;b&gt;zrh&lt;/b&gt;") && !html.contains("<b>zrh"));
     assert!(html.contains("canaries_failed") && html.contains("1 h 30 min"));
+    assert!(
+        html.contains("<caption>Impaired stretches</caption>")
+            && html.contains("agent_error, canaries_failed"),
+        "{html}"
+    );
+    assert!(
+        csv.contains(
+            "\r\nimpaired_stretch,'=<b>zrh</b>,2026-10-03T10:00:00Z,2026-10-03T11:30:00Z,"
+        )
+    );
     assert!(html.contains("canary-dns"), "the method lists the canaries");
 }
 
@@ -477,7 +494,8 @@ fn check_csv_against_json(r: &MonthReport) {
             "incident",
             "maintenance",
             "location",
-            "excluded_failure"
+            "excluded_failure",
+            "impaired_stretch"
         ]
     );
 
@@ -659,6 +677,25 @@ fn check_csv_against_json(r: &MonthReport) {
             "reasons",
         ] {
             same(&row[col], &x[col], &format!("excluded {col}"));
+        }
+    }
+    let stretches: Vec<(Value, Value)> = json["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            l["impaired_stretches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| (l["location"].clone(), x.clone()))
+        })
+        .collect();
+    assert_eq!(t["impaired_stretch"].len(), stretches.len());
+    for (row, (loc, x)) in t["impaired_stretch"].iter().zip(&stretches) {
+        same(&row["location"], loc, "impaired location");
+        for col in ["start", "end", "duration_seconds", "slots", "reasons"] {
+            same(&row[col], &x[col], &format!("impaired {col}"));
         }
     }
 }

@@ -515,3 +515,180 @@ fn location_track_counts_impaired_minutes() {
         [(false, 300), (false, 60), (false, 0)]
     );
 }
+
+/// The location track counts what arrives after its minute settled: an
+/// agent cut off from the collector (its own network down, or the collector
+/// down) spools its failing canaries and replays them later. Each impaired
+/// minute counts once, across a keeper restarted from the rows alone, and a
+/// late pass takes nothing back.
+#[test]
+fn location_track_counts_late_results_once() {
+    use slaprobe_collector::sla::ledger::LOCATIONS_ROW;
+    use slaprobe_collector::store::LedgerRow;
+    let c = the_contract();
+    let contracts = vec![c.clone()];
+    let keep = Duration::from_secs(45 * 86_400);
+    let mut mem = Mem::default();
+    let mut keeper = Keeper::new(contracts.clone(), LedgerData::default(), keep);
+    let mut follower = LedgerData::default();
+    let t0 = ts("2026-10-20T22:00:00Z");
+    let mut seq = 0;
+    let mut row = |loc: &str, check: &str, min: i64, fail: Option<&str>| {
+        seq += 1;
+        let t = t0 + SignedDuration::from_secs(min * 60 + 11);
+        StoredResult {
+            agent: format!("ag-{loc}"),
+            seq,
+            check: check.into(),
+            location: loc.into(),
+            started_at_ms: t.as_millisecond(),
+            success: fail.is_none(),
+            class: fail.map(str::to_string),
+            raw: raw(seq, loc, check, t, fail, 0.1),
+            batch_no: 0,
+        }
+    };
+    let round = |min: i64, keeper: &mut Keeper, mem: &mut Mem, follower: &mut LedgerData| {
+        let now = t0 + SignedDuration::from_secs(min * 60 + 30);
+        if let Some(w) = keeper.round(mem, now).unwrap() {
+            let v = w.base + 1;
+            keeper.written(v);
+            follower.apply(&contracts, &w.rows, v, w.cursor);
+        }
+        assert_eq!(follower.locations, keeper.data.locations);
+        let l = &follower.locations.locations;
+        (
+            l.get("ams").map(|s| (s.impaired, s.impaired_seconds)),
+            l.get("nyc").map(|s| (s.impaired, s.impaired_seconds)),
+        )
+    };
+    // Minute 0: both locations heard, nothing impaired.
+    mem.commit(vec![
+        row("ams", "cn-dns", 0, None),
+        row("nyc", "cn-dns", 0, None),
+    ]);
+    assert_eq!(
+        round(2, &mut keeper, &mut mem, &mut follower),
+        (Some((false, 0)), Some((false, 0)))
+    );
+    // ams's network is down in minutes 3-8 (from 22:03 to 22:09): nothing
+    // arrives from it while the keeper settles those minutes; nyc reports.
+    for m in 1..12 {
+        mem.commit(vec![row("nyc", "cn-dns", m, None)]);
+        round(m + 2, &mut keeper, &mut mem, &mut follower);
+    }
+    // At 22:14 ams is back and replays its spool: minutes 1-12, canaries
+    // failed in 3-8.
+    let replay: Vec<StoredResult> = (1..13)
+        .map(|m| {
+            row(
+                "ams",
+                "cn-dns",
+                m,
+                (3..9).contains(&m).then_some("dns_error"),
+            )
+        })
+        .collect();
+    mem.commit(replay);
+    assert_eq!(
+        round(14, &mut keeper, &mut mem, &mut follower),
+        (Some((false, 360)), Some((false, 0))),
+        "the six replayed minutes count"
+    );
+    // A restart from the rows alone; then more of ams's spool arrives: a
+    // second failing canary in minute 4 (counted already), a pass of the
+    // other canary in minute 5 (nothing is taken back) and an agent_error
+    // of a covered check in minute 10 (newly impaired).
+    let mut rows = keeper_rows(&follower, &c);
+    rows.push(LedgerRow {
+        contract: LOCATIONS_ROW.to_string(),
+        month: String::new(),
+        chunk: -1,
+        data: serde_json::to_vec(&follower.locations).unwrap(),
+    });
+    let mut loaded = LedgerData::default();
+    loaded.apply(&contracts, &rows, follower.version, follower.cursor);
+    let mut keeper = Keeper::new(contracts.clone(), loaded, keep);
+    let now = t0 + SignedDuration::from_secs(15 * 60);
+    keeper.load_open(&mut mem, now).unwrap();
+    mem.commit(vec![
+        row("ams", "cn-web", 4, Some("timeout")),
+        row("ams", "cn-web", 5, None),
+        row("ams", "a", 10, Some("agent_error")),
+    ]);
+    assert_eq!(
+        round(15, &mut keeper, &mut mem, &mut follower),
+        (Some((false, 420)), Some((false, 0))),
+        "minute 10 counts once, minutes 4 and 5 stay counted"
+    );
+    // The same rows again (another keeper re-reading them) change nothing.
+    assert_eq!(
+        round(16, &mut keeper, &mut mem, &mut follower),
+        (Some((false, 420)), Some((false, 0)))
+    );
+    let ams = &follower.locations.locations["ams"];
+    assert_eq!(ams.counted.len(), 2, "{:?}", ams.counted);
+}
+
+/// A collector that stops before a minute settles: the results committed
+/// for it before the stop count once a new keeper (from the rows alone)
+/// starts, however long the collector was down.
+#[test]
+fn location_track_counts_minutes_committed_before_a_stop() {
+    use slaprobe_collector::sla::ledger::LOCATIONS_ROW;
+    use slaprobe_collector::store::LedgerRow;
+    let c = the_contract();
+    let contracts = vec![c.clone()];
+    let keep = Duration::from_secs(45 * 86_400);
+    let mut mem = Mem::default();
+    let mut keeper = Keeper::new(contracts.clone(), LedgerData::default(), keep);
+    let t0 = ts("2026-10-21T07:00:00Z");
+    let row = |seq: u64, min: i64, fail: Option<&str>| {
+        let t = t0 + SignedDuration::from_secs(min * 60 + 9);
+        StoredResult {
+            agent: "ag-fra".into(),
+            seq,
+            check: "cn-dns".into(),
+            location: "fra".into(),
+            started_at_ms: t.as_millisecond(),
+            success: fail.is_none(),
+            class: fail.map(str::to_string),
+            raw: raw(seq, "fra", "cn-dns", t, fail, 0.1),
+            batch_no: 0,
+        }
+    };
+    let mut follower = LedgerData::default();
+    // Minutes 0-4: fra's canary fails from minute 2 on, each committed at once.
+    for m in 0..5 {
+        mem.commit(vec![row(m as u64 + 1, m, (m >= 2).then_some("dns_error"))]);
+        let now = t0 + SignedDuration::from_secs(m * 60 + 40);
+        if let Some(w) = keeper.round(&mut mem, now).unwrap() {
+            let v = w.base + 1;
+            keeper.written(v);
+            follower.apply(&contracts, &w.rows, v, w.cursor);
+        }
+    }
+    // At 07:04:40 minutes 0-2 have settled: one impaired minute counted.
+    assert_eq!(follower.locations.locations["fra"].impaired_seconds, 60);
+    // The collector stops now and starts again 25 minutes later.
+    let mut rows = keeper_rows(&follower, &c);
+    rows.push(LedgerRow {
+        contract: LOCATIONS_ROW.to_string(),
+        month: String::new(),
+        chunk: -1,
+        data: serde_json::to_vec(&follower.locations).unwrap(),
+    });
+    let mut loaded = LedgerData::default();
+    loaded.apply(&contracts, &rows, follower.version, follower.cursor);
+    let mut keeper = Keeper::new(contracts.clone(), loaded, keep);
+    let now = t0 + SignedDuration::from_secs(30 * 60);
+    keeper.load_open(&mut mem, now).unwrap();
+    if let Some(w) = keeper.round(&mut mem, now).unwrap() {
+        let v = w.base + 1;
+        keeper.written(v);
+        follower.apply(&contracts, &w.rows, v, w.cursor);
+    }
+    // Minutes 3 and 4 were committed before the stop: they count too.
+    let fra = &follower.locations.locations["fra"];
+    assert_eq!((fra.impaired, fra.impaired_seconds), (false, 180));
+}

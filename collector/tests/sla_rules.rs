@@ -654,8 +654,8 @@ fn report_json_has_the_design_fields() {
     assert_eq!(
         v["locations"],
         serde_json::json!([
-            {"location": "ams", "impaired_seconds": 0, "silent_seconds": month, "excluded_failures": []},
-            {"location": "nyc", "impaired_seconds": 0, "silent_seconds": month, "excluded_failures": []},
+            {"location": "ams", "impaired_seconds": 0, "silent_seconds": month, "excluded_failures": [], "impaired_stretches": []},
+            {"location": "nyc", "impaired_seconds": 0, "silent_seconds": month, "excluded_failures": [], "impaired_stretches": []},
         ])
     );
     assert_eq!(v["evidence"]["results"], 0);
@@ -728,6 +728,14 @@ fn agent_error_impairs_its_location_for_the_slot() {
     let month = u64::from(OCT_SLOTS) * 60;
     assert_eq!(cov, [("x", 120, month - 180), ("y", 60, month - 60)]);
     assert!(r.locations.iter().all(|l| l.excluded_failures.is_empty()));
+    // x's two impaired slots are apart: two stretches; each agent_error.
+    let x: Vec<(Timestamp, u32, Vec<String>)> = r.locations[0]
+        .impaired_stretches
+        .iter()
+        .map(|s| (s.start, s.slots, s.reasons.clone()))
+        .collect();
+    let ae = vec!["agent_error".to_string()];
+    assert_eq!(x, [(t0(), 1, ae.clone()), (at(t0(), 120), 1, ae)]);
 }
 
 /// `eval` with canary checks `cn1`, `cn2` configured.
@@ -793,6 +801,24 @@ fn failed_canaries_impair_the_location_and_its_failures_are_excluded() {
     let y = &r.locations[1];
     assert_eq!((y.location.as_str(), y.impaired_seconds), ("y", 60));
     assert!(y.excluded_failures.is_empty());
+    // When each was impaired: the stretches add up to impaired_seconds.
+    let stretches = |l: &slaprobe_collector::sla::report::LocationCoverage| {
+        l.impaired_stretches
+            .iter()
+            .map(|s| {
+                (
+                    s.start,
+                    s.end,
+                    s.slots,
+                    s.duration_seconds,
+                    s.reasons.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let cf = vec!["canaries_failed".to_string()];
+    assert_eq!(stretches(x), [(t0(), at(t0(), 120), 2, 120, cf.clone())]);
+    assert_eq!(stretches(y), [(at(t0(), 240), at(t0(), 300), 1, 60, cf)]);
     // Any order of arrival gives the same report.
     let mut rev = obs.clone();
     rev.reverse();

@@ -57,8 +57,9 @@ const DESIGN_METRICS: &[&str] = &[
 /// README's metrics table does): a gauge per agent (seqs up to its highest
 /// never received, the `missing` of `/api/v1/agents`), the earliest RRSIG
 /// expiry of DNSSEC checks, the registration expiry of domain checks, and
-/// rule 1a's location impairment (issue 17).
+/// rule 1a's location impairment and which checks are canaries (issue 17).
 const PROPOSED_METRICS: &[&str] = &[
+    "slaprobe_check_canary",
     "slaprobe_agent_missing_results",
     "slaprobe_dns_rrsig_expiry_timestamp_seconds",
     "slaprobe_domain_expiry_timestamp_seconds",

@@ -122,6 +122,14 @@ pub const CHECK_INFO: Family = Family {
     help: "Configured checks; the value is always 1.",
     labels: &["check", "kind", "target"],
 };
+/// `slaprobe_check_canary`: which checks are canaries, so alert rules can
+/// tell the monitor's own checks from the vendors'.
+pub const CHECK_CANARY: Family = Family {
+    name: "slaprobe_check_canary",
+    kind: Kind::Gauge,
+    help: "Configured checks marked canary = true (rule 1a: the monitor's own, part of no contract); the value is always 1.",
+    labels: &["check"],
+};
 /// `slaprobe_agent_last_seen_timestamp_seconds`.
 pub const AGENT_LAST_SEEN: Family = Family {
     name: "slaprobe_agent_last_seen_timestamp_seconds",
@@ -237,6 +245,13 @@ pub(super) fn write_check_families(st: &State, out: &mut Exposition) {
         checks.sort_unstable();
         for (c, kind, target) in checks {
             s.add(&[c, kind, target], 1.0);
+        }
+    });
+    out.family(&CHECK_CANARY, |s| {
+        let mut canaries: Vec<&String> = st.canaries.iter().collect();
+        canaries.sort_unstable();
+        for c in canaries {
+            s.add(&[c], 1.0);
         }
     });
 }

@@ -121,6 +121,8 @@ pub(super) struct State {
     pub counts: HashMap<(String, String), ProbeCounts>,
     /// (check, kind, target) of every configured check.
     pub checks: Vec<(String, String, String)>,
+    /// The names of the configured canaries (`canary = true`).
+    pub canaries: Vec<String>,
     /// By agent id.
     pub agents: BTreeMap<String, AgentState>,
     /// Refused requests by reason (every reason from the start).
@@ -137,6 +139,9 @@ impl State {
                 c.check.kind.to_string(),
                 c.check.target.clone(),
             ));
+            if c.check.canary {
+                st.canaries.push(c.check.name.clone());
+            }
         }
         let configured = config
             .agents

@@ -15,7 +15,7 @@
 //! first record of each kind is that kind's header** (its column names, the
 //! first of which is the kind itself). Kinds come in this order, each as one
 //! block: `summary`, `objective`, `day`, `incident`, `maintenance`,
-//! `location`, `excluded_failure`. A kind
+//! `location`, `excluded_failure`, `impaired_stretch`. A kind
 //! without data still has its header. A script groups records by their first
 //! field and zips each group's rows with its first row; a spreadsheet user
 //! filters column A on a kind and sees its header on top.
@@ -42,6 +42,7 @@
 //! | `maintenance` | `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `rule` |
 //! | `location` | `location`, `impaired_seconds`, `silent_seconds`, `excluded_failures` (count): the monitoring coverage (rule 1a) |
 //! | `excluded_failure` | `location`, `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `slots`, `checks`, `classes`, `reasons` |
+//! | `impaired_stretch` | `location`, `start`, `end`, `start_local`, `end_local`, `duration_seconds`, `slots`, `reasons` |
 //!
 //! `summary` keys, in this order: `contract`, `vendor`, `month`, `timezone`,
 //! `period_start`, `period_end`, `as_of` (empty unless month to date),
@@ -273,7 +274,8 @@ fn maintenance(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
 
 /// Monitoring coverage (rule 1a): the `location` block, one record per
 /// location, then the `excluded_failure` block, the failures its impairment
-/// kept out of the verdict.
+/// kept out of the verdict, then the `impaired_stretch` block, when each
+/// location was impaired.
 fn coverage(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
     w.header(
         "location",
@@ -321,6 +323,34 @@ fn coverage(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
                 int(x.slots),
                 Cell::Owned(guard(&x.checks.join(";"))),
                 Cell::Owned(guard(&x.classes.join(";"))),
+                Cell::Owned(guard(&x.reasons.join(";"))),
+            ]);
+        }
+    }
+    w.header(
+        "impaired_stretch",
+        &[
+            "location",
+            "start",
+            "end",
+            "start_local",
+            "end_local",
+            "duration_seconds",
+            "slots",
+            "reasons",
+        ],
+    );
+    for l in &r.locations {
+        for x in &l.impaired_stretches {
+            w.record(&[
+                Cell::Raw("impaired_stretch"),
+                Cell::Text(&l.location),
+                Cell::Owned(x.start.to_string()),
+                Cell::Owned(x.end.to_string()),
+                local(x.start, tz),
+                local(x.end, tz),
+                int(x.duration_seconds),
+                int(x.slots),
                 Cell::Owned(guard(&x.reasons.join(";"))),
             ]);
         }

@@ -125,6 +125,21 @@ pub struct ExcludedFailure {
     pub reasons: Vec<String>,
 }
 
+/// A maximal run of counted slots (maintenance included) in which a
+/// location was impaired (rule 1a); a location's stretches add up to its
+/// `impaired_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpairedStretch {
+    /// Start of the first impaired slot.
+    pub start: Timestamp,
+    /// End of the last impaired slot (exclusive).
+    pub end: Timestamp,
+    pub duration_seconds: u64,
+    pub slots: u32,
+    /// Which clause applied: `canaries_failed` and/or `agent_error` (sorted).
+    pub reasons: Vec<String>,
+}
+
 /// Monitoring coverage of one location over the counted slots (rule 1a).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocationCoverage {
@@ -135,6 +150,9 @@ pub struct LocationCoverage {
     pub silent_seconds: u64,
     /// The incidents its impairment prevented from being confirmed.
     pub excluded_failures: Vec<ExcludedFailure>,
+    /// When it was impaired: every stretch of `impaired_seconds`, in order.
+    #[serde(default)]
+    pub impaired_stretches: Vec<ImpairedStretch>,
 }
 
 /// One latency (or web_vital) objective on one day.
@@ -403,6 +421,7 @@ fn coverage(
             reasons: r.reasons.into_iter().map(str::to_string).collect(),
         });
     };
+    let mut stretches: Vec<ImpairedStretch> = Vec::new();
     for s in 0..counted {
         let flags = state.flags(loc, s);
         let secs = frame.slot_seconds(s);
@@ -412,6 +431,37 @@ fn coverage(
         let mut hit: Option<(Vec<bool>, BTreeSet<String>)> = None;
         if impaired(flags) {
             impaired_seconds += secs;
+            let mut reasons = Vec::new();
+            if flags & (CANARY_SEEN | CANARY_PASS) == CANARY_SEEN {
+                reasons.push("canaries_failed");
+            }
+            if flags & AGENT_ERROR != 0 {
+                reasons.push("agent_error");
+            }
+            match stretches.last_mut() {
+                Some(st) if st.end == frame.slot_start(s) => {
+                    st.end = frame.slot_end(s);
+                    st.duration_seconds += secs;
+                    st.slots += 1;
+                    for r in reasons {
+                        if !st.reasons.iter().any(|x| x == r) {
+                            st.reasons.push(r.to_string());
+                            st.reasons.sort();
+                        }
+                    }
+                }
+                _ => stretches.push(ImpairedStretch {
+                    start: frame.slot_start(s),
+                    end: frame.slot_end(s),
+                    duration_seconds: secs,
+                    slots: 1,
+                    reasons: {
+                        let mut v: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+                        v.sort();
+                        v
+                    },
+                }),
+            }
             if !frame.is_maintenance(s) && state.verdict(s) != SlotState::Down {
                 // Would the contract have been DOWN with this location's results?
                 let mut checks = vec![false; state.n_checks()];
@@ -479,6 +529,7 @@ fn coverage(
         impaired_seconds,
         silent_seconds,
         excluded_failures: excluded,
+        impaired_stretches: stretches,
     }
 }
 

@@ -358,7 +358,8 @@ pub(super) fn maintenance(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
 }
 
 /// Monitoring coverage per location (rule 1a): impaired and silent time,
-/// and the failures impairment kept from being confirmed.
+/// the impaired stretches, and the failures impairment kept from being
+/// confirmed.
 pub(super) fn coverage(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     let r = c.r;
     out.push_str("<section id=\"coverage\">\n<h2>Monitoring coverage</h2>\n");
@@ -385,6 +386,26 @@ pub(super) fn coverage(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
         )?;
     }
     out.push_str("</tbody>\n</table>\n");
+    if r.locations.iter().any(|l| !l.impaired_stretches.is_empty()) {
+        out.push_str(
+            "<table class=\"impaired\">\n<caption>Impaired stretches</caption>\n<thead><tr><th>Location</th><th>Start</th><th>End</th>\
+             <th class=\"num\">Duration</th><th>Why impaired</th></tr></thead>\n<tbody>\n",
+        );
+        for l in &r.locations {
+            for x in &l.impaired_stretches {
+                writeln!(
+                    out,
+                    "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    Esc(&l.location),
+                    two_line_time(c, x.start),
+                    two_line_time(c, x.end),
+                    Esc(&human_duration(x.duration_seconds)),
+                    list(&x.reasons),
+                )?;
+            }
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
     let any = r.locations.iter().any(|l| !l.excluded_failures.is_empty());
     if any {
         out.push_str(

@@ -120,20 +120,70 @@ pub struct LedgerData {
 pub const LOCATIONS_ROW: &str = "#locations";
 
 /// One location's impairment as the metrics show it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocationStatus {
     /// `slaprobe_location_impaired`: the latest settled minute was impaired.
     pub impaired: bool,
-    /// `slaprobe_location_impaired_seconds_total`: impaired minutes settled so far × 60.
+    /// `slaprobe_location_impaired_seconds_total`: impaired minutes counted so far × 60.
     pub impaired_seconds: u64,
+    /// The minutes counted in `impaired_seconds` within the retention
+    /// (`max_result_age`), as sorted, disjoint half-open ranges `[from, to)`:
+    /// a late result re-decides its minute and counts it only if it is not
+    /// among them, so no minute is counted twice. Impairment comes in
+    /// stretches, so there are few ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted: Vec<[i64; 2]>,
+}
+
+impl LocationStatus {
+    /// Whether minute `m` was counted.
+    pub fn is_counted(&self, m: i64) -> bool {
+        let i = self.counted.partition_point(|r| r[1] <= m);
+        self.counted.get(i).is_some_and(|r| r[0] <= m)
+    }
+
+    /// Counts minute `m` as impaired (60 s), unless it was counted already;
+    /// returns whether it was new.
+    pub fn count(&mut self, m: i64) -> bool {
+        if self.is_counted(m) {
+            return false;
+        }
+        self.impaired_seconds += 60;
+        let i = self.counted.partition_point(|r| r[1] < m);
+        // `i` is the first range ending at or after `m`: it may end at `m`
+        // (extend it) and the next may start at `m + 1` (join them).
+        match self.counted.get(i).copied() {
+            Some(r) if r[1] == m => {
+                self.counted[i][1] = m + 1;
+                if self.counted.get(i + 1).is_some_and(|n| n[0] == m + 1) {
+                    self.counted[i][1] = self.counted[i + 1][1];
+                    self.counted.remove(i + 1);
+                }
+            }
+            Some(r) if r[0] == m + 1 => self.counted[i][0] = m,
+            _ => self.counted.insert(i, [m, m + 1]),
+        }
+        true
+    }
+
+    /// Forgets counted minutes before `m` (older results are refused).
+    pub fn forget_before(&mut self, m: i64) {
+        self.counted.retain(|r| r[1] > m);
+        if let Some(first) = self.counted.first_mut() {
+            first[0] = first[0].max(m);
+        }
+    }
 }
 
 /// Rule 1a per location on a one-minute UTC grid (minute `m` is
 /// `[m × 60 s, (m + 1) × 60 s)` since the epoch), over the results rule 1a
 /// reads for the contracts: canaries, and `agent_error` of covered checks
-/// and canaries. A minute settles one minute after its end, like a slot;
-/// a result for a settled minute changes no counter (the contracts' slots
-/// it touches are re-derived all the same).
+/// and canaries. A minute settles one minute after its end, like a slot,
+/// and counts 60 s if impaired. A failing canary or an `agent_error` that
+/// arrives after its minute settled (an agent replaying its spool once its
+/// network or the collector is back) re-decides that minute from the store
+/// and counts it if it is impaired and was not counted yet; the counter
+/// never steps back (a late pass uncounts nothing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocationsLedger {
     /// Minutes `< settled` have settled.
@@ -231,4 +281,26 @@ pub(super) fn blank_verdicts(frame: &MonthFrame) -> Vec<u8> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LocationStatus;
+
+    #[test]
+    fn counted_minutes_merge_into_ranges_and_count_once() {
+        let mut l = LocationStatus::default();
+        for m in [10, 12, 11, 20, 9, 13, 12, 19] {
+            l.count(m);
+        }
+        assert_eq!(l.counted, [[9, 14], [19, 21]]);
+        assert_eq!(l.impaired_seconds, 7 * 60);
+        assert!(l.is_counted(13) && !l.is_counted(14) && !l.is_counted(8));
+        assert!(!l.count(20));
+        l.forget_before(11);
+        assert_eq!(l.counted, [[11, 14], [19, 21]]);
+        l.forget_before(15);
+        assert_eq!(l.counted, [[19, 21]]);
+        assert_eq!(l.impaired_seconds, 7 * 60, "forgetting takes nothing back");
+    }
 }

@@ -63,6 +63,9 @@ pub struct Keeper {
     pub(super) open_minutes: BTreeMap<(i64, String), u8>,
     /// The location track changed since the last write.
     pub(super) locations_changed: bool,
+    /// Settled minutes per location that a late failing canary or
+    /// `agent_error` may have impaired: re-decided from the store.
+    pub(super) late_minutes: BTreeMap<String, BTreeSet<i64>>,
 }
 
 impl Keeper {
@@ -134,6 +137,7 @@ impl Keeper {
             canaries,
             open_minutes: BTreeMap::new(),
             locations_changed: false,
+            late_minutes: BTreeMap::new(),
             contracts,
             by_check,
             locations: HashMap::new(),
@@ -159,13 +163,16 @@ impl Keeper {
         src: &mut dyn LedgerSource,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // The location track's open minutes (a few at most).
-        let from = self
-            .data
-            .locations
-            .settled
-            .max(minute_of(now.as_millisecond()) - 2)
-            * 60_000;
+        // The location track's open minutes: a few, or every minute since the
+        // collector stopped (results committed before it stopped, in minutes it
+        // never settled, count like any other), within the retention.
+        let settled = self.data.locations.settled;
+        let recent = minute_of(now.as_millisecond()) - 2;
+        let from = if settled == 0 {
+            recent
+        } else {
+            settled.max(recent - self.retention_minutes())
+        } * 60_000;
         let checks = self.rule_checks.clone();
         let mut rows = Vec::new();
         src.results_between(&checks, from, now.as_millisecond() + 3_600_000, &mut |r| {
@@ -361,6 +368,7 @@ impl Keeper {
         }
         self.settle(now);
         self.settle_minutes(now);
+        self.rederive_minutes(src)?;
         self.rederive(src, now)?;
         self.drop_old_months(now);
         let write = self.collect_write();

@@ -36,7 +36,9 @@
 //! Rule 1a per location on a one-minute UTC grid, from the same inputs
 //! (canaries, `agent_error` of covered checks and canaries), settled one
 //! minute after each minute's end and persisted as the row
-//! [`LOCATIONS_ROW`] ([`LocationsLedger`]).
+//! [`LOCATIONS_ROW`] ([`LocationsLedger`]). A late failing canary or
+//! `agent_error` re-decides its settled minute from the store and counts it
+//! if it was not counted yet (the row keeps the counted minutes as ranges).
 //!
 //! # Counters (`slaprobe_sla_*_total`)
 //! Per contract, never stepping back, persisted with the ledger:

@@ -1,43 +1,53 @@
 //! Settling: a slot settles one slot after its end and adds to the
-//! counters; the location track's minutes settle the same way.
+//! counters; the location track's minutes settle the same way, and late
+//! results re-decide the settled minutes they may impair.
 
 use jiff::Timestamp;
 
 use super::cells::{minute_of, verdict_of};
+use std::collections::{BTreeSet, HashMap};
+
 use super::data::LocationStatus;
 use super::keeper::Keeper;
+use super::source::LedgerSource;
 use super::{CHUNK_SLOTS, COUNTED_DOWN, COUNTED_ELIGIBLE, COUNTED_EXCLUDED, STATE_BITS, state_of};
 use crate::sla::month::Month;
 use crate::sla::rules::SlotState;
-use crate::store::StoredResult;
+use crate::sla::state::{AGENT_ERROR, CANARY_PASS, CANARY_SEEN, impaired};
+use crate::store::{StoreError, StoredResult};
+
+/// Rule 1a's flags of one stored result for the location track, `None`
+/// when rule 1a does not read it: a canary's result, or an `agent_error`
+/// of a check some contract reads (`rule_checks`).
+fn location_flags(
+    canaries: &BTreeSet<String>,
+    rule_checks: &[String],
+    row: &StoredResult,
+) -> Option<u8> {
+    let canary = canaries.contains(&row.check);
+    let agent_error = row.class.as_deref() == Some("agent_error");
+    if !(canary || (agent_error && rule_checks.contains(&row.check))) {
+        return None;
+    }
+    let mut f = 0;
+    if agent_error {
+        f |= AGENT_ERROR;
+    }
+    if canary {
+        f |= CANARY_SEEN;
+        if row.success {
+            f |= CANARY_PASS;
+        }
+    }
+    Some(f)
+}
 
 impl Keeper {
     /// Feeds the location track with one committed result (rule 1a's inputs only).
     pub(super) fn track_location(&mut self, row: &StoredResult) {
-        let canary = self.canaries.contains(&row.check);
-        let agent_error = row.class.as_deref() == Some("agent_error");
-        let input = canary || (agent_error && self.rule_checks.contains(&row.check));
-        if !input {
+        let Some(f) = location_flags(&self.canaries, &self.rule_checks, row) else {
             return;
-        }
-        let m = minute_of(row.started_at_ms);
-        if m < self.data.locations.settled {
-            return;
-        }
-        let mut f = 0;
-        if agent_error {
-            f |= crate::sla::state::AGENT_ERROR;
-        }
-        if canary {
-            f |= crate::sla::state::CANARY_SEEN;
-            if row.success {
-                f |= crate::sla::state::CANARY_PASS;
-            }
-        }
-        *self
-            .open_minutes
-            .entry((m, row.location.clone()))
-            .or_default() |= f;
+        };
         if !self.data.locations.locations.contains_key(&row.location) {
             self.data
                 .locations
@@ -45,6 +55,32 @@ impl Keeper {
                 .insert(row.location.clone(), LocationStatus::default());
             self.locations_changed = true;
         }
+        let m = minute_of(row.started_at_ms);
+        if m < self.data.locations.settled {
+            // Late: only a result that can impair its minute can add to the
+            // counter (which never steps back); the minute is re-decided
+            // from the store, so it counts once whatever else arrives.
+            let can_impair = f & AGENT_ERROR != 0 || f & (CANARY_SEEN | CANARY_PASS) == CANARY_SEEN;
+            if can_impair && m >= self.data.locations.settled - self.retention_minutes() {
+                self.late_minutes
+                    .entry(row.location.clone())
+                    .or_default()
+                    .insert(m);
+            }
+            return;
+        }
+        *self
+            .open_minutes
+            .entry((m, row.location.clone()))
+            .or_default() |= f;
+    }
+
+    /// How far back (minutes) the location track keeps what it counted:
+    /// the results' retention (`max_result_age`).
+    pub(super) fn retention_minutes(&self) -> i64 {
+        i64::try_from(self.keep_after_end.as_secs() / 60)
+            .unwrap_or(i64::MAX / 2)
+            .max(1)
     }
 
     /// Settles the location track's minutes due by `now` (one minute after their end).
@@ -53,9 +89,11 @@ impl Keeper {
             return;
         }
         let due = minute_of(now.as_millisecond()) - 1;
+        let retention = self.retention_minutes();
         let l = &mut self.data.locations;
         if l.settled == 0 {
-            // A fresh ledger: nothing before the open window is counted.
+            // A fresh ledger: the minutes before the open window are
+            // settled at once (as late results, they count once re-decided).
             l.settled = self
                 .open_minutes
                 .keys()
@@ -70,20 +108,71 @@ impl Keeper {
         let last = due - 1;
         for status in l.locations.values_mut() {
             status.impaired = false;
+            status.forget_before(due - retention);
         }
         let keep = self.open_minutes.split_off(&(due, String::new()));
         for ((m, loc), flags) in std::mem::replace(&mut self.open_minutes, keep) {
-            if !crate::sla::state::impaired(flags) {
+            if !impaired(flags) {
                 continue;
             }
             let status = l.locations.entry(loc).or_default();
-            status.impaired_seconds += 60;
+            status.count(m);
             if m == last {
                 status.impaired = true;
             }
         }
         l.settled = due;
         self.locations_changed = true;
+    }
+
+    /// Re-decides the settled minutes late results may have impaired, from
+    /// the store, and counts those now impaired that were not counted yet.
+    pub(super) fn rederive_minutes(
+        &mut self,
+        src: &mut dyn LedgerSource,
+    ) -> Result<(), StoreError> {
+        if self.late_minutes.is_empty() {
+            return Ok(());
+        }
+        let late = std::mem::take(&mut self.late_minutes);
+        let mut all: Vec<i64> = late.values().flatten().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        let (canaries, checks) = (self.canaries.clone(), self.rule_checks.clone());
+        let mut flags: HashMap<(i64, String), u8> = HashMap::new();
+        // Runs of nearby minutes, one store read each.
+        let mut i = 0;
+        while i < all.len() {
+            let mut j = i;
+            while j + 1 < all.len() && all[j + 1] <= all[j] + 1 + 8 {
+                j += 1;
+            }
+            src.results_between(&checks, all[i] * 60_000, (all[j] + 1) * 60_000, &mut |r| {
+                let m = minute_of(r.started_at_ms);
+                if !late.get(&r.location).is_some_and(|ms| ms.contains(&m)) {
+                    return;
+                }
+                if let Some(f) = location_flags(&canaries, &checks, &r) {
+                    *flags.entry((m, r.location)).or_default() |= f;
+                }
+            })?;
+            i = j + 1;
+        }
+        let l = &mut self.data.locations;
+        let last = l.settled - 1;
+        for ((m, loc), f) in flags {
+            if !impaired(f) {
+                continue;
+            }
+            let status = l.locations.entry(loc).or_default();
+            if status.count(m) {
+                if m == last {
+                    status.impaired = true;
+                }
+                self.locations_changed = true;
+            }
+        }
+        Ok(())
     }
 
     /// Sets slot `s` of contract `ci`'s `month` to `state`, counting as the
