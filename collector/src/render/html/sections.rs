@@ -446,8 +446,12 @@ pub(super) fn method(out: &mut String, c: &Ctx<'_>) -> fmt::Result {
     )?;
     writeln!(
         out,
-        "<div><dt>Quorum</dt><dd>{q} failing location{} confirm DOWN</dd></div>",
-        if q == 1 { "" } else { "s" }
+        "<div><dt>Quorum</dt><dd>{q} failing {} DOWN</dd></div>",
+        if q == 1 {
+            "location confirms"
+        } else {
+            "locations confirm"
+        }
     )?;
     writeln!(
         out,
