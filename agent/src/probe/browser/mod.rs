@@ -8,9 +8,12 @@
 //! `browser_concurrency` probes at once. The browser is replaced when it
 //! crashed, stopped answering or grew past `browser_max_rss`.
 //!
-//! How a probe ends: after the `load` event, once the network has been idle
-//! for [`QUIET`] (or [`SETTLE_MAX`] after load at the latest), so that late
-//! layout shifts, LCP candidates and long tasks are seen; a page that never
+//! How a probe ends: after the `load` event, once the page has been quiet
+//! for [`QUIET`]: no network activity, and no paint, LCP candidate, layout
+//! shift or long task reported by `vitals.js` (or [`SETTLE_MAX`] after load
+//! at the latest), so that late layout shifts, LCP candidates and long tasks
+//! are seen, and a second shift or task that follows the first within
+//! [`QUIET`] too; a page that never
 //! loads is given up at the check's timeout less a reserve for reading the
 //! figures and taking the screenshot. The Web Vitals themselves are measured
 //! inside the page by `vitals.js` (PerformanceObserver, as the web-vitals
@@ -49,8 +52,12 @@ use crate::config::{BrowserSettings, BrowserSpec};
 
 /// The in-page observers, injected before the page's own scripts.
 const VITALS_JS: &str = include_str!("vitals.js");
-/// Network quiet after `load` that ends a probe.
+/// Quiet after `load` that ends a probe: no network activity and nothing
+/// painted, shifted or blocking the page's main thread for this long.
 pub const QUIET: Duration = Duration::from_secs(1);
+/// The binding through which `vitals.js` reports that the page changed
+/// (a paint, an LCP candidate, a layout shift, a long task).
+const ACTIVITY_BINDING: &str = "__slaprobeActivity";
 /// Longest wait for the page to render a frame before its figures are read.
 const FRAME_WAIT: Duration = Duration::from_millis(500);
 /// Longest wait after `load` for the network to go quiet.

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::cdp::{Cdp, CdpError, Event};
 use super::process::VIEWPORT;
-use super::{BROWSER_ANSWER, Instance, MAX_SCREENSHOT, VITALS_JS};
+use super::{ACTIVITY_BINDING, BROWSER_ANSWER, Instance, MAX_SCREENSHOT, VITALS_JS};
 use crate::probe::Outcome;
 
 /// Why a step of the probe did not complete.
@@ -158,6 +158,8 @@ pub(super) async fn open_page(
         ("Page.enable", json!({})),
         ("Network.enable", json!({})),
         ("Runtime.enable", json!({})),
+        // Before the script that takes it off the page's global object.
+        ("Runtime.addBinding", json!({"name": ACTIVITY_BINDING})),
         (
             "Page.addScriptToEvaluateOnNewDocument",
             json!({"source": VITALS_JS}),
