@@ -353,6 +353,12 @@ async fn never_finishing_pages_and_many_requests() {
         let took = t0.elapsed();
         assert_class(&r, FailureClass::Timeout);
         assert!(took <= Duration::from_millis(6500), "{path}: took {took:?}");
+        // The message says how long the page was given, which is less
+        // than the probe took (the reserve for figures and screenshot).
+        let msg = &r.failure.as_ref().unwrap().message;
+        let said = humantime::parse_duration(msg.rsplit("within ").next().unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {msg}: {e}"));
+        assert!(said <= took, "{path}: {msg:?}, but the probe took {took:?}");
         let b = detail(&r);
         assert_eq!(b.load, None, "{path}: {}", show(&r));
         assert_eq!(b.fcp.is_some(), painted, "{path}: {}", show(&r));

@@ -212,6 +212,8 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
     // Reading the figures and a screenshot take a little time of their own.
     let reserve = (budget / 5).clamp(Duration::from_millis(300), Duration::from_secs(3));
     let give_up = deadline.checked_sub(reserve).unwrap_or(now);
+    // How long the page was given to load (what a timeout's message says).
+    let waited = give_up.saturating_duration_since(now);
     let cdp = inst.cdp.clone();
 
     // Browser-level setup: a browser that does not answer these is hung.
@@ -241,7 +243,7 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
         &detail,
         nav_error.as_deref(),
         &figures,
-        budget,
+        waited,
     );
     if failure.is_some() && !watch.crashed {
         let shot_by = deadline
