@@ -137,6 +137,9 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         }
     }
     let _ = stdout.flush();
+    drop(stdout);
+    // Chromium (if a browser check ran) goes with the agent, reaped.
+    prober.browser().shutdown().await;
     if all_ok {
         ExitCode::SUCCESS
     } else {

@@ -123,7 +123,10 @@ pub async fn run(
 
         schedule.fire_due(Instant::now(), &firing);
     }
+    let prober = firing.prober.clone();
     firing.drain().await;
+    // Chromium (if a browser check ran) goes with the agent, reaped.
+    prober.browser().shutdown().await;
 }
 
 /// The checks being scheduled and when each is due next.

@@ -151,6 +151,33 @@ impl Browser {
         self.slot.lock().await.take();
     }
 
+    /// Stops the browser and waits (at most [`process::REAP_WITHIN`]) until
+    /// every one of its processes is gone and reaped, so that none is left,
+    /// not even as `<defunct>`, once the agent exits. For the agent's end.
+    pub async fn shutdown(&self) {
+        let Some(inst) = self.slot.lock().await.take() else {
+            return;
+        };
+        let pgid = {
+            let mut p = lock(&inst.process);
+            p.kill();
+            p.pgid()
+        };
+        let by = Instant::now() + process::REAP_WITHIN;
+        loop {
+            let main_done = lock(&inst.process).reaped();
+            let left = pgid.map_or(0, |g| process::reap_group(g, true));
+            if main_done && left == 0 {
+                break;
+            }
+            if Instant::now() >= by {
+                tracing::warn!(left, "Chromium's processes were still not gone at shutdown");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn instance(&self) -> Result<Arc<Instance>, LaunchError> {
         let mut slot = self.slot.clone().lock_owned().await;
         if let Some(inst) = slot.as_ref() {
@@ -217,8 +244,11 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
     let cdp = inst.cdp.clone();
 
     // Browser-level setup: a browser that does not answer these is hung.
+    // A browser that does not answer within BROWSER_ANSWER is hung; one
+    // that only ran out of the probe's (shorter) time is not.
     let setup_by = give_up.min(now + BROWSER_ANSWER);
-    let mut page = match session::open_page(&inst, permit, setup_by).await {
+    let hung_if_late = setup_by == now + BROWSER_ANSWER;
+    let mut page = match session::open_page(&inst, permit, setup_by, hung_if_late).await {
         Ok(page) => page,
         Err(fault) => return fault,
     };
