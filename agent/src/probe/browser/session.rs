@@ -240,7 +240,13 @@ fn decoded_len(b64: &str) -> usize {
 
 /// A browser that failed a setup command: the agent's fault, not the site's.
 fn browser_fault(inst: &Instance, method: &str, e: StepError, hung_if_late: bool) -> Outcome {
-    if matches!(e, StepError::Late) && hung_if_late {
+    if matches!(e, StepError::Late) {
+        if !hung_if_late {
+            return Outcome::failed(
+                FailureClass::AgentError,
+                format!("the probe's time ran out while Chromium set up the page ({method})"),
+            );
+        }
         inst.mark_hung(format!("{method} got no answer"));
     }
     Outcome::failed(
