@@ -360,23 +360,28 @@ fn is_crash_handler(comm: &str) -> bool {
 /// process group `pgid` handed to the agent when their parent died (never
 /// the group's leader, the main process, which tokio waits for), and crash
 /// handlers. Returns how many of the group's members are left, running or
-/// not yet reaped (the leader included), plus, with `crash_handlers`, the
-/// agent's crash-handler children still there.
-pub fn reap_group(pgid: i32, crash_handlers: bool) -> usize {
+/// not yet reaped (the leader included). With `at_exit`, the agent's crash
+/// handlers still running are killed too, and counted until reaped.
+pub fn reap_group(pgid: i32, at_exit: bool) -> usize {
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let mut left = 0;
     for (pid, comm, state, ppid, pgrp) in all_processes() {
-        let ours = ppid == me && (pgrp == pgid && pid != pgid || is_crash_handler(&comm));
-        let reaped = ours
+        let helper = pgrp == pgid && pid != pgid;
+        let handler = ppid == me && is_crash_handler(&comm);
+        let Some(p) = Pid::from_raw(pid) else {
+            continue;
+        };
+        if at_exit && handler && state != 'Z' {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+        let reaped = ppid == me
+            && (helper || handler)
             && state == 'Z'
-            && Pid::from_raw(pid).is_some_and(|p| {
-                matches!(
-                    rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG),
-                    Ok(Some(_))
-                )
-            });
-        let counted = pgrp == pgid || crash_handlers && ppid == me && is_crash_handler(&comm);
-        if counted && !reaped {
+            && matches!(
+                rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG),
+                Ok(Some(_))
+            );
+        if (pgrp == pgid || (at_exit && handler)) && !reaped {
             left += 1;
         }
     }
