@@ -214,8 +214,8 @@ impl Drop for KillOnDrop {
 }
 
 /// The agent stops its Chromium and reaps every one of its processes
-/// (the crash handler included) before it exits, after SIGTERM to `run` and
-/// at the end of `probe`: none is left even as `<defunct>` for PID 1 to
+/// (the crash handler included) before it exits, after SIGTERM to `run` or
+/// to `probe` and at the end of `probe`: none is left even as `<defunct>` for PID 1 to
 /// reap (which on some machines takes seconds, during which `ps` lists
 /// them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +244,8 @@ async fn a_stopped_agent_leaves_no_browser_process_not_even_a_zombie() {
             .filter(|q| q.target == "/slow.png")
             .count()
     };
-    for mode in ["run", "probe"] {
+    // (command, stopped by SIGTERM while the page loads)
+    for (mode, term) in [("run", true), ("probe", false), ("probe", true)] {
         let seen = slow();
         let mut agent = Command::new(env!("CARGO_BIN_EXE_slaprobe-agent"))
             .args([mode, "--config"])
@@ -282,7 +283,7 @@ async fn a_stopped_agent_leaves_no_browser_process_not_even_a_zombie() {
         pids.dedup();
         assert!(pids.len() >= 3, "{mode}: Chromium runs several processes");
         let status = tokio::task::spawn_blocking(move || {
-            if mode == "run" {
+            if term {
                 let pid = rustix::process::Pid::from_raw(agent_pid).unwrap();
                 rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
             }
@@ -291,6 +292,15 @@ async fn a_stopped_agent_leaves_no_browser_process_not_even_a_zombie() {
         .await
         .unwrap();
         guard.0 = None; // waited for: the pid is free for reuse
+        if mode == "probe" {
+            // Interrupted or not, `probe` ends by itself (not by the
+            // signal), having stopped its browser; 1: a check did not pass.
+            assert_eq!(
+                status.code(),
+                Some(if term { 1 } else { 0 }),
+                "probe: {status}"
+            );
+        }
         // Right away: the agent has exited, so whatever is left is PID 1's.
         let left = still_there(&pids);
         assert!(
