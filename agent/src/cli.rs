@@ -78,8 +78,14 @@ pub fn describe_checks(checks: &[Check]) -> String {
 
 /// `probe`: runs the selected checks once, concurrently, and prints one JSON
 /// result per line in config order. Exit 0 if all succeeded, 1 if any
-/// failed, 2 for an unknown check name.
-pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
+/// failed or `stop` was cancelled (SIGTERM, SIGINT: the checks not yet
+/// printed are abandoned, and Chromium is stopped and reaped all the same),
+/// 2 for an unknown check name.
+pub async fn probe_once(
+    config: &AgentConfig,
+    only: &[String],
+    stop: tokio_util::sync::CancellationToken,
+) -> ExitCode {
     crate::process::raise_fd_limit();
     for name in only {
         if !config.checks.iter().any(|c| &c.name == name) {
@@ -116,8 +122,21 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         .collect();
     let mut all_ok = true;
     let mut stdout = std::io::stdout().lock();
-    for (i, task) in tasks.into_iter().enumerate() {
-        let mut result = match task.await {
+    let mut tasks = tasks.into_iter();
+    let mut interrupted = false;
+    let mut i = 0;
+    while let Some(mut task) = tasks.next() {
+        i += 1;
+        let joined = tokio::select! {
+            r = &mut task => r,
+            _ = stop.cancelled() => {
+                task.abort();
+                tasks.by_ref().for_each(|t| t.abort());
+                interrupted = true;
+                break;
+            }
+        };
+        let mut result = match joined {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("probe task failed: {e}");
@@ -125,7 +144,7 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
                 continue;
             }
         };
-        result.seq = i as u64 + 1;
+        result.seq = i as u64;
         result.agent = config.agent.id.clone();
         result.location = config.agent.location.clone();
         all_ok &= result.success;
@@ -137,6 +156,13 @@ pub async fn probe_once(config: &AgentConfig, only: &[String]) -> ExitCode {
         }
     }
     let _ = stdout.flush();
+    drop(stdout);
+    // Chromium (if a browser check ran) goes with the agent, reaped.
+    prober.browser().shutdown().await;
+    if interrupted {
+        eprintln!("probe interrupted: the checks not printed were abandoned");
+        return ExitCode::from(1);
+    }
     if all_ok {
         ExitCode::SUCCESS
     } else {

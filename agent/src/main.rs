@@ -71,9 +71,10 @@ fn main() -> ExitCode {
             print!("{}", slaprobe_agent::describe(&config));
             ExitCode::SUCCESS
         }
-        Command::Probe { checks, .. } => {
-            runtime.block_on(slaprobe_agent::probe_once(&config, &checks))
-        }
+        Command::Probe { checks, .. } => runtime.block_on(async {
+            let stop = slaprobe_agent::shutdown_on_signals();
+            slaprobe_agent::probe_once(&config, &checks, stop).await
+        }),
         Command::Run { .. } => {
             if let Err(e) = config.require_for_run() {
                 eprintln!("{e}");

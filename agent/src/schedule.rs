@@ -128,7 +128,10 @@ pub async fn run(
             |checks, idx, flag| firing.spawn_probe(checks.clone(), idx, flag),
         );
     }
+    let prober = firing.prober.clone();
     firing.drain().await;
+    // Chromium (if a browser check ran) goes with the agent, reaped.
+    prober.browser().shutdown().await;
 }
 
 /// How early a check may start: a wake-up fires every check due within this

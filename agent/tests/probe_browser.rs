@@ -173,6 +173,56 @@ requestAnimationFrame(() => setTimeout(() => { const t = performance.now(); whil
     assert_eq!(detail(&r).cls, Some(0.0), "nothing shifts: {}", show(&r));
 }
 
+/// A page that keeps changing after a quick `load`: a second shift or long
+/// task that comes within a second of the first still counts, although the
+/// network went quiet long before it (the probe watches until the page,
+/// not only its network, has been quiet for a second).
+///
+/// CLS: a 250 px block; at 700 ms a 150 px banner goes above it (impact:
+/// rows 0-400 of 800 = 0.5, distance 150/1280: 0.05859375), at 1300 ms a
+/// 100 px one above both (rows 0-500: 0.625 × 100/1280 = 0.048828125). One
+/// session window (0.6 s apart): CLS = 0.107421875. The first shift alone,
+/// which is all a probe that stops 1 s after `load` sees, is 0.0586.
+/// TBT: 200 ms at 300 ms and 300 ms at 1250 ms block 150 + 250 = 400 ms.
+/// The page cannot see the probe's activity binding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_shifts_and_long_tasks_after_a_quick_load_count() {
+    let shifts = r#"<!doctype html><html><head><style>body{margin:0}
+.blk{height:250px;background:#3a6} .ban{background:#c33}</style></head>
+<body><div class="blk">Content</div><script>
+if (typeof __slaprobeActivity !== 'undefined') document.body.classList.add('leak');
+function ins(h) { const b = document.createElement('div'); b.className = 'ban';
+b.style.height = h + 'px'; document.body.insertBefore(b, document.body.firstChild); }
+setTimeout(() => ins(150), 700); setTimeout(() => ins(100), 1300);
+</script></body></html>"#;
+    let tasks = r#"<!doctype html><html><head><style>body{margin:0}</style></head>
+<body><h1>Two tasks</h1><script>
+function busy(ms) { const e = performance.now() + ms; while (performance.now() < e) {} }
+setTimeout(() => busy(200), 300); setTimeout(() => busy(300), 1250);
+</script></body></html>"#;
+    let routes = Routes::new()
+        .route("/shifts", Route::ok(shifts))
+        .route("/tasks", Route::ok(tasks));
+    let srv = TestServer::http(routes).await;
+    let p = prober();
+    let r = p
+        .probe(&browser_check(&srv.url("/shifts"), "30s", |s| {
+            s.selector_present = Some("body:not(.leak)".into());
+        }))
+        .await;
+    assert_ok(&r);
+    let cls = detail(&r).cls.expect("cls");
+    assert!((cls - 0.107421875).abs() <= 0.01, "cls {cls}: {}", show(&r));
+
+    let r = p
+        .probe(&browser_check(&srv.url("/tasks"), "30s", |_| {}))
+        .await;
+    assert_ok(&r);
+    let tbt = detail(&r).tbt.expect("tbt");
+    // 0.4 s on an idle machine; a loaded one adds, never takes (see above).
+    assert!((0.34..=0.6).contains(&tbt), "tbt {tbt}: {}", show(&r));
+}
+
 /// Failed requests, JavaScript errors, the selector assertion, the
 /// document's status and the screenshot, probe after probe in one browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,6 +353,12 @@ async fn never_finishing_pages_and_many_requests() {
         let took = t0.elapsed();
         assert_class(&r, FailureClass::Timeout);
         assert!(took <= Duration::from_millis(6500), "{path}: took {took:?}");
+        // The message says how long the page was given, which is less
+        // than the probe took (the reserve for figures and screenshot).
+        let msg = &r.failure.as_ref().unwrap().message;
+        let said = humantime::parse_duration(msg.rsplit("within ").next().unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {msg}: {e}"));
+        assert!(said <= took, "{path}: {msg:?}, but the probe took {took:?}");
         let b = detail(&r);
         assert_eq!(b.load, None, "{path}: {}", show(&r));
         assert_eq!(b.fcp.is_some(), painted, "{path}: {}", show(&r));
@@ -353,6 +409,14 @@ async fn browser_restarts_after_a_crash_and_over_its_memory_bound() {
     .await;
     assert_ok(&p.probe(&c).await);
     assert_eq!(p.browser().restarts(), 0);
+    // A probe with too little time for the page's set-up is no data, but
+    // the browser is not hung for it: the next probe uses the same one.
+    let r = p
+        .probe(&browser_check(&srv.url("/"), "300ms", |_| {}))
+        .await;
+    assert_class(&r, FailureClass::AgentError);
+    assert_ok(&p.probe(&c).await);
+    assert_eq!(p.browser().restarts(), 0, "{}", show(&r));
     let (pid, mem) = p.browser().current().await.expect("a running browser");
     assert!(
         mem > 10 << 20,

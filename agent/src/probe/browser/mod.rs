@@ -8,9 +8,12 @@
 //! `browser_concurrency` probes at once. The browser is replaced when it
 //! crashed, stopped answering or grew past `browser_max_rss`.
 //!
-//! How a probe ends: after the `load` event, once the network has been idle
-//! for [`QUIET`] (or [`SETTLE_MAX`] after load at the latest), so that late
-//! layout shifts, LCP candidates and long tasks are seen; a page that never
+//! How a probe ends: after the `load` event, once the page has been quiet
+//! for [`QUIET`]: no network activity, and no paint, LCP candidate, layout
+//! shift or long task reported by `vitals.js` (or [`SETTLE_MAX`] after load
+//! at the latest), so that late layout shifts, LCP candidates and long tasks
+//! are seen, and a second shift or task that follows the first within
+//! [`QUIET`] too; a page that never
 //! loads is given up at the check's timeout less a reserve for reading the
 //! figures and taking the screenshot. The Web Vitals themselves are measured
 //! inside the page by `vitals.js` (PerformanceObserver, as the web-vitals
@@ -49,8 +52,12 @@ use crate::config::{BrowserSettings, BrowserSpec};
 
 /// The in-page observers, injected before the page's own scripts.
 const VITALS_JS: &str = include_str!("vitals.js");
-/// Network quiet after `load` that ends a probe.
+/// Quiet after `load` that ends a probe: no network activity and nothing
+/// painted, shifted or blocking the page's main thread for this long.
 pub const QUIET: Duration = Duration::from_secs(1);
+/// The binding through which `vitals.js` reports that the page changed
+/// (a paint, an LCP candidate, a layout shift, a long task).
+const ACTIVITY_BINDING: &str = "__slaprobeActivity";
 /// Longest wait for the page to render a frame before its figures are read.
 const FRAME_WAIT: Duration = Duration::from_millis(500);
 /// Longest wait after `load` for the network to go quiet.
@@ -144,6 +151,33 @@ impl Browser {
         self.slot.lock().await.take();
     }
 
+    /// Stops the browser and waits (at most [`process::REAP_WITHIN`]) until
+    /// every one of its processes is gone and reaped, so that none is left,
+    /// not even as `<defunct>`, once the agent exits. For the agent's end.
+    pub async fn shutdown(&self) {
+        let Some(inst) = self.slot.lock().await.take() else {
+            return;
+        };
+        let pgid = {
+            let mut p = lock(&inst.process);
+            p.kill();
+            p.pgid()
+        };
+        let by = Instant::now() + process::REAP_WITHIN;
+        loop {
+            let main_done = lock(&inst.process).reaped();
+            let left = pgid.map_or(0, |g| process::reap_group(g, true));
+            if main_done && left == 0 {
+                break;
+            }
+            if Instant::now() >= by {
+                tracing::warn!(left, "Chromium's processes were still not gone at shutdown");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn instance(&self) -> Result<Arc<Instance>, LaunchError> {
         let mut slot = self.slot.clone().lock_owned().await;
         if let Some(inst) = slot.as_ref() {
@@ -205,11 +239,16 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
     // Reading the figures and a screenshot take a little time of their own.
     let reserve = (budget / 5).clamp(Duration::from_millis(300), Duration::from_secs(3));
     let give_up = deadline.checked_sub(reserve).unwrap_or(now);
+    // How long the page was given to load (what a timeout's message says).
+    let waited = give_up.saturating_duration_since(now);
     let cdp = inst.cdp.clone();
 
     // Browser-level setup: a browser that does not answer these is hung.
+    // A browser that does not answer within BROWSER_ANSWER is hung; one
+    // that only ran out of the probe's (shorter) time is not.
     let setup_by = give_up.min(now + BROWSER_ANSWER);
-    let mut page = match session::open_page(&inst, permit, setup_by).await {
+    let hung_if_late = setup_by == now + BROWSER_ANSWER;
+    let mut page = match session::open_page(&inst, permit, setup_by, hung_if_late).await {
         Ok(page) => page,
         Err(fault) => return fault,
     };
@@ -234,7 +273,7 @@ pub async fn probe(browser: &Browser, spec: &BrowserSpec, deadline: Instant) -> 
         &detail,
         nav_error.as_deref(),
         &figures,
-        budget,
+        waited,
     );
     if failure.is_some() && !watch.crashed {
         let shot_by = deadline

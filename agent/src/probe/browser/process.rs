@@ -10,6 +10,16 @@
 //! whole; and Chromium also exits by itself when the pipe closes (the agent's
 //! fds close when it dies). Three independent ways, so that no renderer
 //! outlives the agent.
+//!
+//! Nor does a dead one linger: the agent is its descendants' subreaper
+//! (`PR_SET_CHILD_SUBREAPER`), so a Chromium helper whose parent died is
+//! handed to the agent, not to PID 1, and the agent reaps it
+//! ([`reap_group`]) when a browser is replaced and before it exits (PID 1
+//! of a container or VM may reap late, and `ps` shows `<defunct>` Chromium
+//! processes meanwhile). Chromium's crash handler (`chrome_crashpad_handler`,
+//! which headless Chromium starts whatever the flags, and which Chromium
+//! cannot run without) lives in a session of its own, outside the group; it
+//! exits when its browser is gone, and is reaped the same way.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -143,6 +153,7 @@ fn flags(profile: &Path) -> Vec<String> {
 /// Starts Chromium and waits until it answers.
 pub async fn launch(settings: &BrowserSettings) -> Result<BrowserProcess, LaunchError> {
     let binary = find_binary(&settings.chromium_path)?;
+    adopt_orphans();
     let profile = tempfile::Builder::new()
         .prefix("slaprobe-chromium-")
         .tempdir()
@@ -254,37 +265,136 @@ impl BrowserProcess {
     }
 }
 
-impl Drop for BrowserProcess {
-    fn drop(&mut self) {
+impl BrowserProcess {
+    /// Kills the browser's whole process group (it is not asked to close:
+    /// nothing of a probe's is kept in the profile).
+    pub fn kill(&mut self) {
         if let Some(pgid) = self.pgid {
             let _ = kill_process_group(pgid, Signal::KILL);
         }
         let _ = self.child.start_kill();
     }
+
+    /// Whether the main process has exited and been reaped.
+    pub fn reaped(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The browser's process group.
+    pub fn pgid(&self) -> Option<i32> {
+        self.pgid.map(|g| g.as_raw_nonzero().get())
+    }
 }
 
-/// Processes in process group `pgid`, by reading `/proc/*/stat`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
+impl Drop for BrowserProcess {
+    fn drop(&mut self) {
+        self.kill();
+        // Reap the helpers (handed to the agent as their parents die) once
+        // they are gone; tokio reaps the main process itself.
+        if let (Some(pgid), Ok(rt)) = (self.pgid(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                let by = tokio::time::Instant::now() + REAP_WITHIN;
+                while reap_group(pgid, false) > 0 && tokio::time::Instant::now() < by {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    }
+}
+
+/// How long a replaced browser's processes are waited for, to be reaped.
+pub const REAP_WITHIN: Duration = Duration::from_secs(10);
+
+/// Makes the agent the subreaper of its descendants (once per process):
+/// orphaned Chromium helpers (and the crash handler, which detaches
+/// itself) become its children, which [`reap_group`] reaps, instead of
+/// PID 1's.
+fn adopt_orphans() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let me = rustix::process::getpid();
+        if let Err(e) = rustix::process::set_child_subreaper(Some(me)) {
+            tracing::warn!(
+                error = %e,
+                "cannot become the subreaper of Chromium's processes; PID 1 reaps them"
+            );
+        }
+    });
+}
+
+/// One process's command name, state, parent and process group, from
+/// `/proc/{pid}/stat`.
+fn stat(pid: i32) -> Option<(String, char, i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let comm = s[s.find('(')? + 1..s.rfind(')')?].to_string();
+    // Fields after the command (which may hold spaces and parentheses):
+    // state ppid pgrp ...
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgrp = f.next()?.parse().ok()?;
+    Some((comm, state, ppid, pgrp))
+}
+
+/// Every process: (pid, command name, state, ppid, pgrp).
+fn all_processes() -> Vec<(i32, String, char, i32, i32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    // Fields after the command (which may hold spaces and
-                    // parentheses): state ppid pgrp ...
-                    let rest = &s[s.rfind(')')? + 1..];
-                    let mut f = rest.split_whitespace();
-                    let state = f.next()?;
-                    let pgrp = f.nth(1)?.parse::<i32>().ok()?;
-                    // A zombie is dead already (it waits to be reaped).
-                    Some(state != "Z" && pgrp == pgid)
-                })
-                == Some(true)
+        .filter_map(|pid| {
+            let (comm, state, ppid, pgrp) = stat(pid)?;
+            Some((pid, comm, state, ppid, pgrp))
         })
+        .collect()
+}
+
+/// Chromium's crash handler (its command name, cut to 15 bytes).
+fn is_crash_handler(comm: &str) -> bool {
+    comm.starts_with("chrome_crashpad")
+}
+
+/// Reaps the agent's exited children that are Chromium's: members of
+/// process group `pgid` handed to the agent when their parent died (never
+/// the group's leader, the main process, which tokio waits for), and crash
+/// handlers. Returns how many of the group's members are left, running or
+/// not yet reaped (the leader included). With `at_exit`, the agent's crash
+/// handlers still running are killed too, and counted until reaped.
+pub fn reap_group(pgid: i32, at_exit: bool) -> usize {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let mut left = 0;
+    for (pid, comm, state, ppid, pgrp) in all_processes() {
+        let helper = pgrp == pgid && pid != pgid;
+        let handler = ppid == me && is_crash_handler(&comm);
+        let Some(p) = Pid::from_raw(pid) else {
+            continue;
+        };
+        if at_exit && handler && state != 'Z' {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+        let reaped = ppid == me
+            && (helper || handler)
+            && state == 'Z'
+            && matches!(
+                rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG),
+                Ok(Some(_))
+            );
+        if (pgrp == pgid || (at_exit && handler)) && !reaped {
+            left += 1;
+        }
+    }
+    left
+}
+
+/// Processes in process group `pgid`, by reading `/proc/*/stat`; not
+/// zombies (they are dead already, waiting to be reaped).
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    all_processes()
+        .into_iter()
+        .filter(|(_, _, state, _, pgrp)| *pgrp == pgid && *state != 'Z')
+        .map(|(pid, ..)| pid)
         .collect()
 }
 

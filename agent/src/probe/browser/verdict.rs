@@ -82,14 +82,15 @@ pub(super) fn page_detail(figures: &PageFigures, watch: &mut Watch) -> BrowserDe
 }
 
 /// Decides whether the probe failed, in order: the navigation, the
-/// document's status, the load, the selector, JavaScript errors.
+/// document's status, the load, the selector, JavaScript errors. `waited`
+/// is how long the page was given to load (the timeout less the reserve).
 pub(super) fn judge(
     spec: &BrowserSpec,
     watch: &Watch,
     detail: &BrowserDetail,
     nav_error: Option<&str>,
     figures: &PageFigures,
-    budget: Duration,
+    waited: Duration,
 ) -> Option<Failure> {
     if watch.crashed {
         return Some(Failure::new(
@@ -125,7 +126,7 @@ pub(super) fn judge(
             FailureClass::Timeout,
             format!(
                 "{what} within {}",
-                humantime::format_duration(round_ms(budget))
+                humantime::format_duration(round_ms(waited))
             ),
         ));
     }

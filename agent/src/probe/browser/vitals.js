@@ -6,10 +6,26 @@
 (() => {
   if (Object.prototype.hasOwnProperty.call(globalThis, '__slaprobeVitals')) return;
   const s = { fcp: null, lcp: null, cls: 0, win: 0, winFirst: 0, winLast: 0, tasks: [] };
+  // The probe's binding (Runtime.addBinding): each paint, LCP candidate,
+  // layout shift and long task tells the probe the page is still changing,
+  // so it keeps watching until the page has been quiet (not only its
+  // network). Taken off the global object before the page's scripts run,
+  // so the page can neither call it nor see it.
+  let ping = null;
+  if (typeof globalThis.__slaprobeActivity === 'function') {
+    ping = globalThis.__slaprobeActivity;
+    try { delete globalThis.__slaprobeActivity; } catch (e) { /* stays visible */ }
+  }
+  const observers = [];
   const observe = (type, onEntry) => {
+    const each = (list) => list.getEntries().forEach((e) => {
+      onEntry(e);
+      if (ping) { try { ping(type); } catch (err) { ping = null; } }
+    });
     try {
-      new PerformanceObserver((list) => list.getEntries().forEach(onEntry))
-        .observe({ type, buffered: true });
+      const o = new PerformanceObserver(each);
+      o.observe({ type, buffered: true });
+      observers.push([o, each]);
     } catch (e) { /* entry type not supported: that metric stays null */ }
   };
   observe('paint', (e) => { if (e.name === 'first-contentful-paint') s.fcp = e.startTime; });
@@ -34,6 +50,11 @@
   Object.defineProperty(globalThis, '__slaprobeVitals', {
     enumerable: false,
     value: (selector) => {
+      // Entries recorded but not yet delivered to the callbacks (a long
+      // task that just ended, a shift of the last frame) count too.
+      for (const [o, each] of observers) {
+        try { const pending = o.takeRecords(); if (pending.length) each({ getEntries: () => pending }); } catch (e) { /* ignore */ }
+      }
       const nav = performance.getEntriesByType('navigation')[0];
       // TBT: each long task's time over 50 ms, counting only what lies after
       // FCP (Lighthouse clips a task that spans FCP), up to now (the probe

@@ -1,7 +1,8 @@
 //! What the DevTools event stream tells about one page load: the document
 //! request and its answer, every request (counted, the failed ones listed),
-//! bytes, uncaught JavaScript errors, `load`, and when the network went
-//! quiet, which decides when a probe stops watching.
+//! bytes, uncaught JavaScript errors, `load`, and when the page went quiet
+//! (its network, and what `vitals.js` reports through the activity binding),
+//! which decides when a probe stops watching.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use slaprobe_wire::RequestFailure;
 use tokio::time::Instant;
 
 use super::cdp::{Cdp, Event};
-use super::{QUIET, SETTLE_MAX};
+use super::{ACTIVITY_BINDING, QUIET, SETTLE_MAX};
 use crate::probe::bound;
 
 /// Failed requests listed (all are counted).
@@ -131,6 +132,10 @@ impl Watch {
                 }
             }
             "Network.dataReceived" => self.last_activity = Instant::now(),
+            // vitals.js: the page painted, shifted or ran a long task.
+            "Runtime.bindingCalled" if p["name"] == ACTIVITY_BINDING => {
+                self.last_activity = Instant::now();
+            }
             "Network.loadingFinished" => {
                 self.last_activity = Instant::now();
                 self.transfer_bytes += p["encodedDataLength"].as_f64().unwrap_or(0.0) as u64;
