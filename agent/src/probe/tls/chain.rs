@@ -30,41 +30,46 @@ pub(super) fn unix_to_ts(secs: u64) -> Option<Timestamp> {
     Timestamp::from_second(i64::try_from(secs).ok()?).ok()
 }
 
-/// Everything a reviewer wants from the presented chain, computed by us as
-/// well as by webpki, because webpki reports only its first objection.
-pub(super) fn describe_chain(
-    chain: &[CertificateDer<'static>],
-    server_name: &ServerName<'_>,
-    verify_error: Option<&rustls::Error>,
-    warn_days: f64,
-    now: Timestamp,
-) -> TlsDetail {
-    let mut d = TlsDetail {
+/// What the presented chain says, parsed once per distinct chain
+/// ([`TlsShared::chain_facts`](super::TlsShared::chain_facts)): the same
+/// certificates give the same facts on every probe.
+#[derive(Debug, Default)]
+pub(super) struct ChainFacts {
+    chain_length: u32,
+    not_after: Option<Timestamp>,
+    earliest_not_after: Option<Timestamp>,
+    subject: Option<String>,
+    issuer: Option<String>,
+    sans: Vec<String>,
+}
+
+/// Parses `chain` (leaf first); a certificate that does not parse adds nothing.
+pub(super) fn chain_facts(chain: &[CertificateDer<'_>]) -> ChainFacts {
+    let mut f = ChainFacts {
         chain_length: u32::try_from(chain.len()).unwrap_or(u32::MAX),
         ..Default::default()
     };
-    let mut earliest: Option<Timestamp> = None;
     for (i, der) in chain.iter().enumerate() {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
             continue;
         };
         let not_after = Timestamp::from_second(cert.validity().not_after.timestamp()).ok();
         if let Some(na) = not_after {
-            earliest = Some(earliest.map_or(na, |e| e.min(na)));
+            f.earliest_not_after = Some(f.earliest_not_after.map_or(na, |e| e.min(na)));
         }
         if i == 0 {
-            d.not_after = not_after;
-            d.subject = Some(cert.subject().to_string());
-            d.issuer = Some(cert.issuer().to_string());
+            f.not_after = not_after;
+            f.subject = Some(cert.subject().to_string());
+            f.issuer = Some(cert.issuer().to_string());
             if let Ok(Some(san)) = cert.subject_alternative_name() {
                 for gn in &san.value.general_names {
                     match gn {
                         x509_parser::extensions::GeneralName::DNSName(n) => {
-                            d.sans.push(n.to_string())
+                            f.sans.push(n.to_string())
                         }
                         x509_parser::extensions::GeneralName::IPAddress(b) => {
                             if let Some(ip) = ip_from_bytes(b) {
-                                d.sans.push(ip.to_string());
+                                f.sans.push(ip.to_string());
                             }
                         }
                         _ => {}
@@ -73,6 +78,27 @@ pub(super) fn describe_chain(
             }
         }
     }
+    f
+}
+
+/// Everything a reviewer wants from the presented chain, computed by us as
+/// well as by webpki, because webpki reports only its first objection.
+pub(super) fn describe_chain(
+    facts: &ChainFacts,
+    server_name: &ServerName<'_>,
+    verify_error: Option<&rustls::Error>,
+    warn_days: f64,
+    now: Timestamp,
+) -> TlsDetail {
+    let mut d = TlsDetail {
+        chain_length: facts.chain_length,
+        not_after: facts.not_after,
+        subject: facts.subject.clone(),
+        issuer: facts.issuer.clone(),
+        sans: facts.sans.clone(),
+        ..Default::default()
+    };
+    let earliest = facts.earliest_not_after;
     d.earliest_not_after = earliest;
     if let Some(e) = earliest {
         let secs = e.as_second() - now.as_second();

@@ -14,6 +14,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use slaprobe_wire::{Failure, FailureClass};
 
 use super::super::revocation;
+use super::chain::{ChainFacts, chain_facts};
 
 /// Where the system trust store is looked for when `SSL_CERT_FILE` is unset.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -35,7 +36,12 @@ pub struct TlsShared {
     extra_configs: Mutex<HashMap<Vec<CertificateDer<'static>>, Arc<ClientConfig>>>,
     /// Verified OCSP answers and CRLs, until their nextUpdate.
     pub(super) revocation: revocation::Cache,
+    /// What each distinct presented chain says, by SHA-256 of the chain.
+    chain_facts: Mutex<HashMap<[u8; 32], Arc<ChainFacts>>>,
 }
+
+/// Distinct chains whose parsed facts are kept; past this it starts over.
+const MAX_CHAIN_FACTS: usize = 4096;
 
 /// Distinct extra-root sets kept in [`TlsShared`]; past this the cache starts
 /// over (only checks replaced again and again could get there).
@@ -109,7 +115,32 @@ impl TlsShared {
             system_config,
             extra_configs: Mutex::new(HashMap::new()),
             revocation: revocation::Cache::default(),
+            chain_facts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The chain's facts, parsed the first time this chain is seen: x509
+    /// parsing was 3 % of the agent's CPU per https probe, and a site
+    /// presents the same chain for weeks.
+    pub(super) fn chain_facts(&self, chain: &[CertificateDer<'_>]) -> Arc<ChainFacts> {
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        for der in chain {
+            h.update(&(der.len() as u64).to_be_bytes());
+            h.update(der.as_ref());
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(h.finish().as_ref());
+        let lock = || self.chain_facts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = lock().get(&key) {
+            return f.clone();
+        }
+        let facts = Arc::new(chain_facts(chain));
+        let mut cache = lock();
+        if cache.len() >= MAX_CHAIN_FACTS {
+            cache.clear();
+        }
+        cache.insert(key, facts.clone());
+        facts
     }
 
     /// Where the system roots came from and how many there are.
@@ -397,6 +428,27 @@ mod tests {
             suites.len(),
             rustls::crypto::ring::default_provider().cipher_suites.len()
         );
+    }
+
+    #[test]
+    fn a_chain_is_parsed_once_and_another_chain_gets_its_own_facts() {
+        let ca = slaprobe_tests::certs::TestCa::new("slaprobe facts CA");
+        let (a, b) = (ca.localhost(), ca.wrong_host());
+        let s = TlsShared::new();
+        let fa = s.chain_facts(&a.chain);
+        assert!(Arc::ptr_eq(&fa, &s.chain_facts(&a.chain)), "parsed once");
+        let fb = s.chain_facts(&b.chain);
+        assert!(!Arc::ptr_eq(&fa, &fb));
+        let name = ServerName::try_from("localhost").unwrap();
+        let now = jiff::Timestamp::now();
+        let da = super::super::chain::describe_chain(&fa, &name, None, 30.0, now);
+        let db = super::super::chain::describe_chain(&fb, &name, None, 30.0, now);
+        assert_eq!(da.subject.as_deref(), Some(a.subject.as_str()));
+        assert_eq!(db.subject.as_deref(), Some(b.subject.as_str()));
+        assert_eq!(da.sans, a.sans);
+        assert_eq!(db.sans, b.sans);
+        assert_ne!(da.sans, db.sans);
+        assert_eq!(da.not_after.map(|t| t.as_second()), Some(a.not_after));
     }
 
     /// A verifier trusting `ca` only, as a check with `ca_pem` gets.

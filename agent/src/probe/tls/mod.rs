@@ -99,8 +99,10 @@ pub async fn handshake(
         ocsp: staple,
     } = captured;
     let now = Timestamp::now();
-    let mut detail = (!chain.is_empty())
-        .then(|| describe_chain(&chain, &server_name, verify_error.as_ref(), warn_days, now));
+    let mut detail = (!chain.is_empty()).then(|| {
+        let facts = p.tls().chain_facts(&chain);
+        describe_chain(&facts, &server_name, verify_error.as_ref(), warn_days, now)
+    });
     let fail = |failure: Failure, detail: Option<TlsDetail>| HandshakeFailed {
         failure,
         detail,
