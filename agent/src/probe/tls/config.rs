@@ -123,13 +123,7 @@ impl TlsShared {
     /// parsing was 3 % of the agent's CPU per https probe, and a site
     /// presents the same chain for weeks.
     pub(super) fn chain_facts(&self, chain: &[CertificateDer<'_>]) -> Arc<ChainFacts> {
-        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-        for der in chain {
-            h.update(&(der.len() as u64).to_be_bytes());
-            h.update(der.as_ref());
-        }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(h.finish().as_ref());
+        let key = chain_digest(None, chain);
         let lock = || self.chain_facts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = lock().get(&key) {
             return f.clone();
@@ -265,6 +259,26 @@ struct VerifiedChains {
     spans: HashMap<[u8; 32], (i64, i64)>,
 }
 
+/// SHA-256 over the name asked for (when given) and each certificate of
+/// the chain, every part length-prefixed so no two inputs run together.
+fn chain_digest<'a, 'b: 'a>(
+    name: Option<&str>,
+    chain: impl IntoIterator<Item = &'a CertificateDer<'b>>,
+) -> [u8; 32] {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    if let Some(name) = name {
+        h.update(&(name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+    }
+    for der in chain {
+        h.update(&(der.len() as u64).to_be_bytes());
+        h.update(der.as_ref());
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(h.finish().as_ref());
+    key
+}
+
 /// Distinct accepted chains kept per verifier; past this it starts over.
 const MAX_VERIFIED_CHAINS: usize = 4096;
 
@@ -274,17 +288,8 @@ impl VerifiedChains {
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
     ) -> [u8; 32] {
-        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-        let name = server_name.to_str();
-        h.update(&(name.len() as u64).to_be_bytes());
-        h.update(name.as_bytes());
-        for der in std::iter::once(end_entity).chain(intermediates) {
-            h.update(&(der.len() as u64).to_be_bytes());
-            h.update(der.as_ref());
-        }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(h.finish().as_ref());
-        key
+        let chain = std::iter::once(end_entity).chain(intermediates);
+        chain_digest(Some(&server_name.to_str()), chain)
     }
 
     fn holds(&self, key: &[u8; 32], now: UnixTime) -> bool {
