@@ -295,66 +295,59 @@ fn coverage(w: &mut Csv, r: &MonthReport, tz: &TimeZone) {
             int(l.excluded_failures.len()),
         ]);
     }
-    w.header(
-        "excluded_failure",
-        &[
-            "location",
-            "start",
-            "end",
-            "start_local",
-            "end_local",
-            "duration_seconds",
-            "slots",
-            "checks",
-            "classes",
-            "reasons",
-        ],
-    );
+    let span = [
+        "location",
+        "start",
+        "end",
+        "start_local",
+        "end_local",
+        "duration_seconds",
+        "slots",
+    ];
+    let excluded = [&span[..], &["checks", "classes", "reasons"]].concat();
+    w.header("excluded_failure", &excluded);
     for l in &r.locations {
         for x in &l.excluded_failures {
-            w.record(&[
-                Cell::Raw("excluded_failure"),
-                Cell::Text(&l.location),
-                Cell::Owned(x.start.to_string()),
-                Cell::Owned(x.end.to_string()),
-                local(x.start, tz),
-                local(x.end, tz),
-                int(x.duration_seconds),
-                int(x.slots),
+            let span = (x.start, x.end, x.duration_seconds, x.slots);
+            let mut row = stretch_cells("excluded_failure", &l.location, span, tz);
+            row.extend([
                 Cell::Owned(guard(&x.checks.join(";"))),
                 Cell::Owned(guard(&x.classes.join(";"))),
                 Cell::Owned(guard(&x.reasons.join(";"))),
             ]);
+            w.record(&row);
         }
     }
-    w.header(
-        "impaired_stretch",
-        &[
-            "location",
-            "start",
-            "end",
-            "start_local",
-            "end_local",
-            "duration_seconds",
-            "slots",
-            "reasons",
-        ],
-    );
+    w.header("impaired_stretch", &[&span[..], &["reasons"]].concat());
     for l in &r.locations {
         for x in &l.impaired_stretches {
-            w.record(&[
-                Cell::Raw("impaired_stretch"),
-                Cell::Text(&l.location),
-                Cell::Owned(x.start.to_string()),
-                Cell::Owned(x.end.to_string()),
-                local(x.start, tz),
-                local(x.end, tz),
-                int(x.duration_seconds),
-                int(x.slots),
-                Cell::Owned(guard(&x.reasons.join(";"))),
-            ]);
+            let span = (x.start, x.end, x.duration_seconds, x.slots);
+            let mut row = stretch_cells("impaired_stretch", &l.location, span, tz);
+            row.push(Cell::Owned(guard(&x.reasons.join(";"))));
+            w.record(&row);
         }
     }
+}
+
+/// The first cells of a per-location stretch row (an excluded failure, an
+/// impaired stretch): kind, location, start and end in UTC and local time,
+/// duration and slots (the `span` columns).
+fn stretch_cells<'a>(
+    kind: &'a str,
+    location: &'a str,
+    (start, end, duration_seconds, slots): (Timestamp, Timestamp, u64, u32),
+    tz: &TimeZone,
+) -> Vec<Cell<'a>> {
+    vec![
+        Cell::Raw(kind),
+        Cell::Text(location),
+        Cell::Owned(start.to_string()),
+        Cell::Owned(end.to_string()),
+        local(start, tz),
+        local(end, tz),
+        int(duration_seconds),
+        int(slots),
+    ]
 }
 
 /// One field's content before quoting.
