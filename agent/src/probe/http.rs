@@ -164,6 +164,7 @@ impl Conn {
                     net,
                     tls::DEFAULT_WARN_DAYS,
                     deadline,
+                    true,
                 )
                 .await
                 {

@@ -71,6 +71,8 @@ type Connected =
 /// says (after the `tls` phase is timed: the revocation check is not part
 /// of the handshake). Running out of time is `timeout`: the connection is
 /// up and the server is not answering, as with a request that hangs.
+/// `request_follows`: a request will be written on the session, so a TLS
+/// 1.3 Finished waits to go out with it ([`Tapped::holding_finished`]).
 pub async fn handshake(
     p: &Prober,
     tcp: TcpStream,
@@ -78,6 +80,7 @@ pub async fn handshake(
     net: &NetOptions,
     warn_days: f64,
     deadline: Instant,
+    request_follows: bool,
 ) -> Result<Session, HandshakeFailed> {
     let t0 = Instant::now();
     let fail_early = |failure: Failure| HandshakeFailed {
@@ -91,7 +94,12 @@ pub async fn handshake(
         .tls()
         .client_config(&net.extra_roots)
         .map_err(fail_early)?;
-    let (res, captured) = connect_recording(cfg, server_name.clone(), tcp, deadline).await;
+    let io = if request_follows {
+        Tapped::holding_finished(tcp)
+    } else {
+        Tapped::new(tcp)
+    };
+    let (res, captured) = connect_recording(cfg, server_name.clone(), io, deadline).await;
     let elapsed = t0.elapsed();
     let Captured {
         chain,
@@ -163,17 +171,13 @@ fn server_name(host: &str) -> Result<ServerName<'static>, Failure> {
 async fn connect_recording(
     cfg: Arc<ClientConfig>,
     server_name: ServerName<'static>,
-    tcp: TcpStream,
+    io: Tapped,
     deadline: Instant,
 ) -> (Connected, Captured) {
     let connector = tokio_rustls::TlsConnector::from(cfg);
     let captured = Arc::new(Mutex::new(Captured::default()));
-    let connect = tokio::time::timeout_at(
-        deadline,
-        connector
-            .connect(server_name, Tapped::new(tcp))
-            .into_fallible(),
-    );
+    let connect =
+        tokio::time::timeout_at(deadline, connector.connect(server_name, io).into_fallible());
     let res = CAPTURE.scope(captured.clone(), connect).await;
     let mut c = captured.lock().unwrap_or_else(|e| e.into_inner());
     let seen = Captured {
@@ -253,6 +257,7 @@ pub async fn probe(p: &Prober, spec: &TlsSpec, deadline: Instant) -> Outcome {
         &spec.net,
         spec.warn_days,
         deadline,
+        false,
     )
     .await
     {
