@@ -56,10 +56,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `run` probes on a runtime of its own (`[agent] probe_threads`); the
+    // spool writer, shipper and self-metrics left here need one thread.
+    // `probe` runs its checks here, on every core.
+    let runtime = match cli.command {
+        Command::Run { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

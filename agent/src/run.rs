@@ -221,9 +221,62 @@ fn spawn_scheduler(
     if let Some(b) = &a.rdap_bootstrap {
         prober = prober.with_rdap_bootstrap(b.clone());
     }
+    let threads = a.probe_threads;
     tasks.spawn("scheduler", true, async move {
-        schedule::run(checks, prober, identity, concurrency, out, stats, shutdown).await;
+        let probing = schedule::run(checks, prober, identity, concurrency, out, stats, shutdown);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let started = std::thread::Builder::new()
+            .name("slaprobe-probes".into())
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    on_probe_runtime(threads, probing)
+                }));
+                let _ = done_tx.send(ran);
+            });
+        if let Err(e) = started {
+            panic!("cannot start the probe thread: {e}");
+        }
+        match done_rx.await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => panic!("cannot start the probe runtime: {e}"),
+            // The supervisor reports the scheduler's own panic message.
+            Ok(Err(p)) => std::panic::resume_unwind(p),
+            Err(_) => panic!("the probe thread ended without a word"),
+        }
     });
+}
+
+/// Runs the scheduler, and so every probe, on a runtime of its own: with
+/// `threads` = 1 a current-thread runtime on the calling thread, else a
+/// multi-thread runtime of that many workers. The rest of the agent (spool
+/// writer and its fsyncs, shipper and its compression, self-metrics,
+/// assignment) stays on the caller's runtime: none of it can hold up a
+/// probe's event, and so its timings, whatever the disk does.
+fn on_probe_runtime(
+    threads: usize,
+    probing: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if threads <= 1 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(probing);
+    } else {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("slaprobe-probe")
+            .enable_all()
+            .build()?;
+        // Spawned, so the scheduler runs on a worker beside its probes
+        // rather than on this thread, which only waits.
+        let task = rt.spawn(probing);
+        if let Err(e) = rt.block_on(task)
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    Ok(())
 }
 
 /// The last fsync once every task is done, then the first task failure.

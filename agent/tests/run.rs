@@ -253,11 +253,12 @@ async fn pulls_checks_streams_results_and_continues_seq_across_restarts() {
         assert_eq!(sp.last_seq(), n1);
     }
 
-    run_agent_for(
-        agent_config(s.addr, spool.path()),
-        Duration::from_millis(2500),
-    )
-    .await;
+    // The restart probes on a multi-thread runtime of two workers
+    // (`probe_threads = 2`), the first on the default single thread.
+    let mut restarted = agent_config(s.addr, spool.path());
+    assert_eq!(restarted.agent.probe_threads, 1);
+    restarted.agent.probe_threads = 2;
+    run_agent_for(restarted, Duration::from_millis(2500)).await;
     let n2 = assert_contiguous(&s.fake.seqs.lock().unwrap());
     assert!(
         n2 > n1 + 2,

@@ -121,6 +121,30 @@ fn errors_carry_a_kind() {
 }
 
 #[test]
+fn probe_threads_default_to_one_and_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |extra: &str| {
+        let p = dir.path().join("a.toml");
+        std::fs::write(
+            &p,
+            format!("[agent]\nid = \"a\"\nlocation = \"b\"\n{extra}"),
+        )
+        .unwrap();
+        AgentConfig::load(&p)
+    };
+    assert_eq!(load("").unwrap().agent.probe_threads, 1);
+    assert_eq!(load("probe_threads = 4\n").unwrap().agent.probe_threads, 4);
+    for bad in ["probe_threads = 0\n", "probe_threads = 65\n"] {
+        let e = load(bad).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.key.as_str()),
+            (ConfigErrorKind::BadValue, "agent.probe_threads")
+        );
+        assert!(e.to_string().contains("out of range 1..=64"), "{e}");
+    }
+}
+
+#[test]
 fn timeout_default_capped_by_interval() {
     let mut s = spec(CheckKind::Tls);
     s.host = Some("h".into());
