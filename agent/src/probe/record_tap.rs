@@ -308,14 +308,21 @@ mod tests {
         assert_eq!(received(&mut s).await, b" more");
     }
 
-    #[tokio::test]
-    async fn a_flush_after_the_handshake_keeps_what_is_held() {
-        // hyper flushes before it writes the request.
-        let (c, mut s) = pair().await;
+    /// A holding stream whose handshake is over with "FIN" held, and the
+    /// server's end.
+    async fn finished_held() -> (Tapped, TcpStream) {
+        let (c, s) = pair().await;
         let mut t = Tapped::holding_finished(c);
         after_server_flight(&mut t);
         t.write_all(b"FIN").await.unwrap();
         t.tap.done = true;
+        (t, s)
+    }
+
+    #[tokio::test]
+    async fn a_flush_after_the_handshake_keeps_what_is_held() {
+        // hyper flushes before it writes the request.
+        let (mut t, mut s) = finished_held().await;
         t.flush().await.unwrap();
         assert_eq!(received(&mut s).await, b"");
         t.write_all(b"GET /").await.unwrap();
@@ -325,11 +332,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_finished_is_sent_when_no_request_follows() {
         // The certificate failed after the handshake: the stream is dropped.
-        let (c, mut s) = pair().await;
-        let mut t = Tapped::holding_finished(c);
-        after_server_flight(&mut t);
-        t.write_all(b"FIN").await.unwrap();
-        t.tap.done = true;
+        let (t, mut s) = finished_held().await;
         drop(t);
         assert_eq!(received(&mut s).await, b"FIN");
     }
