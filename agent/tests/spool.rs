@@ -643,9 +643,7 @@ fn throughput() {
 fn a_second_open_of_the_same_spool_is_refused_while_the_first_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let first = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
-    let err = Spool::open(dir.path(), SpoolOptions::default())
-        .err()
-        .expect("second open must fail");
+    let err = Spool::open(dir.path(), SpoolOptions::default()).expect_err("second open must fail");
     assert!(
         err.to_string().contains("in use by another process"),
         "{err}"

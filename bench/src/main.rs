@@ -577,8 +577,8 @@ fn month(
                             (k as u64 * 997 + ai as u64 * 131) % (every as u64 * 1000),
                         );
                         let started = t + jitter + Duration::from_micros(rng.next() % 1000);
-                        let fail =
-                            (k as u64 % 13 == outage && minute % 97 < 3) || rng.next() % 500 == 0;
+                        let fail = (k as u64 % 13 == outage && minute % 97 < 3)
+                            || rng.next().is_multiple_of(500);
                         batch.push(month_result(&agent, name, seq, started, fail, &mut rng));
                         seq += 1;
                         if batch.len() == BATCH {
@@ -586,7 +586,7 @@ fn month(
                             sent += BATCH as u64;
                         }
                     }
-                    t = t + Duration::from_secs(every as u64);
+                    t += Duration::from_secs(every as u64);
                     minute += 1;
                 }
                 if !batch.is_empty() {
