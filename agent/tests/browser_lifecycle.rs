@@ -141,6 +141,7 @@ async fn a_sigkilled_agent_takes_its_browser_with_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut guard = KillOnDrop(Some(agent.id() as i32));
     let needle = tmp.display().to_string();
     // Wait for the browser and for a probe to have loaded the page.
     let t0 = Instant::now();
@@ -155,6 +156,7 @@ async fn a_sigkilled_agent_takes_its_browser_with_it() {
     let before = processes_mentioning(&needle).len();
     agent.kill().unwrap(); // SIGKILL
     agent.wait().unwrap();
+    guard.0 = None; // waited for: the pid is free for reuse
     wait_until_gone(&needle, Duration::from_secs(10));
     assert!(before >= 3, "Chromium runs several processes: {before}");
 }
