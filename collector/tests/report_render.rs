@@ -328,6 +328,25 @@ fn coverage_renders_in_html_and_csv() {
             "\r\nimpaired_stretch,'=<b>zrh</b>,2026-10-03T10:00:00Z,2026-10-03T11:30:00Z,"
         )
     );
+    // The status page's contract view: the same coverage, a row per location.
+    let page =
+        slaprobe_collector::http::status_page::render_contract(&r, ts("2026-11-02T00:00:00Z"));
+    assert!(page.contains("<h2>Monitoring coverage</h2>"), "{page}");
+    let at = page
+        .find("<tr class=\"coverage\" data-location=\"=&lt;b&gt;zrh&lt;/b&gt;\">")
+        .expect("a coverage row for zrh, escaped");
+    let row = &page[at..at + page[at..].find("</tr>").unwrap()];
+    assert!(!page.contains("<b>zrh"));
+    assert!(
+        row.contains("<td class=\"bad\">1 h 30 min</td><td>1 min</td><td>1 h 30 min</td>"),
+        "{row}"
+    );
+    assert!(row.contains("(agent_error, canaries_failed)"), "{row}");
+    assert_eq!(
+        page.matches("<tr class=\"coverage\"").count(),
+        r.locations.len(),
+        "one row per location"
+    );
     assert!(html.contains("canary-dns"), "the method lists the canaries");
 }
 

@@ -1,12 +1,17 @@
 //! The status page: `GET /` (one card per contract, one row per location,
 //! links to the monthly reports) and `GET /status/{contract}[?month=YYYY-MM]`
-//! (a contract's incidents and daily availability).
+//! (a contract's incidents, daily availability and monitoring coverage).
+//!
+//! A location is shown **impaired** when rule 1a held in the latest settled
+//! minute (its canaries all failed, or it reported `agent_error`): its
+//! results then count as no data, not against the vendor. The contract page
+//! lists each location's impaired and silent time in the month.
 //!
 //! Server-rendered HTML: inline CSS, no script, no external assets (a
 //! `<meta http-equiv="refresh">` keeps it current), one column on a phone.
 //! Everything shown comes from the public SLA service API
-//! ([`crate::sla_service::SlaService::status`], [`report_from_store`]) and the agents'
-//! rows ([`agent_statuses`]); [`gather`] and [`gather_contract`] are the
+//! ([`crate::sla_service::SlaService::status`] and `locations`, [`report_from_store`])
+//! and the agents' rows ([`agent_statuses`]); [`gather`] and [`gather_contract`] are the
 //! only functions that read the collector's state, so re-pointing the page
 //! at another source means changing those two. Rendering is pure
 //! ([`render_overview`], [`render_contract`]: data in, HTML out).
@@ -29,7 +34,8 @@ use super::read::{AgentStatus, agent_statuses};
 use crate::app::AppState;
 use crate::render::html::Esc;
 use crate::render::human_duration;
-use crate::sla::report::ObjectiveResult;
+use crate::sla::ledger::LocationStatus;
+use crate::sla::report::{LocationCoverage, ObjectiveResult};
 use crate::sla::{Contract, ContractStatus, Month, MonthReport};
 use crate::sla_service::{ReportRequestError, report_from_store, resolve_request};
 
@@ -75,6 +81,10 @@ pub struct LocationRow {
     pub last_seen: Option<Timestamp>,
     /// No agent of the location heard from for [`SILENT_AFTER`].
     pub silent: bool,
+    /// Rule 1a held in the latest settled minute (`slaprobe_location_impaired`).
+    pub impaired: bool,
+    /// Impaired minutes counted so far × 60 (`slaprobe_location_impaired_seconds_total`).
+    pub impaired_seconds: u64,
 }
 
 /// Why a page cannot be shown.
@@ -96,6 +106,7 @@ pub enum PageError {
 pub async fn gather(app: &AppState, now: Timestamp) -> Result<Overview, PageError> {
     let status = app.sla().status(now).ok_or(PageError::Starting)?;
     let agents = agent_statuses(app).await?.ok_or(PageError::Starting)?;
+    let impairment = app.sla().locations().locations;
     let contracts = &app.config().contracts;
     let cards = status
         .into_iter()
@@ -110,7 +121,7 @@ pub async fn gather(app: &AppState, now: Timestamp) -> Result<Overview, PageErro
     Ok(Overview {
         now,
         cards,
-        locations: location_rows(&agents, now),
+        locations: location_rows(&agents, &impairment, now),
     })
 }
 
@@ -146,7 +157,11 @@ pub async fn gather_contract(
 }
 
 /// Groups agents by location; a location's last contact is its agents' latest.
-pub fn location_rows(agents: &[AgentStatus], now: Timestamp) -> Vec<LocationRow> {
+pub fn location_rows(
+    agents: &[AgentStatus],
+    impairment: &BTreeMap<String, LocationStatus>,
+    now: Timestamp,
+) -> Vec<LocationRow> {
     let mut by_loc: BTreeMap<&str, LocationRow> = BTreeMap::new();
     for a in agents {
         let row = by_loc
@@ -156,6 +171,8 @@ pub fn location_rows(agents: &[AgentStatus], now: Timestamp) -> Vec<LocationRow>
                 agents: Vec::new(),
                 last_seen: None,
                 silent: true,
+                impaired: false,
+                impaired_seconds: 0,
             });
         row.agents.push(a.id.clone());
         if a.last_seen
@@ -171,6 +188,10 @@ pub fn location_rows(agents: &[AgentStatus], now: Timestamp) -> Vec<LocationRow>
             row.silent = row
                 .last_seen
                 .is_none_or(|t| now.duration_since(t) > SILENT_AFTER);
+            if let Some(l) = impairment.get(&row.location) {
+                row.impaired = l.impaired;
+                row.impaired_seconds = l.impaired_seconds;
+            }
             row
         })
         .collect()
@@ -251,6 +272,7 @@ a{color:#1a56c4}
 .name{color:var(--mute);font-size:.85rem}
 .pill{display:inline-block;border-radius:1rem;padding:0 .6rem;font-size:.8rem;font-weight:600;color:#fff;background:var(--ok)}
 .pill.down,.pill.silent,.pill.no{background:var(--bad)}
+.pill.impaired{background:var(--warn)}
 .big{font-size:1.7rem;font-weight:650}
 .big.bad{color:var(--bad)}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.15rem .8rem;margin:.6rem 0}
@@ -473,18 +495,33 @@ fn locations(out: &mut String, rows: &[LocationRow], now: Timestamp) {
             out,
             "<tr data-location=\"{loc}\"><td>{loc}</td><td>{seen}</td><td>{state}</td><td class=\"hide-narrow\">{agents}</td></tr>",
             loc = Esc(&r.location),
-            state = if r.silent {
-                "<span class=\"pill silent\">silent</span>"
-            } else {
-                "<span class=\"pill\">reporting</span>"
-            },
+            state = location_state(r),
             agents = Esc(&r.agents.join(", ")),
         );
     }
     out.push_str("</tbody></table></div></section>\n");
 }
 
-/// One contract's page: summary, incidents, daily availability.
+/// A location's State cell: silent, else impaired, else reporting; with
+/// the impaired time so far when there was any.
+fn location_state(r: &LocationRow) -> String {
+    let pill = if r.silent {
+        "<span class=\"pill silent\">silent</span>"
+    } else if r.impaired {
+        "<span class=\"pill impaired\" title=\"Its canaries fail or it reports agent_error (rule 1a): its results count as no data, not against vendors.\">impaired</span>"
+    } else {
+        "<span class=\"pill\">reporting</span>"
+    };
+    if r.impaired_seconds == 0 {
+        return pill.to_string();
+    }
+    format!(
+        "{pill} <span class=\"name\">(impaired {} so far)</span>",
+        human_duration(r.impaired_seconds)
+    )
+}
+
+/// One contract's page: summary, incidents, daily availability, coverage.
 pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
     let (tz, _) = crate::render::zone(&r.timezone);
     let mut out = String::new();
@@ -544,6 +581,7 @@ pub fn render_contract(r: &MonthReport, now: Timestamp) -> String {
 
     incidents(&mut out, r, &tz);
     daily(&mut out, r);
+    coverage(&mut out, &r.locations, &tz);
     let _ = writeln!(
         out,
         "<footer>Slots of {}, quorum {}, locations: {}. Evidence: {} results.</footer></main></body></html>",
@@ -581,6 +619,59 @@ fn incidents(out: &mut String, r: &MonthReport, tz: &jiff::tz::TimeZone) {
             Esc(&i.locations.join(", ")),
             Esc(&i.classes.join(", ")),
             Esc(i.sample_message.as_deref().unwrap_or("")),
+        );
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
+/// Most impaired stretches listed per location; the report has them all.
+const STRETCHES_SHOWN: usize = 5;
+
+/// Monitoring coverage per location (rule 1a): impaired and silent time in
+/// the month, the failures impairment kept from counting, and when.
+fn coverage(out: &mut String, locations: &[LocationCoverage], tz: &jiff::tz::TimeZone) {
+    out.push_str("<section><h2>Monitoring coverage</h2><div class=\"scroll\"><table><thead><tr><th>Location</th><th>Impaired</th><th>Silent</th><th>Failures not counted</th><th class=\"hide-narrow\">Impaired stretches</th></tr></thead><tbody>\n");
+    if locations.is_empty() {
+        out.push_str("<tr><td colspan=\"5\">No locations.</td></tr>\n");
+    }
+    for l in locations {
+        let mut stretches: Vec<String> = l
+            .impaired_stretches
+            .iter()
+            .take(STRETCHES_SHOWN)
+            .map(|s| {
+                format!(
+                    "{} for {} ({})",
+                    local(s.start, tz),
+                    human_duration(s.duration_seconds),
+                    s.reasons.join(", ")
+                )
+            })
+            .collect();
+        if l.impaired_stretches.len() > STRETCHES_SHOWN {
+            stretches.push(format!(
+                "{} more in the report",
+                l.impaired_stretches.len() - STRETCHES_SHOWN
+            ));
+        }
+        let excluded: u64 = l.excluded_failures.iter().map(|e| e.duration_seconds).sum();
+        let _ = writeln!(
+            out,
+            "<tr class=\"coverage\" data-location=\"{loc}\"><td>{loc}</td><td{bad}>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td></tr>",
+            human_duration(l.impaired_seconds),
+            human_duration(l.silent_seconds),
+            if excluded == 0 {
+                "none".to_string()
+            } else {
+                human_duration(excluded)
+            },
+            Esc(&stretches.join("; ")),
+            loc = Esc(&l.location),
+            bad = if l.impaired_seconds > 0 {
+                " class=\"bad\""
+            } else {
+                ""
+            },
         );
     }
     out.push_str("</tbody></table></div></section>\n");

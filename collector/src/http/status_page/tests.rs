@@ -31,6 +31,7 @@ fn a_location_is_silent_only_when_all_its_agents_are() {
             agent("nyc-1", "nyc", Some("2026-12-01T09:54:59Z")),
             agent("sgp-1", "sgp", None),
         ],
+        &BTreeMap::new(),
         now,
     );
     let by: Vec<(&str, bool, Option<Timestamp>)> = rows
@@ -121,11 +122,93 @@ fn an_up_contract_says_so() {
             status: status(Month::new(2026, 1).unwrap(), false, "HostCo"),
             target_percent: Some(99.9),
         }],
-        locations: location_rows(&[agent("a", "ams", None)], ts("2026-01-10T10:00:00Z")),
+        locations: location_rows(
+            &[agent("a", "ams", None)],
+            &BTreeMap::new(),
+            ts("2026-01-10T10:00:00Z"),
+        ),
     };
     let html = render_overview(&o);
     assert!(!html.contains("DOWN now"));
     assert!(html.contains("data-location=\"ams\""));
     assert!(html.contains("never"));
     assert!(html.contains("pill silent"));
+}
+
+/// Rule 1a on the overview: a reporting location whose canaries fail is
+/// impaired (its results count as no data), and its impaired time so far is
+/// shown; a silent location stays silent whatever the ledger says.
+#[test]
+fn an_impaired_location_says_so_and_how_long() {
+    let now = ts("2026-12-01T10:00:00Z");
+    let seen = Some("2026-12-01T09:59:30Z");
+    let status = |impaired, impaired_seconds| LocationStatus {
+        impaired,
+        impaired_seconds,
+        counted: vec![],
+    };
+    let impairment = BTreeMap::from([
+        ("ams".to_string(), status(true, 5400)),
+        ("fra".to_string(), status(false, 120)),
+        ("sgp".to_string(), status(true, 60)),
+    ]);
+    let rows = location_rows(
+        &[
+            agent("ams-1", "ams", seen),
+            agent("fra-1", "fra", seen),
+            agent("nyc-1", "nyc", seen),
+            agent("sgp-1", "sgp", None),
+        ],
+        &impairment,
+        now,
+    );
+    let by: Vec<(&str, bool, bool, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.location.as_str(),
+                r.silent,
+                r.impaired,
+                r.impaired_seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            ("ams", false, true, 5400),
+            ("fra", false, false, 120),
+            ("nyc", false, false, 0),
+            ("sgp", true, true, 60),
+        ]
+    );
+    let html = render_overview(&Overview {
+        now,
+        cards: vec![],
+        locations: rows,
+    });
+    let row = |loc: &str| {
+        let at = html
+            .find(&format!("<tr data-location=\"{loc}\">"))
+            .unwrap_or_else(|| panic!("no row for {loc}"));
+        html[at..at + html[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row("ams").contains("pill impaired"), "{}", row("ams"));
+    assert!(
+        row("ams").contains("(impaired 1 h 30 min so far)"),
+        "{}",
+        row("ams")
+    );
+    assert!(
+        row("fra").contains("<span class=\"pill\">reporting</span>"),
+        "{}",
+        row("fra")
+    );
+    assert!(
+        row("fra").contains("(impaired 2 min so far)"),
+        "{}",
+        row("fra")
+    );
+    assert!(!row("nyc").contains("impaired"), "{}", row("nyc"));
+    assert!(row("sgp").contains("pill silent") && !row("sgp").contains("pill impaired"));
 }
