@@ -256,25 +256,25 @@ fn on_probe_runtime(
     threads: usize,
     probing: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if threads <= 1 {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        rt.block_on(probing);
+            .build()?
     } else {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("slaprobe-probe")
             .enable_all()
-            .build()?;
-        // Spawned, so the scheduler runs on a worker beside its probes
-        // rather than on this thread, which only waits.
-        let task = rt.spawn(probing);
-        if let Err(e) = rt.block_on(task)
-            && e.is_panic()
-        {
-            std::panic::resume_unwind(e.into_panic());
-        }
+            .build()?
+    };
+    // Spawned, so that with several threads the scheduler runs on a worker
+    // beside its probes rather than on this thread, which only waits; a
+    // panic comes back through the join handle either way.
+    let task = rt.spawn(probing);
+    if let Err(e) = rt.block_on(task)
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
     }
     Ok(())
 }

@@ -16,8 +16,8 @@ use super::{
     validate_checks,
 };
 
-/// Threads that run the probes by default: one sustained ~2,400 https or
-/// ~7,800 http probes a second (`bench/run.sh` item 7), and one thread
+/// Threads that run the probes by default: one sustained 2,000 https and
+/// 4,000 http probes a second (`bench/run.sh` item 7, README), and one thread
 /// spends less CPU per probe than several (no work stealing, no parking
 /// and waking each other).
 pub const DEFAULT_PROBE_THREADS: usize = 1;

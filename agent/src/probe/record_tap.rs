@@ -162,8 +162,8 @@ impl Tapped {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
         loop {
-            let want: usize = bufs.iter().map(|b| b.len()).sum();
             if self.held.is_empty() && want == 0 {
                 return Poll::Ready(Ok(0));
             }
@@ -174,7 +174,8 @@ impl Tapped {
             all.push(io::IoSlice::new(&self.held));
             all.extend(bufs.iter().map(|b| io::IoSlice::new(b)));
             let n = std::task::ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, &all))?;
-            if n == 0 && want + self.held.len() > 0 {
+            // Something was held, so nothing written is a failure.
+            if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             let from_held = n.min(self.held.len());
